@@ -1,0 +1,89 @@
+//===- NormAttrs.td - attributes of the norm dialect -------*- tablegen -*-===//
+//
+// Part of normjit. #norm.config: the tuning decision carried in the IR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_DIALECT_NORM_IR_NORMATTRS_TD
+#define NORMJIT_DIALECT_NORM_IR_NORMATTRS_TD
+
+include "normjit/Dialect/Norm/IR/NormDialect.td"
+include "normjit/Dialect/Norm/IR/NormEnums.td"
+
+def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
+  let summary = "tuning knobs of one norm kernel";
+  let description = [{
+    The tuning decision for one kernel. The first entry names the backend;
+    the rest are `key = value` pairs, each optional (an absent knob is chosen
+    by the compiler's default heuristic). Knobs of the other backend are
+    rejected.
+
+    Common knobs:
+    - `vector_width` (power of two): elements per vector operation. CPU:
+      1 to 64. GPU: 1 to 8, and at most 128 bits for the widest element
+      type of the op it is attached to.
+    - `fuse_residual` (`true`/`false`): the tuner's fusion decision for a
+      residual form: one fused kernel, or `norm.add` followed by the norm.
+
+    CPU knobs:
+    - `accumulators` (1 to 16): independent partial sums per reduction.
+    - `rows_per_task` (1 to 65536): rows one thread-pool task handles.
+    - `threads` (1 to 1024): worker threads; absent means all cores.
+    - `algorithm` (`two_pass` or `welford`): two passes over a cache-resident
+      row, or one-pass Welford statistics.
+    - `streaming_stores` (`true`/`false`): non-temporal stores for outputs
+      larger than the cache.
+
+    GPU knobs:
+    - `threads_per_row` (power of two, 1 to 1024): a sub-warp, a warp,
+      several warps or a whole block cooperating on one row.
+    - `rows_per_block` (1 to 1024): rows one thread block handles at once;
+      `threads_per_row * rows_per_block` is at most 1024.
+    - `elements_per_thread` (1 to 1024): elements each thread holds or
+      visits per row, a multiple of `vector_width`.
+    - `row_storage` (`registers` or `shared`): where a row stays between the
+      statistics pass and the output pass. `registers` needs
+      `threads_per_row * elements_per_thread >= columns`.
+    - `persistent` (`true`/`false`): a persistent grid looping over rows
+      instead of one block per group of rows.
+
+    Example:
+
+    ```mlir
+    #norm.config<cpu, vector_width = 16, accumulators = 4, algorithm = two_pass>
+    #norm.config<gpu, threads_per_row = 128, elements_per_thread = 8,
+                 vector_width = 8, row_storage = registers>
+    ```
+  }];
+  let parameters = (ins
+    "::normjit::norm::Backend":$backend,
+    "std::optional<int64_t>":$vectorWidth,
+    "std::optional<bool>":$fuseResidual,
+    "std::optional<int64_t>":$accumulators,
+    "std::optional<int64_t>":$rowsPerTask,
+    "std::optional<int64_t>":$threads,
+    "std::optional<::normjit::norm::Algorithm>":$algorithm,
+    "std::optional<bool>":$streamingStores,
+    "std::optional<int64_t>":$threadsPerRow,
+    "std::optional<int64_t>":$rowsPerBlock,
+    "std::optional<int64_t>":$elementsPerThread,
+    "std::optional<::normjit::norm::RowStorage>":$rowStorage,
+    "std::optional<bool>":$persistent
+  );
+  let builders = [
+    AttrBuilder<(ins "::normjit::norm::Backend":$backend), [{
+      return $_get($_ctxt, backend, std::nullopt, std::nullopt, std::nullopt,
+                   std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                   std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                   std::nullopt);
+    }]>
+  ];
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    bool isCPU() const { return getBackend() == ::normjit::norm::Backend::CPU; }
+    bool isGPU() const { return getBackend() == ::normjit::norm::Backend::GPU; }
+  }];
+}
+
+#endif // NORMJIT_DIALECT_NORM_IR_NORMATTRS_TD

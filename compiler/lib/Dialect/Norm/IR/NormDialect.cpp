@@ -1,0 +1,306 @@
+//===- NormDialect.cpp - the norm dialect and #norm.config ----------------===//
+//
+// Part of normjit. Registers the dialect and implements the parser, printer
+// and verifier of the #norm.config tuning attribute.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/Dialect/Norm/IR/NormDialect.h"
+#include "normjit/Dialect/Norm/IR/NormAttrs.h"
+#include "normjit/Dialect/Norm/IR/NormOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
+
+using namespace mlir;
+using namespace normjit::norm;
+
+#include "normjit/Dialect/Norm/IR/NormDialect.cpp.inc"
+#include "normjit/Dialect/Norm/IR/NormEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "normjit/Dialect/Norm/IR/NormAttrs.cpp.inc"
+
+void NormDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "normjit/Dialect/Norm/IR/NormOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "normjit/Dialect/Norm/IR/NormAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// #norm.config
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Which backend a knob belongs to; `Common` knobs are valid for both.
+enum class KnobScope { Common, CPU, GPU };
+
+/// Every knob, in the order the printer writes them.
+struct KnobInfo {
+  llvm::StringLiteral name;
+  KnobScope scope;
+};
+constexpr KnobInfo kKnobs[] = {
+    {"vector_width", KnobScope::Common},
+    {"fuse_residual", KnobScope::Common},
+    {"accumulators", KnobScope::CPU},
+    {"rows_per_task", KnobScope::CPU},
+    {"threads", KnobScope::CPU},
+    {"algorithm", KnobScope::CPU},
+    {"streaming_stores", KnobScope::CPU},
+    {"threads_per_row", KnobScope::GPU},
+    {"rows_per_block", KnobScope::GPU},
+    {"elements_per_thread", KnobScope::GPU},
+    {"row_storage", KnobScope::GPU},
+    {"persistent", KnobScope::GPU},
+};
+
+std::string knownKeys() {
+  std::string keys;
+  for (const KnobInfo &knob : kKnobs) {
+    if (!keys.empty())
+      keys += ", ";
+    keys += knob.name.str();
+  }
+  return keys;
+}
+
+ParseResult parseBool(AsmParser &parser, StringRef key,
+                      std::optional<bool> &out) {
+  SMLoc loc = parser.getCurrentLocation();
+  if (succeeded(parser.parseOptionalKeyword("true"))) {
+    out = true;
+    return success();
+  }
+  if (succeeded(parser.parseOptionalKeyword("false"))) {
+    out = false;
+    return success();
+  }
+  return parser.emitError(loc, "expected 'true' or 'false' for '")
+         << key << "'";
+}
+
+ParseResult parseInt(AsmParser &parser, StringRef key,
+                     std::optional<int64_t> &out) {
+  SMLoc loc = parser.getCurrentLocation();
+  int64_t value = 0;
+  OptionalParseResult result = parser.parseOptionalInteger(value);
+  if (!result.has_value())
+    return parser.emitError(loc, "expected an integer for '") << key << "'";
+  if (failed(*result))
+    return failure();
+  out = value;
+  return success();
+}
+
+template <typename EnumT>
+ParseResult parseEnum(AsmParser &parser, StringRef key,
+                      std::optional<EnumT> &out,
+                      std::optional<EnumT> (*symbolize)(StringRef),
+                      StringRef expected) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef word;
+  if (failed(parser.parseOptionalKeyword(&word)))
+    return parser.emitError(loc, "expected ") << expected << " for '" << key
+                                              << "'";
+  out = symbolize(word);
+  if (!out)
+    return parser.emitError(loc, "unknown value '")
+           << word << "' for '" << key << "', expected " << expected;
+  return success();
+}
+
+ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
+  if (key == "vector_width")
+    return parseInt(parser, key, f.vectorWidth);
+  if (key == "fuse_residual")
+    return parseBool(parser, key, f.fuseResidual);
+  if (key == "accumulators")
+    return parseInt(parser, key, f.accumulators);
+  if (key == "rows_per_task")
+    return parseInt(parser, key, f.rowsPerTask);
+  if (key == "threads")
+    return parseInt(parser, key, f.threads);
+  if (key == "algorithm")
+    return parseEnum<Algorithm>(parser, key, f.algorithm, symbolizeAlgorithm,
+                                "'two_pass' or 'welford'");
+  if (key == "streaming_stores")
+    return parseBool(parser, key, f.streamingStores);
+  if (key == "threads_per_row")
+    return parseInt(parser, key, f.threadsPerRow);
+  if (key == "rows_per_block")
+    return parseInt(parser, key, f.rowsPerBlock);
+  if (key == "elements_per_thread")
+    return parseInt(parser, key, f.elementsPerThread);
+  if (key == "row_storage")
+    return parseEnum<RowStorage>(parser, key, f.rowStorage,
+                                 symbolizeRowStorage,
+                                 "'registers' or 'shared'");
+  if (key == "persistent")
+    return parseBool(parser, key, f.persistent);
+  llvm_unreachable("key was checked against kKnobs");
+}
+
+LogicalResult checkRange(function_ref<InFlightDiagnostic()> emitError,
+                         StringRef key, std::optional<int64_t> value,
+                         int64_t lo, int64_t hi, bool powerOfTwo = false) {
+  if (!value)
+    return success();
+  if (*value < lo || *value > hi)
+    return emitError() << "'" << key << "' must be in [" << lo << ", " << hi
+                       << "], got " << *value;
+  if (powerOfTwo && !llvm::isPowerOf2_64(static_cast<uint64_t>(*value)))
+    return emitError() << "'" << key << "' must be a power of two, got "
+                       << *value;
+  return success();
+}
+} // namespace
+
+Attribute ConfigAttr::parse(AsmParser &parser, Type) {
+  SMLoc startLoc = parser.getCurrentLocation();
+  if (parser.parseLess())
+    return {};
+
+  SMLoc backendLoc = parser.getCurrentLocation();
+  StringRef backendName;
+  if (failed(parser.parseOptionalKeyword(&backendName))) {
+    parser.emitError(backendLoc, "expected the backend ('cpu' or 'gpu') as "
+                                 "the first entry of #norm.config");
+    return {};
+  }
+  std::optional<Backend> backend = symbolizeBackend(backendName);
+  if (!backend) {
+    parser.emitError(backendLoc, "unknown backend '")
+        << backendName << "', expected 'cpu' or 'gpu'";
+    return {};
+  }
+
+  ConfigKnobs fields;
+  fields.backend = *backend;
+  llvm::StringSet<> seen;
+  while (succeeded(parser.parseOptionalComma())) {
+    SMLoc keyLoc = parser.getCurrentLocation();
+    StringRef key;
+    if (failed(parser.parseOptionalKeyword(&key))) {
+      parser.emitError(keyLoc, "expected a config key");
+      return {};
+    }
+    const KnobInfo *knob = llvm::find_if(
+        kKnobs, [&](const KnobInfo &info) { return info.name == key; });
+    if (knob == std::end(kKnobs)) {
+      parser.emitError(keyLoc, "unknown config key '")
+          << key << "'; known keys: " << knownKeys();
+      return {};
+    }
+    if (!seen.insert(key).second) {
+      parser.emitError(keyLoc, "duplicate config key '") << key << "'";
+      return {};
+    }
+    if (parser.parseEqual() || parseKnob(parser, key, fields))
+      return {};
+  }
+  if (parser.parseGreater())
+    return {};
+
+  return getConfigChecked([&] { return parser.emitError(startLoc); },
+                          parser.getContext(), fields);
+}
+
+ConfigAttr normjit::norm::getConfigChecked(
+    function_ref<InFlightDiagnostic()> emitError, MLIRContext *context,
+    const ConfigKnobs &k) {
+  return ConfigAttr::getChecked(
+      emitError, context, k.backend, k.vectorWidth, k.fuseResidual,
+      k.accumulators, k.rowsPerTask, k.threads, k.algorithm, k.streamingStores,
+      k.threadsPerRow, k.rowsPerBlock, k.elementsPerThread, k.rowStorage,
+      k.persistent);
+}
+
+void ConfigAttr::print(AsmPrinter &printer) const {
+  printer << "<" << stringifyBackend(getBackend());
+  auto printInt = [&](StringRef key, std::optional<int64_t> value) {
+    if (value)
+      printer << ", " << key << " = " << *value;
+  };
+  auto printBool = [&](StringRef key, std::optional<bool> value) {
+    if (value)
+      printer << ", " << key << " = " << (*value ? "true" : "false");
+  };
+  printInt("vector_width", getVectorWidth());
+  printBool("fuse_residual", getFuseResidual());
+  printInt("accumulators", getAccumulators());
+  printInt("rows_per_task", getRowsPerTask());
+  printInt("threads", getThreads());
+  if (getAlgorithm())
+    printer << ", algorithm = " << stringifyAlgorithm(*getAlgorithm());
+  printBool("streaming_stores", getStreamingStores());
+  printInt("threads_per_row", getThreadsPerRow());
+  printInt("rows_per_block", getRowsPerBlock());
+  printInt("elements_per_thread", getElementsPerThread());
+  if (getRowStorage())
+    printer << ", row_storage = " << stringifyRowStorage(*getRowStorage());
+  printBool("persistent", getPersistent());
+  printer << ">";
+}
+
+LogicalResult ConfigAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, Backend backend,
+    std::optional<int64_t> vectorWidth, std::optional<bool> fuseResidual,
+    std::optional<int64_t> accumulators, std::optional<int64_t> rowsPerTask,
+    std::optional<int64_t> threads, std::optional<Algorithm> algorithm,
+    std::optional<bool> streamingStores, std::optional<int64_t> threadsPerRow,
+    std::optional<int64_t> rowsPerBlock,
+    std::optional<int64_t> elementsPerThread,
+    std::optional<RowStorage> rowStorage, std::optional<bool> persistent) {
+  (void)fuseResidual;
+  // Knobs of the other backend make no sense and are rejected, so that a
+  // config always means what it says.
+  bool present[] = {vectorWidth.has_value(),   fuseResidual.has_value(),
+                    accumulators.has_value(),  rowsPerTask.has_value(),
+                    threads.has_value(),       algorithm.has_value(),
+                    streamingStores.has_value(), threadsPerRow.has_value(),
+                    rowsPerBlock.has_value(),  elementsPerThread.has_value(),
+                    rowStorage.has_value(),    persistent.has_value()};
+  static_assert(std::size(present) == std::size(kKnobs),
+                "one presence flag per knob");
+  KnobScope wrongScope =
+      backend == Backend::CPU ? KnobScope::GPU : KnobScope::CPU;
+  for (auto [knob, isPresent] : llvm::zip_equal(kKnobs, present))
+    if (isPresent && knob.scope == wrongScope)
+      return emitError() << "'" << knob.name << "' is a "
+                         << (wrongScope == KnobScope::GPU ? "gpu" : "cpu")
+                         << " knob; it is not valid for backend '"
+                         << stringifyBackend(backend) << "'";
+
+  bool isCPU = backend == Backend::CPU;
+  if (failed(checkRange(emitError, "vector_width", vectorWidth, 1,
+                        isCPU ? 64 : 8, /*powerOfTwo=*/true)) ||
+      failed(checkRange(emitError, "accumulators", accumulators, 1, 16)) ||
+      failed(checkRange(emitError, "rows_per_task", rowsPerTask, 1, 65536)) ||
+      failed(checkRange(emitError, "threads", threads, 1, 1024)) ||
+      failed(checkRange(emitError, "threads_per_row", threadsPerRow, 1, 1024,
+                        /*powerOfTwo=*/true)) ||
+      failed(checkRange(emitError, "rows_per_block", rowsPerBlock, 1, 1024)) ||
+      failed(checkRange(emitError, "elements_per_thread", elementsPerThread, 1,
+                        1024)))
+    return failure();
+
+  if (threadsPerRow && rowsPerBlock && *threadsPerRow * *rowsPerBlock > 1024)
+    return emitError() << "threads_per_row * rows_per_block = "
+                       << *threadsPerRow * *rowsPerBlock
+                       << " exceeds 1024 threads per block";
+  if (!isCPU && vectorWidth && elementsPerThread &&
+      *elementsPerThread % *vectorWidth != 0)
+    return emitError() << "elements_per_thread (" << *elementsPerThread
+                       << ") must be a multiple of vector_width ("
+                       << *vectorWidth << ")";
+  return success();
+}

@@ -1,0 +1,183 @@
+//===- NormOps.cpp - verifiers of the norm ops ----------------------------===//
+//
+// Part of normjit. The structural rules ODS cannot express: buffer shapes and
+// layouts, operand lengths, epsilon, outputs that make sense for the op, and
+// the consistency of a #norm.config with the op it is attached to.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/Dialect/Norm/IR/NormOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace normjit::norm;
+
+namespace {
+/// Checks a 2-D row buffer: static, non-zero column count, unit stride along
+/// a row, and a row stride that does not make rows overlap.
+LogicalResult verifyRowBuffer(Operation *op, StringRef name, Value value) {
+  auto type = cast<MemRefType>(value.getType());
+  int64_t cols = type.getDimSize(1);
+  if (ShapedType::isDynamic(cols))
+    return op->emitOpError("expects a static column count for ")
+           << name << ", got " << type;
+  if (cols == 0)
+    return op->emitOpError("expects at least one column in ") << name;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  if (failed(type.getStridesAndOffset(strides, offset)))
+    return op->emitOpError("expects a strided layout for ")
+           << name << ", got " << type;
+  if (strides[1] != 1)
+    return op->emitOpError("expects unit stride along the rows of ")
+           << name << ", got stride " << strides[1];
+  if (!ShapedType::isDynamic(strides[0]) && strides[0] < cols &&
+      type.getDimSize(0) != 1)
+    return op->emitOpError("expects the row stride of ")
+           << name << " (" << strides[0] << ") to be at least its column count ("
+           << cols << ")";
+  return success();
+}
+
+/// Checks that `value` has the shape of the reference row buffer.
+LogicalResult verifySameShape(Operation *op, StringRef refName, Value ref,
+                              StringRef name, Value value) {
+  if (failed(verifyRowBuffer(op, name, value)))
+    return failure();
+  auto refType = cast<MemRefType>(ref.getType());
+  auto type = cast<MemRefType>(value.getType());
+  if (type.getDimSize(1) != refType.getDimSize(1))
+    return op->emitOpError("expects ")
+           << name << " to have " << refType.getDimSize(1)
+           << " columns like " << refName << ", got " << type.getDimSize(1);
+  int64_t rows = type.getDimSize(0), refRows = refType.getDimSize(0);
+  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(refRows) &&
+      rows != refRows)
+    return op->emitOpError("expects ")
+           << name << " to have " << refRows << " rows like " << refName
+           << ", got " << rows;
+  return success();
+}
+
+/// Checks a contiguous 1-D buffer of an expected length (dynamic: unknown).
+LogicalResult verifyVector(Operation *op, StringRef name, Value value,
+                           int64_t expected, StringRef what) {
+  auto type = cast<MemRefType>(value.getType());
+  if (!type.getLayout().isIdentity() && !type.isLastDimUnitStride())
+    return op->emitOpError("expects a contiguous ")
+           << name << ", got " << type;
+  int64_t length = type.getDimSize(0);
+  if (!ShapedType::isDynamic(length) && !ShapedType::isDynamic(expected) &&
+      length != expected)
+    return op->emitOpError("expects ")
+           << name << " of length " << expected << " (" << what << "), got "
+           << length;
+  return success();
+}
+
+unsigned elementBits(Value value) {
+  return cast<MemRefType>(value.getType()).getElementTypeBitWidth();
+}
+
+/// Checks the knobs of a config that depend on the op: element widths for
+/// GPU vector loads and whether a row fits in registers.
+LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
+                                int64_t cols, ArrayRef<Value> buffers) {
+  if (!config.isGPU())
+    return success();
+  unsigned maxBits = 0;
+  for (Value buffer : buffers)
+    if (buffer)
+      maxBits = std::max(maxBits, elementBits(buffer));
+  if (std::optional<int64_t> width = config.getVectorWidth();
+      width && *width * maxBits > 128)
+    return op->emitOpError("config vector_width = ")
+           << *width << " of " << maxBits
+           << "-bit elements exceeds 128-bit vector accesses";
+  std::optional<int64_t> tpr = config.getThreadsPerRow();
+  std::optional<int64_t> ept = config.getElementsPerThread();
+  if (config.getRowStorage() == RowStorage::Registers && tpr && ept &&
+      *tpr * *ept < cols)
+    return op->emitOpError("config keeps the row in registers, but "
+                           "threads_per_row * elements_per_thread = ")
+           << *tpr * *ept << " is less than the " << cols << " columns";
+  return success();
+}
+
+template <typename NormOpT>
+LogicalResult verifyNormOp(NormOpT op, bool isLayerNorm) {
+  Operation *operation = op.getOperation();
+  Value x = op.getX();
+  if (failed(verifyRowBuffer(operation, "x", x)))
+    return failure();
+  int64_t cols = op.getNumColumns();
+  int64_t rows = cast<MemRefType>(x.getType()).getDimSize(0);
+
+  if (Value residual = op.getResidual())
+    if (failed(verifySameShape(operation, "x", x, "residual", residual)))
+      return failure();
+  if (failed(verifySameShape(operation, "x", x, "y", op.getY())))
+    return failure();
+  if (Value sum = op.getSum()) {
+    if (!op.getResidual())
+      return op.emitOpError("has a sum output but no residual operand; the "
+                            "sum would only copy x");
+    if (failed(verifySameShape(operation, "x", x, "sum", sum)))
+      return failure();
+    if (sum == op.getY())
+      return op.emitOpError("expects distinct buffers for y and sum");
+  }
+  if (Value gamma = op.getGamma())
+    if (failed(verifyVector(operation, "gamma", gamma, cols, "the columns")))
+      return failure();
+  if (Value beta = op.getBeta())
+    if (failed(verifyVector(operation, "beta", beta, cols, "the columns")))
+      return failure();
+  if (Value mean = op.getMean()) {
+    if (!isLayerNorm)
+      return op.emitOpError("computes no mean; remove the mean output");
+    if (failed(verifyVector(operation, "mean", mean, rows, "one per row")))
+      return failure();
+  }
+  if (Value rstd = op.getRstd()) {
+    if (failed(verifyVector(operation, "rstd", rstd, rows, "one per row")))
+      return failure();
+    if (rstd == op.getMean())
+      return op.emitOpError("expects distinct buffers for mean and rstd");
+  }
+
+  float eps = op.getEpsilon().convertToFloat();
+  if (!(eps > 0.0f) || !std::isfinite(eps))
+    return op.emitOpError("expects a positive, finite epsilon, got ") << eps;
+
+  if (std::optional<ConfigAttr> config = op.getConfig())
+    return verifyConfigForOp(operation, *config, cols,
+                             {x, op.getResidual(), op.getGamma(), op.getBeta(),
+                              op.getY(), op.getSum()});
+  return success();
+}
+} // namespace
+
+LogicalResult LayerNormOp::verify() {
+  return verifyNormOp(*this, /*isLayerNorm=*/true);
+}
+
+LogicalResult RMSNormOp::verify() {
+  return verifyNormOp(*this, /*isLayerNorm=*/false);
+}
+
+LogicalResult AddOp::verify() {
+  Operation *op = getOperation();
+  if (failed(verifyRowBuffer(op, "lhs", getLhs())) ||
+      failed(verifySameShape(op, "lhs", getLhs(), "rhs", getRhs())) ||
+      failed(verifySameShape(op, "lhs", getLhs(), "sum", getSum())))
+    return failure();
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "normjit/Dialect/Norm/IR/NormOps.cpp.inc"

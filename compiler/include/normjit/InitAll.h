@@ -10,6 +10,7 @@
 #define NORMJIT_INITALL_H
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -23,7 +24,8 @@ namespace normjit {
 /// Adds the dialects normjit IR is written in to `registry`.
 inline void registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<norm::NormDialect, mlir::arith::ArithDialect,
-                  mlir::func::FuncDialect, mlir::memref::MemRefDialect>();
+                  mlir::cf::ControlFlowDialect, mlir::func::FuncDialect,
+                  mlir::memref::MemRefDialect>();
 }
 
 /// Registers normjit's passes and the generic cleanups used around them.

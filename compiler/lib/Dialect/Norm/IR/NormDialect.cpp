@@ -178,8 +178,9 @@ Attribute ConfigAttr::parse(AsmParser &parser, Type) {
   }
   std::optional<Backend> backend = symbolizeBackend(backendName);
   if (!backend) {
-    parser.emitError(backendLoc, "unknown backend '")
-        << backendName << "', expected 'cpu' or 'gpu'";
+    parser.emitError(backendLoc, "expected the backend ('cpu' or 'gpu') as "
+                                 "the first entry of #norm.config, got '")
+        << backendName << "'";
     return {};
   }
 

@@ -55,7 +55,7 @@ bool mustKeepSum(Value sum, AddOp add, Operation *norm) {
 }
 
 /// Erases an allocation nobody but its deallocations uses any more, and the
-/// size computations that fed it.
+/// pure size computations that fed it alone.
 void eraseDeadAllocation(Value buffer) {
   Operation *alloc = buffer.getDefiningOp();
   if (!alloc || !isa<memref::AllocOp, memref::AllocaOp>(alloc))
@@ -65,14 +65,16 @@ void eraseDeadAllocation(Value buffer) {
       return;
   for (Operation *user : llvm::make_early_inc_range(buffer.getUsers()))
     user->erase();
-  SmallVector<Operation *> feeders;
-  for (Value operand : alloc->getOperands())
-    if (Operation *def = operand.getDefiningOp())
-      feeders.push_back(def);
-  alloc->erase();
-  for (Operation *def : feeders)
-    if (isOpTriviallyDead(def))
-      def->erase();
+  // Erase the size computation too, as far as nothing else uses it.
+  SmallVector<Operation *> worklist = {alloc};
+  while (!worklist.empty()) {
+    Operation *dead = worklist.pop_back_val();
+    for (Value operand : dead->getOperands())
+      if (Operation *def = operand.getDefiningOp();
+          def && def->hasOneUse() && isPure(def))
+        worklist.push_back(def);
+    dead->erase();
+  }
 }
 
 template <typename NormOpT>

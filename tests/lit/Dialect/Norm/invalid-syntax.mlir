@@ -128,3 +128,11 @@ func.func @add_missing_arrow(%a: memref<?x8xf32>, %b: memref<?x8xf32>) {
   norm.add %a, %b : memref<?x8xf32>, memref<?x8xf32>
   return
 }
+
+// -----
+
+func.func @truncated_config(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
+  norm.layer_norm x(%x : memref<?x8xf32>) -> y(%y : memref<?x8xf32>) eps = 1.0e-05 config = <cpu, vector_width =
+  // expected-error @+1 {{expected an integer for 'vector_width'}}
+  return
+}

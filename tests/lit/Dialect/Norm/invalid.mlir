@@ -94,19 +94,3 @@ func.func @same_mean_and_rstd(%x: memref<?x8xf32>, %y: memref<?x8xf32>, %m: memr
   norm.layer_norm x(%x : memref<?x8xf32>) -> y(%y : memref<?x8xf32>) mean(%m : memref<?xf32>) rstd(%m : memref<?xf32>) eps = 1.0e-05
   return
 }
-
-// -----
-
-func.func @add_mismatch(%a: memref<?x8xf32>, %b: memref<?x9xf32>, %s: memref<?x8xf32>) {
-  // expected-error @+1 {{'norm.add' op expects rhs to have 8 columns like lhs, got 9}}
-  norm.add %a, %b -> %s : memref<?x8xf32>, memref<?x9xf32> -> memref<?x8xf32>
-  return
-}
-
-// -----
-
-func.func @add_rows(%a: memref<2x8xf32>, %b: memref<2x8xf32>, %s: memref<3x8xf32>) {
-  // expected-error @+1 {{'norm.add' op expects sum to have 2 rows like lhs, got 3}}
-  norm.add %a, %b -> %s : memref<2x8xf32>, memref<2x8xf32> -> memref<3x8xf32>
-  return
-}

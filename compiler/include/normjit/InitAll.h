@@ -16,6 +16,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "normjit/Conversion/Passes.h"
 #include "normjit/Dialect/Norm/IR/NormDialect.h"
 #include "normjit/Dialect/Norm/Transforms/Passes.h"
 
@@ -31,6 +32,7 @@ inline void registerAllDialects(mlir::DialectRegistry &registry) {
 /// Registers normjit's passes and the generic cleanups used around them.
 inline void registerAllPasses() {
   norm::registerNormTransformsPasses();
+  registerNormJITConversionPasses();
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
 }

@@ -1,0 +1,125 @@
+//===- KernelCompiler.h - compile one norm kernel for the host --*- C++ -*-===//
+//
+// Part of normjit. The compiler's public C++ entry point: from a kernel spec
+// and a CPU config to `norm` IR, and to machine code for the host CPU through
+// LLVM's ORC JIT. No MLIR header is included here.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_JIT_KERNELCOMPILER_H
+#define NORMJIT_JIT_KERNELCOMPILER_H
+
+#include "normjit/runtime/kernel.h"
+
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace mlir {
+class ExecutionEngine;
+} // namespace mlir
+
+namespace normjit {
+
+/// The CPU knobs of one kernel: what #norm.config<cpu, ...> carries.
+struct CpuConfig {
+  int64_t vectorWidth = 8;   ///< f32 lanes per vector (power of two, 1-64)
+  int64_t accumulators = 4;  ///< independent partial sums (1-16)
+  int64_t rowsPerTask = 64;  ///< rows per thread-pool task (>= 1)
+  int threads = 0;           ///< worker threads; 0 means all cores
+  bool welford = false;      ///< one-pass Welford instead of two passes
+  bool streamingStores = false; ///< non-temporal stores of y
+  bool fuseResidual = true;  ///< one kernel vs norm.add then the norm
+
+  /// The config as `#norm.config<cpu, ...>` text.
+  std::string str() const;
+  bool operator==(const CpuConfig &other) const;
+};
+
+/// What code generation needs to know of the host CPU.
+struct HostCpu {
+  std::string name;         ///< LLVM's name for it, e.g. "znver5"
+  bool avx2 = false;
+  bool avx512f = false;
+  bool f16c = false;
+  unsigned cores = 1;
+  /// f32 lanes of the widest vector unit worth using.
+  int64_t nativeVectorWidth() const;
+};
+
+/// The host, detected once per process.
+const HostCpu &getHostCpu();
+
+/// The heuristic config for a spec on this host: what a kernel gets when
+/// no tuned config is known.
+CpuConfig getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
+                              const HostCpu &host = getHostCpu());
+
+/// Checks a config's knobs without compiling (ranges, powers of two).
+llvm::Error validateCpuConfig(const CpuConfig &config);
+
+/// The `norm` IR of a kernel: one function @normjit_kernel whose eight
+/// memref arguments are the kernel's ABI, holding one norm op that carries
+/// the config.
+llvm::Expected<std::string> buildKernelIR(const normjit_kernel_spec_t &spec,
+                                          const CpuConfig &config);
+
+/// A kernel compiled for the host CPU. Owns the JIT'd code.
+class CompiledCpuKernel {
+public:
+  ~CompiledCpuKernel();
+  normjit_cpu_kernel_fn getFunction() const { return function; }
+  const CpuConfig &getConfig() const { return config; }
+  /// Milliseconds from spec to callable code.
+  double getCompileMillis() const { return compileMillis; }
+
+private:
+  friend llvm::Expected<std::unique_ptr<CompiledCpuKernel>>
+  compileCpuKernel(const normjit_kernel_spec_t &, const CpuConfig &);
+  CompiledCpuKernel() = default;
+  std::unique_ptr<mlir::ExecutionEngine> engine;
+  normjit_cpu_kernel_fn function = nullptr;
+  CpuConfig config;
+  double compileMillis = 0;
+};
+
+/// Compiles a kernel for the host. Invalid specs or configs and compiler
+/// diagnostics come back as an llvm::Error carrying their text.
+llvm::Expected<std::unique_ptr<CompiledCpuKernel>>
+compileCpuKernel(const normjit_kernel_spec_t &spec, const CpuConfig &config);
+
+/// An error with the C ABI status it maps to, so that the C API returns
+/// the right code for each failure.
+class StatusError : public llvm::ErrorInfo<StatusError> {
+public:
+  static char ID;
+  StatusError(normjit_status_t status, std::string message)
+      : status(status), message(std::move(message)) {}
+  void log(llvm::raw_ostream &os) const override { os << message; }
+  std::error_code convertToErrorCode() const override {
+    return llvm::inconvertibleErrorCode();
+  }
+  normjit_status_t getStatus() const { return status; }
+  const std::string &getMessage() const { return message; }
+
+private:
+  normjit_status_t status;
+  std::string message;
+};
+
+/// Makes a StatusError.
+llvm::Error makeError(normjit_status_t status, const llvm::Twine &message);
+
+/// Converts a failing runtime status and its last-error text into an
+/// llvm::Error (success for NORMJIT_OK).
+llvm::Error statusToError(normjit_status_t status);
+
+/// Consumes an error into a C ABI status, leaving its text as the thread's
+/// last error.
+normjit_status_t errorToStatus(llvm::Error error);
+
+} // namespace normjit
+
+#endif // NORMJIT_JIT_KERNELCOMPILER_H

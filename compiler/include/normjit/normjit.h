@@ -1,0 +1,82 @@
+/*===- normjit.h - the C ABI of the normjit JIT ---------------------*- C -*-===*
+ *
+ * Part of normjit. Opaque handles, status codes and a per-thread last-error
+ * message; no exception crosses this boundary. Usable from C99.
+ *
+ *   normjit_context_t *ctx;
+ *   normjit_context_create(&ctx);
+ *   normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 1024);
+ *   normjit_kernel_t *kernel;
+ *   if (normjit_kernel_get(ctx, &spec, &kernel) != NORMJIT_OK)
+ *     fprintf(stderr, "%s\n", normjit_last_error());
+ *   normjit_run_args_t args = {0};  args.rows = n; args.x = x; args.y = y;
+ *   normjit_kernel_run(kernel, &args);
+ *   normjit_kernel_release(kernel);
+ *   normjit_context_destroy(ctx);
+ *
+ *===----------------------------------------------------------------------===*/
+
+#ifndef NORMJIT_NORMJIT_H
+#define NORMJIT_NORMJIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "normjit/runtime/dtype.h"
+#include "normjit/runtime/kernel.h"
+#include "normjit/runtime/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct normjit_context normjit_context_t;
+typedef struct normjit_kernel normjit_kernel_t;
+
+/** CPU tuning knobs (what #norm.config<cpu, ...> carries). */
+typedef struct normjit_cpu_config_t {
+  int64_t vector_width;  /**< f32 lanes, power of two in [1, 64] */
+  int64_t accumulators;  /**< [1, 16] */
+  int64_t rows_per_task; /**< >= 1 */
+  int threads;           /**< 0: all cores */
+  int welford;           /**< LayerNorm statistics in one pass */
+  int streaming_stores;  /**< non-temporal stores of y */
+  int fuse_residual;     /**< one kernel, or norm.add then the norm */
+} normjit_cpu_config_t;
+
+normjit_status_t normjit_context_create(normjit_context_t **out);
+void normjit_context_destroy(normjit_context_t *context);
+
+/** The heuristic config this host gives `spec`. */
+normjit_status_t normjit_default_cpu_config(const normjit_kernel_spec_t *spec,
+                                            normjit_cpu_config_t *out);
+
+/** A kernel for `spec` with the default config; compiled on first use,
+ * then served from the context's cache. Release it when done. */
+normjit_status_t normjit_kernel_get(normjit_context_t *context,
+                                    const normjit_kernel_spec_t *spec,
+                                    normjit_kernel_t **out);
+
+/** Same, with an explicit config (e.g. a tuned one). */
+normjit_status_t normjit_kernel_get_with_config(
+    normjit_context_t *context, const normjit_kernel_spec_t *spec,
+    const normjit_cpu_config_t *config, normjit_kernel_t **out);
+
+/** Runs a kernel on the caller's buffers. */
+normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
+                                    const normjit_run_args_t *args);
+
+/** The config a kernel was compiled with, as #norm.config text (owned by
+ * the kernel handle). */
+const char *normjit_kernel_config(const normjit_kernel_t *kernel);
+
+/** Milliseconds the kernel's compilation took. */
+double normjit_kernel_compile_ms(const normjit_kernel_t *kernel);
+
+void normjit_kernel_release(normjit_kernel_t *kernel);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* NORMJIT_NORMJIT_H */

@@ -1,0 +1,561 @@
+//===- NormToVector.cpp - lower norm ops to scf + vector ------------------===//
+//
+// Part of normjit. Implements convert-norm-to-vector: each norm op becomes a
+// loop over rows; each row is swept in vectors with independent partial sums,
+// all arithmetic in f32, driven by the op's #norm.config.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/Conversion/Passes.h"
+#include "normjit/Dialect/Norm/IR/NormOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+#include <limits>
+
+namespace normjit {
+#define GEN_PASS_DEF_CONVERTNORMTOVECTORPASS
+#include "normjit/Conversion/Passes.h.inc"
+} // namespace normjit
+
+using namespace mlir;
+using namespace normjit;
+using namespace normjit::norm;
+
+namespace {
+
+/// The knobs one op is lowered with, after defaults are applied.
+struct LoweringKnobs {
+  int64_t vectorWidth;
+  int64_t accumulators;
+  bool welford;
+  bool streaming;
+};
+
+LoweringKnobs resolveKnobs(std::optional<ConfigAttr> config,
+                           const NormToVectorDefaults &defaults) {
+  LoweringKnobs knobs{defaults.vectorWidth, defaults.accumulators,
+                      defaults.welford, false};
+  if (!config)
+    return knobs;
+  if (auto width = config->getVectorWidth())
+    knobs.vectorWidth = *width;
+  if (auto accumulators = config->getAccumulators())
+    knobs.accumulators = *accumulators;
+  if (auto algorithm = config->getAlgorithm())
+    knobs.welford = *algorithm == Algorithm::Welford;
+  if (auto streaming = config->getStreamingStores())
+    knobs.streaming = *streaming;
+  return knobs;
+}
+
+/// Emits the vector code of one row: loads widened to f32, stores rounded
+/// to the buffer's type, and sweeps over the columns.
+class RowEmitter {
+public:
+  /// One step of a sweep: given the column, the lane mask (null for a full
+  /// vector) and this slot's state, returns the slot's new state.
+  using StepFn = function_ref<SmallVector<Value>(Value col, Value mask,
+                                                 ValueRange state)>;
+
+  RowEmitter(ImplicitLocOpBuilder &b, int64_t cols, const LoweringKnobs &k)
+      : b(b), cols(cols), width(k.vectorWidth), slots(k.accumulators),
+        f32(b.getF32Type()), vecType(VectorType::get({width}, f32)) {
+    int64_t group = width * slots;
+    mainIters = cols / group;
+    int64_t rest = cols - mainIters * group;
+    leftoverVectors = rest / width;
+    tail = rest % width;
+  }
+
+  int64_t getMainIters() const { return mainIters; }
+  int64_t getMainElements() const { return mainIters * width * slots; }
+  int64_t getSlots() const { return slots; }
+  VectorType getVectorType() const { return vecType; }
+
+  Value index(int64_t value) {
+    return arith::ConstantIndexOp::create(b, value);
+  }
+  Value f32Const(double value) {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(value));
+  }
+  Value zeroVector() {
+    return arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(vecType)));
+  }
+  Value splat(Value scalar) {
+    return vector::BroadcastOp::create(b, vecType, scalar);
+  }
+
+  // f32 arithmetic that LLVM may contract into FMAs, nothing looser: the
+  // results must stay within a few ulps of an fp64 reference.
+  Value add(Value l, Value r) {
+    return arith::AddFOp::create(b, l, r, arith::FastMathFlags::contract);
+  }
+  Value sub(Value l, Value r) {
+    return arith::SubFOp::create(b, l, r, arith::FastMathFlags::contract);
+  }
+  Value mul(Value l, Value r) {
+    return arith::MulFOp::create(b, l, r, arith::FastMathFlags::contract);
+  }
+  Value reduce(Value vector) {
+    return vector::ReductionOp::create(b, vector::CombiningKind::ADD, vector);
+  }
+  /// Zeroes the lanes a mask leaves out (their loads read 0, but values
+  /// derived from them, like x - mean, need not be 0).
+  Value maskOff(Value vector, Value mask) {
+    if (!mask)
+      return vector;
+    return arith::SelectOp::create(b, mask, vector, zeroVector());
+  }
+
+  /// Loads `width` elements at `indices` widened to f32; masked-out lanes
+  /// read 0.
+  Value load(Value buffer, ValueRange indices, Value mask) {
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    auto rawType = VectorType::get({width}, element);
+    Value raw;
+    if (mask) {
+      Value passThru = arith::ConstantOp::create(
+          b, cast<TypedAttr>(b.getZeroAttr(rawType)));
+      raw = vector::MaskedLoadOp::create(b, rawType, buffer, indices, mask,
+                                         passThru);
+    } else {
+      raw = vector::LoadOp::create(b, rawType, buffer, indices);
+    }
+    return element.isF32() ? raw : arith::ExtFOp::create(b, vecType, raw);
+  }
+
+  /// Rounds an f32 vector to `buffer`'s element type and stores it.
+  void store(Value buffer, ValueRange indices, Value value, Value mask,
+             bool nontemporal = false) {
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    if (!element.isF32())
+      value = arith::TruncFOp::create(b, VectorType::get({width}, element),
+                                      value);
+    if (mask)
+      vector::MaskedStoreOp::create(b, buffer, indices, mask, value);
+    else
+      vector::StoreOp::create(b, value, buffer, indices, nontemporal);
+  }
+
+  /// The value a store into a buffer of `element` type would read back.
+  Value roundTo(Type element, Value value) {
+    if (element.isF32())
+      return value;
+    Value narrow = arith::TruncFOp::create(
+        b, VectorType::get({width}, element), value);
+    return arith::ExtFOp::create(b, vecType, narrow);
+  }
+
+  /// Sweeps the main part: groups of `slots` full vectors in an scf.for.
+  /// `state` holds `stateSize` values per slot, slot after slot. With
+  /// `additive`, the state is a set of sums: they are accumulated in blocks
+  /// of kBlock groups, each from zero and then added to the total, which
+  /// bounds the rounding error of long rows by O(kBlock + groups / kBlock)
+  /// ulps instead of O(groups).
+  SmallVector<Value> sweepMain(ValueRange state, int64_t stateSize,
+                               StepFn step, bool additive = false) {
+    SmallVector<Value> current(state.begin(), state.end());
+    if (mainIters == 0)
+      return current;
+    if (!additive || mainIters <= 2 * kBlock)
+      return emitGroupLoop(index(0), index(mainIters), current, stateSize,
+                           step);
+    SmallVector<Value> zeros;
+    for (Value value : current)
+      zeros.push_back(arith::ConstantOp::create(
+          b, cast<TypedAttr>(b.getZeroAttr(value.getType()))));
+    auto addInto = [&](SmallVector<Value> &total, ValueRange part) {
+      for (auto [t, p] : llvm::zip_equal(total, part))
+        t = add(t, p);
+    };
+    int64_t blocks = mainIters / kBlock, rest = mainIters % kBlock;
+    auto outer = scf::ForOp::create(
+        b, index(0), index(blocks), index(1), current,
+        [&](OpBuilder &nested, Location, Value block, ValueRange total) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          Value first = arith::MulIOp::create(b, block, index(kBlock));
+          Value last = arith::AddIOp::create(b, first, index(kBlock));
+          SmallVector<Value> sum(total.begin(), total.end());
+          addInto(sum, emitGroupLoop(first, last, zeros, stateSize, step));
+          scf::YieldOp::create(b, sum);
+        });
+    current.assign(outer.getResults().begin(), outer.getResults().end());
+    if (rest)
+      addInto(current, emitGroupLoop(index(blocks * kBlock), index(mainIters),
+                                     zeros, stateSize, step));
+    return current;
+  }
+
+  /// An scf.for over groups [first, last) of `slots` vectors.
+  SmallVector<Value> emitGroupLoop(Value first, Value last, ValueRange init,
+                                   int64_t stateSize, StepFn step) {
+    auto loop = scf::ForOp::create(
+        b, first, last, index(1), init,
+        [&](OpBuilder &nested, Location, Value iv, ValueRange iterState) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          Value base = arith::MulIOp::create(b, iv, index(width * slots));
+          SmallVector<Value> next(iterState.begin(), iterState.end());
+          for (int64_t slot = 0; slot < slots; ++slot) {
+            Value col = arith::AddIOp::create(b, base, index(slot * width));
+            SmallVector<Value> updated =
+                step(col, Value(), ValueRange(next).slice(slot * stateSize,
+                                                          stateSize));
+            llvm::copy(updated, next.begin() + slot * stateSize);
+          }
+          scf::YieldOp::create(b, next);
+        });
+    return SmallVector<Value>(loop.getResults());
+  }
+
+  /// Sweeps what the main part leaves: full vectors, then one masked tail.
+  SmallVector<Value> sweepRest(ValueRange state, int64_t stateSize,
+                               StepFn step) {
+    SmallVector<Value> current(state.begin(), state.end());
+    int64_t col = getMainElements();
+    int64_t numSlots = stateSize ? static_cast<int64_t>(current.size()) /
+                                       stateSize
+                                 : 1;
+    for (int64_t v = 0; v < leftoverVectors + (tail ? 1 : 0); ++v) {
+      Value mask;
+      if (v == leftoverVectors)
+        mask = vector::ConstantMaskOp::create(
+            b, VectorType::get({width}, b.getI1Type()),
+            ArrayRef<int64_t>{tail});
+      int64_t slot = v % numSlots;
+      SmallVector<Value> updated =
+          step(index(col), mask,
+               ValueRange(current).slice(slot * stateSize, stateSize));
+      llvm::copy(updated, current.begin() + slot * stateSize);
+      col += width;
+    }
+    return current;
+  }
+
+  /// Sweeps the whole row; `state` holds sums (additive) unless empty.
+  SmallVector<Value> sweep(ValueRange state, int64_t stateSize, StepFn step) {
+    SmallVector<Value> afterMain =
+        sweepMain(state, stateSize, step, /*additive=*/stateSize > 0);
+    return sweepRest(afterMain, stateSize, step);
+  }
+
+  /// Adds up one value per slot of a sweep's state into a scalar.
+  Value reduceSlots(ValueRange vectors) {
+    Value total = vectors.front();
+    for (Value v : vectors.drop_front())
+      total = add(total, v);
+    return reduce(total);
+  }
+
+  ImplicitLocOpBuilder &b;
+
+private:
+  /// Groups per block of a blocked (additive) sweep.
+  static constexpr int64_t kBlock = 16;
+
+  int64_t cols, width, slots;
+  int64_t mainIters = 0, leftoverVectors = 0, tail = 0;
+  Type f32;
+  VectorType vecType;
+};
+
+/// Lowers one norm op (LayerNorm or RMSNorm).
+template <typename NormOpT>
+LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
+                          const NormToVectorDefaults &defaults,
+                          bool isLayerNorm) {
+  std::optional<ConfigAttr> config = op.getConfig();
+  if (config && config->isGPU())
+    return rewriter.notifyMatchFailure(op, "has a gpu config");
+  LoweringKnobs knobs = resolveKnobs(config, defaults);
+  int64_t cols = op.getNumColumns();
+
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  RowEmitter e(b, cols, knobs);
+  Value x = op.getX(), residual = op.getResidual(), sum = op.getSum();
+  Value gamma = op.getGamma(), beta = op.getBeta(), y = op.getY();
+  Value meanOut = op.getMean(), rstdOut = op.getRstd();
+  Type sumElement =
+      sum ? cast<MemRefType>(sum.getType()).getElementType() : Type();
+  Value rows = memref::DimOp::create(b, x, e.index(0));
+  Value invCols = e.f32Const(1.0 / static_cast<double>(cols));
+  Value eps = arith::ConstantOp::create(b, op.getEpsilonAttr());
+
+  auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(1));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(rowLoop.getBody());
+  Value row = rowLoop.getInductionVar();
+
+  // s = x + residual, stored (and rounded) into sum in the first pass.
+  auto firstS = [&](Value col, Value mask) -> Value {
+    Value s = e.load(x, {row, col}, mask);
+    if (!residual)
+      return s;
+    s = e.add(s, e.load(residual, {row, col}, mask));
+    if (!sum)
+      return s;
+    e.store(sum, {row, col}, s, mask);
+    return e.roundTo(sumElement, s);
+  };
+  // s again in a later pass: from the cache-resident sum, or recomputed.
+  auto laterS = [&](Value col, Value mask) -> Value {
+    if (sum)
+      return e.load(sum, {row, col}, mask);
+    Value s = e.load(x, {row, col}, mask);
+    return residual ? e.add(s, e.load(residual, {row, col}, mask)) : s;
+  };
+
+  SmallVector<Value> zeros(e.getSlots(), e.zeroVector());
+  Value mean, rstd, shift;
+  if (!isLayerNorm) {
+    SmallVector<Value> squares =
+        e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+          Value s = firstS(col, mask);
+          return SmallVector<Value>{e.add(acc[0], e.mul(s, s))};
+        });
+    Value meanSquare = e.mul(e.reduceSlots(squares), invCols);
+    rstd = arith::DivFOp::create(
+        b, e.f32Const(1.0),
+        math::SqrtOp::create(b, arith::AddFOp::create(b, meanSquare, eps)));
+  } else {
+    // Statistics of d = s - s0, with s0 the row's first element: when the
+    // mean dwarfs the spread, d is exact and small, so its sum (and the
+    // mean, kept as s0 + mean(d)) does not lose the spread to rounding.
+    Value s0 = memref::LoadOp::create(b, x, ValueRange{row, e.index(0)});
+    if (!s0.getType().isF32())
+      s0 = arith::ExtFOp::create(b, b.getF32Type(), s0);
+    if (residual) {
+      Value r0 = memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
+      if (!r0.getType().isF32())
+        r0 = arith::ExtFOp::create(b, b.getF32Type(), r0);
+      s0 = arith::AddFOp::create(b, s0, r0);
+    }
+    // A non-finite s0 would turn every d into NaN; shift by 0 instead so
+    // that NaN and Inf propagate exactly as without a shift.
+    Value finite = arith::CmpFOp::create(
+        b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, s0),
+        e.f32Const(std::numeric_limits<double>::infinity()));
+    s0 = arith::SelectOp::create(b, finite, s0, e.f32Const(0.0));
+    shift = e.splat(s0);
+    auto firstD = [&](Value col, Value mask) {
+      return e.maskOff(e.sub(firstS(col, mask), shift), mask);
+    };
+    auto laterD = [&](Value col, Value mask) {
+      return e.sub(laterS(col, mask), shift);
+    };
+    Value m2;
+    if (!knobs.welford) {
+      SmallVector<Value> sums =
+          e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+            return SmallVector<Value>{e.add(acc[0], firstD(col, mask))};
+          });
+      mean = e.mul(e.reduceSlots(sums), invCols);
+      Value meanVec = e.splat(mean);
+      SmallVector<Value> squares =
+          e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+            Value d = e.maskOff(e.sub(laterD(col, mask), meanVec), mask);
+            return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
+          });
+      m2 = e.reduceSlots(squares);
+    } else {
+      // Per-lane Welford over the main part: every lane has seen the same
+      // count after each iteration, so 1/n is one scalar division.
+      SmallVector<Value> state;
+      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
+        state.push_back(e.zeroVector()); // running mean
+        state.push_back(e.zeroVector()); // running M2
+      }
+      Value mainMean, mainM2;
+      double mainCount = static_cast<double>(e.getMainElements());
+      if (e.getMainIters() > 0) {
+        SmallVector<Value> lanes = e.sweepMain(
+            state, 2, [&](Value col, Value mask, ValueRange acc) {
+              // n = col / (width * slots) + 1 for every lane of this group.
+              Value iter = arith::DivUIOp::create(
+                  b, col, e.index(e.getVectorType().getNumElements() *
+                                  e.getSlots()));
+              Value n = arith::UIToFPOp::create(
+                  b, b.getF32Type(),
+                  arith::IndexCastUIOp::create(
+                      b, b.getI64Type(),
+                      arith::AddIOp::create(b, iter, e.index(1))));
+              Value invN = e.splat(arith::DivFOp::create(b, e.f32Const(1.0), n));
+              Value s = firstD(col, mask);
+              Value delta = e.sub(s, acc[0]);
+              Value newMean = e.add(acc[0], e.mul(delta, invN));
+              Value newM2 = e.add(acc[1], e.mul(delta, e.sub(s, newMean)));
+              return SmallVector<Value>{newMean, newM2};
+            });
+        // Merge lanes of equal count: mean of means, M2 sums plus the
+        // spread of the lane means.
+        SmallVector<Value> laneMeans, laneM2s;
+        for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
+          laneMeans.push_back(lanes[2 * slot]);
+          laneM2s.push_back(lanes[2 * slot + 1]);
+        }
+        int64_t numLanes = e.getVectorType().getNumElements() * e.getSlots();
+        mainMean = e.mul(e.reduceSlots(laneMeans),
+                         e.f32Const(1.0 / static_cast<double>(numLanes)));
+        Value mainMeanVec = e.splat(mainMean);
+        SmallVector<Value> spreads;
+        for (Value laneMean : laneMeans) {
+          Value d = e.sub(laneMean, mainMeanVec);
+          spreads.push_back(e.mul(d, d));
+        }
+        Value perLaneCount =
+            e.f32Const(mainCount / static_cast<double>(numLanes));
+        mainM2 = e.add(e.reduceSlots(laneM2s),
+                       e.mul(perLaneCount, e.reduceSlots(spreads)));
+      }
+      double restCount = static_cast<double>(cols) - mainCount;
+      Value restMean, restM2;
+      if (restCount > 0) {
+        // The few columns left: exact two-pass statistics of their own.
+        SmallVector<Value> restSum =
+            e.sweepRest(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+              return SmallVector<Value>{e.add(acc[0], firstD(col, mask))};
+            });
+        restMean = e.mul(e.reduceSlots(restSum), e.f32Const(1.0 / restCount));
+        Value restMeanVec = e.splat(restMean);
+        SmallVector<Value> restSquares =
+            e.sweepRest(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+              Value d = e.maskOff(e.sub(laterD(col, mask), restMeanVec), mask);
+              return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
+            });
+        restM2 = e.reduceSlots(restSquares);
+      }
+      if (!mainMean) {
+        mean = restMean;
+        m2 = restM2;
+      } else if (!restMean) {
+        mean = mainMean;
+        m2 = mainM2;
+      } else {
+        // Chan et al.: merge (n1, mean1, M2_1) with (n2, mean2, M2_2).
+        Value delta = e.sub(restMean, mainMean);
+        mean = e.add(mainMean,
+                     e.mul(delta, e.f32Const(restCount / cols)));
+        m2 = e.add(e.add(mainM2, restM2),
+                   e.mul(e.mul(delta, delta),
+                         e.f32Const(mainCount * restCount / cols)));
+      }
+    }
+    Value var = e.mul(m2, invCols);
+    rstd = arith::DivFOp::create(
+        b, e.f32Const(1.0),
+        math::SqrtOp::create(b, arith::AddFOp::create(b, var, eps)));
+    if (meanOut)
+      memref::StoreOp::create(b, arith::AddFOp::create(b, s0, mean), meanOut,
+                              ValueRange{row});
+  }
+  if (rstdOut)
+    memref::StoreOp::create(b, rstd, rstdOut, ValueRange{row});
+
+  // Output pass: y = (s - mean) * rstd * gamma + beta.
+  Value meanVec = mean ? e.splat(mean) : Value();
+  Value rstdVec = e.splat(rstd);
+  e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
+    Value s = laterS(col, mask);
+    Value out = e.mul(meanVec ? e.sub(e.sub(s, shift), meanVec) : s, rstdVec);
+    if (gamma)
+      out = e.mul(out, e.load(gamma, {col}, mask));
+    if (beta)
+      out = e.add(out, e.load(beta, {col}, mask));
+    e.store(y, {row, col}, out, mask, knobs.streaming);
+    return SmallVector<Value>{};
+  });
+
+  rewriter.eraseOp(op);
+  return success();
+}
+
+struct LowerLayerNorm : OpRewritePattern<LayerNormOp> {
+  LowerLayerNorm(MLIRContext *context, const NormToVectorDefaults &defaults)
+      : OpRewritePattern(context), defaults(defaults) {}
+  LogicalResult matchAndRewrite(LayerNormOp op,
+                                PatternRewriter &rewriter) const override {
+    return lowerNormOp(op, rewriter, defaults, /*isLayerNorm=*/true);
+  }
+  NormToVectorDefaults defaults;
+};
+
+struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
+  LowerRMSNorm(MLIRContext *context, const NormToVectorDefaults &defaults)
+      : OpRewritePattern(context), defaults(defaults) {}
+  LogicalResult matchAndRewrite(RMSNormOp op,
+                                PatternRewriter &rewriter) const override {
+    return lowerNormOp(op, rewriter, defaults, /*isLayerNorm=*/false);
+  }
+  NormToVectorDefaults defaults;
+};
+
+struct LowerAdd : OpRewritePattern<AddOp> {
+  LowerAdd(MLIRContext *context, const NormToVectorDefaults &defaults)
+      : OpRewritePattern(context), defaults(defaults) {}
+  LogicalResult matchAndRewrite(AddOp op,
+                                PatternRewriter &rewriter) const override {
+    LoweringKnobs knobs = resolveKnobs(std::nullopt, defaults);
+    ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+    int64_t cols = cast<MemRefType>(op.getLhs().getType()).getDimSize(1);
+    RowEmitter e(b, cols, knobs);
+    Value rows = memref::DimOp::create(b, op.getLhs(), e.index(0));
+    auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(rowLoop.getBody());
+    Value row = rowLoop.getInductionVar();
+    e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
+      Value s = e.add(e.load(op.getLhs(), {row, col}, mask),
+                      e.load(op.getRhs(), {row, col}, mask));
+      e.store(op.getSum(), {row, col}, s, mask);
+      return SmallVector<Value>{};
+    });
+    rewriter.eraseOp(op);
+    return success();
+  }
+  NormToVectorDefaults defaults;
+};
+
+struct ConvertNormToVectorPass
+    : normjit::impl::ConvertNormToVectorPassBase<ConvertNormToVectorPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (vectorWidth < 1 || vectorWidth > 64 ||
+        !llvm::isPowerOf2_64(static_cast<uint64_t>(vectorWidth)) ||
+        accumulators < 1 || accumulators > 16) {
+      getOperation().emitError("convert-norm-to-vector: vector-width must be "
+                               "a power of two in [1, 64] and accumulators "
+                               "in [1, 16]");
+      return signalPassFailure();
+    }
+    NormToVectorDefaults defaults{vectorWidth, accumulators, welford};
+    RewritePatternSet patterns(&getContext());
+    populateNormToVectorPatterns(patterns, defaults);
+    ConversionTarget target(getContext());
+    target.addIllegalDialect<NormDialect>();
+    target.addLegalDialect<arith::ArithDialect, math::MathDialect,
+                           memref::MemRefDialect, scf::SCFDialect,
+                           vector::VectorDialect>();
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+void normjit::populateNormToVectorPatterns(
+    RewritePatternSet &patterns, const NormToVectorDefaults &defaults) {
+  patterns.add<LowerLayerNorm, LowerRMSNorm, LowerAdd>(patterns.getContext(),
+                                                       defaults);
+}

@@ -1,0 +1,120 @@
+//===- CApi.cpp - the C ABI over Context and Kernel -----------------------===//
+//
+// Part of normjit. Implements normjit.h: every error becomes a status code
+// and the thread's last-error message.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/normjit.h"
+
+#include "normjit/JIT/Context.h"
+#include "normjit/runtime/Error.h"
+
+#include <new>
+
+using namespace normjit;
+using normjit::runtime::setError;
+
+struct normjit_context {
+  Context context;
+};
+
+struct normjit_kernel {
+  std::shared_ptr<const Kernel> kernel;
+  std::string config;
+};
+
+namespace {
+CpuConfig fromC(const normjit_cpu_config_t &c) {
+  CpuConfig config;
+  config.vectorWidth = c.vector_width;
+  config.accumulators = c.accumulators;
+  config.rowsPerTask = c.rows_per_task;
+  config.threads = c.threads;
+  config.welford = c.welford != 0;
+  config.streamingStores = c.streaming_stores != 0;
+  config.fuseResidual = c.fuse_residual != 0;
+  return config;
+}
+
+normjit_status_t getKernel(normjit_context_t *context,
+                           const normjit_kernel_spec_t *spec,
+                           std::optional<CpuConfig> config,
+                           normjit_kernel_t **out) {
+  if (!context || !spec || !out)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "context, spec and out must not be null");
+  *out = nullptr;
+  auto kernel = context->context.getKernel(*spec, config);
+  if (!kernel)
+    return errorToStatus(kernel.takeError());
+  auto *handle = new (std::nothrow) normjit_kernel;
+  if (!handle)
+    return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
+  handle->kernel = std::move(*kernel);
+  handle->config = handle->kernel->getConfig().str();
+  *out = handle;
+  return NORMJIT_OK;
+}
+} // namespace
+
+extern "C" normjit_status_t normjit_context_create(normjit_context_t **out) {
+  if (!out)
+    return setError(NORMJIT_INVALID_ARGUMENT, "out must not be null");
+  *out = new (std::nothrow) normjit_context;
+  if (!*out)
+    return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a context");
+  return NORMJIT_OK;
+}
+
+extern "C" void normjit_context_destroy(normjit_context_t *context) {
+  delete context;
+}
+
+extern "C" normjit_status_t
+normjit_default_cpu_config(const normjit_kernel_spec_t *spec,
+                           normjit_cpu_config_t *out) {
+  if (!out)
+    return setError(NORMJIT_INVALID_ARGUMENT, "out must not be null");
+  NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
+  CpuConfig config = getDefaultCpuConfig(*spec);
+  *out = normjit_cpu_config_t{config.vectorWidth,   config.accumulators,
+                              config.rowsPerTask,   config.threads,
+                              config.welford,       config.streamingStores,
+                              config.fuseResidual};
+  return NORMJIT_OK;
+}
+
+extern "C" normjit_status_t normjit_kernel_get(normjit_context_t *context,
+                                               const normjit_kernel_spec_t *spec,
+                                               normjit_kernel_t **out) {
+  return getKernel(context, spec, std::nullopt, out);
+}
+
+extern "C" normjit_status_t normjit_kernel_get_with_config(
+    normjit_context_t *context, const normjit_kernel_spec_t *spec,
+    const normjit_cpu_config_t *config, normjit_kernel_t **out) {
+  if (!config)
+    return setError(NORMJIT_INVALID_ARGUMENT, "config must not be null");
+  return getKernel(context, spec, fromC(*config), out);
+}
+
+extern "C" normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
+                                               const normjit_run_args_t *args) {
+  if (!kernel || !args)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "kernel and args must not be null");
+  return errorToStatus(kernel->kernel->run(*args));
+}
+
+extern "C" const char *normjit_kernel_config(const normjit_kernel_t *kernel) {
+  return kernel ? kernel->config.c_str() : "";
+}
+
+extern "C" double normjit_kernel_compile_ms(const normjit_kernel_t *kernel) {
+  return kernel ? kernel->kernel->getCompileMillis() : 0.0;
+}
+
+extern "C" void normjit_kernel_release(normjit_kernel_t *kernel) {
+  delete kernel;
+}

@@ -1,0 +1,100 @@
+//===- Context.cpp - the in-memory kernel cache and Kernel::run -----------===//
+//
+// Part of normjit. Implements Context and Kernel.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/JIT/Context.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+using namespace normjit;
+
+Kernel::Kernel(const normjit_kernel_spec_t &spec,
+               std::unique_ptr<CompiledCpuKernel> compiled)
+    : spec(spec), compiled(std::move(compiled)) {}
+
+llvm::Error Kernel::run(const normjit_run_args_t &args) const {
+  const CpuConfig &config = getConfig();
+  normjit_cpu_launch_t launch{config.rowsPerTask, config.threads};
+  return statusToError(
+      normjit_cpu_launch(getFunction(), &spec, &args, &launch));
+}
+
+/// One cache entry: the first thread to ask compiles it while later ones
+/// wait on `mutex`.
+struct Context::Slot {
+  std::mutex mutex;
+  bool done = false;
+  std::shared_ptr<const Kernel> kernel;
+  normjit_status_t status = NORMJIT_OK;
+  std::string error;
+};
+
+Context::Context() = default;
+Context::~Context() = default;
+
+std::string normjit::getSpecKey(const normjit_kernel_spec_t &spec) {
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  auto dtype = [](bool used, normjit_dtype_t dtype) {
+    return used ? static_cast<int>(dtype) : -1;
+  };
+  os << (spec.op == NORMJIT_LAYER_NORM ? "layer_norm" : "rms_norm") << ":"
+     << spec.cols << ":x" << dtype(true, spec.x_dtype) << ":y"
+     << dtype(true, spec.y_dtype) << ":r"
+     << dtype(spec.has_residual, spec.residual_dtype) << ":s"
+     << dtype(spec.store_sum, spec.sum_dtype) << ":g"
+     << dtype(spec.has_gamma, spec.gamma_dtype) << ":b"
+     << dtype(spec.has_beta, spec.beta_dtype) << ":m" << (spec.store_mean != 0)
+     << ":rs" << (spec.store_rstd != 0) << ":eps";
+  os.write_hex(llvm::bit_cast<uint32_t>(spec.epsilon));
+  return key;
+}
+
+llvm::Expected<std::shared_ptr<const Kernel>>
+Context::getKernel(const normjit_kernel_spec_t &spec,
+                   std::optional<CpuConfig> config) {
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  CpuConfig chosen = config ? *config : getDefaultCpuConfig(spec);
+  if (llvm::Error error = validateCpuConfig(chosen))
+    return std::move(error);
+  std::string key = getSpecKey(spec) + "|" + chosen.str();
+
+  std::shared_ptr<Slot> slot;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::shared_ptr<Slot> &entry = cache[key];
+    if (!entry)
+      entry = std::make_shared<Slot>();
+    slot = entry;
+  }
+  std::lock_guard<std::mutex> lock(slot->mutex);
+  if (!slot->done) {
+    auto compiled = compileCpuKernel(spec, chosen);
+    if (compiled) {
+      slot->kernel = std::make_shared<const Kernel>(spec, std::move(*compiled));
+    } else {
+      llvm::handleAllErrors(
+          compiled.takeError(),
+          [&](const StatusError &e) {
+            slot->status = e.getStatus();
+            slot->error = e.getMessage();
+          },
+          [&](const llvm::ErrorInfoBase &e) {
+            slot->status = NORMJIT_INTERNAL;
+            slot->error = e.message();
+          });
+    }
+    slot->done = true;
+  }
+  if (!slot->kernel)
+    return makeError(slot->status, slot->error);
+  return slot->kernel;
+}
+
+size_t Context::getCacheSize() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return cache.size();
+}

@@ -1,0 +1,403 @@
+//===- KernelCompiler.cpp - spec -> norm IR -> host machine code ----------===//
+//
+// Part of normjit. Builds the `norm` IR of a kernel, lowers it through
+// convert-norm-to-vector and MLIR's LLVM conversions, and JIT-compiles it
+// for the host CPU with LLVM ORC (mlir::ExecutionEngine).
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/JIT/KernelCompiler.h"
+
+#include "normjit/Conversion/Passes.h"
+#include "normjit/Dialect/Norm/IR/NormOps.h"
+#include "normjit/Dialect/Norm/Transforms/Passes.h"
+#include "normjit/runtime/Error.h"
+
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+using namespace mlir;
+
+char normjit::StatusError::ID = 0;
+
+llvm::Error normjit::makeError(normjit_status_t status,
+                               const llvm::Twine &message) {
+  return llvm::make_error<StatusError>(status, message.str());
+}
+
+llvm::Error normjit::statusToError(normjit_status_t status) {
+  if (status == NORMJIT_OK)
+    return llvm::Error::success();
+  return makeError(status, normjit_last_error());
+}
+
+normjit_status_t normjit::errorToStatus(llvm::Error error) {
+  normjit_status_t status = NORMJIT_OK;
+  std::string message;
+  llvm::handleAllErrors(
+      std::move(error),
+      [&](const StatusError &e) {
+        status = e.getStatus();
+        message = e.getMessage();
+      },
+      [&](const llvm::ErrorInfoBase &e) {
+        status = NORMJIT_INTERNAL;
+        message = e.message();
+      });
+  if (status != NORMJIT_OK)
+    normjit::runtime::setError(status, message);
+  return status;
+}
+
+//===----------------------------------------------------------------------===//
+// Configs and the host
+//===----------------------------------------------------------------------===//
+
+std::string normjit::CpuConfig::str() const {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "#norm.config<cpu, vector_width = " << vectorWidth
+     << ", fuse_residual = " << (fuseResidual ? "true" : "false")
+     << ", accumulators = " << accumulators
+     << ", rows_per_task = " << rowsPerTask;
+  if (threads > 0)
+    os << ", threads = " << threads;
+  os << ", algorithm = " << (welford ? "welford" : "two_pass")
+     << ", streaming_stores = " << (streamingStores ? "true" : "false")
+     << ">";
+  return text;
+}
+
+bool normjit::CpuConfig::operator==(const CpuConfig &other) const {
+  return vectorWidth == other.vectorWidth &&
+         accumulators == other.accumulators &&
+         rowsPerTask == other.rowsPerTask && threads == other.threads &&
+         welford == other.welford &&
+         streamingStores == other.streamingStores &&
+         fuseResidual == other.fuseResidual;
+}
+
+int64_t normjit::HostCpu::nativeVectorWidth() const {
+  if (avx512f)
+    return 16;
+  if (avx2)
+    return 8;
+  return 4;
+}
+
+const normjit::HostCpu &normjit::getHostCpu() {
+  static const HostCpu host = [] {
+    HostCpu cpu;
+    cpu.name = llvm::sys::getHostCPUName().str();
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    cpu.avx2 = features.lookup("avx2");
+    cpu.avx512f = features.lookup("avx512f");
+    cpu.f16c = features.lookup("f16c");
+    cpu.cores = std::max(1u, std::thread::hardware_concurrency());
+    return cpu;
+  }();
+  return host;
+}
+
+normjit::CpuConfig
+normjit::getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
+                             const HostCpu &host) {
+  CpuConfig config;
+  config.vectorWidth = host.nativeVectorWidth();
+  int64_t vectors = (spec.cols + config.vectorWidth - 1) / config.vectorWidth;
+  config.accumulators = vectors >= 16 ? 4 : vectors >= 4 ? 2 : 1;
+  // About 64 KiB of input per task: enough work to amortize a dispatch,
+  // small enough to balance the cores.
+  int64_t rowBytes = std::max<int64_t>(
+      1, spec.cols * static_cast<int64_t>(normjit_dtype_size(spec.x_dtype)));
+  config.rowsPerTask = std::max<int64_t>(1, (64 << 10) / rowBytes);
+  return config;
+}
+
+llvm::Error normjit::validateCpuConfig(const CpuConfig &config) {
+  if (config.vectorWidth < 1 || config.vectorWidth > 64 ||
+      !llvm::isPowerOf2_64(static_cast<uint64_t>(config.vectorWidth)))
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "vector_width must be a power of two in [1, 64], got " +
+                         llvm::Twine(config.vectorWidth));
+  if (config.accumulators < 1 || config.accumulators > 16)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "accumulators must be in [1, 16], got " +
+                         llvm::Twine(config.accumulators));
+  if (config.rowsPerTask < 1)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "rows_per_task must be at least 1, got " +
+                         llvm::Twine(config.rowsPerTask));
+  if (config.threads < 0 || config.threads > 1024)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "threads must be in [0, 1024], got " +
+                         llvm::Twine(config.threads));
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// IR
+//===----------------------------------------------------------------------===//
+
+namespace {
+DialectRegistry &getRegistry() {
+  static DialectRegistry *registry = [] {
+    auto *r = new DialectRegistry();
+    r->insert<normjit::norm::NormDialect, arith::ArithDialect,
+              cf::ControlFlowDialect, func::FuncDialect, LLVM::LLVMDialect,
+              math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
+              ub::UBDialect, vector::VectorDialect>();
+    registerBuiltinDialectTranslation(*r);
+    registerLLVMDialectTranslation(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+Type elementType(MLIRContext *context, normjit_dtype_t dtype) {
+  switch (dtype) {
+  case NORMJIT_F16:
+    return Float16Type::get(context);
+  case NORMJIT_BF16:
+    return BFloat16Type::get(context);
+  case NORMJIT_F32:
+    break;
+  }
+  return Float32Type::get(context);
+}
+
+/// Collects the error diagnostics of a scope into one string.
+class DiagnosticCollector {
+public:
+  explicit DiagnosticCollector(MLIRContext *context)
+      : handler(context, [this](Diagnostic &diag) {
+          if (diag.getSeverity() == DiagnosticSeverity::Error) {
+            llvm::raw_string_ostream os(text);
+            if (!text.empty())
+              os << "; ";
+            os << diag;
+          }
+          return success();
+        }) {}
+  const std::string &str() const { return text; }
+
+private:
+  std::string text;
+  ScopedDiagnosticHandler handler;
+};
+
+normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
+                                       const normjit::CpuConfig &config) {
+  normjit::norm::ConfigKnobs knobs;
+  knobs.backend = normjit::norm::Backend::CPU;
+  knobs.vectorWidth = config.vectorWidth;
+  knobs.fuseResidual = config.fuseResidual;
+  knobs.accumulators = config.accumulators;
+  knobs.rowsPerTask = config.rowsPerTask;
+  if (config.threads > 0)
+    knobs.threads = config.threads;
+  knobs.algorithm = config.welford ? normjit::norm::Algorithm::Welford
+                                   : normjit::norm::Algorithm::TwoPass;
+  knobs.streamingStores = config.streamingStores;
+  return normjit::norm::getConfigChecked(
+      [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
+}
+
+/// Builds the module holding @normjit_kernel for `spec`.
+OwningOpRef<ModuleOp> buildModule(MLIRContext *context,
+                                  const normjit_kernel_spec_t &spec,
+                                  const normjit::CpuConfig &config) {
+  Location loc = NameLoc::get(StringAttr::get(context, "normjit_kernel"));
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  OpBuilder b(module->getBodyRegion());
+  int64_t cols = spec.cols;
+  auto rowsType = [&](normjit_dtype_t dtype) {
+    return MemRefType::get(
+        {ShapedType::kDynamic, cols}, elementType(context, dtype),
+        StridedLayoutAttr::get(context, 0, {ShapedType::kDynamic, 1}));
+  };
+  auto columnsType = [&](normjit_dtype_t dtype) {
+    return MemRefType::get({cols}, elementType(context, dtype));
+  };
+  auto statsType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  // The fixed ABI: all eight operands, unused ones typed like their role.
+  SmallVector<Type> argTypes = {
+      rowsType(spec.x_dtype),        rowsType(spec.residual_dtype),
+      columnsType(spec.gamma_dtype), columnsType(spec.beta_dtype),
+      rowsType(spec.y_dtype),        rowsType(spec.sum_dtype),
+      statsType,                     statsType};
+  auto func = func::FuncOp::create(b, loc, "normjit_kernel",
+                                   b.getFunctionType(argTypes, {}));
+  func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                UnitAttr::get(context));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto arg = [&](unsigned i, bool used) {
+    return used ? entry->getArgument(i) : Value();
+  };
+  Value x = arg(0, true), residual = arg(1, spec.has_residual);
+  Value gamma = arg(2, spec.has_gamma), beta = arg(3, spec.has_beta);
+  Value y = arg(4, true), sum = arg(5, spec.store_sum);
+  Value mean = arg(6, spec.store_mean), rstd = arg(7, spec.store_rstd);
+  FloatAttr eps = b.getF32FloatAttr(spec.epsilon);
+  normjit::norm::ConfigAttr configAttr = toConfigAttr(context, config);
+  if (spec.op == NORMJIT_LAYER_NORM)
+    normjit::norm::LayerNormOp::create(b, loc, x, residual, gamma, beta, y,
+                                       sum, mean, rstd, eps, configAttr);
+  else
+    normjit::norm::RMSNormOp::create(b, loc, x, residual, gamma, beta, y, sum,
+                                     mean, rstd, eps, configAttr);
+  func::ReturnOp::create(b, loc);
+  return module;
+}
+
+llvm::Error checkInputs(const normjit_kernel_spec_t &spec,
+                        const normjit::CpuConfig &config) {
+  if (llvm::Error error =
+          normjit::statusToError(normjit_kernel_spec_validate(&spec)))
+    return error;
+  return normjit::validateCpuConfig(config);
+}
+
+void initializeLLVMOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+
+void buildCpuPipeline(OpPassManager &pm, const normjit_kernel_spec_t &spec,
+                      const normjit::CpuConfig &config) {
+  OpPassManager &funcPM = pm.nest<func::FuncOp>();
+  if (spec.has_residual && !config.fuseResidual)
+    funcPM.addPass(normjit::norm::createNormSplitResidualAddPass());
+  normjit::ConvertNormToVectorPassOptions lowering;
+  lowering.vectorWidth = config.vectorWidth;
+  lowering.accumulators = config.accumulators;
+  lowering.welford = config.welford;
+  funcPM.addPass(normjit::createConvertNormToVectorPass(lowering));
+  funcPM.addPass(createCanonicalizerPass());
+  funcPM.addPass(createCSEPass());
+  funcPM.addPass(createLoopInvariantCodeMotionPass());
+  // bf16 conversions as integer code, rounding to nearest even: no libcall
+  // and no dependence on AVX512-BF16.
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  funcPM.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addPass(createSCFToControlFlowPass());
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.reassociateFPReductions = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createUBToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+} // namespace
+
+llvm::Expected<std::string>
+normjit::buildKernelIR(const normjit_kernel_spec_t &spec,
+                       const CpuConfig &config) {
+  if (llvm::Error error = checkInputs(spec, config))
+    return std::move(error);
+  MLIRContext context(getRegistry(), MLIRContext::Threading::DISABLED);
+  context.loadAllAvailableDialects();
+  DiagnosticCollector diagnostics(&context);
+  OwningOpRef<ModuleOp> module = buildModule(&context, spec, config);
+  if (failed(verify(*module)))
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "invalid kernel IR: " + diagnostics.str());
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  return text;
+}
+
+normjit::CompiledCpuKernel::~CompiledCpuKernel() = default;
+
+llvm::Expected<std::unique_ptr<normjit::CompiledCpuKernel>>
+normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
+                          const CpuConfig &config) {
+  auto start = std::chrono::steady_clock::now();
+  if (llvm::Error error = checkInputs(spec, config))
+    return std::move(error);
+  initializeLLVMOnce();
+
+  MLIRContext context(getRegistry(), MLIRContext::Threading::DISABLED);
+  context.loadAllAvailableDialects();
+  DiagnosticCollector diagnostics(&context);
+  OwningOpRef<ModuleOp> module = buildModule(&context, spec, config);
+  if (failed(verify(*module)))
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "invalid kernel IR: " + diagnostics.str());
+
+  PassManager pm(&context);
+  buildCpuPipeline(pm, spec, config);
+  if (failed(pm.run(*module)))
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "lowering failed: " + diagnostics.str());
+
+  // MLIR already emitted the vector code: a light LLVM pipeline keeps
+  // compile latency low without slowing the kernel (MLIR22_NOTES.md).
+  auto transformer = makeOptimizingTransformer(/*optLevel=*/1,
+                                               /*sizeLevel=*/0,
+                                               /*targetMachine=*/nullptr);
+  ExecutionEngineOptions options;
+  options.transformer = transformer;
+  options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
+  options.enableGDBNotificationListener = false;
+  options.enablePerfNotificationListener = false;
+  auto engine = ExecutionEngine::create(*module, options);
+  if (!engine)
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "JIT setup failed: " +
+                         llvm::toString(engine.takeError()));
+  auto symbol = (*engine)->lookup("_mlir_ciface_normjit_kernel");
+  if (!symbol)
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "JIT compilation failed: " +
+                         llvm::toString(symbol.takeError()));
+
+  std::unique_ptr<CompiledCpuKernel> kernel(new CompiledCpuKernel());
+  kernel->engine = std::move(*engine);
+  kernel->function = reinterpret_cast<normjit_cpu_kernel_fn>(*symbol);
+  kernel->config = config;
+  kernel->compileMillis = std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - start)
+                              .count();
+  return std::move(kernel);
+}

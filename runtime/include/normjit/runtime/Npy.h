@@ -1,0 +1,57 @@
+//===- Npy.h - reading and writing NumPy .npy files -------------*- C++ -*-===//
+//
+// Part of normjit. Reads and writes the .npy format for the element types
+// kernels use, so that tools, tests and AOT hosts exchange arrays with numpy.
+//
+// bf16 has no numpy dtype: by this project's convention a bf16 array is
+// stored as '<u2' holding the raw bfloat16 bit patterns. numpy users convert
+// with `(a.astype(np.uint32) << 16).view(np.float32)` or
+// `a.view(ml_dtypes.bfloat16)`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_RUNTIME_NPY_H
+#define NORMJIT_RUNTIME_NPY_H
+
+#include "normjit/runtime/dtype.h"
+#include "normjit/runtime/status.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace normjit::runtime {
+
+/// A row-major array read from or written to a .npy file.
+struct NpyArray {
+  /// Element type: '<f4' is NORMJIT_F32, '<f2' NORMJIT_F16 and '<u2'
+  /// NORMJIT_BF16 (raw bfloat16 bits).
+  normjit_dtype_t dtype = NORMJIT_F32;
+  /// The dimensions as in the file; empty for a rank-0 (scalar) array.
+  std::vector<int64_t> shape;
+  /// The elements, little-endian and row-major: the product of `shape` times
+  /// the dtype's size bytes.
+  std::vector<uint8_t> data;
+
+  /// The product of `shape` (1 for rank 0); -1 if a dimension is negative or
+  /// the product does not fit in int64_t.
+  int64_t numElements() const;
+};
+
+/// Reads the .npy file at `path` (format version 1.0, 2.0 or 3.0) into `out`.
+/// Returns NORMJIT_IO_ERROR when the file cannot be opened or read and
+/// NORMJIT_INVALID_ARGUMENT when it is not a well-formed .npy file of a
+/// supported dtype (little-endian f4, f2 or u2, C order) whose data is
+/// exactly as long as its shape needs. `out` is left unchanged on failure.
+normjit_status_t readNpy(const std::string &path, NpyArray &out);
+
+/// Writes `array` to `path` as a .npy file (version 1.0, laid out as
+/// numpy.save does). The file is written to a temporary in the same directory
+/// and renamed over `path`, so `path` is either replaced whole or left as it
+/// was. Returns NORMJIT_INVALID_ARGUMENT when `array.data` does not match its
+/// shape and dtype, and NORMJIT_IO_ERROR when the file cannot be written.
+normjit_status_t writeNpy(const std::string &path, const NpyArray &array);
+
+} // namespace normjit::runtime
+
+#endif // NORMJIT_RUNTIME_NPY_H

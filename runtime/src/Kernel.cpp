@@ -1,0 +1,209 @@
+//===- Kernel.cpp - spec and argument validation, the CPU launcher --------===//
+//
+// Part of normjit. Every check of user input that the JIT, the C ABI, the
+// CLI and AOT hosts share, and the row-splitting launcher.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/runtime/kernel.h"
+#include "normjit/runtime/Error.h"
+#include "normjit/runtime/ThreadPool.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+using normjit::runtime::setError;
+
+namespace {
+bool isDType(normjit_dtype_t dtype) { return normjit_dtype_size(dtype) != 0; }
+
+normjit_status_t invalid(const std::string &message) {
+  return setError(NORMJIT_INVALID_ARGUMENT, message);
+}
+
+normjit_status_t checkRows(const char *name, const void *pointer,
+                           int64_t stride, int64_t cols, normjit_dtype_t dtype,
+                           bool required) {
+  if (!required) {
+    if (pointer)
+      return invalid(std::string(name) +
+                     " is given but the kernel spec does not use it");
+    return NORMJIT_OK;
+  }
+  if (!pointer)
+    return invalid(std::string(name) + " must not be null");
+  if (stride != 0 && stride < cols)
+    return invalid(std::string(name) + "_stride (" + std::to_string(stride) +
+                   ") is less than cols (" + std::to_string(cols) + ")");
+  if (stride < 0)
+    return invalid(std::string(name) + "_stride must not be negative");
+  if (reinterpret_cast<uintptr_t>(pointer) % normjit_dtype_size(dtype) != 0)
+    return invalid(std::string(name) + " is not aligned to its " +
+                   normjit_dtype_name(dtype) + " elements");
+  return NORMJIT_OK;
+}
+} // namespace
+
+extern "C" normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
+                                                             int64_t cols) {
+  normjit_kernel_spec_t spec{};
+  spec.op = op;
+  spec.cols = cols;
+  spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype =
+      spec.gamma_dtype = spec.beta_dtype = NORMJIT_F32;
+  spec.epsilon = 1e-5f;
+  return spec;
+}
+
+extern "C" normjit_status_t
+normjit_kernel_spec_validate(const normjit_kernel_spec_t *spec) {
+  if (!spec)
+    return invalid("kernel spec must not be null");
+  if (spec->op != NORMJIT_LAYER_NORM && spec->op != NORMJIT_RMS_NORM)
+    return invalid("unknown op " + std::to_string(static_cast<int>(spec->op)) +
+                   "; expected layer_norm or rms_norm");
+  if (spec->cols < 1)
+    return invalid("cols must be at least 1, got " +
+                   std::to_string(spec->cols));
+  if (spec->cols > (int64_t(1) << 30))
+    return setError(NORMJIT_UNSUPPORTED,
+                    "cols = " + std::to_string(spec->cols) +
+                        " is more than normjit supports (2^30)");
+  struct {
+    const char *name;
+    normjit_dtype_t dtype;
+    bool used;
+  } dtypes[] = {{"x", spec->x_dtype, true},
+                {"y", spec->y_dtype, true},
+                {"residual", spec->residual_dtype, spec->has_residual != 0},
+                {"sum", spec->sum_dtype, spec->store_sum != 0},
+                {"gamma", spec->gamma_dtype, spec->has_gamma != 0},
+                {"beta", spec->beta_dtype, spec->has_beta != 0}};
+  for (const auto &entry : dtypes)
+    if (entry.used && !isDType(entry.dtype))
+      return setError(NORMJIT_UNSUPPORTED,
+                      std::string("unsupported dtype ") +
+                          std::to_string(static_cast<int>(entry.dtype)) +
+                          " for " + entry.name + "; expected f32, f16 or bf16");
+  if (!(spec->epsilon > 0.0f) || !std::isfinite(spec->epsilon))
+    return invalid("epsilon must be positive and finite, got " +
+                   std::to_string(spec->epsilon));
+  if (spec->store_sum && !spec->has_residual)
+    return invalid("store_sum needs a residual: without one the sum would "
+                   "only copy x");
+  if (spec->store_mean && spec->op == NORMJIT_RMS_NORM)
+    return invalid("rms_norm computes no mean; store_mean must be 0");
+  return NORMJIT_OK;
+}
+
+extern "C" normjit_status_t
+normjit_run_args_validate(const normjit_kernel_spec_t *spec,
+                          const normjit_run_args_t *args) {
+  NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
+  if (!args)
+    return invalid("run arguments must not be null");
+  if (args->rows < 0)
+    return invalid("rows must not be negative, got " +
+                   std::to_string(args->rows));
+  int64_t cols = spec->cols;
+  NORMJIT_RETURN_IF_ERROR(
+      checkRows("x", args->x, args->x_stride, cols, spec->x_dtype, true));
+  NORMJIT_RETURN_IF_ERROR(
+      checkRows("residual", args->residual, args->residual_stride, cols,
+                spec->residual_dtype, spec->has_residual != 0));
+  NORMJIT_RETURN_IF_ERROR(
+      checkRows("y", args->y, args->y_stride, cols, spec->y_dtype, true));
+  NORMJIT_RETURN_IF_ERROR(checkRows("sum", args->sum, args->sum_stride, cols,
+                                    spec->sum_dtype, spec->store_sum != 0));
+  NORMJIT_RETURN_IF_ERROR(checkRows("gamma", args->gamma, 0, cols,
+                                    spec->gamma_dtype, spec->has_gamma != 0));
+  NORMJIT_RETURN_IF_ERROR(checkRows("beta", args->beta, 0, cols,
+                                    spec->beta_dtype, spec->has_beta != 0));
+  NORMJIT_RETURN_IF_ERROR(checkRows("mean", args->mean, 0, cols, NORMJIT_F32,
+                                    spec->store_mean != 0));
+  NORMJIT_RETURN_IF_ERROR(checkRows("rstd", args->rstd, 0, cols, NORMJIT_F32,
+                                    spec->store_rstd != 0));
+  if (args->sum && args->sum == args->y)
+    return invalid("y and sum must be different buffers");
+  if (args->mean && args->mean == args->rstd)
+    return invalid("mean and rstd must be different buffers");
+  return NORMJIT_OK;
+}
+
+namespace {
+int64_t strideOr(int64_t stride, int64_t cols) {
+  return stride == 0 ? cols : stride;
+}
+
+/// A descriptor of rows [begin, begin + count) of a row buffer.
+normjit_memref2d_t rowsDesc(const void *base, int64_t stride,
+                            normjit_dtype_t dtype, int64_t cols, int64_t begin,
+                            int64_t count) {
+  normjit_memref2d_t desc{};
+  if (!base)
+    return desc;
+  auto *bytes =
+      static_cast<char *>(const_cast<void *>(base)) +
+      begin * stride * static_cast<int64_t>(normjit_dtype_size(dtype));
+  desc.allocated = desc.aligned = bytes;
+  desc.sizes[0] = count;
+  desc.sizes[1] = cols;
+  desc.strides[0] = stride;
+  desc.strides[1] = 1;
+  return desc;
+}
+
+normjit_memref1d_t vectorDesc(const void *base, int64_t length) {
+  normjit_memref1d_t desc{};
+  if (!base)
+    return desc;
+  desc.allocated = desc.aligned = const_cast<void *>(base);
+  desc.sizes[0] = length;
+  desc.strides[0] = 1;
+  return desc;
+}
+} // namespace
+
+extern "C" normjit_status_t
+normjit_cpu_launch(normjit_cpu_kernel_fn fn, const normjit_kernel_spec_t *spec,
+                   const normjit_run_args_t *args,
+                   const normjit_cpu_launch_t *launch) {
+  if (!fn)
+    return invalid("kernel function must not be null");
+  NORMJIT_RETURN_IF_ERROR(normjit_run_args_validate(spec, args));
+  if (!launch || launch->rows_per_task < 1 || launch->threads < 0)
+    return invalid("launch parameters need rows_per_task >= 1 and "
+                   "threads >= 0");
+  if (args->rows == 0)
+    return NORMJIT_OK;
+  const normjit_kernel_spec_t s = *spec;
+  const normjit_run_args_t a = *args;
+  int64_t cols = s.cols;
+  int64_t xStride = strideOr(a.x_stride, cols);
+  int64_t rStride = strideOr(a.residual_stride, cols);
+  int64_t yStride = strideOr(a.y_stride, cols);
+  int64_t sStride = strideOr(a.sum_stride, cols);
+  auto task = [&](int64_t begin, int64_t end) {
+    int64_t count = end - begin;
+    normjit_memref2d_t x =
+        rowsDesc(a.x, xStride, s.x_dtype, cols, begin, count);
+    normjit_memref2d_t residual =
+        rowsDesc(a.residual, rStride, s.residual_dtype, cols, begin, count);
+    normjit_memref2d_t y =
+        rowsDesc(a.y, yStride, s.y_dtype, cols, begin, count);
+    normjit_memref2d_t sum =
+        rowsDesc(a.sum, sStride, s.sum_dtype, cols, begin, count);
+    normjit_memref1d_t gamma = vectorDesc(a.gamma, cols);
+    normjit_memref1d_t beta = vectorDesc(a.beta, cols);
+    normjit_memref1d_t mean =
+        vectorDesc(a.mean ? a.mean + begin : nullptr, count);
+    normjit_memref1d_t rstd =
+        vectorDesc(a.rstd ? a.rstd + begin : nullptr, count);
+    fn(&x, &residual, &gamma, &beta, &y, &sum, &mean, &rstd);
+  };
+  auto &pool = normjit::runtime::ThreadPool::global();
+  pool.parallelFor(a.rows, launch->rows_per_task,
+                   static_cast<unsigned>(launch->threads), task);
+  return NORMJIT_OK;
+}

@@ -1,0 +1,309 @@
+//===- ApiTest.cpp - the C++ and C embedding APIs and bad input -----------===//
+//
+// Part of normjit. The kernel cache (one compile per spec, even under
+// concurrent requests), compile latency bookkeeping, and every bad input
+// through both APIs: a status and a message, never a crash.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/JIT/Context.h"
+#include "normjit/normjit.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace normjit;
+
+namespace {
+normjit_kernel_spec_t layerNorm(int64_t cols) {
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  spec.has_gamma = 1;
+  return spec;
+}
+
+std::string messageOf(llvm::Error error) { return llvm::toString(std::move(error)); }
+} // namespace
+
+TEST(ContextTest, CachesKernels) {
+  Context context;
+  auto first = context.getKernel(layerNorm(64));
+  ASSERT_TRUE(!!first) << messageOf(first.takeError());
+  auto second = context.getKernel(layerNorm(64));
+  ASSERT_TRUE(!!second);
+  EXPECT_EQ(first->get(), second->get());
+  EXPECT_EQ(context.getCacheSize(), 1u);
+  EXPECT_GT((*first)->getCompileMillis(), 0.0);
+  // A different config is a different kernel.
+  CpuConfig config = (*first)->getConfig();
+  config.accumulators = config.accumulators == 1 ? 2 : 1;
+  auto third = context.getKernel(layerNorm(64), config);
+  ASSERT_TRUE(!!third);
+  EXPECT_NE(first->get(), third->get());
+  EXPECT_EQ(context.getCacheSize(), 2u);
+}
+
+TEST(ContextTest, ConcurrentRequestsCompileOnce) {
+  Context context;
+  std::vector<const Kernel *> seen(8, nullptr);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] {
+      auto kernel = context.getKernel(layerNorm(257));
+      if (kernel)
+        seen[i] = kernel->get();
+      else
+        llvm::consumeError(kernel.takeError());
+    });
+  for (std::thread &thread : threads)
+    thread.join();
+  EXPECT_EQ(context.getCacheSize(), 1u);
+  for (const Kernel *kernel : seen) {
+    ASSERT_NE(kernel, nullptr);
+    EXPECT_EQ(kernel, seen[0]);
+  }
+}
+
+TEST(ContextTest, IdenticalSpecsShareDespiteUnusedFields) {
+  Context context;
+  normjit_kernel_spec_t a = layerNorm(32), b = layerNorm(32);
+  b.residual_dtype = NORMJIT_BF16; // unused: no residual
+  ASSERT_TRUE(!!context.getKernel(a));
+  ASSERT_TRUE(!!context.getKernel(b));
+  EXPECT_EQ(context.getCacheSize(), 1u);
+}
+
+TEST(ContextTest, BadSpecsAreErrors) {
+  Context context;
+  auto expectError = [&](normjit_kernel_spec_t spec, const char *needle) {
+    auto kernel = context.getKernel(spec);
+    ASSERT_FALSE(!!kernel);
+    std::string message = messageOf(kernel.takeError());
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+  };
+  normjit_kernel_spec_t spec = layerNorm(0);
+  expectError(spec, "cols must be at least 1");
+  spec = layerNorm(8);
+  spec.epsilon = 0;
+  expectError(spec, "epsilon must be positive");
+  spec.epsilon = -1e-5f;
+  expectError(spec, "epsilon must be positive");
+  spec.epsilon = NAN;
+  expectError(spec, "epsilon must be positive");
+  spec = layerNorm(8);
+  spec.x_dtype = static_cast<normjit_dtype_t>(9);
+  expectError(spec, "unsupported dtype");
+  spec = layerNorm(8);
+  spec.store_sum = 1;
+  expectError(spec, "store_sum needs a residual");
+  spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 8);
+  spec.store_mean = 1;
+  expectError(spec, "computes no mean");
+  spec = layerNorm(8);
+  spec.op = static_cast<normjit_op_t>(5);
+  expectError(spec, "unknown op");
+}
+
+TEST(ContextTest, BadConfigsAreErrorsNotAborts) {
+  Context context;
+  CpuConfig config;
+  config.vectorWidth = 3;
+  auto kernel = context.getKernel(layerNorm(8), config);
+  ASSERT_FALSE(!!kernel);
+  EXPECT_NE(messageOf(kernel.takeError()).find("power of two"),
+            std::string::npos);
+  config = CpuConfig();
+  config.accumulators = 0;
+  kernel = context.getKernel(layerNorm(8), config);
+  ASSERT_FALSE(!!kernel);
+  llvm::consumeError(kernel.takeError());
+}
+
+TEST(KernelRunTest, BadArgumentsAreErrors) {
+  Context context;
+  normjit_kernel_spec_t spec = layerNorm(16);
+  auto kernel = context.getKernel(spec);
+  ASSERT_TRUE(!!kernel);
+  std::vector<float> x(64, 1.0f), y(64), gamma(16, 1.0f);
+  auto args = [&] {
+    normjit_run_args_t a{};
+    a.rows = 4;
+    a.x = x.data();
+    a.y = y.data();
+    a.gamma = gamma.data();
+    return a;
+  };
+  auto expectError = [&](normjit_run_args_t a, const char *needle) {
+    llvm::Error error = (*kernel)->run(a);
+    ASSERT_TRUE(!!error) << needle;
+    std::string message = messageOf(std::move(error));
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+  };
+  EXPECT_FALSE(!!(*kernel)->run(args()));
+  normjit_run_args_t a = args();
+  a.x = nullptr;
+  expectError(a, "x must not be null");
+  a = args();
+  a.y = nullptr;
+  expectError(a, "y must not be null");
+  a = args();
+  a.gamma = nullptr;
+  expectError(a, "gamma must not be null");
+  a = args();
+  a.rows = -1;
+  expectError(a, "rows must not be negative");
+  a = args();
+  a.x_stride = 8;
+  expectError(a, "x_stride (8) is less than cols (16)");
+  a = args();
+  a.residual = x.data();
+  expectError(a, "residual is given but the kernel spec does not use it");
+  a = args();
+  a.x = reinterpret_cast<const char *>(x.data()) + 1;
+  expectError(a, "x is not aligned");
+  a = args();
+  a.rows = 0;
+  a.x = a.y = nullptr; // rows = 0 still needs the buffers named
+  expectError(a, "x must not be null");
+}
+
+TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
+  // Buffers need only element alignment, not vector alignment.
+  Context context;
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 33);
+  auto kernel = context.getKernel(spec);
+  ASSERT_TRUE(!!kernel);
+  std::vector<float> x(3 * 33 + 1), y(3 * 33 + 1);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(i % 7) - 3.0f;
+  normjit_run_args_t args{};
+  args.rows = 3;
+  args.x = x.data() + 1;
+  args.y = y.data() + 1;
+  ASSERT_FALSE(!!(*kernel)->run(args));
+  double squares = 0;
+  for (int i = 0; i < 33; ++i)
+    squares += double(x[1 + i]) * x[1 + i];
+  double rstd = 1.0 / std::sqrt(squares / 33 + 1e-5);
+  EXPECT_NEAR(y[1], x[1] * rstd, 1e-5);
+}
+
+TEST(KernelRunTest, InPlaceResidualStream) {
+  // vLLM-style: y overwrites x, the sum overwrites the residual stream.
+  Context context;
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 300);
+  spec.has_residual = spec.store_sum = 1;
+  auto kernel = context.getKernel(spec);
+  ASSERT_TRUE(!!kernel);
+  int64_t rows = 7;
+  std::vector<float> x(rows * 300), h(rows * 300);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = std::sin(0.1f * i);
+    h[i] = std::cos(0.07f * i);
+  }
+  std::vector<float> x0 = x, h0 = h;
+  normjit_run_args_t args{};
+  args.rows = rows;
+  args.x = x.data();
+  args.y = x.data();
+  args.residual = h.data();
+  args.sum = h.data();
+  ASSERT_FALSE(!!kernel->get()->run(args));
+  for (int64_t r = 0; r < rows; ++r) {
+    double squares = 0;
+    for (int c = 0; c < 300; ++c) {
+      float s = x0[r * 300 + c] + h0[r * 300 + c];
+      EXPECT_EQ(h[r * 300 + c], s);
+      squares += double(s) * s;
+    }
+    double rstd = 1.0 / std::sqrt(squares / 300 + 1e-5);
+    for (int c = 0; c < 300; ++c)
+      EXPECT_NEAR(x[r * 300 + c], h[r * 300 + c] * rstd,
+                  1e-5 * (1 + std::fabs(h[r * 300 + c] * rstd)));
+  }
+}
+
+TEST(KernelIRTest, CarriesTheConfig) {
+  CpuConfig config;
+  config.vectorWidth = 16;
+  config.accumulators = 2;
+  config.welford = true;
+  auto ir = buildKernelIR(layerNorm(768), config);
+  ASSERT_TRUE(!!ir) << messageOf(ir.takeError());
+  EXPECT_NE(ir->find("norm.layer_norm"), std::string::npos) << *ir;
+  EXPECT_NE(ir->find("vector_width = 16"), std::string::npos) << *ir;
+  EXPECT_NE(ir->find("algorithm = welford"), std::string::npos) << *ir;
+  EXPECT_NE(ir->find("llvm.emit_c_interface"), std::string::npos) << *ir;
+}
+
+TEST(CApiTest, EndToEnd) {
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 5);
+  normjit_kernel_t *kernel = nullptr;
+  ASSERT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_NE(std::string(normjit_kernel_config(kernel)).find("#norm.config<cpu"),
+            std::string::npos);
+  float x[10] = {1, 2, 3, 4, 5, 5, 5, 5, 5, 5}, y[10];
+  normjit_run_args_t args{};
+  args.rows = 2;
+  args.x = x;
+  args.y = y;
+  ASSERT_EQ(normjit_kernel_run(kernel, &args), NORMJIT_OK) << normjit_last_error();
+  EXPECT_NEAR(y[0], -1.41420715, 1e-5);
+  EXPECT_NEAR(y[4], 1.41420715, 1e-5);
+  EXPECT_EQ(y[7], 0.0f); // a constant row normalizes to 0
+
+  normjit_cpu_config_t config;
+  ASSERT_EQ(normjit_default_cpu_config(&spec, &config), NORMJIT_OK);
+  config.vector_width = 4;
+  normjit_kernel_t *tuned = nullptr;
+  ASSERT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &tuned),
+            NORMJIT_OK);
+  EXPECT_NE(std::string(normjit_kernel_config(tuned)).find("vector_width = 4"),
+            std::string::npos);
+  normjit_kernel_release(tuned);
+  normjit_kernel_release(kernel);
+  normjit_context_destroy(context);
+}
+
+TEST(CApiTest, BadInputIsAStatusAndAMessage) {
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_t *kernel = nullptr;
+  EXPECT_EQ(normjit_kernel_get(context, nullptr, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("must not be null"),
+            std::string::npos);
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 0);
+  EXPECT_EQ(normjit_kernel_get(context, &spec, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("cols"), std::string::npos);
+  EXPECT_EQ(kernel, nullptr);
+  spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 8);
+  spec.y_dtype = static_cast<normjit_dtype_t>(17);
+  EXPECT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_UNSUPPORTED);
+
+  normjit_cpu_config_t config{3, 1, 1, 0, 0, 0, 1};
+  spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 8);
+  EXPECT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+
+  ASSERT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_OK);
+  EXPECT_EQ(normjit_kernel_run(kernel, nullptr), NORMJIT_INVALID_ARGUMENT);
+  normjit_run_args_t args{};
+  args.rows = -3;
+  float data[8] = {0};
+  args.x = data;
+  args.y = data;
+  EXPECT_EQ(normjit_kernel_run(kernel, &args), NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("rows"), std::string::npos);
+  EXPECT_EQ(normjit_kernel_run(nullptr, &args), NORMJIT_INVALID_ARGUMENT);
+  normjit_kernel_release(kernel);
+  normjit_kernel_release(nullptr);
+  normjit_context_destroy(context);
+}

@@ -1,0 +1,268 @@
+//===- ThreadPoolTest.cpp - the thread pool for data-parallel loops -------===//
+//
+// Part of normjit. Checks that parallelFor covers every index exactly once in
+// grain-sized chunks on at most the threads asked for, inline where it
+// should, from concurrent callers and nested loops. Asserts nothing about
+// timing.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/runtime/ThreadPool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+using normjit::runtime::ThreadPool;
+
+namespace {
+
+/// Records every chunk a loop runs and the threads it runs on.
+struct Recorder {
+  std::mutex mutex;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  std::set<std::thread::id> threads;
+
+  void add(int64_t begin, int64_t end) {
+    std::lock_guard<std::mutex> lock(mutex);
+    chunks.emplace_back(begin, end);
+    threads.insert(std::this_thread::get_id());
+  }
+};
+
+/// Runs one loop and checks it: the chunks partition [0, n) into consecutive
+/// grain-sized pieces, every index is visited once, and no more threads than
+/// allowed took part.
+void checkLoop(ThreadPool &pool, int64_t n, int64_t grain,
+               unsigned maxThreads) {
+  SCOPED_TRACE("pool " + std::to_string(pool.size()) + ", n " +
+               std::to_string(n) + ", grain " + std::to_string(grain) +
+               ", maxThreads " + std::to_string(maxThreads));
+  Recorder recorder;
+  std::vector<std::atomic<int>> visits(
+      static_cast<size_t>(std::max<int64_t>(n, 0)));
+  pool.parallelFor(n, grain, maxThreads, [&](int64_t begin, int64_t end) {
+    recorder.add(begin, end);
+    for (int64_t i = begin; i < end && i >= 0 && i < n; ++i)
+      visits[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+  });
+  if (n <= 0) {
+    EXPECT_TRUE(recorder.chunks.empty());
+    return;
+  }
+  int64_t step = grain <= 0 ? 1 : grain;
+  std::sort(recorder.chunks.begin(), recorder.chunks.end());
+  int64_t numChunks = (n - 1) / step + 1;
+  ASSERT_EQ(static_cast<int64_t>(recorder.chunks.size()), numChunks);
+  for (int64_t k = 0; k < numChunks; ++k) {
+    auto [begin, end] = recorder.chunks[static_cast<size_t>(k)];
+    EXPECT_EQ(begin, k * step);
+    EXPECT_EQ(end, std::min(n, begin + step));
+    EXPECT_LE(end - begin, step);
+  }
+  for (size_t i = 0; i < visits.size(); ++i)
+    ASSERT_EQ(visits[i].load(), 1) << "index " << i;
+  unsigned allowed =
+      maxThreads == 0 ? pool.size() : std::min(maxThreads, pool.size());
+  EXPECT_LE(recorder.threads.size(), static_cast<size_t>(allowed));
+  if (allowed == 1 || numChunks == 1) {
+    EXPECT_EQ(recorder.threads, std::set{std::this_thread::get_id()});
+  }
+}
+
+} // namespace
+
+TEST(ThreadPoolTest, SizeCountsTheCaller) {
+  EXPECT_EQ(ThreadPool(1).size(), 1u);
+  EXPECT_EQ(ThreadPool(3).size(), 3u);
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  EXPECT_EQ(ThreadPool(0).size(), cores);
+  EXPECT_EQ(ThreadPool().size(), cores);
+  EXPECT_EQ(ThreadPool::global().size(), cores);
+  EXPECT_EQ(&ThreadPool::global(), &ThreadPool::global());
+}
+
+TEST(ThreadPoolTest, VisitsEveryIndexExactlyOnce) {
+  const int64_t sizes[] = {-3, 0, 1, 2, 3, 5, 17, 64, 1000};
+  const int64_t grains[] = {
+      -1, 0, 1, 3, 16, 1000, 5000, std::numeric_limits<int64_t>::max()};
+  const unsigned maxThreads[] = {0, 1, 2, 3, 64};
+  for (unsigned threads : {1u, 2u, 4u, 8u}) {
+    ThreadPool pool(threads);
+    ASSERT_EQ(pool.size(), threads);
+    for (int64_t n : sizes)
+      for (int64_t grain : grains)
+        for (unsigned limit : maxThreads)
+          checkLoop(pool, n, grain, limit);
+  }
+}
+
+TEST(ThreadPoolTest, HugeRangesDoNotOverflow) {
+  ThreadPool pool(3);
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  Recorder recorder;
+  pool.parallelFor(max, max / 2, 0, [&](int64_t begin, int64_t end) {
+    recorder.add(begin, end);
+  });
+  std::sort(recorder.chunks.begin(), recorder.chunks.end());
+  const std::vector<std::pair<int64_t, int64_t>> expected = {
+      {0, max / 2}, {max / 2, 2 * (max / 2)}, {2 * (max / 2), max}};
+  EXPECT_EQ(recorder.chunks, expected);
+}
+
+TEST(ThreadPoolTest, SmallOrSerialLoopsRunInlineInOrder) {
+  ThreadPool pool(4);
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  std::set<std::thread::id> threads;
+  auto record = [&](int64_t begin, int64_t end) {
+    // No lock: an inline loop runs on this thread alone.
+    chunks.emplace_back(begin, end);
+    threads.insert(std::this_thread::get_id());
+  };
+  pool.parallelFor(100, 1, 1, record);
+  ASSERT_EQ(chunks.size(), 100u);
+  for (int64_t i = 0; i < 100; ++i)
+    EXPECT_EQ(chunks[static_cast<size_t>(i)], std::make_pair(i, i + 1));
+  chunks.clear();
+  pool.parallelFor(100, 100, 0, record);
+  pool.parallelFor(7, 1000, 4, record);
+  EXPECT_EQ(chunks,
+            (std::vector<std::pair<int64_t, int64_t>>{{0, 100}, {0, 7}}));
+  EXPECT_EQ(threads, std::set{std::this_thread::get_id()});
+
+  ThreadPool single(1);
+  chunks.clear();
+  single.parallelFor(10, 3, 0, record);
+  EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{
+                        {0, 3}, {3, 6}, {6, 9}, {9, 10}}));
+  EXPECT_EQ(threads, std::set{std::this_thread::get_id()});
+}
+
+TEST(ThreadPoolTest, ResultsAreVisibleAfterReturn) {
+  // Plain, non-atomic writes from the workers must be visible to the caller
+  // once parallelFor returns (ThreadSanitizer checks the ordering).
+  ThreadPool pool(4);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<int64_t> out(static_cast<size_t>(1000 + round));
+    pool.parallelFor(static_cast<int64_t>(out.size()), 1 + round % 7, 0,
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t i = begin; i < end; ++i)
+                         out[static_cast<size_t>(i)] = i * i + round;
+                     });
+    for (size_t i = 0; i < out.size(); ++i)
+      ASSERT_EQ(out[i], static_cast<int64_t>(i * i) + round);
+  }
+}
+
+TEST(ThreadPoolTest, ManySmallLoopsBackToBack) {
+  // The pattern of a kernel called on a few rows at a time: every loop must
+  // complete whether the workers are spinning, asleep or busy.
+  ThreadPool pool(4);
+  std::vector<int> rows(16);
+  for (int call = 0; call < 2000; ++call) {
+    pool.parallelFor(16, 1 + call % 4, 0, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        ++rows[static_cast<size_t>(i)];
+    });
+  }
+  EXPECT_EQ(rows, std::vector<int>(16, 2000));
+}
+
+TEST(ThreadPoolTest, ConcurrentCallersAllComplete) {
+  ThreadPool pool(4);
+  constexpr int kCallers = 4, kLoops = 200;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kCallers; ++t) {
+    callers.emplace_back([&, t] {
+      for (int loop = 0; loop < kLoops; ++loop) {
+        int64_t n = 1 + (loop * 7 + t * 13) % 300;
+        std::vector<int> hits(static_cast<size_t>(n));
+        pool.parallelFor(n, 1 + loop % 5, static_cast<unsigned>(loop % 4),
+                         [&](int64_t begin, int64_t end) {
+                           for (int64_t i = begin; i < end; ++i)
+                             ++hits[static_cast<size_t>(i)];
+                         });
+        if (std::count(hits.begin(), hits.end(), 1) != n)
+          failures.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread &caller : callers)
+    caller.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(ThreadPoolTest, NestedLoopsComplete) {
+  ThreadPool pool(4);
+  constexpr int64_t kOuter = 16, kMiddle = 10, kInner = 30;
+  std::vector<std::atomic<int>> hits(kOuter * kMiddle * kInner);
+  pool.parallelFor(kOuter, 1, 0, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      pool.parallelFor(
+          kMiddle, 3, 0, [&](int64_t middleBegin, int64_t middleEnd) {
+            for (int64_t j = middleBegin; j < middleEnd; ++j)
+              pool.parallelFor(
+                  kInner, 4, 0, [&](int64_t innerBegin, int64_t innerEnd) {
+                    for (int64_t k = innerBegin; k < innerEnd; ++k)
+                      hits[static_cast<size_t>((i * kMiddle + j) * kInner + k)]
+                          .fetch_add(1);
+                  });
+          });
+  });
+  for (size_t i = 0; i < hits.size(); ++i)
+    ASSERT_EQ(hits[i].load(), 1) << "index " << i;
+}
+
+TEST(ThreadPoolTest, LoopsNestedAcrossTwoPoolsComplete) {
+  // A's loop runs B's, whose chunks run A's again: the callers of each loop
+  // can always finish it themselves, so nothing waits in a cycle.
+  ThreadPool a(3), b(3);
+  std::atomic<int64_t> total{0};
+  a.parallelFor(8, 1, 0, [&](int64_t, int64_t) {
+    b.parallelFor(6, 1, 0, [&](int64_t, int64_t) {
+      a.parallelFor(5, 1, 0, [&](int64_t begin, int64_t end) {
+        total.fetch_add(end - begin);
+      });
+    });
+  });
+  EXPECT_EQ(total.load(), 8 * 6 * 5);
+}
+
+TEST(ThreadPoolTest, GlobalPoolRunsLoops) {
+  std::atomic<int64_t> sum{0};
+  ThreadPool::global().parallelFor(1000, 10, 0,
+                                   [&](int64_t begin, int64_t end) {
+                                     int64_t local = 0;
+                                     for (int64_t i = begin; i < end; ++i)
+                                       local += i;
+                                     sum.fetch_add(local);
+                                   });
+  EXPECT_EQ(sum.load(), 999 * 1000 / 2);
+}
+
+TEST(ThreadPoolTest, DestroysCleanly) {
+  // Idle pools, pools never used, and pools destroyed right after a loop
+  // (with workers still spinning) all join their workers.
+  for (unsigned i = 0; i < 40; ++i) {
+    ThreadPool pool(1 + i % 6);
+    if (i % 2) {
+      std::atomic<int> count{0};
+      pool.parallelFor(64, 1, 0, [&](int64_t begin, int64_t end) {
+        count.fetch_add(static_cast<int>(end - begin));
+      });
+      EXPECT_EQ(count.load(), 64);
+    }
+    if (i % 3 == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}

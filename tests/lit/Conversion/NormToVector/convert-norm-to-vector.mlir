@@ -1,0 +1,123 @@
+// RUN: normjit-opt %s --split-input-file --convert-norm-to-vector | FileCheck %s
+// The structure each CPU knob of #norm.config produces.
+
+// vector_width = 16, accumulators = 4 on 1024 columns: 16 groups of four
+// vector<16xf32> partial sums, no tail; a sum pass, a centred pass, an
+// output pass; the row's first element is the shift.
+// CHECK-LABEL: func.func @layer_norm_v16_a4
+//       CHECK:   %[[ROWS:.+]] = memref.dim %{{.*}}, %c0
+//       CHECK:   scf.for %[[ROW:.+]] = %c0{{.*}} to %[[ROWS]]
+//       CHECK:     memref.load %{{.*}}[%[[ROW]], %c0
+//       CHECK:     scf.for {{.*}} iter_args({{.*}}, {{.*}}, {{.*}}, {{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+//       CHECK-COUNT-4: vector.load %{{.*}} : memref<?x1024xf32>, vector<16xf32>
+//       CHECK:     vector.reduction <add>
+//       CHECK:     scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+//       CHECK:     math.sqrt
+//       CHECK:     memref.store %{{.*}}, %{{.*}}[%[[ROW]]] : memref<?xf32>
+//       CHECK:     scf.for
+//       CHECK:       vector.store %{{.*}} : memref<?x1024xf32>, vector<16xf32>
+//   CHECK-NOT:   vector.maskedload
+//   CHECK-NOT:   norm.
+func.func @layer_norm_v16_a4(%x: memref<?x1024xf32>, %y: memref<?x1024xf32>, %rs: memref<?xf32>) {
+  norm.layer_norm x(%x : memref<?x1024xf32>) -> y(%y : memref<?x1024xf32>) rstd(%rs : memref<?xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 4>
+  return
+}
+
+// -----
+
+// A column count that is not a multiple of the vector: one masked tail.
+// CHECK-LABEL: func.func @tail
+//       CHECK:   vector.constant_mask [5] : vector<8xi1>
+//       CHECK:   vector.maskedload %{{.*}} : memref<?x13xf32>, vector<8xi1>, vector<8xf32> into vector<8xf32>
+//       CHECK:   vector.maskedstore %{{.*}} : memref<?x13xf32>, vector<8xi1>, vector<8xf32>
+func.func @tail(%x: memref<?x13xf32>, %y: memref<?x13xf32>) {
+  norm.rms_norm x(%x : memref<?x13xf32>) -> y(%y : memref<?x13xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 1>
+  return
+}
+
+// -----
+
+// Narrow types are widened on load and rounded on store; with a sum
+// output the fused add stores s and normalizes it as stored.
+// CHECK-LABEL: func.func @bf16_fused
+//       CHECK:   vector.load %{{.*}} : memref<?x64xbf16>, vector<8xbf16>
+//       CHECK:   arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+//       CHECK:   vector.load %{{.*}} : memref<?x64xf16>, vector<8xf16>
+//       CHECK:   arith.addf
+//       CHECK:   %[[T:.+]] = arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+//       CHECK:   vector.store %[[T]], %{{.*}} : memref<?x64xbf16>, vector<8xbf16>
+//       CHECK:   arith.extf %[[T]] : vector<8xbf16> to vector<8xf32>
+func.func @bf16_fused(%x: memref<?x64xbf16>, %r: memref<?x64xf16>, %y: memref<?x64xbf16>, %s: memref<?x64xbf16>) {
+  norm.rms_norm x(%x : memref<?x64xbf16>) residual(%r : memref<?x64xf16>) -> y(%y : memref<?x64xbf16>) sum(%s : memref<?x64xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 2>
+  return
+}
+
+// -----
+
+// Welford: one statistics pass dividing by the running count, then the
+// output pass; no centred second sweep.
+// CHECK-LABEL: func.func @welford
+//       CHECK:   scf.for
+//       CHECK:     scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
+//       CHECK:       arith.uitofp
+//       CHECK:       arith.divf
+//       CHECK:     scf.for
+//       CHECK:       vector.store
+//   CHECK-NOT:     scf.for
+func.func @welford(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  norm.layer_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 4, accumulators = 2, algorithm = welford>
+  return
+}
+
+// -----
+
+// Streaming stores: the full-vector stores of y are non-temporal.
+// CHECK-LABEL: func.func @streaming
+//       CHECK:   vector.store %{{.*}} {nontemporal = true} : memref<?x256xf32>, vector<16xf32>
+func.func @streaming(%x: memref<?x256xf32>, %y: memref<?x256xf32>) {
+  norm.rms_norm x(%x : memref<?x256xf32>) -> y(%y : memref<?x256xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, streaming_stores = true>
+  return
+}
+
+// -----
+
+// Long rows sum in blocks of 16 groups: an outer loop over blocks, an inner
+// loop from zero, the block added to the total.
+// CHECK-LABEL: func.func @blocked
+//       CHECK:   scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (vector<16xf32>) {
+//       CHECK:     %[[FIRST:.+]] = arith.muli %{{.*}}, %c16
+//       CHECK:     %[[LAST:.+]] = arith.addi %[[FIRST]], %c16
+//       CHECK:     scf.for %{{.*}} = %[[FIRST]] to %[[LAST]]
+//       CHECK:     arith.addf
+func.func @blocked(%x: memref<?x16384xf32>, %y: memref<?x16384xf32>) {
+  norm.rms_norm x(%x : memref<?x16384xf32>) -> y(%y : memref<?x16384xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 1>
+  return
+}
+
+// -----
+
+// The pass options fill in what the config leaves open.
+// CHECK-LABEL: func.func @defaults
+//       CHECK:   vector<8xf32>
+func.func @defaults(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05
+  return
+}
+
+// -----
+
+// norm.add alone becomes one sweep per row.
+// CHECK-LABEL: func.func @add
+//       CHECK:   scf.for
+//       CHECK:     arith.addf %{{.*}}, %{{.*}} fastmath<contract> : vector<8xf32>
+//       CHECK:     arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+func.func @add(%a: memref<?x32xf32>, %b: memref<?x32xf32>, %s: memref<?x32xbf16>) {
+  norm.add %a, %b -> %s : memref<?x32xf32>, memref<?x32xf32> -> memref<?x32xbf16>
+  return
+}

@@ -41,7 +41,9 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -381,6 +383,10 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
   options.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Default;
   options.enableGDBNotificationListener = false;
   options.enablePerfNotificationListener = false;
+  // NORMJIT_DUMP_OBJECTS=DIR writes each kernel's machine code to
+  // DIR/normjit-<n>.o, for llvm-objdump -d.
+  const char *dumpDir = std::getenv("NORMJIT_DUMP_OBJECTS");
+  options.enableObjectDump = dumpDir && *dumpDir;
   auto engine = ExecutionEngine::create(*module, options);
   if (!engine)
     return makeError(NORMJIT_COMPILE_ERROR,
@@ -391,6 +397,12 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
     return makeError(NORMJIT_COMPILE_ERROR,
                      "JIT compilation failed: " +
                          llvm::toString(symbol.takeError()));
+
+  if (options.enableObjectDump) {
+    static std::atomic<int> counter{0};
+    (*engine)->dumpToObjectFile(std::string(dumpDir) + "/normjit-" +
+                                std::to_string(counter++) + ".o");
+  }
 
   std::unique_ptr<CompiledCpuKernel> kernel(new CompiledCpuKernel());
   kernel->engine = std::move(*engine);

@@ -1,0 +1,263 @@
+//===- NormBench.cpp - normjit against oneDNN, a naive loop and memcpy ----===//
+//
+// Part of normjit. Google Benchmark cases for LayerNorm and RMSNorm on the
+// transformer shapes of the CPU issue, f32 and bf16, 1 and 2 threads:
+// normjit's JIT kernels (default heuristic config), oneDNN's
+// layer_normalization, a naive scalar loop, and a memcpy of the same bytes
+// as the ceiling; plus the residual form fused vs add-then-norm, and the JIT's
+// compile and cache-hit latency. Every case reports GB/s (bytes read +
+// written) as a counter.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/JIT/Context.h"
+
+#include <benchmark/benchmark.h>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+
+namespace {
+
+constexpr int64_t kShapes[][2] = {{4096, 768},  {8192, 1024}, {2048, 4096},
+                                  {512, 12288}, {256, 1024},  {65536, 1024},
+                                  {1, 4096},    {16, 4096}};
+
+normjit::Context &context() {
+  static normjit::Context *shared = new normjit::Context();
+  return *shared;
+}
+
+/// 64-byte aligned, deterministically filled bytes.
+struct Aligned {
+  explicit Aligned(size_t bytes)
+      : size(bytes), data(static_cast<char *>(
+                         std::aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+    std::mt19937 rng(static_cast<unsigned>(bytes));
+    auto *words = reinterpret_cast<uint16_t *>(data);
+    for (size_t i = 0; i < bytes / 2; ++i)
+      words[i] = static_cast<uint16_t>(0x3c00 + (rng() & 0x3ff)); // [1, 2)
+  }
+  ~Aligned() { std::free(data); }
+  size_t size;
+  char *data;
+};
+
+void fillFloats(float *values, size_t count) {
+  for (size_t i = 0; i < count; ++i)
+    values[i] = std::sin(0.001f * static_cast<float>(i)) + 0.5f;
+}
+
+normjit_dtype_t dtypeArg(int64_t arg) {
+  return arg == 0 ? NORMJIT_F32 : NORMJIT_BF16;
+}
+
+void setCounters(benchmark::State &state, double bytes) {
+  state.counters["GB/s"] = benchmark::Counter(
+      bytes, benchmark::Counter::kIsIterationInvariantRate,
+      benchmark::Counter::kIs1000);
+  state.counters["bytes"] = bytes;
+}
+
+/// Args: rows, cols, dtype (0 f32, 1 bf16), threads.
+void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
+                           bool residual, bool fuse) {
+  int64_t rows = state.range(0), cols = state.range(1);
+  normjit_dtype_t dtype = dtypeArg(state.range(2));
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
+  spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype = dtype;
+  spec.has_gamma = 1;
+  spec.has_beta = op == NORMJIT_LAYER_NORM;
+  spec.has_residual = spec.store_sum = residual;
+  normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
+  config.threads = static_cast<int>(state.range(3));
+  config.fuseResidual = fuse;
+  auto kernel = context().getKernel(spec, config);
+  if (!kernel) {
+    state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
+    return;
+  }
+  size_t element = normjit_dtype_size(dtype);
+  size_t matrix = static_cast<size_t>(rows * cols) * element;
+  Aligned x(matrix), y(matrix), r(residual ? matrix : 0);
+  std::vector<float> gamma(cols), beta(cols);
+  fillFloats(gamma.data(), gamma.size());
+  fillFloats(beta.data(), beta.size());
+  normjit_run_args_t args{};
+  args.rows = rows;
+  args.x = x.data;
+  args.y = y.data;
+  args.gamma = gamma.data();
+  args.beta = spec.has_beta ? beta.data() : nullptr;
+  if (residual) {
+    // The residual stream is read and updated in place, as in a model.
+    args.residual = r.data;
+    args.sum = r.data;
+  }
+  for (auto _ : state) {
+    if (llvm::Error error = (*kernel)->run(args)) {
+      state.SkipWithError(llvm::toString(std::move(error)).c_str());
+      return;
+    }
+    benchmark::ClobberMemory();
+  }
+  // gamma and beta are f32 vectors read once per call.
+  double bytes = static_cast<double>(matrix) * (residual ? 4 : 2) +
+                 4.0 * cols * (spec.has_beta ? 2 : 1);
+  setCounters(state, bytes);
+  state.SetLabel((*kernel)->getConfig().str());
+}
+
+void BM_layer_norm_onednn(benchmark::State &state) {
+  int64_t rows = state.range(0), cols = state.range(1);
+  bool bf16 = state.range(2) != 0;
+  omp_set_num_threads(static_cast<int>(state.range(3)));
+  using namespace dnnl;
+  try {
+    engine eng(engine::kind::cpu, 0);
+    stream strm(eng);
+    memory::desc data(
+        {rows, cols}, bf16 ? memory::data_type::bf16 : memory::data_type::f32,
+        memory::format_tag::ab);
+    layer_normalization_forward::desc desc(
+        prop_kind::forward_inference, data, 1e-5f,
+        normalization_flags::use_scale | normalization_flags::use_shift);
+    layer_normalization_forward::primitive_desc pd(desc, eng);
+    memory src(data, eng), dst(data, eng);
+    memory scale(pd.weights_desc(), eng), shift(pd.weights_desc(), eng);
+    std::memset(src.get_data_handle(), 0x3c, data.get_size());
+    fillFloats(static_cast<float *>(scale.get_data_handle()), cols);
+    fillFloats(static_cast<float *>(shift.get_data_handle()), cols);
+    layer_normalization_forward prim(pd);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                            {DNNL_ARG_DST, dst},
+                                            {DNNL_ARG_SCALE, scale},
+                                            {DNNL_ARG_SHIFT, shift}};
+    for (auto _ : state) {
+      prim.execute(strm, args);
+      strm.wait();
+    }
+    setCounters(state, 2.0 * static_cast<double>(data.get_size()) + 8.0 * cols);
+  } catch (const dnnl::error &e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+/// A straightforward C++ LayerNorm, f32 only: what a user writes by hand.
+void BM_layer_norm_naive(benchmark::State &state) {
+  int64_t rows = state.range(0), cols = state.range(1);
+  std::vector<float> x(rows * cols), y(rows * cols), gamma(cols), beta(cols);
+  fillFloats(x.data(), x.size());
+  fillFloats(gamma.data(), cols);
+  fillFloats(beta.data(), cols);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *row = x.data() + r * cols;
+      float sum = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        sum += row[c];
+      float mean = sum / cols, var = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        var += (row[c] - mean) * (row[c] - mean);
+      float rstd = 1.0f / std::sqrt(var / cols + 1e-5f);
+      for (int64_t c = 0; c < cols; ++c)
+        y[r * cols + c] = (row[c] - mean) * rstd * gamma[c] + beta[c];
+    }
+    benchmark::ClobberMemory();
+  }
+  setCounters(state, 8.0 * rows * cols + 8.0 * cols);
+}
+
+/// memcpy of the bytes a plain norm moves: rows*cols elements read, the same
+/// written. The ceiling for a memory-bound kernel (one thread; with two the
+/// copy is split in halves).
+void BM_memcpy(benchmark::State &state) {
+  int64_t rows = state.range(0), cols = state.range(1);
+  size_t bytes = static_cast<size_t>(rows * cols) *
+                 normjit_dtype_size(dtypeArg(state.range(2)));
+  int threads = static_cast<int>(state.range(3));
+  Aligned from(bytes), to(bytes);
+  for (auto _ : state) {
+    if (threads == 1 || bytes < (1 << 20)) {
+      std::memcpy(to.data, from.data, bytes);
+    } else {
+      size_t half = bytes / 2 / 64 * 64;
+#pragma omp parallel for num_threads(2)
+      for (int part = 0; part < 2; ++part) {
+        size_t begin = part == 0 ? 0 : half;
+        size_t end = part == 0 ? half : bytes;
+        std::memcpy(to.data + begin, from.data + begin, end - begin);
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  setCounters(state, 2.0 * static_cast<double>(bytes));
+}
+
+void BM_jit_compile(benchmark::State &state) {
+  // A fresh spec every iteration (epsilon varies), so every call compiles.
+  float epsilon = 1e-5f;
+  for (auto _ : state) {
+    normjit_kernel_spec_t spec =
+        normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 4096);
+    spec.x_dtype = spec.y_dtype = NORMJIT_BF16;
+    spec.has_gamma = spec.has_beta = 1;
+    spec.epsilon = epsilon;
+    epsilon = std::nextafter(epsilon, 1.0f);
+    auto kernel = context().getKernel(spec);
+    if (!kernel) {
+      state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
+      return;
+    }
+  }
+}
+
+void BM_jit_cache_hit(benchmark::State &state) {
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 4096);
+  llvm::cantFail(context().getKernel(spec).takeError());
+  for (auto _ : state) {
+    auto kernel = context().getKernel(spec);
+    benchmark::DoNotOptimize(kernel->get());
+  }
+}
+
+void shapes(benchmark::internal::Benchmark *b, bool bf16 = true) {
+  b->ArgNames({"rows", "cols", "bf16", "threads"});
+  for (const auto &shape : kShapes)
+    for (int64_t dtype : {0, 1})
+      if (dtype == 0 || bf16)
+        for (int64_t threads : {1, 2})
+          b->Args({shape[0], shape[1], dtype, threads});
+  b->UseRealTime();
+}
+
+void f32Shapes(benchmark::internal::Benchmark *b) { shapes(b, false); }
+
+} // namespace
+
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit, NORMJIT_LAYER_NORM, false,
+                  true)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK(BM_layer_norm_onednn)->Apply([](benchmark::internal::Benchmark *b) {
+  shapes(b);
+});
+BENCHMARK(BM_layer_norm_naive)->Apply(f32Shapes);
+BENCHMARK(BM_memcpy)->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, rms_norm, NORMJIT_RMS_NORM, false,
+                  true)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, add_rms_norm_fused, NORMJIT_RMS_NORM,
+                  true, true)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, add_then_rms_norm, NORMJIT_RMS_NORM,
+                  true, false)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK(BM_jit_compile)->Unit(benchmark::kMillisecond)->Iterations(20);
+BENCHMARK(BM_jit_cache_hit);
+
+BENCHMARK_MAIN();

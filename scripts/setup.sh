@@ -18,8 +18,23 @@ for pkg in "${packages[@]}"; do
   [ "$status" = "installed" ] || missing+=("$pkg")
 done
 
+# Test tooling from PyPI (never a runtime dependency): numpy cross-checks
+# the .npy reader and writer. Without it that one test is skipped.
+ensure_numpy() {
+  if ! python3 -c 'import numpy' >/dev/null 2>&1; then
+    if python3 -m pip install --quiet --disable-pip-version-check numpy \
+        >/tmp/normjit-setup-pip.log 2>&1; then
+      echo "setup: installed numpy (test tooling)"
+    else
+      echo "setup: warning: could not install numpy; the .npy cross-check" \
+           "test will be skipped (see /tmp/normjit-setup-pip.log)" >&2
+    fi
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
+  ensure_numpy
   exit 0
 fi
 
@@ -55,4 +70,5 @@ if ! $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
   done
   exit 1
 fi
+ensure_numpy
 echo "setup: done"

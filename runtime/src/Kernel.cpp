@@ -202,6 +202,12 @@ normjit_cpu_launch(normjit_cpu_kernel_fn fn, const normjit_kernel_spec_t *spec,
         vectorDesc(a.rstd ? a.rstd + begin : nullptr, count);
     fn(&x, &residual, &gamma, &beta, &y, &sum, &mean, &rstd);
   };
+  // One task (decode shapes, one thread): call straight through, with no
+  // std::function and no pool.
+  if (a.rows <= launch->rows_per_task || launch->threads == 1) {
+    task(0, a.rows);
+    return NORMJIT_OK;
+  }
   auto &pool = normjit::runtime::ThreadPool::global();
   pool.parallelFor(a.rows, launch->rows_per_task,
                    static_cast<unsigned>(launch->threads), task);

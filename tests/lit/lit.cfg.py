@@ -18,6 +18,10 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.normjit_tools_dir, config.llvm_tools_dir]
-tools = [ToolSubst("normjit-opt", unresolved="fatal")]
+tools = [
+    ToolSubst("normjit-opt", unresolved="fatal"),
+    # Not inside a path or a longer name (normjit-opt, normjit-run.mlir).
+    ToolSubst("normjit", pre="/-.", post="-.", unresolved="fatal"),
+]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 config.substitutions.append(("%examples", config.normjit_examples_dir))

@@ -1,14 +1,15 @@
 //===- Reference.h - fp64 reference norms and comparison helpers -*- C++ -*-===//
 //
-// Part of normjit. The reference every backend is checked against: the
-// contract of DESIGN.md in double precision (s rounded exactly as the
-// contract says), plus a careful f32 two-pass implementation used to judge
-// ill-conditioned rows, and typed buffers with f32/f16/bf16 storage.
+// Part of normjit. The reference every backend and every tuning candidate is
+// checked against: the contract of DESIGN.md in double precision (s rounded
+// exactly as the contract says), the comparison with its stated tolerances,
+// a careful f32 two-pass implementation used to judge ill-conditioned rows,
+// and typed buffers with f32/f16/bf16 storage.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef NORMJIT_TESTS_UNIT_JIT_REFERENCE_H
-#define NORMJIT_TESTS_UNIT_JIT_REFERENCE_H
+#ifndef NORMJIT_TUNER_REFERENCE_H
+#define NORMJIT_TUNER_REFERENCE_H
 
 #include "normjit/runtime/dtype.h"
 #include "normjit/runtime/kernel.h"
@@ -16,9 +17,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
-namespace normjit::testing {
+namespace normjit::tuner {
 
 /// Rounds an f32 value to `dtype` and back.
 inline float roundTo(normjit_dtype_t dtype, float value) {
@@ -172,6 +174,95 @@ inline int64_t ulpDistance16(uint16_t a, uint16_t b) {
   return diff < 0 ? -diff : diff;
 }
 
-} // namespace normjit::testing
+/// The outcome of comparing a kernel's outputs with the reference.
+struct Comparison {
+  int64_t mismatches = 0;
+  std::vector<std::string> examples; ///< the first few, described
+  bool ok() const { return mismatches == 0; }
+};
 
-#endif // NORMJIT_TESTS_UNIT_JIT_REFERENCE_H
+/// Compares the outputs of `rows` rows with `ref`, with the tolerances of
+/// the contract:
+/// - y in f32: |y - ref| <= 1e-5 * (|ref| + |gamma|);
+/// - y in f16/bf16: within one ulp of the rounded reference, or, where y
+///   nearly cancels (s - mean) * rstd * gamma against beta, the f32
+///   criterion on the terms (1e-5 of |y - beta| + |beta|);
+/// - NaN where the reference is NaN, the same infinity where it is infinite;
+/// - a stored sum bit-exact; mean and rstd within 1e-5 relative.
+/// `checkY`/`checkStats` off skip those (ill-conditioned rows are judged
+/// against carefulF32LayerNorm instead).
+inline Comparison compareWithReference(
+    const normjit_kernel_spec_t &spec, const ReferenceResult &ref,
+    int64_t rows, const Buffer &y, const Buffer *sum, const float *mean,
+    const float *rstd, const Buffer *gamma, const Buffer *beta,
+    bool checkY = true, bool checkStats = true) {
+  Comparison result;
+  int64_t cols = spec.cols;
+  auto report = [&](const std::string &what) {
+    if (++result.mismatches <= 5)
+      result.examples.push_back(what);
+  };
+  auto describe = [](const char *name, int64_t r, int64_t c, double got,
+                     double expected) {
+    return std::string(name) + "[" + std::to_string(r) + "][" +
+           std::to_string(c) + "] = " + std::to_string(got) +
+           ", reference " + std::to_string(expected);
+  };
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; checkY && c < cols; ++c) {
+      double expected = ref.y[r * cols + c];
+      float got = y.get(r, c);
+      if (std::isnan(expected) || std::isnan(got)) {
+        if (std::isnan(expected) != std::isnan(got))
+          report(describe("y", r, c, got, expected) + " (NaN mismatch)");
+        continue;
+      }
+      if (std::isinf(expected)) {
+        if (static_cast<double>(got) != expected)
+          report(describe("y", r, c, got, expected));
+        continue;
+      }
+      if (spec.y_dtype == NORMJIT_F32) {
+        double scale = gamma ? std::fabs(gamma->get(0, c)) : 1.0;
+        if (std::fabs(got - expected) > 1e-5 * (std::fabs(expected) + scale))
+          report(describe("y", r, c, got, expected));
+      } else {
+        Buffer rounded(spec.y_dtype, 1, 1, 1);
+        rounded.set(0, 0, static_cast<float>(expected));
+        int64_t ulps = ulpDistance16(y.bits16(r, c), rounded.bits16(0, 0));
+        double shift = beta ? beta->get(0, c) : 0.0;
+        double terms = std::fabs(expected - shift) + std::fabs(shift);
+        if (ulps > 1 && std::fabs(got - expected) > 1e-5 * terms)
+          report(describe("y", r, c, got, expected) + " (" +
+                 std::to_string(ulps) + " ulps)");
+      }
+    }
+    for (int64_t c = 0; sum && c < cols; ++c) {
+      float stored = sum->get(r, c);
+      float expected = ref.sum[r * cols + c];
+      if (!(stored == expected || (std::isnan(stored) && std::isnan(expected))))
+        report(describe("sum", r, c, stored, expected));
+    }
+    auto checkStat = [&](const char *name, float got, double expected) {
+      if (std::isnan(expected) || std::isnan(got) || std::isinf(expected) ||
+          std::isinf(got)) {
+        bool same = (std::isnan(expected) && std::isnan(got)) ||
+                    static_cast<double>(got) == expected;
+        if (!same)
+          report(describe(name, r, 0, got, expected) + " (non-finite)");
+        return;
+      }
+      if (std::fabs(got - expected) > 1e-5 * std::fabs(expected) + 1e-30)
+        report(describe(name, r, 0, got, expected));
+    };
+    if (checkStats && mean)
+      checkStat("mean", mean[r], ref.mean[r]);
+    if (checkStats && rstd)
+      checkStat("rstd", rstd[r], ref.rstd[r]);
+  }
+  return result;
+}
+
+} // namespace normjit::tuner
+
+#endif // NORMJIT_TUNER_REFERENCE_H

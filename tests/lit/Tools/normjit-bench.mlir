@@ -1,0 +1,45 @@
+// `normjit bench` times a kernel and a memcpy of the same bytes. Only the
+// shape of the report is checked, never a timing.
+
+// RUN: normjit bench --op rms_norm --rows 64 --cols 256 --reps 3 --warmup 1 --min-time 0 --json | FileCheck %s --check-prefix=JSON
+// JSON: {"op":"rms_norm","rows":64,"cols":256,"dtype":"f32","residual":false,
+// JSON-SAME: "threads":{{[0-9]+}},"config":"#norm.config<cpu,
+// JSON-SAME: "compile_ms":{{[0-9.]+}},"median_us":{{[0-9.]+}},"min_us":{{[0-9.]+}},
+// JSON-SAME: "gbps":{{[0-9.]+}},"memcpy_gbps":{{[0-9.]+}},
+// JSON-SAME: "reps":{{[0-9]+}}
+
+// The fused pre-norm block in bf16, as a table.
+// RUN: normjit bench --op layer_norm --rows 33 --cols 100 --dtype bf16 --residual --threads 1 --reps 2 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=TABLE
+// TABLE:      spec        layer_norm rows=33 cols=100 x=bf16 y=bf16 residual=bf16 sum=bf16 gamma=bf16 beta=bf16 eps=1e-05
+// TABLE-NEXT: residual    fused pre-norm block: y = norm(x + residual), the sum stored too
+// TABLE-NEXT: config      #norm.config<cpu,
+// TABLE-NEXT: threads     1
+// TABLE-NEXT: compile     {{[0-9.]+}} ms
+// TABLE-NEXT: time        {{[0-9.]+}} us median, {{[0-9.]+}} us min, 2 reps
+// TABLE-NEXT: bytes       26800 read + written per call
+// TABLE-NEXT: bandwidth   {{[0-9.]+}} GB/s
+// TABLE-NEXT: memcpy      {{[0-9.]+}} GB/s (13400 bytes copied per call on 1 thread)
+// TABLE-NEXT: of memcpy   {{[0-9.]+}} %
+
+// --no-gamma, and beta switched on for rms_norm.
+// RUN: normjit bench --op rms_norm --rows 4 --cols 16 --no-gamma --beta --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=FLAGS
+// FLAGS: "gamma":false,"beta":true,
+
+// Bad input: one line, exit code 1.
+// DEFINE: %{check} = FileCheck %s --implicit-check-not={{.}} --check-prefix
+// RUN: not normjit bench --op rms_norm --rows -1 --cols 256 2>&1 | %{check}=ROWS
+// ROWS: normjit: error: --rows must be at least 1, got -1
+// RUN: not normjit bench --op rms_norm --rows 64 --cols 0 2>&1 | %{check}=COLS
+// COLS: normjit: error: --cols must be at least 1, got 0
+// RUN: not normjit bench --op rms_norm --cols 8 2>&1 | %{check}=NO-ROWS
+// NO-ROWS: normjit: error: missing required option '--rows' (see 'normjit bench --help')
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --dtype f64 2>&1 | %{check}=DTYPE
+// DTYPE: normjit: error: unknown --dtype 'f64'; expected f32, f16 or bf16
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --reps 0 2>&1 | %{check}=REPS
+// REPS: normjit: error: --reps must be at least 1, got 0
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --min-time -1 2>&1 | %{check}=MIN-TIME
+// MIN-TIME: normjit: error: --min-time must be a finite number of seconds >= 0, got '-1'
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --residual=1 2>&1 | %{check}=FLAG-VALUE
+// FLAG-VALUE: normjit: error: option '--residual' takes no value
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --no-json 2>&1 | %{check}=NO-JSON
+// NO-JSON: normjit: error: unknown option '--no-json' for 'normjit bench'{{.*}}

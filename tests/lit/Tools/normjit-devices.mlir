@@ -1,0 +1,8 @@
+// `normjit devices` lists the host CPU and the (not yet built) GPU backend.
+
+// RUN: normjit devices | FileCheck %s
+// CHECK: cpu: {{.+}}, {{[0-9]+}} core{{s?}}, avx2 {{yes|no}}, avx512f {{yes|no}}, f16c {{yes|no}}, {{[0-9]+}} f32 lanes per vector
+// CHECK-NEXT: cuda: not available (GPU backend not built yet)
+
+// RUN: normjit devices --json | FileCheck %s --check-prefix=JSON
+// JSON: {"cpu":{"name":"{{.+}}","cores":{{[0-9]+}},"avx2":{{true|false}},"avx512f":{{true|false}},"f16c":{{true|false}},"vector_width":{{[0-9]+}}},"cuda":{"available":false,"reason":"GPU backend not built yet"}}

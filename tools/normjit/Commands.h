@@ -1,0 +1,52 @@
+//===- Commands.h - the subcommands of the normjit tool ---------*- C++ -*-===//
+//
+// Part of normjit. Each subcommand takes the words after its name, writes
+// its results to `out` and returns an llvm::Error that main() turns into one
+// line on stderr and exit code 1.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_TOOLS_NORMJIT_COMMANDS_H
+#define NORMJIT_TOOLS_NORMJIT_COMMANDS_H
+
+#include "normjit/runtime/kernel.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace normjit::tool {
+
+/// `normjit run`: computes a norm on .npy inputs and writes .npy outputs.
+llvm::Error runCommand(llvm::ArrayRef<std::string> args,
+                       llvm::raw_ostream &out);
+
+/// `normjit bench`: times one kernel spec against a memcpy of its bytes.
+llvm::Error benchCommand(llvm::ArrayRef<std::string> args,
+                         llvm::raw_ostream &out);
+
+/// `normjit devices`: lists the devices kernels can be compiled for.
+llvm::Error devicesCommand(llvm::ArrayRef<std::string> args,
+                           llvm::raw_ostream &out);
+
+/// Parses the value of `flag` as an op ("layer_norm" or "rms_norm").
+llvm::Expected<normjit_op_t> parseOp(llvm::StringRef flag,
+                                     llvm::StringRef text);
+
+/// Parses the value of `flag` as a dtype ("f32", "f16", "bf16" and their
+/// long names).
+llvm::Expected<normjit_dtype_t> parseDType(llvm::StringRef flag,
+                                           llvm::StringRef text);
+
+/// The op's name as on the command line.
+llvm::StringRef getOpName(normjit_op_t op);
+
+/// A one-line, human-readable description of a spec for `rows` rows.
+std::string describeSpec(const normjit_kernel_spec_t &spec, int64_t rows);
+
+} // namespace normjit::tool
+
+#endif // NORMJIT_TOOLS_NORMJIT_COMMANDS_H

@@ -1,0 +1,66 @@
+//===- Common.cpp - helpers the normjit subcommands share -----------------===//
+//
+// Part of normjit. Parsing of ops and dtypes given on the command line, and
+// the one-line description of a kernel spec.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Commands.h"
+#include "Options.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace normjit::tool;
+
+llvm::Expected<normjit_op_t> normjit::tool::parseOp(llvm::StringRef flag,
+                                                    llvm::StringRef text) {
+  if (text == "layer_norm")
+    return NORMJIT_LAYER_NORM;
+  if (text == "rms_norm")
+    return NORMJIT_RMS_NORM;
+  return makeToolError("unknown " + flag + " '" + text +
+                       "'; expected layer_norm or rms_norm");
+}
+
+llvm::Expected<normjit_dtype_t>
+normjit::tool::parseDType(llvm::StringRef flag, llvm::StringRef text) {
+  normjit_dtype_t dtype = NORMJIT_F32;
+  std::string name = text.str();
+  if (normjit_dtype_parse(name.c_str(), &dtype) != NORMJIT_OK) {
+    normjit_clear_error();
+    return makeToolError("unknown " + flag + " '" + text +
+                         "'; expected f32, f16 or bf16");
+  }
+  return dtype;
+}
+
+llvm::StringRef normjit::tool::getOpName(normjit_op_t op) {
+  return op == NORMJIT_LAYER_NORM ? "layer_norm" : "rms_norm";
+}
+
+std::string normjit::tool::describeSpec(const normjit_kernel_spec_t &spec,
+                                        int64_t rows) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  auto name = [](normjit_dtype_t dtype) {
+    const char *n = normjit_dtype_name(dtype);
+    return n ? n : "?";
+  };
+  os << getOpName(spec.op) << " rows=" << rows << " cols=" << spec.cols
+     << " x=" << name(spec.x_dtype) << " y=" << name(spec.y_dtype);
+  if (spec.has_residual)
+    os << " residual=" << name(spec.residual_dtype);
+  if (spec.store_sum)
+    os << " sum=" << name(spec.sum_dtype);
+  if (spec.has_gamma)
+    os << " gamma=" << name(spec.gamma_dtype);
+  if (spec.has_beta)
+    os << " beta=" << name(spec.beta_dtype);
+  if (spec.store_mean)
+    os << " mean=f32";
+  if (spec.store_rstd)
+    os << " rstd=f32";
+  os << " eps=" << llvm::format("%g", static_cast<double>(spec.epsilon));
+  return text;
+}

@@ -1,0 +1,286 @@
+//===- Run.cpp - `normjit run`: a norm on .npy files ----------------------===//
+//
+// Part of normjit. Reads the inputs, checks their shapes against each other,
+// compiles the kernel their dtypes call for, runs it, and only then writes
+// every output, so that a failure leaves no partial results behind.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Commands.h"
+#include "Options.h"
+
+#include "normjit/JIT/Context.h"
+#include "normjit/runtime/Npy.h"
+
+#include "llvm/Support/Format.h"
+
+#include <chrono>
+#include <cmath>
+#include <iterator>
+#include <optional>
+
+using namespace normjit::tool;
+using normjit::runtime::NpyArray;
+
+namespace {
+
+/// The most worker threads a CpuConfig accepts.
+constexpr int64_t kMaxThreads = 1024;
+
+const OptionInfo kRunOptions[] = {
+    {"op", OptionKind::String, "layer_norm|rms_norm",
+     "the normalization (required)"},
+    {"x", OptionKind::String, "FILE",
+     "input rows: a 2-D .npy array (rows, cols) (required)"},
+    {"residual", OptionKind::String, "FILE",
+     "added to x before normalizing; x's shape"},
+    {"gamma", OptionKind::String, "FILE", "scale: a 1-D .npy array of cols"},
+    {"beta", OptionKind::String, "FILE", "shift: a 1-D .npy array of cols"},
+    {"eps", OptionKind::Double, "E",
+     "epsilon (default 1e-5 for layer_norm, 1e-6 for rms_norm)"},
+    {"out-dtype", OptionKind::String, "f32|f16|bf16",
+     "dtype of --out (default: the dtype of x)"},
+    {"out", OptionKind::String, "FILE", "the normalized rows (required)"},
+    {"sum-out", OptionKind::String, "FILE",
+     "also write x + residual, in x's dtype (needs --residual)"},
+    {"mean-out", OptionKind::String, "FILE",
+     "also write the f32 mean of each row (layer_norm only)"},
+    {"rstd-out", OptionKind::String, "FILE",
+     "also write the f32 reciprocal standard deviation of each row"},
+    {"device", OptionKind::String, "DEVICE", "where to run (default: cpu)"},
+    {"threads", OptionKind::Int, "N", "worker threads (default 0: all cores)"},
+    {"verbose", OptionKind::Flag, "",
+     "print the spec, the config and the compile time"},
+};
+
+constexpr const char *kRunSynopsis =
+    "normjit run --op layer_norm|rms_norm --x X.npy --out Y.npy [options]";
+constexpr const char *kRunDescription =
+    "Computes LayerNorm or RMSNorm over the rows of a .npy array with a JIT-\n"
+    "compiled kernel. Input dtypes come from the files: '<f4' is f32, '<f2'\n"
+    "f16 and '<u2' holds bf16 bit patterns. Outputs are written only after\n"
+    "the kernel ran, each atomically.";
+
+/// "(4, 8)", "(8,)" or "()", as numpy prints shapes.
+std::string shapeText(llvm::ArrayRef<int64_t> shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+/// Rewrites an error's text as "<flag>: <text>".
+llvm::Error prefixError(llvm::Error error, llvm::StringRef flag) {
+  return makeToolError(flag + ": " + llvm::toString(std::move(error)));
+}
+
+/// Reads the .npy file that `flag` names.
+llvm::Expected<NpyArray> readInput(llvm::StringRef flag,
+                                   const std::string &path) {
+  NpyArray array;
+  if (llvm::Error error =
+          normjit::statusToError(normjit::runtime::readNpy(path, array)))
+    return prefixError(std::move(error), flag);
+  return array;
+}
+
+/// Reads an optional 1-D input of `cols` elements.
+llvm::Expected<std::optional<NpyArray>> readVector(const ParsedOptions &options,
+                                                   llvm::StringRef flag,
+                                                   int64_t cols,
+                                                   llvm::StringRef xPath) {
+  std::optional<std::string> path = options.getString(flag.drop_front(2));
+  if (!path)
+    return std::nullopt;
+  auto array = readInput(flag, *path);
+  if (!array)
+    return array.takeError();
+  if (array->shape.size() != 1 || array->shape[0] != cols)
+    return makeToolError(flag + ": '" + *path + "' has shape " +
+                         shapeText(array->shape) + " but must have shape (" +
+                         llvm::Twine(cols) + ",), the cols of --x '" + xPath +
+                         "'");
+  return std::optional<NpyArray>(std::move(*array));
+}
+
+/// A zero-filled output array.
+NpyArray makeOutput(normjit_dtype_t dtype, std::vector<int64_t> shape) {
+  NpyArray array;
+  array.dtype = dtype;
+  array.shape = std::move(shape);
+  array.data.assign(
+      static_cast<size_t>(array.numElements()) * normjit_dtype_size(dtype), 0);
+  return array;
+}
+
+} // namespace
+
+llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
+                                      llvm::raw_ostream &out) {
+  OptionParser parser("run", kRunOptions);
+  auto parsed = parser.parse(args);
+  if (!parsed)
+    return parsed.takeError();
+  const ParsedOptions &options = *parsed;
+  if (options.helpRequested()) {
+    parser.printHelp(out, kRunSynopsis, kRunDescription);
+    return llvm::Error::success();
+  }
+
+  // Everything the command line alone decides is checked before any file is
+  // read.
+  for (const char *required : {"op", "x", "out"})
+    if (!options.has(required))
+      return makeToolError("missing required option '--" +
+                           llvm::Twine(required) +
+                           "' (see 'normjit run "
+                           "--help')");
+  auto op = parseOp("--op", *options.getString("op"));
+  if (!op)
+    return op.takeError();
+  std::string device = options.getString("device").value_or("cpu");
+  if (device != "cpu")
+    return makeToolError("device '" + device +
+                         "' is not supported yet; only cpu");
+  std::optional<normjit_dtype_t> outDType;
+  if (auto text = options.getString("out-dtype")) {
+    auto dtype = parseDType("--out-dtype", *text);
+    if (!dtype)
+      return dtype.takeError();
+    outDType = *dtype;
+  }
+  if (options.has("sum-out") && !options.has("residual"))
+    return makeToolError("--sum-out needs --residual: without one the sum "
+                         "would only copy x");
+  if (options.has("mean-out") && *op != NORMJIT_LAYER_NORM)
+    return makeToolError("--mean-out is only for layer_norm: rms_norm "
+                         "computes no mean");
+  int64_t threads = options.getInt("threads", 0);
+  if (threads < 0 || threads > kMaxThreads)
+    return makeToolError("--threads must be in [0, " +
+                         llvm::Twine(kMaxThreads) + "], got " +
+                         llvm::Twine(threads));
+  double defaultEps = *op == NORMJIT_LAYER_NORM ? 1e-5 : 1e-6;
+  float eps = static_cast<float>(options.getDouble("eps", defaultEps));
+  if (!(eps > 0.0f) || !std::isfinite(eps))
+    return makeToolError("--eps must be positive and finite as an f32, got '" +
+                         options.getString("eps").value_or("") + "'");
+  const char *outputFlags[] = {"out", "sum-out", "mean-out", "rstd-out"};
+  for (size_t i = 0; i < std::size(outputFlags); ++i)
+    for (size_t j = i + 1; j < std::size(outputFlags); ++j) {
+      auto a = options.getString(outputFlags[i]);
+      auto b = options.getString(outputFlags[j]);
+      if (a && b && *a == *b)
+        return makeToolError("--" + llvm::Twine(outputFlags[i]) + " and --" +
+                             outputFlags[j] + " name the same file '" + *a +
+                             "'");
+    }
+
+  // Inputs.
+  std::string xPath = *options.getString("x");
+  auto x = readInput("--x", xPath);
+  if (!x)
+    return x.takeError();
+  if (x->shape.size() != 2)
+    return makeToolError("--x: '" + xPath + "' has shape " +
+                         shapeText(x->shape) +
+                         " but must be a 2-D array (rows, cols)");
+  int64_t rows = x->shape[0], cols = x->shape[1];
+
+  std::optional<NpyArray> residual;
+  if (auto path = options.getString("residual")) {
+    auto array = readInput("--residual", *path);
+    if (!array)
+      return array.takeError();
+    if (array->shape != x->shape)
+      return makeToolError("--residual: '" + *path + "' has shape " +
+                           shapeText(array->shape) +
+                           " but must have the shape of --x '" + xPath + "', " +
+                           shapeText(x->shape));
+    residual = std::move(*array);
+  }
+  auto gamma = readVector(options, "--gamma", cols, xPath);
+  if (!gamma)
+    return gamma.takeError();
+  auto beta = readVector(options, "--beta", cols, xPath);
+  if (!beta)
+    return beta.takeError();
+
+  // The spec.
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, cols);
+  spec.x_dtype = x->dtype;
+  spec.y_dtype = outDType.value_or(x->dtype);
+  spec.sum_dtype = x->dtype;
+  if (residual) {
+    spec.has_residual = 1;
+    spec.residual_dtype = residual->dtype;
+    spec.store_sum = options.has("sum-out");
+  }
+  if (*gamma) {
+    spec.has_gamma = 1;
+    spec.gamma_dtype = (*gamma)->dtype;
+  }
+  if (*beta) {
+    spec.has_beta = 1;
+    spec.beta_dtype = (*beta)->dtype;
+  }
+  spec.store_mean = options.has("mean-out");
+  spec.store_rstd = options.has("rstd-out");
+  spec.epsilon = eps;
+
+  // Compile (this validates the spec: cols, epsilon, ...).
+  normjit::Context context;
+  normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
+  config.threads = static_cast<int>(threads);
+  auto kernel = context.getKernel(spec, config);
+  if (!kernel)
+    return kernel.takeError();
+
+  // Run.
+  NpyArray y = makeOutput(spec.y_dtype, x->shape);
+  NpyArray sum = makeOutput(
+      spec.sum_dtype, spec.store_sum ? x->shape : std::vector<int64_t>{0});
+  NpyArray mean = makeOutput(NORMJIT_F32, {spec.store_mean ? rows : 0});
+  NpyArray rstd = makeOutput(NORMJIT_F32, {spec.store_rstd ? rows : 0});
+  normjit_run_args_t runArgs{};
+  runArgs.rows = rows;
+  runArgs.x = x->data.data();
+  runArgs.residual = residual ? residual->data.data() : nullptr;
+  runArgs.gamma = *gamma ? (*gamma)->data.data() : nullptr;
+  runArgs.beta = *beta ? (*beta)->data.data() : nullptr;
+  runArgs.y = y.data.data();
+  runArgs.sum = spec.store_sum ? sum.data.data() : nullptr;
+  runArgs.mean =
+      spec.store_mean ? reinterpret_cast<float *>(mean.data.data()) : nullptr;
+  runArgs.rstd =
+      spec.store_rstd ? reinterpret_cast<float *>(rstd.data.data()) : nullptr;
+  auto start = std::chrono::steady_clock::now();
+  // With no rows there is nothing to compute, and the empty buffers have no
+  // addresses to validate.
+  if (rows > 0)
+    if (llvm::Error error = (*kernel)->run(runArgs))
+      return error;
+  std::chrono::duration<double, std::milli> runTime =
+      std::chrono::steady_clock::now() - start;
+
+  // Outputs, only now.
+  struct Output {
+    const char *flag;
+    const NpyArray *array;
+  } outputs[] = {
+      {"out", &y}, {"sum-out", &sum}, {"mean-out", &mean}, {"rstd-out", &rstd}};
+  for (const Output &output : outputs)
+    if (auto path = options.getString(output.flag))
+      if (llvm::Error error = normjit::statusToError(
+              normjit::runtime::writeNpy(*path, *output.array)))
+        return prefixError(std::move(error), "--" + std::string(output.flag));
+
+  if (options.getFlag("verbose", false)) {
+    out << "spec:    " << describeSpec(spec, rows) << "\n"
+        << "config:  " << (*kernel)->getConfig().str() << "\n"
+        << "compile: " << llvm::format("%.3f", (*kernel)->getCompileMillis())
+        << " ms\n"
+        << "run:     " << llvm::format("%.3f", runTime.count()) << " ms\n";
+  }
+  return llvm::Error::success();
+}

@@ -1,0 +1,36 @@
+//===- SearchSpace.h - the CPU configs worth trying for a spec --*- C++ -*-===//
+//
+// Part of normjit. Enumerates the #norm.config<cpu> knobs for one spec and
+// row count, with constraints so that every config generated can compile and
+// run, and small enough that a budgeted search covers what matters.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_TUNER_SEARCHSPACE_H
+#define NORMJIT_TUNER_SEARCHSPACE_H
+
+#include "normjit/JIT/KernelCompiler.h"
+
+#include <vector>
+
+namespace normjit::tuner {
+
+/// Every config of the CPU search space for `spec` at `rows` rows on `host`,
+/// in a deterministic order, the default heuristic config first. Knobs:
+/// - vector_width: 4 .. 2x the host's native f32 lanes (powers of two);
+/// - accumulators: 1, 2, 4, 8, while a group of vectors fits in the row;
+/// - algorithm: two_pass, and welford for LayerNorm;
+/// - streaming stores: only when y is larger than the last-level cache
+///   could keep (`streamingThresholdBytes`);
+/// - rows per task: the default, and splits into 1x, 4x and 16x as many
+///   tasks as cores;
+/// - threads: all cores, and one thread for inputs too small to share;
+/// - fusion: fused and add-then-norm when the spec has a residual.
+std::vector<CpuConfig>
+buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
+                    const HostCpu &host = getHostCpu(),
+                    int64_t streamingThresholdBytes = 32ll << 20);
+
+} // namespace normjit::tuner
+
+#endif // NORMJIT_TUNER_SEARCHSPACE_H

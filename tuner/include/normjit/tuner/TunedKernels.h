@@ -1,0 +1,57 @@
+//===- TunedKernels.h - kernels with the tuned config when known -*- C++ -*-===//
+//
+// Part of normjit. Wraps a Context with the tuning cache and a policy: use
+// the cached config for this device and build when there is one; on a miss,
+// either use the default heuristic, or tune within a budget and remember
+// the result.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_TUNER_TUNEDKERNELS_H
+#define NORMJIT_TUNER_TUNEDKERNELS_H
+
+#include "normjit/tuner/Tuner.h"
+
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace normjit::tuner {
+
+/// What a miss in the tuning cache leads to.
+enum class TuningPolicy {
+  Heuristic,  ///< ignore the cache: always the default heuristic
+  CacheOnly,  ///< the cached config, else the default heuristic
+  TuneOnMiss, ///< the cached config, else tune (with a budget) and store
+};
+
+/// Parses "heuristic", "cache-only" or "tune-on-miss".
+std::optional<TuningPolicy> parseTuningPolicy(const std::string &name);
+
+/// Where the config of a kernel came from.
+enum class ConfigSource { Default, Cache, Tuned };
+const char *getConfigSourceName(ConfigSource source);
+
+/// Hands out kernels configured by the cache and the policy. Thread-safe.
+class TunedKernels {
+public:
+  TunedKernels(Context &context, TuningCache &cache, TuningPolicy policy,
+               TuneOptions options = {});
+
+  /// The kernel for `spec` at `rows` rows (the row count picks the cache's
+  /// row bucket). `source`, if given, says where its config came from.
+  llvm::Expected<std::shared_ptr<const Kernel>>
+  getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
+            ConfigSource *source = nullptr);
+
+private:
+  Context &context;
+  TuningCache &cache;
+  TuningPolicy policy;
+  TuneOptions options;
+  std::mutex mutex; ///< guards `cache`; held by a tuning run
+};
+
+} // namespace normjit::tuner
+
+#endif // NORMJIT_TUNER_TUNEDKERNELS_H

@@ -1,0 +1,130 @@
+//===- TuningCache.h - the per-device TOML tuning cache ---------*- C++ -*-===//
+//
+// Part of normjit. Remembers the best config per kernel spec, row-count
+// bucket, device fingerprint and normjit/LLVM versions, in one human-readable
+// TOML file per user. Writes are atomic (temporary file + rename) under an
+// exclusive file lock, re-reading the file first, so concurrent tuners lose
+// no entry. A corrupt or hostile file is reported, set aside (renamed, never
+// deleted) and replaced by a fresh cache: never a crash, never a trusted bad
+// entry.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_TUNER_TUNINGCACHE_H
+#define NORMJIT_TUNER_TUNINGCACHE_H
+
+#include "normjit/JIT/KernelCompiler.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace normjit::tuner {
+
+/// The schema version written to and required of cache files.
+constexpr int64_t kCacheSchemaVersion = 1;
+
+/// What identifies the device a config was measured on. Two devices with
+/// different fingerprints never share entries.
+struct DeviceFingerprint {
+  std::string kind;     ///< "cpu" (later "cuda")
+  std::string vendor;   ///< e.g. "AuthenticAMD"
+  std::string model;    ///< e.g. "AMD EPYC 9R14"
+  std::string features; ///< sorted, comma-separated ISA features that
+                        ///< matter for codegen (avx2,avx512f,...)
+  unsigned cores = 0;
+  /// The canonical one-line form used in cache keys.
+  std::string key() const;
+};
+
+/// The fingerprint of this machine's CPU (from /proc/cpuinfo and cpuid).
+DeviceFingerprint detectCpuFingerprint();
+
+/// The power-of-two bucket a row count falls in: 0 for 0 rows, else the
+/// smallest power of two >= rows, capped at 65536 (all larger counts share
+/// the last bucket).
+int64_t getRowBucket(int64_t rows);
+
+/// The identity of one cache entry.
+struct CacheKey {
+  std::string spec;     ///< normjit::getSpecKey(spec)
+  int64_t rowBucket = 0;
+  std::string device;   ///< DeviceFingerprint::key()
+  std::string normjitVersion;
+  std::string llvmVersion;
+  bool operator==(const CacheKey &other) const;
+  bool operator<(const CacheKey &other) const;
+};
+
+/// One tuned result.
+struct CacheEntry {
+  CacheKey key;
+  CpuConfig config;            ///< the winner
+  double gbps = 0;             ///< its measured GB/s
+  double defaultGbps = 0;      ///< the default heuristic's GB/s, same run
+  std::optional<CpuConfig> runnerUp;
+  double runnerUpGbps = 0;
+  /// For residual specs: "fused" or "split" (which form won) and by how much
+  /// (winner GB/s / best GB/s of the other form); empty otherwise.
+  std::string fusion;
+  double fusionMargin = 0;
+  int64_t candidates = 0;      ///< configs measured
+  std::string tunedAt;         ///< ISO 8601 UTC, e.g. 2026-11-26T18:00:00Z
+};
+
+/// The tuning cache file.
+class TuningCache {
+public:
+  /// The default location: $NORMJIT_CACHE_DIR/tuning.toml if set, else
+  /// $XDG_CACHE_HOME/normjit/tuning.toml, else ~/.cache/normjit/tuning.toml.
+  static std::string getDefaultPath();
+
+  explicit TuningCache(std::string path);
+
+  const std::string &getPath() const { return path; }
+
+  /// Reads the file. A missing file is an empty cache. A file that cannot be
+  /// trusted (not TOML, truncated, wrong types, out-of-range or negative
+  /// values, unknown keys, another schema version) adds a warning, is
+  /// renamed to `<path>.corrupt-<UTC timestamp>` and the cache starts empty.
+  /// Fails only when the file exists but cannot be read at all.
+  llvm::Error load();
+
+  /// The entry for `key`, if one was loaded or stored.
+  std::optional<CacheEntry> lookup(const CacheKey &key) const;
+
+  /// Adds or replaces entries and writes the file: under an exclusive lock
+  /// (a lock file beside it), re-read what is on disk, merge (an existing
+  /// entry with the same key is replaced), write a temporary file in the
+  /// same directory, fsync, rename over the cache. Creates the directory.
+  llvm::Error store(const std::vector<CacheEntry> &entries);
+
+  /// Joins other cache files (e.g. shards of a sweep) into this one. For a
+  /// key present in several, the entry with the higher measured GB/s wins;
+  /// every such decision is described in `messages`. Unreadable or corrupt
+  /// inputs are errors (nothing is written).
+  llvm::Error merge(const std::vector<std::string> &inputs,
+                    std::vector<std::string> &messages);
+
+  /// Removes the cache file (not the set-aside copies).
+  llvm::Error clear();
+
+  /// All entries, sorted by key.
+  std::vector<CacheEntry> getEntries() const;
+
+  /// Warnings from the last load (e.g. a corrupt file set aside).
+  const std::vector<std::string> &getWarnings() const { return warnings; }
+
+private:
+  std::string path;
+  std::vector<CacheEntry> entries;
+  std::vector<std::string> warnings;
+};
+
+/// The current UTC time as ISO 8601 (seconds), for CacheEntry::tunedAt.
+std::string getUtcTimestamp();
+
+} // namespace normjit::tuner
+
+#endif // NORMJIT_TUNER_TUNINGCACHE_H

@@ -1,0 +1,72 @@
+//===- TunedKernels.cpp - kernels with the tuned config when known --------===//
+//
+// Part of normjit. Implements TunedKernels.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/tuner/TunedKernels.h"
+
+using namespace normjit;
+using namespace normjit::tuner;
+
+std::optional<TuningPolicy>
+normjit::tuner::parseTuningPolicy(const std::string &name) {
+  if (name == "heuristic")
+    return TuningPolicy::Heuristic;
+  if (name == "cache-only")
+    return TuningPolicy::CacheOnly;
+  if (name == "tune-on-miss")
+    return TuningPolicy::TuneOnMiss;
+  return std::nullopt;
+}
+
+const char *normjit::tuner::getConfigSourceName(ConfigSource source) {
+  switch (source) {
+  case ConfigSource::Default:
+    return "default heuristic";
+  case ConfigSource::Cache:
+    return "tuning cache";
+  case ConfigSource::Tuned:
+    return "tuned now";
+  }
+  return "unknown";
+}
+
+TunedKernels::TunedKernels(Context &context, TuningCache &cache,
+                           TuningPolicy policy, TuneOptions options)
+    : context(context), cache(cache), policy(policy), options(options) {}
+
+llvm::Expected<std::shared_ptr<const Kernel>>
+TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
+                        ConfigSource *source) {
+  auto finish = [&](ConfigSource from, std::optional<CpuConfig> config)
+      -> llvm::Expected<std::shared_ptr<const Kernel>> {
+    if (source)
+      *source = from;
+    return context.getKernel(spec, config);
+  };
+  if (policy == TuningPolicy::Heuristic)
+    return finish(ConfigSource::Default, std::nullopt);
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  CacheKey key = makeCacheKey(spec, rows);
+  // The cache object is not thread-safe: every access holds `mutex`, and so
+  // does a tuning run (others asking meanwhile wait for its result rather
+  // than tune the same spec again).
+  std::unique_lock<std::mutex> lock(mutex);
+  if (std::optional<CacheEntry> entry = cache.lookup(key)) {
+    lock.unlock();
+    return finish(ConfigSource::Cache, entry->config);
+  }
+  if (policy == TuningPolicy::CacheOnly || rows < 1) {
+    lock.unlock();
+    return finish(ConfigSource::Default, std::nullopt);
+  }
+  auto tuned = tuneCpu(context, spec, rows, options);
+  if (!tuned)
+    return tuned.takeError();
+  if (llvm::Error error = cache.store({makeCacheEntry(spec, rows, *tuned)}))
+    return std::move(error);
+  lock.unlock();
+  return finish(ConfigSource::Tuned, tuned->best);
+}

@@ -1,0 +1,1026 @@
+//===- TuningCache.cpp - the per-device TOML tuning cache -----------------===//
+//
+// Part of normjit. Implements TuningCache.h: a strict, all-or-nothing reader
+// built on toml++, a deterministic writer, and read-merge-write cycles under
+// an exclusive flock(2) that end in an atomic rename(2).
+//
+// The file format (schema 1). A top-level `schema = 1` and one `[[entry]]`
+// table per tuned result, sorted by key:
+//
+//   schema = 1
+//
+//   [[entry]]
+//   spec = "layer_norm:4096:x0:y0:r-1:s-1:g0:b0:m0:rs0:eps3727c5ac"
+//   row_bucket = 1024              # 0 or a power of two <= 65536
+//   device = "cpu|AuthenticAMD|AMD EPYC 9R14|avx,avx2,...|96"
+//   normjit_version = "0.1.0"
+//   llvm_version = "22.1.0"
+//   gbps = 41.2                    # the winner's measured GB/s
+//   default_gbps = 30.5            # the default heuristic's, same run
+//   candidates = 120               # configs measured
+//   tuned_at = "2026-11-26T18:00:00Z"
+//   fusion = "fused"               # "fused", "split" or ""
+//   fusion_margin = 1.18
+//   config = { vector_width = 16, accumulators = 4, rows_per_task = 8,
+//              threads = 0, algorithm = "two_pass", streaming_stores = false,
+//              fuse_residual = true }   # (one line in the file)
+//   runner_up = { ...the same seven keys... }   # optional, with:
+//   runner_up_gbps = 38.0
+//
+// The first five keys are the entry's identity (CacheKey). Every key above
+// is required except runner_up and runner_up_gbps, which come together or
+// not at all. Floats may be written as integers. Reading is all-or-nothing:
+// a syntax error, a missing or unknown key (at any level), a wrong type, a
+// value out of range (GB/s finite in [0, 1e5], candidates in [0, 1e9],
+// rows_per_task <= 2^20, what validateCpuConfig rejects), a string that is
+// empty where a value is needed, over 4096 bytes, not UTF-8 or holding
+// control characters, a duplicate key, another or no schema version, or a
+// file over 64 MiB makes the whole file untrusted: it is renamed to
+// `<path>.corrupt-<YYYYMMDDTHHMMSSZ>[-N]` and the cache starts empty.
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/tuner/TuningCache.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/ConvertUTF.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MathExtras.h"
+#include "llvm/Support/Path.h"
+
+// The build has no exceptions: toml++ then reports errors in its
+// parse_result. Debian's libtomlplusplus.so is built with exceptions (another
+// ABI namespace), so the library is used header-only.
+#define TOML_EXCEPTIONS 0
+#define TOML_HEADER_ONLY 1
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <initializer_list>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace normjit;
+using namespace normjit::tuner;
+
+namespace {
+
+/// Files larger than this are set aside without being parsed.
+constexpr uint64_t kMaxFileSize = uint64_t(64) << 20;
+/// The longest string value accepted.
+constexpr size_t kMaxStringSize = 4096;
+constexpr double kMaxGbps = 1e5;
+constexpr int64_t kMaxCandidates = 1000000000;
+constexpr int64_t kMaxRowBucket = 65536;
+constexpr int64_t kMaxRowsPerTask = int64_t(1) << 20;
+constexpr int64_t kMaxThreads = 1024;
+
+//===----------------------------------------------------------------------===//
+// Small helpers
+//===----------------------------------------------------------------------===//
+
+// strerror_r is the GNU variant (returns the message) or the XSI one
+// (returns int and fills the buffer), depending on the C library.
+[[maybe_unused]] const char *pickMessage(int, const char *buffer) {
+  return buffer;
+}
+[[maybe_unused]] const char *pickMessage(const char *message, const char *) {
+  return message;
+}
+
+std::string errorText(int error) {
+  char buffer[256] = "";
+  const char *message =
+      pickMessage(strerror_r(error, buffer, sizeof buffer), buffer);
+  return message && *message ? message : "error " + std::to_string(error);
+}
+
+/// Closes a file descriptor (and so releases its flock) when it goes out of
+/// scope.
+struct ScopedFd {
+  int fd = -1;
+  ScopedFd() = default;
+  ScopedFd(const ScopedFd &) = delete;
+  ScopedFd &operator=(const ScopedFd &) = delete;
+  ~ScopedFd() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+/// The current UTC time in strftime `format`.
+std::string formatUtcNow(const char *format) {
+  std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char buffer[64] = "";
+  std::strftime(buffer, sizeof buffer, format, &parts);
+  return buffer;
+}
+
+/// How an entry is named in messages.
+std::string describeKey(const CacheKey &key) {
+  return "key " + key.spec + " rows<=" + std::to_string(key.rowBucket) +
+         " on " + key.device;
+}
+
+/// A float as TOML text that reads back as the same double: the shortest
+/// round-tripping form, with ".0" added where it would read as an integer.
+std::string formatFloat(double value) {
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  std::string text(buffer, result.ptr);
+  if (text.find_first_of(".eEni") == std::string::npos)
+    text += ".0";
+  return text;
+}
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string quote(llvm::StringRef text) {
+  std::string result = "\"";
+  for (char c : text) {
+    unsigned char byte = static_cast<unsigned char>(c);
+    switch (c) {
+    case '"':
+      result += "\\\"";
+      break;
+    case '\\':
+      result += "\\\\";
+      break;
+    case '\n':
+      result += "\\n";
+      break;
+    case '\t':
+      result += "\\t";
+      break;
+    default:
+      if (byte < 0x20 || byte == 0x7f) {
+        char escape[8];
+        std::snprintf(escape, sizeof escape, "\\u%04x", byte);
+        result += escape;
+      } else {
+        result += c;
+      }
+    }
+  }
+  return result + "\"";
+}
+
+//===----------------------------------------------------------------------===//
+// Validation shared by the reader and store()
+//===----------------------------------------------------------------------===//
+
+/// Checks one string field; returns an empty string when it is acceptable.
+std::string checkString(llvm::StringRef name, const std::string &value,
+                        bool allowEmpty) {
+  if (value.empty())
+    return allowEmpty ? "" : name.str() + " must not be empty";
+  if (value.size() >= kMaxStringSize)
+    return name.str() + " is " + std::to_string(value.size()) +
+           " bytes long, over the limit of " +
+           std::to_string(kMaxStringSize - 1);
+  for (char c : value) {
+    unsigned char byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f)
+      return name.str() + " holds a control character";
+  }
+  const auto *begin = reinterpret_cast<const llvm::UTF8 *>(value.data());
+  if (!llvm::isLegalUTF8String(&begin, begin + value.size()))
+    return name.str() + " is not valid UTF-8";
+  return "";
+}
+
+/// Checks a GB/s-like value: finite and in [0, 1e5].
+std::string checkRate(llvm::StringRef name, double value) {
+  if (!std::isfinite(value) || value < 0 || value > kMaxGbps)
+    return name.str() + " must be a finite number in [0, 1e5], got " +
+           formatFloat(value);
+  return "";
+}
+
+std::string checkConfig(llvm::StringRef name, const CpuConfig &config) {
+  if (llvm::Error error = validateCpuConfig(config))
+    return name.str() + ": " + llvm::toString(std::move(error));
+  if (config.rowsPerTask > kMaxRowsPerTask)
+    return name.str() + ": rows_per_task must be at most " +
+           std::to_string(kMaxRowsPerTask) + ", got " +
+           std::to_string(config.rowsPerTask);
+  return "";
+}
+
+/// Checks every field of an entry; returns the first problem, or an empty
+/// string.
+std::string checkEntry(const CacheEntry &entry) {
+  const CacheKey &key = entry.key;
+  std::string problem;
+  auto first = [&](std::string text) {
+    if (problem.empty())
+      problem = std::move(text);
+  };
+  first(checkString("spec", key.spec, false));
+  first(checkString("device", key.device, false));
+  first(checkString("normjit_version", key.normjitVersion, false));
+  first(checkString("llvm_version", key.llvmVersion, false));
+  first(checkString("tuned_at", entry.tunedAt, false));
+  first(checkString("fusion", entry.fusion, true));
+  if (key.rowBucket < 0 || key.rowBucket > kMaxRowBucket ||
+      (key.rowBucket != 0 &&
+       !llvm::isPowerOf2_64(static_cast<uint64_t>(key.rowBucket))))
+    first("row_bucket must be 0 or a power of two <= 65536, got " +
+          std::to_string(key.rowBucket));
+  first(checkRate("gbps", entry.gbps));
+  first(checkRate("default_gbps", entry.defaultGbps));
+  first(checkRate("fusion_margin", entry.fusionMargin));
+  first(checkRate("runner_up_gbps", entry.runnerUpGbps));
+  if (entry.candidates < 0 || entry.candidates > kMaxCandidates)
+    first("candidates must be in [0, 1e9], got " +
+          std::to_string(entry.candidates));
+  if (!entry.fusion.empty() && entry.fusion != "fused" &&
+      entry.fusion != "split")
+    first("fusion must be \"fused\", \"split\" or empty, got \"" +
+          entry.fusion + "\"");
+  first(checkConfig("config", entry.config));
+  if (entry.runnerUp)
+    first(checkConfig("runner_up", *entry.runnerUp));
+  else if (entry.runnerUpGbps != 0)
+    first("runner_up_gbps is set but there is no runner_up");
+  return problem;
+}
+
+//===----------------------------------------------------------------------===//
+// Reading
+//===----------------------------------------------------------------------===//
+
+const char *typeName(const toml::node &node) {
+  switch (node.type()) {
+  case toml::node_type::none:
+    return "nothing";
+  case toml::node_type::table:
+    return "a table";
+  case toml::node_type::array:
+    return "an array";
+  case toml::node_type::string:
+    return "a string";
+  case toml::node_type::integer:
+    return "an integer";
+  case toml::node_type::floating_point:
+    return "a float";
+  case toml::node_type::boolean:
+    return "a boolean";
+  case toml::node_type::date:
+    return "a date";
+  case toml::node_type::time:
+    return "a time";
+  case toml::node_type::date_time:
+    return "a date-time";
+  }
+  return "an unknown value";
+}
+
+/// Reads a parsed document into entries, failing on the first problem.
+class DocumentReader {
+public:
+  /// Reads `root`; on failure returns false with `problem` set ("line N:
+  /// ...").
+  bool read(const toml::table &root, std::vector<CacheEntry> &entries) {
+    if (!checkKeys(root, {"schema", "entry"}, ""))
+      return false;
+    const toml::node *schema = root.get("schema");
+    if (!schema)
+      return failAt(root, "no schema version (expected schema = " +
+                              std::to_string(kCacheSchemaVersion) + ")");
+    const auto *version = schema->as_integer();
+    if (!version)
+      return failAt(*schema, std::string("schema must be an integer, got ") +
+                                 typeName(*schema));
+    if (version->get() != kCacheSchemaVersion)
+      return failAt(*schema, "schema version " +
+                                 std::to_string(version->get()) +
+                                 " is not the supported version " +
+                                 std::to_string(kCacheSchemaVersion));
+    const toml::node *list = root.get("entry");
+    if (!list)
+      return true;
+    const toml::array *array = list->as_array();
+    if (!array)
+      return failAt(*list, std::string("entry must be an array of tables, "
+                                       "got ") +
+                               typeName(*list));
+    size_t index = 0;
+    for (const toml::node &node : *array) {
+      ++index;
+      context = "entry " + std::to_string(index) + ": ";
+      const toml::table *table = node.as_table();
+      if (!table)
+        return failAt(node,
+                      std::string("expected a table, got ") + typeName(node));
+      CacheEntry entry;
+      if (!readEntry(*table, entry))
+        return false;
+      std::string entryProblem = checkEntry(entry);
+      if (!entryProblem.empty())
+        return failAt(*table, entryProblem);
+      entries.push_back(std::move(entry));
+      lines.push_back(table->source().begin.line);
+    }
+    context.clear();
+    return checkDuplicates(entries);
+  }
+
+  std::string problem;
+
+private:
+  /// "entry N: " while reading an entry.
+  std::string context;
+  /// The line of each entry read, for duplicate-key messages.
+  std::vector<unsigned> lines;
+
+  bool failAt(const toml::node &node, const std::string &text) {
+    unsigned line = node.source().begin.line;
+    problem = (line ? "line " + std::to_string(line) + ": " : std::string()) +
+              context + text;
+    return false;
+  }
+
+  bool checkKeys(const toml::table &table,
+                 std::initializer_list<llvm::StringRef> allowed,
+                 llvm::StringRef prefix) {
+    for (auto &&[key, node] : table) {
+      llvm::StringRef name(key.str().data(), key.str().size());
+      if (!llvm::is_contained(allowed, name))
+        return failAt(node, "unknown key '" + prefix.str() + name.str() + "'");
+    }
+    return true;
+  }
+
+  /// Finds a required key; fails when it is missing.
+  const toml::node *require(const toml::table &table, llvm::StringRef key,
+                            llvm::StringRef prefix) {
+    const toml::node *node =
+        table.get(std::string_view(key.data(), key.size()));
+    if (!node)
+      failAt(table, "missing key '" + prefix.str() + key.str() + "'");
+    return node;
+  }
+
+  bool wrongType(const toml::node &node, llvm::StringRef key,
+                 const char *expected) {
+    return failAt(node, key.str() + " must be " + expected + ", got " +
+                            typeName(node));
+  }
+
+  bool getString(const toml::table &table, llvm::StringRef key,
+                 std::string &out, llvm::StringRef prefix = "") {
+    const toml::node *node = require(table, key, prefix);
+    if (!node)
+      return false;
+    const auto *value = node->as_string();
+    if (!value)
+      return wrongType(*node, prefix.str() + key.str(), "a string");
+    out = value->get();
+    return true;
+  }
+
+  bool getInteger(const toml::table &table, llvm::StringRef key, int64_t &out,
+                  llvm::StringRef prefix = "") {
+    const toml::node *node = require(table, key, prefix);
+    if (!node)
+      return false;
+    const auto *value = node->as_integer();
+    if (!value)
+      return wrongType(*node, prefix.str() + key.str(), "an integer");
+    out = value->get();
+    return true;
+  }
+
+  /// A float, or an integer standing for one.
+  bool getFloat(const toml::table &table, llvm::StringRef key, double &out) {
+    const toml::node *node = require(table, key, "");
+    if (!node)
+      return false;
+    if (const auto *value = node->as_floating_point())
+      out = value->get();
+    else if (const auto *integer = node->as_integer())
+      out = static_cast<double>(integer->get());
+    else
+      return wrongType(*node, key, "a number");
+    return true;
+  }
+
+  bool getBoolean(const toml::table &table, llvm::StringRef key, bool &out,
+                  llvm::StringRef prefix) {
+    const toml::node *node = require(table, key, prefix);
+    if (!node)
+      return false;
+    const auto *value = node->as_boolean();
+    if (!value)
+      return wrongType(*node, prefix.str() + key.str(), "a boolean");
+    out = value->get();
+    return true;
+  }
+
+  bool readConfig(const toml::table &entry, llvm::StringRef key,
+                  CpuConfig &config) {
+    const toml::node *node = require(entry, key, "");
+    if (!node)
+      return false;
+    const toml::table *table = node->as_table();
+    if (!table)
+      return wrongType(*node, key, "a table");
+    std::string prefix = key.str() + ".";
+    if (!checkKeys(*table,
+                   {"vector_width", "accumulators", "rows_per_task", "threads",
+                    "algorithm", "streaming_stores", "fuse_residual"},
+                   prefix))
+      return false;
+    int64_t threads = 0;
+    std::string algorithm;
+    if (!getInteger(*table, "vector_width", config.vectorWidth, prefix) ||
+        !getInteger(*table, "accumulators", config.accumulators, prefix) ||
+        !getInteger(*table, "rows_per_task", config.rowsPerTask, prefix) ||
+        !getInteger(*table, "threads", threads, prefix) ||
+        !getString(*table, "algorithm", algorithm, prefix) ||
+        !getBoolean(*table, "streaming_stores", config.streamingStores,
+                    prefix) ||
+        !getBoolean(*table, "fuse_residual", config.fuseResidual, prefix))
+      return false;
+    // Checked here, before it is narrowed to int.
+    if (threads < 0 || threads > kMaxThreads)
+      return failAt(*table->get("threads"),
+                    prefix + "threads must be in [0, 1024], got " +
+                        std::to_string(threads));
+    config.threads = static_cast<int>(threads);
+    if (algorithm != "two_pass" && algorithm != "welford")
+      return failAt(*table->get("algorithm"),
+                    prefix + "algorithm must be \"two_pass\" or \"welford\"");
+    config.welford = algorithm == "welford";
+    return true;
+  }
+
+  bool readEntry(const toml::table &table, CacheEntry &entry) {
+    if (!checkKeys(table,
+                   {"spec", "row_bucket", "device", "normjit_version",
+                    "llvm_version", "gbps", "default_gbps", "candidates",
+                    "tuned_at", "fusion", "fusion_margin", "config",
+                    "runner_up", "runner_up_gbps"},
+                   ""))
+      return false;
+    CacheKey &key = entry.key;
+    if (!getString(table, "spec", key.spec) ||
+        !getInteger(table, "row_bucket", key.rowBucket) ||
+        !getString(table, "device", key.device) ||
+        !getString(table, "normjit_version", key.normjitVersion) ||
+        !getString(table, "llvm_version", key.llvmVersion) ||
+        !getFloat(table, "gbps", entry.gbps) ||
+        !getFloat(table, "default_gbps", entry.defaultGbps) ||
+        !getInteger(table, "candidates", entry.candidates) ||
+        !getString(table, "tuned_at", entry.tunedAt) ||
+        !getString(table, "fusion", entry.fusion) ||
+        !getFloat(table, "fusion_margin", entry.fusionMargin) ||
+        !readConfig(table, "config", entry.config))
+      return false;
+    bool hasRunnerUp = table.contains("runner_up");
+    bool hasRunnerUpGbps = table.contains("runner_up_gbps");
+    if (hasRunnerUp != hasRunnerUpGbps)
+      return failAt(table, hasRunnerUp ? "runner_up without runner_up_gbps"
+                                       : "runner_up_gbps without runner_up");
+    if (hasRunnerUp) {
+      CpuConfig runnerUp;
+      if (!readConfig(table, "runner_up", runnerUp) ||
+          !getFloat(table, "runner_up_gbps", entry.runnerUpGbps))
+        return false;
+      entry.runnerUp = runnerUp;
+    }
+    return true;
+  }
+
+  bool checkDuplicates(std::vector<CacheEntry> &entries) {
+    std::vector<size_t> order(entries.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return entries[a].key < entries[b].key;
+    });
+    for (size_t i = 1; i < order.size(); ++i) {
+      const CacheEntry &entry = entries[order[i]];
+      if (entry.key == entries[order[i - 1]].key) {
+        problem = "line " + std::to_string(lines[order[i]]) + ": entry " +
+                  std::to_string(order[i] + 1) + ": duplicate " +
+                  describeKey(entry.key) + " (normjit " +
+                  entry.key.normjitVersion + ", LLVM " + entry.key.llvmVersion +
+                  ")";
+        return false;
+      }
+    }
+    std::vector<CacheEntry> sorted;
+    sorted.reserve(entries.size());
+    for (size_t index : order)
+      sorted.push_back(std::move(entries[index]));
+    entries = std::move(sorted);
+    return true;
+  }
+};
+
+/// Parses and validates a whole document. On failure returns false with
+/// the reason in `problem`.
+bool parseDocument(const std::string &text, const std::string &path,
+                   std::vector<CacheEntry> &entries, std::string &problem) {
+  toml::parse_result result = toml::parse(std::string_view(text), path);
+  if (!result) {
+    const toml::parse_error &error = result.error();
+    unsigned line = error.source().begin.line;
+    problem = (line ? "line " + std::to_string(line) + ": " : std::string()) +
+              std::string(error.description());
+    return false;
+  }
+  DocumentReader reader;
+  if (!reader.read(result.table(), entries)) {
+    problem = std::move(reader.problem);
+    entries.clear();
+    return false;
+  }
+  return true;
+}
+
+/// What is at a cache path.
+struct DiskState {
+  enum Kind { Missing, Valid, Corrupt };
+  Kind kind = Missing;
+  std::vector<CacheEntry> entries; ///< when Valid, sorted
+  std::string problem;             ///< when Corrupt
+};
+
+/// Reads and validates the file at `path`. Errors only when it exists but
+/// cannot be read.
+llvm::Error readDisk(const std::string &path, DiskState &state) {
+  state = DiskState();
+  ScopedFd file;
+  do
+    file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  while (file.fd < 0 && errno == EINTR);
+  if (file.fd < 0) {
+    if (errno == ENOENT)
+      return llvm::Error::success();
+    return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
+                                           "': " + errorText(errno));
+  }
+  struct stat info;
+  if (::fstat(file.fd, &info) != 0)
+    return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
+                                           "': " + errorText(errno));
+  if (!S_ISREG(info.st_mode))
+    return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
+                                           "': not a regular file");
+  if (static_cast<uint64_t>(info.st_size) > kMaxFileSize) {
+    state.kind = DiskState::Corrupt;
+    state.problem = "the file is " + std::to_string(info.st_size) +
+                    " bytes, over the limit of 64 MiB";
+    return llvm::Error::success();
+  }
+  std::string content;
+  content.reserve(static_cast<size_t>(info.st_size));
+  char buffer[65536];
+  while (true) {
+    ssize_t got = ::read(file.fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0)
+      return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
+                                             "': " + errorText(errno));
+    if (got == 0)
+      break;
+    content.append(buffer, static_cast<size_t>(got));
+    // The file may have grown since fstat.
+    if (content.size() > kMaxFileSize) {
+      state.kind = DiskState::Corrupt;
+      state.problem = "the file is over the limit of 64 MiB";
+      return llvm::Error::success();
+    }
+  }
+  if (parseDocument(content, path, state.entries, state.problem))
+    state.kind = DiskState::Valid;
+  else
+    state.kind = DiskState::Corrupt;
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+void writeConfig(std::string &out, const char *key, const CpuConfig &config) {
+  out += key;
+  out += " = { vector_width = " + std::to_string(config.vectorWidth) +
+         ", accumulators = " + std::to_string(config.accumulators) +
+         ", rows_per_task = " + std::to_string(config.rowsPerTask) +
+         ", threads = " + std::to_string(config.threads) +
+         ", algorithm = " + (config.welford ? "\"welford\"" : "\"two_pass\"") +
+         ", streaming_stores = " + (config.streamingStores ? "true" : "false") +
+         ", fuse_residual = " + (config.fuseResidual ? "true" : "false") +
+         " }\n";
+}
+
+/// The file's text for sorted `entries`.
+std::string formatDocument(const std::vector<CacheEntry> &entries) {
+  std::string out =
+      "# normjit tuning cache: the best kernel config per spec, row bucket,\n"
+      "# device and normjit/LLVM version. Written by normjit under a lock;\n"
+      "# see tuner/README.md before editing by hand.\n"
+      "schema = " +
+      std::to_string(kCacheSchemaVersion) + "\n";
+  for (const CacheEntry &entry : entries) {
+    const CacheKey &key = entry.key;
+    out += "\n[[entry]]\n";
+    out += "spec = " + quote(key.spec) + "\n";
+    out += "row_bucket = " + std::to_string(key.rowBucket) + "\n";
+    out += "device = " + quote(key.device) + "\n";
+    out += "normjit_version = " + quote(key.normjitVersion) + "\n";
+    out += "llvm_version = " + quote(key.llvmVersion) + "\n";
+    out += "gbps = " + formatFloat(entry.gbps) + "\n";
+    out += "default_gbps = " + formatFloat(entry.defaultGbps) + "\n";
+    out += "candidates = " + std::to_string(entry.candidates) + "\n";
+    out += "tuned_at = " + quote(entry.tunedAt) + "\n";
+    out += "fusion = " + quote(entry.fusion) + "\n";
+    out += "fusion_margin = " + formatFloat(entry.fusionMargin) + "\n";
+    writeConfig(out, "config", entry.config);
+    if (entry.runnerUp) {
+      writeConfig(out, "runner_up", *entry.runnerUp);
+      out += "runner_up_gbps = " + formatFloat(entry.runnerUpGbps) + "\n";
+    }
+  }
+  return out;
+}
+
+bool writeAll(int fd, const char *data, size_t size) {
+  while (size) {
+    ssize_t written = ::write(fd, data, size);
+    if (written < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    data += written;
+    size -= static_cast<size_t>(written);
+  }
+  return true;
+}
+
+std::string getDirectory(const std::string &path) {
+  llvm::StringRef directory = llvm::sys::path::parent_path(path);
+  return directory.empty() ? "." : directory.str();
+}
+
+/// Replaces `path` with `content`: a temporary file in the same directory,
+/// fsync, rename(2), fsync of the directory.
+llvm::Error writeAtomically(const std::string &path,
+                            const std::string &content) {
+  std::string directory = getDirectory(path);
+  std::string pattern =
+      directory + "/." + llvm::sys::path::filename(path).str() + ".tmp-XXXXXX";
+  std::vector<char> name(pattern.begin(), pattern.end());
+  name.push_back('\0');
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0)
+    return makeError(
+        NORMJIT_IO_ERROR,
+        "cannot write tuning cache '" + path +
+            "': cannot create a temporary file: " + errorText(errno));
+  bool ok = ::fchmod(fd, 0644) == 0 &&
+            writeAll(fd, content.data(), content.size()) && ::fsync(fd) == 0;
+  int error = errno;
+  if (::close(fd) != 0 && ok) {
+    ok = false;
+    error = errno;
+  }
+  if (ok && ::rename(name.data(), path.c_str()) != 0) {
+    ok = false;
+    error = errno;
+  }
+  if (!ok) {
+    ::unlink(name.data());
+    return makeError(NORMJIT_IO_ERROR, "cannot write tuning cache '" + path +
+                                           "': " + errorText(error));
+  }
+  // Make the rename itself durable; a failure here loses nothing written.
+  int directoryFd =
+      ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (directoryFd >= 0) {
+    (void)::fsync(directoryFd);
+    ::close(directoryFd);
+  }
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Locking and setting aside
+//===----------------------------------------------------------------------===//
+
+/// Takes the exclusive lock on `<path>.lock` (creating it), held until
+/// `lock` is destroyed.
+llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
+  std::string lockPath = path + ".lock";
+  do
+    lock.fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  while (lock.fd < 0 && errno == EINTR);
+  if (lock.fd < 0)
+    return makeError(NORMJIT_IO_ERROR, "cannot lock tuning cache '" + path +
+                                           "': cannot open '" + lockPath +
+                                           "': " + errorText(errno));
+  int result;
+  do
+    result = ::flock(lock.fd, LOCK_EX);
+  while (result != 0 && errno == EINTR);
+  if (result != 0)
+    return makeError(NORMJIT_IO_ERROR, "cannot lock tuning cache '" + path +
+                                           "': " + errorText(errno));
+  return llvm::Error::success();
+}
+
+/// Renames an untrusted cache file out of the way (with the lock held) and
+/// returns the warning that says so.
+std::string setAside(const std::string &path, const std::string &problem) {
+  std::string base = path + ".corrupt-" + formatUtcNow("%Y%m%dT%H%M%SZ");
+  std::string target = base;
+  struct stat info;
+  for (unsigned counter = 1;
+       ::lstat(target.c_str(), &info) == 0 && counter < 10000; ++counter)
+    target = base + "-" + std::to_string(counter);
+  std::string warning =
+      "tuning cache '" + path + "' cannot be trusted (" + problem + "): ";
+  if (::rename(path.c_str(), target.c_str()) != 0)
+    return warning + "cannot set it aside as '" + target +
+           "': " + errorText(errno) + "; starting with an empty cache";
+  return warning + "set aside as '" + target +
+         "'; starting with an empty cache";
+}
+
+/// Sorted entries with replacements: `add` wins over `base` for equal keys,
+/// and later entries of `add` over earlier ones.
+std::vector<CacheEntry> combine(const std::vector<CacheEntry> &base,
+                                const std::vector<CacheEntry> &add) {
+  std::map<CacheKey, CacheEntry> all;
+  for (const CacheEntry &entry : base)
+    all[entry.key] = entry;
+  for (const CacheEntry &entry : add)
+    all[entry.key] = entry;
+  std::vector<CacheEntry> result;
+  result.reserve(all.size());
+  for (auto &item : all)
+    result.push_back(std::move(item.second));
+  return result;
+}
+
+/// A GB/s figure for merge messages: one decimal, more when one decimal
+/// would make two different figures look equal.
+std::pair<std::string, std::string> formatRates(double a, double b) {
+  for (int digits : {1, 3, 6}) {
+    char left[64], right[64];
+    std::snprintf(left, sizeof left, "%.*f", digits, a);
+    std::snprintf(right, sizeof right, "%.*f", digits, b);
+    if (a == b || std::strcmp(left, right) != 0 || digits == 6)
+      return {left, right};
+  }
+  return {};
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Free functions
+//===----------------------------------------------------------------------===//
+
+int64_t normjit::tuner::getRowBucket(int64_t rows) {
+  if (rows <= 0)
+    return 0;
+  if (rows >= kMaxRowBucket)
+    return kMaxRowBucket;
+  return static_cast<int64_t>(llvm::PowerOf2Ceil(static_cast<uint64_t>(rows)));
+}
+
+std::string normjit::tuner::getUtcTimestamp() {
+  return formatUtcNow("%Y-%m-%dT%H:%M:%SZ");
+}
+
+bool CacheKey::operator==(const CacheKey &other) const {
+  return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion) ==
+         std::tie(other.spec, other.rowBucket, other.device,
+                  other.normjitVersion, other.llvmVersion);
+}
+
+bool CacheKey::operator<(const CacheKey &other) const {
+  return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion) <
+         std::tie(other.spec, other.rowBucket, other.device,
+                  other.normjitVersion, other.llvmVersion);
+}
+
+//===----------------------------------------------------------------------===//
+// TuningCache
+//===----------------------------------------------------------------------===//
+
+std::string TuningCache::getDefaultPath() {
+  llvm::SmallString<256> path;
+  const char *cacheDir = std::getenv("NORMJIT_CACHE_DIR");
+  const char *xdg = std::getenv("XDG_CACHE_HOME");
+  if (cacheDir && *cacheDir) {
+    path = cacheDir;
+  } else if (xdg && *xdg && llvm::sys::path::is_absolute(xdg)) {
+    // The XDG spec says to ignore a relative $XDG_CACHE_HOME.
+    path = xdg;
+    llvm::sys::path::append(path, "normjit");
+  } else if (llvm::sys::path::home_directory(path)) {
+    llvm::sys::path::append(path, ".cache", "normjit");
+  } else {
+    path = ".cache";
+    llvm::sys::path::append(path, "normjit");
+  }
+  llvm::sys::path::append(path, "tuning.toml");
+  return std::string(path);
+}
+
+TuningCache::TuningCache(std::string path) : path(std::move(path)) {}
+
+llvm::Error TuningCache::load() {
+  warnings.clear();
+  entries.clear();
+  DiskState state;
+  if (llvm::Error error = readDisk(path, state))
+    return error;
+  if (state.kind != DiskState::Corrupt) {
+    entries = std::move(state.entries);
+    return llvm::Error::success();
+  }
+  // Set the file aside only with the lock held, after reading it again: a
+  // writer may have replaced it since, and its file must not be moved.
+  ScopedFd lock;
+  if (llvm::Error error = lockCache(path, lock)) {
+    warnings.push_back("tuning cache '" + path + "' cannot be trusted (" +
+                       state.problem + ") and cannot be set aside (" +
+                       llvm::toString(std::move(error)) +
+                       "); starting with an empty cache");
+    return llvm::Error::success();
+  }
+  if (llvm::Error error = readDisk(path, state))
+    return error;
+  if (state.kind == DiskState::Corrupt)
+    warnings.push_back(setAside(path, state.problem));
+  else
+    entries = std::move(state.entries);
+  return llvm::Error::success();
+}
+
+std::optional<CacheEntry> TuningCache::lookup(const CacheKey &key) const {
+  auto it = std::lower_bound(entries.begin(), entries.end(), key,
+                             [](const CacheEntry &entry, const CacheKey &key) {
+                               return entry.key < key;
+                             });
+  if (it == entries.end() || !(it->key == key))
+    return std::nullopt;
+  return *it;
+}
+
+llvm::Error TuningCache::store(const std::vector<CacheEntry> &newEntries) {
+  for (const CacheEntry &entry : newEntries) {
+    std::string problem = checkEntry(entry);
+    if (!problem.empty())
+      return makeError(NORMJIT_INVALID_ARGUMENT,
+                       "cannot store in tuning cache '" + path +
+                           "': " + describeKey(entry.key) + ": " + problem);
+  }
+  if (std::error_code error =
+          llvm::sys::fs::create_directories(getDirectory(path)))
+    return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
+                                       "tuning cache '" +
+                                           path + "': " + error.message());
+  ScopedFd lock;
+  if (llvm::Error error = lockCache(path, lock))
+    return error;
+  DiskState state;
+  if (llvm::Error error = readDisk(path, state))
+    return error;
+  std::vector<CacheEntry> base;
+  if (state.kind == DiskState::Valid) {
+    base = std::move(state.entries);
+  } else if (state.kind == DiskState::Corrupt) {
+    warnings.push_back(setAside(path, state.problem));
+    base = entries;
+  }
+  std::vector<CacheEntry> result = combine(base, newEntries);
+  if (llvm::Error error = writeAtomically(path, formatDocument(result)))
+    return error;
+  entries = std::move(result);
+  return llvm::Error::success();
+}
+
+llvm::Error TuningCache::merge(const std::vector<std::string> &inputs,
+                               std::vector<std::string> &messages) {
+  // Every input must be readable and valid before anything is written.
+  std::vector<std::vector<CacheEntry>> shards;
+  for (const std::string &input : inputs) {
+    DiskState state;
+    if (llvm::Error error = readDisk(input, state))
+      return error;
+    if (state.kind == DiskState::Missing)
+      return makeError(NORMJIT_IO_ERROR, "cannot merge tuning cache '" + input +
+                                             "': no such file");
+    if (state.kind == DiskState::Corrupt)
+      return makeError(NORMJIT_INVALID_ARGUMENT,
+                       "cannot merge tuning cache '" + input +
+                           "': not a valid tuning cache: " + state.problem);
+    shards.push_back(std::move(state.entries));
+  }
+
+  if (std::error_code error =
+          llvm::sys::fs::create_directories(getDirectory(path)))
+    return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
+                                       "tuning cache '" +
+                                           path + "': " + error.message());
+  ScopedFd lock;
+  if (llvm::Error error = lockCache(path, lock))
+    return error;
+  DiskState state;
+  if (llvm::Error error = readDisk(path, state))
+    return error;
+  std::vector<CacheEntry> base;
+  if (state.kind == DiskState::Valid) {
+    base = std::move(state.entries);
+  } else if (state.kind == DiskState::Corrupt) {
+    warnings.push_back(setAside(path, state.problem));
+    base = entries;
+  }
+
+  // Each key's entry and the file it came from.
+  std::map<CacheKey, std::pair<CacheEntry, const std::string *>> all;
+  for (CacheEntry &entry : base) {
+    CacheKey key = entry.key;
+    all.emplace(std::move(key), std::make_pair(std::move(entry), &path));
+  }
+  for (size_t i = 0; i < shards.size(); ++i) {
+    for (CacheEntry &entry : shards[i]) {
+      auto [it, inserted] =
+          all.emplace(entry.key, std::make_pair(entry, &inputs[i]));
+      if (inserted)
+        continue;
+      auto &[kept, keptFrom] = it->second;
+      bool replace = entry.gbps > kept.gbps;
+      const CacheEntry &winner = replace ? entry : kept;
+      const CacheEntry &loser = replace ? kept : entry;
+      const std::string &winnerFrom = replace ? inputs[i] : *keptFrom;
+      const std::string &loserFrom = replace ? *keptFrom : inputs[i];
+      auto [winnerRate, loserRate] = formatRates(winner.gbps, loser.gbps);
+      std::string message = describeKey(entry.key) + ": kept " + winnerRate +
+                            " GB/s from " + winnerFrom + " over " + loserRate +
+                            " GB/s from " + loserFrom;
+      if (winner.gbps == loser.gbps)
+        message += " (equal: the first read is kept)";
+      messages.push_back(std::move(message));
+      if (replace) {
+        kept = entry;
+        keptFrom = &inputs[i];
+      }
+    }
+  }
+
+  std::vector<CacheEntry> result;
+  result.reserve(all.size());
+  for (auto &item : all)
+    result.push_back(std::move(item.second.first));
+  if (llvm::Error error = writeAtomically(path, formatDocument(result)))
+    return error;
+  entries = std::move(result);
+  return llvm::Error::success();
+}
+
+llvm::Error TuningCache::clear() {
+  entries.clear();
+  struct stat info;
+  if (::lstat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT)
+      return llvm::Error::success();
+    return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
+                                           "': " + errorText(errno));
+  }
+  ScopedFd lock;
+  if (llvm::Error error = lockCache(path, lock))
+    return error;
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
+                                           "': " + errorText(errno));
+  return llvm::Error::success();
+}
+
+std::vector<CacheEntry> TuningCache::getEntries() const { return entries; }

@@ -25,3 +25,7 @@ tools = [
 ]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 config.substitutions.append(("%examples", config.normjit_examples_dir))
+
+# Tests never read or write the user's tuning cache.
+config.environment["NORMJIT_CACHE_DIR"] = os.path.join(
+    config.test_exec_root, "tuning-cache")

@@ -28,6 +28,15 @@ llvm::Error runCommand(llvm::ArrayRef<std::string> args,
 llvm::Error benchCommand(llvm::ArrayRef<std::string> args,
                          llvm::raw_ostream &out);
 
+/// `normjit tune`: tunes one spec, or a sweep from a TOML file, into the
+/// tuning cache, with progress, a report and a plot.
+llvm::Error tuneCommand(llvm::ArrayRef<std::string> args,
+                        llvm::raw_ostream &out);
+
+/// `normjit cache show|path|merge|clear`.
+llvm::Error cacheCommand(llvm::ArrayRef<std::string> args,
+                         llvm::raw_ostream &out);
+
 /// `normjit devices`: lists the devices kernels can be compiled for.
 llvm::Error devicesCommand(llvm::ArrayRef<std::string> args,
                            llvm::raw_ostream &out);

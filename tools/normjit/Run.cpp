@@ -10,6 +10,10 @@
 #include "Options.h"
 
 #include "normjit/JIT/Context.h"
+#include "normjit/tuner/Tuner.h"
+#include "normjit/tuner/TuningCache.h"
+
+#include "llvm/Support/WithColor.h"
 #include "normjit/runtime/Npy.h"
 
 #include "llvm/Support/Format.h"
@@ -49,6 +53,8 @@ const OptionInfo kRunOptions[] = {
      "also write the f32 reciprocal standard deviation of each row"},
     {"device", OptionKind::String, "DEVICE", "where to run (default: cpu)"},
     {"threads", OptionKind::Int, "N", "worker threads (default 0: all cores)"},
+    {"cache", OptionKind::String, "FILE",
+     "the tuning cache to take a tuned config from (default: the user's)"},
     {"verbose", OptionKind::Flag, "",
      "print the spec, the config and the compile time"},
 };
@@ -229,9 +235,26 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   spec.epsilon = eps;
 
   // Compile (this validates the spec: cols, epsilon, ...).
+  // The tuned config for this spec, row bucket, CPU and build when the
+  // cache has one; the default heuristic otherwise.
   normjit::Context context;
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
-  config.threads = static_cast<int>(threads);
+  const char *configSource = "default heuristic";
+  if (llvm::Error error = normjit::statusToError(
+          normjit_kernel_spec_validate(&spec)))
+    return error;
+  normjit::tuner::TuningCache cache(options.getString("cache").value_or(
+      normjit::tuner::TuningCache::getDefaultPath()));
+  if (llvm::Error error = cache.load())
+    return prefixError(std::move(error), "--cache");
+  for (const std::string &warning : cache.getWarnings())
+    llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+  if (auto entry = cache.lookup(normjit::tuner::makeCacheKey(spec, rows))) {
+    config = entry->config;
+    configSource = "tuning cache";
+  }
+  if (options.has("threads"))
+    config.threads = static_cast<int>(threads);
   auto kernel = context.getKernel(spec, config);
   if (!kernel)
     return kernel.takeError();
@@ -277,7 +300,8 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
 
   if (options.getFlag("verbose", false)) {
     out << "spec:    " << describeSpec(spec, rows) << "\n"
-        << "config:  " << (*kernel)->getConfig().str() << "\n"
+        << "config:  " << (*kernel)->getConfig().str() << " (" << configSource
+        << ")\n"
         << "compile: " << llvm::format("%.3f", (*kernel)->getCompileMillis())
         << " ms\n"
         << "run:     " << llvm::format("%.3f", runTime.count()) << " ms\n";

@@ -32,6 +32,9 @@ const Command kCommands[] = {
     {"run", "compute a norm on .npy inputs and write .npy outputs", runCommand},
     {"bench", "time one kernel spec and compare its bandwidth with memcpy",
      benchCommand},
+    {"tune", "tune one spec, or a sweep of specs, into the tuning cache",
+     tuneCommand},
+    {"cache", "show, locate, merge or clear the tuning cache", cacheCommand},
     {"devices", "list the devices kernels can be compiled for", devicesCommand},
 };
 

@@ -73,7 +73,7 @@ normjit_run_args_t Workload::getArgs() {
   return args;
 }
 
-double Workload::getBytes() const {
+double Workload::getBytes(const normjit_kernel_spec_t &spec, int64_t rows) {
   auto size = [](normjit_dtype_t dtype) {
     return static_cast<double>(normjit_dtype_size(dtype));
   };

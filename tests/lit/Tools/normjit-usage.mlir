@@ -5,9 +5,11 @@
 // RUN: not normjit 2>&1 | FileCheck %s --check-prefix=MAIN
 // MAIN: USAGE: normjit <command> [options]
 // MAIN: COMMANDS:
-// MAIN-NEXT: run
-// MAIN-NEXT: bench
-// MAIN-NEXT: devices
+// MAIN-NEXT: {{^}}  run
+// MAIN-NEXT: {{^}}  bench
+// MAIN-NEXT: {{^}}  tune
+// MAIN-NEXT: {{^}}  cache
+// MAIN: {{^}}  devices
 
 // RUN: not normjit frobnicate 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: normjit: error: unknown command 'frobnicate'

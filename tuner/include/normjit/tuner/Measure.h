@@ -32,7 +32,9 @@ public:
   /// The call arguments over this workload's buffers.
   normjit_run_args_t getArgs();
   /// Bytes one call reads and writes (the GB/s numerator).
-  double getBytes() const;
+  double getBytes() const { return getBytes(spec, rows); }
+  /// Bytes a call of `spec` on `rows` rows reads and writes.
+  static double getBytes(const normjit_kernel_spec_t &spec, int64_t rows);
 
   /// Runs `kernel` once on freshly poisoned outputs and compares them with
   /// the fp64 reference; an error describes the first mismatches.

@@ -1,0 +1,30 @@
+// RUN: rm -rf %t && mkdir -p %t
+// RUN: normjit cache path --cache %t/c.toml | FileCheck %s --check-prefix=PATH
+// RUN: env NORMJIT_CACHE_DIR=%t/dir normjit cache path | FileCheck %s --check-prefix=ENV
+// RUN: normjit cache show --cache %t/c.toml | FileCheck %s --check-prefix=EMPTY
+// RUN: printf 'schema = 1\n[[entry]]\nspec = "x"\nbogus = 1\n' > %t/bad.toml
+// RUN: normjit cache show --cache %t/bad.toml 2>&1 | FileCheck %s --check-prefix=CORRUPT
+// RUN: ls %t | FileCheck %s --check-prefix=ASIDE
+// RUN: normjit tune --op layer_norm --rows 4 --cols 32 --budget 0.2 --candidates 2 --cache %t/a.toml > /dev/null
+// RUN: cp %t/a.toml %t/b.toml
+// RUN: sed -i 's/^gbps = .*/gbps = 99999.0/' %t/b.toml
+// RUN: normjit cache merge --cache %t/merged.toml %t/a.toml %t/b.toml | FileCheck %s --check-prefix=MERGE
+// RUN: normjit cache clear --cache %t/merged.toml | FileCheck %s --check-prefix=CLEAR
+// RUN: not normjit cache frobnicate 2>&1 | FileCheck %s --check-prefix=UNKNOWN
+// RUN: not normjit cache merge --cache %t/x.toml 2>&1 | FileCheck %s --check-prefix=NOFILES
+// RUN: not normjit cache merge --cache %t/x.toml %t/bad.toml.missing 2>&1 | FileCheck %s --check-prefix=MISSINGINPUT
+// The cache subcommands, a corrupt cache set aside with a warning, and a
+// merge of two files with the same key keeping the faster entry.
+
+// PATH: {{.*}}c.toml
+// ENV: {{.*}}dir/tuning.toml
+// EMPTY: 0 entries
+// CORRUPT: warning: {{.*}}bad.toml
+// CORRUPT: 0 entries
+// ASIDE: bad.toml.corrupt-
+// MERGE: kept 99999.0 GB/s from {{.*}}b.toml over {{[0-9.]+}} GB/s from {{.*}}a.toml
+// MERGE: merged 2 file(s) into {{.*}}merged.toml: 1 entries
+// CLEAR: cleared {{.*}}merged.toml
+// UNKNOWN: normjit: error: unknown cache command 'frobnicate'
+// NOFILES: normjit: error: 'normjit cache merge' needs the files to merge
+// MISSINGINPUT: normjit: error:

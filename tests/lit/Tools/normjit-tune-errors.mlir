@@ -1,0 +1,27 @@
+// RUN: not normjit tune --sweep %S/Inputs/sweep-unknown-key.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=KEY
+// RUN: not normjit tune --sweep %S/Inputs/sweep-wrong-type.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TYPE
+// RUN: not normjit tune --sweep %S/Inputs/sweep-bad-op.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=OP
+// RUN: not normjit tune --sweep %S/Inputs/sweep-not-toml.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SYNTAX
+// RUN: not normjit tune --sweep %t.missing.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=MISSING
+// RUN: not normjit tune --sweep %S/Inputs/sweep-small.toml --shard 2/2 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SHARD
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --shard 0/2 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SHARDSPEC
+// RUN: not normjit tune --sweep %S/Inputs/sweep-small.toml --op rms_norm --cache %t.toml 2>&1 | FileCheck %s --check-prefix=BOTH
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --budget 0 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=BUDGET
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --strategy annealing --cache %t.toml 2>&1 | FileCheck %s --check-prefix=STRATEGY
+// RUN: not normjit tune --op rms_norm --rows 0 --cols 64 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=ROWS
+// RUN: not normjit tune --rows 8 --cols 64 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=NOOP
+// Bad tune command lines and malformed sweep files: one line on stderr
+// naming the file, line and reason; exit code 1.
+
+// KEY: normjit: error: malformed sweep file {{.*}}sweep-unknown-key.toml:5: unknown key 'colz'
+// TYPE: normjit: error: malformed sweep file {{.*}}sweep-wrong-type.toml:3: 'cols' holds a value of the wrong type
+// OP: normjit: error: malformed sweep file {{.*}}sweep-bad-op.toml:2: unknown op 'group_norm'
+// SYNTAX: normjit: error: malformed sweep file {{.*}}sweep-not-toml.toml:1:
+// MISSING: normjit: error: cannot read sweep file
+// SHARD: normjit: error: --shard expects I/N with 0 <= I < N, got '2/2'
+// SHARDSPEC: normjit: error: --shard splits a sweep; it needs --sweep
+// BOTH: normjit: error: --op describes one spec; it cannot be combined with --sweep
+// BUDGET: normjit: error: --budget must be a positive number of seconds
+// STRATEGY: normjit: error: --strategy must be halving, random or exhaustive, got 'annealing'
+// ROWS: normjit: error: --rows must be at least 1, got 0
+// NOOP: normjit: error: missing required option '--op'

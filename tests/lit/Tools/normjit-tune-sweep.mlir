@@ -1,0 +1,31 @@
+// RUN: rm -rf %t && mkdir -p %t
+// RUN: normjit tune --sweep %S/Inputs/sweep-small.toml --shard 0/2 --cache %t/shard-0.toml --no-progress 2>%t/progress-0 | FileCheck %s --check-prefix=SHARD0
+// RUN: FileCheck %s --check-prefix=LINES < %t/progress-0
+// RUN: normjit tune --sweep %S/Inputs/sweep-small.toml --shard 1/2 --cache %t/shard-1.toml --no-progress 2>/dev/null | FileCheck %s --check-prefix=SHARD1
+// RUN: cp %t/shard-0.toml %t/interrupted.toml
+// RUN: normjit tune --sweep %S/Inputs/sweep-small.toml --cache %t/interrupted.toml --no-progress 2>/dev/null | FileCheck %s --check-prefix=CONTINUE
+// RUN: normjit cache merge --cache %t/all.toml %t/shard-0.toml %t/shard-1.toml | FileCheck %s --check-prefix=MERGE
+// RUN: normjit tune --sweep %S/Inputs/sweep-small.toml --cache %t/all.toml --no-progress --report %t/report 2>/dev/null | FileCheck %s --check-prefix=RESUME
+// RUN: FileCheck %s --check-prefix=REPORT < %t/report/report.md
+// RUN: FileCheck %s --check-prefix=CSV < %t/report/report.csv
+// RUN: FileCheck %s --check-prefix=SVG < %t/report/report.svg
+// A sweep split into two shards; a run stopped after half the specs (the
+// first shard's cache) continues where it stopped; the shards merged, and a
+// resumed run that finds everything tuned already and writes the report.
+
+// SHARD0: tuned 2, already in the cache 0 (shard 0/2: 2 of 4 specs)
+// LINES: [1/2] rms_norm rows=8 cols=64 x=f32
+// LINES: [2/2] rms_norm rows=8 cols=64 x=bf16
+// CONTINUE: tuned 2, already in the cache 2 (shard 0/1: 4 of 4 specs)
+// SHARD1: tuned 2, already in the cache 0 (shard 1/2: 2 of 4 specs)
+// MERGE: merged 2 file(s) into {{.*}}all.toml: 4 entries
+// RESUME: tuned 0, already in the cache 4 (shard 0/1: 4 of 4 specs)
+// RESUME: report    {{.*}}report/report.{md,csv,svg}
+// REPORT: | op | rows | cols | dtype | residual | tuned GB/s | default GB/s | speedup | memcpy GB/s
+// REPORT-COUNT-4: | rms_norm | 8 |
+// REPORT: Geometric-mean speedup of the tuned over the default config: {{[0-9.]+}}x over 4 shapes.
+// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config
+// CSV-COUNT-4: rms_norm,8,8,
+// SVG: <svg xmlns="http://www.w3.org/2000/svg"
+// SVG: memcpy ceiling
+// SVG: </svg>

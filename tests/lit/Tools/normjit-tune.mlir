@@ -1,0 +1,24 @@
+// RUN: rm -f %t.toml
+// RUN: normjit tune --op rms_norm --rows 64 --cols 128 --dtype bf16 --residual --budget 0.3 --candidates 4 --cache %t.toml | FileCheck %s
+// RUN: normjit cache show --cache %t.toml | FileCheck %s --check-prefix=SHOW
+// RUN: normjit tune --op rms_norm --rows 64 --cols 128 --dtype bf16 --residual --cache %t.toml | FileCheck %s --check-prefix=AGAIN
+// RUN: normjit tune --op rms_norm --rows 50 --cols 128 --dtype bf16 --residual --budget 0.3 --candidates 2 --cache %t.toml --force --strategy random --seed 7 | FileCheck %s
+// `normjit tune` on one spec: the winner, runner-up, default and fusion
+// decision, stored in the cache; asking again is a cache hit (rows 50 and
+// 64 share the row bucket 64) unless --force.
+
+// CHECK: spec      rms_norm rows={{[0-9]+}} cols=128 x=bf16 y=bf16 residual=bf16 sum=bf16
+// CHECK: best      #norm.config<cpu, vector_width = {{[0-9]+}}
+// CHECK-NEXT: {{[0-9.]+}} GB/s
+// CHECK: default   #norm.config<cpu
+// CHECK-NEXT: GB/s (tuned is {{[0-9.]+}}x)
+// CHECK: fusion    {{fused|split}} wins by {{[0-9.]+}}x
+// CHECK: searched  {{[0-9]+}} candidates ({{[0-9]+}} rejected) in
+// CHECK: cache     {{.*}}.toml
+
+// SHOW: 1 entries
+// SHOW: rms_norm:128:{{.*}} rows<=64: {{[0-9.]+}} GB/s (default {{[0-9.]+}}) #norm.config<cpu, {{.*}}> {{fused|split}} by {{[0-9.]+}}x tuned {{[0-9T:Z-]+}}
+// SHOW-NOT: other device
+
+// AGAIN: cached    #norm.config<cpu,
+// AGAIN: --force tunes again

@@ -1,0 +1,134 @@
+//===- Cache.cpp - normjit cache show|path|merge|clear --------------------===//
+//
+// Part of normjit. Looks after the tuning cache from the command line:
+// shows its entries (marking those of other devices or builds, which are
+// never used here), prints its path, joins shard files into it, clears it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Commands.h"
+#include "Options.h"
+
+#include "normjit/tuner/Tuner.h"
+#include "normjit/tuner/TuningCache.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace normjit;
+using namespace normjit::tool;
+using namespace normjit::tuner;
+
+namespace {
+constexpr const char *kCacheUsage =
+    "USAGE: normjit cache <show|path|merge|clear> [--cache FILE] [FILES...]\n\n"
+    "  show               list the entries (those of another device or build "
+    "are\n"
+    "                     marked: they are never used here)\n"
+    "  path               print the cache file's path\n"
+    "  merge FILE...      join other cache files (e.g. the shards of a sweep)\n"
+    "                     into this one; for a key tuned in several, the "
+    "faster\n"
+    "                     measured entry is kept, and said so\n"
+    "  clear              remove the cache file\n\n"
+    "  --cache FILE       the cache (default: $NORMJIT_CACHE_DIR/tuning.toml,\n"
+    "                     $XDG_CACHE_HOME/normjit/tuning.toml or\n"
+    "                     ~/.cache/normjit/tuning.toml)\n";
+} // namespace
+
+llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
+                                        llvm::raw_ostream &out) {
+  if (args.empty())
+    return makeToolError("missing cache command: show, path, merge or clear "
+                         "(see 'normjit cache --help')");
+  if (args[0] == "--help" || args[0] == "-h") {
+    out << kCacheUsage;
+    return llvm::Error::success();
+  }
+  std::string action = args[0];
+  if (action != "show" && action != "path" && action != "merge" &&
+      action != "clear")
+    return makeToolError("unknown cache command '" + action +
+                         "'; expected show, path, merge or clear");
+  std::optional<std::string> cachePath;
+  std::vector<std::string> files;
+  for (size_t i = 1; i < args.size(); ++i) {
+    llvm::StringRef arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      out << kCacheUsage;
+      return llvm::Error::success();
+    }
+    if (arg == "--cache" || arg.starts_with("--cache=")) {
+      if (cachePath)
+        return makeToolError("option '--cache' given twice");
+      if (arg == "--cache") {
+        if (i + 1 >= args.size())
+          return makeToolError("option '--cache' expects a value");
+        cachePath = args[++i];
+      } else {
+        cachePath = arg.drop_front(strlen("--cache=")).str();
+      }
+      continue;
+    }
+    if (arg.starts_with("-"))
+      return makeToolError("unknown option '" + arg + "' for 'normjit cache'");
+    files.push_back(arg.str());
+  }
+  if (action != "merge" && !files.empty())
+    return makeToolError("'normjit cache " + action +
+                         "' takes no file arguments, got '" + files.front() +
+                         "'");
+  if (action == "merge" && files.empty())
+    return makeToolError("'normjit cache merge' needs the files to merge");
+
+  TuningCache cache(cachePath.value_or(TuningCache::getDefaultPath()));
+  if (action == "path") {
+    out << cache.getPath() << "\n";
+    return llvm::Error::success();
+  }
+  if (action == "clear") {
+    if (llvm::Error error = cache.clear())
+      return error;
+    out << "cleared " << cache.getPath() << "\n";
+    return llvm::Error::success();
+  }
+  if (llvm::Error error = cache.load())
+    return error;
+  for (const std::string &warning : cache.getWarnings())
+    llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+
+  if (action == "merge") {
+    std::vector<std::string> messages;
+    if (llvm::Error error = cache.merge(files, messages))
+      return error;
+    for (const std::string &message : messages)
+      out << message << "\n";
+    out << "merged " << files.size() << " file(s) into " << cache.getPath()
+        << ": " << cache.getEntries().size() << " entries\n";
+    return llvm::Error::success();
+  }
+
+  // show
+  CacheKey here = makeCacheKey(normjit_kernel_spec_default(NORMJIT_RMS_NORM, 1), 1);
+  std::vector<CacheEntry> entries = cache.getEntries();
+  out << cache.getPath() << ": " << entries.size() << " entries\n";
+  for (const CacheEntry &entry : entries) {
+    bool usable = entry.key.device == here.device &&
+                  entry.key.normjitVersion == here.normjitVersion &&
+                  entry.key.llvmVersion == here.llvmVersion;
+    out << entry.key.spec << " rows<=" << entry.key.rowBucket << ": "
+        << llvm::format("%.2f GB/s (default %.2f)", entry.gbps,
+                        entry.defaultGbps)
+        << " " << entry.config.str();
+    if (!entry.fusion.empty())
+      out << " " << entry.fusion
+          << llvm::format(" by %.2fx", entry.fusionMargin);
+    out << " tuned " << entry.tunedAt;
+    if (!usable)
+      out << " [other device or build: " << entry.key.device << ", normjit "
+          << entry.key.normjitVersion << ", LLVM " << entry.key.llvmVersion
+          << "]";
+    out << "\n";
+  }
+  return llvm::Error::success();
+}

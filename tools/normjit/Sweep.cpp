@@ -1,0 +1,234 @@
+//===- Sweep.cpp - sweep files: many specs to tune ------------------------===//
+//
+// Part of normjit. Parses sweep files:
+//
+//   [[sweep]]                      # one or more groups (or a single [sweep])
+//   ops = ["layer_norm", "rms_norm"]
+//   cols = [768, 1024, 4096]
+//   rows = [1, 16, 4096]
+//   dtypes = ["f32", "bf16"]       # optional, default ["f32"]
+//   residual = [false, true]       # optional, default [false]
+//   gamma = true                   # optional, default true
+//   beta = true                    # optional, default true for layer_norm
+//   eps = 1e-5                     # optional, default 1e-5 / 1e-6 (rms)
+//   budget = 2.5                   # optional seconds per spec
+//
+//===----------------------------------------------------------------------===//
+
+#include "Sweep.h"
+
+#include "normjit/JIT/KernelCompiler.h"
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/Twine.h"
+
+#define TOML_EXCEPTIONS 0
+#define TOML_HEADER_ONLY 1
+#include <toml++/toml.h>
+
+#include <cmath>
+
+using namespace normjit;
+using namespace normjit::tool;
+
+namespace {
+class SweepParser {
+public:
+  explicit SweepParser(std::string path) : path(std::move(path)) {}
+
+  llvm::Error error(const toml::node *node, const llvm::Twine &message) {
+    std::string where = path;
+    if (node && node->source().begin.line)
+      where += ":" + std::to_string(node->source().begin.line);
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "malformed sweep file " + where + ": " + message);
+  }
+
+  /// An array of `T` under `key`, or the default when absent.
+  template <typename T>
+  llvm::Expected<std::vector<T>> array(const toml::table &group,
+                                       const char *key, bool required,
+                                       std::vector<T> otherwise = {}) {
+    const toml::node *node = group.get(key);
+    if (!node) {
+      if (required)
+        return error(&group, "missing key '" + llvm::Twine(key) + "'");
+      return otherwise;
+    }
+    const toml::array *values = node->as_array();
+    if (!values || values->empty())
+      return error(node, "'" + llvm::Twine(key) + "' must be a non-empty array");
+    std::vector<T> result;
+    for (const toml::node &value : *values) {
+      std::optional<T> item = value.value_exact<T>();
+      if (!item)
+        return error(&value, "'" + llvm::Twine(key) + "' holds a value of the "
+                                 "wrong type");
+      result.push_back(*item);
+    }
+    return result;
+  }
+
+  llvm::Error parseGroup(const toml::table &group,
+                         std::vector<SweepItem> &items) {
+    static const char *kKeys[] = {"ops",   "cols", "rows", "dtypes", "residual",
+                                  "gamma", "beta", "eps",  "budget"};
+    for (const auto &[key, value] : group) {
+      bool known = false;
+      for (const char *name : kKeys)
+        known |= key.str() == name;
+      if (!known)
+        return error(&value, "unknown key '" + llvm::Twine(key.str()) +
+                                 "' (known: ops, cols, rows, dtypes, "
+                                 "residual, gamma, beta, eps, budget)");
+    }
+    auto ops = array<std::string>(group, "ops", true);
+    if (!ops)
+      return ops.takeError();
+    auto cols = array<int64_t>(group, "cols", true);
+    if (!cols)
+      return cols.takeError();
+    auto rows = array<int64_t>(group, "rows", true);
+    if (!rows)
+      return rows.takeError();
+    auto dtypes = array<std::string>(group, "dtypes", false, {"f32"});
+    if (!dtypes)
+      return dtypes.takeError();
+    auto residuals = array<bool>(group, "residual", false, {false});
+    if (!residuals)
+      return residuals.takeError();
+
+    auto flag = [&](const char *key, bool otherwise) -> llvm::Expected<bool> {
+      const toml::node *node = group.get(key);
+      if (!node)
+        return otherwise;
+      if (std::optional<bool> value = node->value_exact<bool>())
+        return *value;
+      return error(node, "'" + llvm::Twine(key) + "' must be true or false");
+    };
+    auto number = [&](const char *key) -> llvm::Expected<double> {
+      const toml::node *node = group.get(key);
+      if (!node)
+        return 0.0;
+      std::optional<double> value = node->value<double>();
+      if (!value || !std::isfinite(*value) || *value <= 0)
+        return error(node, "'" + llvm::Twine(key) +
+                               "' must be a positive number");
+      return *value;
+    };
+    auto gamma = flag("gamma", true);
+    if (!gamma)
+      return gamma.takeError();
+    const toml::node *betaNode = group.get("beta");
+    auto beta = flag("beta", true);
+    if (!beta)
+      return beta.takeError();
+    auto eps = number("eps");
+    if (!eps)
+      return eps.takeError();
+    auto budget = number("budget");
+    if (!budget)
+      return budget.takeError();
+
+    for (int64_t c : *cols)
+      if (c < 1 || c > (int64_t(1) << 30))
+        return error(group.get("cols"),
+                     "'cols' must be in [1, 2^30], got " + llvm::Twine(c));
+    for (int64_t r : *rows)
+      if (r < 1 || r > (int64_t(1) << 40))
+        return error(group.get("rows"),
+                     "'rows' must be in [1, 2^40], got " + llvm::Twine(r));
+
+    for (const std::string &opName : *ops) {
+      normjit_op_t op;
+      if (opName == "layer_norm")
+        op = NORMJIT_LAYER_NORM;
+      else if (opName == "rms_norm")
+        op = NORMJIT_RMS_NORM;
+      else
+        return error(group.get("ops"), "unknown op '" + llvm::Twine(opName) +
+                                           "'; expected layer_norm or rms_norm");
+      for (const std::string &dtypeName : *dtypes) {
+        normjit_dtype_t dtype;
+        if (normjit_dtype_parse(dtypeName.c_str(), &dtype) != NORMJIT_OK)
+          return error(group.get("dtypes"),
+                       "unknown dtype '" + llvm::Twine(dtypeName) +
+                           "'; expected f32, f16 or bf16");
+        for (bool residual : *residuals)
+          for (int64_t c : *cols)
+            for (int64_t r : *rows) {
+              SweepItem item;
+              item.spec = normjit_kernel_spec_default(op, c);
+              item.spec.x_dtype = item.spec.y_dtype = item.spec.residual_dtype =
+                  item.spec.sum_dtype = item.spec.gamma_dtype =
+                      item.spec.beta_dtype = dtype;
+              item.spec.has_residual = item.spec.store_sum = residual;
+              item.spec.has_gamma = *gamma;
+              // beta: on for layer_norm unless turned off; for rms_norm only
+              // when asked for explicitly.
+              item.spec.has_beta =
+                  op == NORMJIT_LAYER_NORM ? *beta : (betaNode && *beta);
+              item.spec.epsilon = static_cast<float>(
+                  *eps > 0 ? *eps : (op == NORMJIT_LAYER_NORM ? 1e-5 : 1e-6));
+              item.rows = r;
+              item.budgetSeconds = *budget;
+              if (normjit_kernel_spec_validate(&item.spec) != NORMJIT_OK)
+                return error(&group, normjit_last_error());
+              items.push_back(item);
+            }
+      }
+    }
+    return llvm::Error::success();
+  }
+
+  llvm::Expected<std::vector<SweepItem>> parse() {
+    toml::parse_result result = toml::parse_file(path);
+    if (!result) {
+      const toml::parse_error &failure = result.error();
+      std::string where = path;
+      if (failure.source().begin.line)
+        where += ":" + std::to_string(failure.source().begin.line);
+      std::string what(failure.description());
+      if (what.find("File could not be opened") != std::string::npos)
+        return makeError(NORMJIT_IO_ERROR, "cannot read sweep file '" + path +
+                                               "'");
+      return makeError(NORMJIT_INVALID_ARGUMENT,
+                       "malformed sweep file " + where + ": " + what);
+    }
+    const toml::table &root = result.table();
+    for (const auto &[key, value] : root)
+      if (key.str() != "sweep")
+        return error(&value, "unknown key '" + llvm::Twine(key.str()) +
+                                 "'; expected [sweep] or [[sweep]] tables");
+    const toml::node *sweep = root.get("sweep");
+    if (!sweep)
+      return error(nullptr, "no [sweep] table");
+    std::vector<SweepItem> items;
+    if (const toml::table *group = sweep->as_table()) {
+      if (llvm::Error e = parseGroup(*group, items))
+        return std::move(e);
+    } else if (const toml::array *groups = sweep->as_array()) {
+      for (const toml::node &node : *groups) {
+        const toml::table *group = node.as_table();
+        if (!group)
+          return error(&node, "'sweep' entries must be tables");
+        if (llvm::Error e = parseGroup(*group, items))
+          return std::move(e);
+      }
+    } else {
+      return error(sweep, "'sweep' must be a table or an array of tables");
+    }
+    if (items.empty())
+      return error(sweep, "the sweep is empty");
+    return items;
+  }
+
+private:
+  std::string path;
+};
+} // namespace
+
+llvm::Expected<std::vector<SweepItem>>
+normjit::tool::loadSweep(const std::string &path) {
+  return SweepParser(path).parse();
+}

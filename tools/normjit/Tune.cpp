@@ -1,0 +1,597 @@
+//===- Tune.cpp - normjit tune: one spec or a sweep into the cache --------===//
+//
+// Part of normjit. Tunes one spec (the spec flags of `normjit bench`) or every
+// spec of a sweep file, storing each result in the tuning cache as soon as
+// it is known, so that a sweep killed half way resumes where it stopped.
+// Shows progress (a bar with the time left on a terminal, plain lines
+// otherwise), splits sweeps into shards (`--shard I/N`), and writes a report
+// (Markdown, CSV) and an SVG plot of GB/s per shape for the tuned config,
+// the default config and the memory-copy ceiling.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Commands.h"
+#include "Options.h"
+#include "Sweep.h"
+
+#include "normjit/runtime/ThreadPool.h"
+#include "normjit/tuner/Measure.h"
+#include "normjit/tuner/Tuner.h"
+#include "normjit/tuner/TuningCache.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/WithColor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+using namespace normjit;
+using namespace normjit::tool;
+using namespace normjit::tuner;
+
+namespace {
+
+const OptionInfo kTuneOptions[] = {
+    {"op", OptionKind::String, "layer_norm|rms_norm", "the normalization"},
+    {"rows", OptionKind::Int, "N", "rows per call (picks the row bucket)"},
+    {"cols", OptionKind::Int, "C", "columns per row"},
+    {"dtype", OptionKind::String, "f32|f16|bf16",
+     "dtype of every buffer (default f32)"},
+    {"residual", OptionKind::Flag, "",
+     "add a residual and store the sum (tuned fused and add-then-norm)"},
+    {"gamma", OptionKind::NegatableFlag, "", "scale by gamma (default on)"},
+    {"beta", OptionKind::NegatableFlag, "",
+     "shift by beta (default on for layer_norm)"},
+    {"eps", OptionKind::Double, "E", "epsilon (default 1e-5, rms_norm 1e-6)"},
+    {"sweep", OptionKind::String, "FILE.toml",
+     "tune every spec of a sweep file instead of one spec"},
+    {"shard", OptionKind::String, "I/N",
+     "tune only the sweep's specs with index % N == I (0 <= I < N)"},
+    {"budget", OptionKind::Double, "SECONDS",
+     "time budget per spec, compilation included (default 2.5)"},
+    {"strategy", OptionKind::String, "halving|random|exhaustive",
+     "search strategy (default halving)"},
+    {"seed", OptionKind::Int, "N", "seed of the random draws (default 0)"},
+    {"candidates", OptionKind::Int, "N",
+     "configs drawn by random/halving (default 40)"},
+    {"cold-cache", OptionKind::Flag, "",
+     "evict the CPU caches before every timed sample"},
+    {"cache", OptionKind::String, "FILE",
+     "the tuning cache (default: $NORMJIT_CACHE_DIR, $XDG_CACHE_HOME or "
+     "~/.cache)"},
+    {"force", OptionKind::Flag, "", "tune again specs the cache already has"},
+    {"report", OptionKind::String, "DIR",
+     "write report.md, report.csv and report.svg there"},
+    {"progress", OptionKind::NegatableFlag, "",
+     "a progress bar (default: when stderr is a terminal)"},
+};
+
+constexpr const char *kTuneSynopsis =
+    "normjit tune (--op OP --rows N --cols C [spec options] | --sweep FILE) "
+    "[options]";
+constexpr const char *kTuneDescription =
+    "Finds the fastest CPU config for each spec: candidates from the search\n"
+    "space are compiled, checked against an fp64 reference (a wrong one is\n"
+    "rejected, never chosen) and timed (median of repetitions until stable);\n"
+    "the winner, its runner-up and the default's speed go to the tuning\n"
+    "cache. Entries already tuned for this device and build are skipped, so\n"
+    "an interrupted sweep resumes. Workloads are capped at 512 MiB: larger\n"
+    "row counts are measured on as many rows as fit.";
+
+/// One line of the report.
+struct ReportRow {
+  normjit_kernel_spec_t spec;
+  int64_t rows = 0;
+  int64_t measuredRows = 0;
+  std::string config;
+  double tunedGbps = 0, defaultGbps = 0, copyGbps = 0;
+  std::string fusion;
+  double fusionMargin = 0;
+  bool fromCache = false;
+};
+
+/// Rows small enough that every buffer of the spec fits in `limit` bytes.
+int64_t capRows(const normjit_kernel_spec_t &spec, int64_t rows,
+                int64_t limit = int64_t(512) << 20) {
+  int64_t perRow = spec.cols * static_cast<int64_t>(
+                                   normjit_dtype_size(spec.x_dtype) +
+                                   normjit_dtype_size(spec.y_dtype));
+  if (spec.has_residual)
+    perRow += spec.cols * static_cast<int64_t>(
+                              normjit_dtype_size(spec.residual_dtype) +
+                              normjit_dtype_size(spec.sum_dtype));
+  return std::max<int64_t>(1, std::min(rows, limit / std::max<int64_t>(perRow, 1)));
+}
+
+/// GB/s of a multi-threaded memcpy moving `bytes` (read + written): the
+/// ceiling a memory-bound kernel of that size can reach.
+double measureCopyGbps(double bytes) {
+  size_t half = static_cast<size_t>(std::max(bytes / 2, 64.0));
+  std::unique_ptr<char[]> from(new char[half]), to(new char[half]);
+  std::memset(from.get(), 1, half);
+  std::memset(to.get(), 0, half);
+  auto &pool = runtime::ThreadPool::global();
+  const int64_t chunk = 256 << 10;
+  int64_t chunks = static_cast<int64_t>((half + chunk - 1) / chunk);
+  auto copy = [&] {
+    pool.parallelFor(chunks, 1, 0, [&](int64_t begin, int64_t end) {
+      size_t first = static_cast<size_t>(begin * chunk);
+      size_t last = std::min(half, static_cast<size_t>(end * chunk));
+      std::memcpy(to.get() + first, from.get() + first, last - first);
+    });
+  };
+  using Clock = std::chrono::steady_clock;
+  copy();
+  std::vector<double> samples;
+  auto start = Clock::now();
+  while (samples.size() < 5 ||
+         (samples.size() < 200 &&
+          std::chrono::duration<double>(Clock::now() - start).count() < 0.1)) {
+    auto begin = Clock::now();
+    int repeats = half < (1 << 20) ? 64 : 1;
+    for (int i = 0; i < repeats; ++i)
+      copy();
+    samples.push_back(
+        std::chrono::duration<double>(Clock::now() - begin).count() / repeats);
+  }
+  std::sort(samples.begin(), samples.end());
+  return 2.0 * static_cast<double>(half) / samples[samples.size() / 2] / 1e9;
+}
+
+llvm::Expected<std::pair<int64_t, int64_t>> parseShard(llvm::StringRef text) {
+  auto [left, right] = text.split('/');
+  int64_t index = 0, count = 0;
+  if (left.getAsInteger(10, index) || right.getAsInteger(10, count) ||
+      count < 1 || index < 0 || index >= count)
+    return makeToolError("--shard expects I/N with 0 <= I < N, got '" + text +
+                         "'");
+  return std::make_pair(index, count);
+}
+
+std::string csvEscape(const std::string &text) {
+  std::string escaped = "\"";
+  for (char c : text) {
+    if (c == '"')
+      escaped += '"';
+    escaped += c;
+  }
+  return escaped + "\"";
+}
+
+std::string shapeLabel(const ReportRow &row) {
+  return std::string(getOpName(row.spec.op)) + " " + std::to_string(row.rows) +
+         "x" + std::to_string(row.spec.cols) + " " +
+         normjit_dtype_name(row.spec.x_dtype) +
+         (row.spec.has_residual ? " +res" : "");
+}
+
+/// Writes `text` to `path` atomically (temporary file + rename).
+llvm::Error writeFileAtomically(const std::string &path,
+                                const std::string &text) {
+  std::string temporary = path + ".tmp";
+  {
+    std::error_code code;
+    llvm::raw_fd_ostream os(temporary, code);
+    if (code)
+      return makeError(NORMJIT_IO_ERROR,
+                       "cannot write '" + path + "': " + code.message());
+    os << text;
+    os.close();
+    if (os.has_error()) {
+      os.clear_error();
+      llvm::sys::fs::remove(temporary);
+      return makeError(NORMJIT_IO_ERROR, "cannot write '" + path + "'");
+    }
+  }
+  if (std::error_code code = llvm::sys::fs::rename(temporary, path)) {
+    llvm::sys::fs::remove(temporary);
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot write '" + path + "': " + code.message());
+  }
+  return llvm::Error::success();
+}
+
+std::string svgPlot(const std::vector<ReportRow> &rows) {
+  const double width = std::max<double>(640, 90.0 + 28.0 * rows.size());
+  const double height = 420, left = 60, right = 20, top = 40, bottom = 150;
+  double maxGbps = 1;
+  for (const ReportRow &row : rows)
+    maxGbps = std::max({maxGbps, row.tunedGbps, row.defaultGbps, row.copyGbps});
+  maxGbps *= 1.1;
+  double plotW = width - left - right, plotH = height - top - bottom;
+  double slot = plotW / std::max<size_t>(rows.size(), 1);
+  auto y = [&](double gbps) { return top + plotH * (1 - gbps / maxGbps); };
+  std::string svg;
+  llvm::raw_string_ostream os(svg);
+  os << llvm::format("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+                     "height=\"%.0f\" font-family=\"sans-serif\" "
+                     "font-size=\"11\">\n",
+                     width, height);
+  os << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  os << llvm::format("<text x=\"%.0f\" y=\"20\" font-size=\"14\">normjit "
+                     "tuning: GB/s per shape (tuned, default, memcpy "
+                     "ceiling)</text>\n",
+                     left);
+  for (int tick = 0; tick <= 4; ++tick) {
+    double value = maxGbps * tick / 4;
+    os << llvm::format("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
+                       "stroke=\"#ddd\"/>\n",
+                       left, width - right, y(value), y(value));
+    os << llvm::format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.0f"
+                       "</text>\n",
+                       left - 4, y(value) + 4, value);
+  }
+  os << llvm::format("<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 "
+                     "%.1f)\">GB/s</text>\n",
+                     top + plotH / 2, top + plotH / 2);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const ReportRow &row = rows[i];
+    double x0 = left + slot * i + slot * 0.15, barW = slot * 0.35;
+    os << llvm::format("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                       "height=\"%.1f\" fill=\"#1f77b4\"><title>tuned %.1f "
+                       "GB/s</title></rect>\n",
+                       x0, y(row.tunedGbps), barW, top + plotH - y(row.tunedGbps),
+                       row.tunedGbps);
+    os << llvm::format("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                       "height=\"%.1f\" fill=\"#aec7e8\"><title>default %.1f "
+                       "GB/s</title></rect>\n",
+                       x0 + barW, y(row.defaultGbps), barW,
+                       top + plotH - y(row.defaultGbps), row.defaultGbps);
+    os << llvm::format("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
+                       "stroke=\"#d62728\" stroke-width=\"2\"><title>memcpy "
+                       "%.1f GB/s</title></line>\n",
+                       x0 - 2, x0 + 2 * barW + 2, y(row.copyGbps),
+                       y(row.copyGbps), row.copyGbps);
+    double labelX = x0 + barW, labelY = top + plotH + 8;
+    os << llvm::format("<text x=\"%.1f\" y=\"%.1f\" transform=\"rotate(60 "
+                       "%.1f %.1f)\">",
+                       labelX, labelY, labelX, labelY)
+       << shapeLabel(row) << "</text>\n";
+  }
+  double legendY = height - 12;
+  os << llvm::format("<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"10\" "
+                     "fill=\"#1f77b4\"/><text x=\"%.0f\" y=\"%.0f\">tuned"
+                     "</text>\n",
+                     left, legendY - 9, left + 14, legendY);
+  os << llvm::format("<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"10\" "
+                     "fill=\"#aec7e8\"/><text x=\"%.0f\" y=\"%.0f\">default"
+                     "</text>\n",
+                     left + 70, legendY - 9, left + 84, legendY);
+  os << llvm::format("<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" "
+                     "stroke=\"#d62728\" stroke-width=\"2\"/><text x=\"%.0f\" "
+                     "y=\"%.0f\">memcpy ceiling</text>\n",
+                     left + 150, left + 162, legendY - 4, legendY - 4,
+                     left + 166, legendY);
+  os << "</svg>\n";
+  return svg;
+}
+
+llvm::Error writeReport(const std::string &dir,
+                        const std::vector<ReportRow> &rows) {
+  if (std::error_code code = llvm::sys::fs::create_directories(dir))
+    return makeError(NORMJIT_IO_ERROR, "cannot create report directory '" +
+                                           dir + "': " + code.message());
+  std::string md, csv;
+  llvm::raw_string_ostream mdOs(md), csvOs(csv);
+  mdOs << "# normjit tuning report\n\n"
+       << "| op | rows | cols | dtype | residual | tuned GB/s | default GB/s "
+          "| speedup | memcpy GB/s | % of memcpy | fusion | config |\n"
+       << "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|---|\n";
+  csvOs << "op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,"
+           "speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config\n";
+  double logSum = 0;
+  int counted = 0;
+  for (const ReportRow &row : rows) {
+    double speedup = row.defaultGbps > 0 ? row.tunedGbps / row.defaultGbps : 0;
+    if (speedup > 0) {
+      logSum += std::log(speedup);
+      ++counted;
+    }
+    std::string fusion = row.fusion.empty()
+                             ? "-"
+                             : row.fusion + llvm::formatv(" ({0:F2}x)",
+                                                          row.fusionMargin)
+                                                .str();
+    mdOs << "| " << getOpName(row.spec.op) << " | " << row.rows << " | "
+         << row.spec.cols << " | " << normjit_dtype_name(row.spec.x_dtype)
+         << " | " << (row.spec.has_residual ? "yes" : "no") << " | "
+         << llvm::format("%.1f", row.tunedGbps) << " | "
+         << llvm::format("%.1f", row.defaultGbps) << " | "
+         << llvm::format("%.2fx", speedup) << " | "
+         << llvm::format("%.1f", row.copyGbps) << " | "
+         << llvm::format("%.0f%%", row.copyGbps > 0
+                                       ? 100 * row.tunedGbps / row.copyGbps
+                                       : 0.0)
+         << " | " << fusion << " | `" << row.config << "` |\n";
+    csvOs << getOpName(row.spec.op) << "," << row.rows << ","
+          << row.measuredRows << "," << row.spec.cols << ","
+          << normjit_dtype_name(row.spec.x_dtype) << ","
+          << (row.spec.has_residual ? 1 : 0) << ","
+          << llvm::format("%.3f", row.tunedGbps) << ","
+          << llvm::format("%.3f", row.defaultGbps) << ","
+          << llvm::format("%.4f", speedup) << ","
+          << llvm::format("%.3f", row.copyGbps) << "," << row.fusion << ","
+          << llvm::format("%.4f", row.fusionMargin) << ","
+          << (row.fromCache ? 1 : 0) << "," << csvEscape(row.config) << "\n";
+  }
+  if (counted)
+    mdOs << "\nGeometric-mean speedup of the tuned over the default config: "
+         << llvm::format("%.3fx", std::exp(logSum / counted)) << " over "
+         << counted << " shapes.\n";
+  mdOs << "\nMeasured rows are capped so a workload fits in 512 MiB; the "
+          "memcpy ceiling moves the same bytes on all cores.\n";
+  if (llvm::Error error = writeFileAtomically(dir + "/report.md", md))
+    return error;
+  if (llvm::Error error = writeFileAtomically(dir + "/report.csv", csv))
+    return error;
+  return writeFileAtomically(dir + "/report.svg", svgPlot(rows));
+}
+
+/// Progress on stderr: a bar with the time left on a terminal, one plain
+/// line per spec otherwise.
+class Progress {
+public:
+  Progress(size_t total, bool bar) : total(total), bar(bar) {}
+
+  void done(size_t finished, const std::string &line) {
+    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!bar) {
+      llvm::errs() << "[" << finished << "/" << total << "] " << line << "\n";
+      return;
+    }
+    double left = finished ? elapsed / finished * (total - finished) : 0;
+    int filled = total ? static_cast<int>(30.0 * finished / total) : 30;
+    llvm::errs() << "\r[" << std::string(filled, '#')
+                 << std::string(30 - filled, '.') << "] " << finished << "/"
+                 << total << llvm::format("  %.0fs left  ", left);
+    if (finished == total)
+      llvm::errs() << "\n";
+    llvm::errs().flush();
+  }
+
+private:
+  using Clock = std::chrono::steady_clock;
+  size_t total;
+  bool bar;
+  Clock::time_point start = Clock::now();
+};
+
+llvm::Expected<double> getPositiveDouble(const ParsedOptions &options,
+                                         llvm::StringRef name,
+                                         double otherwise) {
+  double value = options.getDouble(name, otherwise);
+  if (!(value > 0) || !std::isfinite(value))
+    return makeToolError("--" + name + " must be a positive number of seconds");
+  return value;
+}
+
+} // namespace
+
+llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
+                                       llvm::raw_ostream &out) {
+  OptionParser parser("tune", kTuneOptions);
+  auto parsed = parser.parse(args);
+  if (!parsed)
+    return parsed.takeError();
+  const ParsedOptions &options = *parsed;
+  if (options.helpRequested()) {
+    parser.printHelp(out, kTuneSynopsis, kTuneDescription);
+    return llvm::Error::success();
+  }
+
+  // What to tune.
+  std::vector<SweepItem> items;
+  bool sweep = options.has("sweep");
+  if (sweep) {
+    for (const char *specOnly : {"op", "rows", "cols", "dtype", "residual",
+                                 "gamma", "beta", "eps"})
+      if (options.has(specOnly))
+        return makeToolError("--" + llvm::Twine(specOnly) +
+                             " describes one spec; it cannot be combined "
+                             "with --sweep");
+    auto loaded = loadSweep(*options.getString("sweep"));
+    if (!loaded)
+      return loaded.takeError();
+    items = std::move(*loaded);
+  } else {
+    for (const char *required : {"op", "rows", "cols"})
+      if (!options.has(required))
+        return makeToolError("missing required option '--" +
+                             llvm::Twine(required) +
+                             "' (or --sweep FILE; see 'normjit tune --help')");
+    if (options.has("shard"))
+      return makeToolError("--shard splits a sweep; it needs --sweep");
+    auto op = parseOp("--op", *options.getString("op"));
+    if (!op)
+      return op.takeError();
+    normjit_dtype_t dtype = NORMJIT_F32;
+    if (auto text = options.getString("dtype")) {
+      auto parsedDType = parseDType("--dtype", *text);
+      if (!parsedDType)
+        return parsedDType.takeError();
+      dtype = *parsedDType;
+    }
+    int64_t rows = options.getInt("rows", 0), cols = options.getInt("cols", 0);
+    if (rows < 1)
+      return makeToolError("--rows must be at least 1, got " +
+                           llvm::Twine(rows));
+    if (cols < 1)
+      return makeToolError("--cols must be at least 1, got " +
+                           llvm::Twine(cols));
+    SweepItem item;
+    item.spec = normjit_kernel_spec_default(*op, cols);
+    item.spec.x_dtype = item.spec.y_dtype = item.spec.residual_dtype =
+        item.spec.sum_dtype = item.spec.gamma_dtype = item.spec.beta_dtype =
+            dtype;
+    item.spec.has_residual = item.spec.store_sum =
+        options.getFlag("residual", false);
+    item.spec.has_gamma = options.getFlag("gamma", true);
+    item.spec.has_beta =
+        options.getFlag("beta", *op == NORMJIT_LAYER_NORM);
+    item.spec.epsilon = static_cast<float>(options.getDouble(
+        "eps", *op == NORMJIT_LAYER_NORM ? 1e-5 : 1e-6));
+    item.rows = rows;
+    if (llvm::Error error =
+            statusToError(normjit_kernel_spec_validate(&item.spec)))
+      return error;
+    items.push_back(item);
+  }
+
+  // How.
+  TuneOptions tuneOptions;
+  auto budget = getPositiveDouble(options, "budget", 2.5);
+  if (!budget)
+    return budget.takeError();
+  tuneOptions.budgetSeconds = *budget;
+  if (auto name = options.getString("strategy")) {
+    auto kind = parseStrategyKind(*name);
+    if (!kind)
+      return makeToolError("--strategy must be halving, random or "
+                           "exhaustive, got '" +
+                           *name + "'");
+    tuneOptions.strategy.kind = *kind;
+  }
+  int64_t seed = options.getInt("seed", 0);
+  if (seed < 0)
+    return makeToolError("--seed must not be negative");
+  tuneOptions.strategy.seed = static_cast<uint64_t>(seed);
+  int64_t candidates = options.getInt("candidates", 40);
+  if (candidates < 1 || candidates > 100000)
+    return makeToolError("--candidates must be in [1, 100000], got " +
+                         llvm::Twine(candidates));
+  tuneOptions.strategy.maxCandidates = static_cast<size_t>(candidates);
+  tuneOptions.coldCache = options.getFlag("cold-cache", false);
+  std::pair<int64_t, int64_t> shard = {0, 1};
+  if (auto text = options.getString("shard")) {
+    auto parsedShard = parseShard(*text);
+    if (!parsedShard)
+      return parsedShard.takeError();
+    shard = *parsedShard;
+  }
+  bool force = options.getFlag("force", false);
+
+  TuningCache cache(options.getString("cache").value_or(
+      TuningCache::getDefaultPath()));
+  if (llvm::Error error = cache.load())
+    return error;
+  for (const std::string &warning : cache.getWarnings())
+    llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+
+  std::vector<size_t> mine;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (static_cast<int64_t>(i % shard.second) == shard.first)
+      mine.push_back(i);
+
+  bool bar = options.getFlag(
+      "progress", llvm::sys::Process::StandardErrIsDisplayed());
+  Progress progress(mine.size(), bar && sweep);
+  Context context;
+  std::vector<ReportRow> report;
+  size_t tuned = 0, skipped = 0, finished = 0;
+  for (size_t index : mine) {
+    const SweepItem &item = items[index];
+    int64_t measuredRows = capRows(item.spec, item.rows);
+    CacheKey key = makeCacheKey(item.spec, item.rows);
+    ReportRow row;
+    row.spec = item.spec;
+    row.rows = item.rows;
+    row.measuredRows = measuredRows;
+    std::optional<CacheEntry> cached = cache.lookup(key);
+    if (cached && !force) {
+      ++skipped;
+      if (!sweep)
+        out << "spec      " << describeSpec(item.spec, item.rows) << "\n"
+            << "cached    " << cached->config.str() << "\n"
+            << "          "
+            << llvm::format("%.2f GB/s, tuned %s; --force tunes again",
+                            cached->gbps, cached->tunedAt.c_str())
+            << "\n";
+      row.config = cached->config.str();
+      row.tunedGbps = cached->gbps;
+      row.defaultGbps = cached->defaultGbps;
+      row.fusion = cached->fusion;
+      row.fusionMargin = cached->fusionMargin;
+      row.fromCache = true;
+    } else {
+      TuneOptions itemOptions = tuneOptions;
+      if (item.budgetSeconds > 0 && !options.has("budget"))
+        itemOptions.budgetSeconds = item.budgetSeconds;
+      auto result = tuneCpu(context, item.spec, measuredRows, itemOptions);
+      if (!result)
+        return result.takeError();
+      CacheEntry entry = makeCacheEntry(item.spec, item.rows, *result);
+      if (llvm::Error error = cache.store({entry}))
+        return error;
+      ++tuned;
+      row.config = result->best.str();
+      row.tunedGbps = result->bestGbps;
+      row.defaultGbps = result->defaultGbps;
+      row.fusion = result->fusion;
+      row.fusionMargin = result->fusionMargin;
+      if (!sweep) {
+        out << "spec      " << describeSpec(item.spec, item.rows) << "\n"
+            << "best      " << result->best.str() << "\n"
+            << "          " << llvm::format("%.2f GB/s", result->bestGbps)
+            << "\n";
+        if (result->runnerUp)
+          out << "runner-up " << result->runnerUp->str() << "\n"
+              << "          " << llvm::format("%.2f GB/s", result->runnerUpGbps)
+              << "\n";
+        out << "default   " << result->defaultConfig.str() << "\n"
+            << "          " << llvm::format("%.2f GB/s", result->defaultGbps)
+            << llvm::format(" (tuned is %.2fx)",
+                            result->defaultGbps > 0
+                                ? result->bestGbps / result->defaultGbps
+                                : 0.0)
+            << "\n";
+        if (!result->fusion.empty())
+          out << "fusion    " << result->fusion
+              << llvm::format(" wins by %.2fx", result->fusionMargin) << "\n";
+        out << "searched  " << result->candidates << " candidates ("
+            << result->failures.size() << " rejected) in "
+            << llvm::format("%.2f s", result->seconds);
+        if (measuredRows != item.rows)
+          out << ", measured on " << measuredRows << " rows";
+        out << "\ncache     " << cache.getPath() << "\n";
+        for (const std::string &failure : result->failures)
+          llvm::WithColor::warning(llvm::errs(), "normjit")
+              << "rejected " << failure << "\n";
+      }
+    }
+    if (options.has("report")) {
+      row.copyGbps =
+          measureCopyGbps(tuner::Workload::getBytes(item.spec, measuredRows));
+    }
+    report.push_back(row);
+    ++finished;
+    if (sweep)
+      progress.done(finished,
+                  describeSpec(item.spec, item.rows) + ": " +
+                      (row.fromCache ? "already tuned, " : "") +
+                      llvm::formatv("{0:F2} GB/s ({1:F2}x default)",
+                                    row.tunedGbps,
+                                    row.defaultGbps > 0
+                                        ? row.tunedGbps / row.defaultGbps
+                                        : 0.0)
+                          .str());
+  }
+  if (sweep)
+    out << "tuned " << tuned << ", already in the cache " << skipped
+        << " (shard " << shard.first << "/" << shard.second << ": "
+        << mine.size() << " of " << items.size() << " specs), cache "
+        << cache.getPath() << "\n";
+  if (auto dir = options.getString("report")) {
+    if (llvm::Error error = writeReport(*dir, report))
+      return error;
+    out << "report    " << *dir << "/report.{md,csv,svg}\n";
+  }
+  return llvm::Error::success();
+}

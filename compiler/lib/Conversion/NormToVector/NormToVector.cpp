@@ -450,6 +450,29 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
                          e.f32Const(mainCount * restCount / cols)));
       }
     }
+    if (knobs.welford) {
+      // An infinite input makes Welford's running mean NaN (inf - inf)
+      // where the contract's sum / C is +-inf. Only then, take the mean
+      // from a plain sum pass over the row.
+      Value isNaN = arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, mean,
+                                          mean);
+      auto fallback = scf::IfOp::create(b, TypeRange{b.getF32Type()}, isNaN,
+                                        /*addThenBlock=*/true,
+                                        /*addElseBlock=*/true);
+      {
+        OpBuilder::InsertionGuard ifGuard(b);
+        b.setInsertionPointToStart(fallback.thenBlock());
+        SmallVector<Value> sums =
+            e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+              return SmallVector<Value>{
+                  e.add(acc[0], e.maskOff(laterD(col, mask), mask))};
+            });
+        scf::YieldOp::create(b, e.mul(e.reduceSlots(sums), invCols));
+        b.setInsertionPointToStart(fallback.elseBlock());
+        scf::YieldOp::create(b, mean);
+      }
+      mean = fallback.getResult(0);
+    }
     Value var = e.mul(m2, invCols);
     rstd = arith::DivFOp::create(
         b, e.f32Const(1.0),

@@ -1,0 +1,80 @@
+//===- KernelPipeline.h - kernel IR shared by the JIT and AOT ---*- C++ -*-===//
+//
+// Part of normjit. The pieces of KernelCompiler.cpp that the JIT and the
+// ahead-of-time compiler share, so that both turn a spec and a config into
+// the same IR, lowering and LLVM optimization: private to the compiler.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_LIB_JIT_KERNELPIPELINE_H
+#define NORMJIT_LIB_JIT_KERNELPIPELINE_H
+
+#include "normjit/JIT/KernelCompiler.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/Support/CodeGen.h"
+
+#include <functional>
+#include <string>
+
+namespace llvm {
+class Module;
+} // namespace llvm
+
+namespace mlir {
+class DialectRegistry;
+class MLIRContext;
+} // namespace mlir
+
+namespace normjit::detail {
+
+/// The dialects (and their LLVM IR translations) kernels are built from.
+mlir::DialectRegistry &getKernelDialectRegistry();
+
+/// Checks a spec and a config before anything is compiled.
+llvm::Error checkKernelInputs(const normjit_kernel_spec_t &spec,
+                              const CpuConfig &config);
+
+/// Builds the module holding one function `functionName` for `spec`: eight
+/// memref arguments (the kernel ABI), one norm op carrying `config`, and the
+/// C interface `_mlir_ciface_<functionName>`.
+mlir::OwningOpRef<mlir::ModuleOp>
+buildKernelModule(mlir::MLIRContext *context,
+                  const normjit_kernel_spec_t &spec, const CpuConfig &config,
+                  llvm::StringRef functionName = "normjit_kernel");
+
+/// Adds the lowering from `norm` IR to the LLVM dialect to `pm`.
+void buildCpuLoweringPipeline(mlir::OpPassManager &pm,
+                              const normjit_kernel_spec_t &spec,
+                              const CpuConfig &config);
+
+/// The LLVM IR optimization run on every translated kernel module, the JIT's
+/// and AOT's alike: MLIR already emitted the vector code, so a light
+/// pipeline keeps compile latency low without slowing the kernel.
+std::function<llvm::Error(llvm::Module *)> makeKernelLLVMOptimizer();
+
+/// The code generation level of kernels.
+constexpr llvm::CodeGenOptLevel kKernelCodeGenOptLevel =
+    llvm::CodeGenOptLevel::Default;
+
+/// Initializes LLVM's native target (once per process).
+void initializeLLVMOnce();
+
+/// Collects the error diagnostics of a scope into one string.
+class DiagnosticCollector {
+public:
+  explicit DiagnosticCollector(mlir::MLIRContext *context);
+  const std::string &str() const { return text; }
+
+private:
+  std::string text;
+  mlir::ScopedDiagnosticHandler handler;
+};
+
+} // namespace normjit::detail
+
+#endif // NORMJIT_LIB_JIT_KERNELPIPELINE_H

@@ -4,13 +4,14 @@
 // transformer shapes of the CPU issue, f32 and bf16, 1 and 2 threads:
 // normjit's JIT kernels (default heuristic config), oneDNN's
 // layer_normalization, a naive scalar loop, and a memcpy of the same bytes
-// as the ceiling; plus the residual form fused vs add-then-norm, and the JIT's
+// as the ceiling; normjit also with the config its tuner finds; plus the residual form fused vs add-then-norm, and the JIT's
 // compile and cache-hit latency. Every case reports GB/s (bytes read +
 // written) as a counter.
 //
 //===----------------------------------------------------------------------===//
 
 #include "normjit/JIT/Context.h"
+#include "normjit/tuner/TunedKernels.h"
 
 #include <benchmark/benchmark.h>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -64,9 +65,29 @@ void setCounters(benchmark::State &state, double bytes) {
   state.counters["bytes"] = bytes;
 }
 
+/// The config the tuner finds for `spec` at `rows` (tuned on first use,
+/// remembered in $NORMJIT_BENCH_CACHE or /tmp/normjit-bench-cache.toml).
+llvm::Expected<normjit::CpuConfig> tunedConfig(const normjit_kernel_spec_t &spec,
+                                               int64_t rows) {
+  using namespace normjit::tuner;
+  static TuningCache *cache = [] {
+    const char *path = std::getenv("NORMJIT_BENCH_CACHE");
+    auto *c = new TuningCache(path ? path : "/tmp/normjit-bench-cache.toml");
+    llvm::consumeError(c->load());
+    return c;
+  }();
+  TuneOptions options;
+  options.budgetSeconds = 2.0;
+  TunedKernels kernels(context(), *cache, TuningPolicy::TuneOnMiss, options);
+  auto kernel = kernels.getKernel(spec, rows);
+  if (!kernel)
+    return kernel.takeError();
+  return (*kernel)->getConfig();
+}
+
 /// Args: rows, cols, dtype (0 f32, 1 bf16), threads.
 void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
-                           bool residual, bool fuse) {
+                           bool residual, bool fuse, bool tuned = false) {
   int64_t rows = state.range(0), cols = state.range(1);
   normjit_dtype_t dtype = dtypeArg(state.range(2));
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
@@ -75,8 +96,17 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   spec.has_beta = op == NORMJIT_LAYER_NORM;
   spec.has_residual = spec.store_sum = residual;
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
+  if (tuned) {
+    auto found = tunedConfig(spec, rows);
+    if (!found) {
+      state.SkipWithError(llvm::toString(found.takeError()).c_str());
+      return;
+    }
+    config = *found;
+  } else {
+    config.fuseResidual = fuse;
+  }
   config.threads = static_cast<int>(state.range(3));
-  config.fuseResidual = fuse;
   auto kernel = context().getKernel(spec, config);
   if (!kernel) {
     state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
@@ -242,6 +272,9 @@ void f32Shapes(benchmark::internal::Benchmark *b) { shapes(b, false); }
 
 BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit, NORMJIT_LAYER_NORM, false,
                   true)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit_tuned, NORMJIT_LAYER_NORM,
+                  false, true, true)
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
 BENCHMARK(BM_layer_norm_onednn)->Apply([](benchmark::internal::Benchmark *b) {
   shapes(b);

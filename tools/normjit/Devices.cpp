@@ -9,6 +9,7 @@
 #include "Options.h"
 
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/tuner/TuningCache.h"
 
 #include "llvm/Support/JSON.h"
 
@@ -43,6 +44,8 @@ llvm::Error normjit::tool::devicesCommand(llvm::ArrayRef<std::string> args,
   }
 
   const normjit::HostCpu &host = normjit::getHostCpu();
+  // The identity tuning-cache entries are keyed by.
+  std::string fingerprint = normjit::tuner::detectCpuFingerprint().key();
   if (parsed->getFlag("json", false)) {
     llvm::json::OStream json(out);
     json.object([&] {
@@ -53,6 +56,7 @@ llvm::Error normjit::tool::devicesCommand(llvm::ArrayRef<std::string> args,
         json.attribute("avx512f", host.avx512f);
         json.attribute("f16c", host.f16c);
         json.attribute("vector_width", host.nativeVectorWidth());
+        json.attribute("fingerprint", fingerprint);
       });
       json.attributeObject("cuda", [&] {
         json.attribute("available", false);
@@ -68,6 +72,7 @@ llvm::Error normjit::tool::devicesCommand(llvm::ArrayRef<std::string> args,
       << (host.cores == 1 ? " core" : " cores") << ", avx2 " << yesNo(host.avx2)
       << ", avx512f " << yesNo(host.avx512f) << ", f16c " << yesNo(host.f16c)
       << ", " << host.nativeVectorWidth() << " f32 lanes per vector\n";
+  out << "  fingerprint: " << fingerprint << "\n";
   out << "cuda: not available (" << kCudaUnavailable << ")\n";
   return llvm::Error::success();
 }

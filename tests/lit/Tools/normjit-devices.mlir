@@ -2,6 +2,7 @@
 
 // RUN: normjit devices | FileCheck %s
 // CHECK: cpu: {{.+}}, {{[0-9]+}} core{{s?}}, avx2 {{yes|no}}, avx512f {{yes|no}}, f16c {{yes|no}}, {{[0-9]+}} f32 lanes per vector
+// CHECK-NEXT: fingerprint: cpu|{{.+}}|{{[0-9]+$}}
 // CHECK-NEXT: cuda: not available (GPU backend not built yet)
 
 // RUN: normjit devices --json | FileCheck %s --check-prefix=JSON

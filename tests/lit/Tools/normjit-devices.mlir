@@ -6,4 +6,4 @@
 // CHECK-NEXT: cuda: not available (GPU backend not built yet)
 
 // RUN: normjit devices --json | FileCheck %s --check-prefix=JSON
-// JSON: {"cpu":{"name":"{{.+}}","cores":{{[0-9]+}},"avx2":{{true|false}},"avx512f":{{true|false}},"f16c":{{true|false}},"vector_width":{{[0-9]+}}},"cuda":{"available":false,"reason":"GPU backend not built yet"}}
+// JSON: {"cpu":{"name":"{{.+}}","cores":{{[0-9]+}},"avx2":{{true|false}},"avx512f":{{true|false}},"f16c":{{true|false}},"vector_width":{{[0-9]+}},"fingerprint":"cpu|{{.+}}"},"cuda":{"available":false,"reason":"GPU backend not built yet"}}

@@ -191,31 +191,21 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
     return llvm::Error::success();
   }
 
-  for (const char *required : {"op", "rows", "cols"})
-    if (!options.has(required))
-      return makeToolError("missing required option '--" +
-                           llvm::Twine(required) +
-                           "' (see 'normjit bench --help')");
-  auto op = parseOp("--op", *options.getString("op"));
-  if (!op)
-    return op.takeError();
+  if (!options.has("rows"))
+    return makeToolError("missing required option '--rows' (see 'normjit "
+                         "bench --help')");
+  auto parsedSpec = parseSpecOptions(options, "bench");
+  if (!parsedSpec)
+    return parsedSpec.takeError();
+  const normjit_kernel_spec_t spec = *parsedSpec;
   auto rows = getAtLeast(options, "rows", 0, 1);
   if (!rows)
     return rows.takeError();
-  auto cols = getAtLeast(options, "cols", 0, 1);
-  if (!cols)
-    return cols.takeError();
-  normjit_dtype_t dtype = NORMJIT_F32;
-  if (auto text = options.getString("dtype")) {
-    auto parsedDType = parseDType("--dtype", *text);
-    if (!parsedDType)
-      return parsedDType.takeError();
-    dtype = *parsedDType;
-  }
-  bool residual = options.getFlag("residual", false);
-  bool gamma = options.getFlag("gamma", true);
-  bool isLayerNorm = *op == NORMJIT_LAYER_NORM;
-  bool beta = options.getFlag("beta", isLayerNorm);
+  const int64_t *cols = &spec.cols;
+  normjit_dtype_t dtype = spec.x_dtype;
+  bool residual = spec.has_residual != 0;
+  bool gamma = spec.has_gamma != 0;
+  bool beta = spec.has_beta != 0;
   auto threads = getAtLeast(options, "threads", 0, 0);
   if (!threads)
     return threads.takeError();
@@ -235,14 +225,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
                          "got '" +
                          options.getString("min-time").value_or("") + "'");
 
-  // The spec and its kernel.
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, *cols);
-  spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype =
-      spec.gamma_dtype = spec.beta_dtype = dtype;
-  spec.has_residual = spec.store_sum = residual;
-  spec.has_gamma = gamma;
-  spec.has_beta = beta;
-  spec.epsilon = isLayerNorm ? 1e-5f : 1e-6f;
+  // The kernel.
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
   config.threads = static_cast<int>(*threads);
   normjit::Context context;
@@ -355,7 +338,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   if (options.getFlag("json", false)) {
     llvm::json::OStream json(out);
     json.object([&] {
-      json.attribute("op", getOpName(*op));
+      json.attribute("op", getOpName(spec.op));
       json.attribute("rows", *rows);
       json.attribute("cols", *cols);
       json.attribute("dtype", normjit_dtype_name(dtype));

@@ -50,6 +50,16 @@ llvm::Expected<normjit_op_t> parseOp(llvm::StringRef flag,
 llvm::Expected<normjit_dtype_t> parseDType(llvm::StringRef flag,
                                            llvm::StringRef text);
 
+class ParsedOptions;
+
+/// The spec described by the options that `bench` and `tune` share: --op
+/// and --cols (required), --dtype (every buffer; default f32), --residual
+/// (the sum is stored too), --[no-]gamma (default on), --[no-]beta (default
+/// on for layer_norm), --eps when the command has it (default 1e-5, rms_norm
+/// 1e-6). `command` names the command in messages.
+llvm::Expected<normjit_kernel_spec_t>
+parseSpecOptions(const ParsedOptions &options, llvm::StringRef command);
+
 /// The op's name as on the command line.
 llvm::StringRef getOpName(normjit_op_t op);
 

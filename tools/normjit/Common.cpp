@@ -8,6 +8,8 @@
 #include "Commands.h"
 #include "Options.h"
 
+#include "normjit/JIT/KernelCompiler.h"
+
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -33,6 +35,43 @@ normjit::tool::parseDType(llvm::StringRef flag, llvm::StringRef text) {
                          "'; expected f32, f16 or bf16");
   }
   return dtype;
+}
+
+llvm::Expected<normjit_kernel_spec_t>
+normjit::tool::parseSpecOptions(const ParsedOptions &options,
+                                llvm::StringRef command) {
+  for (const char *required : {"op", "cols"})
+    if (!options.has(required))
+      return makeToolError("missing required option '--" +
+                           llvm::Twine(required) + "' (see 'normjit " +
+                           command + " --help')");
+  auto op = parseOp("--op", *options.getString("op"));
+  if (!op)
+    return op.takeError();
+  int64_t cols = options.getInt("cols", 0);
+  if (cols < 1)
+    return makeToolError("--cols must be at least 1, got " +
+                         llvm::Twine(cols));
+  normjit_dtype_t dtype = NORMJIT_F32;
+  if (auto text = options.getString("dtype")) {
+    auto parsed = parseDType("--dtype", *text);
+    if (!parsed)
+      return parsed.takeError();
+    dtype = *parsed;
+  }
+  bool isLayerNorm = *op == NORMJIT_LAYER_NORM;
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, cols);
+  spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype =
+      spec.gamma_dtype = spec.beta_dtype = dtype;
+  spec.has_residual = spec.store_sum = options.getFlag("residual", false);
+  spec.has_gamma = options.getFlag("gamma", true);
+  spec.has_beta = options.getFlag("beta", isLayerNorm);
+  spec.epsilon = static_cast<float>(
+      options.getDouble("eps", isLayerNorm ? 1e-5 : 1e-6));
+  if (llvm::Error error =
+          normjit::statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  return spec;
 }
 
 llvm::StringRef normjit::tool::getOpName(normjit_op_t op) {

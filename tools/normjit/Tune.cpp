@@ -402,46 +402,21 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
       return loaded.takeError();
     items = std::move(*loaded);
   } else {
-    for (const char *required : {"op", "rows", "cols"})
-      if (!options.has(required))
-        return makeToolError("missing required option '--" +
-                             llvm::Twine(required) +
-                             "' (or --sweep FILE; see 'normjit tune --help')");
+    if (!options.has("rows"))
+      return makeToolError("missing required option '--rows' (or --sweep "
+                           "FILE; see 'normjit tune --help')");
     if (options.has("shard"))
       return makeToolError("--shard splits a sweep; it needs --sweep");
-    auto op = parseOp("--op", *options.getString("op"));
-    if (!op)
-      return op.takeError();
-    normjit_dtype_t dtype = NORMJIT_F32;
-    if (auto text = options.getString("dtype")) {
-      auto parsedDType = parseDType("--dtype", *text);
-      if (!parsedDType)
-        return parsedDType.takeError();
-      dtype = *parsedDType;
-    }
-    int64_t rows = options.getInt("rows", 0), cols = options.getInt("cols", 0);
+    auto spec = parseSpecOptions(options, "tune");
+    if (!spec)
+      return spec.takeError();
+    int64_t rows = options.getInt("rows", 0);
     if (rows < 1)
       return makeToolError("--rows must be at least 1, got " +
                            llvm::Twine(rows));
-    if (cols < 1)
-      return makeToolError("--cols must be at least 1, got " +
-                           llvm::Twine(cols));
     SweepItem item;
-    item.spec = normjit_kernel_spec_default(*op, cols);
-    item.spec.x_dtype = item.spec.y_dtype = item.spec.residual_dtype =
-        item.spec.sum_dtype = item.spec.gamma_dtype = item.spec.beta_dtype =
-            dtype;
-    item.spec.has_residual = item.spec.store_sum =
-        options.getFlag("residual", false);
-    item.spec.has_gamma = options.getFlag("gamma", true);
-    item.spec.has_beta =
-        options.getFlag("beta", *op == NORMJIT_LAYER_NORM);
-    item.spec.epsilon = static_cast<float>(options.getDouble(
-        "eps", *op == NORMJIT_LAYER_NORM ? 1e-5 : 1e-6));
+    item.spec = *spec;
     item.rows = rows;
-    if (llvm::Error error =
-            statusToError(normjit_kernel_spec_validate(&item.spec)))
-      return error;
     items.push_back(item);
   }
 

@@ -37,6 +37,11 @@ llvm::Error tuneCommand(llvm::ArrayRef<std::string> args,
 llvm::Error cacheCommand(llvm::ArrayRef<std::string> args,
                          llvm::raw_ostream &out);
 
+/// `normjit aot`: compiles one spec, or the kernels of a spec file, ahead of
+/// time into objects, a static library, a C header and a manifest.
+llvm::Error aotCommand(llvm::ArrayRef<std::string> args,
+                       llvm::raw_ostream &out);
+
 /// `normjit devices`: lists the devices kernels can be compiled for.
 llvm::Error devicesCommand(llvm::ArrayRef<std::string> args,
                            llvm::raw_ostream &out);

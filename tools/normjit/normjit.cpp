@@ -35,6 +35,9 @@ const Command kCommands[] = {
     {"tune", "tune one spec, or a sweep of specs, into the tuning cache",
      tuneCommand},
     {"cache", "show, locate, merge or clear the tuning cache", cacheCommand},
+    {"aot",
+     "compile kernels ahead of time into objects, a header and a manifest",
+     aotCommand},
     {"devices", "list the devices kernels can be compiled for", devicesCommand},
 };
 

@@ -43,8 +43,8 @@ llvm::Error checkKernelInputs(const normjit_kernel_spec_t &spec,
 /// memref arguments (the kernel ABI), one norm op carrying `config`, and the
 /// C interface `_mlir_ciface_<functionName>`.
 mlir::OwningOpRef<mlir::ModuleOp>
-buildKernelModule(mlir::MLIRContext *context,
-                  const normjit_kernel_spec_t &spec, const CpuConfig &config,
+buildKernelModule(mlir::MLIRContext *context, const normjit_kernel_spec_t &spec,
+                  const CpuConfig &config,
                   llvm::StringRef functionName = "normjit_kernel");
 
 /// Adds the lowering from `norm` IR to the LLVM dialect to `pm`.

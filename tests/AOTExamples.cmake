@@ -1,0 +1,77 @@
+#===- AOTExamples.cmake - the AOT example, built against an install -------===#
+# Installs the project into a scratch prefix, compiles the kernels of
+# examples/aot/kernels.toml with the build's `normjit aot`, builds the C and
+# C++ hosts of examples/aot against the install and the generated library
+# (warnings are errors: the generated header is C99 and C++17 clean), checks
+# with readelf, ldd and nm that neither links anything of LLVM or MLIR nor
+# libnormjit.so, and runs them: as they are, with CPU features switched off
+# (the dispatch falls back to the generic x86-64 target), and with none of
+# the targets' features (a clear error).
+#===----------------------------------------------------------------------===#
+file(REMOVE_RECURSE ${SCRATCH})
+
+function(run)
+  cmake_parse_arguments(RUN "" "WHAT;OUTPUT" "COMMAND" ${ARGN})
+  execute_process(COMMAND ${RUN_COMMAND} RESULT_VARIABLE rc
+    OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "${RUN_WHAT} failed (${rc}):\n${out}${err}")
+  endif()
+  if(RUN_OUTPUT)
+    set(${RUN_OUTPUT} "${out}${err}" PARENT_SCOPE)
+  endif()
+endfunction()
+
+run(WHAT "installing normjit"
+  COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${SCRATCH}/install)
+run(WHAT "normjit aot"
+  COMMAND ${BUILD_DIR}/bin/normjit aot
+    --specs ${SOURCE_DIR}/examples/aot/kernels.toml --no-cache
+    --out ${SCRATCH}/kernels
+  OUTPUT generated)
+message(STATUS "${generated}")
+run(WHAT "configuring examples/aot"
+  COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/aot -B ${SCRATCH}/build
+    -G Ninja -DCMAKE_PREFIX_PATH=${SCRATCH}/install
+    -DNORMJIT_AOT_DIR=${SCRATCH}/kernels -DCMAKE_BUILD_TYPE=Release
+    -DCMAKE_COMPILE_WARNING_AS_ERROR=ON)
+run(WHAT "building examples/aot" COMMAND ${CMAKE_COMMAND} --build ${SCRATCH}/build)
+
+foreach(host aot-c aot-cpp)
+  set(exe ${SCRATCH}/build/${host})
+  # Nothing of LLVM, MLIR or the JIT library, neither needed nor inside.
+  run(WHAT "readelf -d ${host}" COMMAND readelf -d ${exe} OUTPUT dynamic)
+  run(WHAT "ldd ${host}" COMMAND ldd ${exe} OUTPUT libraries)
+  foreach(text dynamic libraries)
+    if(${text} MATCHES "libLLVM|libMLIR|libnormjit|libclang")
+      message(FATAL_ERROR "${host} links LLVM, MLIR or libnormjit.so:\n"
+        "${${text}}")
+    endif()
+  endforeach()
+  run(WHAT "nm ${host}" COMMAND nm -C ${exe} OUTPUT symbols)
+  if(symbols MATCHES "llvm::|mlir::")
+    message(FATAL_ERROR "${host} holds LLVM or MLIR code")
+  endif()
+
+  run(WHAT "${host}" COMMAND ${exe} OUTPUT out)
+  message(STATUS "${host}:\n${out}")
+  # No AVX-512 and no AVX2: both kernels fall back to generic x86-64.
+  run(WHAT "${host} without avx512f and avx2"
+    COMMAND ${CMAKE_COMMAND} -E env NORMJIT_DISABLE_CPU_FEATURES=avx512f,avx2
+      ${exe}
+    OUTPUT out)
+  string(REGEX MATCHALL "on x86-64: ok" generic "${out}")
+  list(LENGTH generic count)
+  if(NOT count EQUAL 2)
+    message(FATAL_ERROR "${host} did not fall back to x86-64:\n${out}")
+  endif()
+  # Without SSE2 no target runs: a clear error and exit code 1.
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -E env NORMJIT_DISABLE_CPU_FEATURES=sse2 ${exe}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 1 OR NOT err MATCHES
+      "layer_norm_bf16 failed: unsupported: AOT kernel 'layer_norm_bf16' has no variant for this CPU \\(x86-64-v4 needs sse2, x86-64-v3 needs sse2, x86-64 needs sse2\\)")
+    message(FATAL_ERROR "${host} without sse2 gave ${rc}:\n${out}${err}")
+  endif()
+endforeach()
+message(STATUS "the AOT hosts link the runtime alone, run and pass")

@@ -1,0 +1,341 @@
+//===- Aot.cpp - `normjit aot`: kernels compiled ahead of time ------------===//
+//
+// Part of normjit. Compiles one spec (given by flags) or the kernels of a
+// spec file for one or more CPU targets into an output directory: a C
+// header, one object per target, the dispatch object, a static library of
+// them and a manifest. Each kernel takes the tuned config from the tuning
+// cache when there is one, unless its config is given.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Commands.h"
+#include "Options.h"
+
+#include "normjit/AOT/AOTCompiler.h"
+#include "normjit/tuner/Tuner.h"
+#include "normjit/tuner/TuningCache.h"
+
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/WithColor.h"
+
+#include <cmath>
+
+using namespace normjit;
+using namespace normjit::aot;
+using namespace normjit::tool;
+
+namespace {
+
+const OptionInfo kAotOptions[] = {
+    {"name", OptionKind::String, "NAME",
+     "the kernel's C function (one spec; required without --specs)"},
+    {"op", OptionKind::String, "layer_norm|rms_norm", "the normalization"},
+    {"cols", OptionKind::Int, "C", "columns per row"},
+    {"dtype", OptionKind::String, "f32|f16|bf16",
+     "dtype of every buffer (default f32)"},
+    {"x-dtype", OptionKind::String, "DTYPE", "dtype of x (default --dtype)"},
+    {"y-dtype", OptionKind::String, "DTYPE", "dtype of y (default --dtype)"},
+    {"residual-dtype", OptionKind::String, "DTYPE",
+     "dtype of the residual (default --dtype)"},
+    {"sum-dtype", OptionKind::String, "DTYPE",
+     "dtype of the stored sum (default --dtype)"},
+    {"gamma-dtype", OptionKind::String, "DTYPE",
+     "dtype of gamma (default --dtype)"},
+    {"beta-dtype", OptionKind::String, "DTYPE",
+     "dtype of beta (default --dtype)"},
+    {"residual", OptionKind::Flag, "",
+     "add a residual and store the sum (the fused pre-norm block)"},
+    {"store-sum", OptionKind::NegatableFlag, "",
+     "store x + residual (default on with --residual)"},
+    {"gamma", OptionKind::NegatableFlag, "", "scale by gamma (default on)"},
+    {"beta", OptionKind::NegatableFlag, "",
+     "shift by beta (default on for layer_norm)"},
+    {"store-mean", OptionKind::Flag, "", "store the f32 mean of each row"},
+    {"store-rstd", OptionKind::Flag, "",
+     "store the f32 reciprocal standard deviation of each row"},
+    {"eps", OptionKind::Double, "E", "epsilon (default 1e-5, rms_norm 1e-6)"},
+    {"specs", OptionKind::String, "FILE.toml",
+     "compile the kernels of a spec file (or a manifest) instead"},
+    {"lib", OptionKind::String, "NAME",
+     "the library: file names and header guard (default: --name, or the "
+     "spec file's library or name)"},
+    {"target", OptionKind::String, "T[,T...]",
+     "CPU targets: native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or a CPU "
+     "name (default: the spec file's, else native)"},
+    {"config", OptionKind::String, "CONFIG",
+     "knobs as '#norm.config<cpu, ...>' (one spec); no tuning cache then"},
+    {"vector-width", OptionKind::Int, "N", "config knob (one spec)"},
+    {"accumulators", OptionKind::Int, "N", "config knob (one spec)"},
+    {"rows-per-task", OptionKind::Int, "N", "config knob (one spec)"},
+    {"threads", OptionKind::Int, "N",
+     "config knob (one spec): worker threads, 0 for all cores"},
+    {"algorithm", OptionKind::String, "two_pass|welford",
+     "config knob (one spec)"},
+    {"streaming-stores", OptionKind::NegatableFlag, "",
+     "config knob (one spec)"},
+    {"fuse-residual", OptionKind::NegatableFlag, "", "config knob (one spec)"},
+    {"rows-hint", OptionKind::Int, "N",
+     "rows per call the kernel is for: picks the tuning cache's row bucket "
+     "(one spec; default 4096)"},
+    {"cache", OptionKind::String, "FILE",
+     "the tuning cache (default: $NORMJIT_CACHE_DIR, $XDG_CACHE_HOME or "
+     "~/.cache)"},
+    {"no-cache", OptionKind::Flag, "",
+     "ignore the tuning cache: default configs unless given"},
+    {"out", OptionKind::String, "DIR", "the output directory (required)"},
+    {"force", OptionKind::Flag, "",
+     "replace DIR if it holds an earlier output (or nothing)"},
+};
+
+constexpr const char *kAotSynopsis =
+    "normjit aot (--name NAME --op OP --cols C [spec options] | --specs "
+    "FILE.toml) --out DIR [options]";
+constexpr const char *kAotDescription =
+    "Compiles kernels ahead of time, with the JIT's compiler, for one or more\n"
+    "CPU targets, into DIR: NAME.h (one C function per kernel), one object\n"
+    "per target NAME.TARGET.o, NAME.dispatch.o (picks the best target the\n"
+    "CPU has at run time), libNAME.a holding those objects, and\n"
+    "NAME.manifest.toml (spec, config, targets and versions; a spec file\n"
+    "itself). A host links libNAME.a and normjit::runtime, no LLVM or MLIR.\n"
+    "A kernel takes the tuned config from the tuning cache when there is one\n"
+    "for its spec and row bucket on this machine, unless its config is given;\n"
+    "missing knobs come from each target's default heuristic. DIR appears\n"
+    "complete or not at all.";
+
+/// The single-spec options that --specs excludes.
+const char *const kSpecOnlyOptions[] = {
+    "name",          "op",         "cols",           "dtype",
+    "x-dtype",       "y-dtype",    "residual-dtype", "sum-dtype",
+    "gamma-dtype",   "beta-dtype", "residual",       "store-sum",
+    "gamma",         "beta",       "store-mean",     "store-rstd",
+    "eps",           "config",     "vector-width",   "accumulators",
+    "rows-per-task", "threads",    "algorithm",      "streaming-stores",
+    "fuse-residual", "rows-hint"};
+
+/// The dtype an option names, or `otherwise`.
+llvm::Expected<normjit_dtype_t> getDType(const ParsedOptions &options,
+                                         llvm::StringRef name,
+                                         normjit_dtype_t otherwise) {
+  std::optional<std::string> text = options.getString(name);
+  if (!text)
+    return otherwise;
+  return parseDType("--" + name.str(), *text);
+}
+
+/// The one kernel that the spec flags describe.
+llvm::Expected<AotKernel> getKernel(const ParsedOptions &options) {
+  for (const char *required : {"name", "op", "cols"})
+    if (!options.has(required))
+      return makeToolError("missing required option '--" +
+                           llvm::Twine(required) +
+                           "' (see 'normjit aot --help')");
+  AotKernel kernel;
+  kernel.name = *options.getString("name");
+  if (llvm::Error error = validateName("--name", kernel.name))
+    return std::move(error);
+  auto op = parseOp("--op", *options.getString("op"));
+  if (!op)
+    return op.takeError();
+  bool isLayerNorm = *op == NORMJIT_LAYER_NORM;
+  int64_t cols = options.getInt("cols", 0);
+  if (cols < 1)
+    return makeToolError("--cols must be at least 1, got " + llvm::Twine(cols));
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, cols);
+  auto dtype = getDType(options, "dtype", NORMJIT_F32);
+  if (!dtype)
+    return dtype.takeError();
+  struct {
+    const char *option;
+    normjit_dtype_t *field;
+  } dtypes[] = {{"x-dtype", &spec.x_dtype},
+                {"y-dtype", &spec.y_dtype},
+                {"residual-dtype", &spec.residual_dtype},
+                {"sum-dtype", &spec.sum_dtype},
+                {"gamma-dtype", &spec.gamma_dtype},
+                {"beta-dtype", &spec.beta_dtype}};
+  for (const auto &entry : dtypes) {
+    auto value = getDType(options, entry.option, *dtype);
+    if (!value)
+      return value.takeError();
+    *entry.field = *value;
+  }
+  spec.has_residual = options.getFlag("residual", false);
+  spec.store_sum = options.getFlag("store-sum", spec.has_residual);
+  spec.has_gamma = options.getFlag("gamma", true);
+  spec.has_beta = options.getFlag("beta", isLayerNorm);
+  spec.store_mean = options.getFlag("store-mean", false);
+  spec.store_rstd = options.getFlag("store-rstd", false);
+  spec.epsilon = isLayerNorm ? 1e-5f : 1e-6f;
+  if (options.has("eps")) {
+    double eps = options.getDouble("eps", 0);
+    float asFloat = static_cast<float>(eps);
+    if (!std::isfinite(eps) || !(asFloat > 0) || !std::isfinite(asFloat))
+      return makeToolError("--eps must be positive and finite as an f32, got "
+                           "'" +
+                           *options.getString("eps") + "'");
+    spec.epsilon = asFloat;
+  }
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  kernel.spec = spec;
+
+  kernel.rowsHint = options.getInt("rows-hint", 4096);
+  if (kernel.rowsHint < 1)
+    return makeToolError("--rows-hint must be at least 1, got " +
+                         llvm::Twine(kernel.rowsHint));
+
+  // The config knobs: --config first, single flags over it.
+  if (std::optional<std::string> text = options.getString("config")) {
+    auto knobs = parseCpuConfigKnobs(*text);
+    if (!knobs)
+      return knobs.takeError();
+    kernel.knobs = *knobs;
+  }
+  CpuConfigKnobs &knobs = kernel.knobs;
+  if (options.has("vector-width"))
+    knobs.vectorWidth = options.getInt("vector-width", 0);
+  if (options.has("accumulators"))
+    knobs.accumulators = options.getInt("accumulators", 0);
+  if (options.has("rows-per-task"))
+    knobs.rowsPerTask = options.getInt("rows-per-task", 0);
+  if (options.has("threads")) {
+    int64_t threads = options.getInt("threads", 0);
+    if (threads < 0 || threads > 1024)
+      return makeToolError("--threads must be in [0, 1024], got " +
+                           llvm::Twine(threads));
+    knobs.threads = static_cast<int>(threads);
+  }
+  if (std::optional<std::string> algorithm = options.getString("algorithm")) {
+    if (*algorithm != "two_pass" && *algorithm != "welford")
+      return makeToolError("unknown --algorithm '" + *algorithm +
+                           "'; expected two_pass or welford");
+    knobs.welford = *algorithm == "welford";
+  }
+  if (options.has("streaming-stores"))
+    knobs.streamingStores = options.getFlag("streaming-stores", false);
+  if (options.has("fuse-residual"))
+    knobs.fuseResidual = options.getFlag("fuse-residual", true);
+  return kernel;
+}
+
+/// "x86-64-v3,x86-64-v4" as a list; empty items are an error.
+llvm::Expected<std::vector<std::string>> splitTargets(llvm::StringRef text) {
+  llvm::SmallVector<llvm::StringRef> items;
+  text.split(items, ',');
+  std::vector<std::string> targets;
+  for (llvm::StringRef item : items) {
+    item = item.trim();
+    if (item.empty())
+      return makeToolError("--target '" + text + "' has an empty target name");
+    targets.push_back(item.str());
+  }
+  return targets;
+}
+
+} // namespace
+
+llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
+                                      llvm::raw_ostream &out) {
+  OptionParser parser("aot", kAotOptions);
+  auto parsed = parser.parse(args);
+  if (!parsed)
+    return parsed.takeError();
+  const ParsedOptions &options = *parsed;
+  if (options.helpRequested()) {
+    parser.printHelp(out, kAotSynopsis, kAotDescription);
+    return llvm::Error::success();
+  }
+  if (!options.has("out"))
+    return makeToolError(
+        "missing required option '--out' (see 'normjit aot --help')");
+  std::string outDir = *options.getString("out");
+  if (options.has("cache") && options.has("no-cache"))
+    return makeToolError("--cache and --no-cache exclude each other");
+
+  // What to compile.
+  std::string library;
+  std::vector<std::string> targets;
+  std::vector<AotKernel> kernels;
+  if (std::optional<std::string> specs = options.getString("specs")) {
+    for (const char *option : kSpecOnlyOptions)
+      if (options.has(option))
+        return makeToolError("--" + llvm::Twine(option) +
+                             " cannot be used with --specs: the spec file "
+                             "describes the kernels");
+    auto file = parseAotSpecFile(*specs);
+    if (!file)
+      return file.takeError();
+    kernels = std::move(file->kernels);
+    targets = std::move(file->targets);
+    library = file->library;
+    if (library.empty()) {
+      // "kernels.toml" -> "kernels"; a manifest "x.manifest.toml" -> "x".
+      llvm::StringRef stem = llvm::sys::path::stem(*specs);
+      stem.consume_back(".manifest");
+      library = stem.str();
+    }
+  } else {
+    auto kernel = getKernel(options);
+    if (!kernel)
+      return kernel.takeError();
+    library = kernel->name;
+    kernels.push_back(std::move(*kernel));
+  }
+  if (std::optional<std::string> lib = options.getString("lib"))
+    library = *lib;
+  if (llvm::Error error = validateName("library name", library))
+    return error;
+  if (std::optional<std::string> text = options.getString("target")) {
+    auto list = splitTargets(*text);
+    if (!list)
+      return list.takeError();
+    targets = std::move(*list);
+  }
+  if (targets.empty())
+    targets.push_back("native");
+
+  // The tuned configs of kernels whose config is not given.
+  if (!options.has("no-cache")) {
+    tuner::TuningCache cache(options.getString("cache").value_or(
+        tuner::TuningCache::getDefaultPath()));
+    bool needed = llvm::any_of(
+        kernels, [](const AotKernel &k) { return k.knobs.empty(); });
+    if (needed) {
+      if (llvm::Error error = cache.load())
+        return makeToolError("--cache: " + llvm::toString(std::move(error)));
+      for (const std::string &warning : cache.getWarnings())
+        llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+      for (AotKernel &kernel : kernels) {
+        if (!kernel.knobs.empty() ||
+            normjit_kernel_spec_validate(&kernel.spec) != NORMJIT_OK)
+          continue;
+        if (auto entry =
+                cache.lookup(tuner::makeCacheKey(kernel.spec, kernel.rowsHint)))
+          kernel.tunedConfig = entry->config;
+      }
+      normjit_clear_error();
+    }
+  }
+
+  auto files = buildAotLibrary(library, targets, kernels);
+  if (!files)
+    return files.takeError();
+  if (llvm::Error error =
+          writeAotOutput(outDir, *files, options.getFlag("force", false)))
+    return error;
+
+  out << "wrote " << outDir << ": ";
+  for (size_t i = 0; i < files->size(); ++i)
+    out << (i ? ", " : "") << (*files)[i].name;
+  out << "\n";
+  for (const AotKernel &kernel : kernels)
+    out << "  " << kernel.name << ": " << getOpName(kernel.spec.op)
+        << " cols=" << kernel.spec.cols << ", config from "
+        << (kernel.getConfigSource() == ConfigSource::Cache ? "the tuning cache"
+            : kernel.getConfigSource() == ConfigSource::Explicit
+                ? "the given knobs"
+                : "the default heuristic")
+        << "\n";
+  return llvm::Error::success();
+}

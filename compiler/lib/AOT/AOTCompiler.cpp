@@ -433,7 +433,11 @@ compileKernelModule(llvm::LLVMContext &llvmContext,
     return makeError(NORMJIT_COMPILE_ERROR,
                      "invalid kernel IR: " + diagnostics.str());
   mlir::PassManager pm(&context);
-  normjit::detail::buildCpuLoweringPipeline(pm, spec, config);
+  // Native bf16 rounding exactly when the target has it, as the JIT does
+  // for the host, so that AOT and JIT code match for the same CPU.
+  bool nativeBf16 =
+      machine.getMCSubtargetInfo()->checkFeatures("+avx512bf16");
+  normjit::detail::buildCpuLoweringPipeline(pm, spec, config, nativeBf16);
   if (mlir::failed(pm.run(*module)))
     return makeError(NORMJIT_COMPILE_ERROR,
                      "lowering failed: " + diagnostics.str());

@@ -125,6 +125,7 @@ const normjit::HostCpu &normjit::getHostCpu() {
     cpu.avx2 = features.lookup("avx2");
     cpu.avx512f = features.lookup("avx512f");
     cpu.f16c = features.lookup("f16c");
+    cpu.avx512bf16 = features.lookup("avx512bf16");
     cpu.cores = std::max(1u, std::thread::hardware_concurrency());
     return cpu;
   }();
@@ -299,7 +300,7 @@ void normjit::detail::initializeLLVMOnce() {
 
 void normjit::detail::buildCpuLoweringPipeline(
     OpPassManager &pm, const normjit_kernel_spec_t &spec,
-    const normjit::CpuConfig &config) {
+    const normjit::CpuConfig &config, bool nativeBf16) {
   OpPassManager &funcPM = pm.nest<func::FuncOp>();
   if (spec.has_residual && !config.fuseResidual)
     funcPM.addPass(normjit::norm::createNormSplitResidualAddPass());
@@ -311,10 +312,11 @@ void normjit::detail::buildCpuLoweringPipeline(
   funcPM.addPass(createCanonicalizerPass());
   funcPM.addPass(createCSEPass());
   funcPM.addPass(createLoopInvariantCodeMotionPass());
-  // bf16 conversions as integer code, rounding to nearest even: no libcall
-  // and no dependence on AVX512-BF16.
+  // bf16 conversions: with AVX512-BF16 LLVM rounds f32 -> bf16 in one
+  // instruction (vcvtneps2bf16, round to nearest even); without it they
+  // become integer code with the same rounding: never a libcall.
   arith::ArithExpandOpsPassOptions expand;
-  expand.includeBf16 = true;
+  expand.includeBf16 = !nativeBf16;
   funcPM.addPass(arith::createArithExpandOpsPass(expand));
   pm.addPass(createSCFToControlFlowPass());
   ConvertVectorToLLVMPassOptions vectorToLLVM;
@@ -377,7 +379,7 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
                      "invalid kernel IR: " + diagnostics.str());
 
   PassManager pm(&context);
-  buildCpuLoweringPipeline(pm, spec, config);
+  buildCpuLoweringPipeline(pm, spec, config, getHostCpu().avx512bf16);
   if (failed(pm.run(*module)))
     return makeError(NORMJIT_COMPILE_ERROR,
                      "lowering failed: " + diagnostics.str());

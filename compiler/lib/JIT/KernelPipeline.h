@@ -50,7 +50,8 @@ buildKernelModule(mlir::MLIRContext *context, const normjit_kernel_spec_t &spec,
 /// Adds the lowering from `norm` IR to the LLVM dialect to `pm`.
 void buildCpuLoweringPipeline(mlir::OpPassManager &pm,
                               const normjit_kernel_spec_t &spec,
-                              const CpuConfig &config);
+                              const CpuConfig &config,
+                              bool nativeBf16 = false);
 
 /// The LLVM IR optimization run on every translated kernel module, the JIT's
 /// and AOT's alike: MLIR already emitted the vector code, so a light

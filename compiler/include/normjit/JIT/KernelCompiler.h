@@ -44,6 +44,7 @@ struct HostCpu {
   bool avx2 = false;
   bool avx512f = false;
   bool f16c = false;
+  bool avx512bf16 = false; ///< f32 -> bf16 rounding in one instruction
   unsigned cores = 1;
   /// f32 lanes of the widest vector unit worth using.
   int64_t nativeVectorWidth() const;

@@ -56,7 +56,7 @@ const OptionInfo kTuneOptions[] = {
     {"shard", OptionKind::String, "I/N",
      "tune only the sweep's specs with index % N == I (0 <= I < N)"},
     {"budget", OptionKind::Double, "SECONDS",
-     "time budget per spec, compilation included (default 2.5)"},
+     "time budget per spec, compilation included (default 2.0)"},
     {"strategy", OptionKind::String, "halving|random|exhaustive",
      "search strategy (default halving)"},
     {"seed", OptionKind::Int, "N", "seed of the random draws (default 0)"},
@@ -422,7 +422,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
 
   // How.
   TuneOptions tuneOptions;
-  auto budget = getPositiveDouble(options, "budget", 2.5);
+  auto budget = getPositiveDouble(options, "budget", 2.0);
   if (!budget)
     return budget.takeError();
   tuneOptions.budgetSeconds = *budget;

@@ -11,6 +11,7 @@
 
 #include "llvm/Config/llvm-config.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -22,6 +23,11 @@ using namespace normjit::tuner;
 
 namespace {
 using Clock = std::chrono::steady_clock;
+
+/// Alternating timings of the winner and the default before the winner may
+/// replace the default, and by how much it must be faster.
+constexpr int kHeadToHeadRounds = 5;
+constexpr double kWinMargin = 0.02;
 
 TimingOptions timingFor(int effort, bool coldCache) {
   TimingOptions options;
@@ -174,8 +180,9 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   result.defaultGbps = careful(0);
 
   if (spec.has_residual) {
-    // Which form won, and by how much: the best of the other form,
-    // measured as carefully.
+    // Which form won the search, and by how much: the best of the other
+    // form, measured as carefully (decided before the head-to-head below,
+    // which only ever falls back to the default, a fused config).
     bool bestFused = result.best.fuseResidual;
     std::optional<size_t> other;
     for (const auto &[index, score] : found.ranking)
@@ -198,6 +205,52 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
       result.fusionMargin = otherGbps > 0 ? result.bestGbps / otherGbps : 0;
     }
   }
+  // The winner must beat the default in a head-to-head: alternate timings
+  // of the two (so both see the same machine state) and keep the default
+  // unless the winner's median is ahead by more than the noise margin. A
+  // tuned config is then never slower than the default it replaces.
+  size_t winner = found.ranking[0].first;
+  if (winner != 0 && kernels[0] && checked[0] > 0) {
+    std::vector<double> winnerRuns, defaultRuns;
+    for (int round = 0; round < kHeadToHeadRounds; ++round) {
+      if (round >= 3 && outOfBudget())
+        break; // three alternations are enough to decide within budget
+      auto forWinner = timeKernel(*kernels[winner], timingWorkload,
+                                  timingFor(1, options.coldCache));
+      auto forDefault = timeKernel(*kernels[0], timingWorkload,
+                                   timingFor(1, options.coldCache));
+      if (!forWinner || !forDefault) {
+        llvm::consumeError(forWinner.takeError());
+        llvm::consumeError(forDefault.takeError());
+        continue;
+      }
+      winnerRuns.push_back(forWinner->gbps);
+      defaultRuns.push_back(forDefault->gbps);
+    }
+    if (!winnerRuns.empty()) {
+      auto median = [](std::vector<double> values) {
+        std::sort(values.begin(), values.end());
+        return values[values.size() / 2];
+      };
+      double winnerGbps = median(winnerRuns), defaultGbps = median(defaultRuns);
+      result.defaultGbps = defaultGbps;
+      if (winnerGbps > defaultGbps * (1 + kWinMargin)) {
+        result.bestGbps = winnerGbps;
+      } else {
+        result.runnerUp = result.best;
+        result.runnerUpGbps = winnerGbps;
+        result.best = candidates[0];
+        result.bestGbps = defaultGbps;
+        if (spec.has_residual && result.fusion == "split") {
+          result.fusion = "fused";
+          result.fusionMargin = defaultGbps / winnerGbps;
+        }
+      }
+    }
+  } else if (winner == 0) {
+    result.defaultGbps = result.bestGbps;
+  }
+
   result.seconds =
       std::chrono::duration<double>(Clock::now() - start).count();
   return result;

@@ -25,7 +25,7 @@ struct TuneOptions {
   /// Wall-clock budget for one spec, compilation included. The search
   /// stops drawing new candidates once it is spent (the finalists are still
   /// measured).
-  double budgetSeconds = 2.5;
+  double budgetSeconds = 2.0;
   bool coldCache = false;
   /// Threads compiling candidates (0: all cores).
   unsigned compileThreads = 0;

@@ -54,6 +54,8 @@ const OptionInfo kBenchOptions[] = {
      "at least this many timed calls (default 50)"},
     {"min-time", OptionKind::Double, "SECONDS",
      "and at least this much time in timed calls (default 0.2)"},
+    {"config", OptionKind::String, "'#norm.config<cpu, ...>'",
+     "compile with this config (absent knobs: the default heuristic's)"},
     {"json", OptionKind::Flag, "", "print one JSON object instead of a table"},
 };
 
@@ -227,7 +229,14 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
 
   // The kernel.
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
-  config.threads = static_cast<int>(*threads);
+  if (auto text = options.getString("config")) {
+    auto parsedConfig = normjit::parseCpuConfig(*text, config);
+    if (!parsedConfig)
+      return parsedConfig.takeError();
+    config = *parsedConfig;
+  }
+  if (options.has("threads") || !options.has("config"))
+    config.threads = static_cast<int>(*threads);
   normjit::Context context;
   auto kernel = context.getKernel(spec, config);
   if (!kernel)

@@ -14,6 +14,7 @@
 #include "normjit/Dialect/Norm/Transforms/Passes.h"
 #include "normjit/runtime/Error.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
 #include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
 #include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
@@ -149,6 +150,43 @@ normjit::getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
   // ones) and is as accurate (the far-mean tests cover both).
   config.welford = spec.op == NORMJIT_LAYER_NORM;
   return config;
+}
+
+llvm::Expected<normjit::CpuConfig>
+normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {
+  MLIRContext context(detail::getKernelDialectRegistry(),
+                      MLIRContext::Threading::DISABLED);
+  context.loadDialect<normjit::norm::NormDialect>();
+  detail::DiagnosticCollector diagnostics(&context);
+  auto config = llvm::dyn_cast_or_null<normjit::norm::ConfigAttr>(
+      mlir::parseAttribute(text, &context));
+  if (!config)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "invalid config '" + text + "'" +
+                         (diagnostics.str().empty()
+                              ? std::string(": expected #norm.config<cpu, ...>")
+                              : ": " + diagnostics.str()));
+  if (!config.isCPU())
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "config '" + text + "' is not a cpu config");
+  CpuConfig result = base;
+  if (auto v = config.getVectorWidth())
+    result.vectorWidth = *v;
+  if (auto v = config.getAccumulators())
+    result.accumulators = *v;
+  if (auto v = config.getRowsPerTask())
+    result.rowsPerTask = *v;
+  if (auto v = config.getThreads())
+    result.threads = static_cast<int>(*v);
+  if (auto v = config.getAlgorithm())
+    result.welford = *v == normjit::norm::Algorithm::Welford;
+  if (auto v = config.getStreamingStores())
+    result.streamingStores = *v;
+  if (auto v = config.getFuseResidual())
+    result.fuseResidual = *v;
+  if (llvm::Error error = validateCpuConfig(result))
+    return std::move(error);
+  return result;
 }
 
 llvm::Error normjit::validateCpuConfig(const CpuConfig &config) {

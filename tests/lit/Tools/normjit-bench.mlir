@@ -43,3 +43,12 @@
 // FLAG-VALUE: normjit: error: option '--residual' takes no value
 // RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --no-json 2>&1 | %{check}=NO-JSON
 // NO-JSON: normjit: error: unknown option '--no-json' for 'normjit bench'{{.*}}
+
+// A given config (e.g. one from the tuning cache); absent knobs keep the
+// default heuristic's values; bad configs are one-line errors.
+// RUN: normjit bench --op layer_norm --rows 8 --cols 64 --reps 2 --warmup 0 --min-time 0 --config '#norm.config<cpu, vector_width = 4, accumulators = 3, threads = 1>' | FileCheck %s --check-prefix=CONFIG
+// CONFIG: config      #norm.config<cpu, vector_width = 4, fuse_residual = true, accumulators = 3, rows_per_task = {{[0-9]+}}, threads = 1,
+// RUN: not normjit bench --op layer_norm --rows 8 --cols 64 --config '#norm.config<gpu, threads_per_row = 32>' 2>&1 | FileCheck %s --check-prefix=GPUCONFIG
+// GPUCONFIG: normjit: error: config '#norm.config<gpu, threads_per_row = 32>' is not a cpu config
+// RUN: not normjit bench --op layer_norm --rows 8 --cols 64 --config '#norm.config<cpu, vector_width = 12>' 2>&1 | FileCheck %s --check-prefix=BADCONFIG
+// BADCONFIG: normjit: error: invalid config {{.*}}'vector_width' must be a power of two, got 12

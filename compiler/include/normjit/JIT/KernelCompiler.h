@@ -58,6 +58,11 @@ const HostCpu &getHostCpu();
 CpuConfig getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
                               const HostCpu &host = getHostCpu());
 
+/// Parses `#norm.config<cpu, ...>` text (as CpuConfig::str() writes it, or
+/// written by hand: absent knobs keep the values of `base`).
+llvm::Expected<CpuConfig> parseCpuConfig(llvm::StringRef text,
+                                         const CpuConfig &base = CpuConfig());
+
 /// Checks a config's knobs without compiling (ranges, powers of two).
 llvm::Error validateCpuConfig(const CpuConfig &config);
 

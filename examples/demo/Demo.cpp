@@ -1,13 +1,14 @@
 //===- Demo.cpp - the README's main job: JIT, run, check, measure ---------===//
 //
 // Part of normjit's examples. JIT-compiles a LayerNorm for a transformer-sized
-// input (8192 tokens x 4096 hidden, bf16, with gamma and beta), runs it on all
+// input (8192 tokens x 4096 hidden, bf16 with gamma and beta), runs it on all
 // cores, checks sampled rows against an fp64 reference, and reports the
 // config the JIT chose and the GB/s it reached beside this machine's memcpy.
 //
 //===----------------------------------------------------------------------===//
 
 #include "normjit/JIT/Context.h"
+#include "normjit/tuner/TunedKernels.h"
 
 #include <algorithm>
 #include <chrono>
@@ -41,42 +42,58 @@ template <typename Fn> double medianSeconds(Fn fn, double minSeconds = 0.5) {
 int main() {
   const int64_t rows = 8192, cols = 4096;
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
-  spec.x_dtype = spec.y_dtype = NORMJIT_BF16;
+  spec.x_dtype = spec.y_dtype = spec.gamma_dtype = spec.beta_dtype =
+      NORMJIT_BF16;
   spec.has_gamma = spec.has_beta = 1;
 
   const normjit::HostCpu &host = normjit::getHostCpu();
   std::printf("host: %s, %u cores, avx2=%d avx512f=%d\n", host.name.c_str(),
               host.cores, host.avx2, host.avx512f);
-  std::printf("kernel: layer_norm, %lld x %lld bf16 in/out, f32 gamma/beta\n",
+  std::printf("kernel: layer_norm, %lld x %lld, bf16 everywhere\n",
               static_cast<long long>(rows), static_cast<long long>(cols));
 
+  // The tuned config from the user's tuning cache when `normjit tune` has
+  // tuned this spec here; the default heuristic otherwise.
   normjit::Context context;
-  auto kernel = context.getKernel(spec);
+  normjit::tuner::TuningCache cache(
+      normjit::tuner::TuningCache::getDefaultPath());
+  llvm::consumeError(cache.load());
+  normjit::tuner::TunedKernels kernels(context, cache,
+                                       normjit::tuner::TuningPolicy::CacheOnly);
+  normjit::tuner::ConfigSource source;
+  auto kernel = kernels.getKernel(spec, rows, &source);
   if (!kernel) {
     std::fprintf(stderr, "normjit: error: %s\n",
                  llvm::toString(kernel.takeError()).c_str());
     return 1;
   }
   std::printf("JIT: compiled in %.1f ms\n", (*kernel)->getCompileMillis());
-  std::printf("config (default heuristic; no tuning cache yet): %s\n",
+  std::printf("config (%s): %s\n", normjit::tuner::getConfigSourceName(source),
               (*kernel)->getConfig().str().c_str());
+  if (source == normjit::tuner::ConfigSource::Default)
+    std::printf("  (tune it: build/bin/normjit tune --op layer_norm --rows %lld "
+                "--cols %lld --dtype bf16)\n",
+                static_cast<long long>(rows), static_cast<long long>(cols));
 
   std::vector<uint16_t> x(rows * cols), y(rows * cols);
-  std::vector<float> gamma(cols), beta(cols);
+  std::vector<float> gamma(cols), beta(cols); // bf16-exact values
+  std::vector<uint16_t> gammaBits(cols), betaBits(cols);
   std::mt19937 rng(42);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (int64_t i = 0; i < rows * cols; ++i)
     x[i] = normjit_f32_to_bf16(2.0f * normal(rng) + 0.25f);
   for (int64_t c = 0; c < cols; ++c) {
-    gamma[c] = 1.0f + 0.1f * normal(rng);
-    beta[c] = 0.1f * normal(rng);
+    gammaBits[c] = normjit_f32_to_bf16(1.0f + 0.1f * normal(rng));
+    betaBits[c] = normjit_f32_to_bf16(0.1f * normal(rng));
+    gamma[c] = normjit_bf16_to_f32(gammaBits[c]);
+    beta[c] = normjit_bf16_to_f32(betaBits[c]);
   }
   normjit_run_args_t args{};
   args.rows = rows;
   args.x = x.data();
   args.y = y.data();
-  args.gamma = gamma.data();
-  args.beta = beta.data();
+  args.gamma = gammaBits.data();
+  args.beta = betaBits.data();
   if (llvm::Error error = (*kernel)->run(args)) {
     std::fprintf(stderr, "normjit: error: %s\n",
                  llvm::toString(std::move(error)).c_str());
@@ -125,7 +142,7 @@ int main() {
               static_cast<long long>(cancellations), worstTerms,
               worstUlps <= 1 ? "ok" : "MISMATCH");
 
-  double bytes = 2.0 * rows * cols * 2 + 8.0 * cols;
+  double bytes = 2.0 * rows * cols * 2 + 4.0 * cols;
   double seconds = medianSeconds([&] { llvm::cantFail((*kernel)->run(args)); });
   std::vector<uint16_t> copy(rows * cols);
   double copySeconds = medianSeconds([&] {

@@ -45,22 +45,6 @@ constexpr size_t kReadChunk = size_t(64) << 20;
 const char *const kExpectedDTypes =
     "expected <f4 (f32), <f2 (f16) or <u2 (bf16 bits)";
 
-// strerror_r is the GNU variant (returns the message) or the XSI one
-// (returns int and fills the buffer), depending on the C library.
-[[maybe_unused]] const char *pickMessage(int, const char *buffer) {
-  return buffer;
-}
-[[maybe_unused]] const char *pickMessage(const char *message, const char *) {
-  return message;
-}
-
-std::string errorText(int error) {
-  char buffer[256] = "";
-  const char *message =
-      pickMessage(strerror_r(error, buffer, sizeof buffer), buffer);
-  return message && *message ? message : "error " + std::to_string(error);
-}
-
 /// Formats `shape` as Python's repr of a tuple: "()", "(5,)" or "(3, 4)".
 std::string shapeText(const std::vector<int64_t> &shape) {
   std::string text = "(";
@@ -327,7 +311,7 @@ public:
     got = std::fread(buffer, 1, size, file);
     if (got < size && std::ferror(file))
       return setError(NORMJIT_IO_ERROR,
-                      "cannot read '" + path + "': " + errorText(errno));
+                      "cannot read '" + path + "': " + normjit::runtime::errorText(errno));
     return NORMJIT_OK;
   }
 
@@ -445,11 +429,11 @@ normjit_status_t normjit::runtime::readNpy(const std::string &path,
   FilePtr file(std::fopen(path.c_str(), "rb"));
   if (!file)
     return setError(NORMJIT_IO_ERROR,
-                    "cannot open '" + path + "': " + errorText(errno));
+                    "cannot open '" + path + "': " + normjit::runtime::errorText(errno));
   struct stat info;
   if (fstat(fileno(file.get()), &info) == 0 && S_ISDIR(info.st_mode))
     return setError(NORMJIT_IO_ERROR,
-                    "cannot open '" + path + "': " + errorText(EISDIR));
+                    "cannot open '" + path + "': " + normjit::runtime::errorText(EISDIR));
   Reader reader(path, file.get());
 
   // Magic and version.
@@ -661,7 +645,7 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
     return setError(
         NORMJIT_IO_ERROR,
         "cannot write '" + path +
-            "': cannot create a temporary file: " + errorText(errno));
+            "': cannot create a temporary file: " + normjit::runtime::errorText(errno));
 
   bool ok = writeAll(fd, header.data(), header.size()) &&
             writeAll(fd, array.data.data(), array.data.size()) &&
@@ -678,7 +662,7 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
   if (!ok) {
     ::unlink(temporary.c_str());
     return setError(NORMJIT_IO_ERROR,
-                    "cannot write '" + path + "': " + errorText(error));
+                    "cannot write '" + path + "': " + normjit::runtime::errorText(error));
   }
   return NORMJIT_OK;
 }

@@ -7,6 +7,7 @@
 #include "normjit/runtime/Error.h"
 #include "normjit/runtime/status.h"
 
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,23 @@ normjit_status_t normjit::runtime::setError(normjit_status_t status,
                                             std::string message) {
   lastError = std::move(message);
   return status;
+}
+
+// strerror_r is the GNU variant (returns the message) or the XSI one
+// (returns int and fills the buffer), depending on the C library.
+[[maybe_unused]] static const char *pickMessage(int, const char *buffer) {
+  return buffer;
+}
+[[maybe_unused]] static const char *pickMessage(const char *message,
+                                                const char *) {
+  return message;
+}
+
+std::string normjit::runtime::errorText(int error) {
+  char buffer[256] = "";
+  const char *message =
+      pickMessage(strerror_r(error, buffer, sizeof buffer), buffer);
+  return message && *message ? message : "error " + std::to_string(error);
 }
 
 extern "C" const char *normjit_status_name(normjit_status_t status) {

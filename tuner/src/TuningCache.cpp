@@ -42,6 +42,8 @@
 
 #include "normjit/tuner/TuningCache.h"
 
+#include "normjit/runtime/Error.h"
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringRef.h"
@@ -93,22 +95,6 @@ constexpr int64_t kMaxThreads = 1024;
 //===----------------------------------------------------------------------===//
 // Small helpers
 //===----------------------------------------------------------------------===//
-
-// strerror_r is the GNU variant (returns the message) or the XSI one
-// (returns int and fills the buffer), depending on the C library.
-[[maybe_unused]] const char *pickMessage(int, const char *buffer) {
-  return buffer;
-}
-[[maybe_unused]] const char *pickMessage(const char *message, const char *) {
-  return message;
-}
-
-std::string errorText(int error) {
-  char buffer[256] = "";
-  const char *message =
-      pickMessage(strerror_r(error, buffer, sizeof buffer), buffer);
-  return message && *message ? message : "error " + std::to_string(error);
-}
 
 /// Closes a file descriptor (and so releases its flock) when it goes out of
 /// scope.
@@ -577,12 +563,12 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
     if (errno == ENOENT)
       return llvm::Error::success();
     return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
-                                           "': " + errorText(errno));
+                                           "': " + normjit::runtime::errorText(errno));
   }
   struct stat info;
   if (::fstat(file.fd, &info) != 0)
     return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
-                                           "': " + errorText(errno));
+                                           "': " + normjit::runtime::errorText(errno));
   if (!S_ISREG(info.st_mode))
     return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
                                            "': not a regular file");
@@ -601,7 +587,7 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
       continue;
     if (got < 0)
       return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
-                                             "': " + errorText(errno));
+                                             "': " + normjit::runtime::errorText(errno));
     if (got == 0)
       break;
     content.append(buffer, static_cast<size_t>(got));
@@ -699,7 +685,7 @@ llvm::Error writeAtomically(const std::string &path,
     return makeError(
         NORMJIT_IO_ERROR,
         "cannot write tuning cache '" + path +
-            "': cannot create a temporary file: " + errorText(errno));
+            "': cannot create a temporary file: " + normjit::runtime::errorText(errno));
   bool ok = ::fchmod(fd, 0644) == 0 &&
             writeAll(fd, content.data(), content.size()) && ::fsync(fd) == 0;
   int error = errno;
@@ -714,7 +700,7 @@ llvm::Error writeAtomically(const std::string &path,
   if (!ok) {
     ::unlink(name.data());
     return makeError(NORMJIT_IO_ERROR, "cannot write tuning cache '" + path +
-                                           "': " + errorText(error));
+                                           "': " + normjit::runtime::errorText(error));
   }
   // Make the rename itself durable; a failure here loses nothing written.
   int directoryFd =
@@ -740,14 +726,14 @@ llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
   if (lock.fd < 0)
     return makeError(NORMJIT_IO_ERROR, "cannot lock tuning cache '" + path +
                                            "': cannot open '" + lockPath +
-                                           "': " + errorText(errno));
+                                           "': " + normjit::runtime::errorText(errno));
   int result;
   do
     result = ::flock(lock.fd, LOCK_EX);
   while (result != 0 && errno == EINTR);
   if (result != 0)
     return makeError(NORMJIT_IO_ERROR, "cannot lock tuning cache '" + path +
-                                           "': " + errorText(errno));
+                                           "': " + normjit::runtime::errorText(errno));
   return llvm::Error::success();
 }
 
@@ -764,7 +750,7 @@ std::string setAside(const std::string &path, const std::string &problem) {
       "tuning cache '" + path + "' cannot be trusted (" + problem + "): ";
   if (::rename(path.c_str(), target.c_str()) != 0)
     return warning + "cannot set it aside as '" + target +
-           "': " + errorText(errno) + "; starting with an empty cache";
+           "': " + normjit::runtime::errorText(errno) + "; starting with an empty cache";
   return warning + "set aside as '" + target +
          "'; starting with an empty cache";
 }
@@ -796,6 +782,35 @@ std::pair<std::string, std::string> formatRates(double a, double b) {
       return {left, right};
   }
   return {};
+}
+
+
+/// Creates the cache's directory, takes its lock (held by `lock` until it
+/// goes out of scope) and reads what is on disk into `base`. A file that
+/// turned corrupt since it was loaded is set aside (with a warning) and the
+/// entries in memory, `current`, are the base instead.
+llvm::Error lockAndRead(const std::string &path,
+                        const std::vector<CacheEntry> &current,
+                        std::vector<std::string> &warnings, ScopedFd &lock,
+                        std::vector<CacheEntry> &base) {
+  if (std::error_code error =
+          llvm::sys::fs::create_directories(getDirectory(path)))
+    return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
+                                       "tuning cache '" +
+                                           path + "': " + error.message());
+  if (llvm::Error error = lockCache(path, lock))
+    return error;
+  DiskState state;
+  if (llvm::Error error = readDisk(path, state))
+    return error;
+  base.clear();
+  if (state.kind == DiskState::Valid) {
+    base = std::move(state.entries);
+  } else if (state.kind == DiskState::Corrupt) {
+    warnings.push_back(setAside(path, state.problem));
+    base = current;
+  }
+  return llvm::Error::success();
 }
 
 } // namespace
@@ -901,24 +916,10 @@ llvm::Error TuningCache::store(const std::vector<CacheEntry> &newEntries) {
                        "cannot store in tuning cache '" + path +
                            "': " + describeKey(entry.key) + ": " + problem);
   }
-  if (std::error_code error =
-          llvm::sys::fs::create_directories(getDirectory(path)))
-    return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
-                                       "tuning cache '" +
-                                           path + "': " + error.message());
   ScopedFd lock;
-  if (llvm::Error error = lockCache(path, lock))
-    return error;
-  DiskState state;
-  if (llvm::Error error = readDisk(path, state))
-    return error;
   std::vector<CacheEntry> base;
-  if (state.kind == DiskState::Valid) {
-    base = std::move(state.entries);
-  } else if (state.kind == DiskState::Corrupt) {
-    warnings.push_back(setAside(path, state.problem));
-    base = entries;
-  }
+  if (llvm::Error error = lockAndRead(path, entries, warnings, lock, base))
+    return error;
   std::vector<CacheEntry> result = combine(base, newEntries);
   if (llvm::Error error = writeAtomically(path, formatDocument(result)))
     return error;
@@ -944,24 +945,10 @@ llvm::Error TuningCache::merge(const std::vector<std::string> &inputs,
     shards.push_back(std::move(state.entries));
   }
 
-  if (std::error_code error =
-          llvm::sys::fs::create_directories(getDirectory(path)))
-    return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
-                                       "tuning cache '" +
-                                           path + "': " + error.message());
   ScopedFd lock;
-  if (llvm::Error error = lockCache(path, lock))
-    return error;
-  DiskState state;
-  if (llvm::Error error = readDisk(path, state))
-    return error;
   std::vector<CacheEntry> base;
-  if (state.kind == DiskState::Valid) {
-    base = std::move(state.entries);
-  } else if (state.kind == DiskState::Corrupt) {
-    warnings.push_back(setAside(path, state.problem));
-    base = entries;
-  }
+  if (llvm::Error error = lockAndRead(path, entries, warnings, lock, base))
+    return error;
 
   // Each key's entry and the file it came from.
   std::map<CacheKey, std::pair<CacheEntry, const std::string *>> all;
@@ -1012,14 +999,14 @@ llvm::Error TuningCache::clear() {
     if (errno == ENOENT)
       return llvm::Error::success();
     return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
-                                           "': " + errorText(errno));
+                                           "': " + normjit::runtime::errorText(errno));
   }
   ScopedFd lock;
   if (llvm::Error error = lockCache(path, lock))
     return error;
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
     return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
-                                           "': " + errorText(errno));
+                                           "': " + normjit::runtime::errorText(errno));
   return llvm::Error::success();
 }
 

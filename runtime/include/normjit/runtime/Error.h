@@ -18,6 +18,9 @@ namespace normjit::runtime {
 /// failing entry point reads `return setError(NORMJIT_..., "why");`.
 normjit_status_t setError(normjit_status_t status, std::string message);
 
+/// The C library's text for `errno` value `error` (thread-safe strerror).
+std::string errorText(int error);
+
 } // namespace normjit::runtime
 
 /// Returns from the enclosing function when `expr` is not NORMJIT_OK.

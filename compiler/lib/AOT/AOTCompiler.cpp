@@ -421,17 +421,12 @@ compileKernelModule(llvm::LLVMContext &llvmContext,
                     const normjit_kernel_spec_t &spec, const CpuConfig &config,
                     llvm::TargetMachine &machine,
                     llvm::StringRef functionName) {
-  if (llvm::Error error = normjit::detail::checkKernelInputs(spec, config))
-    return std::move(error);
-  mlir::MLIRContext context(normjit::detail::getKernelDialectRegistry(),
-                            mlir::MLIRContext::Threading::DISABLED);
-  context.loadAllAvailableDialects();
-  normjit::detail::DiagnosticCollector diagnostics(&context);
-  mlir::OwningOpRef<mlir::ModuleOp> module =
-      normjit::detail::buildKernelModule(&context, spec, config, functionName);
-  if (mlir::failed(mlir::verify(*module)))
-    return makeError(NORMJIT_COMPILE_ERROR,
-                     "invalid kernel IR: " + diagnostics.str());
+  auto ir = normjit::detail::buildVerifiedKernelIR(spec, config, functionName);
+  if (!ir)
+    return ir.takeError();
+  mlir::MLIRContext &context = (*ir)->context;
+  const normjit::detail::DiagnosticCollector &diagnostics = (*ir)->diagnostics;
+  mlir::OwningOpRef<mlir::ModuleOp> &module = (*ir)->module;
   mlir::PassManager pm(&context);
   // Native bf16 rounding exactly when the target has it, as the JIT does
   // for the host, so that AOT and JIT code match for the same CPU.

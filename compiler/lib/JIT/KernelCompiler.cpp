@@ -378,22 +378,35 @@ normjit::detail::makeKernelLLVMOptimizer() {
 
 using namespace normjit::detail;
 
+normjit::detail::KernelIR::KernelIR()
+    : context(getKernelDialectRegistry(), MLIRContext::Threading::DISABLED),
+      diagnostics(&context) {
+  context.loadAllAvailableDialects();
+}
+
+llvm::Expected<std::unique_ptr<KernelIR>>
+normjit::detail::buildVerifiedKernelIR(const normjit_kernel_spec_t &spec,
+                                       const CpuConfig &config,
+                                       llvm::StringRef functionName) {
+  if (llvm::Error error = checkKernelInputs(spec, config))
+    return std::move(error);
+  auto ir = std::make_unique<KernelIR>();
+  ir->module = buildKernelModule(&ir->context, spec, config, functionName);
+  if (failed(verify(*ir->module)))
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "invalid kernel IR: " + ir->diagnostics.str());
+  return std::move(ir);
+}
+
 llvm::Expected<std::string>
 normjit::buildKernelIR(const normjit_kernel_spec_t &spec,
                        const CpuConfig &config) {
-  if (llvm::Error error = checkKernelInputs(spec, config))
-    return std::move(error);
-  MLIRContext context(getKernelDialectRegistry(),
-                      MLIRContext::Threading::DISABLED);
-  context.loadAllAvailableDialects();
-  DiagnosticCollector diagnostics(&context);
-  OwningOpRef<ModuleOp> module = buildKernelModule(&context, spec, config);
-  if (failed(verify(*module)))
-    return makeError(NORMJIT_COMPILE_ERROR,
-                     "invalid kernel IR: " + diagnostics.str());
+  auto ir = buildVerifiedKernelIR(spec, config);
+  if (!ir)
+    return ir.takeError();
   std::string text;
   llvm::raw_string_ostream os(text);
-  module->print(os);
+  (*ir)->module->print(os);
   return text;
 }
 
@@ -403,18 +416,13 @@ llvm::Expected<std::unique_ptr<normjit::CompiledCpuKernel>>
 normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
                           const CpuConfig &config) {
   auto start = std::chrono::steady_clock::now();
-  if (llvm::Error error = checkKernelInputs(spec, config))
-    return std::move(error);
+  auto ir = buildVerifiedKernelIR(spec, config);
+  if (!ir)
+    return ir.takeError();
   initializeLLVMOnce();
-
-  MLIRContext context(getKernelDialectRegistry(),
-                      MLIRContext::Threading::DISABLED);
-  context.loadAllAvailableDialects();
-  DiagnosticCollector diagnostics(&context);
-  OwningOpRef<ModuleOp> module = buildKernelModule(&context, spec, config);
-  if (failed(verify(*module)))
-    return makeError(NORMJIT_COMPILE_ERROR,
-                     "invalid kernel IR: " + diagnostics.str());
+  MLIRContext &context = (*ir)->context;
+  const DiagnosticCollector &diagnostics = (*ir)->diagnostics;
+  OwningOpRef<ModuleOp> &module = (*ir)->module;
 
   PassManager pm(&context);
   buildCpuLoweringPipeline(pm, spec, config, getHostCpu().avx512bf16);

@@ -13,12 +13,14 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "mlir/Pass/PassManager.h"
 
 #include "llvm/Support/CodeGen.h"
 
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace llvm {
@@ -75,6 +77,22 @@ private:
   std::string text;
   mlir::ScopedDiagnosticHandler handler;
 };
+
+/// A kernel's MLIR context, the error diagnostics it collects, and its
+/// module: the context outlives the module, so they live together.
+struct KernelIR {
+  KernelIR();
+  mlir::MLIRContext context;
+  DiagnosticCollector diagnostics;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+};
+
+/// Checks `spec` and `config`, builds @`functionName` and verifies it: the
+/// common start of the JIT, the AOT compiler and buildKernelIR.
+llvm::Expected<std::unique_ptr<KernelIR>>
+buildVerifiedKernelIR(const normjit_kernel_spec_t &spec,
+                      const CpuConfig &config,
+                      llvm::StringRef functionName = "normjit_kernel");
 
 } // namespace normjit::detail
 

@@ -18,6 +18,7 @@
 #include "mlir/Transforms/DialectConversion.h"
 
 #include <limits>
+#include <type_traits>
 
 namespace normjit {
 #define GEN_PASS_DEF_CONVERTNORMTOVECTORPASS
@@ -502,22 +503,15 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   return success();
 }
 
-struct LowerLayerNorm : OpRewritePattern<LayerNormOp> {
-  LowerLayerNorm(MLIRContext *context, const NormToVectorDefaults &defaults)
-      : OpRewritePattern(context), defaults(defaults) {}
-  LogicalResult matchAndRewrite(LayerNormOp op,
+/// Lowers norm.layer_norm or norm.rms_norm.
+template <typename NormOpT>
+struct LowerNorm : OpRewritePattern<NormOpT> {
+  LowerNorm(MLIRContext *context, const NormToVectorDefaults &defaults)
+      : OpRewritePattern<NormOpT>(context), defaults(defaults) {}
+  LogicalResult matchAndRewrite(NormOpT op,
                                 PatternRewriter &rewriter) const override {
-    return lowerNormOp(op, rewriter, defaults, /*isLayerNorm=*/true);
-  }
-  NormToVectorDefaults defaults;
-};
-
-struct LowerRMSNorm : OpRewritePattern<RMSNormOp> {
-  LowerRMSNorm(MLIRContext *context, const NormToVectorDefaults &defaults)
-      : OpRewritePattern(context), defaults(defaults) {}
-  LogicalResult matchAndRewrite(RMSNormOp op,
-                                PatternRewriter &rewriter) const override {
-    return lowerNormOp(op, rewriter, defaults, /*isLayerNorm=*/false);
+    return lowerNormOp(op, rewriter, defaults,
+                       /*isLayerNorm=*/std::is_same_v<NormOpT, LayerNormOp>);
   }
   NormToVectorDefaults defaults;
 };
@@ -579,6 +573,6 @@ struct ConvertNormToVectorPass
 
 void normjit::populateNormToVectorPatterns(
     RewritePatternSet &patterns, const NormToVectorDefaults &defaults) {
-  patterns.add<LowerLayerNorm, LowerRMSNorm, LowerAdd>(patterns.getContext(),
-                                                       defaults);
+  patterns.add<LowerNorm<LayerNormOp>, LowerNorm<RMSNormOp>, LowerAdd>(
+      patterns.getContext(), defaults);
 }

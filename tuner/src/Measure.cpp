@@ -82,23 +82,8 @@ Workload::Workload(const normjit_kernel_spec_t &spec, int64_t rows,
 }
 
 normjit_run_args_t Workload::getArgs() {
-  normjit_run_args_t args{};
-  args.rows = rows;
-  args.x = x.data();
-  args.y = y.data();
-  if (spec.has_residual)
-    args.residual = residual.data();
-  if (spec.store_sum)
-    args.sum = sum.data();
-  if (spec.has_gamma)
-    args.gamma = gamma.data();
-  if (spec.has_beta)
-    args.beta = beta.data();
-  if (spec.store_mean)
-    args.mean = mean.data();
-  if (spec.store_rstd)
-    args.rstd = rstd.data();
-  return args;
+  return makeRunArgs(spec, rows, x, residual, gamma, beta, y, sum, mean.data(),
+                     rstd.data());
 }
 
 double Workload::getBytes(const normjit_kernel_spec_t &spec, int64_t rows) {

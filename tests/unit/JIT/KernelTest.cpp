@@ -249,28 +249,9 @@ TEST_P(KernelTest, MatchesReference) {
   fill(gamma, 1, cols, Data::Normal, rng, 1.0);
   fill(beta, 1, cols, Data::Normal, rng, 0.0);
 
-  normjit_run_args_t args{};
-  args.rows = rows;
-  args.x = x.data();
-  args.x_stride = stride;
-  args.y = y.data();
-  args.y_stride = stride;
-  if (spec.has_residual) {
-    args.residual = residual.data();
-    args.residual_stride = stride;
-  }
-  if (spec.store_sum) {
-    args.sum = sum.data();
-    args.sum_stride = stride;
-  }
-  if (spec.has_gamma)
-    args.gamma = gamma.data();
-  if (spec.has_beta)
-    args.beta = beta.data();
-  if (spec.store_mean)
-    args.mean = mean.data();
-  if (spec.store_rstd)
-    args.rstd = rstd.data();
+  normjit_run_args_t args =
+      makeRunArgs(spec, rows, x, residual, gamma, beta, y, sum, mean.data(),
+                  rstd.data());
   ASSERT_FALSE(!!(*kernel)->run(args));
 
   ReferenceResult ref =

@@ -84,6 +84,38 @@ private:
   std::vector<uint8_t> bytes;
 };
 
+/// The call arguments over these buffers, each passed only where the spec
+/// uses it, with the buffers' row strides.
+inline normjit_run_args_t makeRunArgs(const normjit_kernel_spec_t &spec,
+                                      int64_t rows, Buffer &x,
+                                      Buffer &residual, Buffer &gamma,
+                                      Buffer &beta, Buffer &y, Buffer &sum,
+                                      float *mean, float *rstd) {
+  normjit_run_args_t args{};
+  args.rows = rows;
+  args.x = x.data();
+  args.x_stride = x.getStride();
+  args.y = y.data();
+  args.y_stride = y.getStride();
+  if (spec.has_residual) {
+    args.residual = residual.data();
+    args.residual_stride = residual.getStride();
+  }
+  if (spec.store_sum) {
+    args.sum = sum.data();
+    args.sum_stride = sum.getStride();
+  }
+  if (spec.has_gamma)
+    args.gamma = gamma.data();
+  if (spec.has_beta)
+    args.beta = beta.data();
+  if (spec.store_mean)
+    args.mean = mean;
+  if (spec.store_rstd)
+    args.rstd = rstd;
+  return args;
+}
+
 /// The reference outputs of one call.
 struct ReferenceResult {
   std::vector<double> y;    ///< rows * cols, unrounded

@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -26,7 +27,7 @@ namespace normjit {
 inline void registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<norm::NormDialect, mlir::arith::ArithDialect,
                   mlir::cf::ControlFlowDialect, mlir::func::FuncDialect,
-                  mlir::memref::MemRefDialect>();
+                  mlir::gpu::GPUDialect, mlir::memref::MemRefDialect>();
 }
 
 /// Registers normjit's passes and the generic cleanups used around them.

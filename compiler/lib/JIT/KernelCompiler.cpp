@@ -228,8 +228,8 @@ DialectRegistry &normjit::detail::getKernelDialectRegistry() {
   return *registry;
 }
 
-namespace {
-Type elementType(MLIRContext *context, normjit_dtype_t dtype) {
+Type normjit::detail::elementType(MLIRContext *context,
+                                  normjit_dtype_t dtype) {
   switch (dtype) {
   case NORMJIT_F16:
     return Float16Type::get(context);
@@ -241,6 +241,7 @@ Type elementType(MLIRContext *context, normjit_dtype_t dtype) {
   return Float32Type::get(context);
 }
 
+namespace {
 normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
                                        const normjit::CpuConfig &config) {
   normjit::norm::ConfigKnobs knobs;
@@ -270,14 +271,9 @@ normjit::detail::DiagnosticCollector::DiagnosticCollector(MLIRContext *context)
         return success();
       }) {}
 
-OwningOpRef<ModuleOp>
-normjit::detail::buildKernelModule(MLIRContext *context,
-                                   const normjit_kernel_spec_t &spec,
-                                   const normjit::CpuConfig &config,
-                                   llvm::StringRef functionName) {
-  Location loc = NameLoc::get(StringAttr::get(context, functionName));
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  OpBuilder b(module->getBodyRegion());
+SmallVector<Type>
+normjit::detail::getKernelArgTypes(MLIRContext *context,
+                                   const normjit_kernel_spec_t &spec) {
   int64_t cols = spec.cols;
   auto rowsType = [&](normjit_dtype_t dtype) {
     return MemRefType::get(
@@ -287,34 +283,50 @@ normjit::detail::buildKernelModule(MLIRContext *context,
   auto columnsType = [&](normjit_dtype_t dtype) {
     return MemRefType::get({cols}, elementType(context, dtype));
   };
-  auto statsType = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+  auto statsType =
+      MemRefType::get({ShapedType::kDynamic}, Float32Type::get(context));
   // The fixed ABI: all eight operands, unused ones typed like their role.
-  SmallVector<Type> argTypes = {
-      rowsType(spec.x_dtype),        rowsType(spec.residual_dtype),
-      columnsType(spec.gamma_dtype), columnsType(spec.beta_dtype),
-      rowsType(spec.y_dtype),        rowsType(spec.sum_dtype),
-      statsType,                     statsType};
+  return {rowsType(spec.x_dtype),        rowsType(spec.residual_dtype),
+          columnsType(spec.gamma_dtype), columnsType(spec.beta_dtype),
+          rowsType(spec.y_dtype),        rowsType(spec.sum_dtype),
+          statsType,                     statsType};
+}
+
+void normjit::detail::createNormOp(OpBuilder &b, Location loc,
+                                   const normjit_kernel_spec_t &spec,
+                                   ValueRange args,
+                                   normjit::norm::ConfigAttr config) {
+  auto arg = [&](unsigned i, bool used) { return used ? args[i] : Value(); };
+  Value x = arg(0, true), residual = arg(1, spec.has_residual);
+  Value gamma = arg(2, spec.has_gamma), beta = arg(3, spec.has_beta);
+  Value y = arg(4, true), sum = arg(5, spec.store_sum);
+  Value mean = arg(6, spec.store_mean), rstd = arg(7, spec.store_rstd);
+  FloatAttr eps = b.getF32FloatAttr(spec.epsilon);
+  if (spec.op == NORMJIT_LAYER_NORM)
+    normjit::norm::LayerNormOp::create(b, loc, x, residual, gamma, beta, y,
+                                       sum, mean, rstd, eps, config);
+  else
+    normjit::norm::RMSNormOp::create(b, loc, x, residual, gamma, beta, y, sum,
+                                     mean, rstd, eps, config);
+}
+
+OwningOpRef<ModuleOp>
+normjit::detail::buildKernelModule(MLIRContext *context,
+                                   const normjit_kernel_spec_t &spec,
+                                   const normjit::CpuConfig &config,
+                                   llvm::StringRef functionName) {
+  Location loc = NameLoc::get(StringAttr::get(context, functionName));
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  OpBuilder b(module->getBodyRegion());
+  SmallVector<Type> argTypes = getKernelArgTypes(context, spec);
   auto func = func::FuncOp::create(b, loc, functionName,
                                    b.getFunctionType(argTypes, {}));
   func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                 UnitAttr::get(context));
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
-  auto arg = [&](unsigned i, bool used) {
-    return used ? entry->getArgument(i) : Value();
-  };
-  Value x = arg(0, true), residual = arg(1, spec.has_residual);
-  Value gamma = arg(2, spec.has_gamma), beta = arg(3, spec.has_beta);
-  Value y = arg(4, true), sum = arg(5, spec.store_sum);
-  Value mean = arg(6, spec.store_mean), rstd = arg(7, spec.store_rstd);
-  FloatAttr eps = b.getF32FloatAttr(spec.epsilon);
-  normjit::norm::ConfigAttr configAttr = toConfigAttr(context, config);
-  if (spec.op == NORMJIT_LAYER_NORM)
-    normjit::norm::LayerNormOp::create(b, loc, x, residual, gamma, beta, y,
-                                       sum, mean, rstd, eps, configAttr);
-  else
-    normjit::norm::RMSNormOp::create(b, loc, x, residual, gamma, beta, y, sum,
-                                     mean, rstd, eps, configAttr);
+  createNormOp(b, loc, spec, entry->getArguments(),
+               toConfigAttr(context, config));
   func::ReturnOp::create(b, loc);
   return module;
 }

@@ -10,7 +10,9 @@
 #define NORMJIT_LIB_JIT_KERNELPIPELINE_H
 
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/Dialect/Norm/IR/NormAttrs.h"
 
+#include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -36,6 +38,21 @@ namespace normjit::detail {
 
 /// The dialects (and their LLVM IR translations) kernels are built from.
 mlir::DialectRegistry &getKernelDialectRegistry();
+
+/// The MLIR element type of a dtype.
+mlir::Type elementType(mlir::MLIRContext *context, normjit_dtype_t dtype);
+
+/// The types of a kernel's eight memref arguments (x, residual, gamma,
+/// beta, y, sum, mean, rstd), unused ones typed like their role: the ABI of
+/// CPU and GPU kernels alike.
+llvm::SmallVector<mlir::Type>
+getKernelArgTypes(mlir::MLIRContext *context,
+                  const normjit_kernel_spec_t &spec);
+
+/// Creates the norm op of `spec` on the eight kernel arguments `args`.
+void createNormOp(mlir::OpBuilder &b, mlir::Location loc,
+                  const normjit_kernel_spec_t &spec, mlir::ValueRange args,
+                  normjit::norm::ConfigAttr config);
 
 /// Checks a spec and a config before anything is compiled.
 llvm::Error checkKernelInputs(const normjit_kernel_spec_t &spec,

@@ -46,4 +46,48 @@ def ConvertNormToVectorPass
   ];
 }
 
+def ConvertNormToGPUPass
+    : Pass<"convert-norm-to-gpu", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Lower norm ops inside gpu.func kernels to SIMT code";
+  let description = [{
+    Each norm op with a `#norm.config<gpu, ...>` inside a `gpu.func` becomes
+    the body of that kernel: `threads_per_row` consecutive threads of a
+    block of `threads_per_row * rows_per_block` threads share a row
+    (`gpu.thread_id x`); block `b` handles rows `b * rows_per_block` and up
+    (with `persistent = true`, a grid-stride loop over row groups). Each
+    thread visits the row in vectors of `vector_width` elements
+    (`vector.load`/`vector.store` with their alignment), thread `t`'s
+    vectors interleaved with its neighbours' so that a warp's accesses are
+    contiguous. Partial sums are reduced with `gpu.shuffle xor` within a
+    warp and, for rows of several warps, through shared memory with one
+    `gpu.barrier` per reduction.
+
+    `row_storage = registers`: the row is read once into SSA values (fully
+    unrolled: `elements_per_thread` per thread), then centred two-pass
+    statistics (shifted by the row's first element) and the output pass run
+    on registers; gamma and beta are loaded once per thread before the row
+    loop of a persistent kernel. `shared`: a loop over the row with
+    `elements_per_thread` elements per thread and step, keeping `s` in a
+    shared-memory row that only its own thread reads back (no barrier).
+    `global`: one pass of shifted sums, then an output pass that reads the
+    row again.
+
+    Rows past the end are clamped, not skipped, so that every thread takes
+    part in every shuffle and barrier; their stores are guarded. Element
+    types are extended to f32 on load and rounded on store; `sum` is
+    rounded to its type before the statistics, as on the CPU. The enclosing
+    `gpu.func` gets `known_block_size`; its workgroup attributions hold the
+    shared rows and reduction slots. Ops with a CPU config, outside a
+    `gpu.func`, or `norm.add` are rejected.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 #endif // NORMJIT_CONVERSION_PASSES_TD

@@ -105,6 +105,15 @@ LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
     return op->emitOpError("config keeps the row in registers, but "
                            "threads_per_row * elements_per_thread = ")
            << *tpr * *ept << " is less than the " << cols << " columns";
+  if (config.getRowStorage() == RowStorage::Shared) {
+    int64_t rowsPerBlock = config.getRowsPerBlock().value_or(1);
+    int64_t bytes = rowsPerBlock * cols * 4;
+    if (bytes > kMaxStaticSharedBytes)
+      return op->emitOpError("config keeps rows in shared memory: ")
+             << rowsPerBlock << " rows of " << cols << " f32 columns take "
+             << bytes << " bytes, more than the " << kMaxStaticSharedBytes
+             << " bytes of static shared memory a block may have";
+  }
   return success();
 }
 

@@ -20,6 +20,10 @@
 
 namespace normjit::norm {
 
+/// Static shared memory one GPU block may declare (bytes); the GPU lowering
+/// keeps `row_storage = shared` rows within it.
+constexpr int64_t kMaxStaticSharedBytes = 48 * 1024;
+
 /// The knobs of a #norm.config as a plain struct, for C++ code (the tuner)
 /// that fills in some knobs and leaves the rest to the default heuristic.
 struct ConfigKnobs {

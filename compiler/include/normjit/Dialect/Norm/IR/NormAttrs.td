@@ -39,11 +39,16 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       several warps or a whole block cooperating on one row.
     - `rows_per_block` (1 to 1024): rows one thread block handles at once;
       `threads_per_row * rows_per_block` is at most 1024.
-    - `elements_per_thread` (1 to 1024): elements each thread holds or
-      visits per row, a multiple of `vector_width`.
-    - `row_storage` (`registers` or `shared`): where a row stays between the
-      statistics pass and the output pass. `registers` needs
-      `threads_per_row * elements_per_thread >= columns`.
+    - `elements_per_thread` (1 to 1024): a multiple of `vector_width`. With
+      `registers`: the elements each thread holds of a row. With `shared`
+      or `global`: the elements each thread visits per step of its loop
+      over the row.
+    - `row_storage`: where a row stays between the statistics pass and the
+      output pass. `registers` (the row is read once and kept in registers;
+      needs `threads_per_row * elements_per_thread >= columns`), `shared`
+      (kept in shared memory: `rows_per_block * columns * 4` bytes, at most
+      48 KiB), or `global` (not kept: the output pass reads the row again,
+      usually from L2; any column count).
     - `persistent` (`true`/`false`): a persistent grid looping over rows
       instead of one block per group of rows.
 

@@ -28,9 +28,11 @@ def Norm_Algorithm : I32EnumAttr<"Algorithm",
 
 def Norm_RowStorageRegisters : I32EnumAttrCase<"Registers", 0, "registers">;
 def Norm_RowStorageShared : I32EnumAttrCase<"Shared", 1, "shared">;
+def Norm_RowStorageGlobal : I32EnumAttrCase<"Global", 2, "global">;
 def Norm_RowStorage : I32EnumAttr<"RowStorage",
     "where a GPU kernel keeps a row between its passes",
-    [Norm_RowStorageRegisters, Norm_RowStorageShared]> {
+    [Norm_RowStorageRegisters, Norm_RowStorageShared,
+     Norm_RowStorageGlobal]> {
   let cppNamespace = "::normjit::norm";
   let genSpecializedAttr = 0;
 }

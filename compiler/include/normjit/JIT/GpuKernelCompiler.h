@@ -1,0 +1,104 @@
+//===- GpuKernelCompiler.h - norm kernels to PTX ----------------*- C++ -*-===//
+//
+// Part of normjit. The GPU side of the compiler: GPU configs (what
+// #norm.config<gpu, ...> carries), their heuristic defaults, and the
+// pipeline from a kernel spec to PTX for one compute capability (norm ->
+// gpu -> nvvm -> LLVM NVPTX), without a CUDA toolkit. No MLIR header is
+// included here.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef NORMJIT_JIT_GPUKERNELCOMPILER_H
+#define NORMJIT_JIT_GPUKERNELCOMPILER_H
+
+#include "normjit/JIT/KernelCompiler.h"
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace normjit {
+
+/// Where a GPU kernel keeps a row between its statistics and output passes.
+enum class GpuRowStorage { Registers, Shared, Global };
+
+/// The GPU knobs of one kernel.
+struct GpuConfig {
+  int64_t threadsPerRow = 32;    ///< power of two, 1-1024
+  int64_t rowsPerBlock = 4;      ///< threadsPerRow * rowsPerBlock <= 1024
+  int64_t elementsPerThread = 8; ///< multiple of vectorWidth
+  int64_t vectorWidth = 4;       ///< elements per access, <= 128 bits
+  GpuRowStorage rowStorage = GpuRowStorage::Registers;
+  bool persistent = false;       ///< grid-stride loop over row groups
+
+  /// The config as `#norm.config<gpu, ...>` text.
+  std::string str() const;
+  bool operator==(const GpuConfig &other) const;
+  int64_t blockSize() const { return threadsPerRow * rowsPerBlock; }
+};
+
+/// What code generation needs to know of a GPU.
+struct GpuTarget {
+  int ccMajor = 9; ///< compute capability
+  int ccMinor = 0;
+  int smCount = 132;
+  /// "sm_90" for compute capability 9.0.
+  std::string chip() const;
+  /// The PTX ISA version written: the lowest the chip accepts, so that
+  /// older drivers load it ("+ptx78" for sm_90).
+  std::string ptxFeature() const;
+};
+
+/// The target for a chip name such as "sm_80" or "sm_90a".
+llvm::Expected<GpuTarget> parseGpuChip(llvm::StringRef chip);
+
+/// The heuristic config for a spec on a GPU.
+GpuConfig getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
+                              const GpuTarget &target = GpuTarget());
+
+/// Parses `#norm.config<gpu, ...>` text; absent knobs keep `base`'s values.
+llvm::Expected<GpuConfig> parseGpuConfig(llvm::StringRef text,
+                                         const GpuConfig &base = GpuConfig());
+
+/// Checks a config against a spec without generating code: knob ranges and
+/// what depends on the op (vector bits, a row in registers or shared
+/// memory, the block size).
+llvm::Error validateGpuConfig(const normjit_kernel_spec_t &spec,
+                              const GpuConfig &config);
+
+/// One kernel of a PTX module.
+struct GpuKernelRequest {
+  normjit_kernel_spec_t spec;
+  GpuConfig config;
+  std::string name; ///< entry point; "<name>_unaligned" is the scalar twin
+};
+
+/// A PTX module and what its kernels need at launch.
+struct GpuModuleImage {
+  std::string ptx;
+  std::string chip;
+  double compileMillis = 0;
+};
+
+/// The entry name of the scalar (vector_width = 1) twin of a kernel, which
+/// the runtime launches on buffers not aligned for the vector width.
+std::string getUnalignedEntryName(const std::string &name,
+                                  const GpuConfig &config);
+
+/// The `norm` IR of GPU kernels: a gpu.module holding one gpu.func per
+/// request (and its scalar twin), each holding one norm op with its config.
+llvm::Expected<std::string>
+buildGpuKernelIR(llvm::ArrayRef<GpuKernelRequest> kernels);
+
+/// Compiles kernels to one PTX module for `target`. Invalid specs or
+/// configs and compiler diagnostics come back as an llvm::Error.
+llvm::Expected<GpuModuleImage>
+compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
+              const GpuTarget &target);
+
+} // namespace normjit
+
+#endif // NORMJIT_JIT_GPUKERNELCOMPILER_H

@@ -1,0 +1,502 @@
+//===- GpuKernelCompiler.cpp - spec -> norm IR -> PTX ---------------------===//
+//
+// Part of normjit. Builds gpu.func kernels holding one norm op each, lowers
+// them with convert-norm-to-gpu and MLIR's NVVM conversions, translates the
+// gpu.module to LLVM IR and runs LLVM's NVPTX back end for the chip. No
+// CUDA toolkit is involved: nothing is resolved from libdevice (math ops go
+// to LLVM intrinsics before the NVVM conversion).
+//
+//===----------------------------------------------------------------------===//
+
+#include "normjit/JIT/GpuKernelCompiler.h"
+#include "KernelPipeline.h"
+
+#include "normjit/Conversion/Passes.h"
+#include "normjit/Dialect/Norm/IR/NormOps.h"
+
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/StringSet.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/Intrinsics.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/OptimizationLevel.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+
+#include "mlir/ExecutionEngine/OptUtils.h"
+
+#include <chrono>
+#include <mutex>
+
+using namespace mlir;
+using normjit::GpuConfig;
+using normjit::GpuRowStorage;
+
+namespace {
+
+constexpr int64_t kMaxBlockThreads = 1024;
+
+/// The widest element of the buffers a kernel accesses with vectors.
+unsigned maxElementBits(const normjit_kernel_spec_t &spec) {
+  unsigned bits = 0;
+  auto use = [&](bool used, normjit_dtype_t dtype) {
+    if (used)
+      bits = std::max(bits, 8u * static_cast<unsigned>(normjit_dtype_size(dtype)));
+  };
+  use(true, spec.x_dtype);
+  use(true, spec.y_dtype);
+  use(spec.has_residual, spec.residual_dtype);
+  use(spec.store_sum, spec.sum_dtype);
+  use(spec.has_gamma, spec.gamma_dtype);
+  use(spec.has_beta, spec.beta_dtype);
+  return bits;
+}
+
+DialectRegistry &getGpuDialectRegistry() {
+  static DialectRegistry *registry = [] {
+    auto *r = new DialectRegistry();
+    r->insert<normjit::norm::NormDialect, arith::ArithDialect,
+              cf::ControlFlowDialect, func::FuncDialect, gpu::GPUDialect,
+              LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
+              NVVM::NVVMDialect, scf::SCFDialect, ub::UBDialect,
+              vector::VectorDialect>();
+    // convert-gpu-to-nvvm lowers the ops of these dialects through their
+    // ConvertToLLVM interfaces.
+    arith::registerConvertArithToLLVMInterface(*r);
+    cf::registerConvertControlFlowToLLVMInterface(*r);
+    registerConvertFuncToLLVMInterface(*r);
+    registerConvertMathToLLVMInterface(*r);
+    registerConvertMemRefToLLVMInterface(*r);
+    registerConvertNVVMToLLVMInterface(*r);
+    ub::registerConvertUBToLLVMInterface(*r);
+    vector::registerConvertVectorToLLVMInterface(*r);
+    registerBuiltinDialectTranslation(*r);
+    registerGPUDialectTranslation(*r);
+    registerLLVMDialectTranslation(*r);
+    registerNVVMDialectTranslation(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
+                                       const GpuConfig &config) {
+  normjit::norm::ConfigKnobs knobs;
+  knobs.backend = normjit::norm::Backend::GPU;
+  knobs.vectorWidth = config.vectorWidth;
+  knobs.threadsPerRow = config.threadsPerRow;
+  knobs.rowsPerBlock = config.rowsPerBlock;
+  knobs.elementsPerThread = config.elementsPerThread;
+  switch (config.rowStorage) {
+  case GpuRowStorage::Registers:
+    knobs.rowStorage = normjit::norm::RowStorage::Registers;
+    break;
+  case GpuRowStorage::Shared:
+    knobs.rowStorage = normjit::norm::RowStorage::Shared;
+    break;
+  case GpuRowStorage::Global:
+    knobs.rowStorage = normjit::norm::RowStorage::Global;
+    break;
+  }
+  knobs.persistent = config.persistent;
+  return normjit::norm::getConfigChecked(
+      [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
+}
+
+/// The scalar twin of a config, for buffers not aligned for its vectors.
+GpuConfig scalarTwin(GpuConfig config) {
+  config.vectorWidth = 1;
+  return config;
+}
+
+/// A GPU kernel module's context, diagnostics and module.
+struct GpuKernelIR {
+  GpuKernelIR()
+      : context(getGpuDialectRegistry(), MLIRContext::Threading::DISABLED),
+        diagnostics(&context) {
+    context.loadAllAvailableDialects();
+  }
+  MLIRContext context;
+  normjit::detail::DiagnosticCollector diagnostics;
+  OwningOpRef<ModuleOp> module;
+};
+
+llvm::Error checkRequest(const normjit::GpuKernelRequest &request) {
+  if (llvm::Error error =
+          normjit::statusToError(normjit_kernel_spec_validate(&request.spec)))
+    return error;
+  if (request.name.empty())
+    return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                              "a GPU kernel needs an entry name");
+  return llvm::Error::success();
+}
+
+/// Builds and verifies the gpu.module of `kernels`.
+llvm::Expected<std::unique_ptr<GpuKernelIR>>
+buildVerifiedGpuIR(llvm::ArrayRef<normjit::GpuKernelRequest> kernels) {
+  if (kernels.empty())
+    return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                              "no GPU kernel to compile");
+  auto ir = std::make_unique<GpuKernelIR>();
+  MLIRContext *context = &ir->context;
+  Location loc = NameLoc::get(StringAttr::get(context, "normjit_kernels"));
+  ir->module = ModuleOp::create(loc);
+  (*ir->module)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                         UnitAttr::get(context));
+  OpBuilder b(ir->module->getBodyRegion());
+  auto gpuModule = gpu::GPUModuleOp::create(b, loc, "normjit_kernels");
+  b.setInsertionPointToStart(gpuModule.getBody());
+  llvm::StringSet<> names;
+  for (const normjit::GpuKernelRequest &request : kernels) {
+    if (llvm::Error error = checkRequest(request))
+      return std::move(error);
+    std::string twin =
+        normjit::getUnalignedEntryName(request.name, request.config);
+    SmallVector<std::pair<std::string, GpuConfig>, 2> entries = {
+        {request.name, request.config}};
+    if (twin != request.name)
+      entries.push_back({twin, scalarTwin(request.config)});
+    for (auto &[name, config] : entries) {
+      if (!names.insert(name).second)
+        return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                                  "two GPU kernels are named '" + name + "'");
+      normjit::norm::ConfigAttr configAttr = toConfigAttr(context, config);
+      if (!configAttr)
+        return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                                  "invalid gpu config " + config.str() + ": " +
+                                      ir->diagnostics.str());
+      Location kernelLoc = NameLoc::get(StringAttr::get(context, name));
+      auto func = gpu::GPUFuncOp::create(
+          b, kernelLoc, name,
+          b.getFunctionType(
+              normjit::detail::getKernelArgTypes(context, request.spec), {}));
+      func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                    UnitAttr::get(context));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&func.getBody().front());
+      normjit::detail::createNormOp(b, kernelLoc, request.spec,
+                                    func.getArguments(), configAttr);
+      gpu::ReturnOp::create(b, kernelLoc);
+    }
+  }
+  if (failed(verify(*ir->module)))
+    return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                              "invalid GPU kernel: " + ir->diagnostics.str());
+  return std::move(ir);
+}
+
+/// The NVVM conversion turns math ops into calls of libdevice functions
+/// (`__nv_sqrtf`), and marks the LLVM intrinsics they would otherwise
+/// become illegal. Defining the few the kernels use with LLVM intrinsics
+/// (which the NVPTX back end lowers to IEEE-rounded instructions) keeps
+/// the CUDA toolkit's libdevice out of the picture.
+void defineLibdeviceFunctions(llvm::Module &module) {
+  struct Shim {
+    const char *name;
+    llvm::Intrinsic::ID intrinsic;
+  };
+  for (Shim shim : {Shim{"__nv_sqrtf", llvm::Intrinsic::sqrt},
+                    Shim{"__nv_fabsf", llvm::Intrinsic::fabs}}) {
+    llvm::Function *function = module.getFunction(shim.name);
+    if (!function || !function->isDeclaration())
+      continue;
+    function->setLinkage(llvm::GlobalValue::InternalLinkage);
+    function->addFnAttr(llvm::Attribute::AlwaysInline);
+    llvm::IRBuilder<> builder(
+        llvm::BasicBlock::Create(module.getContext(), "entry", function));
+    llvm::Value *arg = function->getArg(0);
+    builder.CreateRet(
+        builder.CreateUnaryIntrinsic(shim.intrinsic, arg));
+  }
+}
+
+void initializeNVPTXOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    LLVMInitializeNVPTXTargetInfo();
+    LLVMInitializeNVPTXTarget();
+    LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+  });
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Configs and targets
+//===----------------------------------------------------------------------===//
+
+std::string normjit::GpuConfig::str() const {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  const char *storage = rowStorage == GpuRowStorage::Registers ? "registers"
+                        : rowStorage == GpuRowStorage::Shared  ? "shared"
+                                                               : "global";
+  os << "#norm.config<gpu, vector_width = " << vectorWidth
+     << ", threads_per_row = " << threadsPerRow
+     << ", rows_per_block = " << rowsPerBlock
+     << ", elements_per_thread = " << elementsPerThread
+     << ", row_storage = " << storage
+     << ", persistent = " << (persistent ? "true" : "false") << ">";
+  return text;
+}
+
+bool normjit::GpuConfig::operator==(const GpuConfig &other) const {
+  return threadsPerRow == other.threadsPerRow &&
+         rowsPerBlock == other.rowsPerBlock &&
+         elementsPerThread == other.elementsPerThread &&
+         vectorWidth == other.vectorWidth && rowStorage == other.rowStorage &&
+         persistent == other.persistent;
+}
+
+std::string normjit::GpuTarget::chip() const {
+  return "sm_" + std::to_string(ccMajor) + std::to_string(ccMinor);
+}
+
+std::string normjit::GpuTarget::ptxFeature() const {
+  // The first PTX ISA version that knows each chip (PTX ISA manual, "PTX
+  // ISA Notes" of each target).
+  int cc = ccMajor * 10 + ccMinor;
+  int ptx = cc >= 120   ? 87
+            : cc >= 100 ? 86
+            : cc >= 90  ? 78
+            : cc >= 89  ? 78
+            : cc >= 87  ? 74
+            : cc >= 86  ? 71
+                        : 70;
+  return "+ptx" + std::to_string(ptx);
+}
+
+llvm::Expected<normjit::GpuTarget>
+normjit::parseGpuChip(llvm::StringRef chip) {
+  llvm::StringRef digits = chip;
+  if (!digits.consume_front("sm_"))
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "GPU chip '" + chip + "': expected sm_<major><minor>, "
+                     "e.g. sm_80 or sm_90");
+  digits.consume_back("a");
+  unsigned value = 0;
+  if (digits.size() < 2 || digits.getAsInteger(10, value) || value < 80)
+    return makeError(NORMJIT_UNSUPPORTED,
+                     "GPU chip '" + chip + "': normjit generates code for "
+                     "sm_80 and newer");
+  GpuTarget target;
+  target.ccMajor = static_cast<int>(value / 10);
+  target.ccMinor = static_cast<int>(value % 10);
+  return target;
+}
+
+normjit::GpuConfig
+normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
+                             const GpuTarget &target) {
+  (void)target;
+  GpuConfig config;
+  int64_t cols = std::max<int64_t>(1, spec.cols);
+  // 128-bit accesses of the widest element, narrowed until the vectors
+  // tile the row (so contiguous rows stay aligned for them).
+  unsigned bits = std::max(8u, maxElementBits(spec));
+  config.vectorWidth = std::min<int64_t>(8, 128 / bits);
+  while (config.vectorWidth > 1 && cols % config.vectorWidth != 0)
+    config.vectorWidth /= 2;
+  // About four vectors per thread held in registers: enough loads in
+  // flight per thread, and rows of many threads for long rows.
+  int64_t vectors = llvm::divideCeilSigned(cols, config.vectorWidth);
+  config.threadsPerRow = std::clamp<int64_t>(
+      static_cast<int64_t>(llvm::PowerOf2Ceil(
+          static_cast<uint64_t>(llvm::divideCeilSigned(vectors, 4)))),
+      1, kMaxBlockThreads);
+  int64_t chunks = llvm::divideCeilSigned(vectors, config.threadsPerRow);
+  config.elementsPerThread = chunks * config.vectorWidth;
+  if (config.elementsPerThread > 32) {
+    // Too long to hold: loop over the row and read it again from L2.
+    config.rowStorage = GpuRowStorage::Global;
+    config.elementsPerThread = 2 * config.vectorWidth;
+  }
+  // Blocks of about 256 threads.
+  config.rowsPerBlock = std::max<int64_t>(1, 256 / config.threadsPerRow);
+  config.persistent = false;
+  return config;
+}
+
+llvm::Expected<normjit::GpuConfig>
+normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
+  MLIRContext context(getGpuDialectRegistry(),
+                      MLIRContext::Threading::DISABLED);
+  context.loadDialect<normjit::norm::NormDialect>();
+  detail::DiagnosticCollector diagnostics(&context);
+  auto config = llvm::dyn_cast_or_null<normjit::norm::ConfigAttr>(
+      mlir::parseAttribute(text, &context));
+  if (!config)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "invalid config '" + text + "'" +
+                         (diagnostics.str().empty()
+                              ? std::string(": expected #norm.config<gpu, ...>")
+                              : ": " + diagnostics.str()));
+  if (!config.isGPU())
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "config '" + text + "' is not a gpu config");
+  if (config.getFuseResidual() == false)
+    return makeError(NORMJIT_UNSUPPORTED,
+                     "config '" + text + "': the GPU backend always fuses "
+                     "the residual add (fuse_residual = false is a CPU "
+                     "choice)");
+  GpuConfig result = base;
+  if (auto v = config.getVectorWidth())
+    result.vectorWidth = *v;
+  if (auto v = config.getThreadsPerRow())
+    result.threadsPerRow = *v;
+  if (auto v = config.getRowsPerBlock())
+    result.rowsPerBlock = *v;
+  if (auto v = config.getElementsPerThread())
+    result.elementsPerThread = *v;
+  if (auto v = config.getRowStorage())
+    result.rowStorage =
+        *v == normjit::norm::RowStorage::Registers ? GpuRowStorage::Registers
+        : *v == normjit::norm::RowStorage::Shared  ? GpuRowStorage::Shared
+                                                   : GpuRowStorage::Global;
+  if (auto v = config.getPersistent())
+    result.persistent = *v;
+  return result;
+}
+
+llvm::Error normjit::validateGpuConfig(const normjit_kernel_spec_t &spec,
+                                       const GpuConfig &config) {
+  GpuKernelRequest request{spec, config, "normjit_kernel"};
+  auto ir = buildVerifiedGpuIR(request);
+  if (!ir)
+    return ir.takeError();
+  return llvm::Error::success();
+}
+
+std::string normjit::getUnalignedEntryName(const std::string &name,
+                                           const GpuConfig &config) {
+  return config.vectorWidth == 1 ? name : name + "_unaligned";
+}
+
+//===----------------------------------------------------------------------===//
+// IR and PTX
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<std::string>
+normjit::buildGpuKernelIR(llvm::ArrayRef<GpuKernelRequest> kernels) {
+  auto ir = buildVerifiedGpuIR(kernels);
+  if (!ir)
+    return ir.takeError();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  (*ir)->module->print(os);
+  return text;
+}
+
+llvm::Expected<normjit::GpuModuleImage>
+normjit::compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
+                       const GpuTarget &target) {
+  auto start = std::chrono::steady_clock::now();
+  auto ir = buildVerifiedGpuIR(kernels);
+  if (!ir)
+    return ir.takeError();
+  MLIRContext &context = (*ir)->context;
+  ModuleOp module = *(*ir)->module;
+
+  PassManager pm(&context);
+  OpPassManager &gpm = pm.nest<gpu::GPUModuleOp>();
+  gpm.addPass(normjit::createConvertNormToGPUPass());
+  gpm.addPass(createCanonicalizerPass());
+  gpm.addPass(createCSEPass());
+  gpm.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  nvvm.indexBitwidth = 64;
+  gpm.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  gpm.addPass(createCanonicalizerPass());
+  gpm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  if (failed(pm.run(module)))
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "GPU lowering failed: " + (*ir)->diagnostics.str());
+
+  auto gpuModule = *module.getOps<gpu::GPUModuleOp>().begin();
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(gpuModule, llvmContext, "normjit_kernels");
+  if (!llvmModule)
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "translation to LLVM IR failed: " +
+                         (*ir)->diagnostics.str());
+
+  defineLibdeviceFunctions(*llvmModule);
+  initializeNVPTXOnce();
+  llvm::Triple triple("nvptx64-nvidia-cuda");
+  std::string lookupError;
+  const llvm::Target *nvptx =
+      llvm::TargetRegistry::lookupTarget(triple, lookupError);
+  if (!nvptx)
+    return makeError(NORMJIT_UNSUPPORTED,
+                     "this LLVM has no NVPTX back end: " + lookupError);
+  std::unique_ptr<llvm::TargetMachine> machine(nvptx->createTargetMachine(
+      triple, target.chip(), target.ptxFeature(), llvm::TargetOptions(),
+      std::nullopt, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!machine)
+    return makeError(NORMJIT_UNSUPPORTED,
+                     "no NVPTX target machine for " + target.chip());
+  llvmModule->setTargetTriple(triple);
+  llvmModule->setDataLayout(machine->createDataLayout());
+  if (llvm::Error error = makeOptimizingTransformer(
+          /*optLevel=*/3, /*sizeLevel=*/0, machine.get())(llvmModule.get()))
+    return makeError(NORMJIT_COMPILE_ERROR,
+                     "LLVM optimization failed: " +
+                         llvm::toString(std::move(error)));
+  // Every function must be defined here: a call left to libdevice (or any
+  // other library) could not be resolved by the driver.
+  for (llvm::Function &function : *llvmModule)
+    if (function.isDeclaration() && !function.isIntrinsic())
+      return makeError(NORMJIT_COMPILE_ERROR,
+                       "GPU kernel calls external function '" +
+                           function.getName() + "'");
+
+  GpuModuleImage image;
+  image.chip = target.chip();
+  {
+    llvm::raw_string_ostream os(image.ptx);
+    llvm::buffer_ostream bos(os);
+    llvm::legacy::PassManager codegen;
+    if (machine->addPassesToEmitFile(codegen, bos, nullptr,
+                                     llvm::CodeGenFileType::AssemblyFile))
+      return makeError(NORMJIT_COMPILE_ERROR,
+                       "the NVPTX back end cannot emit PTX for " +
+                           target.chip());
+    codegen.run(*llvmModule);
+  }
+  image.compileMillis = std::chrono::duration<double, std::milli>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+  return image;
+}

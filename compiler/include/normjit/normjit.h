@@ -62,9 +62,30 @@ normjit_status_t normjit_kernel_get_with_config(
     normjit_context_t *context, const normjit_kernel_spec_t *spec,
     const normjit_cpu_config_t *config, normjit_kernel_t **out);
 
-/** Runs a kernel on the caller's buffers. */
+/** A kernel for `spec` on `device` ("cpu", "cuda" or "cuda:N"), with
+ * `config` as #norm.config text of that device's backend (knobs it leaves
+ * out take the default), or NULL for the default heuristic. A GPU kernel
+ * is compiled to PTX for the device's compute capability and loaded through
+ * the CUDA driver (found at run time: NORMJIT_DEVICE_ERROR without one). */
+normjit_status_t normjit_kernel_get_for_device(normjit_context_t *context,
+                                               const normjit_kernel_spec_t *spec,
+                                               const char *device,
+                                               const char *config,
+                                               normjit_kernel_t **out);
+
+/** Runs a kernel on the caller's buffers and returns when it is done. A
+ * GPU kernel takes device pointers and runs on the default stream. */
 normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
                                     const normjit_run_args_t *args);
+
+/** Launches a GPU kernel on `stream` (a CUstream) without waiting. A CPU
+ * kernel runs at once and needs `stream` NULL. */
+normjit_status_t normjit_kernel_run_on_stream(const normjit_kernel_t *kernel,
+                                              const normjit_run_args_t *args,
+                                              void *stream);
+
+/** "cpu" or "cuda:N" (owned by the kernel handle). */
+const char *normjit_kernel_device(const normjit_kernel_t *kernel);
 
 /** The config a kernel was compiled with, as #norm.config text (owned by
  * the kernel handle). */

@@ -19,9 +19,13 @@ struct normjit_context {
   Context context;
 };
 
+/// A CPU kernel or a GPU kernel (exactly one is set).
 struct normjit_kernel {
   std::shared_ptr<const Kernel> kernel;
+  std::shared_ptr<const CompiledGpuKernel> gpuKernel;
   std::string config;
+  std::string device;
+  double compileMillis = 0;
 };
 
 namespace {
@@ -53,6 +57,38 @@ normjit_status_t getKernel(normjit_context_t *context,
     return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
   handle->kernel = std::move(*kernel);
   handle->config = handle->kernel->getConfig().str();
+  handle->device = "cpu";
+  handle->compileMillis = handle->kernel->getCompileMillis();
+  *out = handle;
+  return NORMJIT_OK;
+}
+
+normjit_status_t getGpuKernel(normjit_context_t *context,
+                              const normjit_kernel_spec_t *spec, int device,
+                              const char *configText, normjit_kernel_t **out) {
+  std::optional<GpuConfig> config;
+  if (configText) {
+    // Absent knobs take the device's default for the spec.
+    auto target = getGpuTarget(device);
+    if (!target)
+      return errorToStatus(target.takeError());
+    NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
+    auto parsed =
+        parseGpuConfig(configText, getDefaultGpuConfig(*spec, *target));
+    if (!parsed)
+      return errorToStatus(parsed.takeError());
+    config = *parsed;
+  }
+  auto kernel = context->context.getGpuKernel(*spec, device, config);
+  if (!kernel)
+    return errorToStatus(kernel.takeError());
+  auto *handle = new (std::nothrow) normjit_kernel;
+  if (!handle)
+    return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
+  handle->gpuKernel = std::move(*kernel);
+  handle->config = handle->gpuKernel->getConfig().str();
+  handle->device = "cuda:" + std::to_string(device);
+  handle->compileMillis = handle->gpuKernel->getCompileMillis();
   *out = handle;
   return NORMJIT_OK;
 }
@@ -99,12 +135,58 @@ extern "C" normjit_status_t normjit_kernel_get_with_config(
   return getKernel(context, spec, fromC(*config), out);
 }
 
+extern "C" normjit_status_t normjit_kernel_get_for_device(
+    normjit_context_t *context, const normjit_kernel_spec_t *spec,
+    const char *device, const char *config, normjit_kernel_t **out) {
+  if (!context || !spec || !device || !out)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "context, spec, device and out must not be null");
+  *out = nullptr;
+  auto ordinal = parseDeviceName(device);
+  if (!ordinal)
+    return errorToStatus(ordinal.takeError());
+  if (*ordinal >= 0)
+    return getGpuKernel(context, spec, *ordinal, config, out);
+  std::optional<CpuConfig> cpuConfig;
+  if (config) {
+    NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
+    auto parsed = parseCpuConfig(config, getDefaultCpuConfig(*spec));
+    if (!parsed)
+      return errorToStatus(parsed.takeError());
+    cpuConfig = *parsed;
+  }
+  return getKernel(context, spec, cpuConfig, out);
+}
+
 extern "C" normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
                                                const normjit_run_args_t *args) {
   if (!kernel || !args)
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "kernel and args must not be null");
+  if (kernel->gpuKernel) {
+    NORMJIT_RETURN_IF_ERROR(
+        errorToStatus(kernel->gpuKernel->run(*args, nullptr)));
+    return normjit_cuda_synchronize(kernel->gpuKernel->getDevice());
+  }
   return errorToStatus(kernel->kernel->run(*args));
+}
+
+extern "C" normjit_status_t
+normjit_kernel_run_on_stream(const normjit_kernel_t *kernel,
+                             const normjit_run_args_t *args, void *stream) {
+  if (!kernel || !args)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "kernel and args must not be null");
+  if (kernel->gpuKernel)
+    return errorToStatus(kernel->gpuKernel->run(*args, stream));
+  if (stream)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "a CPU kernel runs on no stream: pass NULL");
+  return errorToStatus(kernel->kernel->run(*args));
+}
+
+extern "C" const char *normjit_kernel_device(const normjit_kernel_t *kernel) {
+  return kernel ? kernel->device.c_str() : "";
 }
 
 extern "C" const char *normjit_kernel_config(const normjit_kernel_t *kernel) {
@@ -112,7 +194,7 @@ extern "C" const char *normjit_kernel_config(const normjit_kernel_t *kernel) {
 }
 
 extern "C" double normjit_kernel_compile_ms(const normjit_kernel_t *kernel) {
-  return kernel ? kernel->kernel->getCompileMillis() : 0.0;
+  return kernel ? kernel->compileMillis : 0.0;
 }
 
 extern "C" void normjit_kernel_release(normjit_kernel_t *kernel) {

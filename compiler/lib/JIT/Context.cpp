@@ -26,7 +26,7 @@ llvm::Error Kernel::run(const normjit_run_args_t &args) const {
 struct Context::Slot {
   std::mutex mutex;
   bool done = false;
-  std::shared_ptr<const Kernel> kernel;
+  std::shared_ptr<const void> kernel;
   normjit_status_t status = NORMJIT_OK;
   std::string error;
 };
@@ -61,7 +61,50 @@ Context::getKernel(const normjit_kernel_spec_t &spec,
   if (llvm::Error error = validateCpuConfig(chosen))
     return std::move(error);
   std::string key = getSpecKey(spec) + "|" + chosen.str();
+  auto kernel = getOrCompile(
+      key, [&]() -> llvm::Expected<std::shared_ptr<const void>> {
+        auto compiled = compileCpuKernel(spec, chosen);
+        if (!compiled)
+          return compiled.takeError();
+        return std::make_shared<const Kernel>(spec, std::move(*compiled));
+      });
+  if (!kernel)
+    return kernel.takeError();
+  return std::static_pointer_cast<const Kernel>(*kernel);
+}
 
+llvm::Expected<std::shared_ptr<const CompiledGpuKernel>>
+Context::getGpuKernel(const normjit_kernel_spec_t &spec, int device,
+                      std::optional<GpuConfig> config) {
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  GpuConfig chosen;
+  if (config) {
+    chosen = *config;
+  } else {
+    auto target = getGpuTarget(device);
+    if (!target)
+      return target.takeError();
+    chosen = getDefaultGpuConfig(spec, *target);
+  }
+  std::string key = getSpecKey(spec) + "|cuda:" + std::to_string(device) +
+                    "|" + chosen.str();
+  auto kernel = getOrCompile(
+      key, [&]() -> llvm::Expected<std::shared_ptr<const void>> {
+        auto compiled = compileGpuKernel(spec, chosen, device);
+        if (!compiled)
+          return compiled.takeError();
+        return std::shared_ptr<const CompiledGpuKernel>(std::move(*compiled));
+      });
+  if (!kernel)
+    return kernel.takeError();
+  return std::static_pointer_cast<const CompiledGpuKernel>(*kernel);
+}
+
+llvm::Expected<std::shared_ptr<const void>> Context::getOrCompile(
+    const std::string &key,
+    llvm::function_ref<llvm::Expected<std::shared_ptr<const void>>()>
+        compile) {
   std::shared_ptr<Slot> slot;
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -72,9 +115,9 @@ Context::getKernel(const normjit_kernel_spec_t &spec,
   }
   std::lock_guard<std::mutex> lock(slot->mutex);
   if (!slot->done) {
-    auto compiled = compileCpuKernel(spec, chosen);
+    auto compiled = compile();
     if (compiled) {
-      slot->kernel = std::make_shared<const Kernel>(spec, std::move(*compiled));
+      slot->kernel = std::move(*compiled);
     } else {
       llvm::handleAllErrors(
           compiled.takeError(),
@@ -87,7 +130,11 @@ Context::getKernel(const normjit_kernel_spec_t &spec,
             slot->error = e.message();
           });
     }
-    slot->done = true;
+    // A device error (no driver yet, a device busy or reset) may pass: the
+    // next request tries again. Compile errors are remembered.
+    slot->done = slot->kernel || slot->status != NORMJIT_DEVICE_ERROR;
+    if (!slot->done)
+      return makeError(slot->status, slot->error);
   }
   if (!slot->kernel)
     return makeError(slot->status, slot->error);

@@ -65,22 +65,6 @@ namespace {
 
 constexpr int64_t kMaxBlockThreads = 1024;
 
-/// The widest element of the buffers a kernel accesses with vectors.
-unsigned maxElementBits(const normjit_kernel_spec_t &spec) {
-  unsigned bits = 0;
-  auto use = [&](bool used, normjit_dtype_t dtype) {
-    if (used)
-      bits = std::max(bits, 8u * static_cast<unsigned>(normjit_dtype_size(dtype)));
-  };
-  use(true, spec.x_dtype);
-  use(true, spec.y_dtype);
-  use(spec.has_residual, spec.residual_dtype);
-  use(spec.store_sum, spec.sum_dtype);
-  use(spec.has_gamma, spec.gamma_dtype);
-  use(spec.has_beta, spec.beta_dtype);
-  return bits;
-}
-
 DialectRegistry &getGpuDialectRegistry() {
   static DialectRegistry *registry = [] {
     auto *r = new DialectRegistry();
@@ -132,9 +116,30 @@ normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
       [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
 }
 
-/// The scalar twin of a config, for buffers not aligned for its vectors.
-GpuConfig scalarTwin(GpuConfig config) {
+/// The scalar twin of a config, for buffers not aligned for its vectors. It
+/// keeps the launch shape (threads per row, rows per block, persistence),
+/// so that the runtime launches either the same way, and the number of
+/// accesses per thread and step; a row that would take more than 8 scalar
+/// registers per thread is looped over instead (in shared memory when it
+/// fits), since that many scalar chunks, each with its own addresses,
+/// spill in a persistent kernel.
+GpuConfig scalarTwin(const normjit_kernel_spec_t &spec, GpuConfig config) {
+  int64_t vectors = config.elementsPerThread / config.vectorWidth;
   config.vectorWidth = 1;
+  if (config.rowStorage == GpuRowStorage::Registers) {
+    int64_t held =
+        (spec.cols + config.threadsPerRow - 1) / config.threadsPerRow;
+    if (held <= 8) {
+      config.elementsPerThread = held;
+      return config;
+    }
+    config.rowStorage =
+        normjit::sharedRowsFit(spec.cols, config.rowsPerBlock, 1)
+            ? GpuRowStorage::Shared
+            : GpuRowStorage::Global;
+    vectors = 4;
+  }
+  config.elementsPerThread = std::max<int64_t>(1, vectors);
   return config;
 }
 
@@ -170,47 +175,53 @@ buildVerifiedGpuIR(llvm::ArrayRef<normjit::GpuKernelRequest> kernels) {
   MLIRContext *context = &ir->context;
   Location loc = NameLoc::get(StringAttr::get(context, "normjit_kernels"));
   ir->module = ModuleOp::create(loc);
-  (*ir->module)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
-                         UnitAttr::get(context));
+  (*ir->module)
+      ->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                UnitAttr::get(context));
   OpBuilder b(ir->module->getBodyRegion());
   auto gpuModule = gpu::GPUModuleOp::create(b, loc, "normjit_kernels");
   b.setInsertionPointToStart(gpuModule.getBody());
   llvm::StringSet<> names;
-  for (const normjit::GpuKernelRequest &request : kernels) {
-    if (llvm::Error error = checkRequest(request))
-      return std::move(error);
-    std::string twin =
-        normjit::getUnalignedEntryName(request.name, request.config);
-    SmallVector<std::pair<std::string, GpuConfig>, 2> entries = {
-        {request.name, request.config}};
-    if (twin != request.name)
-      entries.push_back({twin, scalarTwin(request.config)});
-    for (auto &[name, config] : entries) {
-      if (!names.insert(name).second)
-        return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
-                                  "two GPU kernels are named '" + name + "'");
-      normjit::norm::ConfigAttr configAttr = toConfigAttr(context, config);
-      if (!configAttr)
-        return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
-                                  "invalid gpu config " + config.str() + ": " +
-                                      ir->diagnostics.str());
-      Location kernelLoc = NameLoc::get(StringAttr::get(context, name));
-      auto func = gpu::GPUFuncOp::create(
-          b, kernelLoc, name,
-          b.getFunctionType(
-              normjit::detail::getKernelArgTypes(context, request.spec), {}));
-      func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
-                    UnitAttr::get(context));
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&func.getBody().front());
-      normjit::detail::createNormOp(b, kernelLoc, request.spec,
-                                    func.getArguments(), configAttr);
-      gpu::ReturnOp::create(b, kernelLoc);
+  // The kernels first, then (once they are valid, so that a bad config is
+  // reported once) their scalar twins.
+  for (bool twins : {false, true}) {
+    for (const normjit::GpuKernelRequest &request : kernels) {
+      if (llvm::Error error = checkRequest(request))
+        return std::move(error);
+      std::string twin =
+          normjit::getUnalignedEntryName(request.name, request.config);
+      SmallVector<std::pair<std::string, GpuConfig>, 1> entries;
+      if (!twins)
+        entries.push_back({request.name, request.config});
+      else if (twin != request.name)
+        entries.push_back({twin, scalarTwin(request.spec, request.config)});
+      for (auto &[name, config] : entries) {
+        if (!names.insert(name).second)
+          return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                                    "two GPU kernels are named '" + name + "'");
+        normjit::norm::ConfigAttr configAttr = toConfigAttr(context, config);
+        if (!configAttr)
+          return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                                    "invalid gpu config " + config.str() +
+                                        ": " + ir->diagnostics.str());
+        Location kernelLoc = NameLoc::get(StringAttr::get(context, name));
+        auto func = gpu::GPUFuncOp::create(
+            b, kernelLoc, name,
+            b.getFunctionType(
+                normjit::detail::getKernelArgTypes(context, request.spec), {}));
+        func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(),
+                      UnitAttr::get(context));
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&func.getBody().front());
+        normjit::detail::createNormOp(b, kernelLoc, request.spec,
+                                      func.getArguments(), configAttr);
+        gpu::ReturnOp::create(b, kernelLoc);
+      }
     }
+    if (failed(verify(*ir->module)))
+      return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
+                                "invalid GPU kernel: " + ir->diagnostics.str());
   }
-  if (failed(verify(*ir->module)))
-    return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
-                              "invalid GPU kernel: " + ir->diagnostics.str());
   return std::move(ir);
 }
 
@@ -234,8 +245,7 @@ void defineLibdeviceFunctions(llvm::Module &module) {
     llvm::IRBuilder<> builder(
         llvm::BasicBlock::Create(module.getContext(), "entry", function));
     llvm::Value *arg = function->getArg(0);
-    builder.CreateRet(
-        builder.CreateUnaryIntrinsic(shim.intrinsic, arg));
+    builder.CreateRet(builder.CreateUnaryIntrinsic(shim.intrinsic, arg));
   }
 }
 
@@ -278,6 +288,27 @@ bool normjit::GpuConfig::operator==(const GpuConfig &other) const {
          persistent == other.persistent;
 }
 
+unsigned normjit::getWidestElementBits(const normjit_kernel_spec_t &spec) {
+  size_t bytes = std::max(normjit_dtype_size(spec.x_dtype),
+                          normjit_dtype_size(spec.y_dtype));
+  auto use = [&](bool used, normjit_dtype_t dtype) {
+    if (used)
+      bytes = std::max(bytes, normjit_dtype_size(dtype));
+  };
+  use(spec.has_residual, spec.residual_dtype);
+  use(spec.store_sum, spec.sum_dtype);
+  use(spec.has_gamma, spec.gamma_dtype);
+  use(spec.has_beta, spec.beta_dtype);
+  return static_cast<unsigned>(8 * bytes);
+}
+
+bool normjit::sharedRowsFit(int64_t cols, int64_t rowsPerBlock,
+                            int64_t vectorWidth) {
+  return rowsPerBlock * normjit::norm::getSharedRowLength(cols, vectorWidth) *
+             4 <=
+         normjit::norm::kMaxSharedRowBytes;
+}
+
 std::string normjit::GpuTarget::chip() const {
   return "sm_" + std::to_string(ccMajor) + std::to_string(ccMinor);
 }
@@ -296,19 +327,19 @@ std::string normjit::GpuTarget::ptxFeature() const {
   return "+ptx" + std::to_string(ptx);
 }
 
-llvm::Expected<normjit::GpuTarget>
-normjit::parseGpuChip(llvm::StringRef chip) {
+llvm::Expected<normjit::GpuTarget> normjit::parseGpuChip(llvm::StringRef chip) {
   llvm::StringRef digits = chip;
   if (!digits.consume_front("sm_"))
     return makeError(NORMJIT_INVALID_ARGUMENT,
-                     "GPU chip '" + chip + "': expected sm_<major><minor>, "
-                     "e.g. sm_80 or sm_90");
+                     "GPU chip '" + chip +
+                         "': expected sm_<major><minor>, "
+                         "e.g. sm_80 or sm_90");
   digits.consume_back("a");
   unsigned value = 0;
   if (digits.size() < 2 || digits.getAsInteger(10, value) || value < 80)
-    return makeError(NORMJIT_UNSUPPORTED,
-                     "GPU chip '" + chip + "': normjit generates code for "
-                     "sm_80 and newer");
+    return makeError(NORMJIT_UNSUPPORTED, "GPU chip '" + chip +
+                                              "': normjit generates code for "
+                                              "sm_80 and newer");
   GpuTarget target;
   target.ccMajor = static_cast<int>(value / 10);
   target.ccMinor = static_cast<int>(value % 10);
@@ -323,7 +354,7 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
   int64_t cols = std::max<int64_t>(1, spec.cols);
   // 128-bit accesses of the widest element, narrowed until the vectors
   // tile the row (so contiguous rows stay aligned for them).
-  unsigned bits = std::max(8u, maxElementBits(spec));
+  unsigned bits = std::max(8u, getWidestElementBits(spec));
   config.vectorWidth = std::min<int64_t>(8, 128 / bits);
   while (config.vectorWidth > 1 && cols % config.vectorWidth != 0)
     config.vectorWidth /= 2;
@@ -366,9 +397,10 @@ normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
                      "config '" + text + "' is not a gpu config");
   if (config.getFuseResidual() == false)
     return makeError(NORMJIT_UNSUPPORTED,
-                     "config '" + text + "': the GPU backend always fuses "
-                     "the residual add (fuse_residual = false is a CPU "
-                     "choice)");
+                     "config '" + text +
+                         "': the GPU backend always fuses "
+                         "the residual add (fuse_residual = false is a CPU "
+                         "choice)");
   GpuConfig result = base;
   if (auto v = config.getVectorWidth())
     result.vectorWidth = *v;
@@ -448,9 +480,8 @@ normjit::compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(gpuModule, llvmContext, "normjit_kernels");
   if (!llvmModule)
-    return makeError(NORMJIT_COMPILE_ERROR,
-                     "translation to LLVM IR failed: " +
-                         (*ir)->diagnostics.str());
+    return makeError(NORMJIT_COMPILE_ERROR, "translation to LLVM IR failed: " +
+                                                (*ir)->diagnostics.str());
 
   defineLibdeviceFunctions(*llvmModule);
   initializeNVPTXOnce();

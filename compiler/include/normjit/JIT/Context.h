@@ -10,6 +10,7 @@
 #ifndef NORMJIT_JIT_CONTEXT_H
 #define NORMJIT_JIT_CONTEXT_H
 
+#include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
 
 #include <map>
@@ -51,11 +52,24 @@ public:
   getKernel(const normjit_kernel_spec_t &spec,
             std::optional<CpuConfig> config = std::nullopt);
 
+  /// The kernel for `spec` on CUDA device `device` with `config` (default:
+  /// the heuristic for that device), compiled to PTX and loaded on first
+  /// request. Without a driver or device: NORMJIT_DEVICE_ERROR.
+  llvm::Expected<std::shared_ptr<const CompiledGpuKernel>>
+  getGpuKernel(const normjit_kernel_spec_t &spec, int device = 0,
+               std::optional<GpuConfig> config = std::nullopt);
+
   /// Number of kernels compiled (or failed) so far.
   size_t getCacheSize() const;
 
 private:
   struct Slot;
+  /// The cache entry of `key`, compiled by `compile` on first request (one
+  /// compilation however many threads ask at once).
+  llvm::Expected<std::shared_ptr<const void>> getOrCompile(
+      const std::string &key,
+      llvm::function_ref<llvm::Expected<std::shared_ptr<const void>>()>
+          compile);
   mutable std::mutex mutex;
   std::map<std::string, std::shared_ptr<Slot>> cache;
 };

@@ -12,6 +12,7 @@
 #define NORMJIT_JIT_GPUKERNELCOMPILER_H
 
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/runtime/cuda.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
@@ -32,7 +33,7 @@ struct GpuConfig {
   int64_t elementsPerThread = 8; ///< multiple of vectorWidth
   int64_t vectorWidth = 4;       ///< elements per access, <= 128 bits
   GpuRowStorage rowStorage = GpuRowStorage::Registers;
-  bool persistent = false;       ///< grid-stride loop over row groups
+  bool persistent = false; ///< grid-stride loop over row groups
 
   /// The config as `#norm.config<gpu, ...>` text.
   std::string str() const;
@@ -54,6 +55,15 @@ struct GpuTarget {
 
 /// The target for a chip name such as "sm_80" or "sm_90a".
 llvm::Expected<GpuTarget> parseGpuChip(llvm::StringRef chip);
+
+/// Bits of the widest element a GPU kernel of `spec` moves with vectors
+/// (vector_width times it is at most 128).
+unsigned getWidestElementBits(const normjit_kernel_spec_t &spec);
+
+/// Whether `rowsPerBlock` rows of `cols` columns fit the shared memory a
+/// `row_storage = shared` kernel may keep them in (rows padded to whole
+/// vectors of `vectorWidth`).
+bool sharedRowsFit(int64_t cols, int64_t rowsPerBlock, int64_t vectorWidth);
 
 /// The heuristic config for a spec on a GPU.
 GpuConfig getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
@@ -98,6 +108,54 @@ buildGpuKernelIR(llvm::ArrayRef<GpuKernelRequest> kernels);
 llvm::Expected<GpuModuleImage>
 compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
               const GpuTarget &target);
+
+/// The code generation target of CUDA device `ordinal` (its compute
+/// capability and SM count), from the driver.
+llvm::Expected<GpuTarget> getGpuTarget(int ordinal);
+
+/// A kernel compiled to PTX and loaded on one CUDA device.
+class CompiledGpuKernel {
+public:
+  ~CompiledGpuKernel();
+  CompiledGpuKernel(const CompiledGpuKernel &) = delete;
+  CompiledGpuKernel &operator=(const CompiledGpuKernel &) = delete;
+
+  const normjit_kernel_spec_t &getSpec() const { return spec; }
+  const GpuConfig &getConfig() const { return config; }
+  int getDevice() const { return device; }
+  const std::string &getPtx() const { return ptx; }
+  /// Milliseconds from spec to a loaded module.
+  double getCompileMillis() const { return compileMillis; }
+  /// What normjit_cuda_launch needs.
+  const normjit_cuda_kernel_t &getLaunch() const { return launch; }
+
+  /// Launches on `stream` (a CUstream, null for the default stream) with
+  /// device pointers in `args`, without waiting. Arguments are validated
+  /// first (see normjit_cuda_launch).
+  llvm::Error run(const normjit_run_args_t &args, void *stream = nullptr) const;
+
+private:
+  friend llvm::Expected<std::unique_ptr<CompiledGpuKernel>>
+  compileGpuKernel(const normjit_kernel_spec_t &, const GpuConfig &, int);
+  CompiledGpuKernel() = default;
+  normjit_kernel_spec_t spec{};
+  GpuConfig config;
+  int device = 0;
+  std::string ptx;
+  double compileMillis = 0;
+  normjit_cuda_module_t *module = nullptr;
+  normjit_cuda_kernel_t launch{};
+};
+
+/// Compiles `spec` with `config` for CUDA device `ordinal` and loads it.
+/// Without a driver or device: NORMJIT_DEVICE_ERROR, saying so.
+llvm::Expected<std::unique_ptr<CompiledGpuKernel>>
+compileGpuKernel(const normjit_kernel_spec_t &spec, const GpuConfig &config,
+                 int ordinal = 0);
+
+/// Parses a device name: "cpu" gives -1, "cuda" or "cuda:N" gives N (0 by
+/// default).
+llvm::Expected<int> parseDeviceName(llvm::StringRef name);
 
 } // namespace normjit
 

@@ -73,7 +73,9 @@ public:
       : b(b), func(func), cols(cols), k(knobs), f32(b.getF32Type()),
         vecType(VectorType::get({knobs.vectorWidth}, f32)) {}
 
-  Value index(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+  Value index(int64_t value) {
+    return arith::ConstantIndexOp::create(b, value);
+  }
   Value f32Const(double value) {
     return arith::ConstantOp::create(b, b.getF32FloatAttr(value));
   }
@@ -134,8 +136,9 @@ public:
       laneNumbers.push_back(static_cast<int32_t>(j));
     Value lanes = arith::ConstantOp::create(
         b, DenseElementsAttr::get(lanesType, ArrayRef<int32_t>(laneNumbers)));
-    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lanes,
-                                 vector::BroadcastOp::create(b, lanesType, left));
+    return arith::CmpIOp::create(
+        b, arith::CmpIPredicate::slt, lanes,
+        vector::BroadcastOp::create(b, lanesType, left));
   }
   Value maskOff(Value vector, Value mask) {
     return mask ? arith::SelectOp::create(b, mask, vector, zeroVector())
@@ -171,7 +174,8 @@ public:
       return vectorLoad(col);
     if (cols % k.vectorWidth == 0) {
       // Whole vectors are in or out: load a clamped vector, keep it if in.
-      Value clamped = arith::MinUIOp::create(b, col, index(cols - k.vectorWidth));
+      Value clamped =
+          arith::MinUIOp::create(b, col, index(cols - k.vectorWidth));
       Value in = ult(col, index(cols));
       return arith::SelectOp::create(b, in, vectorLoad(clamped), zeroVector());
     }
@@ -224,9 +228,9 @@ public:
       when(both(cond, ult(col, index(cols))), vectorStore);
       return;
     }
-    Value full = arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
-                                       addIndex(col, k.vectorWidth),
-                                       index(cols));
+    Value full =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ule,
+                              addIndex(col, k.vectorWidth), index(cols));
     auto ifOp = scf::IfOp::create(b, both(cond, full), /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(ifOp.thenBlock());
@@ -244,8 +248,9 @@ public:
   /// The columns of the thread's `chunk`-th vector when the row is held in
   /// registers, and whether it may reach past the row.
   int64_t numRegisterChunks() const {
-    return std::min(k.elementsPerThread / k.vectorWidth,
-                    llvm::divideCeilSigned(cols, k.threadsPerRow * k.vectorWidth));
+    return std::min(
+        k.elementsPerThread / k.vectorWidth,
+        llvm::divideCeilSigned(cols, k.threadsPerRow * k.vectorWidth));
   }
   std::pair<Value, bool> registerChunk(int64_t chunk) {
     int64_t start = chunk * k.threadsPerRow * k.vectorWidth;
@@ -265,7 +270,11 @@ public:
       auto loop = scf::ForOp::create(b, index(0), index(fullSteps * perStep),
                                      index(perStep), state);
       OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(loop.getBody());
+      // The builder may have added an empty yield: the body's own yield
+      // replaces it.
+      if (!loop.getBody()->empty())
+        loop.getBody()->getTerminator()->erase();
+      b.setInsertionPointToEnd(loop.getBody());
       Value base = arith::AddIOp::create(b, loop.getInductionVar(), laneOffset);
       SmallVector<Value> inner(loop.getRegionIterArgs().begin(),
                                loop.getRegionIterArgs().end());
@@ -283,16 +292,29 @@ public:
     return state;
   }
 
+  /// A new workgroup (shared memory) buffer of `type` on the kernel,
+  /// aligned for 128-bit accesses.
+  Value addSharedBuffer(MemRefType type) {
+    BlockArgument buffer = func.addWorkgroupAttribution(type, b.getLoc());
+    func.setWorkgroupAttributionAttr(
+        func.getNumWorkgroupAttributions() - 1, "llvm.align",
+        b.getI64IntegerAttr(16));
+    return buffer;
+  }
+
   /// Sums each of `values` over the threads of the row: xor shuffles in a
   /// warp, then, for rows of several warps, one slot per warp in shared
   /// memory and a barrier. Every thread of the row gets the same sums.
   SmallVector<Value> rowReduce(SmallVector<Value> values) {
     int64_t width = std::min(k.threadsPerRow, kWarpSize);
+    // The shuffle's lanes: the warp, or the whole block when it is smaller
+    // than a warp (lanes that do not exist must not take part).
+    int64_t lanes = std::min(k.threadsPerRow * k.rowsPerBlock, kWarpSize);
     for (int64_t offset = width / 2; offset >= 1; offset /= 2)
       for (Value &value : values) {
         auto shuffle = gpu::ShuffleOp::create(
-            b, value, static_cast<int32_t>(offset),
-            static_cast<int32_t>(kWarpSize), gpu::ShuffleMode::XOR);
+            b, value, static_cast<int32_t>(offset), static_cast<int32_t>(lanes),
+            gpu::ShuffleMode::XOR);
         value = add(value, shuffle.getShuffleResult());
       }
     if (k.threadsPerRow <= kWarpSize)
@@ -308,7 +330,7 @@ public:
         arith::RemUIOp::create(b, lane, index(kWarpSize)), index(0));
     SmallVector<Value> slots;
     for (size_t i = 0; i < values.size(); ++i)
-      slots.push_back(func.addWorkgroupAttribution(slotsType, b.getLoc()));
+      slots.push_back(addSharedBuffer(slotsType));
     {
       auto ifOp = scf::IfOp::create(b, first, /*withElseRegion=*/false);
       OpBuilder::InsertionGuard guard(b);
@@ -328,14 +350,16 @@ public:
     return values;
   }
 
-  /// The shared-memory rows of `row_storage = shared`.
+  /// The shared-memory rows of `row_storage = shared`, each padded to
+  /// whole vectors so that every row starts aligned for them.
   Value sharedRows() {
     if (!shared) {
       auto type = MemRefType::get(
-          {k.rowsPerBlock, cols}, f32, MemRefLayoutAttrInterface(),
+          {k.rowsPerBlock, getSharedRowLength(cols, k.vectorWidth)}, f32,
+          MemRefLayoutAttrInterface(),
           gpu::AddressSpaceAttr::get(b.getContext(),
                                      gpu::AddressSpace::Workgroup));
-      shared = func.addWorkgroupAttribution(type, b.getLoc());
+      shared = addSharedBuffer(type);
     }
     return shared;
   }
@@ -368,13 +392,14 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
   GpuKnobs k = resolveKnobs(*config, cols);
   int64_t blockSize = k.threadsPerRow * k.rowsPerBlock;
   if (auto known = func.getKnownBlockSizeAttr()) {
-    if (known.asArrayRef() != ArrayRef<int32_t>{static_cast<int32_t>(blockSize), 1, 1})
+    if (known.asArrayRef() !=
+        ArrayRef<int32_t>{static_cast<int32_t>(blockSize), 1, 1})
       return op.emitOpError("needs blocks of ")
              << blockSize << " threads, but the kernel's known_block_size "
              << "differs";
   }
-  func.setKnownBlockSizeAttr(rewriter.getDenseI32ArrayAttr(
-      {static_cast<int32_t>(blockSize), 1, 1}));
+  func.setKnownBlockSizeAttr(
+      rewriter.getDenseI32ArrayAttr({static_cast<int32_t>(blockSize), 1, 1}));
 
   rewriter.setInsertionPoint(op);
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
@@ -391,9 +416,12 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
   bool inRegisters = k.storage == RowStorage::Registers;
 
   // gamma and beta are the same for every row: a persistent kernel holding
-  // the row in registers loads its share once.
+  // the row in registers loads its share once, when registers allow (32
+  // values per thread for the row and them).
   SmallVector<Value> gammaRegs, betaRegs;
-  if (inRegisters && k.persistent)
+  int64_t preloaded = (gamma ? 1 : 0) + (beta ? 1 : 0);
+  if (inRegisters && k.persistent && preloaded > 0 &&
+      (1 + preloaded) * e.numRegisterChunks() * k.vectorWidth <= 32)
     for (int64_t chunk = 0; chunk < e.numRegisterChunks(); ++chunk) {
       auto [col, guarded] = e.registerChunk(chunk);
       if (gamma)
@@ -450,7 +478,8 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
       if (!s0.getType().isF32())
         s0 = arith::ExtFOp::create(b, e.f32, s0);
       if (residual) {
-        Value r0 = memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
+        Value r0 =
+            memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
         if (!r0.getType().isF32())
           r0 = arith::ExtFOp::create(b, e.f32, r0);
         s0 = arith::AddFOp::create(b, s0, r0);
@@ -462,6 +491,11 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
                                            e.f32Const(0));
       s0 = arith::SelectOp::create(b, finite, s0, e.f32Const(0));
       shift = e.splat(s0);
+      // sum may be x or residual itself (an in-place residual stream): the
+      // thread that stores sum[row][0] must wait until every thread of the
+      // row has read s0.
+      if (residual && sum)
+        gpu::BarrierOp::create(b);
     }
 
     Value meanD, rstd;
@@ -520,9 +554,8 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
       }
     } else if (isLayerNorm && shared) {
       // Centred two-pass statistics over the shared-memory row.
-      SmallVector<Value> total =
-          e.sweep({e.zeroVector()}, [&](Value col, bool guarded,
-                                        ValueRange acc) {
+      SmallVector<Value> total = e.sweep(
+          {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {
             Value s = firstS(col, guarded);
             keepS(col, guarded, s);
             Value d = e.maskOff(e.sub(s, shift), e.laneMask(col, guarded));
@@ -530,25 +563,24 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
           });
       meanD = e.mul(e.rowReduce({e.reduce(total[0])})[0], invCols);
       Value meanVec = e.splat(meanD);
-      SmallVector<Value> squares =
-          e.sweep({e.zeroVector()}, [&](Value col, bool guarded,
-                                        ValueRange acc) {
-            Value d = e.maskOff(e.sub(e.sub(keptS(col, guarded), shift), meanVec),
-                                e.laneMask(col, guarded));
+      SmallVector<Value> squares = e.sweep(
+          {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {
+            Value d =
+                e.maskOff(e.sub(e.sub(keptS(col, guarded), shift), meanVec),
+                          e.laneMask(col, guarded));
             return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
           });
-      rstd = rstdOf(
-          e.mul(e.rowReduce({e.reduce(squares[0])})[0], invCols));
+      rstd = rstdOf(e.mul(e.rowReduce({e.reduce(squares[0])})[0], invCols));
     } else if (isLayerNorm) {
       // One pass of shifted sums and sums of squares.
-      SmallVector<Value> sums = e.sweep(
-          {e.zeroVector(), e.zeroVector()},
-          [&](Value col, bool guarded, ValueRange acc) {
-            Value d = e.maskOff(e.sub(firstS(col, guarded), shift),
-                                e.laneMask(col, guarded));
-            return SmallVector<Value>{e.add(acc[0], d),
-                                      e.add(acc[1], e.mul(d, d))};
-          });
+      SmallVector<Value> sums =
+          e.sweep({e.zeroVector(), e.zeroVector()},
+                  [&](Value col, bool guarded, ValueRange acc) {
+                    Value d = e.maskOff(e.sub(firstS(col, guarded), shift),
+                                        e.laneMask(col, guarded));
+                    return SmallVector<Value>{e.add(acc[0], d),
+                                              e.add(acc[1], e.mul(d, d))};
+                  });
       SmallVector<Value> totals =
           e.rowReduce({e.reduce(sums[0]), e.reduce(sums[1])});
       meanD = e.mul(totals[0], invCols);
@@ -558,27 +590,25 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
           e.f32Const(0));
       rstd = rstdOf(var);
     } else {
-      SmallVector<Value> squares =
-          e.sweep({e.zeroVector()}, [&](Value col, bool guarded,
-                                        ValueRange acc) {
+      SmallVector<Value> squares = e.sweep(
+          {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {
             Value s = firstS(col, guarded);
             keepS(col, guarded, s);
             return SmallVector<Value>{e.add(acc[0], e.mul(s, s))};
           });
-      rstd = rstdOf(
-          e.mul(e.rowReduce({e.reduce(squares[0])})[0], invCols));
+      rstd = rstdOf(e.mul(e.rowReduce({e.reduce(squares[0])})[0], invCols));
     }
 
     if (meanOut || rstdOut) {
-      Value leader = e.both(
-          valid, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e.lane,
-                                       e.index(0)));
+      Value leader =
+          e.both(valid, arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                              e.lane, e.index(0)));
       auto ifOp = scf::IfOp::create(b, leader, /*withElseRegion=*/false);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(ifOp.thenBlock());
       if (meanOut)
-        memref::StoreOp::create(b, arith::AddFOp::create(b, s0, meanD),
-                                meanOut, ValueRange{row});
+        memref::StoreOp::create(b, arith::AddFOp::create(b, s0, meanD), meanOut,
+                                ValueRange{row});
       if (rstdOut)
         memref::StoreOp::create(b, rstd, rstdOut, ValueRange{row});
     }
@@ -591,8 +621,7 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
   };
 
   Value blockId = gpu::BlockIdOp::create(b, gpu::Dimension::x);
-  Value firstRow =
-      arith::MulIOp::create(b, blockId, e.index(k.rowsPerBlock));
+  Value firstRow = arith::MulIOp::create(b, blockId, e.index(k.rowsPerBlock));
   if (!k.persistent) {
     emitRows(firstRow);
   } else {

@@ -36,8 +36,8 @@
 
 // -----
 
-// expected-error @+1 {{unknown value 'global' for 'row_storage', expected 'registers' or 'shared'}}
-#c = #norm.config<gpu, row_storage = global>
+// expected-error @+1 {{unknown value 'texture' for 'row_storage', expected 'registers', 'shared' or 'global'}}
+#c = #norm.config<gpu, row_storage = texture>
 
 // -----
 

@@ -24,3 +24,23 @@ func.func @row_does_not_fit_registers(%x: memref<?x4096xbf16>, %y: memref<?x4096
       config = <gpu, threads_per_row = 256, elements_per_thread = 8, row_storage = registers>
   return
 }
+
+// -----
+
+// Rows kept in shared memory must fit 47 KiB (of 48 KiB static shared
+// memory; the reduction slots take the rest).
+func.func @rows_do_not_fit_shared(%x: memref<?x4096xf32>, %y: memref<?x4096xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config keeps rows in shared memory: 3 rows of 4096 f32 columns (padded to whole vectors) take 49152 bytes, more than the 48128 bytes a block may keep rows in}}
+  norm.rms_norm x(%x : memref<?x4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = <gpu, threads_per_row = 256, rows_per_block = 3, elements_per_thread = 8, row_storage = shared>
+  return
+}
+
+// -----
+
+// Rows re-read from global memory fit any column count.
+func.func @global_any_row(%x: memref<?x1000000xf32>, %y: memref<?x1000000xf32>) {
+  norm.rms_norm x(%x : memref<?x1000000xf32>) -> y(%y : memref<?x1000000xf32>) eps = 1.0e-05
+      config = <gpu, threads_per_row = 1024, elements_per_thread = 8, row_storage = global>
+  return
+}

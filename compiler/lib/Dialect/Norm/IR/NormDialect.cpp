@@ -143,7 +143,7 @@ ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
   if (key == "row_storage")
     return parseEnum<RowStorage>(parser, key, f.rowStorage,
                                  symbolizeRowStorage,
-                                 "'registers' or 'shared'");
+                                 "'registers', 'shared' or 'global'");
   if (key == "persistent")
     return parseBool(parser, key, f.persistent);
   llvm_unreachable("key was checked against kKnobs");

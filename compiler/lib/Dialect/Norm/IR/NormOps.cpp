@@ -107,12 +107,15 @@ LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
            << *tpr * *ept << " is less than the " << cols << " columns";
   if (config.getRowStorage() == RowStorage::Shared) {
     int64_t rowsPerBlock = config.getRowsPerBlock().value_or(1);
-    int64_t bytes = rowsPerBlock * cols * 4;
-    if (bytes > kMaxStaticSharedBytes)
+    int64_t bytes = rowsPerBlock *
+                    getSharedRowLength(cols, config.getVectorWidth().value_or(1)) *
+                    4;
+    if (bytes > kMaxSharedRowBytes)
       return op->emitOpError("config keeps rows in shared memory: ")
-             << rowsPerBlock << " rows of " << cols << " f32 columns take "
-             << bytes << " bytes, more than the " << kMaxStaticSharedBytes
-             << " bytes of static shared memory a block may have";
+             << rowsPerBlock << " rows of " << cols
+             << " f32 columns (padded to whole vectors) take "
+             << bytes << " bytes, more than the " << kMaxSharedRowBytes
+             << " bytes a block may keep rows in";
   }
   return success();
 }

@@ -20,9 +20,16 @@
 
 namespace normjit::norm {
 
-/// Static shared memory one GPU block may declare (bytes); the GPU lowering
-/// keeps `row_storage = shared` rows within it.
-constexpr int64_t kMaxStaticSharedBytes = 48 * 1024;
+/// Shared memory the rows of a `row_storage = shared` GPU kernel may take
+/// (bytes): the 48 KiB of static shared memory a block may declare, less
+/// 1 KiB for the reduction slots.
+constexpr int64_t kMaxSharedRowBytes = 47 * 1024;
+
+/// The f32 elements of one shared-memory row of `cols` columns: padded to
+/// whole vectors of `vectorWidth` so that each row starts aligned.
+constexpr int64_t getSharedRowLength(int64_t cols, int64_t vectorWidth) {
+  return (cols + vectorWidth - 1) / vectorWidth * vectorWidth;
+}
 
 /// The knobs of a #norm.config as a plain struct, for C++ code (the tuner)
 /// that fills in some knobs and leaves the rest to the default heuristic.

@@ -47,7 +47,7 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       output pass. `registers` (the row is read once and kept in registers;
       needs `threads_per_row * elements_per_thread >= columns`), `shared`
       (kept in shared memory: `rows_per_block * columns * 4` bytes, at most
-      48 KiB), or `global` (not kept: the output pass reads the row again,
+      47 KiB), or `global` (not kept: the output pass reads the row again,
       usually from L2; any column count).
     - `persistent` (`true`/`false`): a persistent grid looping over rows
       instead of one block per group of rows.

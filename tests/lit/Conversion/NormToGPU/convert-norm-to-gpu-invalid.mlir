@@ -1,0 +1,73 @@
+// RUN: normjit-opt %s --split-input-file --pass-pipeline='builtin.module(gpu.module(convert-norm-to-gpu))' --verify-diagnostics
+// What the GPU lowering refuses.
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @cpu_config(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel {
+  // expected-error @+1 {{needs a #norm.config<gpu, ...> to be lowered to the GPU}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <cpu, vector_width = 8>
+  gpu.return
+}
+}
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @no_config(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel {
+  // expected-error @+1 {{needs a #norm.config<gpu, ...> to be lowered to the GPU}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05
+  gpu.return
+}
+}
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+func.func @not_a_kernel(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  // expected-error @+1 {{with a gpu config must be inside a gpu.func kernel}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32>
+  return
+}
+}
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @unfused(%x: memref<?x64xf32>, %r: memref<?x64xf32>, %y: memref<?x64xf32>) kernel {
+  // expected-error @+1 {{the GPU backend always fuses the residual add}}
+  norm.rms_norm x(%x : memref<?x64xf32>) residual(%r : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, fuse_residual = false>
+  gpu.return
+}
+}
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @separate_add(%x: memref<?x64xf32>, %r: memref<?x64xf32>, %s: memref<?x64xf32>) kernel {
+  // expected-error @+1 {{is not lowered to the GPU: the GPU backend fuses the residual add into the norm kernel}}
+  norm.add %x, %r -> %s : memref<?x64xf32>, memref<?x64xf32> -> memref<?x64xf32>
+  gpu.return
+}
+}
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @two_block_sizes(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel {
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 2>
+  // expected-error @+1 {{needs blocks of 128 threads, but the kernel's known_block_size differs}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 4>
+  gpu.return
+}
+}
+}

@@ -2,7 +2,9 @@
 //
 // Part of normjit. Compiles one spec, times it on deterministic data until
 // both a repetition count and a minimum time are reached, and compares its
-// bandwidth with a memcpy of as many bytes on as many threads.
+// bandwidth with a memcpy of as many bytes on as many threads (CPU) or with
+// the device's theoretical DRAM bandwidth (GPU: timed with CUDA events on a
+// stream, optionally with L2 flushed before every launch).
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +13,7 @@
 
 #include "normjit/JIT/Context.h"
 #include "normjit/runtime/ThreadPool.h"
+#include "normjit/tuner/Measure.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
@@ -22,6 +25,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 using namespace normjit::tool;
@@ -48,14 +53,20 @@ const OptionInfo kBenchOptions[] = {
     {"gamma", OptionKind::NegatableFlag, "", "scale by gamma (default on)"},
     {"beta", OptionKind::NegatableFlag, "",
      "shift by beta (default on for layer_norm, off for rms_norm)"},
-    {"threads", OptionKind::Int, "N", "worker threads (default 0: all cores)"},
+    {"device", OptionKind::String, "cpu|cuda|cuda:N",
+     "where to run (default: cpu)"},
+    {"threads", OptionKind::Int, "N",
+     "CPU worker threads (default 0: all cores)"},
     {"warmup", OptionKind::Int, "W", "untimed calls first (default 5)"},
     {"reps", OptionKind::Int, "R",
      "at least this many timed calls (default 50)"},
     {"min-time", OptionKind::Double, "SECONDS",
      "and at least this much time in timed calls (default 0.2)"},
-    {"config", OptionKind::String, "'#norm.config<cpu, ...>'",
-     "compile with this config (absent knobs: the default heuristic's)"},
+    {"config", OptionKind::String, "'#norm.config<cpu|gpu, ...>'",
+     "compile with this config, cpu or gpu as --device (absent knobs: the "
+     "default heuristic's)"},
+    {"cold", OptionKind::Flag, "",
+     "GPU: flush L2 before every timed launch (cold-cache timing)"},
     {"json", OptionKind::Flag, "", "print one JSON object instead of a table"},
 };
 
@@ -65,7 +76,10 @@ constexpr const char *kBenchDescription =
     "Times one kernel on pseudo-random data and reports the median time per\n"
     "call and its bandwidth: (bytes read + bytes written) / median time. A\n"
     "memcpy moving as many bytes on as many threads is timed the same way as\n"
-    "the reference.";
+    "the reference. With --device cuda:N the kernel runs on that GPU, timed\n"
+    "with CUDA events around batches of back-to-back launches (single\n"
+    "launches after an L2 flush with --cold), and is compared with the\n"
+    "device's theoretical DRAM bandwidth.";
 
 struct FreeDeleter {
   void operator()(void *pointer) const { std::free(pointer); }
@@ -164,6 +178,145 @@ llvm::Expected<Timing> measure(Fn &&fn, int64_t warmup, int64_t reps,
   return timing;
 }
 
+/// A GPU sample lasts at least this long: a batch of launches between two
+/// events, long against the events' resolution (about half a microsecond).
+constexpr double kGpuMinSampleSeconds = 50e-6;
+
+/// Times `kernel` on CUDA device memory and prints the report.
+llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
+                     int device, std::optional<std::string> configText,
+                     int64_t warmup, int64_t reps, double minTime, bool cold,
+                     bool asJson, llvm::raw_ostream &out) {
+  auto target = normjit::getGpuTarget(device);
+  if (!target)
+    return target.takeError();
+  normjit_cuda_device_info_t info;
+  if (normjit_status_t status = normjit_cuda_device_info(device, &info))
+    return normjit::statusToError(status);
+  normjit::GpuConfig config = normjit::getDefaultGpuConfig(spec, *target);
+  if (configText) {
+    auto parsedConfig = normjit::parseGpuConfig(*configText, config);
+    if (!parsedConfig)
+      return parsedConfig.takeError();
+    config = *parsedConfig;
+  }
+  normjit::Context context;
+  auto kernel = context.getGpuKernel(spec, device, config);
+  if (!kernel)
+    return kernel.takeError();
+  const normjit::CompiledGpuKernel &k = **kernel;
+  // The workload lives on the device and, to fill it, on the host.
+  double needed = normjit::tuner::Workload::getBytes(spec, rows);
+  if (needed > static_cast<double>(info.total_memory))
+    return makeToolError("--rows " + llvm::Twine(rows) + " times --cols " +
+                         llvm::Twine(spec.cols) + " needs " +
+                         llvm::Twine(static_cast<int64_t>(needed)) +
+                         " bytes, more than the " +
+                         llvm::Twine(info.total_memory) +
+                         " bytes of cuda:" + llvm::Twine(device));
+  auto workload = normjit::tuner::GpuWorkload::create(spec, rows, device);
+  if (!workload)
+    return workload.takeError();
+  normjit::tuner::GpuWorkload &w = **workload;
+
+  for (int64_t i = 0; i < warmup; ++i)
+    if (llvm::Error error = k.run(w.getArgs(), w.getStream()))
+      return error;
+  // One timed launch sizes the batch (and waits for the warm-up).
+  auto once = w.timeLaunches(k, 1, cold);
+  if (!once)
+    return once.takeError();
+  int batch = 1;
+  if (!cold && *once < kGpuMinSampleSeconds)
+    batch = static_cast<int>(std::clamp(
+        std::ceil(kGpuMinSampleSeconds / std::max(*once, 1e-9)), 1.0, 1000.0));
+  std::vector<double> samples;
+  double total = 0;
+  while (static_cast<int64_t>(samples.size()) < reps || total < minTime) {
+    auto seconds = w.timeLaunches(k, batch, cold);
+    if (!seconds)
+      return seconds.takeError();
+    samples.push_back(*seconds / batch);
+    total += *seconds;
+  }
+  std::sort(samples.begin(), samples.end());
+  size_t middle = samples.size() / 2;
+  double median = samples.size() % 2
+                      ? samples[middle]
+                      : (samples[middle - 1] + samples[middle]) / 2;
+  double minimum = samples.front();
+  double bytes = w.getBytes();
+  double gbps = bytes / std::max(median, 1e-12) / 1e9;
+  double peak = info.dram_bandwidth_gbps;
+  double percent = peak > 0 ? 100.0 * gbps / peak : 0.0;
+  std::string deviceName = "cuda:" + std::to_string(device);
+  std::string configString = k.getConfig().str();
+
+  if (asJson) {
+    llvm::json::OStream json(out);
+    json.object([&] {
+      json.attribute("op", getOpName(spec.op));
+      json.attribute("rows", rows);
+      json.attribute("cols", spec.cols);
+      json.attribute("dtype", normjit_dtype_name(spec.x_dtype));
+      json.attribute("residual", spec.has_residual != 0);
+      json.attribute("store_sum", spec.store_sum != 0);
+      json.attribute("gamma", spec.has_gamma != 0);
+      json.attribute("beta", spec.has_beta != 0);
+      json.attribute("device", deviceName);
+      json.attribute("device_name", info.name);
+      json.attribute("chip", target->chip());
+      json.attribute("config", configString);
+      auto number = [&](llvm::StringRef key, double value) {
+        json.attributeBegin(key);
+        json.rawValue(
+            [&](llvm::raw_ostream &os) { os << llvm::format("%.3f", value); });
+        json.attributeEnd();
+      };
+      number("compile_ms", k.getCompileMillis());
+      number("median_us", median * 1e6);
+      number("min_us", minimum * 1e6);
+      number("time_us", median * 1e6);
+      json.attribute("bytes", static_cast<int64_t>(bytes));
+      number("gbps", gbps);
+      number("dram_gbps", peak);
+      number("dram_percent", percent);
+      json.attribute("reps", static_cast<int64_t>(samples.size()));
+      json.attribute("batch", static_cast<int64_t>(batch));
+      json.attribute("cold", cold);
+    });
+    out << "\n";
+    return llvm::Error::success();
+  }
+
+  auto line = [&](llvm::StringRef label) -> llvm::raw_ostream & {
+    return out << llvm::left_justify(label, 11) << " ";
+  };
+  line("spec") << describeSpec(spec, rows) << "\n";
+  if (spec.has_residual)
+    line("residual") << "fused pre-norm block: y = norm(x + residual), "
+                        "the sum stored too\n";
+  line("device") << deviceName << " " << info.name << " (" << target->chip()
+                 << ", " << info.sm_count << " SMs)\n";
+  line("config") << configString << "\n";
+  line("compile") << llvm::format("%.3f ms", k.getCompileMillis()) << "\n";
+  line("time") << llvm::format("%.3f us median, %.3f us min, %lld samples",
+                               median * 1e6, minimum * 1e6,
+                               static_cast<long long>(samples.size()))
+               << (batch == 1 ? std::string(" of 1 launch")
+                              : " of " + std::to_string(batch) + " launches")
+               << " (CUDA events" << (cold ? ", L2 flushed before each" : "")
+               << ")\n";
+  line("bytes") << static_cast<int64_t>(bytes) << " read + written per call\n";
+  line("bandwidth") << llvm::format("%.2f GB/s", gbps) << "\n";
+  if (peak > 0) {
+    line("dram peak") << llvm::format("%.2f GB/s", peak)
+                      << " (theoretical: memory clock x bus width)\n";
+    line("of peak") << llvm::format("%.1f %%", percent) << "\n";
+  }
+  return llvm::Error::success();
+}
+
 /// memcpy through a volatile pointer, so that copies into buffers nobody
 /// reads are not optimized away.
 void *(*volatile copyFunction)(void *, const void *, size_t) = std::memcpy;
@@ -203,6 +356,21 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   auto rows = getAtLeast(options, "rows", 0, 1);
   if (!rows)
     return rows.takeError();
+  auto device = parseDeviceOption(options);
+  if (!device)
+    return device.takeError();
+  std::optional<std::string> configText = options.getString("config");
+  if (configText)
+    if (llvm::Error error = checkConfigDevice("--config", *configText, *device))
+      return error;
+  bool cold = options.getFlag("cold", false);
+  if (*device < 0 && cold)
+    return makeToolError("--cold flushes a GPU's L2 before every launch; it "
+                         "needs --device cuda:N");
+  if (*device >= 0 && options.has("threads"))
+    return makeToolError("--threads sets CPU worker threads; it cannot be "
+                         "combined with --device " +
+                         getDeviceName(*device));
   const int64_t *cols = &spec.cols;
   normjit_dtype_t dtype = spec.x_dtype;
   bool residual = spec.has_residual != 0;
@@ -226,6 +394,18 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
     return makeToolError("--min-time must be a finite number of seconds >= 0, "
                          "got '" +
                          options.getString("min-time").value_or("") + "'");
+
+  if (*device >= 0) {
+    int64_t elements = 0;
+    if (llvm::MulOverflow(*rows, *cols, elements) ||
+        elements > (int64_t(1) << 40))
+      return makeToolError("--rows " + llvm::Twine(*rows) + " times --cols " +
+                           llvm::Twine(*cols) + " is too large");
+    if (llvm::Error error = checkGpuDevice(*device))
+      return error;
+    return benchGpu(spec, *rows, *device, configText, *warmup, *reps, minTime,
+                    cold, options.getFlag("json", false), out);
+  }
 
   // The kernel.
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
@@ -342,7 +522,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   double memcpyGbps =
       gigabytesPerSecond(2 * copyBytes, copyTiming->medianSeconds);
   double percent = memcpyGbps > 0 ? 100.0 * gbps / memcpyGbps : 0.0;
-  std::string configText = k.getConfig().str();
+  std::string kernelConfig = k.getConfig().str();
 
   if (options.getFlag("json", false)) {
     llvm::json::OStream json(out);
@@ -355,8 +535,9 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       json.attribute("store_sum", residual);
       json.attribute("gamma", gamma);
       json.attribute("beta", beta);
+      json.attribute("device", "cpu");
       json.attribute("threads", static_cast<int64_t>(usedThreads));
-      json.attribute("config", configText);
+      json.attribute("config", kernelConfig);
       // Fixed decimals: measurements have no 17 significant digits.
       auto number = [&](llvm::StringRef key, double value) {
         json.attributeBegin(key);
@@ -367,6 +548,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       number("compile_ms", k.getCompileMillis());
       number("median_us", kernelTiming->medianSeconds * 1e6);
       number("min_us", kernelTiming->minSeconds * 1e6);
+      number("time_us", kernelTiming->medianSeconds * 1e6);
       json.attribute("bytes", traffic);
       number("gbps", gbps);
       number("memcpy_gbps", memcpyGbps);
@@ -386,7 +568,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   if (residual)
     line("residual") << "fused pre-norm block: y = norm(x + residual), "
                         "the sum stored too\n";
-  line("config") << configText << "\n";
+  line("config") << kernelConfig << "\n";
   line("threads") << usedThreads << " (" << tasks
                   << (tasks == 1 ? " task" : " tasks") << " of up to "
                   << rowsPerTask << " rows)\n";

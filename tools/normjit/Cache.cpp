@@ -2,18 +2,23 @@
 //
 // Part of normjit. Looks after the tuning cache from the command line:
 // shows its entries (marking those of other devices or builds, which are
-// never used here), prints its path, joins shard files into it, clears it.
+// never used here: neither this CPU nor one of this machine's CUDA devices),
+// prints its path, joins shard files into it, clears it.
 //
 //===----------------------------------------------------------------------===//
 
 #include "Commands.h"
 #include "Options.h"
 
+#include "normjit/runtime/cuda.h"
 #include "normjit/tuner/Tuner.h"
 #include "normjit/tuner/TuningCache.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/WithColor.h"
+
+#include <set>
 
 using namespace normjit;
 using namespace normjit::tool;
@@ -111,15 +116,32 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
   // show
   CacheKey here = makeCacheKey(normjit_kernel_spec_default(NORMJIT_RMS_NORM, 1), 1);
   std::vector<CacheEntry> entries = cache.getEntries();
+  // The devices of this machine: its CPU and, only when there are GPU
+  // entries to judge (so that the driver is not loaded otherwise), its
+  // CUDA devices.
+  std::set<std::string> devices = {here.device};
+  if (llvm::any_of(entries, [](const CacheEntry &e) { return e.isGpu(); })) {
+    int count = 0;
+    if (normjit_cuda_device_count(&count) == NORMJIT_OK) {
+      for (int ordinal = 0; ordinal < count; ++ordinal) {
+        auto fingerprint = getGpuFingerprint(ordinal);
+        if (fingerprint)
+          devices.insert(*fingerprint);
+        else
+          llvm::consumeError(fingerprint.takeError());
+      }
+    }
+    normjit_clear_error();
+  }
   out << cache.getPath() << ": " << entries.size() << " entries\n";
   for (const CacheEntry &entry : entries) {
-    bool usable = entry.key.device == here.device &&
+    bool usable = devices.count(entry.key.device) &&
                   entry.key.normjitVersion == here.normjitVersion &&
                   entry.key.llvmVersion == here.llvmVersion;
     out << entry.key.spec << " rows<=" << entry.key.rowBucket << ": "
         << llvm::format("%.2f GB/s (default %.2f)", entry.gbps,
                         entry.defaultGbps)
-        << " " << entry.config.str();
+        << " " << entry.getConfigText();
     if (!entry.fusion.empty())
       out << " " << entry.fusion
           << llvm::format(" by %.2fx", entry.fusionMargin);

@@ -65,6 +65,26 @@ class ParsedOptions;
 llvm::Expected<normjit_kernel_spec_t>
 parseSpecOptions(const ParsedOptions &options, llvm::StringRef command);
 
+/// The device that `--device` names (absent: "cpu"): -1 for the CPU, else
+/// the CUDA ordinal ("cuda" is cuda:0). Other names are an error that says
+/// what is accepted.
+llvm::Expected<int> parseDeviceOption(const ParsedOptions &options);
+
+/// "cpu" for -1, else "cuda:N".
+std::string getDeviceName(int device);
+
+/// Fails, saying so, when the `#norm.config<...>` text given with `flag` is
+/// for the other kind of device than `device` (a gpu config with --device
+/// cpu, or a cpu config with --device cuda:N). Other text passes: the
+/// config parser judges it.
+llvm::Error checkConfigDevice(llvm::StringRef flag, llvm::StringRef text,
+                              int device);
+
+/// Fails, with the driver layer's reason ("no CUDA driver: ...", "no CUDA
+/// device 3 ...", a chip older than sm_80), unless CUDA device `device` can
+/// run normjit's kernels: so commands say so before doing any work for it.
+llvm::Error checkGpuDevice(int device);
+
 /// The op's name as on the command line.
 llvm::StringRef getOpName(normjit_op_t op);
 

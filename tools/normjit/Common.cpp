@@ -1,13 +1,15 @@
 //===- Common.cpp - helpers the normjit subcommands share -----------------===//
 //
-// Part of normjit. Parsing of ops and dtypes given on the command line, and
-// the one-line description of a kernel spec.
+// Part of normjit. Parsing of ops, dtypes and devices given on the command
+// line, the device check of a config, and the one-line description of a
+// kernel spec.
 //
 //===----------------------------------------------------------------------===//
 
 #include "Commands.h"
 #include "Options.h"
 
+#include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
 
 #include "llvm/Support/Format.h"
@@ -72,6 +74,51 @@ normjit::tool::parseSpecOptions(const ParsedOptions &options,
           normjit::statusToError(normjit_kernel_spec_validate(&spec)))
     return std::move(error);
   return spec;
+}
+
+llvm::Expected<int>
+normjit::tool::parseDeviceOption(const ParsedOptions &options) {
+  std::string name = options.getString("device").value_or("cpu");
+  auto device = normjit::parseDeviceName(name);
+  if (!device) {
+    llvm::consumeError(device.takeError());
+    return makeToolError("unknown --device '" + name +
+                         "'; expected cpu, cuda or cuda:N (N a CUDA device "
+                         "number, see 'normjit devices')");
+  }
+  return *device;
+}
+
+std::string normjit::tool::getDeviceName(int device) {
+  return device < 0 ? "cpu" : "cuda:" + std::to_string(device);
+}
+
+llvm::Error normjit::tool::checkConfigDevice(llvm::StringRef flag,
+                                             llvm::StringRef text,
+                                             int device) {
+  llvm::StringRef rest = text.trim();
+  if (!rest.consume_front("#norm.config<"))
+    return llvm::Error::success();
+  rest = rest.ltrim();
+  bool gpu = rest.starts_with("gpu"), cpu = rest.starts_with("cpu");
+  if (rest.size() > 3 && !llvm::StringRef(",> \t").contains(rest[3]))
+    gpu = cpu = false; // e.g. "gpus": the parser says what is wrong
+  if (gpu && device < 0)
+    return makeToolError(flag + " '" + text +
+                         "' is a GPU config, but --device is cpu; give a "
+                         "#norm.config<cpu, ...> or --device cuda:N");
+  if (cpu && device >= 0)
+    return makeToolError(flag + " '" + text + "' is a CPU config, but "
+                         "--device is " + getDeviceName(device) +
+                         "; give a #norm.config<gpu, ...> or --device cpu");
+  return llvm::Error::success();
+}
+
+llvm::Error normjit::tool::checkGpuDevice(int device) {
+  auto target = normjit::getGpuTarget(device);
+  if (!target)
+    return target.takeError();
+  return llvm::Error::success();
 }
 
 llvm::StringRef normjit::tool::getOpName(normjit_op_t op) {

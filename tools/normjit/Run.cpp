@@ -1,8 +1,10 @@
 //===- Run.cpp - `normjit run`: a norm on .npy files ----------------------===//
 //
 // Part of normjit. Reads the inputs, checks their shapes against each other,
-// compiles the kernel their dtypes call for, runs it, and only then writes
-// every output, so that a failure leaves no partial results behind.
+// compiles the kernel their dtypes call for (for the CPU, or a CUDA device:
+// the inputs are then copied to the device and the outputs back), runs it,
+// and only then writes every output, so that a failure leaves no partial
+// results behind.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,8 +53,10 @@ const OptionInfo kRunOptions[] = {
      "also write the f32 mean of each row (layer_norm only)"},
     {"rstd-out", OptionKind::String, "FILE",
      "also write the f32 reciprocal standard deviation of each row"},
-    {"device", OptionKind::String, "DEVICE", "where to run (default: cpu)"},
-    {"threads", OptionKind::Int, "N", "worker threads (default 0: all cores)"},
+    {"device", OptionKind::String, "cpu|cuda|cuda:N",
+     "where to run (default: cpu)"},
+    {"threads", OptionKind::Int, "N",
+     "CPU worker threads (default 0: all cores)"},
     {"cache", OptionKind::String, "FILE",
      "the tuning cache to take a tuned config from (default: the user's)"},
     {"verbose", OptionKind::Flag, "",
@@ -109,6 +113,97 @@ llvm::Expected<std::optional<NpyArray>> readVector(const ParsedOptions &options,
   return std::optional<NpyArray>(std::move(*array));
 }
 
+/// Device memory for the buffers of one call, freed when it goes out of
+/// scope.
+class DeviceBuffers {
+public:
+  explicit DeviceBuffers(int device) : device(device) {}
+  DeviceBuffers(const DeviceBuffers &) = delete;
+  DeviceBuffers &operator=(const DeviceBuffers &) = delete;
+  ~DeviceBuffers() {
+    // Nothing may still run on the buffers when they are freed.
+    if (!pointers.empty())
+      normjit_cuda_synchronize(device);
+    for (void *pointer : pointers)
+      normjit_cuda_free(pointer);
+    normjit_clear_error();
+  }
+
+  /// A device copy of `bytes` bytes at `host` (uploaded when `upload`), or
+  /// null for a null `host`.
+  llvm::Expected<void *> mirror(const void *host, size_t bytes, bool upload) {
+    if (!host || bytes == 0)
+      return nullptr;
+    void *pointer = nullptr;
+    if (normjit_status_t status =
+            normjit_cuda_malloc(device, bytes, &pointer))
+      return normjit::statusToError(status);
+    pointers.push_back(pointer);
+    if (upload)
+      if (normjit_status_t status =
+              normjit_cuda_memcpy_htod(pointer, host, bytes))
+        return normjit::statusToError(status);
+    return pointer;
+  }
+
+private:
+  int device;
+  std::vector<void *> pointers;
+};
+
+/// Runs `kernel` on CUDA device memory: copies the inputs of `hostArgs` to
+/// the device, runs, waits, and copies the outputs back into the host
+/// buffers of `hostArgs`.
+llvm::Error runOnGpu(const normjit::CompiledGpuKernel &kernel,
+                     const normjit_run_args_t &hostArgs) {
+  const normjit_kernel_spec_t &spec = kernel.getSpec();
+  size_t rows = static_cast<size_t>(hostArgs.rows);
+  size_t elements = rows * static_cast<size_t>(spec.cols);
+  size_t cols = static_cast<size_t>(spec.cols);
+  auto size = [](normjit_dtype_t dtype) { return normjit_dtype_size(dtype); };
+  DeviceBuffers buffers(kernel.getDevice());
+  struct Buffer {
+    const void *host;
+    size_t bytes;
+    bool input;
+    void *device = nullptr;
+  } x{hostArgs.x, elements * size(spec.x_dtype), true},
+      residual{hostArgs.residual, elements * size(spec.residual_dtype), true},
+      gamma{hostArgs.gamma, cols * size(spec.gamma_dtype), true},
+      beta{hostArgs.beta, cols * size(spec.beta_dtype), true},
+      y{hostArgs.y, elements * size(spec.y_dtype), false},
+      sum{hostArgs.sum, elements * size(spec.sum_dtype), false},
+      mean{hostArgs.mean, rows * sizeof(float), false},
+      rstd{hostArgs.rstd, rows * sizeof(float), false};
+  Buffer *all[] = {&x, &residual, &gamma, &beta, &y, &sum, &mean, &rstd};
+  for (Buffer *buffer : all) {
+    auto pointer = buffers.mirror(buffer->host, buffer->bytes, buffer->input);
+    if (!pointer)
+      return pointer.takeError();
+    buffer->device = *pointer;
+  }
+  normjit_run_args_t args = hostArgs;
+  args.x = x.device;
+  args.residual = residual.device;
+  args.gamma = gamma.device;
+  args.beta = beta.device;
+  args.y = y.device;
+  args.sum = sum.device;
+  args.mean = static_cast<float *>(mean.device);
+  args.rstd = static_cast<float *>(rstd.device);
+  if (llvm::Error error = kernel.run(args))
+    return error;
+  if (normjit_status_t status = normjit_cuda_synchronize(kernel.getDevice()))
+    return normjit::statusToError(status);
+  // The outputs back into the caller's (writable) host buffers.
+  for (const Buffer *buffer : all)
+    if (!buffer->input && buffer->device)
+      if (normjit_status_t status = normjit_cuda_memcpy_dtoh(
+              const_cast<void *>(buffer->host), buffer->device, buffer->bytes))
+        return normjit::statusToError(status);
+  return llvm::Error::success();
+}
+
 /// A zero-filled output array.
 NpyArray makeOutput(normjit_dtype_t dtype, std::vector<int64_t> shape) {
   NpyArray array;
@@ -144,10 +239,13 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   auto op = parseOp("--op", *options.getString("op"));
   if (!op)
     return op.takeError();
-  std::string device = options.getString("device").value_or("cpu");
-  if (device != "cpu")
-    return makeToolError("device '" + device +
-                         "' is not supported yet; only cpu");
+  auto device = parseDeviceOption(options);
+  if (!device)
+    return device.takeError();
+  if (*device >= 0 && options.has("threads"))
+    return makeToolError("--threads sets CPU worker threads; it cannot be "
+                         "combined with --device " +
+                         getDeviceName(*device));
   std::optional<normjit_dtype_t> outDType;
   if (auto text = options.getString("out-dtype")) {
     auto dtype = parseDType("--out-dtype", *text);
@@ -181,6 +279,11 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
                              outputFlags[j] + " name the same file '" + *a +
                              "'");
     }
+
+  // The device, before any file is read: without one nothing can run.
+  if (*device >= 0)
+    if (llvm::Error error = checkGpuDevice(*device))
+      return error;
 
   // Inputs.
   std::string xPath = *options.getString("x");
@@ -235,10 +338,9 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   spec.epsilon = eps;
 
   // Compile (this validates the spec: cols, epsilon, ...).
-  // The tuned config for this spec, row bucket, CPU and build when the
+  // The tuned config for this spec, row bucket, device and build when the
   // cache has one; the default heuristic otherwise.
   normjit::Context context;
-  normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
   const char *configSource = "default heuristic";
   if (llvm::Error error = normjit::statusToError(
           normjit_kernel_spec_validate(&spec)))
@@ -249,15 +351,35 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
     return prefixError(std::move(error), "--cache");
   for (const std::string &warning : cache.getWarnings())
     llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
-  if (auto entry = cache.lookup(normjit::tuner::makeCacheKey(spec, rows))) {
-    config = entry->config;
-    configSource = "tuning cache";
+  // One of the two, by device.
+  std::shared_ptr<const normjit::Kernel> cpuKernel;
+  std::shared_ptr<const normjit::CompiledGpuKernel> gpuKernel;
+  if (*device < 0) {
+    normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
+    if (auto entry = cache.lookup(normjit::tuner::makeCacheKey(spec, rows))) {
+      config = entry->config;
+      configSource = "tuning cache";
+    }
+    if (options.has("threads"))
+      config.threads = static_cast<int>(threads);
+    auto kernel = context.getKernel(spec, config);
+    if (!kernel)
+      return kernel.takeError();
+    cpuKernel = std::move(*kernel);
+  } else {
+    std::optional<normjit::GpuConfig> config;
+    auto key = normjit::tuner::makeGpuCacheKey(spec, rows, *device);
+    if (!key)
+      return key.takeError();
+    if (auto entry = cache.lookup(*key); entry && entry->isGpu()) {
+      config = entry->gpuConfig;
+      configSource = "tuning cache";
+    }
+    auto kernel = context.getGpuKernel(spec, *device, config);
+    if (!kernel)
+      return kernel.takeError();
+    gpuKernel = std::move(*kernel);
   }
-  if (options.has("threads"))
-    config.threads = static_cast<int>(threads);
-  auto kernel = context.getKernel(spec, config);
-  if (!kernel)
-    return kernel.takeError();
 
   // Run.
   NpyArray y = makeOutput(spec.y_dtype, x->shape);
@@ -281,7 +403,8 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   // With no rows there is nothing to compute, and the empty buffers have no
   // addresses to validate.
   if (rows > 0)
-    if (llvm::Error error = (*kernel)->run(runArgs))
+    if (llvm::Error error = cpuKernel ? cpuKernel->run(runArgs)
+                                      : runOnGpu(*gpuKernel, runArgs))
       return error;
   std::chrono::duration<double, std::milli> runTime =
       std::chrono::steady_clock::now() - start;
@@ -299,12 +422,17 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
         return prefixError(std::move(error), "--" + std::string(output.flag));
 
   if (options.getFlag("verbose", false)) {
+    std::string configText =
+        cpuKernel ? cpuKernel->getConfig().str() : gpuKernel->getConfig().str();
+    double compileMillis = cpuKernel ? cpuKernel->getCompileMillis()
+                                     : gpuKernel->getCompileMillis();
     out << "spec:    " << describeSpec(spec, rows) << "\n"
-        << "config:  " << (*kernel)->getConfig().str() << " (" << configSource
-        << ")\n"
-        << "compile: " << llvm::format("%.3f", (*kernel)->getCompileMillis())
-        << " ms\n"
-        << "run:     " << llvm::format("%.3f", runTime.count()) << " ms\n";
+        << "config:  " << configText << " (" << configSource << ")\n"
+        << "compile: " << llvm::format("%.3f", compileMillis) << " ms\n"
+        << "run:     " << llvm::format("%.3f", runTime.count()) << " ms"
+        << (gpuKernel ? ", copies to and from the device included" : "")
+        << "\n"
+        << "device:  " << getDeviceName(*device) << "\n";
   }
   return llvm::Error::success();
 }

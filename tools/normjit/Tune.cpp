@@ -6,7 +6,9 @@
 // Shows progress (a bar with the time left on a terminal, plain lines
 // otherwise), splits sweeps into shards (`--shard I/N`), and writes a report
 // (Markdown, CSV) and an SVG plot of GB/s per shape for the tuned config,
-// the default config and the memory-copy ceiling.
+// the default config and the memory-copy ceiling (CPU) or the theoretical
+// DRAM bandwidth (GPU). `--device cuda:N` tunes for that GPU: its entries are
+// keyed by its fingerprint, never mixed with the CPU's.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +24,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
 #include "llvm/Support/WithColor.h"
@@ -62,8 +65,10 @@ const OptionInfo kTuneOptions[] = {
     {"seed", OptionKind::Int, "N", "seed of the random draws (default 0)"},
     {"candidates", OptionKind::Int, "N",
      "configs drawn by random/halving (default 40)"},
+    {"device", OptionKind::String, "cpu|cuda|cuda:N",
+     "the device to tune for (default: cpu)"},
     {"cold-cache", OptionKind::Flag, "",
-     "evict the CPU caches before every timed sample"},
+     "evict the CPU caches (GPU: flush L2) before every timed sample"},
     {"cache", OptionKind::String, "FILE",
      "the tuning cache (default: $NORMJIT_CACHE_DIR, $XDG_CACHE_HOME or "
      "~/.cache)"},
@@ -72,19 +77,70 @@ const OptionInfo kTuneOptions[] = {
      "write report.md, report.csv and report.svg there"},
     {"progress", OptionKind::NegatableFlag, "",
      "a progress bar (default: when stderr is a terminal)"},
+    {"json", OptionKind::Flag, "",
+     "one spec: print one JSON object instead of lines"},
 };
 
 constexpr const char *kTuneSynopsis =
     "normjit tune (--op OP --rows N --cols C [spec options] | --sweep FILE) "
     "[options]";
 constexpr const char *kTuneDescription =
-    "Finds the fastest CPU config for each spec: candidates from the search\n"
+    "Finds the fastest config for each spec on the CPU or, with --device\n"
+    "cuda:N, on that GPU (timed with CUDA events): candidates from the search\n"
     "space are compiled, checked against an fp64 reference (a wrong one is\n"
     "rejected, never chosen) and timed (median of repetitions until stable);\n"
     "the winner, its runner-up and the default's speed go to the tuning\n"
     "cache. Entries already tuned for this device and build are skipped, so\n"
     "an interrupted sweep resumes. Workloads are capped at 512 MiB: larger\n"
     "row counts are measured on as many rows as fit.";
+
+/// What the report compares the tuned GB/s with.
+struct Ceiling {
+  const char *title;  ///< in the Markdown table and the plot
+  const char *column; ///< in the CSV
+  const char *note;   ///< below the Markdown table
+};
+constexpr Ceiling kCpuCeiling = {
+    "memcpy", "memcpy_gbps",
+    "the memcpy ceiling moves the same bytes on all cores."};
+constexpr Ceiling kGpuCeiling = {
+    "DRAM peak", "dram_peak_gbps",
+    "the ceiling is the device's theoretical DRAM bandwidth (memory clock "
+    "x bus width)."};
+
+/// The outcome of tuning one spec, whichever the device.
+struct Outcome {
+  std::string best, runnerUp, defaultConfig;
+  double bestGbps = 0, runnerUpGbps = 0, defaultGbps = 0;
+  bool hasRunnerUp = false;
+  std::string fusion;
+  double fusionMargin = 0;
+  int64_t candidates = 0;
+  std::vector<std::string> failures;
+  double seconds = 0;
+  CacheEntry entry;
+};
+
+template <typename Config>
+Outcome makeOutcome(const BasicTuneResult<Config> &result, CacheEntry entry) {
+  Outcome outcome;
+  outcome.best = result.best.str();
+  outcome.bestGbps = result.bestGbps;
+  if (result.runnerUp) {
+    outcome.hasRunnerUp = true;
+    outcome.runnerUp = result.runnerUp->str();
+    outcome.runnerUpGbps = result.runnerUpGbps;
+  }
+  outcome.defaultConfig = result.defaultConfig.str();
+  outcome.defaultGbps = result.defaultGbps;
+  outcome.fusion = result.fusion;
+  outcome.fusionMargin = result.fusionMargin;
+  outcome.candidates = result.candidates;
+  outcome.failures = result.failures;
+  outcome.seconds = result.seconds;
+  outcome.entry = std::move(entry);
+  return outcome;
+}
 
 /// One line of the report.
 struct ReportRow {
@@ -199,7 +255,8 @@ llvm::Error writeFileAtomically(const std::string &path,
   return llvm::Error::success();
 }
 
-std::string svgPlot(const std::vector<ReportRow> &rows) {
+std::string svgPlot(const std::vector<ReportRow> &rows,
+                    const Ceiling &ceiling) {
   const double width = std::max<double>(640, 90.0 + 28.0 * rows.size());
   const double height = 420, left = 60, right = 20, top = 40, bottom = 150;
   double maxGbps = 1;
@@ -217,9 +274,9 @@ std::string svgPlot(const std::vector<ReportRow> &rows) {
                      width, height);
   os << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   os << llvm::format("<text x=\"%.0f\" y=\"20\" font-size=\"14\">normjit "
-                     "tuning: GB/s per shape (tuned, default, memcpy "
+                     "tuning: GB/s per shape (tuned, default, %s "
                      "ceiling)</text>\n",
-                     left);
+                     left, ceiling.title);
   for (int tick = 0; tick <= 4; ++tick) {
     double value = maxGbps * tick / 4;
     os << llvm::format("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
@@ -246,10 +303,10 @@ std::string svgPlot(const std::vector<ReportRow> &rows) {
                        x0 + barW, y(row.defaultGbps), barW,
                        top + plotH - y(row.defaultGbps), row.defaultGbps);
     os << llvm::format("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
-                       "stroke=\"#d62728\" stroke-width=\"2\"><title>memcpy "
+                       "stroke=\"#d62728\" stroke-width=\"2\"><title>%s "
                        "%.1f GB/s</title></line>\n",
                        x0 - 2, x0 + 2 * barW + 2, y(row.copyGbps),
-                       y(row.copyGbps), row.copyGbps);
+                       y(row.copyGbps), ceiling.title, row.copyGbps);
     double labelX = x0 + barW, labelY = top + plotH + 8;
     os << llvm::format("<text x=\"%.1f\" y=\"%.1f\" transform=\"rotate(60 "
                        "%.1f %.1f)\">",
@@ -267,15 +324,16 @@ std::string svgPlot(const std::vector<ReportRow> &rows) {
                      left + 70, legendY - 9, left + 84, legendY);
   os << llvm::format("<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" "
                      "stroke=\"#d62728\" stroke-width=\"2\"/><text x=\"%.0f\" "
-                     "y=\"%.0f\">memcpy ceiling</text>\n",
+                     "y=\"%.0f\">%s ceiling</text>\n",
                      left + 150, left + 162, legendY - 4, legendY - 4,
-                     left + 166, legendY);
+                     left + 166, legendY, ceiling.title);
   os << "</svg>\n";
   return svg;
 }
 
 llvm::Error writeReport(const std::string &dir,
-                        const std::vector<ReportRow> &rows) {
+                        const std::vector<ReportRow> &rows,
+                        const Ceiling &ceiling) {
   if (std::error_code code = llvm::sys::fs::create_directories(dir))
     return makeError(NORMJIT_IO_ERROR, "cannot create report directory '" +
                                            dir + "': " + code.message());
@@ -283,10 +341,13 @@ llvm::Error writeReport(const std::string &dir,
   llvm::raw_string_ostream mdOs(md), csvOs(csv);
   mdOs << "# normjit tuning report\n\n"
        << "| op | rows | cols | dtype | residual | tuned GB/s | default GB/s "
-          "| speedup | memcpy GB/s | % of memcpy | fusion | config |\n"
+          "| speedup | "
+       << ceiling.title << " GB/s | % of " << ceiling.title
+       << " | fusion | config |\n"
        << "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|---|\n";
   csvOs << "op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,"
-           "speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config\n";
+           "speedup,"
+        << ceiling.column << ",fusion,fusion_margin,from_cache,config\n";
   double logSum = 0;
   int counted = 0;
   for (const ReportRow &row : rows) {
@@ -326,13 +387,13 @@ llvm::Error writeReport(const std::string &dir,
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "
          << llvm::format("%.3fx", std::exp(logSum / counted)) << " over "
          << counted << " shapes.\n";
-  mdOs << "\nMeasured rows are capped so a workload fits in 512 MiB; the "
-          "memcpy ceiling moves the same bytes on all cores.\n";
+  mdOs << "\nMeasured rows are capped so a workload fits in 512 MiB; "
+       << ceiling.note << "\n";
   if (llvm::Error error = writeFileAtomically(dir + "/report.md", md))
     return error;
   if (llvm::Error error = writeFileAtomically(dir + "/report.csv", csv))
     return error;
-  return writeFileAtomically(dir + "/report.svg", svgPlot(rows));
+  return writeFileAtomically(dir + "/report.svg", svgPlot(rows, ceiling));
 }
 
 /// Progress on stderr: a bar with the time left on a terminal, one plain
@@ -390,6 +451,10 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   // What to tune.
   std::vector<SweepItem> items;
   bool sweep = options.has("sweep");
+  bool asJson = options.getFlag("json", false);
+  auto device = parseDeviceOption(options);
+  if (!device)
+    return device.takeError();
   if (sweep) {
     for (const char *specOnly : {"op", "rows", "cols", "dtype", "residual",
                                  "gamma", "beta", "eps"})
@@ -397,6 +462,9 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
         return makeToolError("--" + llvm::Twine(specOnly) +
                              " describes one spec; it cannot be combined "
                              "with --sweep");
+    if (asJson)
+      return makeToolError("--json prints the result of one spec; a sweep "
+                           "writes its results with --report");
     auto loaded = loadSweep(*options.getString("sweep"));
     if (!loaded)
       return loaded.takeError();
@@ -453,6 +521,29 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   }
   bool force = options.getFlag("force", false);
 
+  // Where: this CPU, or a GPU whose fingerprint keys its entries.
+  std::string deviceKey;
+  std::string deviceName = getDeviceName(*device);
+  std::string deviceDescription = deviceName;
+  double dramGbps = 0;
+  if (*device >= 0) {
+    if (llvm::Error error = checkGpuDevice(*device))
+      return error;
+    normjit_cuda_device_info_t info;
+    if (normjit_status_t status = normjit_cuda_device_info(*device, &info))
+      return statusToError(status);
+    auto fingerprint = getGpuFingerprint(*device);
+    if (!fingerprint)
+      return fingerprint.takeError();
+    deviceKey = *fingerprint;
+    deviceDescription += std::string(" ") + info.name;
+    dramGbps = info.dram_bandwidth_gbps;
+  }
+  auto keyFor = [&](const SweepItem &item) {
+    return *device < 0 ? makeCacheKey(item.spec, item.rows)
+                       : makeCacheKey(item.spec, item.rows, deviceKey);
+  };
+
   TuningCache cache(options.getString("cache").value_or(
       TuningCache::getDefaultPath()));
   if (llvm::Error error = cache.load())
@@ -474,7 +565,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   for (size_t index : mine) {
     const SweepItem &item = items[index];
     int64_t measuredRows = capRows(item.spec, item.rows);
-    CacheKey key = makeCacheKey(item.spec, item.rows);
+    CacheKey key = keyFor(item);
     ReportRow row;
     row.spec = item.spec;
     row.rows = item.rows;
@@ -482,14 +573,30 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     std::optional<CacheEntry> cached = cache.lookup(key);
     if (cached && !force) {
       ++skipped;
-      if (!sweep)
+      std::string configText = cached->getConfigText();
+      if (!sweep && asJson) {
+        llvm::json::OStream json(out);
+        json.object([&] {
+          json.attribute("spec", describeSpec(item.spec, item.rows));
+          json.attribute("device", deviceName);
+          json.attribute("fingerprint", key.device);
+          json.attribute("cached", true);
+          json.attribute("config", configText);
+          json.attribute("gbps", cached->gbps);
+          json.attribute("default_gbps", cached->defaultGbps);
+          json.attribute("tuned_at", cached->tunedAt);
+          json.attribute("cache", cache.getPath());
+        });
+        out << "\n";
+      } else if (!sweep) {
         out << "spec      " << describeSpec(item.spec, item.rows) << "\n"
-            << "cached    " << cached->config.str() << "\n"
+            << "cached    " << configText << "\n"
             << "          "
             << llvm::format("%.2f GB/s, tuned %s; --force tunes again",
                             cached->gbps, cached->tunedAt.c_str())
             << "\n";
-      row.config = cached->config.str();
+      }
+      row.config = configText;
       row.tunedGbps = cached->gbps;
       row.defaultGbps = cached->defaultGbps;
       row.fusion = cached->fusion;
@@ -499,52 +606,92 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
       TuneOptions itemOptions = tuneOptions;
       if (item.budgetSeconds > 0 && !options.has("budget"))
         itemOptions.budgetSeconds = item.budgetSeconds;
-      auto result = tuneCpu(context, item.spec, measuredRows, itemOptions);
-      if (!result)
-        return result.takeError();
-      CacheEntry entry = makeCacheEntry(item.spec, item.rows, *result);
-      if (llvm::Error error = cache.store({entry}))
+      Outcome outcome;
+      if (*device < 0) {
+        auto result = tuneCpu(context, item.spec, measuredRows, itemOptions);
+        if (!result)
+          return result.takeError();
+        outcome = makeOutcome(*result,
+                              makeCacheEntry(item.spec, item.rows, *result));
+      } else {
+        auto result = tuneGpu(context, item.spec, measuredRows, *device,
+                              itemOptions);
+        if (!result)
+          return result.takeError();
+        outcome = makeOutcome(
+            *result, makeGpuCacheEntry(item.spec, item.rows, *result));
+      }
+      if (llvm::Error error = cache.store({outcome.entry}))
         return error;
       ++tuned;
-      row.config = result->best.str();
-      row.tunedGbps = result->bestGbps;
-      row.defaultGbps = result->defaultGbps;
-      row.fusion = result->fusion;
-      row.fusionMargin = result->fusionMargin;
-      if (!sweep) {
-        out << "spec      " << describeSpec(item.spec, item.rows) << "\n"
-            << "best      " << result->best.str() << "\n"
-            << "          " << llvm::format("%.2f GB/s", result->bestGbps)
+      row.config = outcome.best;
+      row.tunedGbps = outcome.bestGbps;
+      row.defaultGbps = outcome.defaultGbps;
+      row.fusion = outcome.fusion;
+      row.fusionMargin = outcome.fusionMargin;
+      double speedup =
+          outcome.defaultGbps > 0 ? outcome.bestGbps / outcome.defaultGbps : 0;
+      if (!sweep && asJson) {
+        llvm::json::OStream json(out);
+        json.object([&] {
+          json.attribute("spec", describeSpec(item.spec, item.rows));
+          json.attribute("device", deviceName);
+          json.attribute("fingerprint", key.device);
+          json.attribute("cached", false);
+          json.attribute("config", outcome.best);
+          json.attribute("gbps", outcome.bestGbps);
+          json.attribute("default_config", outcome.defaultConfig);
+          json.attribute("default_gbps", outcome.defaultGbps);
+          json.attribute("speedup", speedup);
+          if (outcome.hasRunnerUp) {
+            json.attribute("runner_up", outcome.runnerUp);
+            json.attribute("runner_up_gbps", outcome.runnerUpGbps);
+          }
+          json.attribute("fusion", outcome.fusion);
+          json.attribute("fusion_margin", outcome.fusionMargin);
+          json.attribute("candidates", outcome.candidates);
+          json.attributeArray("rejected", [&] {
+            for (const std::string &failure : outcome.failures)
+              json.value(failure);
+          });
+          json.attribute("seconds", outcome.seconds);
+          json.attribute("measured_rows", measuredRows);
+          json.attribute("cache", cache.getPath());
+        });
+        out << "\n";
+      } else if (!sweep) {
+        out << "spec      " << describeSpec(item.spec, item.rows) << "\n";
+        if (*device >= 0)
+          out << "device    " << deviceDescription << "\n";
+        out << "best      " << outcome.best << "\n"
+            << "          " << llvm::format("%.2f GB/s", outcome.bestGbps)
             << "\n";
-        if (result->runnerUp)
-          out << "runner-up " << result->runnerUp->str() << "\n"
-              << "          " << llvm::format("%.2f GB/s", result->runnerUpGbps)
-              << "\n";
-        out << "default   " << result->defaultConfig.str() << "\n"
-            << "          " << llvm::format("%.2f GB/s", result->defaultGbps)
-            << llvm::format(" (tuned is %.2fx)",
-                            result->defaultGbps > 0
-                                ? result->bestGbps / result->defaultGbps
-                                : 0.0)
-            << "\n";
-        if (!result->fusion.empty())
-          out << "fusion    " << result->fusion
-              << llvm::format(" wins by %.2fx", result->fusionMargin) << "\n";
-        out << "searched  " << result->candidates << " candidates ("
-            << result->failures.size() << " rejected) in "
-            << llvm::format("%.2f s", result->seconds);
+        if (outcome.hasRunnerUp)
+          out << "runner-up " << outcome.runnerUp << "\n"
+              << "          "
+              << llvm::format("%.2f GB/s", outcome.runnerUpGbps) << "\n";
+        out << "default   " << outcome.defaultConfig << "\n"
+            << "          " << llvm::format("%.2f GB/s", outcome.defaultGbps)
+            << llvm::format(" (tuned is %.2fx)", speedup) << "\n";
+        if (!outcome.fusion.empty())
+          out << "fusion    " << outcome.fusion
+              << llvm::format(" wins by %.2fx", outcome.fusionMargin) << "\n";
+        out << "searched  " << outcome.candidates << " candidates ("
+            << outcome.failures.size() << " rejected) in "
+            << llvm::format("%.2f s", outcome.seconds);
         if (measuredRows != item.rows)
           out << ", measured on " << measuredRows << " rows";
         out << "\ncache     " << cache.getPath() << "\n";
-        for (const std::string &failure : result->failures)
+      }
+      if (!sweep)
+        for (const std::string &failure : outcome.failures)
           llvm::WithColor::warning(llvm::errs(), "normjit")
               << "rejected " << failure << "\n";
-      }
     }
-    if (options.has("report")) {
-      row.copyGbps =
-          measureCopyGbps(tuner::Workload::getBytes(item.spec, measuredRows));
-    }
+    if (options.has("report"))
+      row.copyGbps = *device < 0 ? measureCopyGbps(tuner::Workload::getBytes(
+                                       item.spec, measuredRows))
+                                 : dramGbps;
     report.push_back(row);
     ++finished;
     if (sweep)
@@ -561,12 +708,15 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   if (sweep)
     out << "tuned " << tuned << ", already in the cache " << skipped
         << " (shard " << shard.first << "/" << shard.second << ": "
-        << mine.size() << " of " << items.size() << " specs), cache "
-        << cache.getPath() << "\n";
+        << mine.size() << " of " << items.size() << " specs"
+        << (*device >= 0 ? ", " + deviceDescription : std::string())
+        << "), cache " << cache.getPath() << "\n";
   if (auto dir = options.getString("report")) {
-    if (llvm::Error error = writeReport(*dir, report))
+    if (llvm::Error error = writeReport(
+            *dir, report, *device < 0 ? kCpuCeiling : kGpuCeiling))
       return error;
-    out << "report    " << *dir << "/report.{md,csv,svg}\n";
+    if (!asJson)
+      out << "report    " << *dir << "/report.{md,csv,svg}\n";
   }
   return llvm::Error::success();
 }

@@ -1,6 +1,7 @@
 //===- Measure.cpp - check and time one kernel on a workload --------------===//
 //
-// Part of normjit. Implements Workload and timeKernel.
+// Part of normjit. Implements Workload, timeKernel, GpuWorkload and
+// timeGpuKernel.
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,6 +44,36 @@ void replicateRows(Buffer &buffer, int64_t distinct, int64_t rows,
                 bytes, std::min(block, static_cast<size_t>(count * cols) *
                                            normjit_dtype_size(dtype)));
   }
+}
+
+/// Whether `samples` (seconds, in the order taken) are enough: maxSamples
+/// reached, or minSamples with an interquartile range within stableSpread
+/// of the median or maxSeconds spent.
+bool enoughSamples(const std::vector<double> &samples,
+                   const TimingOptions &options, double elapsed) {
+  int count = static_cast<int>(samples.size());
+  if (count >= options.maxSamples)
+    return true;
+  if (count < options.minSamples)
+    return false;
+  std::vector<double> sorted = samples;
+  std::sort(sorted.begin(), sorted.end());
+  double median = sorted[sorted.size() / 2];
+  double iqr = sorted[sorted.size() * 3 / 4] - sorted[sorted.size() / 4];
+  return iqr <= options.stableSpread * median || elapsed >= options.maxSeconds;
+}
+
+/// The median, minimum, spread and GB/s of per-call `samples`.
+Timing summarize(std::vector<double> samples, double bytes) {
+  std::sort(samples.begin(), samples.end());
+  Timing timing;
+  timing.samples = static_cast<int>(samples.size());
+  timing.medianSeconds = samples[samples.size() / 2];
+  timing.minSeconds = samples.front();
+  timing.spread = (samples[samples.size() * 3 / 4] - samples[samples.size() / 4]) /
+                  timing.medianSeconds;
+  timing.gbps = bytes / timing.medianSeconds / 1e9;
+  return timing;
 }
 
 /// Writes a buffer larger than the last-level cache, evicting the workload.
@@ -104,13 +135,7 @@ double Workload::getBytes(const normjit_kernel_spec_t &spec, int64_t rows) {
   return bytes;
 }
 
-llvm::Error Workload::check(const Kernel &kernel) {
-  if (!reference)
-    reference = std::make_unique<ReferenceResult>(normjit::tuner::reference(
-        spec, rows, x, spec.has_residual ? &residual : nullptr,
-        spec.has_gamma ? &gamma : nullptr, spec.has_beta ? &beta : nullptr));
-  // Poison the outputs: a candidate that skips a write cannot pass on what
-  // an earlier one left behind.
+void Workload::poisonOutputs() {
   std::memset(y.data(), 0xff, static_cast<size_t>(rows * spec.cols) *
                                   normjit_dtype_size(spec.y_dtype));
   if (spec.store_sum)
@@ -118,8 +143,20 @@ llvm::Error Workload::check(const Kernel &kernel) {
                                       normjit_dtype_size(spec.sum_dtype));
   std::fill(mean.begin(), mean.end(), NAN);
   std::fill(rstd.begin(), rstd.end(), NAN);
+}
+
+llvm::Error Workload::check(const Kernel &kernel) {
+  poisonOutputs();
   if (llvm::Error error = kernel.run(getArgs()))
     return error;
+  return checkOutputs();
+}
+
+llvm::Error Workload::checkOutputs() {
+  if (!reference)
+    reference = std::make_unique<ReferenceResult>(normjit::tuner::reference(
+        spec, rows, x, spec.has_residual ? &residual : nullptr,
+        spec.has_gamma ? &gamma : nullptr, spec.has_beta ? &beta : nullptr));
   Comparison comparison = compareWithReference(
       spec, *reference, rows, y, spec.store_sum ? &sum : nullptr,
       spec.store_mean ? mean.data() : nullptr,
@@ -168,27 +205,202 @@ llvm::Expected<Timing> normjit::tuner::timeKernel(const Kernel &kernel,
         return std::move(error);
     samples.push_back(std::chrono::duration<double>(Clock::now() - begin).count() /
                       batch);
-    int count = static_cast<int>(samples.size());
-    if (count >= options.maxSamples)
+    if (enoughSamples(samples, options,
+                      std::chrono::duration<double>(Clock::now() - start)
+                          .count()))
       break;
-    if (count >= options.minSamples) {
-      std::vector<double> sorted = samples;
-      std::sort(sorted.begin(), sorted.end());
-      double median = sorted[sorted.size() / 2];
-      double iqr = sorted[sorted.size() * 3 / 4] - sorted[sorted.size() / 4];
-      double elapsed =
-          std::chrono::duration<double>(Clock::now() - start).count();
-      if (iqr <= options.stableSpread * median || elapsed >= options.maxSeconds)
-        break;
-    }
   }
-  std::sort(samples.begin(), samples.end());
-  Timing timing;
-  timing.samples = static_cast<int>(samples.size());
-  timing.medianSeconds = samples[samples.size() / 2];
-  timing.minSeconds = samples.front();
-  timing.spread = (samples[samples.size() * 3 / 4] - samples[samples.size() / 4]) /
-                  timing.medianSeconds;
-  timing.gbps = workload.getBytes() / timing.medianSeconds / 1e9;
+  return summarize(std::move(samples), workload.getBytes());
+}
+
+//===----------------------------------------------------------------------===//
+// GPU
+//===----------------------------------------------------------------------===//
+
+GpuWorkload::GpuWorkload(const normjit_kernel_spec_t &spec, int64_t rows,
+                         int device, unsigned seed)
+    : host(spec, rows, seed), device(device) {
+  hostArgs = host.getArgs();
+}
+
+GpuWorkload::~GpuWorkload() {
+  // Nothing may still run on the buffers when they are freed.
+  if (stream)
+    normjit_cuda_synchronize(device);
+  normjit_cuda_event_destroy(start);
+  normjit_cuda_event_destroy(end);
+  if (stream)
+    normjit_cuda_stream_destroy(stream);
+  for (Mirror *mirror : {&x, &residual, &gamma, &beta, &y, &sum, &mean, &rstd})
+    normjit_cuda_free(mirror->device);
+  // Errors while tearing down have nowhere to go; drop their messages.
+  normjit_clear_error();
+}
+
+llvm::Expected<std::unique_ptr<GpuWorkload>>
+GpuWorkload::create(const normjit_kernel_spec_t &spec, int64_t rows,
+                    int device, unsigned seed) {
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  if (rows < 0)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "a workload needs a row count >= 0, got " +
+                         std::to_string(rows));
+  // The driver first: without one there is no point in filling buffers.
+  normjit_cuda_device_info_t info;
+  if (normjit_status_t status = normjit_cuda_device_info(device, &info))
+    return statusToError(status);
+  std::unique_ptr<GpuWorkload> workload(
+      new GpuWorkload(spec, rows, device, seed));
+  if (llvm::Error error = workload->allocate())
+    return std::move(error);
+  if (llvm::Error error = workload->uploadInputs())
+    return std::move(error);
+  return workload;
+}
+
+llvm::Error GpuWorkload::allocate() {
+  const normjit_kernel_spec_t &spec = host.getSpec();
+  size_t elements = static_cast<size_t>(host.getRows() * spec.cols);
+  size_t rows = static_cast<size_t>(host.getRows());
+  auto bytes = [&](bool used, normjit_dtype_t dtype, size_t count) {
+    return used ? count * normjit_dtype_size(dtype) : 0;
+  };
+  struct Plan {
+    Mirror *mirror;
+    const void *host;
+    size_t bytes;
+  } plans[] = {
+      {&x, hostArgs.x, bytes(true, spec.x_dtype, elements)},
+      {&residual, hostArgs.residual,
+       bytes(spec.has_residual, spec.residual_dtype, elements)},
+      {&gamma, hostArgs.gamma,
+       bytes(spec.has_gamma, spec.gamma_dtype, static_cast<size_t>(spec.cols))},
+      {&beta, hostArgs.beta,
+       bytes(spec.has_beta, spec.beta_dtype, static_cast<size_t>(spec.cols))},
+      {&y, hostArgs.y, bytes(true, spec.y_dtype, elements)},
+      {&sum, hostArgs.sum, bytes(spec.store_sum, spec.sum_dtype, elements)},
+      {&mean, hostArgs.mean, spec.store_mean ? rows * sizeof(float) : 0},
+      {&rstd, hostArgs.rstd, spec.store_rstd ? rows * sizeof(float) : 0},
+  };
+  for (const Plan &plan : plans) {
+    // The host buffers are the Workload's own (outputs writable).
+    plan.mirror->host = const_cast<void *>(plan.host);
+    plan.mirror->bytes = plan.bytes;
+    if (plan.bytes == 0 || !plan.host)
+      continue;
+    if (normjit_status_t status =
+            normjit_cuda_malloc(device, plan.bytes, &plan.mirror->device))
+      return statusToError(status);
+  }
+  args = hostArgs;
+  args.x = x.device;
+  args.residual = residual.device;
+  args.gamma = gamma.device;
+  args.beta = beta.device;
+  args.y = y.device;
+  args.sum = sum.device;
+  args.mean = static_cast<float *>(mean.device);
+  args.rstd = static_cast<float *>(rstd.device);
+  if (normjit_status_t status = normjit_cuda_stream_create(device, &stream))
+    return statusToError(status);
+  if (normjit_status_t status = normjit_cuda_event_create(device, &start))
+    return statusToError(status);
+  if (normjit_status_t status = normjit_cuda_event_create(device, &end))
+    return statusToError(status);
+  return llvm::Error::success();
+}
+
+llvm::Error GpuWorkload::uploadInputs() {
+  for (const Mirror *mirror : {&x, &residual, &gamma, &beta})
+    if (mirror->device)
+      if (normjit_status_t status = normjit_cuda_memcpy_htod(
+              mirror->device, mirror->host, mirror->bytes))
+        return statusToError(status);
+  return llvm::Error::success();
+}
+
+llvm::Error GpuWorkload::check(const CompiledGpuKernel &kernel) {
+  // Nothing earlier may still run on the stream (the copies below do not
+  // wait for it); then the inputs as they were (whatever an earlier
+  // candidate did) and the outputs poisoned, on the device and the host.
+  if (normjit_status_t status = normjit_cuda_synchronize(device))
+    return statusToError(status);
+  if (llvm::Error error = uploadInputs())
+    return error;
+  for (const Mirror *mirror : {&y, &sum, &mean, &rstd})
+    if (mirror->device)
+      if (normjit_status_t status =
+              normjit_cuda_memset(mirror->device, 0xff, mirror->bytes))
+        return statusToError(status);
+  host.poisonOutputs();
+  if (host.getRows() > 0)
+    if (llvm::Error error = kernel.run(args, stream))
+      return error;
+  // The stream does not synchronize with the copies: wait for the kernel
+  // (this is also where a fault in it shows up).
+  if (normjit_status_t status = normjit_cuda_synchronize(device))
+    return statusToError(status);
+  for (const Mirror *mirror : {&y, &sum, &mean, &rstd})
+    if (mirror->device)
+      if (normjit_status_t status = normjit_cuda_memcpy_dtoh(
+              mirror->host, mirror->device, mirror->bytes))
+        return statusToError(status);
+  return host.checkOutputs();
+}
+
+llvm::Expected<double> GpuWorkload::timeLaunches(
+    const CompiledGpuKernel &kernel, int count, bool flushL2) {
+  if (flushL2)
+    if (normjit_status_t status = normjit_cuda_flush_l2(device, stream))
+      return statusToError(status);
+  if (normjit_status_t status = normjit_cuda_event_record(start, stream))
+    return statusToError(status);
+  for (int i = 0; i < count; ++i)
+    if (llvm::Error error = kernel.run(args, stream))
+      return std::move(error);
+  if (normjit_status_t status = normjit_cuda_event_record(end, stream))
+    return statusToError(status);
+  float ms = 0;
+  if (normjit_status_t status = normjit_cuda_event_elapsed_ms(start, end, &ms))
+    return statusToError(status);
+  return static_cast<double>(ms) / 1e3;
+}
+
+llvm::Expected<Timing>
+normjit::tuner::timeGpuKernel(const CompiledGpuKernel &kernel,
+                              GpuWorkload &workload,
+                              const TimingOptions &options) {
+  for (int i = 0; i < options.warmup; ++i)
+    if (llvm::Error error = kernel.run(workload.getArgs(), workload.getStream()))
+      return std::move(error);
+  // One launch (timed, which also waits for the warm-up) sizes the batch:
+  // back-to-back launches between two events, so that a sample is long
+  // against the events' resolution (about half a microsecond).
+  auto once = workload.timeLaunches(kernel, 1, options.coldCache);
+  if (!once)
+    return once.takeError();
+  int batch = 1;
+  if (!options.coldCache && *once < options.minSampleSeconds)
+    batch = static_cast<int>(std::min(
+        1000.0, options.minSampleSeconds / std::max(*once, 1e-9)));
+  batch = std::max(batch, 1);
+
+  std::vector<double> samples;
+  auto begin = Clock::now();
+  while (true) {
+    auto seconds = workload.timeLaunches(kernel, batch, options.coldCache);
+    if (!seconds)
+      return seconds.takeError();
+    samples.push_back(*seconds / batch);
+    if (enoughSamples(samples, options,
+                      std::chrono::duration<double>(Clock::now() - begin)
+                          .count()))
+      break;
+  }
+  Timing timing = summarize(std::move(samples), workload.getBytes());
+  if (!(timing.medianSeconds > 0))
+    return makeError(NORMJIT_DEVICE_ERROR,
+                     "CUDA events measured no time for the kernel");
   return timing;
 }

@@ -79,3 +79,85 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
     }
   return space;
 }
+
+
+std::vector<GpuConfig>
+normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
+                                    int64_t rows, const GpuTarget &target) {
+  GpuConfig base = getDefaultGpuConfig(spec, target);
+  std::vector<GpuConfig> space = {base};
+  int64_t cols = std::max<int64_t>(1, spec.cols);
+  unsigned bits = getWidestElementBits(spec);
+  auto fits = [&](const GpuConfig &c) {
+    if (c.vectorWidth * bits > 128 || c.elementsPerThread % c.vectorWidth ||
+        c.blockSize() > 1024 || c.threadsPerRow > 1024)
+      return false;
+    switch (c.rowStorage) {
+    case GpuRowStorage::Registers:
+      // At most 32 f32 values of the row per thread (and their gamma and
+      // beta when persistent): more spills or starves occupancy.
+      return c.threadsPerRow * c.elementsPerThread >= cols &&
+             c.elementsPerThread <= 32;
+    case GpuRowStorage::Shared:
+      return sharedRowsFit(cols, c.rowsPerBlock, c.vectorWidth);
+    case GpuRowStorage::Global:
+      return true;
+    }
+    return false;
+  };
+  auto add = [&](const GpuConfig &config) {
+    if (fits(config) &&
+        std::find(space.begin(), space.end(), config) == space.end())
+      space.push_back(config);
+  };
+
+  std::vector<int64_t> widths;
+  for (int64_t width = std::min<int64_t>(8, 128 / bits); width >= 1;
+       width /= 2) {
+    if (cols % width == 0 || width == 1)
+      widths.push_back(width);
+    if (widths.size() == 2)
+      break;
+  }
+  rows = std::max<int64_t>(1, rows);
+  for (int64_t width : widths) {
+    int64_t vectors = (cols + width - 1) / width;
+    for (int64_t tpr = 1; tpr <= 1024; tpr *= 2) {
+      // Threads per row from half to twice the default's.
+      if (tpr * 2 < base.threadsPerRow || tpr > 2 * base.threadsPerRow)
+        continue;
+      int64_t chunks = (vectors + tpr - 1) / tpr;
+      struct Storage {
+        GpuRowStorage storage;
+        int64_t elementsPerThread;
+      };
+      std::vector<Storage> storages = {
+          {GpuRowStorage::Registers, chunks * width}};
+      // Loops over the row: one or two vectors per thread and step.
+      for (int64_t step : {1, 2})
+        if (step <= chunks) {
+          storages.push_back({GpuRowStorage::Shared, step * width});
+          storages.push_back({GpuRowStorage::Global, step * width});
+        }
+      for (int64_t blockSize : {128, 256}) {
+        int64_t rowsPerBlock = std::max<int64_t>(1, blockSize / tpr);
+        int64_t blocks = (rows + rowsPerBlock - 1) / rowsPerBlock;
+        std::vector<bool> persistent = {false};
+        if (blocks > 2 * static_cast<int64_t>(target.smCount))
+          persistent.push_back(true);
+        for (const Storage &storage : storages)
+          for (bool loop : persistent) {
+            GpuConfig config;
+            config.vectorWidth = width;
+            config.threadsPerRow = tpr;
+            config.rowsPerBlock = rowsPerBlock;
+            config.elementsPerThread = storage.elementsPerThread;
+            config.rowStorage = storage.storage;
+            config.persistent = loop;
+            add(config);
+          }
+      }
+    }
+  }
+  return space;
+}

@@ -70,3 +70,41 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   lock.unlock();
   return finish(ConfigSource::Tuned, tuned->best);
 }
+
+llvm::Expected<std::shared_ptr<const CompiledGpuKernel>>
+TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
+                           int device, ConfigSource *source) {
+  auto finish = [&](ConfigSource from, std::optional<GpuConfig> config)
+      -> llvm::Expected<std::shared_ptr<const CompiledGpuKernel>> {
+    if (source)
+      *source = from;
+    return context.getGpuKernel(spec, device, config);
+  };
+  if (policy == TuningPolicy::Heuristic)
+    return finish(ConfigSource::Default, std::nullopt);
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  auto key = makeGpuCacheKey(spec, rows, device);
+  if (!key)
+    return key.takeError();
+  std::unique_lock<std::mutex> lock(mutex);
+  if (std::optional<CacheEntry> entry = cache.lookup(*key)) {
+    lock.unlock();
+    // The key's device is this GPU's fingerprint, so the entry holds a GPU
+    // config (the cache reads nothing else under a CUDA device).
+    if (entry->isGpu())
+      return finish(ConfigSource::Cache, entry->gpuConfig);
+    return finish(ConfigSource::Default, std::nullopt);
+  }
+  if (policy == TuningPolicy::CacheOnly || rows < 1) {
+    lock.unlock();
+    return finish(ConfigSource::Default, std::nullopt);
+  }
+  auto tuned = tuneGpu(context, spec, rows, device, options);
+  if (!tuned)
+    return tuned.takeError();
+  if (llvm::Error error = cache.store({makeGpuCacheEntry(spec, rows, *tuned)}))
+    return std::move(error);
+  lock.unlock();
+  return finish(ConfigSource::Tuned, tuned->best);
+}

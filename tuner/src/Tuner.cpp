@@ -1,6 +1,9 @@
-//===- Tuner.cpp - tune one kernel spec on this CPU -----------------------===//
+//===- Tuner.cpp - tune one kernel spec on the CPU or a GPU ---------------===//
 //
-// Part of normjit. Implements tuneCpu and the cache-entry helpers.
+// Part of normjit. Implements tuneCpu, tuneGpu and the cache-entry helpers.
+// Both backends run the same search (CandidateSearch): check a candidate
+// before its first timing, score it by GB/s, rank with the strategy, and
+// let the winner replace the default only after a head-to-head.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +31,12 @@ using Clock = std::chrono::steady_clock;
 /// replace the default, and by how much it must be faster.
 constexpr int kHeadToHeadRounds = 5;
 constexpr double kWinMargin = 0.02;
+/// Rows of the workload candidates are checked on (every one distinct).
+constexpr int64_t kCheckRows = 97;
+/// On the GPU a sample lasts at least this long (a batch of launches
+/// between two events): long against the events' resolution of about half
+/// a microsecond.
+constexpr double kGpuMinSampleSeconds = 100e-6;
 
 TimingOptions timingFor(int effort, bool coldCache) {
   TimingOptions options;
@@ -54,17 +63,18 @@ TimingOptions timingFor(int effort, bool coldCache) {
   return options;
 }
 
-/// Compiles every candidate, a few at a time.
-std::vector<std::shared_ptr<const Kernel>>
-compileAll(Context &context, const normjit_kernel_spec_t &spec,
-           const std::vector<CpuConfig> &configs, unsigned threads,
-           std::vector<std::string> &errors) {
-  std::vector<std::shared_ptr<const Kernel>> kernels(configs.size());
+/// Compiles every candidate, a few at a time, with `compile` (which must be
+/// thread-safe).
+template <typename KernelPtr, typename Config, typename Compile>
+std::vector<KernelPtr>
+compileAll(const std::vector<Config> &configs, unsigned threads,
+           std::vector<std::string> &errors, Compile compile) {
+  std::vector<KernelPtr> kernels(configs.size());
   errors.assign(configs.size(), "");
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < configs.size(); i = next++) {
-      auto kernel = context.getKernel(spec, configs[i]);
+      auto kernel = compile(configs[i]);
       if (kernel)
         kernels[i] = std::move(*kernel);
       else
@@ -73,6 +83,8 @@ compileAll(Context &context, const normjit_kernel_spec_t &spec,
   };
   if (threads == 0)
     threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(
+      std::min<size_t>(threads, std::max<size_t>(configs.size(), 1)));
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t)
     pool.emplace_back(worker);
@@ -81,144 +93,91 @@ compileAll(Context &context, const normjit_kernel_spec_t &spec,
     thread.join();
   return kernels;
 }
-} // namespace
 
-llvm::Expected<TuneResult>
-normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
-                        int64_t rows, const TuneOptions &options) {
-  auto start = Clock::now();
-  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
-    return std::move(error);
-  if (rows < 1)
-    return makeError(NORMJIT_INVALID_ARGUMENT,
-                     "tuning needs at least one row, got " +
-                         std::to_string(rows));
+/// How a backend checks and times candidate `i` (its position in the
+/// candidate list; 0 is the default config).
+struct CandidateHooks {
+  /// Whether candidate i compiled.
+  std::function<bool(size_t)> compiled;
+  /// Runs candidate i once and compares with the reference.
+  std::function<llvm::Error(size_t)> check;
+  /// Times candidate i.
+  std::function<llvm::Expected<Timing>(size_t, const TimingOptions &)> time;
+  /// The timing options for an effort (0 quick .. 2 careful).
+  std::function<TimingOptions(int)> timing;
+};
 
-  std::vector<CpuConfig> space = buildCpuSearchSpace(spec, rows);
-  // The candidates the strategy will look at (space index 0: the default),
-  // compiled up front, in parallel.
-  std::vector<size_t> pool = drawCandidates(space.size(), options.strategy);
-  std::vector<CpuConfig> candidates;
-  for (size_t index : pool)
-    candidates.push_back(space[index]);
+/// The search both backends share, filling the common fields of a
+/// BasicTuneResult.
+template <typename Config> class CandidateSearch {
+public:
+  CandidateSearch(const std::vector<Config> &candidates,
+                  std::vector<std::string> compileErrors, CandidateHooks hooks,
+                  const TuneOptions &options, Clock::time_point start,
+                  BasicTuneResult<Config> &result)
+      : candidates(candidates), compileErrors(std::move(compileErrors)),
+        hooks(std::move(hooks)), options(options), start(start), result(result),
+        checked(candidates.size(), 0) {}
 
-  TuneResult result;
-  result.defaultConfig = candidates.front();
-  std::vector<std::string> compileErrors;
-  std::vector<std::shared_ptr<const Kernel>> kernels = compileAll(
-      context, spec, candidates, options.compileThreads, compileErrors);
-
-  Workload timingWorkload(spec, rows);
-  Workload checkWorkload(spec, std::min<int64_t>(rows, 97), 99);
-  std::vector<int> checked(candidates.size(), 0); // 0 unknown, 1 ok, -1 bad
-  std::map<std::pair<size_t, int>, double> scores;
-  auto describe = [&](size_t i) { return candidates[i].str(); };
-
-  // The strategy sees candidates by their position in `candidates`.
-  Evaluator evaluate = [&](size_t i, int effort) -> std::optional<double> {
-    if (!kernels[i]) {
-      if (!compileErrors[i].empty()) {
-        result.failures.push_back(describe(i) + ": " + compileErrors[i]);
-        compileErrors[i].clear();
-      }
-      return std::nullopt;
+  /// Searches; sets best, runner-up, the default's careful GB/s and the
+  /// candidate count. Fails when no candidate compiled and passed.
+  llvm::Error run() {
+    std::vector<size_t> positions;
+    for (size_t i = 0; i < candidates.size(); ++i)
+      positions.push_back(i);
+    found = searchPool(
+        positions, options.strategy,
+        [&](size_t i, int effort) { return evaluate(i, effort); },
+        [&] { return outOfBudget(); });
+    result.candidates = static_cast<int64_t>(candidates.size());
+    if (found.ranking.empty())
+      return makeError(
+          NORMJIT_INTERNAL,
+          "no candidate compiled and passed the reference check (" +
+              std::to_string(result.failures.size()) + " failures; first: " +
+              (result.failures.empty() ? std::string("none")
+                                       : result.failures.front()) +
+              ")");
+    result.best = candidates[found.ranking[0].first];
+    result.bestGbps = found.ranking[0].second;
+    if (found.ranking.size() > 1) {
+      result.runnerUp = candidates[found.ranking[1].first];
+      result.runnerUpGbps = found.ranking[1].second;
     }
-    if (checked[i] == 0) {
-      if (llvm::Error error = checkWorkload.check(*kernels[i])) {
-        result.failures.push_back(describe(i) + ": " +
-                                  llvm::toString(std::move(error)));
-        checked[i] = -1;
-      } else {
-        checked[i] = 1;
-      }
-    }
-    if (checked[i] < 0)
-      return std::nullopt;
-    auto timing = timeKernel(*kernels[i], timingWorkload,
-                             timingFor(effort, options.coldCache));
-    if (!timing) {
-      result.failures.push_back(describe(i) + ": " +
-                                llvm::toString(timing.takeError()));
-      checked[i] = -1;
-      return std::nullopt;
-    }
-    scores[{i, effort}] = timing->gbps;
-    return timing->gbps;
-  };
-  auto outOfBudget = [&] {
-    return std::chrono::duration<double>(Clock::now() - start).count() >
-           options.budgetSeconds;
-  };
-  std::vector<size_t> positions;
-  for (size_t i = 0; i < candidates.size(); ++i)
-    positions.push_back(i);
-  SearchResult found =
-      searchPool(positions, options.strategy, evaluate, outOfBudget);
-  result.candidates = static_cast<int64_t>(candidates.size());
-  if (found.ranking.empty())
-    return makeError(NORMJIT_INTERNAL,
-                     "no candidate compiled and passed the reference check (" +
-                         std::to_string(result.failures.size()) +
-                         " failures; first: " +
-                         (result.failures.empty() ? std::string("none")
-                                                  : result.failures.front()) +
-                         ")");
+    result.defaultGbps = careful(0);
+    return llvm::Error::success();
+  }
 
-  auto careful = [&](size_t i) -> double {
+  /// The score of candidate i at the highest effort (measured now if it
+  /// was not yet); 0 if it fails.
+  double careful(size_t i) {
     auto it = scores.find({i, 2});
     if (it != scores.end())
       return it->second;
     std::optional<double> score = evaluate(i, 2);
     return score ? *score : 0.0;
-  };
-  result.best = candidates[found.ranking[0].first];
-  result.bestGbps = found.ranking[0].second;
-  if (found.ranking.size() > 1) {
-    result.runnerUp = candidates[found.ranking[1].first];
-    result.runnerUpGbps = found.ranking[1].second;
   }
-  result.defaultGbps = careful(0);
 
-  if (spec.has_residual) {
-    // Which form won the search, and by how much: the best of the other
-    // form, measured as carefully (decided before the head-to-head below,
-    // which only ever falls back to the default, a fused config).
-    bool bestFused = result.best.fuseResidual;
-    std::optional<size_t> other;
-    for (const auto &[index, score] : found.ranking)
-      if (candidates[index].fuseResidual != bestFused) {
-        other = index;
-        break;
-      }
-    if (!other) {
-      double bestEarly = -1;
-      for (const auto &[key, score] : scores)
-        if (candidates[key.first].fuseResidual != bestFused &&
-            score > bestEarly) {
-          bestEarly = score;
-          other = key.first;
-        }
+  /// The winner must beat the default in a head-to-head: alternate timings
+  /// of the two (so both see the same machine state) and keep the default
+  /// unless the winner's median is ahead by more than the noise margin. A
+  /// tuned config is then never slower than the default it replaces.
+  /// Returns the winner's head-to-head GB/s when the default stayed (the
+  /// result then names the default as best, the winner as runner-up).
+  std::optional<double> headToHead() {
+    size_t winner = found.ranking[0].first;
+    if (winner == 0) {
+      result.defaultGbps = result.bestGbps;
+      return std::nullopt;
     }
-    result.fusion = bestFused ? "fused" : "split";
-    if (other) {
-      double otherGbps = careful(*other);
-      result.fusionMargin = otherGbps > 0 ? result.bestGbps / otherGbps : 0;
-    }
-  }
-  // The winner must beat the default in a head-to-head: alternate timings
-  // of the two (so both see the same machine state) and keep the default
-  // unless the winner's median is ahead by more than the noise margin. A
-  // tuned config is then never slower than the default it replaces.
-  size_t winner = found.ranking[0].first;
-  if (winner != 0 && kernels[0] && checked[0] > 0) {
+    if (!hooks.compiled(0) || checked[0] <= 0)
+      return std::nullopt;
     std::vector<double> winnerRuns, defaultRuns;
     for (int round = 0; round < kHeadToHeadRounds; ++round) {
       if (round >= 3 && outOfBudget())
         break; // three alternations are enough to decide within budget
-      auto forWinner = timeKernel(*kernels[winner], timingWorkload,
-                                  timingFor(1, options.coldCache));
-      auto forDefault = timeKernel(*kernels[0], timingWorkload,
-                                   timingFor(1, options.coldCache));
+      auto forWinner = hooks.time(winner, hooks.timing(1));
+      auto forDefault = hooks.time(0, hooks.timing(1));
       if (!forWinner || !forDefault) {
         llvm::consumeError(forWinner.takeError());
         llvm::consumeError(forDefault.takeError());
@@ -227,60 +186,308 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
       winnerRuns.push_back(forWinner->gbps);
       defaultRuns.push_back(forDefault->gbps);
     }
-    if (!winnerRuns.empty()) {
-      auto median = [](std::vector<double> values) {
-        std::sort(values.begin(), values.end());
-        return values[values.size() / 2];
-      };
-      double winnerGbps = median(winnerRuns), defaultGbps = median(defaultRuns);
-      result.defaultGbps = defaultGbps;
-      if (winnerGbps > defaultGbps * (1 + kWinMargin)) {
-        result.bestGbps = winnerGbps;
-      } else {
-        result.runnerUp = result.best;
-        result.runnerUpGbps = winnerGbps;
-        result.best = candidates[0];
-        result.bestGbps = defaultGbps;
-        if (spec.has_residual && result.fusion == "split") {
-          result.fusion = "fused";
-          result.fusionMargin = defaultGbps / winnerGbps;
-        }
-      }
+    if (winnerRuns.empty())
+      return std::nullopt;
+    auto median = [](std::vector<double> values) {
+      std::sort(values.begin(), values.end());
+      return values[values.size() / 2];
+    };
+    double winnerGbps = median(winnerRuns), defaultGbps = median(defaultRuns);
+    result.defaultGbps = defaultGbps;
+    if (winnerGbps > defaultGbps * (1 + kWinMargin)) {
+      result.bestGbps = winnerGbps;
+      return std::nullopt;
     }
-  } else if (winner == 0) {
-    result.defaultGbps = result.bestGbps;
+    result.runnerUp = result.best;
+    result.runnerUpGbps = winnerGbps;
+    result.best = candidates[0];
+    result.bestGbps = defaultGbps;
+    return winnerGbps;
   }
 
-  result.seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
+  bool outOfBudget() const {
+    return std::chrono::duration<double>(Clock::now() - start).count() >
+           options.budgetSeconds;
+  }
+
+  const std::vector<Config> &candidates;
+  SearchResult found;
+  /// Scores by (candidate, effort).
+  std::map<std::pair<size_t, int>, double> scores;
+
+private:
+  std::optional<double> evaluate(size_t i, int effort) {
+    if (!hooks.compiled(i)) {
+      if (!compileErrors[i].empty()) {
+        result.failures.push_back(candidates[i].str() + ": " +
+                                  compileErrors[i]);
+        compileErrors[i].clear();
+      }
+      return std::nullopt;
+    }
+    if (checked[i] == 0) {
+      if (llvm::Error error = hooks.check(i)) {
+        result.failures.push_back(candidates[i].str() + ": " +
+                                  llvm::toString(std::move(error)));
+        checked[i] = -1;
+      } else {
+        checked[i] = 1;
+      }
+    }
+    if (checked[i] < 0)
+      return std::nullopt;
+    auto timing = hooks.time(i, hooks.timing(effort));
+    if (!timing) {
+      result.failures.push_back(candidates[i].str() + ": " +
+                                llvm::toString(timing.takeError()));
+      checked[i] = -1;
+      return std::nullopt;
+    }
+    scores[{i, effort}] = timing->gbps;
+    return timing->gbps;
+  }
+
+  std::vector<std::string> compileErrors;
+  CandidateHooks hooks;
+  const TuneOptions &options;
+  Clock::time_point start;
+  BasicTuneResult<Config> &result;
+  std::vector<int> checked; ///< 0 unknown, 1 ok, -1 bad
+};
+
+/// The configs of `space` a strategy looks at (the default, space[0],
+/// first).
+template <typename Config>
+std::vector<Config> pickCandidates(const std::vector<Config> &space,
+                                   const StrategyOptions &strategy) {
+  std::vector<Config> candidates;
+  for (size_t index : drawCandidates(space.size(), strategy))
+    candidates.push_back(space[index]);
+  return candidates;
+}
+
+llvm::Error checkTuneArguments(const normjit_kernel_spec_t &spec,
+                               int64_t rows) {
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return error;
+  if (rows < 1)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "tuning needs at least one row, got " +
+                         std::to_string(rows));
+  return llvm::Error::success();
+}
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+} // namespace
+
+llvm::Expected<TuneResult>
+normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
+                        int64_t rows, const TuneOptions &options) {
+  auto start = Clock::now();
+  if (llvm::Error error = checkTuneArguments(spec, rows))
+    return std::move(error);
+
+  // The candidates the strategy will look at (the default first), compiled
+  // up front, in parallel.
+  std::vector<CpuConfig> candidates =
+      pickCandidates(buildCpuSearchSpace(spec, rows), options.strategy);
+  TuneResult result;
+  result.defaultConfig = candidates.front();
+  std::vector<std::string> compileErrors;
+  auto kernels = compileAll<std::shared_ptr<const Kernel>>(
+      candidates, options.compileThreads, compileErrors,
+      [&](const CpuConfig &config) { return context.getKernel(spec, config); });
+
+  Workload timingWorkload(spec, rows);
+  Workload checkWorkload(spec, std::min<int64_t>(rows, kCheckRows), 99);
+  CandidateHooks hooks;
+  hooks.compiled = [&](size_t i) { return kernels[i] != nullptr; };
+  hooks.check = [&](size_t i) { return checkWorkload.check(*kernels[i]); };
+  hooks.time = [&](size_t i, const TimingOptions &timing) {
+    return timeKernel(*kernels[i], timingWorkload, timing);
+  };
+  hooks.timing = [&](int effort) {
+    return timingFor(effort, options.coldCache);
+  };
+  CandidateSearch<CpuConfig> search(candidates, std::move(compileErrors),
+                                    std::move(hooks), options, start, result);
+  if (llvm::Error error = search.run())
+    return std::move(error);
+
+  if (spec.has_residual) {
+    // Which form won the search, and by how much: the best of the other
+    // form, measured as carefully (decided before the head-to-head below,
+    // which only ever falls back to the default, a fused config).
+    bool bestFused = result.best.fuseResidual;
+    std::optional<size_t> other;
+    for (const auto &[index, score] : search.found.ranking)
+      if (candidates[index].fuseResidual != bestFused) {
+        other = index;
+        break;
+      }
+    if (!other) {
+      double bestEarly = -1;
+      for (const auto &[key, score] : search.scores)
+        if (candidates[key.first].fuseResidual != bestFused &&
+            score > bestEarly) {
+          bestEarly = score;
+          other = key.first;
+        }
+    }
+    result.fusion = bestFused ? "fused" : "split";
+    if (other) {
+      double otherGbps = search.careful(*other);
+      result.fusionMargin = otherGbps > 0 ? result.bestGbps / otherGbps : 0;
+    }
+  }
+  if (std::optional<double> winnerGbps = search.headToHead())
+    if (spec.has_residual && result.fusion == "split") {
+      result.fusion = "fused";
+      result.fusionMargin = result.defaultGbps / *winnerGbps;
+    }
+
+  result.seconds = secondsSince(start);
+  return result;
+}
+
+llvm::Expected<GpuTuneResult>
+normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
+                        int64_t rows, int device, const TuneOptions &options) {
+  auto start = Clock::now();
+  if (llvm::Error error = checkTuneArguments(spec, rows))
+    return std::move(error);
+  // The device first: its target shapes the search space, its fingerprint
+  // keys the result.
+  auto target = getGpuTarget(device);
+  if (!target)
+    return target.takeError();
+  normjit_cuda_device_info_t info;
+  if (normjit_status_t status = normjit_cuda_device_info(device, &info))
+    return statusToError(status);
+  auto fingerprint = getGpuFingerprint(device);
+  if (!fingerprint)
+    return fingerprint.takeError();
+
+  std::vector<GpuConfig> candidates = pickCandidates(
+      buildGpuSearchSpace(spec, rows, *target), options.strategy);
+  GpuTuneResult result;
+  result.device = device;
+  result.deviceName = info.name;
+  result.fingerprint = *fingerprint;
+  result.defaultConfig = candidates.front();
+  std::vector<std::string> compileErrors;
+  auto kernels = compileAll<std::shared_ptr<const CompiledGpuKernel>>(
+      candidates, options.compileThreads, compileErrors,
+      [&](const GpuConfig &config) {
+        return context.getGpuKernel(spec, device, config);
+      });
+
+  // Device buffers, allocated and uploaded once for all candidates.
+  auto timingWorkload = GpuWorkload::create(spec, rows, device);
+  if (!timingWorkload)
+    return timingWorkload.takeError();
+  auto checkWorkload = GpuWorkload::create(
+      spec, std::min<int64_t>(rows, kCheckRows), device, 99);
+  if (!checkWorkload)
+    return checkWorkload.takeError();
+  CandidateHooks hooks;
+  hooks.compiled = [&](size_t i) { return kernels[i] != nullptr; };
+  hooks.check = [&](size_t i) { return (*checkWorkload)->check(*kernels[i]); };
+  hooks.time = [&](size_t i, const TimingOptions &timing) {
+    return timeGpuKernel(*kernels[i], **timingWorkload, timing);
+  };
+  hooks.timing = [&](int effort) {
+    TimingOptions timing = timingFor(effort, options.coldCache);
+    timing.minSampleSeconds = kGpuMinSampleSeconds;
+    return timing;
+  };
+  CandidateSearch<GpuConfig> search(candidates, std::move(compileErrors),
+                                    std::move(hooks), options, start, result);
+  if (llvm::Error error = search.run())
+    return std::move(error);
+  // GPU kernels always fuse the residual add: no fusion decision to record.
+  search.headToHead();
+  result.seconds = secondsSince(start);
   return result;
 }
 
 CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
-                                      int64_t rows) {
-  static const std::string device = detectCpuFingerprint().key();
+                                      int64_t rows, llvm::StringRef deviceKey) {
   CacheKey key;
   key.spec = getSpecKey(spec);
   key.rowBucket = getRowBucket(rows);
-  key.device = device;
+  key.device = deviceKey.str();
   key.normjitVersion = "0.1.0";
   key.llvmVersion = LLVM_VERSION_STRING;
   return key;
 }
 
-CacheEntry normjit::tuner::makeCacheEntry(const normjit_kernel_spec_t &spec,
-                                          int64_t rows,
-                                          const TuneResult &result) {
+CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
+                                      int64_t rows) {
+  static const std::string device = detectCpuFingerprint().key();
+  return makeCacheKey(spec, rows, device);
+}
+
+llvm::Expected<std::string> normjit::tuner::getGpuFingerprint(int device) {
+  char buffer[NORMJIT_CUDA_FINGERPRINT_SIZE];
+  if (normjit_status_t status =
+          normjit_cuda_device_fingerprint(device, buffer, sizeof buffer))
+    return statusToError(status);
+  std::string fingerprint = buffer;
+  // The cache tells GPU entries by their device key; a driver layer that
+  // wrote something else must not make a GPU entry look like a CPU one.
+  if (!isGpuDeviceKey(fingerprint))
+    return makeError(NORMJIT_INTERNAL, "CUDA device fingerprint '" +
+                                           fingerprint +
+                                           "' does not start with \"cuda\"");
+  return fingerprint;
+}
+
+llvm::Expected<CacheKey>
+normjit::tuner::makeGpuCacheKey(const normjit_kernel_spec_t &spec, int64_t rows,
+                                int device) {
+  auto fingerprint = getGpuFingerprint(device);
+  if (!fingerprint)
+    return fingerprint.takeError();
+  return makeCacheKey(spec, rows, *fingerprint);
+}
+
+namespace {
+/// The fields a CPU and a GPU entry share.
+template <typename Config>
+CacheEntry makeEntry(const normjit_kernel_spec_t &spec, int64_t rows,
+                     llvm::StringRef deviceKey,
+                     const BasicTuneResult<Config> &result) {
   CacheEntry entry;
-  entry.key = makeCacheKey(spec, rows);
-  entry.config = result.best;
+  entry.key = makeCacheKey(spec, rows, deviceKey);
   entry.gbps = result.bestGbps;
   entry.defaultGbps = result.defaultGbps;
-  entry.runnerUp = result.runnerUp;
-  entry.runnerUpGbps = result.runnerUpGbps;
+  entry.runnerUpGbps = result.runnerUp ? result.runnerUpGbps : 0;
   entry.fusion = result.fusion;
   entry.fusionMargin = result.fusionMargin;
   entry.candidates = result.candidates;
   entry.tunedAt = getUtcTimestamp();
+  return entry;
+}
+} // namespace
+
+CacheEntry normjit::tuner::makeCacheEntry(const normjit_kernel_spec_t &spec,
+                                          int64_t rows,
+                                          const TuneResult &result) {
+  CacheEntry entry =
+      makeEntry(spec, rows, makeCacheKey(spec, rows).device, result);
+  entry.config = result.best;
+  entry.runnerUp = result.runnerUp;
+  return entry;
+}
+
+CacheEntry normjit::tuner::makeGpuCacheEntry(const normjit_kernel_spec_t &spec,
+                                             int64_t rows,
+                                             const GpuTuneResult &result) {
+  CacheEntry entry = makeEntry(spec, rows, result.fingerprint, result);
+  entry.gpuConfig = result.best;
+  entry.gpuRunnerUp = result.runnerUp;
   return entry;
 }

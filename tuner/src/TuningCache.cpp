@@ -27,12 +27,25 @@
 //   runner_up = { ...the same seven keys... }   # optional, with:
 //   runner_up_gbps = 38.0
 //
+// An entry whose device is a CUDA device (its fingerprint starts with
+// "cuda", e.g. "cuda | NVIDIA H100 80GB HBM3 | sm_90 | 132 SMs | 79.1 GiB |
+// driver 13000") holds GPU configs instead, and only GPU configs:
+//
+//   config = { vector_width = 8, threads_per_row = 32, rows_per_block = 8,
+//              elements_per_thread = 8, row_storage = "registers",
+//              persistent = false }
+//
+// (row_storage "registers", "shared" or "global"; fusion is "" for GPU
+// entries as normjit writes them, never "split": GPU kernels always fuse.) A CPU config under a CUDA device, or
+// the reverse, is an unknown key, so neither is ever read as the other.
+//
 // The first five keys are the entry's identity (CacheKey). Every key above
 // is required except runner_up and runner_up_gbps, which come together or
 // not at all. Floats may be written as integers. Reading is all-or-nothing:
 // a syntax error, a missing or unknown key (at any level), a wrong type, a
 // value out of range (GB/s finite in [0, 1e5], candidates in [0, 1e9],
-// rows_per_task <= 2^20, what validateCpuConfig rejects), a string that is
+// rows_per_task <= 2^20, what validateCpuConfig rejects; GPU knobs outside
+// what any GPU kernel accepts, see checkGpuConfig), a string that is
 // empty where a value is needed, over 4096 bytes, not UTF-8 or holding
 // control characters, a duplicate key, another or no schema version, or a
 // file over 64 MiB makes the whole file untrusted: it is renamed to
@@ -91,6 +104,11 @@ constexpr int64_t kMaxCandidates = 1000000000;
 constexpr int64_t kMaxRowBucket = 65536;
 constexpr int64_t kMaxRowsPerTask = int64_t(1) << 20;
 constexpr int64_t kMaxThreads = 1024;
+/// GPU knobs: a CUDA block holds at most 1024 threads; a vector access is
+/// at most 128 bits (8 16-bit elements).
+constexpr int64_t kMaxGpuBlock = 1024;
+constexpr int64_t kMaxGpuVectorWidth = 8;
+constexpr int64_t kMaxGpuElementsPerThread = 4096;
 
 //===----------------------------------------------------------------------===//
 // Small helpers
@@ -209,6 +227,36 @@ std::string checkConfig(llvm::StringRef name, const CpuConfig &config) {
   return "";
 }
 
+/// What every GPU kernel requires of its knobs, whatever its spec (the
+/// spec-dependent rules are checked when the kernel is compiled).
+std::string checkGpuConfig(llvm::StringRef name, const GpuConfig &config) {
+  auto isPowerOf2 = [](int64_t value) {
+    return value > 0 && llvm::isPowerOf2_64(static_cast<uint64_t>(value));
+  };
+  std::string prefix = name.str() + ": ";
+  if (!isPowerOf2(config.threadsPerRow) ||
+      config.threadsPerRow > kMaxGpuBlock)
+    return prefix + "threads_per_row must be a power of two in [1, 1024], "
+                    "got " +
+           std::to_string(config.threadsPerRow);
+  if (config.rowsPerBlock < 1 || config.rowsPerBlock > kMaxGpuBlock ||
+      config.threadsPerRow * config.rowsPerBlock > kMaxGpuBlock)
+    return prefix + "rows_per_block must be at least 1 with threads_per_row "
+                    "* rows_per_block <= 1024, got " +
+           std::to_string(config.rowsPerBlock);
+  if (!isPowerOf2(config.vectorWidth) ||
+      config.vectorWidth > kMaxGpuVectorWidth)
+    return prefix + "vector_width must be a power of two in [1, 8], got " +
+           std::to_string(config.vectorWidth);
+  if (config.elementsPerThread < 1 ||
+      config.elementsPerThread > kMaxGpuElementsPerThread ||
+      config.elementsPerThread % config.vectorWidth != 0)
+    return prefix + "elements_per_thread must be a multiple of vector_width "
+                    "in [1, 4096], got " +
+           std::to_string(config.elementsPerThread);
+  return "";
+}
+
 /// Checks every field of an entry; returns the first problem, or an empty
 /// string.
 std::string checkEntry(const CacheEntry &entry) {
@@ -240,11 +288,22 @@ std::string checkEntry(const CacheEntry &entry) {
       entry.fusion != "split")
     first("fusion must be \"fused\", \"split\" or empty, got \"" +
           entry.fusion + "\"");
-  first(checkConfig("config", entry.config));
-  if (entry.runnerUp)
-    first(checkConfig("runner_up", *entry.runnerUp));
-  else if (entry.runnerUpGbps != 0)
-    first("runner_up_gbps is set but there is no runner_up");
+  if (entry.isGpu()) {
+    if (entry.fusion == "split")
+      first("fusion cannot be \"split\" for a GPU entry: GPU kernels always "
+            "fuse the residual add");
+    first(checkGpuConfig("config", entry.gpuConfig));
+    if (entry.gpuRunnerUp)
+      first(checkGpuConfig("runner_up", *entry.gpuRunnerUp));
+    else if (entry.runnerUpGbps != 0)
+      first("runner_up_gbps is set but there is no runner_up");
+  } else {
+    first(checkConfig("config", entry.config));
+    if (entry.runnerUp)
+      first(checkConfig("runner_up", *entry.runnerUp));
+    else if (entry.runnerUpGbps != 0)
+      first("runner_up_gbps is set but there is no runner_up");
+  }
   return problem;
 }
 
@@ -458,6 +517,43 @@ private:
     return true;
   }
 
+  bool readGpuConfig(const toml::table &entry, llvm::StringRef key,
+                     GpuConfig &config) {
+    const toml::node *node = require(entry, key, "");
+    if (!node)
+      return false;
+    const toml::table *table = node->as_table();
+    if (!table)
+      return wrongType(*node, key, "a table");
+    std::string prefix = key.str() + ".";
+    if (!checkKeys(*table,
+                   {"vector_width", "threads_per_row", "rows_per_block",
+                    "elements_per_thread", "row_storage", "persistent"},
+                   prefix))
+      return false;
+    std::string storage;
+    if (!getInteger(*table, "vector_width", config.vectorWidth, prefix) ||
+        !getInteger(*table, "threads_per_row", config.threadsPerRow,
+                    prefix) ||
+        !getInteger(*table, "rows_per_block", config.rowsPerBlock, prefix) ||
+        !getInteger(*table, "elements_per_thread", config.elementsPerThread,
+                    prefix) ||
+        !getString(*table, "row_storage", storage, prefix) ||
+        !getBoolean(*table, "persistent", config.persistent, prefix))
+      return false;
+    if (storage == "registers")
+      config.rowStorage = GpuRowStorage::Registers;
+    else if (storage == "shared")
+      config.rowStorage = GpuRowStorage::Shared;
+    else if (storage == "global")
+      config.rowStorage = GpuRowStorage::Global;
+    else
+      return failAt(*table->get("row_storage"),
+                    prefix + "row_storage must be \"registers\", "
+                             "\"shared\" or \"global\"");
+    return true;
+  }
+
   bool readEntry(const toml::table &table, CacheEntry &entry) {
     if (!checkKeys(table,
                    {"spec", "row_bucket", "device", "normjit_version",
@@ -477,15 +573,25 @@ private:
         !getInteger(table, "candidates", entry.candidates) ||
         !getString(table, "tuned_at", entry.tunedAt) ||
         !getString(table, "fusion", entry.fusion) ||
-        !getFloat(table, "fusion_margin", entry.fusionMargin) ||
-        !readConfig(table, "config", entry.config))
+        !getFloat(table, "fusion_margin", entry.fusionMargin))
+      return false;
+    // The device decides which kind of config the entry holds.
+    bool gpu = entry.isGpu();
+    if (gpu ? !readGpuConfig(table, "config", entry.gpuConfig)
+            : !readConfig(table, "config", entry.config))
       return false;
     bool hasRunnerUp = table.contains("runner_up");
     bool hasRunnerUpGbps = table.contains("runner_up_gbps");
     if (hasRunnerUp != hasRunnerUpGbps)
       return failAt(table, hasRunnerUp ? "runner_up without runner_up_gbps"
                                        : "runner_up_gbps without runner_up");
-    if (hasRunnerUp) {
+    if (hasRunnerUp && gpu) {
+      GpuConfig runnerUp;
+      if (!readGpuConfig(table, "runner_up", runnerUp) ||
+          !getFloat(table, "runner_up_gbps", entry.runnerUpGbps))
+        return false;
+      entry.gpuRunnerUp = runnerUp;
+    } else if (hasRunnerUp) {
       CpuConfig runnerUp;
       if (!readConfig(table, "runner_up", runnerUp) ||
           !getFloat(table, "runner_up_gbps", entry.runnerUpGbps))
@@ -621,6 +727,22 @@ void writeConfig(std::string &out, const char *key, const CpuConfig &config) {
          " }\n";
 }
 
+void writeConfig(std::string &out, const char *key, const GpuConfig &config) {
+  const char *storage = config.rowStorage == GpuRowStorage::Registers
+                            ? "\"registers\""
+                        : config.rowStorage == GpuRowStorage::Shared
+                            ? "\"shared\""
+                            : "\"global\"";
+  out += key;
+  out += " = { vector_width = " + std::to_string(config.vectorWidth) +
+         ", threads_per_row = " + std::to_string(config.threadsPerRow) +
+         ", rows_per_block = " + std::to_string(config.rowsPerBlock) +
+         ", elements_per_thread = " +
+         std::to_string(config.elementsPerThread) +
+         ", row_storage = " + storage +
+         ", persistent = " + (config.persistent ? "true" : "false") + " }\n";
+}
+
 /// The file's text for sorted `entries`.
 std::string formatDocument(const std::vector<CacheEntry> &entries) {
   std::string out =
@@ -643,10 +765,18 @@ std::string formatDocument(const std::vector<CacheEntry> &entries) {
     out += "tuned_at = " + quote(entry.tunedAt) + "\n";
     out += "fusion = " + quote(entry.fusion) + "\n";
     out += "fusion_margin = " + formatFloat(entry.fusionMargin) + "\n";
-    writeConfig(out, "config", entry.config);
-    if (entry.runnerUp) {
-      writeConfig(out, "runner_up", *entry.runnerUp);
-      out += "runner_up_gbps = " + formatFloat(entry.runnerUpGbps) + "\n";
+    if (entry.isGpu()) {
+      writeConfig(out, "config", entry.gpuConfig);
+      if (entry.gpuRunnerUp) {
+        writeConfig(out, "runner_up", *entry.gpuRunnerUp);
+        out += "runner_up_gbps = " + formatFloat(entry.runnerUpGbps) + "\n";
+      }
+    } else {
+      writeConfig(out, "config", entry.config);
+      if (entry.runnerUp) {
+        writeConfig(out, "runner_up", *entry.runnerUp);
+        out += "runner_up_gbps = " + formatFloat(entry.runnerUpGbps) + "\n";
+      }
     }
   }
   return out;
@@ -825,6 +955,21 @@ int64_t normjit::tuner::getRowBucket(int64_t rows) {
   if (rows >= kMaxRowBucket)
     return kMaxRowBucket;
   return static_cast<int64_t>(llvm::PowerOf2Ceil(static_cast<uint64_t>(rows)));
+}
+
+bool normjit::tuner::isGpuDeviceKey(llvm::StringRef device) {
+  return device.starts_with("cuda");
+}
+
+std::string CacheEntry::getConfigText() const {
+  return isGpu() ? gpuConfig.str() : config.str();
+}
+
+std::optional<std::string> CacheEntry::getRunnerUpText() const {
+  if (isGpu())
+    return gpuRunnerUp ? std::optional<std::string>(gpuRunnerUp->str())
+                       : std::nullopt;
+  return runnerUp ? std::optional<std::string>(runnerUp->str()) : std::nullopt;
 }
 
 std::string normjit::tuner::getUtcTimestamp() {

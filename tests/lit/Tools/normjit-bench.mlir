@@ -49,6 +49,6 @@
 // RUN: normjit bench --op layer_norm --rows 8 --cols 64 --reps 2 --warmup 0 --min-time 0 --config '#norm.config<cpu, vector_width = 4, accumulators = 3, threads = 1>' | FileCheck %s --check-prefix=CONFIG
 // CONFIG: config      #norm.config<cpu, vector_width = 4, fuse_residual = true, accumulators = 3, rows_per_task = {{[0-9]+}}, threads = 1,
 // RUN: not normjit bench --op layer_norm --rows 8 --cols 64 --config '#norm.config<gpu, threads_per_row = 32>' 2>&1 | FileCheck %s --check-prefix=GPUCONFIG
-// GPUCONFIG: normjit: error: config '#norm.config<gpu, threads_per_row = 32>' is not a cpu config
+// GPUCONFIG: normjit: error: --config '#norm.config<gpu, threads_per_row = 32>' is a GPU config, but --device is cpu; give a #norm.config<cpu, ...> or --device cuda:N
 // RUN: not normjit bench --op layer_norm --rows 8 --cols 64 --config '#norm.config<cpu, vector_width = 12>' 2>&1 | FileCheck %s --check-prefix=BADCONFIG
 // BADCONFIG: normjit: error: invalid config {{.*}}'vector_width' must be a power of two, got 12

@@ -63,8 +63,8 @@
 // RUN: not normjit run --op layer_norm --x %t/x.npy --out-dtype f64 --out %t/out/y.npy 2>&1 | %{check}=OUT-DTYPE
 // OUT-DTYPE: normjit: error: unknown --out-dtype 'f64'; expected f32, f16 or bf16
 
-// RUN: not normjit run --op layer_norm --x %t/x.npy --device cuda:0 --out %t/out/y.npy 2>&1 | %{check}=DEVICE
-// DEVICE: normjit: error: device 'cuda:0' is not supported yet; only cpu
+// RUN: not normjit run --op layer_norm --x %t/x.npy --device tpu --out %t/out/y.npy 2>&1 | %{check}=DEVICE
+// DEVICE: normjit: error: unknown --device 'tpu'; expected cpu, cuda or cuda:N (N a CUDA device number, see 'normjit devices')
 
 // RUN: not normjit run --op rms_norm --x %t/x.npy --mean-out %t/out/mean.npy --out %t/out/y.npy 2>&1 | %{check}=MEAN
 // MEAN: normjit: error: --mean-out is only for layer_norm: rms_norm computes no mean

@@ -948,6 +948,163 @@ TEST(TuningCacheFunctionsTest, CpuFingerprint) {
 }
 
 //===----------------------------------------------------------------------===//
+// GPU entries
+//===----------------------------------------------------------------------===//
+
+namespace {
+const char *const kGpuDevice =
+    "cuda | Test GPU | sm_90 | 132 SMs | 79.1 GiB | driver 13000";
+
+/// A GPU entry for kSpec with every field used.
+CacheEntry makeGpuEntry() {
+  CacheEntry entry;
+  entry.key = makeKey(kSpec, 2048);
+  entry.key.device = kGpuDevice;
+  entry.gpuConfig.vectorWidth = 8;
+  entry.gpuConfig.threadsPerRow = 64;
+  entry.gpuConfig.rowsPerBlock = 2;
+  entry.gpuConfig.elementsPerThread = 16;
+  entry.gpuConfig.rowStorage = GpuRowStorage::Shared;
+  entry.gpuConfig.persistent = true;
+  GpuConfig runnerUp;
+  runnerUp.vectorWidth = 4;
+  runnerUp.threadsPerRow = 128;
+  runnerUp.rowsPerBlock = 1;
+  runnerUp.elementsPerThread = 8;
+  runnerUp.rowStorage = GpuRowStorage::Global;
+  runnerUp.persistent = false;
+  entry.gpuRunnerUp = runnerUp;
+  entry.runnerUpGbps = 2500.5;
+  entry.gbps = 2876.25;
+  entry.defaultGbps = 2401.0;
+  entry.candidates = 40;
+  entry.tunedAt = "2027-01-02T03:04:05Z";
+  return entry;
+}
+} // namespace
+
+TEST(TuningCacheFunctionsTest, GpuDeviceKeys) {
+  EXPECT_TRUE(isGpuDeviceKey(kGpuDevice));
+  EXPECT_TRUE(isGpuDeviceKey("cuda"));
+  EXPECT_FALSE(isGpuDeviceKey(kDevice));
+  EXPECT_FALSE(isGpuDeviceKey(detectCpuFingerprint().key()));
+  EXPECT_FALSE(isGpuDeviceKey(""));
+  // A CPU fingerprint can never look like a GPU one: its kind leads.
+  DeviceFingerprint odd;
+  odd.kind = "cpu";
+  odd.vendor = "cuda";
+  EXPECT_FALSE(isGpuDeviceKey(odd.key()));
+  CacheEntry gpu = makeGpuEntry();
+  EXPECT_TRUE(gpu.isGpu());
+  EXPECT_EQ(gpu.getConfigText(), gpu.gpuConfig.str());
+  EXPECT_EQ(gpu.getRunnerUpText().value_or(""), gpu.gpuRunnerUp->str());
+  CacheEntry cpu = makeFullEntry();
+  EXPECT_FALSE(cpu.isGpu());
+  EXPECT_EQ(cpu.getConfigText(), cpu.config.str());
+  EXPECT_EQ(cpu.getRunnerUpText().value_or(""), cpu.runnerUp->str());
+}
+
+TEST_F(TuningCacheTest, GpuEntryRoundTripsBesideCpuEntries) {
+  CacheEntry gpu = makeGpuEntry();
+  CacheEntry cpu = makeFullEntry(); // same spec and bucket, the CPU's key
+  {
+    TuningCache cache(path);
+    ASSERT_EQ(takeMessage(cache.store({gpu, cpu})), "");
+  }
+  std::string text = readBytes(path);
+  EXPECT_NE(text.find("config = { vector_width = 8, threads_per_row = 64, "
+                      "rows_per_block = 2, elements_per_thread = 16, "
+                      "row_storage = \"shared\", persistent = true }"),
+            std::string::npos)
+      << text;
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.load()), "");
+  EXPECT_TRUE(cache.getWarnings().empty());
+  ASSERT_EQ(cache.getEntries().size(), 2u);
+  std::optional<CacheEntry> found = cache.lookup(gpu.key);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_TRUE(found->isGpu());
+  EXPECT_TRUE(found->gpuConfig == gpu.gpuConfig) << found->gpuConfig.str();
+  ASSERT_TRUE(found->gpuRunnerUp.has_value());
+  EXPECT_TRUE(*found->gpuRunnerUp == *gpu.gpuRunnerUp);
+  EXPECT_FALSE(found->runnerUp.has_value());
+  EXPECT_EQ(found->gbps, gpu.gbps);
+  EXPECT_EQ(found->runnerUpGbps, gpu.runnerUpGbps);
+  EXPECT_EQ(found->fusion, "");
+  // The same spec and bucket on the CPU is another entry, with its config.
+  found = cache.lookup(cpu.key);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_FALSE(found->isGpu());
+  expectSameEntry(*found, cpu);
+  // Every row storage survives.
+  for (GpuRowStorage storage : {GpuRowStorage::Registers,
+                                GpuRowStorage::Shared, GpuRowStorage::Global}) {
+    CacheEntry entry = makeGpuEntry();
+    entry.gpuConfig.rowStorage = storage;
+    TuningCache again(path);
+    ASSERT_EQ(takeMessage(again.store({entry})), "");
+    TuningCache reread(path);
+    ASSERT_EQ(takeMessage(reread.load()), "");
+    ASSERT_TRUE(reread.lookup(entry.key).has_value());
+    EXPECT_TRUE(reread.lookup(entry.key)->gpuConfig.rowStorage == storage);
+  }
+}
+
+TEST_F(TuningCacheTest, CpuAndGpuConfigsNeverCross) {
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.store({makeGpuEntry(), makeFullEntry()})), "");
+  std::string text = readBytes(path);
+  std::string gpuConfig = "config = { vector_width = 8, threads_per_row = 64, "
+                          "rows_per_block = 2, elements_per_thread = 16, "
+                          "row_storage = \"shared\", persistent = true }";
+  std::string cpuConfig = "config = { vector_width = 16, accumulators = 4, "
+                          "rows_per_task = 32, threads = 12, algorithm = "
+                          "\"welford\", streaming_stores = true, "
+                          "fuse_residual = false }";
+  ASSERT_NE(text.find(gpuConfig), std::string::npos) << text;
+  ASSERT_NE(text.find(cpuConfig), std::string::npos) << text;
+  // A CPU config under a CUDA device, or a GPU config under a CPU, is not
+  // trusted: neither is ever read as the other.
+  expectUntrusted(replaceOnce(text, gpuConfig, cpuConfig),
+                  "unknown key 'config.accumulators'");
+  expectUntrusted(replaceOnce(text, cpuConfig, gpuConfig),
+                  "unknown key 'config.elements_per_thread'");
+  // Nor is a CPU entry moved to a GPU by its device alone.
+  expectUntrusted(replaceOnce(text, std::string("device = \"") + kDevice,
+                              std::string("device = \"") + kGpuDevice),
+                  "line ");
+}
+
+TEST_F(TuningCacheTest, BadGpuConfigsAreSetAside) {
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.store({makeGpuEntry()})), "");
+  std::string text = readBytes(path);
+  expectUntrusted(replaceOnce(text, "threads_per_row = 64",
+                              "threads_per_row = 48"),
+                  "config: threads_per_row must be a power of two");
+  expectUntrusted(replaceOnce(text, "rows_per_block = 2",
+                              "rows_per_block = 32"),
+                  "config: rows_per_block must be at least 1 with");
+  expectUntrusted(replaceOnce(text, "vector_width = 8", "vector_width = 16"),
+                  "config: vector_width must be a power of two in [1, 8]");
+  expectUntrusted(replaceOnce(text, "elements_per_thread = 16",
+                              "elements_per_thread = 12"),
+                  "config: elements_per_thread must be a multiple");
+  expectUntrusted(replaceOnce(text, "row_storage = \"shared\"",
+                              "row_storage = \"texture\""),
+                  "config.row_storage must be");
+  expectUntrusted(replaceOnce(text, "persistent = true", "persistent = 1"),
+                  "config.persistent must be a boolean, got an integer");
+  expectUntrusted(replaceOnce(text, "fusion = \"\"", "fusion = \"split\""),
+                  "fusion cannot be \"split\" for a GPU entry");
+  // store() checks the same before writing anything.
+  CacheEntry bad = makeGpuEntry();
+  bad.gpuConfig.threadsPerRow = 2048;
+  EXPECT_NE(takeMessage(cache.store({bad})).find("threads_per_row"),
+            std::string::npos);
+}
+
+//===----------------------------------------------------------------------===//
 // Concurrency
 //===----------------------------------------------------------------------===//
 

@@ -4,7 +4,8 @@
 // deterministic data; a correctness check of a kernel against the fp64
 // reference (on a smaller check workload) before it may be timed; and
 // timing that can be trusted: warm-up, repetitions until the median is
-// stable or the budget is spent, an optional cold-cache mode.
+// stable or the budget is spent, an optional cold-cache mode. The GPU side
+// keeps a workload in device memory and times with CUDA events on a stream.
 //
 //===----------------------------------------------------------------------===//
 
@@ -40,6 +41,15 @@ public:
   /// the fp64 reference; an error describes the first mismatches.
   llvm::Error check(const Kernel &kernel);
 
+  /// Fills the outputs with values no correct kernel leaves (NaN bit
+  /// patterns), so that a candidate that skips a write cannot pass on what
+  /// an earlier one left behind.
+  void poisonOutputs();
+  /// Compares the outputs now in this workload's buffers (written by a
+  /// kernel, or copied back from a device) with the fp64 reference, with
+  /// the tolerances of compareWithReference.
+  llvm::Error checkOutputs();
+
 private:
   normjit_kernel_spec_t spec;
   int64_t rows;
@@ -73,6 +83,74 @@ struct Timing {
 /// interquartile range says how stable it was).
 llvm::Expected<Timing> timeKernel(const Kernel &kernel, Workload &workload,
                                   const TimingOptions &options);
+
+/// A Workload in the memory of one CUDA device: inputs uploaded once,
+/// outputs in buffers of their own (never aliasing an input, so no run can
+/// change what the next one reads), a stream and two timing events. Frees
+/// everything when destroyed.
+class GpuWorkload {
+public:
+  /// Allocates and uploads. Without a driver or device, or out of device
+  /// memory: the driver layer's error.
+  static llvm::Expected<std::unique_ptr<GpuWorkload>>
+  create(const normjit_kernel_spec_t &spec, int64_t rows, int device,
+         unsigned seed = 1234);
+  ~GpuWorkload();
+  GpuWorkload(const GpuWorkload &) = delete;
+  GpuWorkload &operator=(const GpuWorkload &) = delete;
+
+  const normjit_kernel_spec_t &getSpec() const { return host.getSpec(); }
+  int64_t getRows() const { return host.getRows(); }
+  int getDevice() const { return device; }
+  /// Bytes one call reads and writes (the GB/s numerator).
+  double getBytes() const { return host.getBytes(); }
+  /// The call arguments over the device buffers.
+  const normjit_run_args_t &getArgs() const { return args; }
+  /// The stream launches and events go to (a CUstream).
+  void *getStream() const { return stream; }
+
+  /// Uploads the inputs again, poisons the device outputs, runs `kernel`
+  /// once on the stream, copies the outputs back and compares them with the
+  /// fp64 reference. An error describes the first mismatches, or says why
+  /// the kernel could not run.
+  llvm::Error check(const CompiledGpuKernel &kernel);
+
+  /// Seconds of `count` back-to-back launches of `kernel` on the stream,
+  /// between two events (after an L2 flush on the stream, outside the
+  /// events, when `flushL2`). Waits for the end event.
+  llvm::Expected<double> timeLaunches(const CompiledGpuKernel &kernel,
+                                      int count, bool flushL2);
+
+private:
+  GpuWorkload(const normjit_kernel_spec_t &spec, int64_t rows, int device,
+              unsigned seed);
+  llvm::Error allocate();
+  llvm::Error uploadInputs();
+
+  /// One device buffer and the host buffer it mirrors.
+  struct Mirror {
+    void *device = nullptr;
+    void *host = nullptr;
+    size_t bytes = 0;
+  };
+  Workload host;
+  int device;
+  normjit_run_args_t hostArgs{};
+  normjit_run_args_t args{};
+  Mirror x, residual, gamma, beta, y, sum, mean, rstd;
+  void *stream = nullptr;
+  normjit_cuda_event_t *start = nullptr;
+  normjit_cuda_event_t *end = nullptr;
+};
+
+/// Times `kernel` on `workload` with CUDA events: `warmup` launches, then
+/// samples of a batch of launches between two events (the batch sized so a
+/// sample lasts at least minSampleSeconds), until the median is stable, or
+/// maxSamples or maxSeconds is reached. With coldCache, L2 is flushed
+/// before every sample and a sample is one launch.
+llvm::Expected<Timing> timeGpuKernel(const CompiledGpuKernel &kernel,
+                                     GpuWorkload &workload,
+                                     const TimingOptions &options);
 
 } // namespace normjit::tuner
 

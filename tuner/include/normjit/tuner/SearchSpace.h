@@ -9,6 +9,7 @@
 #ifndef NORMJIT_TUNER_SEARCHSPACE_H
 #define NORMJIT_TUNER_SEARCHSPACE_H
 
+#include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
 
 #include <vector>
@@ -31,6 +32,18 @@ std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),
                     int64_t streamingThresholdBytes = 4ll << 20);
+
+/// The GPU configs worth trying for `spec` at `rows` rows on `target`: the
+/// default first, then vector widths of 128 and 64 bits that tile the row,
+/// threads per row from half to twice the default's, each row storage
+/// that fits (the row in at most 32 registers per thread, or in shared
+/// memory, or read again), blocks of 128 or 256 threads (or one row), and
+/// a persistent grid when the
+/// rows outnumber what one wave of blocks covers. Every config is valid for
+/// the spec (what validateGpuConfig checks).
+std::vector<GpuConfig> buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
+                                           int64_t rows,
+                                           const GpuTarget &target);
 
 } // namespace normjit::tuner
 

@@ -3,7 +3,8 @@
 // Part of normjit. Wraps a Context with the tuning cache and a policy: use
 // the cached config for this device and build when there is one; on a miss,
 // either use the default heuristic, or tune within a budget and remember
-// the result.
+// the result. CPU kernels come from entries of this CPU, GPU kernels from
+// entries of that CUDA device (by its fingerprint), never the other's.
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,6 +44,13 @@ public:
   llvm::Expected<std::shared_ptr<const Kernel>>
   getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
             ConfigSource *source = nullptr);
+
+  /// The kernel for `spec` at `rows` rows on CUDA device `device`, by the
+  /// same policy, from (and, tuning, into) that device's cache entries.
+  /// Without a driver or device: NORMJIT_DEVICE_ERROR.
+  llvm::Expected<std::shared_ptr<const CompiledGpuKernel>>
+  getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows, int device,
+               ConfigSource *source = nullptr);
 
 private:
   Context &context;

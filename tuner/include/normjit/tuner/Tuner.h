@@ -1,9 +1,12 @@
-//===- Tuner.h - tune one kernel spec on this CPU ----------------*- C++ -*-===//
+//===- Tuner.h - tune one kernel spec on the CPU or a GPU --------*- C++ -*-===//
 //
 // Part of normjit. Compiles the candidates of the search space (in
 // parallel), checks each against the fp64 reference before it is timed,
 // searches with a strategy under a time budget, and reports the winner, the
-// runner-up, the default heuristic's speed and the fusion decision.
+// runner-up, the default heuristic's speed and (CPU) the fusion decision.
+// The CPU and the GPU share the strategies, the checks and the head-to-head
+// rule; they differ in how a candidate runs and is timed (host clock on the
+// CPU, CUDA events on a stream on the GPU).
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +16,8 @@
 #include "normjit/JIT/Context.h"
 #include "normjit/tuner/Strategy.h"
 #include "normjit/tuner/TuningCache.h"
+
+#include "llvm/ADT/StringRef.h"
 
 #include <functional>
 #include <string>
@@ -26,21 +31,24 @@ struct TuneOptions {
   /// stops drawing new candidates once it is spent (the finalists are still
   /// measured).
   double budgetSeconds = 2.0;
+  /// Cold-cache timing. CPU: evict the caches before every sample. GPU:
+  /// flush L2 before every timed launch (each sample is then one launch).
   bool coldCache = false;
   /// Threads compiling candidates (0: all cores).
   unsigned compileThreads = 0;
 };
 
-/// What one tuning run found.
-struct TuneResult {
-  CpuConfig best;
+/// What one tuning run found, for the configs of one backend.
+template <typename Config> struct BasicTuneResult {
+  Config best;
   double bestGbps = 0;
-  std::optional<CpuConfig> runnerUp;
+  std::optional<Config> runnerUp;
   double runnerUpGbps = 0;
-  CpuConfig defaultConfig;
+  Config defaultConfig;
   double defaultGbps = 0;
-  /// "fused"/"split" for residual specs (which form won), else empty;
-  /// margin = winner GB/s / best GB/s of the other form.
+  /// CPU: "fused"/"split" for residual specs (which form won), else empty;
+  /// margin = winner GB/s / best GB/s of the other form. GPU: always empty
+  /// (its kernels always fuse the residual add; there is no choice).
   std::string fusion;
   double fusionMargin = 0;
   int64_t candidates = 0;            ///< configs compiled and considered
@@ -48,17 +56,56 @@ struct TuneResult {
   double seconds = 0;                ///< wall time of the whole run
 };
 
+/// A CPU tuning result.
+using TuneResult = BasicTuneResult<CpuConfig>;
+
+/// A GPU tuning result, with the device it was measured on.
+struct GpuTuneResult : BasicTuneResult<GpuConfig> {
+  int device = 0;          ///< CUDA ordinal
+  std::string deviceName;  ///< e.g. "NVIDIA H100 80GB HBM3"
+  std::string fingerprint; ///< the device key of its cache entry
+};
+
 /// Tunes `spec` for `rows` rows on this CPU.
 llvm::Expected<TuneResult> tuneCpu(Context &context,
                                    const normjit_kernel_spec_t &spec,
                                    int64_t rows, const TuneOptions &options);
 
-/// The cache key of `spec` at `rows` rows on this machine with this build.
+/// Tunes `spec` for `rows` rows on CUDA device `device`: candidates from
+/// buildGpuSearchSpace for the device's target, compiled to PTX and loaded
+/// (a failure is recorded, not fatal), each checked against the fp64
+/// reference (outputs copied back) before it is timed with CUDA events on a
+/// stream. Without a driver or device: NORMJIT_DEVICE_ERROR, saying so.
+llvm::Expected<GpuTuneResult> tuneGpu(Context &context,
+                                      const normjit_kernel_spec_t &spec,
+                                      int64_t rows, int device,
+                                      const TuneOptions &options);
+
+/// The cache key of `spec` at `rows` rows on this machine's CPU with this
+/// build.
 CacheKey makeCacheKey(const normjit_kernel_spec_t &spec, int64_t rows);
+
+/// The cache key of `spec` at `rows` rows on the device whose fingerprint
+/// (DeviceFingerprint::key() or a CUDA fingerprint) is `deviceKey`, with
+/// this build.
+CacheKey makeCacheKey(const normjit_kernel_spec_t &spec, int64_t rows,
+                      llvm::StringRef deviceKey);
+
+/// The fingerprint of CUDA device `device` (normjit_cuda_device_fingerprint):
+/// the device key of its cache entries.
+llvm::Expected<std::string> getGpuFingerprint(int device);
+
+/// The cache key of `spec` at `rows` rows on CUDA device `device`.
+llvm::Expected<CacheKey> makeGpuCacheKey(const normjit_kernel_spec_t &spec,
+                                         int64_t rows, int device);
 
 /// The cache entry recording `result`.
 CacheEntry makeCacheEntry(const normjit_kernel_spec_t &spec, int64_t rows,
                           const TuneResult &result);
+
+/// The cache entry recording a GPU `result` (keyed by its fingerprint).
+CacheEntry makeGpuCacheEntry(const normjit_kernel_spec_t &spec, int64_t rows,
+                             const GpuTuneResult &result);
 
 } // namespace normjit::tuner
 

@@ -13,7 +13,10 @@
 #ifndef NORMJIT_TUNER_TUNINGCACHE_H
 #define NORMJIT_TUNER_TUNINGCACHE_H
 
+#include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
+
+#include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
 #include <optional>
@@ -25,10 +28,11 @@ namespace normjit::tuner {
 /// The schema version written to and required of cache files.
 constexpr int64_t kCacheSchemaVersion = 1;
 
-/// What identifies the device a config was measured on. Two devices with
-/// different fingerprints never share entries.
+/// What identifies the CPU a config was measured on. Two devices with
+/// different fingerprints never share entries. (A CUDA device's key is the
+/// line normjit_cuda_device_fingerprint writes, "cuda | name | sm_XY | ...".)
 struct DeviceFingerprint {
-  std::string kind;     ///< "cpu" (later "cuda")
+  std::string kind;     ///< "cpu"
   std::string vendor;   ///< e.g. "AuthenticAMD"
   std::string model;    ///< e.g. "AMD EPYC 9R14"
   std::string features; ///< sorted, comma-separated ISA features that
@@ -40,6 +44,12 @@ struct DeviceFingerprint {
 
 /// The fingerprint of this machine's CPU (from /proc/cpuinfo and cpuid).
 DeviceFingerprint detectCpuFingerprint();
+
+/// Whether a cache key's device is a CUDA device (its fingerprint starts
+/// with "cuda"), whose entries hold GPU configs; every other device's
+/// entries hold CPU configs. So a CPU entry can never be read as a GPU
+/// config, nor the reverse.
+bool isGpuDeviceKey(llvm::StringRef device);
 
 /// The power-of-two bucket a row count falls in: 0 for 0 rows, else the
 /// smallest power of two >= rows, capped at 65536 (all larger counts share
@@ -57,13 +67,17 @@ struct CacheKey {
   bool operator<(const CacheKey &other) const;
 };
 
-/// One tuned result.
+/// One tuned result. Its configs are CPU configs (`config`, `runnerUp`) or,
+/// when the key's device is a CUDA device (isGpu()), GPU configs
+/// (`gpuConfig`, `gpuRunnerUp`); the fields of the other kind are unused.
 struct CacheEntry {
   CacheKey key;
-  CpuConfig config;            ///< the winner
+  CpuConfig config;            ///< the winner (CPU)
+  GpuConfig gpuConfig;         ///< the winner (GPU)
   double gbps = 0;             ///< its measured GB/s
   double defaultGbps = 0;      ///< the default heuristic's GB/s, same run
   std::optional<CpuConfig> runnerUp;
+  std::optional<GpuConfig> gpuRunnerUp;
   double runnerUpGbps = 0;
   /// For residual specs: "fused" or "split" (which form won) and by how much
   /// (winner GB/s / best GB/s of the other form); empty otherwise.
@@ -71,6 +85,13 @@ struct CacheEntry {
   double fusionMargin = 0;
   int64_t candidates = 0;      ///< configs measured
   std::string tunedAt;         ///< ISO 8601 UTC, e.g. 2026-11-26T18:00:00Z
+
+  /// Whether the entry holds GPU configs (isGpuDeviceKey(key.device)).
+  bool isGpu() const { return isGpuDeviceKey(key.device); }
+  /// The winner as `#norm.config<cpu|gpu, ...>` text.
+  std::string getConfigText() const;
+  /// The runner-up as `#norm.config<...>` text, if there is one.
+  std::optional<std::string> getRunnerUpText() const;
 };
 
 /// The tuning cache file.

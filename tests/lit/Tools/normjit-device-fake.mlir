@@ -1,0 +1,55 @@
+// The GPU paths of the tool against the unit tests' fake CUDA driver, which
+// has two devices, keeps "device" memory on the host, runs no kernel and
+// puts 0.25 ms between two event records. So this checks the plumbing
+// (devices, uploads and downloads, launches, event timing, cache keys),
+// never numbers a real GPU would give.
+// REQUIRES: fake-cuda-driver
+
+// DEFINE: %{fake} = env NORMJIT_CUDA_DRIVER=%fake_cuda_driver
+// RUN: rm -rf %t && mkdir %t
+
+// RUN: %{fake} normjit devices | FileCheck %s --check-prefix=DEVICES
+// DEVICES: cpu: {{.+}} core
+// DEVICES-NEXT: fingerprint: cpu|
+// DEVICES-NEXT: cuda:0: normjit Fake GPU, sm_90, 100 SMs, 80.0 GiB, {{[0-9]+}} GB/s DRAM
+// DEVICES-NEXT: fingerprint: cuda | normjit Fake GPU | sm_90 | 100 SMs |
+// DEVICES-NEXT: cuda:1: normjit Fake GPU Lite, sm_80, 108 SMs, 40.0 GiB, {{[0-9]+}} GB/s DRAM
+// DEVICES-NEXT: fingerprint: cuda | normjit Fake GPU Lite | sm_80 | 108 SMs |
+// RUN: %{fake} normjit devices --json | FileCheck %s --check-prefix=JSON
+// JSON: "cuda":{"available":true,"driver":"{{.*}}","devices":[{"device":"cuda:0","name":"normjit Fake GPU","chip":"sm_90","sm_count":100,
+
+// bench: events 0.25 ms apart, one launch per sample.
+// RUN: %{fake} normjit bench --op rms_norm --rows 64 --cols 256 --device cuda:0 --reps 3 --warmup 1 --min-time 0 | FileCheck %s --check-prefix=BENCH
+// BENCH:      spec        rms_norm rows=64 cols=256 x=f32 y=f32 gamma=f32 eps=1e-06
+// BENCH-NEXT: device      cuda:0 normjit Fake GPU (sm_90, 100 SMs)
+// BENCH-NEXT: config      #norm.config<gpu,
+// BENCH-NEXT: compile     {{[0-9.]+}} ms
+// BENCH-NEXT: time        250.000 us median, 250.000 us min, 3 samples of 1 launch (CUDA events)
+// BENCH-NEXT: bytes       132096 read + written per call
+// BENCH-NEXT: bandwidth   0.53 GB/s
+// BENCH-NEXT: dram peak   {{[0-9.]+}} GB/s (theoretical: memory clock x bus width)
+// BENCH-NEXT: of peak     {{[0-9.]+}} %
+// RUN: %{fake} normjit bench --op layer_norm --rows 8 --cols 64 --device cuda:1 --reps 2 --warmup 0 --min-time 0 --cold --json --config '#norm.config<gpu, threads_per_row = 8, rows_per_block = 2, elements_per_thread = 8>' | FileCheck %s --check-prefix=BENCH-JSON
+// BENCH-JSON: {"op":"layer_norm","rows":8,"cols":64,"dtype":"f32","residual":false,
+// BENCH-JSON-SAME: "device":"cuda:1","device_name":"normjit Fake GPU Lite","chip":"sm_80",
+// BENCH-JSON-SAME: "config":"#norm.config<gpu, vector_width = {{[0-9]+}}, threads_per_row = 8, rows_per_block = 2, elements_per_thread = 8,
+// BENCH-JSON-SAME: "time_us":250.000,
+// BENCH-JSON-SAME: "gbps":{{[0-9.]+}},
+// BENCH-JSON-SAME: "reps":2,"batch":1,"cold":true}
+
+// tune: every candidate is rejected (the fake computes nothing), saying so;
+// nothing is stored.
+// RUN: %{fake} not normjit tune --op rms_norm --rows 64 --cols 256 --device cuda:0 --candidates 2 --cache %t/tuning.toml 2>&1 | FileCheck %s --check-prefix=TUNE
+// TUNE: normjit: error: no candidate compiled and passed the reference check (2 failures; first: #norm.config<gpu, {{.*}}: wrong result: {{[0-9]+}} mismatches against the fp64 reference
+// RUN: test ! -e %t/tuning.toml
+
+// run: inputs uploaded, outputs downloaded and written (their values are
+// whatever the fake's memory held: no kernel ran).
+// RUN: %python %S/Inputs/npy.py gen %t/x.npy --dtype bf16 --shape 5,64
+// RUN: %{fake} normjit run --op rms_norm --x %t/x.npy --out %t/y.npy --rstd-out %t/rstd.npy --device cuda:1 --verbose | FileCheck %s --check-prefix=VERBOSE
+// RUN: %python %S/Inputs/npy.py show %t/y.npy | FileCheck %s --check-prefix=Y
+// RUN: %python %S/Inputs/npy.py show %t/rstd.npy | FileCheck %s --check-prefix=RSTD
+// VERBOSE: config:  #norm.config<gpu, {{.*}} (default heuristic)
+// VERBOSE: device:  cuda:1
+// Y: dtype <u2 shape (5, 64)
+// RSTD: dtype <f4 shape (5,)

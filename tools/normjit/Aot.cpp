@@ -1,10 +1,14 @@
 //===- Aot.cpp - `normjit aot`: kernels compiled ahead of time ------------===//
 //
 // Part of normjit. Compiles one spec (given by flags) or the kernels of a
-// spec file for one or more CPU targets into an output directory: a C
+// spec file into an output directory. CPU: for one or more CPU targets, a C
 // header, one object per target, the dispatch object, a static library of
-// them and a manifest. Each kernel takes the tuned config from the tuning
-// cache when there is one, unless its config is given.
+// them and a manifest; each kernel takes the tuned config from the tuning
+// cache when there is one, unless its config is given. GPU (--device cuda):
+// for one or more chips, PTX (and cubins when ptxas is at hand) embedded in
+// a generated C source with a launcher per kernel, a C header and a
+// manifest; each kernel takes the default GPU heuristic unless its config
+// is given.
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,30 +61,39 @@ const OptionInfo kAotOptions[] = {
     {"eps", OptionKind::Double, "E", "epsilon (default 1e-5, rms_norm 1e-6)"},
     {"specs", OptionKind::String, "FILE.toml",
      "compile the kernels of a spec file (or a manifest) instead"},
+    {"device", OptionKind::String, "cpu|cuda",
+     "the backend (default: the spec file's, else cpu)"},
     {"lib", OptionKind::String, "NAME",
      "the library: file names and header guard (default: --name, or the "
      "spec file's library or name)"},
     {"target", OptionKind::String, "T[,T...]",
      "CPU targets: native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or a CPU "
-     "name (default: the spec file's, else native)"},
+     "name (default: the spec file's, else native); with --device cuda, GPU "
+     "chips: sm_80, sm_86, sm_89, sm_90, ... (default: the spec file's, else "
+     "sm_80,sm_90)"},
+    {"no-cubin", OptionKind::Flag, "",
+     "--device cuda: PTX only, no cubins even when ptxas is found "
+     "($NORMJIT_PTXAS, /usr/local/cuda/bin/ptxas or PATH)"},
     {"config", OptionKind::String, "CONFIG",
-     "knobs as '#norm.config<cpu, ...>' (one spec); no tuning cache then"},
-    {"vector-width", OptionKind::Int, "N", "config knob (one spec)"},
-    {"accumulators", OptionKind::Int, "N", "config knob (one spec)"},
-    {"rows-per-task", OptionKind::Int, "N", "config knob (one spec)"},
+     "knobs as '#norm.config<cpu, ...>' (one spec; no tuning cache then), or "
+     "'#norm.config<gpu, ...>' with --device cuda"},
+    {"vector-width", OptionKind::Int, "N", "CPU config knob (one spec)"},
+    {"accumulators", OptionKind::Int, "N", "CPU config knob (one spec)"},
+    {"rows-per-task", OptionKind::Int, "N", "CPU config knob (one spec)"},
     {"threads", OptionKind::Int, "N",
-     "config knob (one spec): worker threads, 0 for all cores"},
+     "CPU config knob (one spec): worker threads, 0 for all cores"},
     {"algorithm", OptionKind::String, "two_pass|welford",
-     "config knob (one spec)"},
+     "CPU config knob (one spec)"},
     {"streaming-stores", OptionKind::NegatableFlag, "",
-     "config knob (one spec)"},
-    {"fuse-residual", OptionKind::NegatableFlag, "", "config knob (one spec)"},
+     "CPU config knob (one spec)"},
+    {"fuse-residual", OptionKind::NegatableFlag, "",
+     "CPU config knob (one spec)"},
     {"rows-hint", OptionKind::Int, "N",
      "rows per call the kernel is for: picks the tuning cache's row bucket "
-     "(one spec; default 4096)"},
+     "(one CPU spec; default 4096)"},
     {"cache", OptionKind::String, "FILE",
-     "the tuning cache (default: $NORMJIT_CACHE_DIR, $XDG_CACHE_HOME or "
-     "~/.cache)"},
+     "the tuning cache of CPU kernels (default: $NORMJIT_CACHE_DIR, "
+     "$XDG_CACHE_HOME or ~/.cache)"},
     {"no-cache", OptionKind::Flag, "",
      "ignore the tuning cache: default configs unless given"},
     {"out", OptionKind::String, "DIR", "the output directory (required)"},
@@ -90,7 +103,7 @@ const OptionInfo kAotOptions[] = {
 
 constexpr const char *kAotSynopsis =
     "normjit aot (--name NAME --op OP --cols C [spec options] | --specs "
-    "FILE.toml) --out DIR [options]";
+    "FILE.toml) [--device cpu|cuda] --out DIR [options]";
 constexpr const char *kAotDescription =
     "Compiles kernels ahead of time, with the JIT's compiler, for one or more\n"
     "CPU targets, into DIR: NAME.h (one C function per kernel), one object\n"
@@ -100,8 +113,19 @@ constexpr const char *kAotDescription =
     "itself). A host links libNAME.a and normjit::runtime, no LLVM or MLIR.\n"
     "A kernel takes the tuned config from the tuning cache when there is one\n"
     "for its spec and row bucket on this machine, unless its config is given;\n"
-    "missing knobs come from each target's default heuristic. DIR appears\n"
-    "complete or not at all.";
+    "missing knobs come from each target's default heuristic.\n"
+    "\n"
+    "With --device cuda, for one or more GPU chips: NAME.CHIP.ptx per chip\n"
+    "(one PTX module holding every kernel), NAME.CHIP.cubin per chip when\n"
+    "ptxas is found (unless --no-cubin), NAME.c embedding them with one\n"
+    "launcher per kernel, KERNEL(device, args, stream), NAME.h and the\n"
+    "manifest. A host compiles NAME.c and links normjit::runtime alone; a\n"
+    "device runs the cubin of its chip, else the PTX of the newest chip not\n"
+    "newer than it. GPU kernels do not read the tuning cache: a kernel takes\n"
+    "the default GPU heuristic, with the knobs of --config or of its spec\n"
+    "file's `config` over it.\n"
+    "\n"
+    "DIR appears complete or not at all.";
 
 /// The single-spec options that --specs excludes.
 const char *const kSpecOnlyOptions[] = {
@@ -113,6 +137,12 @@ const char *const kSpecOnlyOptions[] = {
     "rows-per-task", "threads",    "algorithm",      "streaming-stores",
     "fuse-residual", "rows-hint"};
 
+/// The options that only CPU kernels take.
+const char *const kCpuOnlyOptions[] = {
+    "vector-width",  "accumulators", "rows-per-task",
+    "threads",       "algorithm",    "streaming-stores",
+    "fuse-residual", "rows-hint",    "cache"};
+
 /// The dtype an option names, or `otherwise`.
 llvm::Expected<normjit_dtype_t> getDType(const ParsedOptions &options,
                                          llvm::StringRef name,
@@ -123,8 +153,9 @@ llvm::Expected<normjit_dtype_t> getDType(const ParsedOptions &options,
   return parseDType("--" + name.str(), *text);
 }
 
-/// The one kernel that the spec flags describe.
-llvm::Expected<AotKernel> getKernel(const ParsedOptions &options) {
+/// The one kernel that the spec flags describe, for `device`.
+llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
+                                    AotDevice device) {
   for (const char *required : {"name", "op", "cols"})
     if (!options.has(required))
       return makeToolError("missing required option '--" +
@@ -185,6 +216,16 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options) {
     return makeToolError("--rows-hint must be at least 1, got " +
                          llvm::Twine(kernel.rowsHint));
 
+  if (device == AotDevice::CUDA) {
+    if (std::optional<std::string> text = options.getString("config")) {
+      auto knobs = parseGpuConfigKnobs(*text);
+      if (!knobs)
+        return knobs.takeError();
+      kernel.gpuKnobs = *knobs;
+    }
+    return kernel;
+  }
+
   // The config knobs: --config first, single flags over it.
   if (std::optional<std::string> text = options.getString("config")) {
     auto knobs = parseCpuConfigKnobs(*text);
@@ -233,6 +274,55 @@ llvm::Expected<std::vector<std::string>> splitTargets(llvm::StringRef text) {
   return targets;
 }
 
+/// Fails on an option for CPU kernels only.
+llvm::Error checkNoCpuOnlyOptions(const ParsedOptions &options) {
+  for (const char *option : kCpuOnlyOptions)
+    if (options.has(option))
+      return makeToolError("--" + llvm::Twine(option) +
+                           " is for CPU kernels; GPU kernels take "
+                           "--config '#norm.config<gpu, ...>'");
+  return llvm::Error::success();
+}
+
+/// Compiles and writes a GPU library.
+llvm::Error
+writeGpuLibrary(const ParsedOptions &options, const std::string &outDir,
+                const std::string &library, std::vector<std::string> chips,
+                llvm::ArrayRef<AotKernel> kernels, llvm::raw_ostream &out) {
+  // Reached with --specs too: the options a spec file leaves to the
+  // command line, for CPU kernels only.
+  if (llvm::Error error = checkNoCpuOnlyOptions(options))
+    return error;
+  if (chips.empty())
+    chips = {"sm_80", "sm_90"};
+  AotGpuOptions gpuOptions;
+  gpuOptions.cubins = !options.getFlag("no-cubin", false);
+  auto built = buildAotGpuLibrary(library, chips, kernels, gpuOptions);
+  if (!built)
+    return built.takeError();
+  if (llvm::Error error =
+          writeAotOutput(outDir, built->files, options.getFlag("force", false)))
+    return error;
+
+  out << "wrote " << outDir << ": ";
+  for (size_t i = 0; i < built->files.size(); ++i)
+    out << (i ? ", " : "") << built->files[i].name;
+  out << "\n";
+  if (built->cubins)
+    out << "  cubins: made with ptxas " << built->ptxasVersion << " ("
+        << built->ptxas << ")\n";
+  else
+    out << "  cubins: none (" << built->cubinNote << "); PTX only\n";
+  for (const AotKernel &kernel : kernels)
+    out << "  " << kernel.name << ": " << getOpName(kernel.spec.op)
+        << " cols=" << kernel.spec.cols << ", config from "
+        << (kernel.getGpuConfigSource() == ConfigSource::Explicit
+                ? "the given knobs"
+                : "the default GPU heuristic")
+        << "\n";
+  return llvm::Error::success();
+}
+
 } // namespace
 
 llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
@@ -253,7 +343,16 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
   if (options.has("cache") && options.has("no-cache"))
     return makeToolError("--cache and --no-cache exclude each other");
 
+  std::optional<AotDevice> deviceOption;
+  if (std::optional<std::string> text = options.getString("device")) {
+    auto parsedDevice = parseAotDevice(*text, "--device");
+    if (!parsedDevice)
+      return parsedDevice.takeError();
+    deviceOption = *parsedDevice;
+  }
+
   // What to compile.
+  AotDevice device = deviceOption.value_or(AotDevice::CPU);
   std::string library;
   std::vector<std::string> targets;
   std::vector<AotKernel> kernels;
@@ -263,9 +362,10 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
         return makeToolError("--" + llvm::Twine(option) +
                              " cannot be used with --specs: the spec file "
                              "describes the kernels");
-    auto file = parseAotSpecFile(*specs);
+    auto file = parseAotSpecFile(*specs, deviceOption);
     if (!file)
       return file.takeError();
+    device = deviceOption.value_or(file->device.value_or(AotDevice::CPU));
     kernels = std::move(file->kernels);
     targets = std::move(file->targets);
     library = file->library;
@@ -276,7 +376,10 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
       library = stem.str();
     }
   } else {
-    auto kernel = getKernel(options);
+    if (device == AotDevice::CUDA)
+      if (llvm::Error error = checkNoCpuOnlyOptions(options))
+        return error;
+    auto kernel = getKernel(options, device);
     if (!kernel)
       return kernel.takeError();
     library = kernel->name;
@@ -292,6 +395,10 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
       return list.takeError();
     targets = std::move(*list);
   }
+  if (device == AotDevice::CUDA)
+    return writeGpuLibrary(options, outDir, library, targets, kernels, out);
+  if (options.has("no-cubin"))
+    return makeToolError("--no-cubin is for --device cuda");
   if (targets.empty())
     targets.push_back("native");
 

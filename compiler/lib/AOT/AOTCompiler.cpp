@@ -102,14 +102,8 @@ std::string normjit::aot::detail::quoteToml(llvm::StringRef text) {
   return quoted + "\"";
 }
 
-namespace {
-
-llvm::Error invalid(const llvm::Twine &message) {
-  return makeError(NORMJIT_INVALID_ARGUMENT, message);
-}
-
-/// Rewrites an error's text as "<prefix>: <text>", keeping its status.
-llvm::Error prefixError(llvm::Error error, const llvm::Twine &prefix) {
+llvm::Error normjit::aot::detail::prefixError(llvm::Error error,
+                                              const llvm::Twine &prefix) {
   normjit_status_t status = NORMJIT_INTERNAL;
   std::string message;
   llvm::handleAllErrors(
@@ -122,10 +116,110 @@ llvm::Error prefixError(llvm::Error error, const llvm::Twine &prefix) {
   return makeError(status, prefix + ": " + message);
 }
 
-const char *dtypeName(normjit_dtype_t dtype) {
+const char *normjit::aot::detail::dtypeName(normjit_dtype_t dtype) {
   const char *name = normjit_dtype_name(dtype);
   return name ? name : "?";
 }
+
+std::string
+normjit::aot::detail::describeSpec(const normjit_kernel_spec_t &spec) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << getOpName(spec.op) << ", cols " << spec.cols << ", x "
+     << dtypeName(spec.x_dtype) << ", y " << dtypeName(spec.y_dtype);
+  if (spec.has_residual)
+    os << ", residual " << dtypeName(spec.residual_dtype);
+  if (spec.store_sum)
+    os << ", sum " << dtypeName(spec.sum_dtype);
+  if (spec.has_gamma)
+    os << ", gamma " << dtypeName(spec.gamma_dtype);
+  if (spec.has_beta)
+    os << ", beta " << dtypeName(spec.beta_dtype);
+  if (spec.store_mean)
+    os << ", mean f32";
+  if (spec.store_rstd)
+    os << ", rstd f32";
+  os << ", eps " << formatFloat(spec.epsilon);
+  return text;
+}
+
+std::string normjit::aot::detail::wrapComment(llvm::StringRef text,
+                                              llvm::StringRef prefix,
+                                              llvm::StringRef next) {
+  std::string result, line = prefix.str();
+  llvm::SmallVector<llvm::StringRef> words;
+  text.split(words, ' ', -1, /*KeepEmpty=*/false);
+  bool lineEmpty = true;
+  for (llvm::StringRef word : words) {
+    if (!lineEmpty && line.size() + 1 + word.size() > 78) {
+      result += line + "\n";
+      line = next.str();
+      lineEmpty = true;
+    }
+    line += " " + word.str();
+    lineEmpty = false;
+  }
+  return result + line;
+}
+
+normjit_kernel_spec_t
+normjit::aot::detail::normalizeSpec(normjit_kernel_spec_t spec) {
+  spec.has_residual = spec.has_residual != 0;
+  spec.store_sum = spec.store_sum != 0;
+  spec.has_gamma = spec.has_gamma != 0;
+  spec.has_beta = spec.has_beta != 0;
+  spec.store_mean = spec.store_mean != 0;
+  spec.store_rstd = spec.store_rstd != 0;
+  if (!spec.has_residual)
+    spec.residual_dtype = NORMJIT_F32;
+  if (!spec.store_sum)
+    spec.sum_dtype = NORMJIT_F32;
+  if (!spec.has_gamma)
+    spec.gamma_dtype = NORMJIT_F32;
+  if (!spec.has_beta)
+    spec.beta_dtype = NORMJIT_F32;
+  return spec;
+}
+
+std::string
+normjit::aot::detail::getManifestSpec(const normjit_kernel_spec_t &s) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  auto flag = [](int value) { return value ? "true" : "false"; };
+  os << "op = " << quoteToml(getOpName(s.op)) << "\n"
+     << "cols = " << s.cols << "\n"
+     << "x_dtype = " << quoteToml(dtypeName(s.x_dtype)) << "\n"
+     << "y_dtype = " << quoteToml(dtypeName(s.y_dtype)) << "\n"
+     << "residual = " << flag(s.has_residual) << "\n";
+  if (s.has_residual)
+    os << "residual_dtype = " << quoteToml(dtypeName(s.residual_dtype)) << "\n";
+  os << "store_sum = " << flag(s.store_sum) << "\n";
+  if (s.store_sum)
+    os << "sum_dtype = " << quoteToml(dtypeName(s.sum_dtype)) << "\n";
+  os << "gamma = " << flag(s.has_gamma) << "\n";
+  if (s.has_gamma)
+    os << "gamma_dtype = " << quoteToml(dtypeName(s.gamma_dtype)) << "\n";
+  os << "beta = " << flag(s.has_beta) << "\n";
+  if (s.has_beta)
+    os << "beta_dtype = " << quoteToml(dtypeName(s.beta_dtype)) << "\n";
+  os << "store_mean = " << flag(s.store_mean) << "\n"
+     << "store_rstd = " << flag(s.store_rstd) << "\n"
+     << "eps = " << formatFloat(s.epsilon) << "\n";
+  return text;
+}
+
+std::string normjit::aot::detail::getVersionString() {
+  return NORMJIT_VERSION_STRING;
+}
+
+namespace {
+
+llvm::Error invalid(const llvm::Twine &message) {
+  return makeError(NORMJIT_INVALID_ARGUMENT, message);
+}
+
+using normjit::aot::detail::dtypeName;
+using normjit::aot::detail::prefixError;
 
 const llvm::Triple &getHostTriple() {
   static const llvm::Triple triple(llvm::sys::getProcessTriple());
@@ -298,7 +392,8 @@ normjit::aot::parseCpuConfigKnobs(llvm::StringRef text) {
                    "': expected a #norm.config<cpu, ...> attribute");
   if (!config.isCPU())
     return invalid("invalid config '" + text +
-                   "': it is for the gpu backend; aot compiles cpu kernels");
+                   "': it is for the gpu backend; GPU kernels are compiled "
+                   "with --device cuda");
   CpuConfigKnobs knobs;
   knobs.vectorWidth = config.getVectorWidth();
   knobs.accumulators = config.getAccumulators();
@@ -328,6 +423,19 @@ ConfigSource AotKernel::getConfigSource() const {
   if (!knobs.empty())
     return ConfigSource::Explicit;
   return tunedConfig ? ConfigSource::Cache : ConfigSource::Default;
+}
+
+const char *normjit::aot::getAotDeviceName(AotDevice device) {
+  return device == AotDevice::CUDA ? "cuda" : "cpu";
+}
+
+llvm::Expected<AotDevice> normjit::aot::parseAotDevice(llvm::StringRef name,
+                                                       llvm::StringRef what) {
+  if (name == "cpu")
+    return AotDevice::CPU;
+  if (name == "cuda")
+    return AotDevice::CUDA;
+  return invalid("unknown " + what + " '" + name + "'; expected cpu or cuda");
 }
 
 CpuConfig AotKernel::getConfig(const CpuTarget &target) const {
@@ -702,47 +810,8 @@ llvm::StringRef getGenericCpu() { return isX86_64() ? "x86-64" : "generic"; }
 
 namespace {
 
-/// "layer_norm, cols 4096, x bf16, y bf16, gamma bf16, eps 1e-05".
-std::string describeSpec(const normjit_kernel_spec_t &spec) {
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << normjit::aot::detail::getOpName(spec.op) << ", cols " << spec.cols
-     << ", x " << dtypeName(spec.x_dtype) << ", y " << dtypeName(spec.y_dtype);
-  if (spec.has_residual)
-    os << ", residual " << dtypeName(spec.residual_dtype);
-  if (spec.store_sum)
-    os << ", sum " << dtypeName(spec.sum_dtype);
-  if (spec.has_gamma)
-    os << ", gamma " << dtypeName(spec.gamma_dtype);
-  if (spec.has_beta)
-    os << ", beta " << dtypeName(spec.beta_dtype);
-  if (spec.store_mean)
-    os << ", mean f32";
-  if (spec.store_rstd)
-    os << ", rstd f32";
-  os << ", eps " << normjit::aot::detail::formatFloat(spec.epsilon);
-  return text;
-}
-
-/// Wraps `text` into comment lines of at most 80 columns, the first one
-/// starting with `prefix`, the others with `next`.
-std::string wrapComment(llvm::StringRef text, llvm::StringRef prefix,
-                        llvm::StringRef next = " *") {
-  std::string result, line = prefix.str();
-  llvm::SmallVector<llvm::StringRef> words;
-  text.split(words, ' ', -1, /*KeepEmpty=*/false);
-  bool lineEmpty = true;
-  for (llvm::StringRef word : words) {
-    if (!lineEmpty && line.size() + 1 + word.size() > 78) {
-      result += line + "\n";
-      line = next.str();
-      lineEmpty = true;
-    }
-    line += " " + word.str();
-    lineEmpty = false;
-  }
-  return result + line;
-}
+using normjit::aot::detail::describeSpec;
+using normjit::aot::detail::wrapComment;
 
 std::string generateHeader(llvm::StringRef library,
                            llvm::ArrayRef<const CpuTarget *> targets,
@@ -805,11 +874,9 @@ std::string generateManifest(llvm::StringRef library,
                              llvm::ArrayRef<const CpuTarget *> targets,
                              llvm::ArrayRef<AotKernel> kernels,
                              llvm::ArrayRef<std::vector<CpuConfig>> configs) {
-  using normjit::aot::detail::formatFloat;
   using normjit::aot::detail::quoteToml;
   std::string text;
   llvm::raw_string_ostream os(text);
-  auto flag = [](int value) { return value ? "true" : "false"; };
   // The first line starts with kManifestHeader ("# normjit aot manifest").
   os << wrapComment(normjit::aot::detail::kManifestHeader.drop_front(2).str() +
                         ": what " + library.str() + ".h, lib" + library.str() +
@@ -839,29 +906,9 @@ std::string generateManifest(llvm::StringRef library,
        << quoteToml(llvm::join(target->checkedFeatures, ",")) << "\n";
   for (size_t k = 0; k < kernels.size(); ++k) {
     const AotKernel &kernel = kernels[k];
-    const normjit_kernel_spec_t &s = kernel.spec;
     os << "\n[[kernel]]\n"
        << "name = " << quoteToml(kernel.name) << "\n"
-       << "op = " << quoteToml(normjit::aot::detail::getOpName(s.op)) << "\n"
-       << "cols = " << s.cols << "\n"
-       << "x_dtype = " << quoteToml(dtypeName(s.x_dtype)) << "\n"
-       << "y_dtype = " << quoteToml(dtypeName(s.y_dtype)) << "\n"
-       << "residual = " << flag(s.has_residual) << "\n";
-    if (s.has_residual)
-      os << "residual_dtype = " << quoteToml(dtypeName(s.residual_dtype))
-         << "\n";
-    os << "store_sum = " << flag(s.store_sum) << "\n";
-    if (s.store_sum)
-      os << "sum_dtype = " << quoteToml(dtypeName(s.sum_dtype)) << "\n";
-    os << "gamma = " << flag(s.has_gamma) << "\n";
-    if (s.has_gamma)
-      os << "gamma_dtype = " << quoteToml(dtypeName(s.gamma_dtype)) << "\n";
-    os << "beta = " << flag(s.has_beta) << "\n";
-    if (s.has_beta)
-      os << "beta_dtype = " << quoteToml(dtypeName(s.beta_dtype)) << "\n";
-    os << "store_mean = " << flag(s.store_mean) << "\n"
-       << "store_rstd = " << flag(s.store_rstd) << "\n"
-       << "eps = " << formatFloat(s.epsilon) << "\n"
+       << normjit::aot::detail::getManifestSpec(kernel.spec)
        << "rows_hint = " << kernel.rowsHint << "\n";
     ConfigSource source = kernel.getConfigSource();
     // What reproduces the configs when this manifest is read as a spec
@@ -909,27 +956,7 @@ buildArchive(llvm::ArrayRef<const AotFile *> objects) {
 // The library
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// `spec` with flags 0 or 1 and unused dtypes f32, so that equal kernels
-/// give equal libraries (and a manifest read back gives the same one).
-normjit_kernel_spec_t normalizeSpec(normjit_kernel_spec_t spec) {
-  spec.has_residual = spec.has_residual != 0;
-  spec.store_sum = spec.store_sum != 0;
-  spec.has_gamma = spec.has_gamma != 0;
-  spec.has_beta = spec.has_beta != 0;
-  spec.store_mean = spec.store_mean != 0;
-  spec.store_rstd = spec.store_rstd != 0;
-  if (!spec.has_residual)
-    spec.residual_dtype = NORMJIT_F32;
-  if (!spec.store_sum)
-    spec.sum_dtype = NORMJIT_F32;
-  if (!spec.has_gamma)
-    spec.gamma_dtype = NORMJIT_F32;
-  if (!spec.has_beta)
-    spec.beta_dtype = NORMJIT_F32;
-  return spec;
-}
-} // namespace
+using normjit::aot::detail::normalizeSpec;
 
 llvm::Expected<std::vector<AotFile>>
 normjit::aot::buildAotLibrary(llvm::StringRef library,
@@ -991,6 +1018,11 @@ normjit::aot::buildAotLibrary(llvm::StringRef library,
       return invalid("kernel '" + kernel.name +
                      "': rows_hint must be at least 1, got " +
                      llvm::Twine(kernel.rowsHint));
+    if (!kernel.gpuKnobs.empty())
+      return invalid("kernel '" + kernel.name + "': its config " +
+                     kernel.gpuKnobs.str() +
+                     " is for the gpu backend; GPU kernels are compiled with "
+                     "--device cuda");
     std::vector<CpuConfig> kernelConfigs;
     for (const CpuTarget *target : targets) {
       CpuConfig config = kernel.getConfig(*target);

@@ -1,8 +1,8 @@
 //===- AOTInternal.h - helpers the AOT sources share ------------*- C++ -*-===//
 //
 // Part of normjit. Names of ops and dtypes as spec files and manifests spell
-// them, exact float text, and the first line that marks a manifest: private
-// to the AOT library.
+// them, exact float text, comments, and the first line that marks a
+// manifest: private to the AOT library (shared by its CPU and GPU halves).
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +12,8 @@
 #include "normjit/runtime/kernel.h"
 
 #include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/Error.h"
 
 #include <string>
 
@@ -33,6 +35,31 @@ std::string formatFloat(float value);
 
 /// `text` as a TOML basic string, quotes included.
 std::string quoteToml(llvm::StringRef text);
+
+/// Rewrites an error's text as "<prefix>: <text>", keeping its status.
+llvm::Error prefixError(llvm::Error error, const llvm::Twine &prefix);
+
+/// "f32", "f16", "bf16" ("?" for anything else).
+const char *dtypeName(normjit_dtype_t dtype);
+
+/// "layer_norm, cols 4096, x bf16, y bf16, gamma bf16, eps 1e-05".
+std::string describeSpec(const normjit_kernel_spec_t &spec);
+
+/// Wraps `text` into comment lines of at most 80 columns, the first one
+/// starting with `prefix`, the others with `next`.
+std::string wrapComment(llvm::StringRef text, llvm::StringRef prefix,
+                        llvm::StringRef next = " *");
+
+/// `spec` with flags 0 or 1 and unused dtypes f32, so that equal kernels
+/// give equal libraries (and a manifest read back gives the same one).
+normjit_kernel_spec_t normalizeSpec(normjit_kernel_spec_t spec);
+
+/// The spec keys of a [[kernel]] table of a manifest (op to eps), one a
+/// line.
+std::string getManifestSpec(const normjit_kernel_spec_t &spec);
+
+/// normjit's version, as manifests and headers record it.
+std::string getVersionString();
 
 } // namespace normjit::aot::detail
 

@@ -5,7 +5,10 @@
 // and line. The format:
 //
 //   library = "kernels"            # optional: file names and header guard
-//   targets = ["x86-64-v3", "x86-64-v4"]   # optional (default: native)
+//   device = "cpu"                 # optional: cpu (default) or cuda
+//   targets = ["x86-64-v3", "x86-64-v4"]   # optional: CPU targets (default
+//                                  # native), or GPU chips for cuda
+//                                  # (default ["sm_80", "sm_90"])
 //   rows_hint = 4096               # optional default of every kernel
 //
 //   [[kernel]]                     # one table per kernel
@@ -27,7 +30,11 @@
 //   config = "#norm.config<cpu, vector_width = 16>"   # optional knobs; a
 //                                  # kernel without one takes the tuned
 //                                  # config from the cache, if there is one
+//                                  # (cpu); for cuda, "#norm.config<gpu,
+//                                  # ...>" knobs over the default heuristic
 //
+// The targets of a file are those of its device: compiled for another
+// device (`normjit aot --device`), the file's targets are not used.
 // A manifest written by `normjit aot` is a spec file too: its other keys
 // (schema, versions, [[target]], [[kernel.variant]], ...) are checked for
 // their types and otherwise ignored.
@@ -66,12 +73,22 @@ struct Key {
 };
 
 const Key kTopKeys[] = {
-    {"schema", Kind::Integer},         {"library", Kind::String},
-    {"targets", Kind::StringArray},    {"rows_hint", Kind::Integer},
-    {"normjit_version", Kind::String}, {"llvm_version", Kind::String},
-    {"triple", Kind::String},          {"header", Kind::String},
-    {"archive", Kind::String},         {"dispatch", Kind::String},
-    {"target", Kind::TableArray},      {"kernel", Kind::TableArray},
+    {"schema", Kind::Integer},
+    {"library", Kind::String},
+    {"targets", Kind::StringArray},
+    {"rows_hint", Kind::Integer},
+    {"normjit_version", Kind::String},
+    {"llvm_version", Kind::String},
+    {"triple", Kind::String},
+    {"header", Kind::String},
+    {"archive", Kind::String},
+    {"dispatch", Kind::String},
+    {"target", Kind::TableArray},
+    {"kernel", Kind::TableArray},
+    {"device", Kind::String},
+    {"source", Kind::String},
+    {"cubins", Kind::Bool},
+    {"ptxas_version", Kind::String},
 };
 
 const Key kKernelKeys[] = {
@@ -99,16 +116,16 @@ const Key kKernelKeys[] = {
 };
 
 const Key kTargetKeys[] = {
-    {"name", Kind::String},
-    {"cpu", Kind::String},
-    {"object", Kind::String},
-    {"checked_features", Kind::String},
+    {"name", Kind::String},   {"cpu", Kind::String},
+    {"object", Kind::String}, {"checked_features", Kind::String},
+    {"ptx", Kind::String},    {"ptx_isa", Kind::String},
+    {"cubin", Kind::String},
 };
 
 const Key kVariantKeys[] = {
-    {"target", Kind::String},
-    {"symbol", Kind::String},
-    {"config", Kind::String},
+    {"target", Kind::String},          {"symbol", Kind::String},
+    {"config", Kind::String},          {"entry", Kind::String},
+    {"entry_unaligned", Kind::String},
 };
 
 const char *kindName(Kind kind) {
@@ -219,7 +236,8 @@ public:
   }
 
   llvm::Error parseKernel(const toml::table &table, int64_t defaultRowsHint,
-                          AotSpecFile &file, llvm::StringSet<> &names) const {
+                          AotDevice device, AotSpecFile &file,
+                          llvm::StringSet<> &names) const {
     if (llvm::Error e = checkKeys(table, kKernelKeys, "a [[kernel]] table"))
       return e;
     if (llvm::Error e = checkTables(table.get("variant"), kVariantKeys,
@@ -301,10 +319,18 @@ public:
         return error(*rows, prefix + "rows_hint must be at least 1");
     }
     if (const toml::node *config = table.get("config")) {
-      auto knobs = parseCpuConfigKnobs(*config->value_exact<std::string>());
-      if (!knobs)
-        return error(*config, prefix + llvm::toString(knobs.takeError()));
-      kernel.knobs = *knobs;
+      std::string text = *config->value_exact<std::string>();
+      if (device == AotDevice::CUDA) {
+        auto knobs = parseGpuConfigKnobs(text);
+        if (!knobs)
+          return error(*config, prefix + llvm::toString(knobs.takeError()));
+        kernel.gpuKnobs = *knobs;
+      } else {
+        auto knobs = parseCpuConfigKnobs(text);
+        if (!knobs)
+          return error(*config, prefix + llvm::toString(knobs.takeError()));
+        kernel.knobs = *knobs;
+      }
     }
     if (const toml::node *source = table.get("config_source")) {
       std::string name = *source->value_exact<std::string>();
@@ -316,7 +342,8 @@ public:
     return llvm::Error::success();
   }
 
-  llvm::Expected<AotSpecFile> parse(llvm::StringRef text) const {
+  llvm::Expected<AotSpecFile> parse(llvm::StringRef text,
+                                    std::optional<AotDevice> device) const {
     toml::parse_result result = toml::parse(
         std::string_view(text.data(), text.size()), std::string_view(path));
     if (!result) {
@@ -341,11 +368,23 @@ public:
       if (llvm::Error e = validateName("library name", file.library))
         return error(*library, llvm::toString(std::move(e)));
     }
+    if (const toml::node *node = root.get("device")) {
+      auto fileDevice =
+          parseAotDevice(*node->value_exact<std::string>(), "device");
+      if (!fileDevice)
+        return error(*node, llvm::toString(fileDevice.takeError()));
+      file.device = *fileDevice;
+    }
+    // Configs are read for the device the kernels are compiled for; the
+    // file's targets are for its own device.
+    AotDevice compiledFor =
+        device.value_or(file.device.value_or(AotDevice::CPU));
     if (const toml::node *targets = root.get("targets")) {
       if (targets->as_array()->empty())
         return error(*targets, "'targets' must not be empty");
-      for (const toml::node &target : *targets->as_array())
-        file.targets.push_back(*target.value_exact<std::string>());
+      if (compiledFor == file.device.value_or(AotDevice::CPU))
+        for (const toml::node &target : *targets->as_array())
+          file.targets.push_back(*target.value_exact<std::string>());
     }
     int64_t rowsHint = 4096;
     if (const toml::node *rows = root.get("rows_hint")) {
@@ -359,8 +398,8 @@ public:
                    "no [[kernel]] table: nothing to compile");
     llvm::StringSet<> names;
     for (const toml::node &kernel : *kernels->as_array())
-      if (llvm::Error e =
-              parseKernel(*kernel.as_table(), rowsHint, file, names))
+      if (llvm::Error e = parseKernel(*kernel.as_table(), rowsHint, compiledFor,
+                                      file, names))
         return std::move(e);
     return file;
   }
@@ -372,15 +411,17 @@ private:
 } // namespace
 
 llvm::Expected<AotSpecFile>
-normjit::aot::parseAotSpecText(llvm::StringRef text, llvm::StringRef path) {
-  return SpecFileParser(path).parse(text);
+normjit::aot::parseAotSpecText(llvm::StringRef text, llvm::StringRef path,
+                               std::optional<AotDevice> device) {
+  return SpecFileParser(path).parse(text, device);
 }
 
 llvm::Expected<AotSpecFile>
-normjit::aot::parseAotSpecFile(llvm::StringRef path) {
+normjit::aot::parseAotSpecFile(llvm::StringRef path,
+                               std::optional<AotDevice> device) {
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
   if (!buffer)
     return makeError(NORMJIT_IO_ERROR, "cannot read spec file '" + path +
                                            "': " + buffer.getError().message());
-  return parseAotSpecText((*buffer)->getBuffer(), path);
+  return parseAotSpecText((*buffer)->getBuffer(), path, device);
 }

@@ -53,7 +53,7 @@
 // RUN: not normjit aot %{spec} --store-sum --out %t/out/a 2>&1 | %{check}=SUM
 // SUM: normjit: error: store_sum needs a residual: without one the sum would only copy x
 // RUN: not normjit aot %{spec} --config '#norm.config<gpu, threads_per_row = 32>' --out %t/out/a 2>&1 | %{check}=GPU
-// GPU: normjit: error: invalid config '#norm.config<gpu, threads_per_row = 32>': it is for the gpu backend; aot compiles cpu kernels
+// GPU: normjit: error: invalid config '#norm.config<gpu, threads_per_row = 32>': it is for the gpu backend; GPU kernels are compiled with --device cuda
 
 // Bad command lines.
 // RUN: not normjit aot --name my-kernel --op rms_norm --cols 64 --out %t/out/a 2>&1 | %{check}=NAME

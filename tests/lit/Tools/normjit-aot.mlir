@@ -112,7 +112,7 @@
 // DEFAULT: rms: rms_norm cols=256, config from the default heuristic
 
 // RUN: normjit aot --help | FileCheck %s --check-prefix=HELP
-// HELP: USAGE: normjit aot (--name NAME --op OP --cols C [spec options] | --specs FILE.toml) --out DIR [options]
+// HELP: USAGE: normjit aot (--name NAME --op OP --cols C [spec options] | --specs FILE.toml) [--device cpu|cuda] --out DIR [options]
 // HELP: --target T[,T...]
 // HELP: --force
 

@@ -60,12 +60,15 @@
 using namespace mlir;
 using normjit::GpuConfig;
 using normjit::GpuRowStorage;
+using namespace normjit::detail;
 
 namespace {
 
 constexpr int64_t kMaxBlockThreads = 1024;
 
-DialectRegistry &getGpuDialectRegistry() {
+} // namespace
+
+DialectRegistry &normjit::detail::getGpuDialectRegistry() {
   static DialectRegistry *registry = [] {
     auto *r = new DialectRegistry();
     r->insert<normjit::norm::NormDialect, arith::ArithDialect,
@@ -92,6 +95,7 @@ DialectRegistry &getGpuDialectRegistry() {
   return *registry;
 }
 
+namespace {
 normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
                                        const GpuConfig &config) {
   normjit::norm::ConfigKnobs knobs;
@@ -143,18 +147,6 @@ GpuConfig scalarTwin(const normjit_kernel_spec_t &spec, GpuConfig config) {
   return config;
 }
 
-/// A GPU kernel module's context, diagnostics and module.
-struct GpuKernelIR {
-  GpuKernelIR()
-      : context(getGpuDialectRegistry(), MLIRContext::Threading::DISABLED),
-        diagnostics(&context) {
-    context.loadAllAvailableDialects();
-  }
-  MLIRContext context;
-  normjit::detail::DiagnosticCollector diagnostics;
-  OwningOpRef<ModuleOp> module;
-};
-
 llvm::Error checkRequest(const normjit::GpuKernelRequest &request) {
   if (llvm::Error error =
           normjit::statusToError(normjit_kernel_spec_validate(&request.spec)))
@@ -165,9 +157,23 @@ llvm::Error checkRequest(const normjit::GpuKernelRequest &request) {
   return llvm::Error::success();
 }
 
-/// Builds and verifies the gpu.module of `kernels`.
-llvm::Expected<std::unique_ptr<GpuKernelIR>>
-buildVerifiedGpuIR(llvm::ArrayRef<normjit::GpuKernelRequest> kernels) {
+} // namespace
+
+normjit::detail::GpuKernelIR::GpuKernelIR()
+    : context(getGpuDialectRegistry(), MLIRContext::Threading::DISABLED),
+      diagnostics(&context) {
+  context.loadAllAvailableDialects();
+}
+
+void normjit::detail::addNormToGpuPasses(OpPassManager &gpuModulePM) {
+  gpuModulePM.addPass(normjit::createConvertNormToGPUPass());
+  gpuModulePM.addPass(createCanonicalizerPass());
+  gpuModulePM.addPass(createCSEPass());
+}
+
+llvm::Expected<std::unique_ptr<normjit::detail::GpuKernelIR>>
+normjit::detail::buildVerifiedGpuIR(
+    llvm::ArrayRef<normjit::GpuKernelRequest> kernels) {
   if (kernels.empty())
     return normjit::makeError(NORMJIT_INVALID_ARGUMENT,
                               "no GPU kernel to compile");
@@ -224,6 +230,8 @@ buildVerifiedGpuIR(llvm::ArrayRef<normjit::GpuKernelRequest> kernels) {
   }
   return std::move(ir);
 }
+
+namespace {
 
 /// The NVVM conversion turns math ops into calls of libdevice functions
 /// (`__nv_sqrtf`), and marks the LLVM intrinsics they would otherwise
@@ -461,9 +469,7 @@ normjit::compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
 
   PassManager pm(&context);
   OpPassManager &gpm = pm.nest<gpu::GPUModuleOp>();
-  gpm.addPass(normjit::createConvertNormToGPUPass());
-  gpm.addPass(createCanonicalizerPass());
-  gpm.addPass(createCSEPass());
+  addNormToGpuPasses(gpm);
   gpm.addPass(createSCFToControlFlowPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.indexBitwidth = 64;

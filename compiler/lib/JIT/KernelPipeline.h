@@ -9,6 +9,7 @@
 #ifndef NORMJIT_LIB_JIT_KERNELPIPELINE_H
 #define NORMJIT_LIB_JIT_KERNELPIPELINE_H
 
+#include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
 #include "normjit/Dialect/Norm/IR/NormAttrs.h"
 
@@ -110,6 +111,33 @@ llvm::Expected<std::unique_ptr<KernelIR>>
 buildVerifiedKernelIR(const normjit_kernel_spec_t &spec,
                       const CpuConfig &config,
                       llvm::StringRef functionName = "normjit_kernel");
+
+//===----------------------------------------------------------------------===//
+// GPU kernels (GpuKernelCompiler.cpp)
+//===----------------------------------------------------------------------===//
+
+/// The dialects (and translations, and ConvertToLLVM interfaces) GPU
+/// kernels are built from.
+mlir::DialectRegistry &getGpuDialectRegistry();
+
+/// A GPU kernel module's context, the error diagnostics it collects, and
+/// the module: `module attributes {gpu.container_module}` holding
+/// `gpu.module @normjit_kernels`.
+struct GpuKernelIR {
+  GpuKernelIR();
+  mlir::MLIRContext context;
+  DiagnosticCollector diagnostics;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+};
+
+/// Checks the requests and builds and verifies their gpu.module: one
+/// gpu.func per kernel and per scalar twin, each holding one norm op.
+llvm::Expected<std::unique_ptr<GpuKernelIR>>
+buildVerifiedGpuIR(llvm::ArrayRef<GpuKernelRequest> kernels);
+
+/// Adds convert-norm-to-gpu and its cleanups to a gpu.module pass manager:
+/// the target-independent half of the GPU pipeline.
+void addNormToGpuPasses(mlir::OpPassManager &gpuModulePM);
 
 } // namespace normjit::detail
 

@@ -230,8 +230,9 @@ void BM_memcpy(benchmark::State &state) {
 }
 
 void BM_jit_compile(benchmark::State &state) {
-  // A fresh spec every iteration (epsilon varies), so every call compiles.
-  float epsilon = 1e-5f;
+  // A fresh spec every iteration (epsilon varies, also across repetitions),
+  // so every call compiles.
+  static float epsilon = 1e-5f;
   for (auto _ : state) {
     normjit_kernel_spec_t spec =
         normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 4096);

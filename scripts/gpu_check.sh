@@ -11,7 +11,11 @@
 #   2. gpu-tests.txt every GPU test (NORMJIT_REQUIRE_GPU=1: a missing driver
 #                    fails instead of skipping)
 #   3. tune.txt      normjit tune --device cuda:0 on one transformer shape
-#   4. bench.md/.json/.csv  bench/gpu_bench.py: normjit default and tuned vs
+#   4. aot.txt       the AOT GPU example: the bundle's normjit aot writes
+#                    kernels for examples/aot/gpu_kernels.toml, the C host
+#                    examples/aot/gpu_host.c is built with them and the
+#                    runtime's sources alone (cc/c++), runs and checks
+#   5. bench.md/.json/.csv  bench/gpu_bench.py: normjit default and tuned vs
 #                    PyTorch, Triton and the copy ceiling, with the targets
 # Steps go on after a failure; the exit code is the number of failed steps.
 # GPU_CHECK_TIME_LIMIT (seconds, default 300) bounds the benchmark.
@@ -42,6 +46,22 @@ step gpu-tests env NORMJIT_REQUIRE_GPU=1 "$bundle/bin/normjit-gpu-tests" \
   --gtest_brief=1
 step tune "$bundle/bin/normjit" tune --device cuda:0 --op layer_norm \
   --rows 32768 --cols 4096 --dtype bf16 --json
+aot_example() {
+  local dir=$out/aot
+  rm -rf "$dir" && mkdir -p "$dir/obj" || return 1
+  "$bundle/bin/normjit" aot --specs examples/aot/gpu_kernels.toml \
+    --out "$dir/kernels" || return 1
+  local f
+  for f in runtime/src/*.cpp; do
+    c++ -std=c++17 -O2 -Iruntime/include -c "$f" \
+      -o "$dir/obj/$(basename "$f" .cpp).o" || return 1
+  done
+  cc -std=c99 -O2 -Wall -Iruntime/include -I"$dir/kernels" \
+    examples/aot/gpu_host.c "$dir/kernels/aot_gpu_kernels.c" "$dir"/obj/*.o \
+    -lstdc++ -lpthread -ldl -lm -o "$dir/gpu_host" || return 1
+  "$dir/gpu_host"
+}
+step aot aot_example
 step bench python3 bench/gpu_bench.py --bundle "$bundle" --tuned \
   --time-limit "${GPU_CHECK_TIME_LIMIT:-300}" --markdown "$out/bench.md" \
   --json "$out/bench.json" --csv "$out/bench.csv"

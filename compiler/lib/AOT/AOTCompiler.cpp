@@ -371,39 +371,24 @@ std::string CpuConfigKnobs::str() const {
 
 llvm::Expected<CpuConfigKnobs>
 normjit::aot::parseCpuConfigKnobs(llvm::StringRef text) {
-  mlir::MLIRContext context(normjit::detail::getKernelDialectRegistry(),
-                            mlir::MLIRContext::Threading::DISABLED);
-  context.getOrLoadDialect<norm::NormDialect>();
-  normjit::detail::DiagnosticCollector diagnostics(&context);
-  size_t consumed = 0;
-  mlir::Attribute attribute =
-      mlir::parseAttribute(text, &context, mlir::Type(), &consumed);
-  if (!attribute)
-    return invalid("invalid config '" + text + "': " +
-                   (diagnostics.str().empty() ? std::string("cannot parse it")
-                                              : diagnostics.str()));
-  if (consumed != text.size())
-    return invalid("invalid config '" + text +
-                   "': unexpected text after the "
-                   "attribute");
-  auto config = llvm::dyn_cast<norm::ConfigAttr>(attribute);
-  if (!config)
-    return invalid("invalid config '" + text +
-                   "': expected a #norm.config<cpu, ...> attribute");
-  if (!config.isCPU())
+  auto parsed = normjit::detail::parseConfigKnobs(text);
+  if (!parsed)
+    return parsed.takeError();
+  const norm::ConfigKnobs &config = *parsed;
+  if (config.backend != norm::Backend::CPU)
     return invalid("invalid config '" + text +
                    "': it is for the gpu backend; GPU kernels are compiled "
                    "with --device cuda");
   CpuConfigKnobs knobs;
-  knobs.vectorWidth = config.getVectorWidth();
-  knobs.accumulators = config.getAccumulators();
-  knobs.rowsPerTask = config.getRowsPerTask();
-  if (std::optional<int64_t> threads = config.getThreads())
-    knobs.threads = static_cast<int>(*threads);
-  if (std::optional<norm::Algorithm> algorithm = config.getAlgorithm())
-    knobs.welford = *algorithm == norm::Algorithm::Welford;
-  knobs.streamingStores = config.getStreamingStores();
-  knobs.fuseResidual = config.getFuseResidual();
+  knobs.vectorWidth = config.vectorWidth;
+  knobs.accumulators = config.accumulators;
+  knobs.rowsPerTask = config.rowsPerTask;
+  if (config.threads)
+    knobs.threads = static_cast<int>(*config.threads);
+  if (config.algorithm)
+    knobs.welford = *config.algorithm == norm::Algorithm::Welford;
+  knobs.streamingStores = config.streamingStores;
+  knobs.fuseResidual = config.fuseResidual;
   return knobs;
 }
 
@@ -538,8 +523,7 @@ compileKernelModule(llvm::LLVMContext &llvmContext,
   mlir::PassManager pm(&context);
   // Native bf16 rounding exactly when the target has it, as the JIT does
   // for the host, so that AOT and JIT code match for the same CPU.
-  bool nativeBf16 =
-      machine.getMCSubtargetInfo()->checkFeatures("+avx512bf16");
+  bool nativeBf16 = machine.getMCSubtargetInfo()->checkFeatures("+avx512bf16");
   normjit::detail::buildCpuLoweringPipeline(pm, spec, config, nativeBf16);
   if (mlir::failed(pm.run(*module)))
     return makeError(NORMJIT_COMPILE_ERROR,

@@ -112,44 +112,27 @@ std::string GpuConfigKnobs::str() const {
 
 llvm::Expected<GpuConfigKnobs>
 normjit::aot::parseGpuConfigKnobs(llvm::StringRef text) {
-  mlir::MLIRContext context(normjit::detail::getKernelDialectRegistry(),
-                            mlir::MLIRContext::Threading::DISABLED);
-  context.getOrLoadDialect<norm::NormDialect>();
-  normjit::detail::DiagnosticCollector diagnostics(&context);
-  size_t consumed = 0;
-  mlir::Attribute attribute =
-      mlir::parseAttribute(text, &context, mlir::Type(), &consumed);
-  if (!attribute)
-    return invalid("invalid config '" + text + "': " +
-                   (diagnostics.str().empty() ? std::string("cannot parse it")
-                                              : diagnostics.str()));
-  if (consumed != text.size())
-    return invalid("invalid config '" + text +
-                   "': unexpected text after the attribute");
-  auto config = llvm::dyn_cast<norm::ConfigAttr>(attribute);
-  if (!config)
-    return invalid("invalid config '" + text +
-                   "': expected a #norm.config<gpu, ...> attribute");
-  if (!config.isGPU())
+  auto parsed = normjit::detail::parseConfigKnobs(text);
+  if (!parsed)
+    return parsed.takeError();
+  const norm::ConfigKnobs &config = *parsed;
+  if (config.backend != norm::Backend::GPU)
     return invalid("invalid config '" + text +
                    "': it is for the cpu backend; --device cuda compiles GPU "
                    "kernels, which take #norm.config<gpu, ...>");
-  if (config.getFuseResidual() == false)
+  if (config.fuseResidual == false)
     return makeError(NORMJIT_UNSUPPORTED,
                      "invalid config '" + text +
                          "': the GPU backend always fuses the residual add "
                          "(fuse_residual = false is a CPU choice)");
   GpuConfigKnobs knobs;
-  knobs.vectorWidth = config.getVectorWidth();
-  knobs.threadsPerRow = config.getThreadsPerRow();
-  knobs.rowsPerBlock = config.getRowsPerBlock();
-  knobs.elementsPerThread = config.getElementsPerThread();
-  if (std::optional<norm::RowStorage> storage = config.getRowStorage())
-    knobs.rowStorage =
-        *storage == norm::RowStorage::Registers ? GpuRowStorage::Registers
-        : *storage == norm::RowStorage::Shared  ? GpuRowStorage::Shared
-                                                : GpuRowStorage::Global;
-  knobs.persistent = config.getPersistent();
+  knobs.vectorWidth = config.vectorWidth;
+  knobs.threadsPerRow = config.threadsPerRow;
+  knobs.rowsPerBlock = config.rowsPerBlock;
+  knobs.elementsPerThread = config.elementsPerThread;
+  if (config.rowStorage)
+    knobs.rowStorage = normjit::detail::toGpuRowStorage(*config.rowStorage);
+  knobs.persistent = config.persistent;
   return knobs;
 }
 

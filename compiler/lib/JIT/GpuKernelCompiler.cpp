@@ -70,12 +70,10 @@ constexpr int64_t kMaxBlockThreads = 1024;
 
 DialectRegistry &normjit::detail::getGpuDialectRegistry() {
   static DialectRegistry *registry = [] {
+    // The CPU kernels' dialects and translations, plus the GPU's.
     auto *r = new DialectRegistry();
-    r->insert<normjit::norm::NormDialect, arith::ArithDialect,
-              cf::ControlFlowDialect, func::FuncDialect, gpu::GPUDialect,
-              LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
-              NVVM::NVVMDialect, scf::SCFDialect, ub::UBDialect,
-              vector::VectorDialect>();
+    getKernelDialectRegistry().appendTo(*r);
+    r->insert<gpu::GPUDialect, NVVM::NVVMDialect>();
     // convert-gpu-to-nvvm lowers the ops of these dialects through their
     // ConvertToLLVM interfaces.
     arith::registerConvertArithToLLVMInterface(*r);
@@ -86,9 +84,7 @@ DialectRegistry &normjit::detail::getGpuDialectRegistry() {
     registerConvertNVVMToLLVMInterface(*r);
     ub::registerConvertUBToLLVMInterface(*r);
     vector::registerConvertVectorToLLVMInterface(*r);
-    registerBuiltinDialectTranslation(*r);
     registerGPUDialectTranslation(*r);
-    registerLLVMDialectTranslation(*r);
     registerNVVMDialectTranslation(*r);
     return r;
   }();
@@ -104,17 +100,7 @@ normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
   knobs.threadsPerRow = config.threadsPerRow;
   knobs.rowsPerBlock = config.rowsPerBlock;
   knobs.elementsPerThread = config.elementsPerThread;
-  switch (config.rowStorage) {
-  case GpuRowStorage::Registers:
-    knobs.rowStorage = normjit::norm::RowStorage::Registers;
-    break;
-  case GpuRowStorage::Shared:
-    knobs.rowStorage = normjit::norm::RowStorage::Shared;
-    break;
-  case GpuRowStorage::Global:
-    knobs.rowStorage = normjit::norm::RowStorage::Global;
-    break;
-  }
+  knobs.rowStorage = toNormRowStorage(config.rowStorage);
   knobs.persistent = config.persistent;
   return normjit::norm::getConfigChecked(
       [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
@@ -386,44 +372,58 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
   return config;
 }
 
+normjit::GpuRowStorage
+normjit::detail::toGpuRowStorage(normjit::norm::RowStorage storage) {
+  switch (storage) {
+  case normjit::norm::RowStorage::Registers:
+    return GpuRowStorage::Registers;
+  case normjit::norm::RowStorage::Shared:
+    return GpuRowStorage::Shared;
+  case normjit::norm::RowStorage::Global:
+    break;
+  }
+  return GpuRowStorage::Global;
+}
+
+normjit::norm::RowStorage
+normjit::detail::toNormRowStorage(GpuRowStorage storage) {
+  switch (storage) {
+  case GpuRowStorage::Registers:
+    return normjit::norm::RowStorage::Registers;
+  case GpuRowStorage::Shared:
+    return normjit::norm::RowStorage::Shared;
+  case GpuRowStorage::Global:
+    break;
+  }
+  return normjit::norm::RowStorage::Global;
+}
+
 llvm::Expected<normjit::GpuConfig>
 normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
-  MLIRContext context(getGpuDialectRegistry(),
-                      MLIRContext::Threading::DISABLED);
-  context.loadDialect<normjit::norm::NormDialect>();
-  detail::DiagnosticCollector diagnostics(&context);
-  auto config = llvm::dyn_cast_or_null<normjit::norm::ConfigAttr>(
-      mlir::parseAttribute(text, &context));
-  if (!config)
-    return makeError(NORMJIT_INVALID_ARGUMENT,
-                     "invalid config '" + text + "'" +
-                         (diagnostics.str().empty()
-                              ? std::string(": expected #norm.config<gpu, ...>")
-                              : ": " + diagnostics.str()));
-  if (!config.isGPU())
+  auto knobs = parseConfigKnobs(text);
+  if (!knobs)
+    return knobs.takeError();
+  if (knobs->backend != normjit::norm::Backend::GPU)
     return makeError(NORMJIT_INVALID_ARGUMENT,
                      "config '" + text + "' is not a gpu config");
-  if (config.getFuseResidual() == false)
+  if (knobs->fuseResidual == false)
     return makeError(NORMJIT_UNSUPPORTED,
                      "config '" + text +
                          "': the GPU backend always fuses "
                          "the residual add (fuse_residual = false is a CPU "
                          "choice)");
   GpuConfig result = base;
-  if (auto v = config.getVectorWidth())
+  if (auto v = knobs->vectorWidth)
     result.vectorWidth = *v;
-  if (auto v = config.getThreadsPerRow())
+  if (auto v = knobs->threadsPerRow)
     result.threadsPerRow = *v;
-  if (auto v = config.getRowsPerBlock())
+  if (auto v = knobs->rowsPerBlock)
     result.rowsPerBlock = *v;
-  if (auto v = config.getElementsPerThread())
+  if (auto v = knobs->elementsPerThread)
     result.elementsPerThread = *v;
-  if (auto v = config.getRowStorage())
-    result.rowStorage =
-        *v == normjit::norm::RowStorage::Registers ? GpuRowStorage::Registers
-        : *v == normjit::norm::RowStorage::Shared  ? GpuRowStorage::Shared
-                                                   : GpuRowStorage::Global;
-  if (auto v = config.getPersistent())
+  if (auto v = knobs->rowStorage)
+    result.rowStorage = toGpuRowStorage(*v);
+  if (auto v = knobs->persistent)
     result.persistent = *v;
   return result;
 }

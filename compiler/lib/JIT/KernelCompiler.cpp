@@ -96,8 +96,7 @@ std::string normjit::CpuConfig::str() const {
   if (threads > 0)
     os << ", threads = " << threads;
   os << ", algorithm = " << (welford ? "welford" : "two_pass")
-     << ", streaming_stores = " << (streamingStores ? "true" : "false")
-     << ">";
+     << ", streaming_stores = " << (streamingStores ? "true" : "false") << ">";
   return text;
 }
 
@@ -105,8 +104,7 @@ bool normjit::CpuConfig::operator==(const CpuConfig &other) const {
   return vectorWidth == other.vectorWidth &&
          accumulators == other.accumulators &&
          rowsPerTask == other.rowsPerTask && threads == other.threads &&
-         welford == other.welford &&
-         streamingStores == other.streamingStores &&
+         welford == other.welford && streamingStores == other.streamingStores &&
          fuseResidual == other.fuseResidual;
 }
 
@@ -152,37 +150,61 @@ normjit::getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
   return config;
 }
 
-llvm::Expected<normjit::CpuConfig>
-normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {
-  MLIRContext context(detail::getKernelDialectRegistry(),
+llvm::Expected<normjit::norm::ConfigKnobs>
+normjit::detail::parseConfigKnobs(llvm::StringRef text) {
+  MLIRContext context(getKernelDialectRegistry(),
                       MLIRContext::Threading::DISABLED);
   context.loadDialect<normjit::norm::NormDialect>();
-  detail::DiagnosticCollector diagnostics(&context);
-  auto config = llvm::dyn_cast_or_null<normjit::norm::ConfigAttr>(
-      mlir::parseAttribute(text, &context));
-  if (!config)
-    return makeError(NORMJIT_INVALID_ARGUMENT,
-                     "invalid config '" + text + "'" +
-                         (diagnostics.str().empty()
-                              ? std::string(": expected #norm.config<cpu, ...>")
-                              : ": " + diagnostics.str()));
-  if (!config.isCPU())
+  DiagnosticCollector diagnostics(&context);
+  size_t consumed = 0;
+  Attribute attribute = mlir::parseAttribute(text, &context, Type(), &consumed);
+  auto config = llvm::dyn_cast_or_null<normjit::norm::ConfigAttr>(attribute);
+  if (!config || consumed != text.size())
+    return makeError(
+        NORMJIT_INVALID_ARGUMENT,
+        "invalid config '" + text + "': " +
+            (!diagnostics.str().empty() ? diagnostics.str()
+             : !config ? std::string("expected #norm.config<cpu|gpu, ...>")
+                       : std::string("unexpected text after the attribute")));
+  normjit::norm::ConfigKnobs knobs;
+  knobs.backend = config.getBackend();
+  knobs.vectorWidth = config.getVectorWidth();
+  knobs.fuseResidual = config.getFuseResidual();
+  knobs.accumulators = config.getAccumulators();
+  knobs.rowsPerTask = config.getRowsPerTask();
+  knobs.threads = config.getThreads();
+  knobs.algorithm = config.getAlgorithm();
+  knobs.streamingStores = config.getStreamingStores();
+  knobs.threadsPerRow = config.getThreadsPerRow();
+  knobs.rowsPerBlock = config.getRowsPerBlock();
+  knobs.elementsPerThread = config.getElementsPerThread();
+  knobs.rowStorage = config.getRowStorage();
+  knobs.persistent = config.getPersistent();
+  return knobs;
+}
+
+llvm::Expected<normjit::CpuConfig>
+normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {
+  auto knobs = detail::parseConfigKnobs(text);
+  if (!knobs)
+    return knobs.takeError();
+  if (knobs->backend != normjit::norm::Backend::CPU)
     return makeError(NORMJIT_INVALID_ARGUMENT,
                      "config '" + text + "' is not a cpu config");
   CpuConfig result = base;
-  if (auto v = config.getVectorWidth())
+  if (auto v = knobs->vectorWidth)
     result.vectorWidth = *v;
-  if (auto v = config.getAccumulators())
+  if (auto v = knobs->accumulators)
     result.accumulators = *v;
-  if (auto v = config.getRowsPerTask())
+  if (auto v = knobs->rowsPerTask)
     result.rowsPerTask = *v;
-  if (auto v = config.getThreads())
+  if (auto v = knobs->threads)
     result.threads = static_cast<int>(*v);
-  if (auto v = config.getAlgorithm())
+  if (auto v = knobs->algorithm)
     result.welford = *v == normjit::norm::Algorithm::Welford;
-  if (auto v = config.getStreamingStores())
+  if (auto v = knobs->streamingStores)
     result.streamingStores = *v;
-  if (auto v = config.getFuseResidual())
+  if (auto v = knobs->fuseResidual)
     result.fuseResidual = *v;
   if (llvm::Error error = validateCpuConfig(result))
     return std::move(error);
@@ -228,8 +250,7 @@ DialectRegistry &normjit::detail::getKernelDialectRegistry() {
   return *registry;
 }
 
-Type normjit::detail::elementType(MLIRContext *context,
-                                  normjit_dtype_t dtype) {
+Type normjit::detail::elementType(MLIRContext *context, normjit_dtype_t dtype) {
   switch (dtype) {
   case NORMJIT_F16:
     return Float16Type::get(context);
@@ -286,10 +307,14 @@ normjit::detail::getKernelArgTypes(MLIRContext *context,
   auto statsType =
       MemRefType::get({ShapedType::kDynamic}, Float32Type::get(context));
   // The fixed ABI: all eight operands, unused ones typed like their role.
-  return {rowsType(spec.x_dtype),        rowsType(spec.residual_dtype),
-          columnsType(spec.gamma_dtype), columnsType(spec.beta_dtype),
-          rowsType(spec.y_dtype),        rowsType(spec.sum_dtype),
-          statsType,                     statsType};
+  return {rowsType(spec.x_dtype),
+          rowsType(spec.residual_dtype),
+          columnsType(spec.gamma_dtype),
+          columnsType(spec.beta_dtype),
+          rowsType(spec.y_dtype),
+          rowsType(spec.sum_dtype),
+          statsType,
+          statsType};
 }
 
 void normjit::detail::createNormOp(OpBuilder &b, Location loc,
@@ -303,18 +328,16 @@ void normjit::detail::createNormOp(OpBuilder &b, Location loc,
   Value mean = arg(6, spec.store_mean), rstd = arg(7, spec.store_rstd);
   FloatAttr eps = b.getF32FloatAttr(spec.epsilon);
   if (spec.op == NORMJIT_LAYER_NORM)
-    normjit::norm::LayerNormOp::create(b, loc, x, residual, gamma, beta, y,
-                                       sum, mean, rstd, eps, config);
+    normjit::norm::LayerNormOp::create(b, loc, x, residual, gamma, beta, y, sum,
+                                       mean, rstd, eps, config);
   else
     normjit::norm::RMSNormOp::create(b, loc, x, residual, gamma, beta, y, sum,
                                      mean, rstd, eps, config);
 }
 
-OwningOpRef<ModuleOp>
-normjit::detail::buildKernelModule(MLIRContext *context,
-                                   const normjit_kernel_spec_t &spec,
-                                   const normjit::CpuConfig &config,
-                                   llvm::StringRef functionName) {
+OwningOpRef<ModuleOp> normjit::detail::buildKernelModule(
+    MLIRContext *context, const normjit_kernel_spec_t &spec,
+    const normjit::CpuConfig &config, llvm::StringRef functionName) {
   Location loc = NameLoc::get(StringAttr::get(context, functionName));
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
   OpBuilder b(module->getBodyRegion());
@@ -457,8 +480,7 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
   auto engine = ExecutionEngine::create(*module, options);
   if (!engine)
     return makeError(NORMJIT_COMPILE_ERROR,
-                     "JIT setup failed: " +
-                         llvm::toString(engine.takeError()));
+                     "JIT setup failed: " + llvm::toString(engine.takeError()));
   auto symbol = (*engine)->lookup("_mlir_ciface_normjit_kernel");
   if (!symbol)
     return makeError(NORMJIT_COMPILE_ERROR,

@@ -9,9 +9,9 @@
 #ifndef NORMJIT_LIB_JIT_KERNELPIPELINE_H
 #define NORMJIT_LIB_JIT_KERNELPIPELINE_H
 
+#include "normjit/Dialect/Norm/IR/NormAttrs.h"
 #include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
-#include "normjit/Dialect/Norm/IR/NormAttrs.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -39,6 +39,17 @@ namespace normjit::detail {
 
 /// The dialects (and their LLVM IR translations) kernels are built from.
 mlir::DialectRegistry &getKernelDialectRegistry();
+
+/// Parses `text`, all of it, as a `#norm.config` attribute and returns the
+/// knobs it sets (absent ones empty). NORMJIT_INVALID_ARGUMENT "invalid
+/// config 'TEXT': WHY" otherwise. The backend is not checked: callers say
+/// which one they expect.
+llvm::Expected<normjit::norm::ConfigKnobs>
+parseConfigKnobs(llvm::StringRef text);
+
+/// The GPU config's row storage for the dialect's enum, and back.
+GpuRowStorage toGpuRowStorage(normjit::norm::RowStorage storage);
+normjit::norm::RowStorage toNormRowStorage(GpuRowStorage storage);
 
 /// The MLIR element type of a dtype.
 mlir::Type elementType(mlir::MLIRContext *context, normjit_dtype_t dtype);
@@ -70,8 +81,7 @@ buildKernelModule(mlir::MLIRContext *context, const normjit_kernel_spec_t &spec,
 /// Adds the lowering from `norm` IR to the LLVM dialect to `pm`.
 void buildCpuLoweringPipeline(mlir::OpPassManager &pm,
                               const normjit_kernel_spec_t &spec,
-                              const CpuConfig &config,
-                              bool nativeBf16 = false);
+                              const CpuConfig &config, bool nativeBf16 = false);
 
 /// The LLVM IR optimization run on every translated kernel module, the JIT's
 /// and AOT's alike: MLIR already emitted the vector code, so LLVM's O0

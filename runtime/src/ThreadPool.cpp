@@ -1,9 +1,10 @@
 //===- ThreadPool.cpp - worker threads for data-parallel loops ------------===//
 //
 // Part of normjit. Implements ThreadPool.h. Each loop is a job on the
-// caller's stack that free workers may join; chunks are claimed with one
-// atomic counter, so the caller never waits for a sleeping worker to wake,
-// only for the workers that joined to finish the chunks they claimed.
+// caller's stack that free workers may join; chunks are claimed with atomic
+// counters, one per contiguous segment of the loop, so the caller never
+// waits for a sleeping worker to wake, only for the workers that joined to
+// finish the chunks they claimed.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -47,7 +49,25 @@ void runInline(int64_t n, int64_t grain, const Body &fn) {
   }
 }
 
+/// A contiguous range of a loop's chunks, claimed front to back.
+struct alignas(64) Segment {
+  std::atomic<uint64_t> next{0};
+  uint64_t end = 0;
+};
+
+/// Segments a job keeps on the caller's stack; more are allocated.
+constexpr unsigned kInlineSegments = 8;
+
 /// One parallelFor call that runs on workers; lives on the caller's stack.
+///
+/// The chunks are split into one contiguous segment per thread that may
+/// take part: each participant claims the chunks of its own segment in
+/// order, then helps with the others' (from their fronts, in turn). Every
+/// thread thus streams through adjacent rows, which the hardware
+/// prefetchers follow across chunk boundaries (chunks dealt out round-robin
+/// made 4096x768 f32 LayerNorm 1.2x slower on two threads with 21-row
+/// chunks), while a participant that is late or never joins still has its
+/// chunks taken by the others.
 struct Job {
   const Body *fn = nullptr;
   int64_t n = 0;
@@ -59,17 +79,52 @@ struct Job {
   /// mutex, decremented without it. A worker touches the job no more once
   /// its decrement is done.
   alignas(64) std::atomic<unsigned> active{0};
-  /// The next chunk to claim; on its own cache line.
-  alignas(64) std::atomic<uint64_t> next{0};
+  /// Participants so far (the caller is participant 0); a joining worker
+  /// takes the next number, which picks its own segment.
+  std::atomic<unsigned> participants{1};
+  unsigned numSegments = 1;
+  Segment *segments = nullptr;
+  Segment inlineSegments[kInlineSegments];
+  std::unique_ptr<Segment[]> heapSegments;
 
-  /// Claims and runs chunks until none is left.
-  void run() {
-    for (;;) {
-      uint64_t chunk = next.fetch_add(1, std::memory_order_relaxed);
-      if (chunk >= numChunks)
-        return;
-      int64_t begin = static_cast<int64_t>(chunk) * grain;
-      (*fn)(begin, begin + std::min(grain, n - begin));
+  /// Splits the chunks into `count` segments of (nearly) equal size.
+  void split(unsigned count) {
+    numSegments = std::max(1u, count);
+    if (numSegments <= kInlineSegments) {
+      segments = inlineSegments;
+    } else {
+      heapSegments = std::make_unique<Segment[]>(numSegments);
+      segments = heapSegments.get();
+    }
+    for (unsigned k = 0; k < numSegments; ++k) {
+      segments[k].next.store(numChunks * k / numSegments,
+                             std::memory_order_relaxed);
+      segments[k].end = numChunks * (k + 1) / numSegments;
+    }
+  }
+
+  /// Whether any chunk is still unclaimed (a hint: it may change at once).
+  bool hasChunksLeft() const {
+    for (unsigned k = 0; k < numSegments; ++k)
+      if (segments[k].next.load(std::memory_order_relaxed) < segments[k].end)
+        return true;
+    return false;
+  }
+
+  /// Claims and runs chunks, the participant's own segment first, until
+  /// none is left.
+  void run(unsigned participant) {
+    for (unsigned offset = 0; offset < numSegments; ++offset) {
+      Segment &segment = segments[(participant + offset) % numSegments];
+      for (;;) {
+        if (segment.next.load(std::memory_order_relaxed) >= segment.end)
+          break;
+        uint64_t chunk = segment.next.fetch_add(1, std::memory_order_relaxed);
+        if (chunk >= segment.end)
+          break;
+        int64_t begin = static_cast<int64_t>(chunk) * grain;
+        (*fn)(begin, begin + std::min(grain, n - begin));
+      }
     }
   }
 };
@@ -105,8 +160,7 @@ struct ThreadPool::Impl {
   Job *joinLocked() {
     for (size_t i = 0; i < jobs.size();) {
       Job *job = jobs[i];
-      if (job->openSlots == 0 ||
-          job->next.load(std::memory_order_relaxed) >= job->numChunks) {
+      if (job->openSlots == 0 || !job->hasChunksLeft()) {
         jobs.erase(jobs.begin() + static_cast<std::ptrdiff_t>(i));
         continue;
       }
@@ -123,8 +177,10 @@ struct ThreadPool::Impl {
     std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
       if (Job *job = joinLocked()) {
+        unsigned participant =
+            job->participants.fetch_add(1, std::memory_order_relaxed);
         lock.unlock();
-        job->run();
+        job->run(participant);
         bool last = job->active.fetch_sub(1, std::memory_order_acq_rel) == 1;
         // The caller may return, and `job` be gone, from here on.
         lock.lock();
@@ -158,7 +214,7 @@ struct ThreadPool::Impl {
     for (unsigned i = 0; i < wanted; ++i)
       workPosted.notify_one();
 
-    job.run();
+    job.run(0);
 
     // Every chunk is claimed. Close the job to latecomers, then wait for the
     // workers that joined to finish theirs: spin first, then sleep.
@@ -232,6 +288,7 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, unsigned maxThreads,
   job.numChunks = numChunks;
   job.openSlots =
       static_cast<unsigned>(std::min<uint64_t>(threads - 1, numChunks - 1));
+  job.split(job.openSlots + 1);
   impl->run(job);
 }
 

@@ -49,30 +49,59 @@ void runInline(int64_t n, int64_t grain, const Body &fn) {
   }
 }
 
-/// A contiguous range of a loop's chunks, claimed front to back.
+/// A contiguous range of a loop's chunks, claimed in units of `Job::unit`
+/// chunks: by its owner from the front, by the others from the back.
 struct alignas(64) Segment {
-  std::atomic<uint64_t> next{0};
-  uint64_t end = 0;
+  /// The unclaimed units [front, back), packed as front << 32 | back.
+  std::atomic<uint64_t> range{0};
+  uint64_t first = 0; ///< the segment's first chunk
+  uint64_t end = 0;   ///< one past its last chunk
+
+  /// Claims the first (or last) unclaimed unit; false when none is left.
+  bool claim(bool fromBack, uint64_t &unit) {
+    uint64_t packed = range.load(std::memory_order_relaxed);
+    for (;;) {
+      uint64_t front = packed >> 32, back = packed & 0xffffffffu;
+      if (front >= back)
+        return false;
+      uint64_t next =
+          fromBack ? (front << 32) | (back - 1) : ((front + 1) << 32) | back;
+      if (range.compare_exchange_weak(packed, next,
+                                      std::memory_order_relaxed)) {
+        unit = fromBack ? back - 1 : front;
+        return true;
+      }
+    }
+  }
+
+  bool empty() const {
+    uint64_t packed = range.load(std::memory_order_relaxed);
+    return (packed >> 32) >= (packed & 0xffffffffu);
+  }
 };
 
 /// Segments a job keeps on the caller's stack; more are allocated.
 constexpr unsigned kInlineSegments = 8;
+/// The most units a segment holds (they must fit 32 bits).
+constexpr uint64_t kMaxUnits = 0xffffffffu;
 
 /// One parallelFor call that runs on workers; lives on the caller's stack.
 ///
 /// The chunks are split into one contiguous segment per thread that may
-/// take part: each participant claims the chunks of its own segment in
-/// order, then helps with the others' (from their fronts, in turn). Every
-/// thread thus streams through adjacent rows, which the hardware
-/// prefetchers follow across chunk boundaries (chunks dealt out round-robin
-/// made 4096x768 f32 LayerNorm 1.2x slower on two threads with 21-row
-/// chunks), while a participant that is late or never joins still has its
-/// chunks taken by the others.
+/// take part: each participant claims the chunks of its own segment front
+/// to back, then takes the others' from their backs. Every thread thus
+/// streams through adjacent rows, which the hardware prefetchers follow
+/// across chunk boundaries (chunks dealt out round-robin made 4096x768 f32
+/// LayerNorm 1.2x slower on two threads with 21-row chunks), while the
+/// segment of a participant that is late or never joins is still taken by
+/// the others.
 struct Job {
   const Body *fn = nullptr;
   int64_t n = 0;
   int64_t grain = 1;
   uint64_t numChunks = 0;
+  /// Chunks per claim: 1 unless a segment has more than kMaxUnits chunks.
+  uint64_t unit = 1;
   /// How many more workers may join; guarded by the pool's mutex.
   unsigned openSlots = 0;
   /// Workers that joined and have not finished: incremented under the pool's
@@ -96,19 +125,37 @@ struct Job {
       heapSegments = std::make_unique<Segment[]>(numSegments);
       segments = heapSegments.get();
     }
+    uint64_t share = numChunks / numSegments, extra = numChunks % numSegments;
+    uint64_t longest = share + (extra ? 1 : 0);
+    unit = std::max<uint64_t>(1, longest / kMaxUnits + 1);
+    uint64_t first = 0;
     for (unsigned k = 0; k < numSegments; ++k) {
-      segments[k].next.store(numChunks * k / numSegments,
-                             std::memory_order_relaxed);
-      segments[k].end = numChunks * (k + 1) / numSegments;
+      Segment &segment = segments[k];
+      uint64_t length = share + (k < extra ? 1 : 0);
+      segment.first = first;
+      segment.end = first + length;
+      segment.range.store((length + unit - 1) / unit,
+                          std::memory_order_relaxed);
+      first = segment.end;
     }
   }
 
   /// Whether any chunk is still unclaimed (a hint: it may change at once).
   bool hasChunksLeft() const {
     for (unsigned k = 0; k < numSegments; ++k)
-      if (segments[k].next.load(std::memory_order_relaxed) < segments[k].end)
+      if (!segments[k].empty())
         return true;
     return false;
+  }
+
+  /// Runs the chunks of one claimed unit of `segment`.
+  void runUnit(const Segment &segment, uint64_t index) {
+    uint64_t chunk = segment.first + index * unit;
+    uint64_t last = std::min(segment.end, chunk + unit);
+    for (; chunk < last; ++chunk) {
+      int64_t begin = static_cast<int64_t>(chunk) * grain;
+      (*fn)(begin, begin + std::min(grain, n - begin));
+    }
   }
 
   /// Claims and runs chunks, the participant's own segment first, until
@@ -116,15 +163,9 @@ struct Job {
   void run(unsigned participant) {
     for (unsigned offset = 0; offset < numSegments; ++offset) {
       Segment &segment = segments[(participant + offset) % numSegments];
-      for (;;) {
-        if (segment.next.load(std::memory_order_relaxed) >= segment.end)
-          break;
-        uint64_t chunk = segment.next.fetch_add(1, std::memory_order_relaxed);
-        if (chunk >= segment.end)
-          break;
-        int64_t begin = static_cast<int64_t>(chunk) * grain;
-        (*fn)(begin, begin + std::min(grain, n - begin));
-      }
+      bool fromBack = offset != 0;
+      for (uint64_t index; segment.claim(fromBack, index);)
+        runUnit(segment, index);
     }
   }
 };

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -145,6 +146,39 @@ TEST(ThreadPoolTest, SmallOrSerialLoopsRunInlineInOrder) {
   EXPECT_EQ(chunks, (std::vector<std::pair<int64_t, int64_t>>{
                         {0, 3}, {3, 6}, {6, 9}, {9, 10}}));
   EXPECT_EQ(threads, std::set{std::this_thread::get_id()});
+}
+
+TEST(ThreadPoolTest, EachThreadStreamsThroughAdjacentChunks) {
+  // The chunks are split into one contiguous segment per participant, each
+  // taken in order by its owner and from the back by threads done with
+  // theirs: a thread runs long runs of adjacent chunks (up or down). Dealt out
+  // round-robin, two threads would alternate, about one run per chunk.
+  ThreadPool pool(2);
+  const int64_t chunks = 240;
+  for (int repeat = 0; repeat < 10; ++repeat) {
+    std::mutex mutex;
+    std::vector<std::pair<std::thread::id, int64_t>> order;
+    pool.parallelFor(chunks, 1, 0, [&](int64_t begin, int64_t) {
+      // A little work per chunk, so that both threads take part.
+      auto until =
+          std::chrono::steady_clock::now() + std::chrono::microseconds(5);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      order.emplace_back(std::this_thread::get_id(), begin);
+    });
+    ASSERT_EQ(order.size(), static_cast<size_t>(chunks));
+    std::map<std::thread::id, std::vector<int64_t>> byThread;
+    for (const auto &[thread, chunk] : order)
+      byThread[thread].push_back(chunk);
+    size_t runs = 0;
+    for (const auto &[thread, list] : byThread) {
+      runs += 1;
+      for (size_t i = 1; i < list.size(); ++i)
+        runs += list[i] != list[i - 1] + 1 && list[i] != list[i - 1] - 1;
+    }
+    EXPECT_LE(runs, static_cast<size_t>(chunks / 4));
+  }
 }
 
 TEST(ThreadPoolTest, ResultsAreVisibleAfterReturn) {

@@ -65,6 +65,9 @@ const OptionInfo kBenchOptions[] = {
     {"config", OptionKind::String, "'#norm.config<cpu|gpu, ...>'",
      "compile with this config, cpu or gpu as --device (absent knobs: the "
      "default heuristic's)"},
+    {"versus", OptionKind::String, "'#norm.config<cpu, ...>'",
+     "CPU: also time this config, in turns with the first (same buffers, "
+     "same process), and report the ratio"},
     {"cold", OptionKind::Flag, "",
      "GPU: flush L2 before every timed launch (cold-cache timing)"},
     {"json", OptionKind::Flag, "", "print one JSON object instead of a table"},
@@ -79,7 +82,10 @@ constexpr const char *kBenchDescription =
     "the reference. With --device cuda:N the kernel runs on that GPU, timed\n"
     "with CUDA events around batches of back-to-back launches (single\n"
     "launches after an L2 flush with --cold), and is compared with the\n"
-    "device's theoretical DRAM bandwidth.";
+    "device's theoretical DRAM bandwidth. With --versus, a second CPU config\n"
+    "is timed in turns with the first (seven rounds each, on the same\n"
+    "buffers), so that two configs are compared under the same machine\n"
+    "state; the ratio is versus time / config time (> 1: --config faster).";
 
 struct FreeDeleter {
   void operator()(void *pointer) const { std::free(pointer); }
@@ -175,6 +181,24 @@ llvm::Expected<Timing> measure(Fn &&fn, int64_t warmup, int64_t reps,
                              ? samples[middle]
                              : (samples[middle - 1] + samples[middle]) / 2;
   timing.minSeconds = samples.front();
+  return timing;
+}
+
+/// Rounds of each config when --versus compares two.
+constexpr int kVersusRounds = 7;
+
+/// The median of rounds' medians (and their minimum and total reps).
+Timing medianOfRounds(std::vector<Timing> rounds) {
+  Timing timing;
+  for (const Timing &round : rounds)
+    timing.reps += round.reps;
+  std::sort(rounds.begin(), rounds.end(), [](const Timing &a, const Timing &b) {
+    return a.medianSeconds < b.medianSeconds;
+  });
+  timing.medianSeconds = rounds[rounds.size() / 2].medianSeconds;
+  timing.minSeconds = rounds.front().minSeconds;
+  for (const Timing &round : rounds)
+    timing.minSeconds = std::min(timing.minSeconds, round.minSeconds);
   return timing;
 }
 
@@ -395,6 +419,10 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
                          "got '" +
                          options.getString("min-time").value_or("") + "'");
 
+  std::optional<std::string> versusText = options.getString("versus");
+  if (versusText && *device >= 0)
+    return makeToolError("--versus compares CPU configs; it cannot be used "
+                         "with --device cuda");
   if (*device >= 0) {
     int64_t elements = 0;
     if (llvm::MulOverflow(*rows, *cols, elements) ||
@@ -421,6 +449,19 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   auto kernel = context.getKernel(spec, config);
   if (!kernel)
     return kernel.takeError();
+  std::shared_ptr<const normjit::Kernel> versus;
+  if (versusText) {
+    auto parsedVersus = normjit::parseCpuConfig(
+        *versusText, normjit::getDefaultCpuConfig(spec));
+    if (!parsedVersus)
+      return parsedVersus.takeError();
+    if (options.has("threads") || !options.has("config"))
+      parsedVersus->threads = static_cast<int>(*threads);
+    auto versusKernel = context.getKernel(spec, *parsedVersus);
+    if (!versusKernel)
+      return versusKernel.takeError();
+    versus = std::move(*versusKernel);
+  }
 
   // Sizes, with every product checked.
   int64_t elementSize = static_cast<int64_t>(normjit_dtype_size(dtype));
@@ -482,8 +523,31 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   runArgs.y = y.get();
   runArgs.sum = sum.get();
   const normjit::Kernel &k = **kernel;
-  auto kernelTiming =
-      measure([&] { return k.run(runArgs); }, *warmup, *reps, minTime);
+  std::optional<Timing> versusTiming;
+  llvm::Expected<Timing> kernelTiming = Timing();
+  if (!versus) {
+    kernelTiming =
+        measure([&] { return k.run(runArgs); }, *warmup, *reps, minTime);
+  } else {
+    // Rounds of the two configs in turns (which goes first alternates);
+    // each one's time is the median of its rounds' medians.
+    std::vector<Timing> mine, theirs;
+    int64_t roundReps = std::max<int64_t>(1, *reps / kVersusRounds);
+    double roundTime = minTime / kVersusRounds;
+    for (int round = 0; round < kVersusRounds; ++round) {
+      for (int turn = 0; turn < 2; ++turn) {
+        bool first = (turn == 0) == (round % 2 == 0);
+        const normjit::Kernel &which = first ? k : *versus;
+        auto timing = measure([&] { return which.run(runArgs); },
+                              round == 0 ? *warmup : 1, roundReps, roundTime);
+        if (!timing)
+          return timing.takeError();
+        (first ? mine : theirs).push_back(*timing);
+      }
+    }
+    kernelTiming = medianOfRounds(mine);
+    versusTiming = medianOfRounds(theirs);
+  }
   if (!kernelTiming)
     return kernelTiming.takeError();
 
@@ -556,6 +620,15 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       json.attribute("reps", kernelTiming->reps);
       json.attribute("memcpy_reps", copyTiming->reps);
       json.attribute("memcpy_threads", static_cast<int64_t>(copyThreads));
+      if (versusTiming) {
+        json.attribute("versus_config", versus->getConfig().str());
+        number("versus_median_us", versusTiming->medianSeconds * 1e6);
+        number("versus_gbps",
+               gigabytesPerSecond(traffic, versusTiming->medianSeconds));
+        number("versus_ratio",
+               versusTiming->medianSeconds /
+                   std::max(kernelTiming->medianSeconds, 1e-12));
+      }
     });
     out << "\n";
     return llvm::Error::success();
@@ -584,5 +657,22 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
                  << " bytes copied per call on " << copyThreads
                  << (copyThreads == 1 ? " thread" : " threads") << ")\n";
   line("of memcpy") << llvm::format("%.1f %%", percent) << "\n";
+  if (versusTiming) {
+    line("versus") << versus->getConfig().str() << "\n";
+    line("its time") << llvm::format(
+                            "%.3f us median (%.2f GB/s), in turns with the "
+                            "config above over %d rounds",
+                            versusTiming->medianSeconds * 1e6,
+                            gigabytesPerSecond(traffic,
+                                               versusTiming->medianSeconds),
+                            kVersusRounds)
+                     << "\n";
+    line("ratio") << llvm::format(
+                         "%.3f (versus time / config time; > 1: the config "
+                         "is faster)",
+                         versusTiming->medianSeconds /
+                             std::max(kernelTiming->medianSeconds, 1e-12))
+                  << "\n";
+  }
   return llvm::Error::success();
 }

@@ -77,8 +77,9 @@ evaluateAll(const std::vector<size_t> &pool, int effort,
   }
   // Best first; ties keep the pool's order (stable), so results are
   // deterministic for deterministic scores.
-  std::stable_sort(scored.begin(), scored.end(),
-                   [](const auto &a, const auto &b) { return a.second > b.second; });
+  std::stable_sort(
+      scored.begin(), scored.end(),
+      [](const auto &a, const auto &b) { return a.second > b.second; });
   return scored;
 }
 } // namespace
@@ -87,8 +88,8 @@ std::vector<size_t>
 normjit::tuner::drawCandidates(size_t numCandidates,
                                const StrategyOptions &options) {
   if (options.kind != StrategyKind::Exhaustive)
-    return samplePool(numCandidates,
-                      std::max<size_t>(options.maxCandidates, 1), options.seed);
+    return samplePool(numCandidates, std::max<size_t>(options.maxCandidates, 1),
+                      options.seed);
   std::vector<size_t> all;
   for (size_t i = 0; i < numCandidates; ++i)
     all.push_back(i);
@@ -103,10 +104,9 @@ SearchResult normjit::tuner::search(size_t numCandidates,
                     outOfBudget);
 }
 
-SearchResult normjit::tuner::searchPool(const std::vector<size_t> &candidates,
-                                        const StrategyOptions &options,
-                                        const Evaluator &evaluate,
-                                        const std::function<bool()> &outOfBudget) {
+SearchResult normjit::tuner::searchPool(
+    const std::vector<size_t> &candidates, const StrategyOptions &options,
+    const Evaluator &evaluate, const std::function<bool()> &outOfBudget) {
   SearchResult result;
   if (candidates.empty())
     return result;
@@ -122,9 +122,10 @@ SearchResult normjit::tuner::searchPool(const std::vector<size_t> &candidates,
   int effort = 0;
   while (true) {
     bool last = pool.size() <= finalists || effort == 2;
-    std::vector<std::pair<size_t, double>> scored = evaluateAll(
-        pool, last ? 2 : effort, evaluate, outOfBudget, result,
-        last ? std::min<size_t>(pool.size(), 1) : std::min(pool.size(), finalists));
+    std::vector<std::pair<size_t, double>> scored =
+        evaluateAll(pool, last ? 2 : effort, evaluate, outOfBudget, result,
+                    last ? std::min<size_t>(pool.size(), 1)
+                         : std::min(pool.size(), finalists));
     if (last || scored.empty()) {
       result.ranking = std::move(scored);
       return result;
@@ -137,4 +138,51 @@ SearchResult normjit::tuner::searchPool(const std::vector<size_t> &candidates,
       pool.push_back(scored[i].first);
     ++effort;
   }
+}
+
+std::optional<size_t> normjit::tuner::pickFinalWinner(
+    const std::vector<std::optional<double>> &medians, double margin) {
+  std::optional<double> best;
+  for (const std::optional<double> &median : medians)
+    if (median && (!best || *median > *best))
+      best = median;
+  if (!best)
+    return std::nullopt;
+  for (size_t i = 0; i < medians.size(); ++i)
+    if (medians[i] && *medians[i] * (1 + margin) >= *best)
+      return i;
+  return std::nullopt;
+}
+
+FinalResult normjit::tuner::runFinal(const std::vector<size_t> &finalists,
+                                     int rounds, int minRounds, double margin,
+                                     const Evaluator &evaluate,
+                                     const std::function<bool()> &outOfBudget) {
+  FinalResult result;
+  size_t n = finalists.size();
+  std::vector<std::vector<double>> scores(n);
+  for (int round = 0; round < rounds && n > 0; ++round) {
+    if (round >= minRounds && outOfBudget())
+      break;
+    for (size_t k = 0; k < n; ++k) {
+      size_t i = (static_cast<size_t>(round) + k) % n;
+      std::optional<double> score = evaluate(finalists[i], 1);
+      if (score && std::isfinite(*score))
+        scores[i].push_back(*score);
+    }
+    ++result.rounds;
+  }
+  for (std::vector<double> &values : scores) {
+    if (values.empty()) {
+      result.medians.push_back(std::nullopt);
+      continue;
+    }
+    std::sort(values.begin(), values.end());
+    size_t middle = values.size() / 2;
+    result.medians.push_back(values.size() % 2
+                                 ? values[middle]
+                                 : (values[middle - 1] + values[middle]) / 2);
+  }
+  result.winner = pickFinalWinner(result.medians, margin);
+  return result;
 }

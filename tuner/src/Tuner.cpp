@@ -3,7 +3,7 @@
 // Part of normjit. Implements tuneCpu, tuneGpu and the cache-entry helpers.
 // Both backends run the same search (CandidateSearch): check a candidate
 // before its first timing, score it by GB/s, rank with the strategy, and
-// let the winner replace the default only after a head-to-head.
+// let a final among the best few and the default decide the winner.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,9 +27,12 @@ using namespace normjit::tuner;
 namespace {
 using Clock = std::chrono::steady_clock;
 
-/// Alternating timings of the winner and the default before the winner may
-/// replace the default, and by how much it must be faster.
-constexpr int kHeadToHeadRounds = 5;
+/// The final of a search: the best kFinalists candidates besides the
+/// default, timed in kFinalRounds rounds (kMinFinalRounds when out of budget);
+/// a finalist must beat those preferred to it by more than kWinMargin.
+constexpr size_t kFinalists = 3;
+constexpr int kFinalRounds = 5;
+constexpr int kMinFinalRounds = 3;
 constexpr double kWinMargin = 0.02;
 /// Rows of the workload candidates are checked on (every one distinct).
 constexpr int64_t kCheckRows = 97;
@@ -158,51 +161,61 @@ public:
     return score ? *score : 0.0;
   }
 
-  /// The winner must beat the default in a head-to-head: alternate timings
-  /// of the two (so both see the same machine state) and keep the default
-  /// unless the winner's median is ahead by more than the noise margin. A
-  /// tuned config is then never slower than the default it replaces.
-  /// Returns the winner's head-to-head GB/s when the default stayed (the
-  /// result then names the default as best, the winner as runner-up).
-  std::optional<double> headToHead() {
-    size_t winner = found.ranking[0].first;
-    if (winner == 0) {
-      result.defaultGbps = result.bestGbps;
-      return std::nullopt;
+  /// The final: the default and the best few of the search, timed in
+  /// turns so that they all see the same machine state, decide the winner.
+  /// Finalists other than the default are the search's best kFinalists
+  /// (however close their scores: one noisy score must not decide), taken
+  /// in candidate order (the seeded draw, not the noisy ranking), and a
+  /// finalist must beat every one before it by more than the noise margin: the
+  /// default stays unless beaten, so a tuned config is never slower than the
+  /// default it replaces, and near-ties are settled the same way each time
+  /// a spec is tuned again.
+  void runFinal() {
+    std::vector<size_t> finalists;
+    if (hooks.compiled(0) && checked[0] > 0)
+      finalists.push_back(0);
+    // Past the budget already: the best one alone against the default.
+    size_t wanted = outOfBudget() ? 1 : kFinalists;
+    std::vector<size_t> others;
+    for (const auto &[index, score] : found.ranking)
+      if (index != 0 && others.size() < wanted)
+        others.push_back(index);
+    std::sort(others.begin(), others.end());
+    finalists.insert(finalists.end(), others.begin(), others.end());
+    if (finalists.size() < 2) {
+      if (found.ranking[0].first == 0)
+        result.defaultGbps = result.bestGbps;
+      return;
     }
-    if (!hooks.compiled(0) || checked[0] <= 0)
-      return std::nullopt;
-    std::vector<double> winnerRuns, defaultRuns;
-    for (int round = 0; round < kHeadToHeadRounds; ++round) {
-      if (round >= 3 && outOfBudget())
-        break; // three alternations are enough to decide within budget
-      auto forWinner = hooks.time(winner, hooks.timing(1));
-      auto forDefault = hooks.time(0, hooks.timing(1));
-      if (!forWinner || !forDefault) {
-        llvm::consumeError(forWinner.takeError());
-        llvm::consumeError(forDefault.takeError());
-        continue;
-      }
-      winnerRuns.push_back(forWinner->gbps);
-      defaultRuns.push_back(forDefault->gbps);
+    FinalResult final = tuner::runFinal(
+        finalists, kFinalRounds, kMinFinalRounds, kWinMargin,
+        [&](size_t i, int effort) -> std::optional<double> {
+          auto timing = hooks.time(i, hooks.timing(effort));
+          if (!timing) {
+            llvm::consumeError(timing.takeError());
+            return std::nullopt;
+          }
+          return timing->gbps;
+        },
+        [&] { return outOfBudget(); });
+    if (!final.winner)
+      return; // every final timing failed: keep the search's ranking
+    for (size_t k = 0; k < finalists.size(); ++k)
+      if (final.medians[k])
+        finalScores[finalists[k]] = *final.medians[k];
+    size_t winner = finalists[*final.winner];
+    result.best = candidates[winner];
+    result.bestGbps = finalScores[winner];
+    std::optional<size_t> second;
+    for (const auto &[index, gbps] : finalScores)
+      if (index != winner && (!second || gbps > finalScores[*second]))
+        second = index;
+    if (second) {
+      result.runnerUp = candidates[*second];
+      result.runnerUpGbps = finalScores[*second];
     }
-    if (winnerRuns.empty())
-      return std::nullopt;
-    auto median = [](std::vector<double> values) {
-      std::sort(values.begin(), values.end());
-      return values[values.size() / 2];
-    };
-    double winnerGbps = median(winnerRuns), defaultGbps = median(defaultRuns);
-    result.defaultGbps = defaultGbps;
-    if (winnerGbps > defaultGbps * (1 + kWinMargin)) {
-      result.bestGbps = winnerGbps;
-      return std::nullopt;
-    }
-    result.runnerUp = result.best;
-    result.runnerUpGbps = winnerGbps;
-    result.best = candidates[0];
-    result.bestGbps = defaultGbps;
-    return winnerGbps;
+    if (finalScores.count(0))
+      result.defaultGbps = finalScores[0];
   }
 
   bool outOfBudget() const {
@@ -212,6 +225,8 @@ public:
 
   const std::vector<Config> &candidates;
   SearchResult found;
+  /// Median GB/s of the finalists in the final, by candidate.
+  std::map<size_t, double> finalScores;
   /// Scores by (candidate, effort).
   std::map<std::pair<size_t, int>, double> scores;
 
@@ -316,37 +331,41 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   if (llvm::Error error = search.run())
     return std::move(error);
 
+  search.runFinal();
+
   if (spec.has_residual) {
-    // Which form won the search, and by how much: the best of the other
-    // form, measured as carefully (decided before the head-to-head below,
-    // which only ever falls back to the default, a fused config).
+    // Which form won, and by how much: against the best finalist of the
+    // other form, or else the best the search saw of it, measured now as
+    // carefully as the winner.
     bool bestFused = result.best.fuseResidual;
-    std::optional<size_t> other;
-    for (const auto &[index, score] : search.found.ranking)
-      if (candidates[index].fuseResidual != bestFused) {
-        other = index;
-        break;
-      }
-    if (!other) {
-      double bestEarly = -1;
-      for (const auto &[key, score] : search.scores)
-        if (candidates[key.first].fuseResidual != bestFused &&
-            score > bestEarly) {
-          bestEarly = score;
-          other = key.first;
-        }
-    }
     result.fusion = bestFused ? "fused" : "split";
-    if (other) {
-      double otherGbps = search.careful(*other);
-      result.fusionMargin = otherGbps > 0 ? result.bestGbps / otherGbps : 0;
+    std::optional<double> otherGbps;
+    for (const auto &[index, gbps] : search.finalScores)
+      if (candidates[index].fuseResidual != bestFused &&
+          (!otherGbps || gbps > *otherGbps))
+        otherGbps = gbps;
+    if (!otherGbps) {
+      std::optional<size_t> other;
+      for (const auto &[index, score] : search.found.ranking)
+        if (candidates[index].fuseResidual != bestFused) {
+          other = index;
+          break;
+        }
+      if (!other) {
+        double bestEarly = -1;
+        for (const auto &[key, score] : search.scores)
+          if (candidates[key.first].fuseResidual != bestFused &&
+              score > bestEarly) {
+            bestEarly = score;
+            other = key.first;
+          }
+      }
+      if (other)
+        otherGbps = search.careful(*other);
     }
+    if (otherGbps && *otherGbps > 0)
+      result.fusionMargin = result.bestGbps / *otherGbps;
   }
-  if (std::optional<double> winnerGbps = search.headToHead())
-    if (spec.has_residual && result.fusion == "split") {
-      result.fusion = "fused";
-      result.fusionMargin = result.defaultGbps / *winnerGbps;
-    }
 
   result.seconds = secondsSince(start);
   return result;
@@ -408,7 +427,7 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
   if (llvm::Error error = search.run())
     return std::move(error);
   // GPU kernels always fuse the residual add: no fusion decision to record.
-  search.headToHead();
+  search.runFinal();
   result.seconds = secondsSince(start);
   return result;
 }

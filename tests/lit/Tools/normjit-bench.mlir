@@ -52,3 +52,18 @@
 // GPUCONFIG: normjit: error: --config '#norm.config<gpu, threads_per_row = 32>' is a GPU config, but --device is cpu; give a #norm.config<cpu, ...> or --device cuda:N
 // RUN: not normjit bench --op layer_norm --rows 8 --cols 64 --config '#norm.config<cpu, vector_width = 12>' 2>&1 | FileCheck %s --check-prefix=BADCONFIG
 // BADCONFIG: normjit: error: invalid config {{.*}}'vector_width' must be a power of two, got 12
+
+// --versus times a second CPU config in turns with the first, on the same
+// buffers, and reports the ratio (never checked: a timing).
+// RUN: normjit bench --op layer_norm --rows 16 --cols 64 --reps 7 --warmup 0 --min-time 0 --config '#norm.config<cpu, vector_width = 4>' --versus '#norm.config<cpu, vector_width = 8, algorithm = two_pass>' | FileCheck %s --check-prefix=VERSUS
+// VERSUS:      config      #norm.config<cpu, vector_width = 4,
+// VERSUS:      versus      #norm.config<cpu, vector_width = 8, {{.*}}algorithm = two_pass,
+// VERSUS-NEXT: its time    {{[0-9.]+}} us median ({{[0-9.]+}} GB/s), in turns with the config above over 7 rounds
+// VERSUS-NEXT: ratio       {{[0-9.]+}} (versus time / config time; > 1: the config is faster)
+// RUN: normjit bench --op rms_norm --rows 4 --cols 32 --reps 1 --warmup 0 --min-time 0 --versus '#norm.config<cpu, accumulators = 1>' --json | FileCheck %s --check-prefix=VERSUS-JSON
+// VERSUS-JSON: "versus_config":"#norm.config<cpu, {{.*}}accumulators = 1,
+// VERSUS-JSON-SAME: "versus_median_us":{{[0-9.]+}},"versus_gbps":{{[0-9.]+}},"versus_ratio":{{[0-9.]+}}
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 32 --versus '#norm.config<cpu, vector_width = 3>' 2>&1 | FileCheck %s --check-prefix=BAD-VERSUS
+// BAD-VERSUS: normjit: error: invalid config {{.*}}'vector_width' must be a power of two, got 3
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 32 --device cuda --versus '#norm.config<cpu>' 2>&1 | FileCheck %s --check-prefix=GPU-VERSUS
+// GPU-VERSUS: normjit: error: --versus compares CPU configs; it cannot be used with --device cuda

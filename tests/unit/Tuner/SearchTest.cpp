@@ -24,7 +24,8 @@ using namespace normjit::tuner;
 
 namespace {
 normjit_kernel_spec_t layerNormSpec(int64_t cols, bool residual = false) {
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
   spec.x_dtype = spec.y_dtype = NORMJIT_BF16;
   spec.has_gamma = spec.has_beta = 1;
   spec.has_residual = spec.store_sum = residual;
@@ -64,7 +65,8 @@ TEST(SearchSpaceTest, DefaultFirstAllValidNoDuplicates) {
 TEST(SearchSpaceTest, ConstraintsFollowTheSpec) {
   // RMSNorm has no Welford variant, no residual: no split form; a narrow
   // row has no group of vectors wider than itself.
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 24);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 24);
   for (const CpuConfig &config : buildCpuSearchSpace(spec, 16, avx512Host())) {
     EXPECT_FALSE(config.welford);
     EXPECT_TRUE(config.fuseResidual);
@@ -85,7 +87,8 @@ TEST(StrategyTest, DeterministicForASeed) {
   auto landscape = [](size_t i, int effort) -> std::optional<double> {
     return static_cast<double>((i * 7919) % 101) + 0.01 * effort;
   };
-  for (StrategyKind kind : {StrategyKind::Random, StrategyKind::SuccessiveHalving}) {
+  for (StrategyKind kind :
+       {StrategyKind::Random, StrategyKind::SuccessiveHalving}) {
     StrategyOptions options;
     options.kind = kind;
     options.seed = 42;
@@ -152,6 +155,78 @@ TEST(StrategyTest, BudgetStopsTheSearch) {
   EXPECT_TRUE(result.budgetExhausted);
   EXPECT_EQ(calls, 10u);
   EXPECT_FALSE(result.ranking.empty());
+}
+
+TEST(FinalTest, PreferredFinalistWinsNearTies) {
+  using Medians = std::vector<std::optional<double>>;
+  // The default (first) stays unless beaten by more than the margin.
+  EXPECT_EQ(pickFinalWinner(Medians{100, 101.9, 90}, 0.02), 0u);
+  EXPECT_EQ(pickFinalWinner(Medians{100, 102.5, 90}, 0.02), 1u);
+  // Among the others, the earlier one wins a near-tie, whatever the order
+  // of their medians: the same finalists always settle the same way.
+  EXPECT_EQ(pickFinalWinner(Medians{80, 100, 101.5}, 0.02), 1u);
+  EXPECT_EQ(pickFinalWinner(Medians{80, 101.5, 100}, 0.02), 1u);
+  EXPECT_EQ(pickFinalWinner(Medians{80, 100, 103}, 0.02), 2u);
+  // A finalist with no successful timing never wins; all failed: none.
+  EXPECT_EQ(pickFinalWinner(Medians{std::nullopt, 100, 99}, 0.02), 1u);
+  EXPECT_EQ(pickFinalWinner(Medians{std::nullopt, std::nullopt}, 0.02),
+            std::nullopt);
+  EXPECT_EQ(pickFinalWinner(Medians{}, 0.02), std::nullopt);
+}
+
+TEST(FinalTest, TimesInTurnsAndTakesMedians) {
+  // Each finalist's timings drift (the machine warms up): taken in turns,
+  // every finalist sees the drift alike and medians compare fairly.
+  std::vector<size_t> order;
+  int call = 0;
+  auto evaluate = [&](size_t i, int effort) -> std::optional<double> {
+    EXPECT_EQ(effort, 1);
+    order.push_back(i);
+    double drift = 0.5 * call++;
+    if (i == 9)
+      return std::nullopt; // always fails
+    if (i == 4 && call % 4 == 0)
+      return 1000.0; // one outlier: the median ignores it
+    return (i == 7 ? 105.0 : 100.0) + drift;
+  };
+  FinalResult result =
+      runFinal({4, 7, 9}, 5, 3, 0.02, evaluate, [] { return false; });
+  EXPECT_EQ(result.rounds, 5);
+  ASSERT_EQ(order.size(), 15u);
+  // Round r starts with finalist r mod 3.
+  EXPECT_EQ((std::vector<size_t>(order.begin(), order.begin() + 6)),
+            (std::vector<size_t>{4, 7, 9, 7, 9, 4}));
+  ASSERT_EQ(result.medians.size(), 3u);
+  EXPECT_FALSE(result.medians[2].has_value());
+  ASSERT_TRUE(result.medians[0] && result.medians[1]);
+  EXPECT_LT(*result.medians[0], 110.0);
+  EXPECT_EQ(result.winner, 1u);
+
+  // Out of budget: the minimum rounds only.
+  order.clear();
+  result = runFinal({4, 7}, 5, 3, 0.02, evaluate, [] { return true; });
+  EXPECT_EQ(result.rounds, 3);
+  EXPECT_EQ(order.size(), 6u);
+}
+
+TEST(FinalTest, DeterministicUnderShuffledNoise) {
+  // Two finalists 0.5% apart, measured with noise of up to +-0.5% (the
+  // medians can then never be 2% apart): whatever the noise draws, the
+  // winner is the preferred one, so tuning again picks the same config.
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    uint64_t state = seed * 6364136223846793005ull + 1442695040888963407ull;
+    auto noise = [&] {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return (static_cast<double>(state >> 11) / 9007199254740992.0 - 0.5) *
+             0.01;
+    };
+    auto evaluate = [&](size_t i, int) -> std::optional<double> {
+      return (i == 2 ? 100.5 : 100.0) * (1 + noise());
+    };
+    FinalResult result =
+        runFinal({1, 2}, 5, 3, 0.02, evaluate, [] { return false; });
+    EXPECT_EQ(result.winner, 0u) << "seed " << seed;
+  }
 }
 
 TEST(MeasureTest, RejectsAWrongKernel) {

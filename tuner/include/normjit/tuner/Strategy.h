@@ -1,4 +1,5 @@
-//===- Strategy.h - search strategies over a candidate list ------*- C++ -*-===//
+//===- Strategy.h - search strategies over a candidate list ------*- C++
+//-*-===//
 //
 // Part of normjit. Exhaustive search, random sampling and successive halving
 // (cheap measurement of many candidates, careful measurement of the best
@@ -37,13 +38,14 @@ struct StrategyOptions {
 /// Measures candidate `index` with effort 0 (a quick look), 1 or 2 (careful)
 /// and returns its score (higher is better), or nullopt if it failed: a
 /// failed candidate scores -inf and the search goes on.
-using Evaluator = std::function<std::optional<double>(size_t index, int effort)>;
+using Evaluator =
+    std::function<std::optional<double>(size_t index, int effort)>;
 
 struct SearchResult {
   /// Candidates measured at the highest effort, best first.
   std::vector<std::pair<size_t, double>> ranking;
-  std::vector<size_t> failed;  ///< candidates whose evaluation failed
-  size_t evaluations = 0;      ///< calls to the evaluator
+  std::vector<size_t> failed; ///< candidates whose evaluation failed
+  size_t evaluations = 0;     ///< calls to the evaluator
   bool budgetExhausted = false;
 };
 
@@ -65,6 +67,34 @@ SearchResult searchPool(const std::vector<size_t> &pool,
 SearchResult search(size_t numCandidates, const StrategyOptions &options,
                     const Evaluator &evaluate,
                     const std::function<bool()> &outOfBudget);
+
+/// The final of a search: a few finalists timed in turns (round r starts
+/// with finalist r mod n, so no one always runs first), so that they all
+/// see the same state of a noisy machine, and compared by their medians.
+struct FinalResult {
+  /// Median score per finalist, in the order they were given; nullopt for
+  /// a finalist none of whose timings succeeded.
+  std::vector<std::optional<double>> medians;
+  /// Position in the finalists of the winner; nullopt when all failed.
+  std::optional<size_t> winner;
+  int rounds = 0; ///< rounds run
+};
+
+/// The winner among `medians` (higher is better, in order of preference):
+/// the first finalist whose median is within `margin` (relative) of the
+/// best one. A near-tie goes to the preferred finalist, so the default
+/// (given first) stays unless beaten by more than the noise, and tuning a
+/// spec twice settles near-ties the same way.
+std::optional<size_t>
+pickFinalWinner(const std::vector<std::optional<double>> &medians,
+                double margin);
+
+/// Times `finalists` (candidate indices, in order of preference) with
+/// `evaluate` at effort 1 for `rounds` rounds, or only `minRounds` once
+/// `outOfBudget` says so, and picks the winner with pickFinalWinner.
+FinalResult runFinal(const std::vector<size_t> &finalists, int rounds,
+                     int minRounds, double margin, const Evaluator &evaluate,
+                     const std::function<bool()> &outOfBudget);
 
 } // namespace normjit::tuner
 

@@ -4,8 +4,8 @@
 // parallel), checks each against the fp64 reference before it is timed,
 // searches with a strategy under a time budget, and reports the winner, the
 // runner-up, the default heuristic's speed and (CPU) the fusion decision.
-// The CPU and the GPU share the strategies, the checks and the head-to-head
-// rule; they differ in how a candidate runs and is timed (host clock on the
+// The CPU and the GPU share the strategies, the checks and the final (the
+// default and the best few timed in turns); they differ in how a candidate runs and is timed (host clock on the
 // CPU, CUDA events on a stream on the GPU).
 //
 //===----------------------------------------------------------------------===//

@@ -138,6 +138,20 @@ normjit::getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
   config.vectorWidth = host.nativeVectorWidth();
   int64_t vectors = (spec.cols + config.vectorWidth - 1) / config.vectorWidth;
   config.accumulators = vectors >= 16 ? 4 : vectors >= 4 ? 2 : 1;
+  // Kernels whose buffers are all bf16 widen and narrow in the paired lane
+  // order (convert-norm-to-vector), which pays off with vectors of two
+  // registers: 1.1-1.5x faster than one-register vectors on the transformer
+  // shapes measured (Zen 4, one thread), the same 64 columns per group.
+  bool allBf16 = spec.x_dtype == NORMJIT_BF16 && spec.y_dtype == NORMJIT_BF16 &&
+                 (!spec.has_residual || spec.residual_dtype == NORMJIT_BF16) &&
+                 (!spec.store_sum || spec.sum_dtype == NORMJIT_BF16) &&
+                 (!spec.has_gamma || spec.gamma_dtype == NORMJIT_BF16) &&
+                 (!spec.has_beta || spec.beta_dtype == NORMJIT_BF16);
+  if (allBf16 && spec.cols >= 2 * config.vectorWidth) {
+    config.vectorWidth *= 2;
+    vectors = (spec.cols + config.vectorWidth - 1) / config.vectorWidth;
+    config.accumulators = vectors >= 8 ? 2 : 1;
+  }
   // About 64 KiB of input per task: enough work to amortize a dispatch,
   // small enough to balance the cores.
   int64_t rowBytes = std::max<int64_t>(

@@ -53,10 +53,10 @@
 // MANIFEST: {{\[\[}}kernel.variant]]
 // MANIFEST-NEXT: target = "x86-64-v4"
 // MANIFEST-NEXT: symbol = "_mlir_ciface_ln__x86_64_v4"
-// MANIFEST-NEXT: config = "#norm.config<cpu, vector_width = 16,
+// MANIFEST-NEXT: config = "#norm.config<cpu, vector_width = 32,
 // MANIFEST: target = "x86-64"
 // MANIFEST-NEXT: symbol = "_mlir_ciface_ln__x86_64"
-// MANIFEST-NEXT: config = "#norm.config<cpu, vector_width = 4,
+// MANIFEST-NEXT: config = "#norm.config<cpu, vector_width = 8,
 
 // The manifest is a spec file: the same library, byte for byte.
 // RUN: normjit aot --specs %t/ln/ln.manifest.toml --out %t/again

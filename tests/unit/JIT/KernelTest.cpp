@@ -37,7 +37,8 @@ std::string describe(const Case &c) {
   os << describeCase(c.spec, c.rows, c.padding, c.data);
   if (c.config)
     os << "_v" << c.config->vectorWidth << "a" << c.config->accumulators
-       << (c.config->welford ? "w" : "") << (c.config->streamingStores ? "nt" : "")
+       << (c.config->welford ? "w" : "")
+       << (c.config->streamingStores ? "nt" : "")
        << (c.config->fuseResidual ? "" : "split") << "t"
        << c.config->rowsPerTask;
   return os.str();
@@ -60,14 +61,14 @@ std::vector<Case> allCases() {
   // Every column count, including primes and tails shorter than a vector.
   for (normjit_op_t op : ops)
     for (int64_t cols : kAllCols)
-      add(makeSpec(op, cols, NORMJIT_F32, NORMJIT_F32, false, false, true,
-                   true, true),
+      add(makeSpec(op, cols, NORMJIT_F32, NORMJIT_F32, false, false, true, true,
+                   true),
           cols >= 12288 ? 3 : 5, cols % 2 ? 3 : 0);
   // Row counts 0, 1 and 1024 (many thread-pool tasks).
   for (normjit_op_t op : ops)
     for (int64_t rows : {0, 1, 1024})
-      add(makeSpec(op, 768, NORMJIT_BF16, NORMJIT_BF16, true, true, true,
-                   true, true, NORMJIT_BF16),
+      add(makeSpec(op, 768, NORMJIT_BF16, NORMJIT_BF16, true, true, true, true,
+                   true, NORMJIT_BF16),
           rows, 0);
 
   // Variants x dtype combinations.
@@ -90,9 +91,9 @@ std::vector<Case> allCases() {
   }
   for (int64_t cols : {1024, 4096, 4097})
     for (bool welford : {false, true}) {
-      CpuConfig config = getDefaultCpuConfig(makeSpec(
-          NORMJIT_LAYER_NORM, cols, NORMJIT_F32, NORMJIT_F32, false, false,
-          false, false, true));
+      CpuConfig config = getDefaultCpuConfig(
+          makeSpec(NORMJIT_LAYER_NORM, cols, NORMJIT_F32, NORMJIT_F32, false,
+                   false, false, false, true));
       config.welford = welford;
       add(makeSpec(NORMJIT_LAYER_NORM, cols, NORMJIT_F32, NORMJIT_F32, false,
                    false, false, false, true),
@@ -109,10 +110,29 @@ std::vector<Case> allCases() {
         config.accumulators = accumulators;
         config.welford = welford;
         config.rowsPerTask = 3;
-        add(makeSpec(NORMJIT_LAYER_NORM, 1000, NORMJIT_BF16, NORMJIT_BF16,
-                     true, true, true, true, true, NORMJIT_F32),
+        add(makeSpec(NORMJIT_LAYER_NORM, 1000, NORMJIT_BF16, NORMJIT_BF16, true,
+                     true, true, true, true, NORMJIT_F32),
             17, 5, Data::Normal, config);
       }
+  // Kernels whose buffers are all bf16 widen in the paired lane order:
+  // every even width, with the widened gamma/beta copies (100 columns) and
+  // without (1000), a tail after the full vectors, and the sum stored.
+  for (normjit_op_t op : ops)
+    for (int64_t width : {2, 4, 8, 16, 32})
+      for (int64_t accumulators : {1, 3})
+        for (bool welford : {false, true})
+          for (int64_t cols : {100, 1000}) {
+            if (welford && op == NORMJIT_RMS_NORM)
+              continue;
+            CpuConfig config;
+            config.vectorWidth = width;
+            config.accumulators = accumulators;
+            config.welford = welford;
+            config.rowsPerTask = 3;
+            add(makeSpec(op, cols, NORMJIT_BF16, NORMJIT_BF16, true, true, true,
+                         op == NORMJIT_LAYER_NORM, true, NORMJIT_BF16),
+                9, cols == 100 ? 4 : 0, Data::Normal, config);
+          }
   for (normjit_op_t op : ops)
     for (bool streaming : {false, true})
       for (bool fuse : {false, true})
@@ -153,6 +173,7 @@ TEST_P(KernelTest, MatchesReference) {
   checkOutputs(call, c.name);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Matrix, KernelTest, ::testing::ValuesIn(allCases()),
-    [](const ::testing::TestParamInfo<Case> &info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Matrix, KernelTest, ::testing::ValuesIn(allCases()),
+                         [](const ::testing::TestParamInfo<Case> &info) {
+                           return info.param.name;
+                         });

@@ -69,8 +69,8 @@ class RowEmitter {
 public:
   /// One step of a sweep: given the column, the lane mask (null for a full
   /// vector) and this slot's state, returns the slot's new state.
-  using StepFn = function_ref<SmallVector<Value>(Value col, Value mask,
-                                                 ValueRange state)>;
+  using StepFn =
+      function_ref<SmallVector<Value>(Value col, Value mask, ValueRange state)>;
 
   RowEmitter(ImplicitLocOpBuilder &b, int64_t cols, const LoweringKnobs &k)
       : b(b), cols(cols), width(k.vectorWidth), slots(k.accumulators),
@@ -94,7 +94,8 @@ public:
     return arith::ConstantOp::create(b, b.getF32FloatAttr(value));
   }
   Value zeroVector() {
-    return arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(vecType)));
+    return arith::ConstantOp::create(b,
+                                     cast<TypedAttr>(b.getZeroAttr(vecType)));
   }
   Value splat(Value scalar) {
     return vector::BroadcastOp::create(b, vecType, scalar);
@@ -122,15 +123,49 @@ public:
     return arith::SelectOp::create(b, mask, vector, zeroVector());
   }
 
+  /// Switches full-vector bf16 loads and stores to the even/odd lane order
+  /// (see load). Only valid when every buffer of the kernel is bf16, or an
+  /// f32 copy written by this emitter's own sweeps (it then holds the same
+  /// order), since f32 loads and stores keep the order they find.
+  void usePairedBf16() { pairedBf16 = width % 2 == 0; }
+
   /// Loads `width` elements at `indices` widened to f32; masked-out lanes
   /// read 0.
+  ///
+  /// In the paired bf16 order a full vector of bf16 is read as width/2
+  /// 32-bit words: the even columns are the words shifted left by 16, the
+  /// odd ones the words with their low half cleared, and the f32 vector
+  /// holds the even columns, then the odd ones. That is one integer
+  /// operation per f32 register where the in-order widening takes a
+  /// zero-extension and a shift. Lane order does not matter to the
+  /// element-wise arithmetic or to the sums, as long as every operand of a
+  /// step and its stores use the same order.
   Value load(Value buffer, ValueRange indices, Value mask) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
     auto rawType = VectorType::get({width}, element);
+    if (pairedBf16 && !mask && element.isBF16()) {
+      Value raw = vector::LoadOp::create(b, rawType, buffer, indices);
+      auto wordsType = VectorType::get({width / 2}, b.getI32Type());
+      Value words = vector::BitCastOp::create(b, wordsType, raw);
+      auto splatWord = [&](uint32_t value) {
+        return arith::ConstantOp::create(
+            b, DenseElementsAttr::get(
+                   wordsType, ArrayRef<int32_t>{static_cast<int32_t>(value)}));
+      };
+      auto halfType = VectorType::get({width / 2}, f32);
+      Value even = arith::BitcastOp::create(
+          b, halfType, arith::ShLIOp::create(b, words, splatWord(16)));
+      Value odd = arith::BitcastOp::create(
+          b, halfType, arith::AndIOp::create(b, words, splatWord(0xffff0000u)));
+      SmallVector<int64_t> concat;
+      for (int64_t i = 0; i < width; ++i)
+        concat.push_back(i);
+      return vector::ShuffleOp::create(b, even, odd, concat);
+    }
     Value raw;
     if (mask) {
-      Value passThru = arith::ConstantOp::create(
-          b, cast<TypedAttr>(b.getZeroAttr(rawType)));
+      Value passThru =
+          arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(rawType)));
       raw = vector::MaskedLoadOp::create(b, rawType, buffer, indices, mask,
                                          passThru);
     } else {
@@ -143,9 +178,20 @@ public:
   void store(Value buffer, ValueRange indices, Value value, Value mask,
              bool nontemporal = false) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
-    if (!element.isF32())
-      value = arith::TruncFOp::create(b, VectorType::get({width}, element),
-                                      value);
+    if (pairedBf16 && !mask && element.isBF16()) {
+      // Rounded first, then back from the even/odd order to the columns'
+      // order: one word shuffle of the bf16 vector.
+      value =
+          arith::TruncFOp::create(b, VectorType::get({width}, element), value);
+      SmallVector<int64_t> interleave;
+      for (int64_t i = 0; i < width / 2; ++i) {
+        interleave.push_back(i);
+        interleave.push_back(i + width / 2);
+      }
+      value = vector::ShuffleOp::create(b, value, value, interleave);
+    } else if (!element.isF32())
+      value =
+          arith::TruncFOp::create(b, VectorType::get({width}, element), value);
     if (mask)
       vector::MaskedStoreOp::create(b, buffer, indices, mask, value);
     else
@@ -156,8 +202,8 @@ public:
   Value roundTo(Type element, Value value) {
     if (element.isF32())
       return value;
-    Value narrow = arith::TruncFOp::create(
-        b, VectorType::get({width}, element), value);
+    Value narrow =
+        arith::TruncFOp::create(b, VectorType::get({width}, element), value);
     return arith::ExtFOp::create(b, vecType, narrow);
   }
 
@@ -167,8 +213,8 @@ public:
   /// of kBlock groups, each from zero and then added to the total, which
   /// bounds the rounding error of long rows by O(kBlock + groups / kBlock)
   /// ulps instead of O(groups).
-  SmallVector<Value> sweepMain(ValueRange state, int64_t stateSize,
-                               StepFn step, bool additive = false) {
+  SmallVector<Value> sweepMain(ValueRange state, int64_t stateSize, StepFn step,
+                               bool additive = false) {
     SmallVector<Value> current(state.begin(), state.end());
     if (mainIters == 0)
       return current;
@@ -217,8 +263,8 @@ public:
           for (int64_t slot = 0; slot < slots; ++slot) {
             Value col = arith::AddIOp::create(b, base, index(slot * width));
             SmallVector<Value> updated =
-                step(col, Value(), ValueRange(next).slice(slot * stateSize,
-                                                          stateSize));
+                step(col, Value(),
+                     ValueRange(next).slice(slot * stateSize, stateSize));
             llvm::copy(updated, next.begin() + slot * stateSize);
           }
           scf::YieldOp::create(b, next);
@@ -231,9 +277,8 @@ public:
                                StepFn step) {
     SmallVector<Value> current(state.begin(), state.end());
     int64_t col = getMainElements();
-    int64_t numSlots = stateSize ? static_cast<int64_t>(current.size()) /
-                                       stateSize
-                                 : 1;
+    int64_t numSlots =
+        stateSize ? static_cast<int64_t>(current.size()) / stateSize : 1;
     for (int64_t v = 0; v < leftoverVectors + (tail ? 1 : 0); ++v) {
       Value mask;
       if (v == leftoverVectors)
@@ -273,6 +318,7 @@ private:
 
   int64_t cols, width, slots;
   int64_t mainIters = 0, leftoverVectors = 0, tail = 0;
+  bool pairedBf16 = false;
   Type f32;
   VectorType vecType;
 };
@@ -295,13 +341,23 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   Value meanOut = op.getMean(), rstdOut = op.getRstd();
   Type sumElement =
       sum ? cast<MemRefType>(sum.getType()).getElementType() : Type();
+  auto allBf16 = [](ArrayRef<Value> buffers) {
+    return llvm::all_of(buffers, [](Value buffer) {
+      return !buffer ||
+             cast<MemRefType>(buffer.getType()).getElementType().isBF16();
+    });
+  };
+  if (allBf16({x, residual, sum, gamma, beta, y}))
+    e.usePairedBf16();
   Value rows = memref::DimOp::create(b, x, e.index(0));
   Value invCols = e.f32Const(1.0 / static_cast<double>(cols));
   Value eps = arith::ConstantOp::create(b, op.getEpsilonAttr());
 
   // gamma and beta in f16/bf16 are widened once per call, into f32 copies
   // on the stack, instead of once per row: the output pass of a narrow row
-  // type is bound by conversions, not by memory.
+  // type is bound by conversions, not by memory. In the paired bf16 order
+  // the copies are written in that order, vector by vector, and read back
+  // by sweeps with the same vector boundaries, so they match the rows.
   auto isNarrow = [](Value columns) {
     return columns &&
            !cast<MemRefType>(columns.getType()).getElementType().isF32();
@@ -367,7 +423,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     if (!s0.getType().isF32())
       s0 = arith::ExtFOp::create(b, b.getF32Type(), s0);
     if (residual) {
-      Value r0 = memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
+      Value r0 =
+          memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
       if (!r0.getType().isF32())
         r0 = arith::ExtFOp::create(b, b.getF32Type(), r0);
       s0 = arith::AddFOp::create(b, s0, r0);
@@ -410,18 +467,19 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       Value mainMean, mainM2;
       double mainCount = static_cast<double>(e.getMainElements());
       if (e.getMainIters() > 0) {
-        SmallVector<Value> lanes = e.sweepMain(
-            state, 2, [&](Value col, Value mask, ValueRange acc) {
+        SmallVector<Value> lanes =
+            e.sweepMain(state, 2, [&](Value col, Value mask, ValueRange acc) {
               // n = col / (width * slots) + 1 for every lane of this group.
               Value iter = arith::DivUIOp::create(
-                  b, col, e.index(e.getVectorType().getNumElements() *
-                                  e.getSlots()));
+                  b, col,
+                  e.index(e.getVectorType().getNumElements() * e.getSlots()));
               Value n = arith::UIToFPOp::create(
                   b, b.getF32Type(),
                   arith::IndexCastUIOp::create(
                       b, b.getI64Type(),
                       arith::AddIOp::create(b, iter, e.index(1))));
-              Value invN = e.splat(arith::DivFOp::create(b, e.f32Const(1.0), n));
+              Value invN =
+                  e.splat(arith::DivFOp::create(b, e.f32Const(1.0), n));
               Value s = firstD(col, mask);
               Value delta = e.sub(s, acc[0]);
               Value newMean = e.add(acc[0], e.mul(delta, invN));
@@ -475,8 +533,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       } else {
         // Chan et al.: merge (n1, mean1, M2_1) with (n2, mean2, M2_2).
         Value delta = e.sub(restMean, mainMean);
-        mean = e.add(mainMean,
-                     e.mul(delta, e.f32Const(restCount / cols)));
+        mean = e.add(mainMean, e.mul(delta, e.f32Const(restCount / cols)));
         m2 = e.add(e.add(mainM2, restM2),
                    e.mul(e.mul(delta, delta),
                          e.f32Const(mainCount * restCount / cols)));
@@ -486,8 +543,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       // An infinite input makes Welford's running mean NaN (inf - inf)
       // where the contract's sum / C is +-inf. Only then, take the mean
       // from a plain sum pass over the row.
-      Value isNaN = arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, mean,
-                                          mean);
+      Value isNaN =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, mean, mean);
       auto fallback = scf::IfOp::create(b, TypeRange{b.getF32Type()}, isNaN,
                                         /*addThenBlock=*/true,
                                         /*addElseBlock=*/true);
@@ -535,8 +592,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
 }
 
 /// Lowers norm.layer_norm or norm.rms_norm.
-template <typename NormOpT>
-struct LowerNorm : OpRewritePattern<NormOpT> {
+template <typename NormOpT> struct LowerNorm : OpRewritePattern<NormOpT> {
   LowerNorm(MLIRContext *context, const NormToVectorDefaults &defaults)
       : OpRewritePattern<NormOpT>(context), defaults(defaults) {}
   LogicalResult matchAndRewrite(NormOpT op,
@@ -556,6 +612,10 @@ struct LowerAdd : OpRewritePattern<AddOp> {
     ImplicitLocOpBuilder b(op.getLoc(), rewriter);
     int64_t cols = cast<MemRefType>(op.getLhs().getType()).getDimSize(1);
     RowEmitter e(b, cols, knobs);
+    if (llvm::all_of(op->getOperands(), [](Value buffer) {
+          return cast<MemRefType>(buffer.getType()).getElementType().isBF16();
+        }))
+      e.usePairedBf16();
     Value rows = memref::DimOp::create(b, op.getLhs(), e.index(0));
     auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(1));
     OpBuilder::InsertionGuard guard(b);

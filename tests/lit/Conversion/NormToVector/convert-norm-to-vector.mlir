@@ -57,6 +57,31 @@ func.func @bf16_fused(%x: memref<?x64xbf16>, %r: memref<?x64xf16>, %y: memref<?x
 
 // -----
 
+// When every buffer is bf16, full vectors are widened in the paired lane
+// order: the bf16 pairs read as i32 words, the even columns shifted up,
+// the odd ones masked, and the halves concatenated; stores round first,
+// then interleave the halves back. The masked tail keeps the plain order.
+// CHECK-LABEL: func.func @bf16_paired
+//       CHECK:   %[[RAW:.+]] = vector.load %{{.*}} : memref<?x20xbf16>, vector<8xbf16>
+//       CHECK:   %[[W:.+]] = vector.bitcast %[[RAW]] : vector<8xbf16> to vector<4xi32>
+//       CHECK:   %[[E:.+]] = arith.shli %[[W]], %{{.*}} : vector<4xi32>
+//       CHECK:   %[[EF:.+]] = arith.bitcast %[[E]] : vector<4xi32> to vector<4xf32>
+//       CHECK:   %[[O:.+]] = arith.andi %[[W]], %{{.*}} : vector<4xi32>
+//       CHECK:   %[[OF:.+]] = arith.bitcast %[[O]] : vector<4xi32> to vector<4xf32>
+//       CHECK:   vector.shuffle %[[EF]], %[[OF]] [0, 1, 2, 3, 4, 5, 6, 7] : vector<4xf32>, vector<4xf32>
+//       CHECK:   vector.maskedload %{{.*}} : memref<?x20xbf16>, vector<8xi1>, vector<8xbf16> into vector<8xbf16>
+//       CHECK:   %[[T:.+]] = arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+//       CHECK:   %[[I:.+]] = vector.shuffle %[[T]], %[[T]] [0, 4, 1, 5, 2, 6, 3, 7] : vector<8xbf16>, vector<8xbf16>
+//       CHECK:   vector.store %[[I]], %{{.*}} : memref<?x20xbf16>, vector<8xbf16>
+//       CHECK:   vector.maskedstore
+func.func @bf16_paired(%x: memref<?x20xbf16>, %g: memref<20xbf16>, %y: memref<?x20xbf16>) {
+  norm.rms_norm x(%x : memref<?x20xbf16>) gamma(%g : memref<20xbf16>) -> y(%y : memref<?x20xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 1>
+  return
+}
+
+// -----
+
 // Welford: one statistics pass dividing by the running count, then the
 // output pass; no centred second sweep.
 // CHECK-LABEL: func.func @welford

@@ -4,7 +4,8 @@
 // transformer shapes of the CPU issue, f32 and bf16, 1 and 2 threads:
 // normjit's JIT kernels (default heuristic config), oneDNN's
 // layer_normalization, a naive scalar loop, and a memcpy of the same bytes
-// as the ceiling; normjit also with the config its tuner finds; plus the residual form fused vs add-then-norm, and the JIT's
+// as the ceiling; normjit also with the config its tuner finds and, in bf16,
+// with bf16 gamma/beta; plus the residual form fused vs add-then-norm, and the JIT's
 // compile and cache-hit latency. Every case reports GB/s (bytes read +
 // written) as a counter.
 //
@@ -86,12 +87,17 @@ llvm::Expected<normjit::CpuConfig> tunedConfig(const normjit_kernel_spec_t &spec
 }
 
 /// Args: rows, cols, dtype (0 f32, 1 bf16), threads.
+/// `narrowParams`: gamma and beta in the rows' dtype (bf16 as a bf16 model
+/// stores them) instead of f32 (what oneDNN takes).
 void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
-                           bool residual, bool fuse, bool tuned = false) {
+                           bool residual, bool fuse, bool tuned = false,
+                           bool narrowParams = false) {
   int64_t rows = state.range(0), cols = state.range(1);
   normjit_dtype_t dtype = dtypeArg(state.range(2));
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
   spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype = dtype;
+  if (narrowParams)
+    spec.gamma_dtype = spec.beta_dtype = dtype;
   spec.has_gamma = 1;
   spec.has_beta = op == NORMJIT_LAYER_NORM;
   spec.has_residual = spec.store_sum = residual;
@@ -118,6 +124,22 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   std::vector<float> gamma(cols), beta(cols);
   fillFloats(gamma.data(), gamma.size());
   fillFloats(beta.data(), beta.size());
+  if (narrowParams && dtype == NORMJIT_BF16) {
+    // bf16 values in place, in the vectors' first halves (round to nearest
+    // even; the values are finite).
+    auto *words = reinterpret_cast<uint16_t *>(gamma.data());
+    auto *shiftWords = reinterpret_cast<uint16_t *>(beta.data());
+    for (int64_t i = 0; i < cols; ++i) {
+      auto toBf16 = [](float value) {
+        uint32_t bits;
+        std::memcpy(&bits, &value, 4);
+        return static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >>
+                                     16);
+      };
+      words[i] = toBf16(gamma[static_cast<size_t>(i)]);
+      shiftWords[i] = toBf16(beta[static_cast<size_t>(i)]);
+    }
+  }
   normjit_run_args_t args{};
   args.rows = rows;
   args.x = x.data;
@@ -136,9 +158,11 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
     }
     benchmark::ClobberMemory();
   }
-  // gamma and beta are f32 vectors read once per call.
-  double bytes = static_cast<double>(matrix) * (residual ? 4 : 2) +
-                 4.0 * cols * (spec.has_beta ? 2 : 1);
+  // gamma and beta are vectors read once per call.
+  double bytes =
+      static_cast<double>(matrix) * (residual ? 4 : 2) +
+      static_cast<double>(normjit_dtype_size(spec.gamma_dtype)) * cols *
+          (spec.has_beta ? 2 : 1);
   setCounters(state, bytes);
   state.SetLabel((*kernel)->getConfig().str());
 }
@@ -269,6 +293,14 @@ void shapes(benchmark::internal::Benchmark *b, bool bf16 = true) {
 
 void f32Shapes(benchmark::internal::Benchmark *b) { shapes(b, false); }
 
+void bf16Shapes(benchmark::internal::Benchmark *b) {
+  b->ArgNames({"rows", "cols", "bf16", "threads"});
+  for (const auto &shape : kShapes)
+    for (int64_t threads : {1, 2})
+      b->Args({shape[0], shape[1], 1, threads});
+  b->UseRealTime();
+}
+
 } // namespace
 
 BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit, NORMJIT_LAYER_NORM, false,
@@ -277,6 +309,9 @@ BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit, NORMJIT_LAYER_NORM, false,
 BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit_tuned, NORMJIT_LAYER_NORM,
                   false, true, true)
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit_bf16_params,
+                  NORMJIT_LAYER_NORM, false, true, false, true)
+    ->Apply(bf16Shapes);
 BENCHMARK(BM_layer_norm_onednn)->Apply([](benchmark::internal::Benchmark *b) {
   shapes(b);
 });

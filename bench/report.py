@@ -56,18 +56,20 @@ def main(path):
     print("### LayerNorm: normjit vs oneDNN vs memcpy (GB/s, bytes read + written)")
     print()
     print("| rows x cols | dtype | threads | normjit default | normjit tuned | "
+          "normjit, bf16 gamma/beta | "
           "oneDNN | naive | tuned / oneDNN | memcpy | tuned % of memcpy |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in shapes:
         r = results[key]
         d = gbps(r.get("layer_norm_normjit/normjit"))
         t = gbps(r.get("layer_norm_normjit/normjit_tuned"))
+        p = gbps(r.get("layer_norm_normjit/normjit_bf16_params"))
         o = gbps(r.get("layer_norm_onednn"))
         n = gbps(r.get("layer_norm_naive"))
         c = gbps(r.get("memcpy"))
         best = max(x for x in (d, t) if x == x) if (d == d or t == t) else float("nan")
         print(f"| {key[0]}x{key[1]} | {key[2]} | {key[3]} | {fmt(d)} | {fmt(t)} | "
-              f"{fmt(o)} | {fmt(n)} | {fmt(best / o, '.2f') if o == o else '-'}x | "
+              f"{fmt(p)} | {fmt(o)} | {fmt(n)} | {fmt(best / o, '.2f') if o == o else '-'}x | "
               f"{fmt(c)} | {fmt(100 * best / c, '.0f')}% |")
     print()
     print("### Residual + RMSNorm: one fused kernel vs add then norm (GB/s)")
@@ -84,8 +86,9 @@ def main(path):
     print()
     print("### Decode shapes: time per call vs a memcpy of the same bytes")
     print()
-    print("| rows x cols | dtype | threads | normjit default | normjit tuned | oneDNN | memcpy | tuned / memcpy |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| rows x cols | dtype | threads | normjit default | normjit tuned | "
+          "normjit, bf16 gamma/beta | oneDNN | memcpy | tuned / memcpy |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for key in shapes:
         if key[0] > 16:
             continue
@@ -95,9 +98,10 @@ def main(path):
             return seconds(b) * 1e6 if b else float("nan")
         d, t, o, c = (us("layer_norm_normjit/normjit"), us("layer_norm_normjit/normjit_tuned"),
                       us("layer_norm_onednn"), us("memcpy"))
+        p = us("layer_norm_normjit/normjit_bf16_params")
         best = min(x for x in (d, t) if x == x)
         print(f"| {key[0]}x{key[1]} | {key[2]} | {key[3]} | {fmt(d, '.2f')} us | "
-              f"{fmt(t, '.2f')} us | {fmt(o, '.2f')} us | {fmt(c, '.2f')} us | "
+              f"{fmt(t, '.2f')} us | {fmt(p, '.2f')} us | {fmt(o, '.2f')} us | {fmt(c, '.2f')} us | "
               f"{fmt(best / c, '.1f')}x |")
     print()
     for name in ("BM_jit_compile", "BM_jit_cache_hit"):

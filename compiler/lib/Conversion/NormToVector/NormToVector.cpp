@@ -17,6 +17,8 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Transforms/DialectConversion.h"
 
+#include "llvm/Support/SwapByteOrder.h"
+
 #include <limits>
 #include <type_traits>
 
@@ -126,8 +128,12 @@ public:
   /// Switches full-vector bf16 loads and stores to the even/odd lane order
   /// (see load). Only valid when every buffer of the kernel is bf16, or an
   /// f32 copy written by this emitter's own sweeps (it then holds the same
-  /// order), since f32 loads and stores keep the order they find.
-  void usePairedBf16() { pairedBf16 = width % 2 == 0; }
+  /// order), since f32 loads and stores keep the order they find. The words
+  /// are read little-endian (the lower-addressed bf16 in the low half):
+  /// kernels are compiled for the host (JIT) or for x86 targets (AOT).
+  void usePairedBf16() {
+    pairedBf16 = width % 2 == 0 && llvm::sys::IsLittleEndianHost;
+  }
 
   /// Loads `width` elements at `indices` widened to f32; masked-out lanes
   /// read 0.

@@ -126,13 +126,13 @@ public:
   }
 
   /// Switches full-vector bf16 loads and stores to the even/odd lane order
-  /// (see load). Only valid when every buffer of the kernel is bf16, or an
-  /// f32 copy written by this emitter's own sweeps (it then holds the same
-  /// order), since f32 loads and stores keep the order they find. The words
+  /// (see load), or back. Only valid for a sweep whose buffers are all bf16,
+  /// or f32 copies written by this emitter's own sweeps in that order, since
+  /// f32 loads and stores keep the order they find. The words
   /// are read little-endian (the lower-addressed bf16 in the low half):
   /// kernels are compiled for the host (JIT) or for x86 targets (AOT).
-  void usePairedBf16() {
-    pairedBf16 = width % 2 == 0 && llvm::sys::IsLittleEndianHost;
+  void usePairedBf16(bool use = true) {
+    pairedBf16 = use && width % 2 == 0 && llvm::sys::IsLittleEndianHost;
   }
 
   /// Loads `width` elements at `indices` widened to f32; masked-out lanes
@@ -353,8 +353,13 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
              cast<MemRefType>(buffer.getType()).getElementType().isBF16();
     });
   };
-  if (allBf16({x, residual, sum, gamma, beta, y}))
-    e.usePairedBf16();
+  // The statistics sweeps touch the row buffers only; the output sweep
+  // also gamma, beta and y. Each uses the paired order when all it touches
+  // is bf16 (the widened copies of gamma and beta are written in the output
+  // sweep's order).
+  bool statsPaired = allBf16({x, residual, sum});
+  bool outputPaired = statsPaired && allBf16({gamma, beta, y});
+  e.usePairedBf16(outputPaired);
   Value rows = memref::DimOp::create(b, x, e.index(0));
   Value invCols = e.f32Const(1.0 / static_cast<double>(cols));
   Value eps = arith::ConstantOp::create(b, op.getEpsilonAttr());
@@ -385,6 +390,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   gamma = widenColumns(gamma);
   beta = widenColumns(beta);
 
+  e.usePairedBf16(statsPaired);
   auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(1));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
@@ -580,6 +586,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     memref::StoreOp::create(b, rstd, rstdOut, ValueRange{row});
 
   // Output pass: y = (s - mean) * rstd * gamma + beta.
+  e.usePairedBf16(outputPaired);
   Value meanVec = mean ? e.splat(mean) : Value();
   Value rstdVec = e.splat(rstd);
   e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {

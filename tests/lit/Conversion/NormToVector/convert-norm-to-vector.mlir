@@ -82,6 +82,27 @@ func.func @bf16_paired(%x: memref<?x20xbf16>, %g: memref<20xbf16>, %y: memref<?x
 
 // -----
 
+// With f32 gamma the statistics sweep still reads the bf16 rows in the
+// paired order (a sum does not care about lane order); the output sweep,
+// which meets gamma, widens x in column order.
+// CHECK-LABEL: func.func @bf16_rows_f32_gamma
+//       CHECK:   scf.for
+//       CHECK:     vector.bitcast %{{.*}} : vector<8xbf16> to vector<4xi32>
+//       CHECK:     math.sqrt
+//   CHECK-NOT:     vector.bitcast
+//       CHECK:     arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+//       CHECK:     vector.load %{{.*}} : memref<16xf32>, vector<8xf32>
+//       CHECK:     arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+//   CHECK-NOT:     vector.shuffle
+//       CHECK:   return
+func.func @bf16_rows_f32_gamma(%x: memref<?x16xbf16>, %g: memref<16xf32>, %y: memref<?x16xbf16>) {
+  norm.rms_norm x(%x : memref<?x16xbf16>) gamma(%g : memref<16xf32>) -> y(%y : memref<?x16xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 2>
+  return
+}
+
+// -----
+
 // Welford: one statistics pass dividing by the running count, then the
 // output pass; no centred second sweep.
 // CHECK-LABEL: func.func @welford

@@ -20,12 +20,15 @@ using namespace normjit;
 
 namespace {
 normjit_kernel_spec_t layerNorm(int64_t cols) {
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
   spec.has_gamma = 1;
   return spec;
 }
 
-std::string messageOf(llvm::Error error) { return llvm::toString(std::move(error)); }
+std::string messageOf(llvm::Error error) {
+  return llvm::toString(std::move(error));
+}
 } // namespace
 
 TEST(ContextTest, CachesKernels) {
@@ -173,7 +176,8 @@ TEST(KernelRunTest, BadArgumentsAreErrors) {
 TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
   // Buffers need only element alignment, not vector alignment.
   Context context;
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 33);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 33);
   auto kernel = context.getKernel(spec);
   ASSERT_TRUE(!!kernel);
   std::vector<float> x(3 * 33 + 1), y(3 * 33 + 1);
@@ -194,7 +198,8 @@ TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
 TEST(KernelRunTest, InPlaceResidualStream) {
   // vLLM-style: y overwrites x, the sum overwrites the residual stream.
   Context context;
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 300);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 300);
   spec.has_residual = spec.store_sum = 1;
   auto kernel = context.getKernel(spec);
   ASSERT_TRUE(!!kernel);
@@ -226,6 +231,62 @@ TEST(KernelRunTest, InPlaceResidualStream) {
   }
 }
 
+TEST(KernelRunTest, InPlaceResidualStreamInRowPairs) {
+  // Rows long enough that gamma, beta and a row overflow L1 are normalized
+  // in pairs; in place, with an odd row count (the last row alone).
+  Context context;
+  const int64_t cols = 4099, rows = 5;
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  spec.has_residual = spec.store_sum = 1;
+  spec.has_gamma = spec.has_beta = 1;
+  spec.store_mean = spec.store_rstd = 1;
+  auto kernel = context.getKernel(spec);
+  ASSERT_TRUE(!!kernel);
+  std::vector<float> x(rows * cols), h(rows * cols), gamma(cols), beta(cols);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = std::sin(0.1f * i) + 0.01f * static_cast<float>(i / cols);
+    h[i] = std::cos(0.07f * i);
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    gamma[c] = 1.0f + 0.001f * c;
+    beta[c] = 0.5f - 0.0001f * c;
+  }
+  std::vector<float> x0 = x, h0 = h, mean(rows), rstd(rows);
+  normjit_run_args_t args{};
+  args.rows = rows;
+  args.x = x.data();
+  args.y = x.data();
+  args.residual = h.data();
+  args.sum = h.data();
+  args.gamma = gamma.data();
+  args.beta = beta.data();
+  args.mean = mean.data();
+  args.rstd = rstd.data();
+  ASSERT_FALSE(!!kernel->get()->run(args));
+  for (int64_t r = 0; r < rows; ++r) {
+    double total = 0, squares = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      float s = x0[r * cols + c] + h0[r * cols + c];
+      EXPECT_EQ(h[r * cols + c], s);
+      total += s;
+    }
+    double mu = total / cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      double d = double(h[r * cols + c]) - mu;
+      squares += d * d;
+    }
+    double inv = 1.0 / std::sqrt(squares / cols + 1e-5);
+    EXPECT_NEAR(mean[r], mu, 1e-5 * (1 + std::fabs(mu)));
+    EXPECT_NEAR(rstd[r], inv, 1e-5 * inv);
+    for (int64_t c = 0; c < cols; ++c) {
+      double want = (h[r * cols + c] - mu) * inv * gamma[c] + beta[c];
+      ASSERT_NEAR(x[r * cols + c], want, 1e-5 * (1 + std::fabs(want)))
+          << "row " << r << " col " << c;
+    }
+  }
+}
+
 TEST(KernelIRTest, CarriesTheConfig) {
   CpuConfig config;
   config.vectorWidth = 16;
@@ -242,7 +303,8 @@ TEST(KernelIRTest, CarriesTheConfig) {
 TEST(CApiTest, EndToEnd) {
   normjit_context_t *context = nullptr;
   ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 5);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 5);
   normjit_kernel_t *kernel = nullptr;
   ASSERT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_OK)
       << normjit_last_error();
@@ -253,7 +315,8 @@ TEST(CApiTest, EndToEnd) {
   args.rows = 2;
   args.x = x;
   args.y = y;
-  ASSERT_EQ(normjit_kernel_run(kernel, &args), NORMJIT_OK) << normjit_last_error();
+  ASSERT_EQ(normjit_kernel_run(kernel, &args), NORMJIT_OK)
+      << normjit_last_error();
   EXPECT_NEAR(y[0], -1.41420715, 1e-5);
   EXPECT_NEAR(y[4], 1.41420715, 1e-5);
   EXPECT_EQ(y[7], 0.0f); // a constant row normalizes to 0
@@ -279,7 +342,8 @@ TEST(CApiTest, BadInputIsAStatusAndAMessage) {
             NORMJIT_INVALID_ARGUMENT);
   EXPECT_NE(std::string(normjit_last_error()).find("must not be null"),
             std::string::npos);
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 0);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 0);
   EXPECT_EQ(normjit_kernel_get(context, &spec, &kernel),
             NORMJIT_INVALID_ARGUMENT);
   EXPECT_NE(std::string(normjit_last_error()).find("cols"), std::string::npos);
@@ -337,28 +401,28 @@ TEST(CApiTest, KernelsForDevices) {
   normjit_kernel_release(kernel);
 
   kernel = nullptr;
-  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, "cpu",
-                                          "#norm.config<gpu, threads_per_row = 32>",
-                                          &kernel),
+  EXPECT_EQ(normjit_kernel_get_for_device(
+                context, &spec, "cpu",
+                "#norm.config<gpu, threads_per_row = 32>", &kernel),
             NORMJIT_INVALID_ARGUMENT);
   EXPECT_NE(std::string(normjit_last_error()).find("not a cpu config"),
             std::string::npos);
-  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, "gpu7", nullptr,
-                                          &kernel),
-            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      normjit_kernel_get_for_device(context, &spec, "gpu7", nullptr, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
   EXPECT_NE(std::string(normjit_last_error()).find("unknown device 'gpu7'"),
             std::string::npos);
-  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, nullptr, nullptr,
-                                          &kernel),
-            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      normjit_kernel_get_for_device(context, &spec, nullptr, nullptr, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
 
   const char *saved = std::getenv("NORMJIT_CUDA_DRIVER");
   std::string savedValue = saved ? saved : "";
   setenv("NORMJIT_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
   for (const char *device : {"cuda", "cuda:0", "cuda:3"}) {
-    EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, device, nullptr,
-                                            &kernel),
-              NORMJIT_DEVICE_ERROR)
+    EXPECT_EQ(
+        normjit_kernel_get_for_device(context, &spec, device, nullptr, &kernel),
+        NORMJIT_DEVICE_ERROR)
         << device;
     EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
               std::string::npos)

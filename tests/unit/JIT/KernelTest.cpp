@@ -100,6 +100,27 @@ std::vector<Case> allCases() {
           8, 0, Data::FarMean, config);
     }
 
+  // Rows normalized in pairs (f32 gamma, beta and a row overflow L1): odd
+  // and even row counts, every optional operand, f32 and bf16 rows, hard
+  // inputs.
+  for (normjit_op_t op : ops)
+    for (int64_t cols : {4096, 4099})
+      for (const Variant &v : kVariants) {
+        if (!v.gamma)
+          continue;
+        for (normjit_dtype_t rowType : {NORMJIT_F32, NORMJIT_BF16})
+          add(makeSpec(op, cols, rowType, rowType, v.residual, v.sum, v.gamma,
+                       v.beta, v.stats, NORMJIT_F32),
+              cols == 4096 ? 7 : 4, 0);
+      }
+  for (normjit_op_t op : ops)
+    add(makeSpec(op, 4096, NORMJIT_F32, NORMJIT_F32, true, true, true, true,
+                 true),
+        6, 0, Data::Special);
+  add(makeSpec(NORMJIT_LAYER_NORM, 4097, NORMJIT_F32, NORMJIT_F32, false, false,
+               true, true, true),
+      5, 0, Data::FarMean);
+
   // Every config the tuner may choose: vector widths, accumulators, the
   // algorithm, streaming stores, fusion, rows per task.
   for (int64_t width : {1, 2, 4, 8, 16, 32})

@@ -40,6 +40,11 @@ namespace {
 /// LayerNorm ones 1.4x slower).
 constexpr int64_t kMaxWidenedColumnBytes = 8 * 1024;
 
+/// The L1 data cache the lowering plans for: when gamma, beta and a row
+/// overflow it, rows are normalized in pairs that share gamma/beta loads
+/// (Zen 4's, and most x86 cores', 32 KiB; larger ones only pair less).
+constexpr int64_t kL1Bytes = 32 * 1024;
+
 /// The knobs one op is lowered with, after defaults are applied.
 struct LoweringKnobs {
   int64_t vectorWidth;
@@ -390,11 +395,47 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   gamma = widenColumns(gamma);
   beta = widenColumns(beta);
 
+  // Rows whose gamma/beta and row data overflow the L1 cache are
+  // normalized two at a time: gamma and beta are then read once per pair
+  // of rows instead of once per row (they would come from L2 every time).
+  auto columnBytes = [&](Value columns) -> int64_t {
+    if (!columns)
+      return 0;
+    return cols * static_cast<int64_t>(cast<MemRefType>(columns.getType())
+                                           .getElementType()
+                                           .getIntOrFloatBitWidth() /
+                                       8);
+  };
+  int64_t pairBytes = columnBytes(gamma) + columnBytes(beta);
+  bool pairRows = pairBytes > 0 && pairBytes + columnBytes(x) > kL1Bytes;
+
   e.usePairedBf16(statsPaired);
-  auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(1));
+  auto rowLoop =
+      scf::ForOp::create(b, e.index(0), rows, e.index(pairRows ? 2 : 1));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
   Value row = rowLoop.getInductionVar();
+  Value pairStart = row;
+  // With pairs: the statistics of each row of the pair, kept on the stack
+  // for the output sweep.
+  Value pairMean, pairRstd, pairShift, pairCount;
+  Block *statsBlock = nullptr;
+  if (pairRows) {
+    auto statsType = MemRefType::get({2}, b.getF32Type());
+    {
+      OpBuilder::InsertionGuard allocaGuard(b);
+      b.setInsertionPoint(rowLoop);
+      pairMean = memref::AllocaOp::create(b, statsType);
+      pairRstd = memref::AllocaOp::create(b, statsType);
+      pairShift = memref::AllocaOp::create(b, statsType);
+    }
+    pairCount = arith::MinSIOp::create(
+        b, e.index(2), arith::SubIOp::create(b, rows, pairStart));
+    auto statsLoop = scf::ForOp::create(b, e.index(0), pairCount, e.index(1));
+    statsBlock = statsLoop.getBody();
+    b.setInsertionPointToStart(statsBlock);
+    row = arith::AddIOp::create(b, pairStart, statsLoop.getInductionVar());
+  }
 
   // s = x + residual, stored (and rounded) into sum in the first pass.
   auto firstS = [&](Value col, Value mask) -> Value {
@@ -585,20 +626,76 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   if (rstdOut)
     memref::StoreOp::create(b, rstd, rstdOut, ValueRange{row});
 
-  // Output pass: y = (s - mean) * rstd * gamma + beta.
-  e.usePairedBf16(outputPaired);
-  Value meanVec = mean ? e.splat(mean) : Value();
-  Value rstdVec = e.splat(rstd);
-  e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
-    Value s = laterS(col, mask);
-    Value out = e.mul(meanVec ? e.sub(e.sub(s, shift), meanVec) : s, rstdVec);
-    if (gamma)
-      out = e.mul(out, e.load(gamma, {col}, mask));
-    if (beta)
-      out = e.add(out, e.load(beta, {col}, mask));
-    e.store(y, {row, col}, out, mask, knobs.streaming);
-    return SmallVector<Value>{};
-  });
+  // Output pass: y = (s - mean) * rstd * gamma + beta, over one row or a
+  // pair of rows sharing the loads of gamma and beta.
+  struct RowStats {
+    Value row, mean, rstd, shift; // vectors; mean and shift null for RMSNorm
+    Value present;                // i1, or null: the row is always there
+  };
+  auto outputSweep = [&](ArrayRef<RowStats> rowStats) {
+    e.usePairedBf16(outputPaired);
+    e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
+      Value g = gamma ? e.load(gamma, {col}, mask) : Value();
+      Value bt = beta ? e.load(beta, {col}, mask) : Value();
+      for (const RowStats &stats : rowStats) {
+        // A row that may be absent (the second of a pair, when the row
+        // count is odd) is swept under a uniform branch.
+        OpBuilder::InsertionGuard rowGuard(b);
+        if (stats.present) {
+          auto ifPresent = scf::IfOp::create(b, stats.present,
+                                             /*withElseRegion=*/false);
+          b.setInsertionPointToStart(ifPresent.thenBlock());
+        }
+        row = stats.row;
+        Value s = laterS(col, mask);
+        Value out =
+            e.mul(stats.mean ? e.sub(e.sub(s, stats.shift), stats.mean) : s,
+                  stats.rstd);
+        if (g)
+          out = e.mul(out, g);
+        if (bt)
+          out = e.add(out, bt);
+        e.store(y, {stats.row, col}, out, mask, knobs.streaming);
+      }
+      return SmallVector<Value>{};
+    });
+  };
+  if (!pairRows) {
+    outputSweep(
+        RowStats{row, mean ? e.splat(mean) : Value(), e.splat(rstd), shift});
+  } else {
+    // Keep this row's statistics, then sweep the pair (or the last row).
+    Value slot = arith::SubIOp::create(b, row, pairStart);
+    memref::StoreOp::create(b, rstd, pairRstd, ValueRange{slot});
+    if (mean) {
+      memref::StoreOp::create(b, mean, pairMean, ValueRange{slot});
+      memref::StoreOp::create(
+          b, vector::ExtractOp::create(b, shift, ArrayRef<int64_t>{0}),
+          pairShift, ValueRange{slot});
+    }
+    b.setInsertionPointAfter(statsBlock->getParentOp());
+    Value full = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, pairCount,
+                                       e.index(2));
+    // The second row's statistics slot, clamped to the first when the row
+    // count is odd (its sweep is then skipped, but reads valid values).
+    Value second = arith::SubIOp::create(b, pairCount, e.index(1));
+    auto statsOf = [&](Value slotIndex) {
+      RowStats stats;
+      stats.row = arith::AddIOp::create(b, pairStart, slotIndex);
+      stats.rstd =
+          e.splat(memref::LoadOp::create(b, pairRstd, ValueRange{slotIndex}));
+      if (mean) {
+        stats.mean =
+            e.splat(memref::LoadOp::create(b, pairMean, ValueRange{slotIndex}));
+        stats.shift = e.splat(
+            memref::LoadOp::create(b, pairShift, ValueRange{slotIndex}));
+      }
+      return stats;
+    };
+    RowStats first = statsOf(e.index(0)), next = statsOf(second);
+    next.present = full;
+    outputSweep({first, next});
+  }
 
   rewriter.eraseOp(op);
   return success();

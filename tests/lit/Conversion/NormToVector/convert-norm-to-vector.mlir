@@ -103,6 +103,31 @@ func.func @bf16_rows_f32_gamma(%x: memref<?x16xbf16>, %g: memref<16xf32>, %y: me
 
 // -----
 
+// f32 gamma, beta and a row of 4096 columns overflow a 32 KiB L1: rows go
+// in pairs. Each row's statistics are kept on the stack; the output sweep
+// loads gamma and beta once per vector for both rows of the pair, the
+// second row under a uniform branch (absent for the last of an odd count).
+// CHECK-LABEL: func.func @row_pairs
+//       CHECK:   memref.alloca() : memref<2xf32>
+//       CHECK:   scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c2
+//       CHECK:     %[[N:.+]] = arith.minsi
+//       CHECK:     scf.for %{{.*}} = %{{.*}} to %[[N]] step
+//       CHECK:       memref.store %{{.*}} : memref<2xf32>
+//       CHECK:     %[[FULL:.+]] = arith.cmpi eq, %[[N]]
+//       CHECK:     scf.for
+//       CHECK:       vector.load %{{.*}} : memref<4096xf32>, vector<16xf32>
+//       CHECK:       vector.load %{{.*}} : memref<4096xf32>, vector<16xf32>
+//       CHECK:       vector.store %{{.*}}, %{{.*}}[%{{.*}}, %[[C:.+]]] : memref<?x4096xf32>
+//       CHECK:       scf.if %[[FULL]] {
+//       CHECK:         vector.store %{{.*}}, %{{.*}}[%{{.*}}, %[[C]]] : memref<?x4096xf32>
+func.func @row_pairs(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %b: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.layer_norm x(%x : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) beta(%b : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 4>
+  return
+}
+
+// -----
+
 // Welford: one statistics pass dividing by the running count, then the
 // output pass; no centred second sweep.
 // CHECK-LABEL: func.func @welford

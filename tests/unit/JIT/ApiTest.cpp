@@ -8,6 +8,7 @@
 
 #include "normjit/JIT/Context.h"
 #include "normjit/normjit.h"
+#include "normjit/tuner/Reference.h"
 
 #include <gtest/gtest.h>
 
@@ -233,7 +234,9 @@ TEST(KernelRunTest, InPlaceResidualStream) {
 
 TEST(KernelRunTest, InPlaceResidualStreamInRowPairs) {
   // Rows long enough that gamma, beta and a row overflow L1 are normalized
-  // in pairs; in place, with an odd row count (the last row alone).
+  // in pairs; in place (y over x, the sum over the residual), with an odd
+  // row count (the last row alone), against the fp64 reference.
+  using tuner::Buffer;
   Context context;
   const int64_t cols = 4099, rows = 5;
   normjit_kernel_spec_t spec =
@@ -243,45 +246,31 @@ TEST(KernelRunTest, InPlaceResidualStreamInRowPairs) {
   spec.store_mean = spec.store_rstd = 1;
   auto kernel = context.getKernel(spec);
   ASSERT_TRUE(!!kernel);
-  std::vector<float> x(rows * cols), h(rows * cols), gamma(cols), beta(cols);
-  for (size_t i = 0; i < x.size(); ++i) {
-    x[i] = std::sin(0.1f * i) + 0.01f * static_cast<float>(i / cols);
-    h[i] = std::cos(0.07f * i);
-  }
+  Buffer x(NORMJIT_F32, rows, cols, cols), h(NORMJIT_F32, rows, cols, cols);
+  Buffer gamma(NORMJIT_F32, 1, cols, cols), beta(NORMJIT_F32, 1, cols, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      float i = static_cast<float>(r * cols + c);
+      x.set(r, c, std::sin(0.1f * i) + 0.01f * static_cast<float>(r));
+      h.set(r, c, std::cos(0.07f * i));
+    }
   for (int64_t c = 0; c < cols; ++c) {
-    gamma[c] = 1.0f + 0.001f * c;
-    beta[c] = 0.5f - 0.0001f * c;
+    gamma.set(0, c, 1.0f + 0.001f * static_cast<float>(c));
+    beta.set(0, c, 0.5f - 0.0001f * static_cast<float>(c));
   }
-  std::vector<float> x0 = x, h0 = h, mean(rows), rstd(rows);
-  normjit_run_args_t args{};
-  args.rows = rows;
-  args.x = x.data();
-  args.y = x.data();
-  args.residual = h.data();
-  args.sum = h.data();
-  args.gamma = gamma.data();
-  args.beta = beta.data();
-  args.mean = mean.data();
-  args.rstd = rstd.data();
+  tuner::ReferenceResult want =
+      tuner::reference(spec, rows, x, &h, &gamma, &beta);
+  std::vector<float> mean(rows), rstd(rows);
+  normjit_run_args_t args = tuner::makeRunArgs(spec, rows, x, h, gamma, beta, x,
+                                               h, mean.data(), rstd.data());
   ASSERT_FALSE(!!kernel->get()->run(args));
   for (int64_t r = 0; r < rows; ++r) {
-    double total = 0, squares = 0;
+    EXPECT_NEAR(mean[r], want.mean[r], 1e-5 * (1 + std::fabs(want.mean[r])));
+    EXPECT_NEAR(rstd[r], want.rstd[r], 1e-5 * want.rstd[r]);
     for (int64_t c = 0; c < cols; ++c) {
-      float s = x0[r * cols + c] + h0[r * cols + c];
-      EXPECT_EQ(h[r * cols + c], s);
-      total += s;
-    }
-    double mu = total / cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      double d = double(h[r * cols + c]) - mu;
-      squares += d * d;
-    }
-    double inv = 1.0 / std::sqrt(squares / cols + 1e-5);
-    EXPECT_NEAR(mean[r], mu, 1e-5 * (1 + std::fabs(mu)));
-    EXPECT_NEAR(rstd[r], inv, 1e-5 * inv);
-    for (int64_t c = 0; c < cols; ++c) {
-      double want = (h[r * cols + c] - mu) * inv * gamma[c] + beta[c];
-      ASSERT_NEAR(x[r * cols + c], want, 1e-5 * (1 + std::fabs(want)))
+      size_t i = static_cast<size_t>(r * cols + c);
+      ASSERT_EQ(h.get(r, c), want.sum[i]) << "row " << r << " col " << c;
+      ASSERT_NEAR(x.get(r, c), want.y[i], 1e-5 * (1 + std::fabs(want.y[i])))
           << "row " << r << " col " << c;
     }
   }

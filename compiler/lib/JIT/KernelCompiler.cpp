@@ -399,12 +399,17 @@ void normjit::detail::buildCpuLoweringPipeline(
   funcPM.addPass(createCanonicalizerPass());
   funcPM.addPass(createCSEPass());
   funcPM.addPass(createLoopInvariantCodeMotionPass());
+  addVectorToLLVMPasses(pm, nativeBf16);
+}
+
+void normjit::detail::addVectorToLLVMPasses(OpPassManager &pm,
+                                            bool nativeBf16) {
   // bf16 conversions: with AVX512-BF16 LLVM rounds f32 -> bf16 in one
   // instruction (vcvtneps2bf16, round to nearest even); without it they
   // become integer code with the same rounding: never a libcall.
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = !nativeBf16;
-  funcPM.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addNestedPass<func::FuncOp>(arith::createArithExpandOpsPass(expand));
   pm.addPass(createSCFToControlFlowPass());
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.reassociateFPReductions = true;

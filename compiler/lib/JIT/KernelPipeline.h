@@ -78,6 +78,11 @@ buildKernelModule(mlir::MLIRContext *context, const normjit_kernel_spec_t &spec,
                   const CpuConfig &config,
                   llvm::StringRef functionName = "normjit_kernel");
 
+/// Adds the lowering of scf + vector + arith + memref functions (what
+/// convert-norm-to-vector produces) to the LLVM dialect; bf16 conversions
+/// are expanded to integer code unless `nativeBf16`.
+void addVectorToLLVMPasses(mlir::OpPassManager &pm, bool nativeBf16);
+
 /// Adds the lowering from `norm` IR to the LLVM dialect to `pm`.
 void buildCpuLoweringPipeline(mlir::OpPassManager &pm,
                               const normjit_kernel_spec_t &spec,

@@ -14,21 +14,10 @@
 #include "normjit/runtime/CudaLaunch.h"
 #include "normjit/runtime/status.h"
 
-#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
-#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
-#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
-#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
-#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
-#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
-#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
-#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
-#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -366,26 +355,6 @@ LogicalResult rewriteForHost(ModuleOp module,
   }
   module->removeAttr(gpu::GPUDialect::getContainerModuleAttrName());
   return verify(module);
-}
-
-/// The lowering of the host functions: the CPU JIT's passes after its norm
-/// lowering (buildCpuLoweringPipeline), bf16 conversions always expanded.
-void buildHostLowering(PassManager &pm) {
-  arith::ArithExpandOpsPassOptions expand;
-  expand.includeBf16 = true;
-  pm.addNestedPass<func::FuncOp>(arith::createArithExpandOpsPass(expand));
-  pm.addPass(createSCFToControlFlowPass());
-  ConvertVectorToLLVMPassOptions vectorToLLVM;
-  vectorToLLVM.reassociateFPReductions = true;
-  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
-  pm.addPass(createConvertMathToLLVMPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
-  pm.addPass(createConvertControlFlowToLLVMPass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(createUBToLLVMConversionPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 //===----------------------------------------------------------------------===//
@@ -853,7 +822,9 @@ EmulatedGpuKernel::getFunction(size_t index) const {
   ModuleOp module = *state->modules[index];
   const std::string &diagnostics = state->ir->diagnostics.str();
   PassManager pm(module.getContext());
-  buildHostLowering(pm);
+  // The host functions: the CPU JIT's passes after its norm lowering, bf16
+  // conversions always expanded.
+  normjit::detail::addVectorToLLVMPasses(pm, /*nativeBf16=*/false);
   if (failed(pm.run(module)))
     return makeError(NORMJIT_COMPILE_ERROR, "host lowering of " + entry.name +
                                                 " failed: " + diagnostics);

@@ -184,6 +184,16 @@ llvm::Expected<Timing> measure(Fn &&fn, int64_t warmup, int64_t reps,
   return timing;
 }
 
+/// Writes a measurement as a JSON number with fixed decimals: a timing has
+/// no 17 significant digits.
+void writeMeasurement(llvm::json::OStream &json, llvm::StringRef key,
+                      double value) {
+  json.attributeBegin(key);
+  json.rawValue(
+      [&](llvm::raw_ostream &os) { os << llvm::format("%.3f", value); });
+  json.attributeEnd();
+}
+
 /// Rounds of each config when --versus compares two.
 constexpr int kVersusRounds = 7;
 
@@ -291,20 +301,14 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       json.attribute("device_name", info.name);
       json.attribute("chip", target->chip());
       json.attribute("config", configString);
-      auto number = [&](llvm::StringRef key, double value) {
-        json.attributeBegin(key);
-        json.rawValue(
-            [&](llvm::raw_ostream &os) { os << llvm::format("%.3f", value); });
-        json.attributeEnd();
-      };
-      number("compile_ms", k.getCompileMillis());
-      number("median_us", median * 1e6);
-      number("min_us", minimum * 1e6);
-      number("time_us", median * 1e6);
+      writeMeasurement(json, "compile_ms", k.getCompileMillis());
+      writeMeasurement(json, "median_us", median * 1e6);
+      writeMeasurement(json, "min_us", minimum * 1e6);
+      writeMeasurement(json, "time_us", median * 1e6);
       json.attribute("bytes", static_cast<int64_t>(bytes));
-      number("gbps", gbps);
-      number("dram_gbps", peak);
-      number("dram_percent", percent);
+      writeMeasurement(json, "gbps", gbps);
+      writeMeasurement(json, "dram_gbps", peak);
+      writeMeasurement(json, "dram_percent", percent);
       json.attribute("reps", static_cast<int64_t>(samples.size()));
       json.attribute("batch", static_cast<int64_t>(batch));
       json.attribute("cold", cold);
@@ -602,32 +606,27 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       json.attribute("device", "cpu");
       json.attribute("threads", static_cast<int64_t>(usedThreads));
       json.attribute("config", kernelConfig);
-      // Fixed decimals: measurements have no 17 significant digits.
-      auto number = [&](llvm::StringRef key, double value) {
-        json.attributeBegin(key);
-        json.rawValue(
-            [&](llvm::raw_ostream &os) { os << llvm::format("%.3f", value); });
-        json.attributeEnd();
-      };
-      number("compile_ms", k.getCompileMillis());
-      number("median_us", kernelTiming->medianSeconds * 1e6);
-      number("min_us", kernelTiming->minSeconds * 1e6);
-      number("time_us", kernelTiming->medianSeconds * 1e6);
+      writeMeasurement(json, "compile_ms", k.getCompileMillis());
+      writeMeasurement(json, "median_us", kernelTiming->medianSeconds * 1e6);
+      writeMeasurement(json, "min_us", kernelTiming->minSeconds * 1e6);
+      writeMeasurement(json, "time_us", kernelTiming->medianSeconds * 1e6);
       json.attribute("bytes", traffic);
-      number("gbps", gbps);
-      number("memcpy_gbps", memcpyGbps);
-      number("memcpy_percent", percent);
+      writeMeasurement(json, "gbps", gbps);
+      writeMeasurement(json, "memcpy_gbps", memcpyGbps);
+      writeMeasurement(json, "memcpy_percent", percent);
       json.attribute("reps", kernelTiming->reps);
       json.attribute("memcpy_reps", copyTiming->reps);
       json.attribute("memcpy_threads", static_cast<int64_t>(copyThreads));
       if (versusTiming) {
         json.attribute("versus_config", versus->getConfig().str());
-        number("versus_median_us", versusTiming->medianSeconds * 1e6);
-        number("versus_gbps",
-               gigabytesPerSecond(traffic, versusTiming->medianSeconds));
-        number("versus_ratio",
-               versusTiming->medianSeconds /
-                   std::max(kernelTiming->medianSeconds, 1e-12));
+        writeMeasurement(json, "versus_median_us",
+                         versusTiming->medianSeconds * 1e6);
+        writeMeasurement(
+            json, "versus_gbps",
+            gigabytesPerSecond(traffic, versusTiming->medianSeconds));
+        writeMeasurement(json, "versus_ratio",
+                         versusTiming->medianSeconds /
+                             std::max(kernelTiming->medianSeconds, 1e-12));
       }
     });
     out << "\n";

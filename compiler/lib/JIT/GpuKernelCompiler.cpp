@@ -145,12 +145,6 @@ llvm::Error checkRequest(const normjit::GpuKernelRequest &request) {
 
 } // namespace
 
-normjit::detail::GpuKernelIR::GpuKernelIR()
-    : context(getGpuDialectRegistry(), MLIRContext::Threading::DISABLED),
-      diagnostics(&context) {
-  context.loadAllAvailableDialects();
-}
-
 void normjit::detail::addNormToGpuPasses(OpPassManager &gpuModulePM) {
   gpuModulePM.addPass(normjit::createConvertNormToGPUPass());
   gpuModulePM.addPass(createCanonicalizerPass());

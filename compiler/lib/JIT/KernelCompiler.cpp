@@ -432,8 +432,8 @@ normjit::detail::makeKernelLLVMOptimizer() {
 
 using namespace normjit::detail;
 
-normjit::detail::KernelIR::KernelIR()
-    : context(getKernelDialectRegistry(), MLIRContext::Threading::DISABLED),
+normjit::detail::KernelIR::KernelIR(const DialectRegistry &registry)
+    : context(registry, MLIRContext::Threading::DISABLED),
       diagnostics(&context) {
   context.loadAllAvailableDialects();
 }

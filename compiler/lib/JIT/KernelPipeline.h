@@ -115,9 +115,11 @@ private:
 };
 
 /// A kernel's MLIR context, the error diagnostics it collects, and its
-/// module: the context outlives the module, so they live together.
+/// module: the context outlives the module, so they live together. The
+/// context holds `registry`'s dialects (the CPU kernels' by default).
 struct KernelIR {
-  KernelIR();
+  explicit KernelIR(
+      const mlir::DialectRegistry &registry = getKernelDialectRegistry());
   mlir::MLIRContext context;
   DiagnosticCollector diagnostics;
   mlir::OwningOpRef<mlir::ModuleOp> module;
@@ -138,14 +140,11 @@ buildVerifiedKernelIR(const normjit_kernel_spec_t &spec,
 /// kernels are built from.
 mlir::DialectRegistry &getGpuDialectRegistry();
 
-/// A GPU kernel module's context, the error diagnostics it collects, and
-/// the module: `module attributes {gpu.container_module}` holding
+/// A GPU kernel module's IR: a KernelIR over the GPU registry, whose module
+/// is `module attributes {gpu.container_module}` holding
 /// `gpu.module @normjit_kernels`.
-struct GpuKernelIR {
-  GpuKernelIR();
-  mlir::MLIRContext context;
-  DiagnosticCollector diagnostics;
-  mlir::OwningOpRef<mlir::ModuleOp> module;
+struct GpuKernelIR : KernelIR {
+  GpuKernelIR() : KernelIR(getGpuDialectRegistry()) {}
 };
 
 /// Checks the requests and builds and verifies their gpu.module: one

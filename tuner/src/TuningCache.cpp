@@ -36,8 +36,9 @@
 //              persistent = false }
 //
 // (row_storage "registers", "shared" or "global"; fusion is "" for GPU
-// entries as normjit writes them, never "split": GPU kernels always fuse.) A CPU config under a CUDA device, or
-// the reverse, is an unknown key, so neither is ever read as the other.
+// entries as normjit writes them, never "split": GPU kernels always fuse.) A
+// CPU config under a CUDA device, or the reverse, is an unknown key, so neither
+// is ever read as the other.
 //
 // The first five keys are the entry's identity (CacheKey). Every key above
 // is required except runner_up and runner_up_gbps, which come together or
@@ -234,15 +235,16 @@ std::string checkGpuConfig(llvm::StringRef name, const GpuConfig &config) {
     return value > 0 && llvm::isPowerOf2_64(static_cast<uint64_t>(value));
   };
   std::string prefix = name.str() + ": ";
-  if (!isPowerOf2(config.threadsPerRow) ||
-      config.threadsPerRow > kMaxGpuBlock)
-    return prefix + "threads_per_row must be a power of two in [1, 1024], "
-                    "got " +
+  if (!isPowerOf2(config.threadsPerRow) || config.threadsPerRow > kMaxGpuBlock)
+    return prefix +
+           "threads_per_row must be a power of two in [1, 1024], "
+           "got " +
            std::to_string(config.threadsPerRow);
   if (config.rowsPerBlock < 1 || config.rowsPerBlock > kMaxGpuBlock ||
       config.threadsPerRow * config.rowsPerBlock > kMaxGpuBlock)
-    return prefix + "rows_per_block must be at least 1 with threads_per_row "
-                    "* rows_per_block <= 1024, got " +
+    return prefix +
+           "rows_per_block must be at least 1 with threads_per_row "
+           "* rows_per_block <= 1024, got " +
            std::to_string(config.rowsPerBlock);
   if (!isPowerOf2(config.vectorWidth) ||
       config.vectorWidth > kMaxGpuVectorWidth)
@@ -251,8 +253,9 @@ std::string checkGpuConfig(llvm::StringRef name, const GpuConfig &config) {
   if (config.elementsPerThread < 1 ||
       config.elementsPerThread > kMaxGpuElementsPerThread ||
       config.elementsPerThread % config.vectorWidth != 0)
-    return prefix + "elements_per_thread must be a multiple of vector_width "
-                    "in [1, 4096], got " +
+    return prefix +
+           "elements_per_thread must be a multiple of vector_width "
+           "in [1, 4096], got " +
            std::to_string(config.elementsPerThread);
   return "";
 }
@@ -533,24 +536,19 @@ private:
       return false;
     std::string storage;
     if (!getInteger(*table, "vector_width", config.vectorWidth, prefix) ||
-        !getInteger(*table, "threads_per_row", config.threadsPerRow,
-                    prefix) ||
+        !getInteger(*table, "threads_per_row", config.threadsPerRow, prefix) ||
         !getInteger(*table, "rows_per_block", config.rowsPerBlock, prefix) ||
         !getInteger(*table, "elements_per_thread", config.elementsPerThread,
                     prefix) ||
         !getString(*table, "row_storage", storage, prefix) ||
         !getBoolean(*table, "persistent", config.persistent, prefix))
       return false;
-    if (storage == "registers")
-      config.rowStorage = GpuRowStorage::Registers;
-    else if (storage == "shared")
-      config.rowStorage = GpuRowStorage::Shared;
-    else if (storage == "global")
-      config.rowStorage = GpuRowStorage::Global;
-    else
+    std::optional<GpuRowStorage> parsed = parseGpuRowStorage(storage);
+    if (!parsed)
       return failAt(*table->get("row_storage"),
                     prefix + "row_storage must be \"registers\", "
                              "\"shared\" or \"global\"");
+    config.rowStorage = *parsed;
     return true;
   }
 
@@ -668,13 +666,15 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
   if (file.fd < 0) {
     if (errno == ENOENT)
       return llvm::Error::success();
-    return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
-                                           "': " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot read tuning cache '" + path +
+                         "': " + normjit::runtime::errorText(errno));
   }
   struct stat info;
   if (::fstat(file.fd, &info) != 0)
-    return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
-                                           "': " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot read tuning cache '" + path +
+                         "': " + normjit::runtime::errorText(errno));
   if (!S_ISREG(info.st_mode))
     return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
                                            "': not a regular file");
@@ -692,8 +692,9 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
     if (got < 0 && errno == EINTR)
       continue;
     if (got < 0)
-      return makeError(NORMJIT_IO_ERROR, "cannot read tuning cache '" + path +
-                                             "': " + normjit::runtime::errorText(errno));
+      return makeError(NORMJIT_IO_ERROR,
+                       "cannot read tuning cache '" + path +
+                           "': " + normjit::runtime::errorText(errno));
     if (got == 0)
       break;
     content.append(buffer, static_cast<size_t>(got));
@@ -728,17 +729,13 @@ void writeConfig(std::string &out, const char *key, const CpuConfig &config) {
 }
 
 void writeConfig(std::string &out, const char *key, const GpuConfig &config) {
-  const char *storage = config.rowStorage == GpuRowStorage::Registers
-                            ? "\"registers\""
-                        : config.rowStorage == GpuRowStorage::Shared
-                            ? "\"shared\""
-                            : "\"global\"";
+  std::string storage =
+      std::string("\"") + getGpuRowStorageName(config.rowStorage) + "\"";
   out += key;
   out += " = { vector_width = " + std::to_string(config.vectorWidth) +
          ", threads_per_row = " + std::to_string(config.threadsPerRow) +
          ", rows_per_block = " + std::to_string(config.rowsPerBlock) +
-         ", elements_per_thread = " +
-         std::to_string(config.elementsPerThread) +
+         ", elements_per_thread = " + std::to_string(config.elementsPerThread) +
          ", row_storage = " + storage +
          ", persistent = " + (config.persistent ? "true" : "false") + " }\n";
 }
@@ -812,10 +809,10 @@ llvm::Error writeAtomically(const std::string &path,
   name.push_back('\0');
   int fd = ::mkostemp(name.data(), O_CLOEXEC);
   if (fd < 0)
-    return makeError(
-        NORMJIT_IO_ERROR,
-        "cannot write tuning cache '" + path +
-            "': cannot create a temporary file: " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot write tuning cache '" + path +
+                         "': cannot create a temporary file: " +
+                         normjit::runtime::errorText(errno));
   bool ok = ::fchmod(fd, 0644) == 0 &&
             writeAll(fd, content.data(), content.size()) && ::fsync(fd) == 0;
   int error = errno;
@@ -829,8 +826,9 @@ llvm::Error writeAtomically(const std::string &path,
   }
   if (!ok) {
     ::unlink(name.data());
-    return makeError(NORMJIT_IO_ERROR, "cannot write tuning cache '" + path +
-                                           "': " + normjit::runtime::errorText(error));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot write tuning cache '" + path +
+                         "': " + normjit::runtime::errorText(error));
   }
   // Make the rename itself durable; a failure here loses nothing written.
   int directoryFd =
@@ -854,16 +852,17 @@ llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
     lock.fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   while (lock.fd < 0 && errno == EINTR);
   if (lock.fd < 0)
-    return makeError(NORMJIT_IO_ERROR, "cannot lock tuning cache '" + path +
-                                           "': cannot open '" + lockPath +
-                                           "': " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot lock tuning cache '" + path + "': cannot open '" +
+                         lockPath + "': " + normjit::runtime::errorText(errno));
   int result;
   do
     result = ::flock(lock.fd, LOCK_EX);
   while (result != 0 && errno == EINTR);
   if (result != 0)
-    return makeError(NORMJIT_IO_ERROR, "cannot lock tuning cache '" + path +
-                                           "': " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot lock tuning cache '" + path +
+                         "': " + normjit::runtime::errorText(errno));
   return llvm::Error::success();
 }
 
@@ -880,7 +879,8 @@ std::string setAside(const std::string &path, const std::string &problem) {
       "tuning cache '" + path + "' cannot be trusted (" + problem + "): ";
   if (::rename(path.c_str(), target.c_str()) != 0)
     return warning + "cannot set it aside as '" + target +
-           "': " + normjit::runtime::errorText(errno) + "; starting with an empty cache";
+           "': " + normjit::runtime::errorText(errno) +
+           "; starting with an empty cache";
   return warning + "set aside as '" + target +
          "'; starting with an empty cache";
 }
@@ -913,7 +913,6 @@ std::pair<std::string, std::string> formatRates(double a, double b) {
   }
   return {};
 }
-
 
 /// Creates the cache's directory, takes its lock (held by `lock` until it
 /// goes out of scope) and reads what is on disk into `base`. A file that
@@ -1143,15 +1142,17 @@ llvm::Error TuningCache::clear() {
   if (::lstat(path.c_str(), &info) != 0) {
     if (errno == ENOENT)
       return llvm::Error::success();
-    return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
-                                           "': " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot clear tuning cache '" + path +
+                         "': " + normjit::runtime::errorText(errno));
   }
   ScopedFd lock;
   if (llvm::Error error = lockCache(path, lock))
     return error;
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
-                                           "': " + normjit::runtime::errorText(errno));
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot clear tuning cache '" + path +
+                         "': " + normjit::runtime::errorText(errno));
   return llvm::Error::success();
 }
 

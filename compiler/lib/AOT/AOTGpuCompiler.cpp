@@ -57,12 +57,6 @@ llvm::Error invalid(const llvm::Twine &message) {
   return makeError(NORMJIT_INVALID_ARGUMENT, message);
 }
 
-const char *storageName(GpuRowStorage storage) {
-  return storage == GpuRowStorage::Registers ? "registers"
-         : storage == GpuRowStorage::Shared  ? "shared"
-                                             : "global";
-}
-
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -103,7 +97,7 @@ std::string GpuConfigKnobs::str() const {
   if (elementsPerThread)
     os << ", elements_per_thread = " << *elementsPerThread;
   if (rowStorage)
-    os << ", row_storage = " << storageName(*rowStorage);
+    os << ", row_storage = " << getGpuRowStorageName(*rowStorage);
   if (persistent)
     os << ", persistent = " << (*persistent ? "true" : "false");
   os << ">";

@@ -253,12 +253,31 @@ void initializeNVPTXOnce() {
 // Configs and targets
 //===----------------------------------------------------------------------===//
 
+const char *normjit::getGpuRowStorageName(GpuRowStorage storage) {
+  switch (storage) {
+  case GpuRowStorage::Registers:
+    return "registers";
+  case GpuRowStorage::Shared:
+    return "shared";
+  case GpuRowStorage::Global:
+    return "global";
+  }
+  return "global";
+}
+
+std::optional<normjit::GpuRowStorage>
+normjit::parseGpuRowStorage(llvm::StringRef name) {
+  for (GpuRowStorage storage :
+       {GpuRowStorage::Registers, GpuRowStorage::Shared, GpuRowStorage::Global})
+    if (name == getGpuRowStorageName(storage))
+      return storage;
+  return std::nullopt;
+}
+
 std::string normjit::GpuConfig::str() const {
   std::string text;
   llvm::raw_string_ostream os(text);
-  const char *storage = rowStorage == GpuRowStorage::Registers ? "registers"
-                        : rowStorage == GpuRowStorage::Shared  ? "shared"
-                                                               : "global";
+  const char *storage = getGpuRowStorageName(rowStorage);
   os << "#norm.config<gpu, vector_width = " << vectorWidth
      << ", threads_per_row = " << threadsPerRow
      << ", rows_per_block = " << rowsPerBlock

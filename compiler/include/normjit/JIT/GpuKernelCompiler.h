@@ -15,9 +15,11 @@
 #include "normjit/runtime/cuda.h"
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,12 @@ namespace normjit {
 
 /// Where a GPU kernel keeps a row between its statistics and output passes.
 enum class GpuRowStorage { Registers, Shared, Global };
+
+/// "registers", "shared" or "global": the name #norm.config and the tuning
+/// cache use.
+const char *getGpuRowStorageName(GpuRowStorage storage);
+/// The storage named `name`, or nullopt for any other name.
+std::optional<GpuRowStorage> parseGpuRowStorage(llvm::StringRef name);
 
 /// The GPU knobs of one kernel.
 struct GpuConfig {

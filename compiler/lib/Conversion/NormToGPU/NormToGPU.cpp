@@ -483,6 +483,11 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
         if (!r0.getType().isF32())
           r0 = arith::ExtFOp::create(b, e.f32, r0);
         s0 = arith::AddFOp::create(b, s0, r0);
+        // The row normalized is the sum as stored: shift by that, so that
+        // d is 0 on a constant row (and a constant row's variance is 0).
+        if (sum && !sumElement.isF32())
+          s0 = arith::ExtFOp::create(
+              b, e.f32, arith::TruncFOp::create(b, sumElement, s0).getResult());
       }
       // s0 - s0 is 0 only for finite s0; a non-finite one shifts by 0 so
       // that NaN and Inf propagate as without a shift.

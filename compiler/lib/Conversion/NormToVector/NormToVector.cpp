@@ -481,6 +481,12 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       if (!r0.getType().isF32())
         r0 = arith::ExtFOp::create(b, b.getF32Type(), r0);
       s0 = arith::AddFOp::create(b, s0, r0);
+      // The row normalized is the sum as stored: shift by that, so that
+      // d is 0 on a constant row (and a constant row's variance is 0).
+      if (sum && !sumElement.isF32())
+        s0 = arith::ExtFOp::create(
+            b, b.getF32Type(),
+            arith::TruncFOp::create(b, sumElement, s0).getResult());
     }
     // A non-finite s0 would turn every d into NaN; shift by 0 instead so
     // that NaN and Inf propagate exactly as without a shift.

@@ -8,7 +8,8 @@
 // them near the vector, L1 and row-pair boundaries), 0 to 40 rows, padded
 // strides, normal, constant, special and far-mean rows, and configs from
 // the whole knob space (any vector width, 1-16 accumulators, either
-// algorithm, streaming stores, split residual, rows per task, threads).
+// algorithm, streaming stores, split residual, rows per task, threads),
+// and y or the sum written over the input they replace.
 // Each case is JIT-compiled and checked against the fp64 reference with the
 // tolerances of the matrix. The cases are the same on every run; a case's
 // name says everything needed to rebuild it. NORMJIT_FUZZ_SEED and
@@ -23,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <sstream>
 
@@ -31,11 +33,16 @@ using namespace normjit::test;
 
 namespace {
 
+/// Buffers that share memory (same dtype and stride): y over x, the sum
+/// over x or over the residual (a residual stream updated in place).
+enum class InPlace { None, YIsX, SumIsX, SumIsResidual };
+
 struct FuzzCase {
   normjit_kernel_spec_t spec;
   int64_t rows;
   int64_t padding;
   Data data;
+  InPlace inPlace;
   std::optional<CpuConfig> config;
   std::string name;
 };
@@ -123,6 +130,30 @@ FuzzCase drawCase(std::mt19937 &rng, unsigned index) {
     break;
   }
 
+  InPlace inPlace = InPlace::None;
+  switch (rng() % 6) {
+  case 0:
+    if (data != Data::FarMean || spec.x_dtype == NORMJIT_F32) {
+      spec.y_dtype = spec.x_dtype;
+      inPlace = InPlace::YIsX;
+    }
+    break;
+  case 1:
+    if (spec.store_sum) {
+      spec.sum_dtype = spec.x_dtype;
+      inPlace = InPlace::SumIsX;
+    }
+    break;
+  case 2:
+    if (spec.store_sum) {
+      spec.sum_dtype = spec.residual_dtype;
+      inPlace = InPlace::SumIsResidual;
+    }
+    break;
+  default:
+    break;
+  }
+
   std::optional<CpuConfig> config;
   if (rng() % 2) {
     CpuConfig c;
@@ -143,6 +174,9 @@ FuzzCase drawCase(std::mt19937 &rng, unsigned index) {
 
   std::ostringstream name;
   name << "n" << index << "_" << describeCase(spec, rows, padding, data);
+  static const char *inPlaceNames[] = {"", "_y_is_x", "_sum_is_x",
+                                       "_sum_is_residual"};
+  name << inPlaceNames[static_cast<int>(inPlace)];
   if (spec.epsilon != 1e-5f)
     name << "_eps"
          << (spec.epsilon == 1e-6f    ? "1e6"
@@ -154,7 +188,7 @@ FuzzCase drawCase(std::mt19937 &rng, unsigned index) {
          << (config->streamingStores ? "nt" : "")
          << (config->fuseResidual ? "" : "split") << "t" << config->rowsPerTask
          << "th" << config->threads;
-  return {spec, rows, padding, data, config, name.str()};
+  return {spec, rows, padding, data, inPlace, config, name.str()};
 }
 
 unsigned fromEnv(const char *name, unsigned fallback) {
@@ -187,6 +221,26 @@ TEST_P(KernelFuzzTest, MatchesReference) {
   ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
   HostCall call(c.spec, c.rows, c.spec.cols + c.padding, c.data, c.name);
   normjit_run_args_t args = call.args();
+  // In place: the output buffer starts as a copy of the input it replaces
+  // (padding included), so that call.x and call.residual keep the inputs
+  // for the reference.
+  auto share = [&](Buffer &output, const Buffer &input) {
+    std::memcpy(output.data(), input.data(), call.rowBytes(input.getDType()));
+    return output.data();
+  };
+  switch (c.inPlace) {
+  case InPlace::None:
+    break;
+  case InPlace::YIsX:
+    args.x = args.y = share(call.y, call.x);
+    break;
+  case InPlace::SumIsX:
+    args.x = args.sum = share(call.sum, call.x);
+    break;
+  case InPlace::SumIsResidual:
+    args.residual = args.sum = share(call.sum, call.residual);
+    break;
+  }
   llvm::Error error = (*kernel)->run(args);
   ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
   checkOutputs(call, c.name);

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -115,6 +116,165 @@ inline constexpr Variant kVariants[] = {
     {false, false, true, true, true},    {true, false, true, true, false},
     {true, true, true, true, true},      {true, true, false, false, true},
 };
+
+/// Which output overwrites which input (same dtype and stride): y over x,
+/// the sum over x or over the residual (a residual stream updated in place).
+enum class InPlace { None, YIsX, SumIsX, SumIsResidual };
+
+inline const char *inPlaceName(InPlace what) {
+  switch (what) {
+  case InPlace::None:
+    return "";
+  case InPlace::YIsX:
+    return "_y_is_x";
+  case InPlace::SumIsX:
+    return "_sum_is_x";
+  case InPlace::SumIsResidual:
+    return "_sum_is_residual";
+  }
+  return "?";
+}
+
+/// A case drawn at random (the seeded fuzz tests of both backends): a spec
+/// with every buffer's dtype drawn on its own and any subset of the
+/// optional operands, its rows, padding, kind of data and in-place use.
+struct DrawnCase {
+  normjit_kernel_spec_t spec;
+  int64_t rows, padding;
+  Data data;
+  InPlace inPlace;
+  /// "ln_c100_r5_..._sum_is_x_eps1e6": describeCase plus what it omits.
+  std::string describe() const;
+};
+
+/// Limits of a draw: the longest row and the most elements of a call.
+struct DrawLimits {
+  int64_t maxCols = 20000;
+  int64_t maxElements = 160000;
+};
+
+/// Draws a case from `rng`: column counts from 1 to limits.maxCols, more of
+/// them short or near the vector, L1 and row-pair boundaries; mostly a few
+/// rows (decode, odd counts), sometimes up to 40; padded strides; normal,
+/// constant, special and far-mean rows; epsilons from 1e-12 to 0.1.
+inline DrawnCase drawCase(std::mt19937 &rng, const DrawLimits &limits = {}) {
+  auto between = [&](int64_t lo, int64_t hi) {
+    hi = std::max(lo, std::min(hi, limits.maxCols));
+    return lo +
+           static_cast<int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
+  };
+  auto dtype = [&] {
+    static const normjit_dtype_t dtypes[] = {NORMJIT_F32, NORMJIT_F16,
+                                             NORMJIT_BF16};
+    return dtypes[rng() % 3];
+  };
+  normjit_op_t op = rng() % 2 ? NORMJIT_LAYER_NORM : NORMJIT_RMS_NORM;
+  int64_t cols = 1;
+  switch (rng() % 10) {
+  case 0:
+  case 1:
+  case 2:
+    cols = between(1, 70); // shorter than a few vectors
+    break;
+  case 3:
+  case 4:
+    cols = between(71, 600);
+    break;
+  case 5:
+  case 6:
+    cols = between(601, 3000);
+    break;
+  case 7: // where gamma, beta and a row start to overflow L1 (row pairs)
+    cols = between(1900, 2200) * (1 + static_cast<int64_t>(rng() % 2));
+    break;
+  case 8:
+    cols = between(4000, 4200);
+    break;
+  default:
+    cols = between(3001, 20000);
+    break;
+  }
+  cols = std::min(cols, limits.maxCols);
+  DrawnCase c;
+  normjit_kernel_spec_t &spec = c.spec;
+  spec = normjit_kernel_spec_default(op, cols);
+  spec.x_dtype = dtype();
+  spec.y_dtype = dtype();
+  spec.has_residual = rng() % 2;
+  spec.residual_dtype = dtype();
+  spec.store_sum = spec.has_residual && rng() % 2;
+  spec.sum_dtype = dtype();
+  spec.has_gamma = rng() % 4 != 0;
+  spec.gamma_dtype = dtype();
+  spec.has_beta = op == NORMJIT_LAYER_NORM && rng() % 3 != 0;
+  spec.beta_dtype = dtype();
+  spec.store_mean = op == NORMJIT_LAYER_NORM && rng() % 3 == 0;
+  spec.store_rstd = rng() % 3 == 0;
+  static const float epsilons[] = {1e-5f, 1e-6f, 1e-12f, 0.1f};
+  spec.epsilon = epsilons[rng() % 4];
+
+  c.rows = rng() % 4 == 0 ? static_cast<int64_t>(rng() % 41)
+                          : static_cast<int64_t>(rng() % 8);
+  c.rows = std::min<int64_t>(c.rows,
+                             std::max<int64_t>(1, limits.maxElements / cols));
+  c.padding = rng() % 3 == 0 ? 1 + static_cast<int64_t>(rng() % 37) : 0;
+
+  c.data = Data::Normal;
+  switch (rng() % 8) {
+  case 0:
+    c.data = Data::Constant;
+    break;
+  case 1:
+    if (c.rows >= 6 && cols >= 3)
+      c.data = Data::Special;
+    break;
+  case 2:
+    // The far-mean check compares the unscaled f32 output of the row alone
+    // with a careful f32 LayerNorm of it.
+    if (op == NORMJIT_LAYER_NORM) {
+      c.data = Data::FarMean;
+      spec.has_residual = spec.store_sum = false;
+      spec.has_gamma = spec.has_beta = false;
+      spec.y_dtype = NORMJIT_F32;
+    }
+    break;
+  default:
+    break;
+  }
+
+  c.inPlace = InPlace::None;
+  switch (rng() % 6) {
+  case 0:
+    if (c.data != Data::FarMean || spec.x_dtype == NORMJIT_F32) {
+      spec.y_dtype = spec.x_dtype;
+      c.inPlace = InPlace::YIsX;
+    }
+    break;
+  case 1:
+    if (spec.store_sum) {
+      spec.sum_dtype = spec.x_dtype;
+      c.inPlace = InPlace::SumIsX;
+    }
+    break;
+  case 2:
+    if (spec.store_sum) {
+      spec.sum_dtype = spec.residual_dtype;
+      c.inPlace = InPlace::SumIsResidual;
+    }
+    break;
+  default:
+    break;
+  }
+  return c;
+}
+
+/// An unsigned number from the environment variable `name`, or `fallback`
+/// (NORMJIT_FUZZ_SEED, NORMJIT_FUZZ_CASES: another set of drawn cases).
+inline unsigned unsignedFromEnv(const char *name, unsigned fallback) {
+  const char *text = std::getenv(name);
+  return text && *text ? static_cast<unsigned>(std::strtoul(text, nullptr, 10))
+                       : fallback;
+}
 
 /// Fills rows [0, rows) x columns [0, cols) of `buffer` (padding keeps the
 /// buffer's 0xAB bytes).
@@ -275,6 +435,17 @@ inline void checkOutputs(const HostCall &call, const std::string &name) {
           << ", careful f32 two-pass error " << carefulError << " in " << name;
     }
   }
+}
+
+inline std::string DrawnCase::describe() const {
+  std::string name =
+      describeCase(spec, rows, padding, data) + inPlaceName(inPlace);
+  if (spec.epsilon != 1e-5f)
+    name += spec.epsilon == 1e-6f    ? "_eps1e6"
+            : spec.epsilon == 1e-12f ? "_eps1e12"
+            : spec.epsilon == 0.1f   ? "_eps0p1"
+                                     : "_eps";
+  return name;
 }
 
 } // namespace normjit::test

@@ -28,6 +28,7 @@
 
 #include "../KernelCases.h"
 
+#include "normjit/runtime/CudaLaunch.h"
 #include "normjit/tuner/SearchSpace.h"
 
 #include <gtest/gtest.h>
@@ -137,23 +138,6 @@ const char *misalignName(Misalign what) {
   return "?";
 }
 
-/// Which output overwrites which input.
-enum class InPlace { None, YIsX, SumIsX, SumIsResidual };
-
-const char *inPlaceName(InPlace what) {
-  switch (what) {
-  case InPlace::None:
-    return "";
-  case InPlace::YIsX:
-    return "_y_is_x";
-  case InPlace::SumIsX:
-    return "_sum_is_x";
-  case InPlace::SumIsResidual:
-    return "_sum_is_residual";
-  }
-  return "?";
-}
-
 //===----------------------------------------------------------------------===//
 // Cases
 //===----------------------------------------------------------------------===//
@@ -254,7 +238,8 @@ const std::vector<EmuCase> &allCases() {
                    int64_t padding, const GpuConfig &config,
                    Data data = Data::Normal, Misalign misalign = Misalign::None,
                    InPlace inPlace = InPlace::None,
-                   emu::Schedule schedule = emu::Schedule::Fibers) {
+                   emu::Schedule schedule = emu::Schedule::Fibers,
+                   const std::string &baseName = "") {
       bool used = misalign == Misalign::Residual ? spec.has_residual
                   : misalign == Misalign::Gamma  ? spec.has_gamma
                   : misalign == Misalign::Beta   ? spec.has_beta
@@ -266,7 +251,8 @@ const std::vector<EmuCase> &allCases() {
         padding = 1;
       EmuCase c{spec,     rows,    padding,  data, config,
                 misalign, inPlace, schedule, ""};
-      c.name = describeCase(spec, rows, padding, data) +
+      c.name = (baseName.empty() ? describeCase(spec, rows, padding, data)
+                                 : baseName) +
                describeConfig(config) +
                (misalign != Misalign::None
                     ? std::string("_misaligned_") + misalignName(misalign)
@@ -583,6 +569,50 @@ const std::vector<EmuCase> &allCases() {
           Data::Normal, Misalign::None, InPlace::YIsX, emu::Schedule::Threads);
     }
 
+    // Cases drawn from a fixed seed (KernelCases.h's drawCase: every
+    // buffer's dtype on its own, any optional operands, odd column counts,
+    // hard inputs, in place; rows kept short for the emulator), each with a
+    // config drawn from the tuner's GPU search space for it, now and then
+    // a misaligned buffer or stride. NORMJIT_FUZZ_SEED and
+    // NORMJIT_EMU_FUZZ_CASES draw another set.
+    {
+      std::mt19937 rng(unsignedFromEnv("NORMJIT_FUZZ_SEED", 20261127));
+      unsigned count = unsignedFromEnv("NORMJIT_EMU_FUZZ_CASES", 150);
+      DrawLimits limits;
+      limits.maxCols = 5000;
+      limits.maxElements = 30000;
+      for (unsigned i = 0; i < count; ++i) {
+        DrawnCase d = drawCase(rng, limits);
+        std::vector<GpuConfig> space = searchSpace(d.spec, d.rows);
+        if (space.empty()) {
+          ADD_FAILURE() << "no GPU config for " << d.describe();
+          continue;
+        }
+        const GpuConfig &config = space[rng() % space.size()];
+        Misalign misalign = Misalign::None;
+        if (rng() % 5 == 0) {
+          misalign = everything[rng() % std::size(everything)];
+          bool used = misalign == Misalign::Residual ? d.spec.has_residual
+                      : misalign == Misalign::Gamma  ? d.spec.has_gamma
+                      : misalign == Misalign::Beta   ? d.spec.has_beta
+                      : misalign == Misalign::Sum    ? d.spec.store_sum
+                                                     : true;
+          // A stride one element longer than the row can still be a
+          // multiple of the vector; y and the sum in place are not
+          // buffers of their own.
+          if (!used ||
+              (misalign == Misalign::Stride &&
+               (d.spec.cols + 1) % config.vectorWidth == 0) ||
+              (misalign == Misalign::Y && d.inPlace == InPlace::YIsX) ||
+              (misalign == Misalign::Sum && d.inPlace != InPlace::None))
+            misalign = Misalign::None;
+        }
+        add(d.spec, d.rows, d.padding, config, d.data, misalign, d.inPlace,
+            emu::Schedule::Fibers,
+            "fuzz" + std::to_string(i) + "_" + d.describe());
+      }
+    }
+
     // NORMJIT_EMU_LARGE=1 adds the shapes of the GPU tests (GpuKernelTest)
     // this suite keeps small: long rows (the default config keeps them in
     // global memory), whole search spaces, many rows. Minutes, not seconds:
@@ -851,7 +881,16 @@ void runEmulated(const emu::EmulatedGpuKernel &kernel, HostCall &call,
   if (call.rows == 0) {
     EXPECT_EQ(report->grid, 0);
   } else {
-    bool twin = c.misalign != Misalign::None && config.vectorWidth > 1;
+    // The scalar twin runs where the runtime finds a buffer or stride off
+    // the vectors' alignment: every case misaligned on purpose, and drawn
+    // cases whose padding happens to.
+    bool twin = config.vectorWidth > 1 &&
+                !runtime::cuda::misalignment(
+                     spec, args, static_cast<int>(config.vectorWidth))
+                     .empty();
+    if (c.misalign != Misalign::None && config.vectorWidth > 1) {
+      EXPECT_TRUE(twin) << c.name << " is not misaligned";
+    }
     EXPECT_EQ(report->entry,
               twin ? getUnalignedEntryName("normjit_kernel", config)
                    : std::string("normjit_kernel"));

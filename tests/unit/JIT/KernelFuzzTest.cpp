@@ -23,7 +23,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -33,16 +32,8 @@ using namespace normjit::test;
 
 namespace {
 
-/// Buffers that share memory (same dtype and stride): y over x, the sum
-/// over x or over the residual (a residual stream updated in place).
-enum class InPlace { None, YIsX, SumIsX, SumIsResidual };
-
 struct FuzzCase {
-  normjit_kernel_spec_t spec;
-  int64_t rows;
-  int64_t padding;
-  Data data;
-  InPlace inPlace;
+  DrawnCase drawn;
   std::optional<CpuConfig> config;
   std::string name;
 };
@@ -50,159 +41,44 @@ struct FuzzCase {
 constexpr unsigned kSeed = 20261127;
 constexpr unsigned kCases = 240;
 
-normjit_dtype_t drawDType(std::mt19937 &rng) {
-  static const normjit_dtype_t dtypes[] = {NORMJIT_F32, NORMJIT_F16,
-                                           NORMJIT_BF16};
-  return dtypes[rng() % 3];
-}
-
-int64_t drawCols(std::mt19937 &rng) {
-  auto between = [&](int64_t lo, int64_t hi) {
-    return lo +
-           static_cast<int64_t>(rng() % static_cast<unsigned>(hi - lo + 1));
-  };
-  switch (rng() % 10) {
-  case 0:
-  case 1:
-  case 2:
-    return between(1, 70); // shorter than a few vectors
-  case 3:
-  case 4:
-    return between(71, 600);
-  case 5:
-  case 6:
-    return between(601, 3000);
-  case 7: // where gamma, beta and a row start to overflow L1 (row pairs)
-    return between(1900, 2200) * (1 + static_cast<int64_t>(rng() % 2));
-  case 8:
-    return between(4000, 4200);
-  default:
-    return between(3001, 20000);
-  }
-}
-
-FuzzCase drawCase(std::mt19937 &rng, unsigned index) {
-  normjit_op_t op = rng() % 2 ? NORMJIT_LAYER_NORM : NORMJIT_RMS_NORM;
-  int64_t cols = drawCols(rng);
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
-  spec.x_dtype = drawDType(rng);
-  spec.y_dtype = drawDType(rng);
-  spec.has_residual = rng() % 2;
-  spec.residual_dtype = drawDType(rng);
-  spec.store_sum = spec.has_residual && rng() % 2;
-  spec.sum_dtype = drawDType(rng);
-  spec.has_gamma = rng() % 4 != 0;
-  spec.gamma_dtype = drawDType(rng);
-  spec.has_beta = op == NORMJIT_LAYER_NORM && rng() % 3 != 0;
-  spec.beta_dtype = drawDType(rng);
-  spec.store_mean = op == NORMJIT_LAYER_NORM && rng() % 3 == 0;
-  spec.store_rstd = rng() % 3 == 0;
-  static const float epsilons[] = {1e-5f, 1e-6f, 1e-12f, 0.1f};
-  spec.epsilon = epsilons[rng() % 4];
-
-  // Rows: mostly a few (decode, odd counts for row pairs), sometimes many
-  // (several thread-pool tasks), at most about 160K elements.
-  int64_t rows = rng() % 4 == 0 ? static_cast<int64_t>(rng() % 41)
-                                : static_cast<int64_t>(rng() % 8);
-  rows = std::min<int64_t>(rows, std::max<int64_t>(1, 160000 / cols));
-  int64_t padding = rng() % 3 == 0 ? 1 + static_cast<int64_t>(rng() % 37) : 0;
-
-  Data data = Data::Normal;
-  switch (rng() % 8) {
-  case 0:
-    data = Data::Constant;
-    break;
-  case 1:
-    if (rows >= 6 && cols >= 3)
-      data = Data::Special;
-    break;
-  case 2:
-    // The far-mean check compares the unscaled f32 output of the row alone
-    // with a careful f32 LayerNorm of it.
-    if (op == NORMJIT_LAYER_NORM) {
-      data = Data::FarMean;
-      spec.has_residual = spec.store_sum = false;
-      spec.has_gamma = spec.has_beta = false;
-      spec.y_dtype = NORMJIT_F32;
-    }
-    break;
-  default:
-    break;
-  }
-
-  InPlace inPlace = InPlace::None;
-  switch (rng() % 6) {
-  case 0:
-    if (data != Data::FarMean || spec.x_dtype == NORMJIT_F32) {
-      spec.y_dtype = spec.x_dtype;
-      inPlace = InPlace::YIsX;
-    }
-    break;
-  case 1:
-    if (spec.store_sum) {
-      spec.sum_dtype = spec.x_dtype;
-      inPlace = InPlace::SumIsX;
-    }
-    break;
-  case 2:
-    if (spec.store_sum) {
-      spec.sum_dtype = spec.residual_dtype;
-      inPlace = InPlace::SumIsResidual;
-    }
-    break;
-  default:
-    break;
-  }
-
-  std::optional<CpuConfig> config;
+/// A drawn case with the default config or one drawn from the whole CPU
+/// knob space.
+FuzzCase drawFuzzCase(std::mt19937 &rng, unsigned index) {
+  FuzzCase c{drawCase(rng), std::nullopt, ""};
   if (rng() % 2) {
-    CpuConfig c;
-    c.vectorWidth = int64_t(1) << (rng() % 7); // 1 to 64
-    c.accumulators = 1 + static_cast<int64_t>(rng() % 8);
+    CpuConfig config;
+    config.vectorWidth = int64_t(1) << (rng() % 7); // 1 to 64
+    config.accumulators = 1 + static_cast<int64_t>(rng() % 8);
     if (rng() % 8 == 0)
-      c.accumulators = 9 + static_cast<int64_t>(rng() % 8);
+      config.accumulators = 9 + static_cast<int64_t>(rng() % 8);
     // Keep the unrolled statistics loop to at most 256 lanes.
-    while (c.vectorWidth * c.accumulators > 256)
-      c.accumulators = std::max<int64_t>(1, c.accumulators / 2);
-    c.welford = op == NORMJIT_LAYER_NORM && rng() % 2;
-    c.streamingStores = rng() % 4 == 0;
-    c.fuseResidual = rng() % 3 != 0;
-    c.rowsPerTask = 1 + static_cast<int64_t>(rng() % 9);
-    c.threads = static_cast<int>(rng() % 3);
-    config = c;
+    while (config.vectorWidth * config.accumulators > 256)
+      config.accumulators = std::max<int64_t>(1, config.accumulators / 2);
+    config.welford = c.drawn.spec.op == NORMJIT_LAYER_NORM && rng() % 2;
+    config.streamingStores = rng() % 4 == 0;
+    config.fuseResidual = rng() % 3 != 0;
+    config.rowsPerTask = 1 + static_cast<int64_t>(rng() % 9);
+    config.threads = static_cast<int>(rng() % 3);
+    c.config = config;
   }
-
   std::ostringstream name;
-  name << "n" << index << "_" << describeCase(spec, rows, padding, data);
-  static const char *inPlaceNames[] = {"", "_y_is_x", "_sum_is_x",
-                                       "_sum_is_residual"};
-  name << inPlaceNames[static_cast<int>(inPlace)];
-  if (spec.epsilon != 1e-5f)
-    name << "_eps"
-         << (spec.epsilon == 1e-6f    ? "1e6"
-             : spec.epsilon == 1e-12f ? "1e12"
-                                      : "0p1");
-  if (config)
-    name << "_v" << config->vectorWidth << "a" << config->accumulators
-         << (config->welford ? "w" : "")
-         << (config->streamingStores ? "nt" : "")
-         << (config->fuseResidual ? "" : "split") << "t" << config->rowsPerTask
-         << "th" << config->threads;
-  return {spec, rows, padding, data, inPlace, config, name.str()};
-}
-
-unsigned fromEnv(const char *name, unsigned fallback) {
-  const char *text = std::getenv(name);
-  return text && *text ? static_cast<unsigned>(std::strtoul(text, nullptr, 10))
-                       : fallback;
+  name << "n" << index << "_" << c.drawn.describe();
+  if (c.config)
+    name << "_v" << c.config->vectorWidth << "a" << c.config->accumulators
+         << (c.config->welford ? "w" : "")
+         << (c.config->streamingStores ? "nt" : "")
+         << (c.config->fuseResidual ? "" : "split") << "t"
+         << c.config->rowsPerTask << "th" << c.config->threads;
+  c.name = name.str();
+  return c;
 }
 
 std::vector<FuzzCase> allFuzzCases() {
-  std::mt19937 rng(fromEnv("NORMJIT_FUZZ_SEED", kSeed));
+  std::mt19937 rng(unsignedFromEnv("NORMJIT_FUZZ_SEED", kSeed));
   std::vector<FuzzCase> cases;
-  unsigned count = fromEnv("NORMJIT_FUZZ_CASES", kCases);
+  unsigned count = unsignedFromEnv("NORMJIT_FUZZ_CASES", kCases);
   for (unsigned i = 0; i < count; ++i)
-    cases.push_back(drawCase(rng, i));
+    cases.push_back(drawFuzzCase(rng, i));
   return cases;
 }
 
@@ -217,9 +93,10 @@ class KernelFuzzTest : public ::testing::TestWithParam<FuzzCase> {};
 
 TEST_P(KernelFuzzTest, MatchesReference) {
   const FuzzCase &c = GetParam();
-  auto kernel = fuzzContext().getKernel(c.spec, c.config);
+  const DrawnCase &d = c.drawn;
+  auto kernel = fuzzContext().getKernel(d.spec, c.config);
   ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
-  HostCall call(c.spec, c.rows, c.spec.cols + c.padding, c.data, c.name);
+  HostCall call(d.spec, d.rows, d.spec.cols + d.padding, d.data, c.name);
   normjit_run_args_t args = call.args();
   // In place: the output buffer starts as a copy of the input it replaces
   // (padding included), so that call.x and call.residual keep the inputs
@@ -228,7 +105,7 @@ TEST_P(KernelFuzzTest, MatchesReference) {
     std::memcpy(output.data(), input.data(), call.rowBytes(input.getDType()));
     return output.data();
   };
-  switch (c.inPlace) {
+  switch (d.inPlace) {
   case InPlace::None:
     break;
   case InPlace::YIsX:

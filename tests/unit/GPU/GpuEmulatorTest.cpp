@@ -257,9 +257,10 @@ const std::vector<EmuCase> &allCases() {
                (misalign != Misalign::None
                     ? std::string("_misaligned_") + misalignName(misalign)
                     : std::string()) +
-               inPlaceName(inPlace) +
+               (baseName.empty() ? inPlaceName(inPlace) : "") +
                (schedule == emu::Schedule::Threads ? "_threads" : "");
-      // The loops below overlap; each case runs once.
+      // The loops below overlap; each case runs once. (A base name is a
+      // drawn case's, which names its in-place use already.)
       if (seen.insert(c.name).second)
         result->push_back(c);
     };

@@ -4,14 +4,16 @@
 // column counts x configs, compiles each kernel ahead of time for "native",
 // links the library's objects into this process with ORC (as a host's linker
 // would) and checks that its outputs are bit-identical to the JIT kernel's
-// with the same config. Then the run-time choice among several targets, the
-// files of a library and every kind of bad input: each a clear error and no
-// output left behind.
+// with the same config (a matrix, and cases drawn from a seed). Then the
+// run-time choice among several targets, the files of a library and every
+// kind of bad input: each a clear error and no output left behind.
 //
 //===----------------------------------------------------------------------===//
 
-#include "normjit/runtime/aot.h"
+#include "../KernelCases.h"
+
 #include "normjit/AOT/AOTCompiler.h"
+#include "normjit/runtime/aot.h"
 #include "normjit/tuner/Reference.h"
 
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
@@ -197,11 +199,12 @@ struct Buffers {
       args.beta = beta.data();
     }
     if (spec.store_mean) {
-      mean.assign(static_cast<size_t>(rows), -7.0f);
+      // One entry at least: with no rows the buffer must still be there.
+      mean.assign(static_cast<size_t>(std::max<int64_t>(rows, 1)), -7.0f);
       args.mean = mean.data();
     }
     if (spec.store_rstd) {
-      rstd.assign(static_cast<size_t>(rows), -7.0f);
+      rstd.assign(static_cast<size_t>(std::max<int64_t>(rows, 1)), -7.0f);
       args.rstd = rstd.data();
     }
   }
@@ -335,6 +338,31 @@ std::vector<Case> allCases() {
       makeSpec(NORMJIT_RMS_NORM, 768, NORMJIT_BF16, NORMJIT_BF16, NORMJIT_BF16);
   special.has_gamma = 1;
   add(special, 16, 0, Data::Special, {}, "rms_special_values");
+
+  // Cases drawn from a fixed seed (KernelCases.h's drawCase: every
+  // buffer's dtype on its own, any optional operands, odd column counts,
+  // strides, epsilons), half of them with knobs drawn too.
+  // NORMJIT_FUZZ_SEED and NORMJIT_AOT_FUZZ_CASES draw another set.
+  std::mt19937 rng(test::unsignedFromEnv("NORMJIT_FUZZ_SEED", 20261127));
+  test::DrawLimits limits;
+  limits.maxCols = 6000;
+  limits.maxElements = 60000;
+  unsigned count = test::unsignedFromEnv("NORMJIT_AOT_FUZZ_CASES", 24);
+  for (unsigned i = 0; i < count; ++i) {
+    test::DrawnCase d = test::drawCase(rng, limits);
+    CpuConfigKnobs knobs;
+    if (rng() % 2) {
+      knobs.vectorWidth = int64_t(1) << (rng() % 6);
+      knobs.accumulators = 1 + static_cast<int64_t>(rng() % 6);
+      knobs.welford = d.spec.op == NORMJIT_LAYER_NORM && rng() % 2;
+      knobs.streamingStores = rng() % 4 == 0;
+      knobs.fuseResidual = rng() % 3 != 0;
+      knobs.rowsPerTask = 1 + static_cast<int64_t>(rng() % 5);
+      knobs.threads = static_cast<int>(rng() % 3);
+    }
+    add(d.spec, d.rows, d.padding, Data::Normal, knobs,
+        "drawn" + std::to_string(i) + "_" + d.describe());
+  }
   return cases;
 }
 

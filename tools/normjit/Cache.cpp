@@ -114,7 +114,8 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
   }
 
   // show
-  CacheKey here = makeCacheKey(normjit_kernel_spec_default(NORMJIT_RMS_NORM, 1), 1);
+  CacheKey here =
+      makeCacheKey(normjit_kernel_spec_default(NORMJIT_RMS_NORM, 1), 1);
   std::vector<CacheEntry> entries = cache.getEntries();
   // The devices of this machine: its CPU and, only when there are GPU
   // entries to judge (so that the driver is not loaded otherwise), its
@@ -138,7 +139,8 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
     bool usable = devices.count(entry.key.device) &&
                   entry.key.normjitVersion == here.normjitVersion &&
                   entry.key.llvmVersion == here.llvmVersion;
-    out << entry.key.spec << " rows<=" << entry.key.rowBucket << ": "
+    out << entry.key.spec << " "
+        << normjit::tuner::getRowBucketLabel(entry.key.rowBucket) << ": "
         << llvm::format("%.2f GB/s (default %.2f)", entry.gbps,
                         entry.defaultGbps)
         << " " << entry.getConfigText();

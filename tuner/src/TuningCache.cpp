@@ -140,8 +140,8 @@ std::string formatUtcNow(const char *format) {
 
 /// How an entry is named in messages.
 std::string describeKey(const CacheKey &key) {
-  return "key " + key.spec + " rows<=" + std::to_string(key.rowBucket) +
-         " on " + key.device;
+  return "key " + key.spec + " " + getRowBucketLabel(key.rowBucket) + " on " +
+         key.device;
 }
 
 /// A float as TOML text that reads back as the same double: the shortest
@@ -954,6 +954,14 @@ int64_t normjit::tuner::getRowBucket(int64_t rows) {
   if (rows >= kMaxRowBucket)
     return kMaxRowBucket;
   return static_cast<int64_t>(llvm::PowerOf2Ceil(static_cast<uint64_t>(rows)));
+}
+
+std::string normjit::tuner::getRowBucketLabel(int64_t bucket) {
+  if (bucket <= 0)
+    return "rows=0";
+  if (bucket >= kMaxRowBucket)
+    return "rows>" + std::to_string(kMaxRowBucket / 2);
+  return "rows<=" + std::to_string(bucket);
 }
 
 bool normjit::tuner::isGpuDeviceKey(llvm::StringRef device) {

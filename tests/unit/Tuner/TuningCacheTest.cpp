@@ -896,6 +896,16 @@ TEST(TuningCacheFunctionsTest, RowBucket) {
     EXPECT_EQ(getRowBucket(c.rows), c.bucket) << "rows " << c.rows;
 }
 
+TEST(TuningCacheFunctionsTest, RowBucketLabels) {
+  EXPECT_EQ(getRowBucketLabel(getRowBucket(0)), "rows=0");
+  EXPECT_EQ(getRowBucketLabel(getRowBucket(1)), "rows<=1");
+  EXPECT_EQ(getRowBucketLabel(getRowBucket(1000)), "rows<=1024");
+  EXPECT_EQ(getRowBucketLabel(getRowBucket(32768)), "rows<=32768");
+  // The last bucket holds every larger count.
+  EXPECT_EQ(getRowBucketLabel(getRowBucket(32769)), "rows>32768");
+  EXPECT_EQ(getRowBucketLabel(getRowBucket(int64_t(1) << 40)), "rows>32768");
+}
+
 TEST(TuningCacheFunctionsTest, UtcTimestamp) {
   std::string stamp = getUtcTimestamp();
   ASSERT_EQ(stamp.size(), 20u) << stamp;

@@ -56,6 +56,10 @@ bool isGpuDeviceKey(llvm::StringRef device);
 /// the last bucket).
 int64_t getRowBucket(int64_t rows);
 
+/// The rows a bucket holds, as the cache's messages and `normjit cache
+/// show` print it: "rows<=1024", "rows=0", and "rows>32768" for the last.
+std::string getRowBucketLabel(int64_t bucket);
+
 /// The identity of one cache entry.
 struct CacheKey {
   std::string spec;     ///< normjit::getSpecKey(spec)

@@ -1,8 +1,9 @@
 /*===- main.c - a C host embedding the normjit JIT ------------------------===*
  *
  * Part of normjit's examples. Asks for a LayerNorm kernel for 4096 columns
- * of bf16 input with an f32 gamma and beta, runs it on its own buffers and
- * checks a row against a plain C computation.
+ * of bf16 input with an f32 gamma and beta (with the config `normjit tune`
+ * stored in the tuning cache for this spec and row count, if any), runs it
+ * on its own buffers and checks a row against a plain C computation.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -19,6 +20,7 @@ int main(void) {
   normjit_kernel_t *kernel = NULL;
   normjit_kernel_spec_t spec;
   normjit_run_args_t args = {0};
+  normjit_tuning_options_t tuning = normjit_tuning_options_default();
   uint16_t *x = malloc(sizeof(uint16_t) * ROWS * COLS);
   uint16_t *y = malloc(sizeof(uint16_t) * ROWS * COLS);
   float *gamma = malloc(sizeof(float) * COLS);
@@ -42,10 +44,15 @@ int main(void) {
   spec.y_dtype = NORMJIT_BF16;
   spec.has_gamma = 1;
   spec.has_beta = 1;
-  if (normjit_kernel_get(context, &spec, &kernel) != NORMJIT_OK)
+  /* Cache-only: a tuned config when the default tuning cache has one for
+   * this CPU, else the default heuristic's (never tuning here). */
+  tuning.policy = NORMJIT_TUNING_CACHE_ONLY;
+  if (normjit_kernel_get_tuned(context, &spec, ROWS, "cpu", &tuning, &kernel) !=
+      NORMJIT_OK)
     goto fail;
-  printf("compiled in %.1f ms with %s\n", normjit_kernel_compile_ms(kernel),
-         normjit_kernel_config(kernel));
+  printf("compiled in %.1f ms with %s (from the %s)\n",
+         normjit_kernel_compile_ms(kernel), normjit_kernel_config(kernel),
+         normjit_kernel_config_source(kernel));
 
   args.rows = ROWS;
   args.x = x;

@@ -3,11 +3,13 @@
 // Part of normjit's examples. A pre-norm transformer step: the residual
 // stream is updated in place (stream += x) and normalized (RMSNorm) in one
 // fused kernel; several threads ask for the kernel at once and it is
-// compiled once.
+// compiled once. The kernel run takes the config `normjit tune` stored in
+// the tuning cache for this spec and row count, if there is one.
 //
 //===----------------------------------------------------------------------===//
 
 #include <normjit/JIT/Context.h>
+#include <normjit/tuner/TunedKernels.h>
 
 #include <cmath>
 #include <cstdio>
@@ -16,7 +18,8 @@
 
 int main() {
   constexpr int64_t rows = 256, cols = 1024;
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, cols);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, cols);
   spec.has_residual = 1;
   spec.store_sum = 1;
   spec.has_gamma = 1;
@@ -28,18 +31,34 @@ int main() {
     askers.emplace_back([&] {
       auto kernel = context.getKernel(spec);
       if (!kernel)
-        std::fprintf(stderr, "%s\n", llvm::toString(kernel.takeError()).c_str());
+        std::fprintf(stderr, "%s\n",
+                     llvm::toString(kernel.takeError()).c_str());
     });
   for (std::thread &t : askers)
     t.join();
-  auto kernel = context.getKernel(spec);
+  std::printf("kernels compiled: %zu\n", context.getCacheSize());
+
+  // Cache-only: the tuned config when the default tuning cache has one for
+  // this CPU, else the default heuristic's (never tuning here).
+  normjit::tuner::TuningCache cache(
+      normjit::tuner::TuningCache::getDefaultPath());
+  if (llvm::Error error = cache.load()) {
+    std::fprintf(stderr, "normjit: %s\n",
+                 llvm::toString(std::move(error)).c_str());
+    return 1;
+  }
+  normjit::tuner::TunedKernels tuned(context, cache,
+                                     normjit::tuner::TuningPolicy::CacheOnly);
+  normjit::tuner::ConfigSource source;
+  auto kernel = tuned.getKernel(spec, rows, &source);
   if (!kernel) {
     std::fprintf(stderr, "normjit: %s\n",
                  llvm::toString(kernel.takeError()).c_str());
     return 1;
   }
-  std::printf("kernels compiled: %zu, config %s, %.1f ms\n",
-              context.getCacheSize(), (*kernel)->getConfig().str().c_str(),
+  std::printf("config %s (from the %s), %.1f ms\n",
+              (*kernel)->getConfig().str().c_str(),
+              normjit::tuner::getConfigSourceName(source),
               (*kernel)->getCompileMillis());
 
   std::vector<float> x(rows * cols), stream(rows * cols), gamma(cols, 1.5f),
@@ -60,7 +79,8 @@ int main() {
   args.gamma = gamma.data();
   args.y = y.data();
   if (llvm::Error error = (*kernel)->run(args)) {
-    std::fprintf(stderr, "normjit: %s\n", llvm::toString(std::move(error)).c_str());
+    std::fprintf(stderr, "normjit: %s\n",
+                 llvm::toString(std::move(error)).c_str());
     return 1;
   }
 
@@ -68,7 +88,8 @@ int main() {
   for (int64_t r = 0; r < rows; ++r) {
     double squares = 0;
     for (int64_t c = 0; c < cols; ++c)
-      squares += double(expectedStream[r * cols + c]) * expectedStream[r * cols + c];
+      squares +=
+          double(expectedStream[r * cols + c]) * expectedStream[r * cols + c];
     double rstd = 1.0 / std::sqrt(squares / cols + 1e-6);
     for (int64_t c = 0; c < cols; ++c) {
       if (stream[r * cols + c] != expectedStream[r * cols + c])

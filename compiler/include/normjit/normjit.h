@@ -73,6 +73,42 @@ normjit_status_t normjit_kernel_get_for_device(normjit_context_t *context,
                                                const char *config,
                                                normjit_kernel_t **out);
 
+/** What normjit_kernel_get_tuned does with the tuning cache. */
+typedef enum normjit_tuning_policy_t {
+  NORMJIT_TUNING_HEURISTIC = 0,   /**< ignore the cache: the default config */
+  NORMJIT_TUNING_CACHE_ONLY = 1,  /**< the cached config, else the default */
+  NORMJIT_TUNING_TUNE_ON_MISS = 2 /**< the cached config, else tune within
+                                       the budget, store the result, use it */
+} normjit_tuning_policy_t;
+
+/** Options of normjit_kernel_get_tuned. */
+typedef struct normjit_tuning_options_t {
+  normjit_tuning_policy_t policy;
+  /** The tuning cache file, or NULL for the default one:
+   * $NORMJIT_CACHE_DIR/tuning.toml, else $XDG_CACHE_HOME/normjit/, else
+   * ~/.cache/normjit/ (what `normjit tune` writes by default). */
+  const char *cache_file;
+  /** Tune-on-miss: seconds per spec, compilation included (<= 0: 2). */
+  double budget_seconds;
+} normjit_tuning_options_t;
+
+/** Cache-only, the default cache file, a 2 s budget. */
+normjit_tuning_options_t normjit_tuning_options_default(void);
+
+/** A kernel for `spec` on `device` ("cpu", "cuda" or "cuda:N"; NULL:
+ * "cpu") with the config the tuning cache holds for this device, this
+ * build, the spec and the row bucket of `rows` (the row count the kernel
+ * will mostly run), by `options` (NULL: normjit_tuning_options_default()).
+ * An entry tuned on another device or build is never used. A cache file
+ * that cannot be trusted is set aside (renamed) with a warning on stderr
+ * and the cache starts empty. Kernels are served from the context's
+ * kernel cache like normjit_kernel_get's; the context reads each cache file
+ * once. Tuning runs one spec at a time per cache file. */
+normjit_status_t normjit_kernel_get_tuned(
+    normjit_context_t *context, const normjit_kernel_spec_t *spec,
+    int64_t rows, const char *device, const normjit_tuning_options_t *options,
+    normjit_kernel_t **out);
+
 /** Runs a kernel on the caller's buffers and returns when it is done. A
  * GPU kernel takes device pointers and runs on the default stream. */
 normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
@@ -90,6 +126,11 @@ const char *normjit_kernel_device(const normjit_kernel_t *kernel);
 /** The config a kernel was compiled with, as #norm.config text (owned by
  * the kernel handle). */
 const char *normjit_kernel_config(const normjit_kernel_t *kernel);
+
+/** Where the kernel's config came from: "default heuristic", "given"
+ * (normjit_kernel_get_with_config, a config text), "tuning cache" or
+ * "tuned now" (owned by the kernel handle). */
+const char *normjit_kernel_config_source(const normjit_kernel_t *kernel);
 
 /** Milliseconds the kernel's compilation took. */
 double normjit_kernel_compile_ms(const normjit_kernel_t *kernel);

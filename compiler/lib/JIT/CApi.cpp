@@ -5,9 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "normjit/normjit.h"
+#include "CApiHandles.h"
 
-#include "normjit/JIT/Context.h"
 #include "normjit/runtime/Error.h"
 
 #include <new>
@@ -15,20 +14,48 @@
 using namespace normjit;
 using normjit::runtime::setError;
 
-struct normjit_context {
-  Context context;
-};
+namespace {
+/// A handle for a CPU kernel or (`gpu` set) a GPU kernel.
+normjit_status_t makeHandle(std::shared_ptr<const Kernel> cpu,
+                            std::shared_ptr<const CompiledGpuKernel> gpu,
+                            const char *source, normjit_kernel_t **out) {
+  auto *handle = new (std::nothrow) normjit_kernel;
+  if (!handle)
+    return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
+  if (gpu) {
+    handle->config = gpu->getConfig().str();
+    handle->device = "cuda:" + std::to_string(gpu->getDevice());
+    handle->compileMillis = gpu->getCompileMillis();
+  } else {
+    handle->config = cpu->getConfig().str();
+    handle->device = "cpu";
+    handle->compileMillis = cpu->getCompileMillis();
+  }
+  handle->kernel = std::move(cpu);
+  handle->gpuKernel = std::move(gpu);
+  handle->source = source;
+  *out = handle;
+  return NORMJIT_OK;
+}
+} // namespace
 
-/// A CPU kernel or a GPU kernel (exactly one is set).
-struct normjit_kernel {
-  std::shared_ptr<const Kernel> kernel;
-  std::shared_ptr<const CompiledGpuKernel> gpuKernel;
-  std::string config;
-  std::string device;
-  double compileMillis = 0;
-};
+normjit_status_t
+normjit::capi::makeKernelHandle(std::shared_ptr<const Kernel> kernel,
+                                const char *source, normjit_kernel_t **out) {
+  return makeHandle(std::move(kernel), nullptr, source, out);
+}
+
+normjit_status_t normjit::capi::makeGpuKernelHandle(
+    std::shared_ptr<const CompiledGpuKernel> gpuKernel, const char *source,
+    normjit_kernel_t **out) {
+  return makeHandle(nullptr, std::move(gpuKernel), source, out);
+}
 
 namespace {
+const char *sourceOf(bool given) {
+  return given ? "given" : "default heuristic";
+}
+
 CpuConfig fromC(const normjit_cpu_config_t &c) {
   CpuConfig config;
   config.vectorWidth = c.vector_width;
@@ -52,15 +79,8 @@ normjit_status_t getKernel(normjit_context_t *context,
   auto kernel = context->context.getKernel(*spec, config);
   if (!kernel)
     return errorToStatus(kernel.takeError());
-  auto *handle = new (std::nothrow) normjit_kernel;
-  if (!handle)
-    return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
-  handle->kernel = std::move(*kernel);
-  handle->config = handle->kernel->getConfig().str();
-  handle->device = "cpu";
-  handle->compileMillis = handle->kernel->getCompileMillis();
-  *out = handle;
-  return NORMJIT_OK;
+  return capi::makeKernelHandle(std::move(*kernel),
+                                sourceOf(config.has_value()), out);
 }
 
 normjit_status_t getGpuKernel(normjit_context_t *context,
@@ -82,15 +102,8 @@ normjit_status_t getGpuKernel(normjit_context_t *context,
   auto kernel = context->context.getGpuKernel(*spec, device, config);
   if (!kernel)
     return errorToStatus(kernel.takeError());
-  auto *handle = new (std::nothrow) normjit_kernel;
-  if (!handle)
-    return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
-  handle->gpuKernel = std::move(*kernel);
-  handle->config = handle->gpuKernel->getConfig().str();
-  handle->device = "cuda:" + std::to_string(device);
-  handle->compileMillis = handle->gpuKernel->getCompileMillis();
-  *out = handle;
-  return NORMJIT_OK;
+  return capi::makeGpuKernelHandle(std::move(*kernel),
+                                   sourceOf(config.has_value()), out);
 }
 } // namespace
 
@@ -114,16 +127,16 @@ normjit_default_cpu_config(const normjit_kernel_spec_t *spec,
     return setError(NORMJIT_INVALID_ARGUMENT, "out must not be null");
   NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
   CpuConfig config = getDefaultCpuConfig(*spec);
-  *out = normjit_cpu_config_t{config.vectorWidth,   config.accumulators,
-                              config.rowsPerTask,   config.threads,
-                              config.welford,       config.streamingStores,
+  *out = normjit_cpu_config_t{config.vectorWidth, config.accumulators,
+                              config.rowsPerTask, config.threads,
+                              config.welford,     config.streamingStores,
                               config.fuseResidual};
   return NORMJIT_OK;
 }
 
-extern "C" normjit_status_t normjit_kernel_get(normjit_context_t *context,
-                                               const normjit_kernel_spec_t *spec,
-                                               normjit_kernel_t **out) {
+extern "C" normjit_status_t
+normjit_kernel_get(normjit_context_t *context,
+                   const normjit_kernel_spec_t *spec, normjit_kernel_t **out) {
   return getKernel(context, spec, std::nullopt, out);
 }
 
@@ -191,6 +204,11 @@ extern "C" const char *normjit_kernel_device(const normjit_kernel_t *kernel) {
 
 extern "C" const char *normjit_kernel_config(const normjit_kernel_t *kernel) {
   return kernel ? kernel->config.c_str() : "";
+}
+
+extern "C" const char *
+normjit_kernel_config_source(const normjit_kernel_t *kernel) {
+  return kernel ? kernel->source.c_str() : "";
 }
 
 extern "C" double normjit_kernel_compile_ms(const normjit_kernel_t *kernel) {

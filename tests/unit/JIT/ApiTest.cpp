@@ -1,8 +1,9 @@
 //===- ApiTest.cpp - the C++ and C embedding APIs and bad input -----------===//
 //
 // Part of normjit. The kernel cache (one compile per spec, even under
-// concurrent requests), compile latency bookkeeping, and every bad input
-// through both APIs: a status and a message, never a crash.
+// concurrent requests), compile latency bookkeeping, the C ABI's kernels
+// from the tuning cache, and every bad input through both APIs: a status
+// and a message, never a crash.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +14,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -423,4 +427,191 @@ TEST(CApiTest, KernelsForDevices) {
   else
     unsetenv("NORMJIT_CUDA_DRIVER");
   normjit_context_destroy(context);
+}
+
+namespace {
+/// A fresh directory for one test's tuning cache.
+std::string makeCacheDir(const char *name) {
+  std::string pattern = ::testing::TempDir() + "normjit-" + name + "-XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  EXPECT_NE(mkdtemp(buffer.data()), nullptr);
+  return buffer.data();
+}
+
+bool fileExists(const std::string &path) { return std::ifstream(path).good(); }
+} // namespace
+
+// normjit_kernel_get_tuned: each policy, the cache file written by a tune
+// and read by another context, and bad input.
+TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
+  std::string dir = makeCacheDir("capi-tuned");
+  std::string cacheFile = dir + "/tuning.toml";
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 96);
+  spec.has_gamma = 1;
+  normjit_tuning_options_t options = normjit_tuning_options_default();
+  EXPECT_EQ(options.policy, NORMJIT_TUNING_CACHE_ONLY);
+  EXPECT_EQ(options.cache_file, nullptr);
+  EXPECT_GT(options.budget_seconds, 0);
+  options.cache_file = cacheFile.c_str();
+  options.budget_seconds = 0.3;
+
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_t *kernel = nullptr;
+  // Cache-only with an empty cache: the default config, nothing written.
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "default heuristic");
+  normjit_cpu_config_t defaults;
+  ASSERT_EQ(normjit_default_cpu_config(&spec, &defaults), NORMJIT_OK);
+  normjit_kernel_t *byDefault = nullptr;
+  ASSERT_EQ(normjit_kernel_get(context, &spec, &byDefault), NORMJIT_OK);
+  EXPECT_STREQ(normjit_kernel_config(kernel), normjit_kernel_config(byDefault));
+  EXPECT_STREQ(normjit_kernel_config_source(byDefault), "default heuristic");
+  normjit_kernel_release(byDefault);
+  normjit_kernel_release(kernel);
+  EXPECT_FALSE(fileExists(cacheFile));
+
+  // Tune-on-miss: tunes, stores, and runs correctly.
+  options.policy = NORMJIT_TUNING_TUNE_ON_MISS;
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, nullptr, &options, &kernel),
+      NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "tuned now");
+  EXPECT_STREQ(normjit_kernel_device(kernel), "cpu");
+  std::string tunedConfig = normjit_kernel_config(kernel);
+  EXPECT_TRUE(fileExists(cacheFile));
+  std::vector<float> x(2 * 96), y(2 * 96), gamma(96, 2.0f);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(i % 7) - 3.0f;
+  normjit_run_args_t args{};
+  args.rows = 2;
+  args.x = x.data();
+  args.y = y.data();
+  args.gamma = gamma.data();
+  ASSERT_EQ(normjit_kernel_run(kernel, &args), NORMJIT_OK);
+  double squares = 0;
+  for (int c = 0; c < 96; ++c)
+    squares += x[c] * x[c];
+  EXPECT_NEAR(y[5], 2.0 * x[5] / std::sqrt(squares / 96 + 1e-6), 1e-5);
+  normjit_kernel_release(kernel);
+  // The same request again: now from the cache.
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_OK);
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "tuning cache");
+  EXPECT_EQ(normjit_kernel_config(kernel), tunedConfig);
+  normjit_kernel_release(kernel);
+  normjit_context_destroy(context);
+
+  // Another context reads the file: cache-only finds the entry for this
+  // row bucket (50 and 64 rows share it), not for another.
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  options.policy = NORMJIT_TUNING_CACHE_ONLY;
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 50, "cpu", &options, &kernel),
+      NORMJIT_OK);
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "tuning cache");
+  EXPECT_EQ(normjit_kernel_config(kernel), tunedConfig);
+  normjit_kernel_release(kernel);
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 4096, "cpu", &options, &kernel),
+      NORMJIT_OK);
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "default heuristic");
+  normjit_kernel_release(kernel);
+  // The heuristic policy ignores the cache.
+  options.policy = NORMJIT_TUNING_HEURISTIC;
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_OK);
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "default heuristic");
+  normjit_kernel_release(kernel);
+
+  // Bad input: a status and a message, no kernel.
+  kernel = nullptr;
+  options.policy = static_cast<normjit_tuning_policy_t>(7);
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("unknown tuning policy"),
+            std::string::npos);
+  options.policy = NORMJIT_TUNING_CACHE_ONLY;
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, -1, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("rows"), std::string::npos);
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "tpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, nullptr, 64, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(nullptr, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, nullptr),
+      NORMJIT_INVALID_ARGUMENT);
+  normjit_kernel_spec_t bad = spec;
+  bad.cols = 0;
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &bad, 64, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(kernel, nullptr);
+  EXPECT_STREQ(normjit_kernel_config_source(nullptr), "");
+  normjit_context_destroy(context);
+  std::filesystem::remove_all(dir);
+}
+
+// A cache file that cannot be trusted is set aside, and the kernel comes
+// from the default heuristic; without a CUDA driver the GPU path says so.
+TEST(CApiTest, TunedKernelsSurviveABadCacheAndNoDriver) {
+  std::string dir = makeCacheDir("capi-corrupt");
+  std::string cacheFile = dir + "/tuning.toml";
+  {
+    std::ofstream out(cacheFile, std::ios::binary);
+    out << "schema_version = 1\n[[entry]\nspec = \x01\x02 garbage";
+  }
+  normjit_tuning_options_t options = normjit_tuning_options_default();
+  options.cache_file = cacheFile.c_str();
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 32);
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_t *kernel = nullptr;
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 8, "cpu", &options, &kernel),
+      NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "default heuristic");
+  normjit_kernel_release(kernel);
+  EXPECT_FALSE(fileExists(cacheFile)); // renamed aside, not deleted
+  bool setAside = false;
+  for (const auto &entry : std::filesystem::directory_iterator(dir))
+    setAside |=
+        entry.path().filename().string().find("tuning.toml.corrupt-") == 0;
+  EXPECT_TRUE(setAside);
+
+  const char *saved = std::getenv("NORMJIT_CUDA_DRIVER");
+  std::string savedValue = saved ? saved : "";
+  setenv("NORMJIT_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  kernel = nullptr;
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 8, "cuda:0", &options, &kernel),
+      NORMJIT_DEVICE_ERROR);
+  EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
+            std::string::npos)
+      << normjit_last_error();
+  EXPECT_EQ(kernel, nullptr);
+  if (saved)
+    setenv("NORMJIT_CUDA_DRIVER", savedValue.c_str(), 1);
+  else
+    unsetenv("NORMJIT_CUDA_DRIVER");
+  normjit_context_destroy(context);
+  std::filesystem::remove_all(dir);
 }

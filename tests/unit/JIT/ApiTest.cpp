@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,26 @@ normjit_kernel_spec_t layerNorm(int64_t cols) {
 std::string messageOf(llvm::Error error) {
   return llvm::toString(std::move(error));
 }
+
+/// Points the CUDA driver loader at a file that does not exist for one
+/// scope (so that the no-driver path shows on GPU machines too).
+class NoCudaDriver {
+public:
+  NoCudaDriver() {
+    if (const char *value = std::getenv("NORMJIT_CUDA_DRIVER"))
+      saved = value;
+    setenv("NORMJIT_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  }
+  ~NoCudaDriver() {
+    if (saved)
+      setenv("NORMJIT_CUDA_DRIVER", saved->c_str(), 1);
+    else
+      unsetenv("NORMJIT_CUDA_DRIVER");
+  }
+
+private:
+  std::optional<std::string> saved;
+};
 } // namespace
 
 TEST(ContextTest, CachesKernels) {
@@ -409,23 +430,19 @@ TEST(CApiTest, KernelsForDevices) {
       normjit_kernel_get_for_device(context, &spec, nullptr, nullptr, &kernel),
       NORMJIT_INVALID_ARGUMENT);
 
-  const char *saved = std::getenv("NORMJIT_CUDA_DRIVER");
-  std::string savedValue = saved ? saved : "";
-  setenv("NORMJIT_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
-  for (const char *device : {"cuda", "cuda:0", "cuda:3"}) {
-    EXPECT_EQ(
-        normjit_kernel_get_for_device(context, &spec, device, nullptr, &kernel),
-        NORMJIT_DEVICE_ERROR)
-        << device;
-    EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
-              std::string::npos)
-        << normjit_last_error();
-    EXPECT_EQ(kernel, nullptr);
+  {
+    NoCudaDriver noDriver;
+    for (const char *device : {"cuda", "cuda:0", "cuda:3"}) {
+      EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, device, nullptr,
+                                              &kernel),
+                NORMJIT_DEVICE_ERROR)
+          << device;
+      EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
+                std::string::npos)
+          << normjit_last_error();
+      EXPECT_EQ(kernel, nullptr);
+    }
   }
-  if (saved)
-    setenv("NORMJIT_CUDA_DRIVER", savedValue.c_str(), 1);
-  else
-    unsetenv("NORMJIT_CUDA_DRIVER");
   normjit_context_destroy(context);
 }
 
@@ -597,21 +614,17 @@ TEST(CApiTest, TunedKernelsSurviveABadCacheAndNoDriver) {
         entry.path().filename().string().find("tuning.toml.corrupt-") == 0;
   EXPECT_TRUE(setAside);
 
-  const char *saved = std::getenv("NORMJIT_CUDA_DRIVER");
-  std::string savedValue = saved ? saved : "";
-  setenv("NORMJIT_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
-  kernel = nullptr;
-  EXPECT_EQ(
-      normjit_kernel_get_tuned(context, &spec, 8, "cuda:0", &options, &kernel),
-      NORMJIT_DEVICE_ERROR);
-  EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
-            std::string::npos)
-      << normjit_last_error();
-  EXPECT_EQ(kernel, nullptr);
-  if (saved)
-    setenv("NORMJIT_CUDA_DRIVER", savedValue.c_str(), 1);
-  else
-    unsetenv("NORMJIT_CUDA_DRIVER");
+  {
+    NoCudaDriver noDriver;
+    kernel = nullptr;
+    EXPECT_EQ(normjit_kernel_get_tuned(context, &spec, 8, "cuda:0", &options,
+                                       &kernel),
+              NORMJIT_DEVICE_ERROR);
+    EXPECT_NE(std::string(normjit_last_error()).find("no CUDA driver"),
+              std::string::npos)
+        << normjit_last_error();
+    EXPECT_EQ(kernel, nullptr);
+  }
   normjit_context_destroy(context);
   std::filesystem::remove_all(dir);
 }

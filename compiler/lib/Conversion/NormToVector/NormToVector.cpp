@@ -203,10 +203,31 @@ public:
     } else if (!element.isF32())
       value =
           arith::TruncFOp::create(b, VectorType::get({width}, element), value);
-    if (mask)
-      vector::MaskedStoreOp::create(b, buffer, indices, mask, value);
-    else
+    if (!mask) {
       vector::StoreOp::create(b, value, buffer, indices, nontemporal);
+      return;
+    }
+    // A masked store of 16-bit elements wider than 512 bits goes in 512-bit
+    // pieces: LLVM 22's x86 backend splits it itself, turns a piece with one
+    // lane into a scalar bf16 store and cannot select that (an abort, e.g.
+    // f32 rows to bf16 with vector_width = 64 and 33 columns in the tail).
+    int64_t bits = element.getIntOrFloatBitWidth();
+    int64_t piece = bits < 32 ? std::min<int64_t>(width, 512 / bits) : width;
+    if (piece == width) {
+      vector::MaskedStoreOp::create(b, buffer, indices, mask, value);
+      return;
+    }
+    SmallVector<Value> at(indices.begin(), indices.end());
+    Value column = at.back();
+    for (int64_t offset = 0; offset < width; offset += piece) {
+      auto slice = [&](Value vector) -> Value {
+        return vector::ExtractStridedSliceOp::create(
+            b, vector, ArrayRef<int64_t>{offset}, ArrayRef<int64_t>{piece},
+            ArrayRef<int64_t>{1});
+      };
+      at.back() = arith::AddIOp::create(b, column, index(offset));
+      vector::MaskedStoreOp::create(b, buffer, at, slice(mask), slice(value));
+    }
   }
 
   /// The value a store into a buffer of `element` type would read back.

@@ -143,7 +143,11 @@ normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
         int64_t rowsPerBlock = std::max<int64_t>(1, blockSize / tpr);
         int64_t blocks = (rows + rowsPerBlock - 1) / rowsPerBlock;
         std::vector<bool> persistent = {false};
-        if (blocks > 2 * static_cast<int64_t>(target.smCount))
+        // Not with blocks of 1024 threads: their 64 registers per thread
+        // leave no room for what a persistent loop keeps live across rows
+        // (ptxas spilled 24-32 bytes on rows of 16-bit types).
+        if (blocks > 2 * static_cast<int64_t>(target.smCount) &&
+            tpr * rowsPerBlock < 1024)
           persistent.push_back(true);
         for (const Storage &storage : storages)
           for (bool loop : persistent) {

@@ -614,6 +614,40 @@ const std::vector<EmuCase> &allCases() {
       }
     }
 
+    // Configs drawn from the whole knob space, not the search space's (as a
+    // user may give them): those the verifier accepts must run correctly.
+    // NORMJIT_EMU_FUZZ_HAND_CASES draws another number of them.
+    {
+      std::mt19937 rng(unsignedFromEnv("NORMJIT_FUZZ_SEED", 20261127) + 1);
+      unsigned count = unsignedFromEnv("NORMJIT_EMU_FUZZ_HAND_CASES", 60);
+      DrawLimits limits;
+      limits.maxCols = 3000;
+      limits.maxElements = 20000;
+      for (unsigned i = 0, drawn = 0; drawn < count && i < 20 * count; ++i) {
+        DrawnCase d = drawCase(rng, limits);
+        GpuConfig config;
+        config.vectorWidth = int64_t(1) << (rng() % 4);    // 1 to 8
+        config.threadsPerRow = int64_t(1) << (rng() % 11); // 1 to 1024
+        config.rowsPerBlock =
+            std::max<int64_t>(1, int64_t(1) << (rng() % 6)) +
+            (rng() % 4 == 0 ? 1 : 0); // 1 to 33, now and then odd
+        config.elementsPerThread =
+            config.vectorWidth * (1 + static_cast<int64_t>(rng() % 8));
+        const GpuRowStorage storages[] = {GpuRowStorage::Registers,
+                                          GpuRowStorage::Shared,
+                                          GpuRowStorage::Global};
+        config.rowStorage = storages[rng() % 3];
+        config.persistent = rng() % 3 == 0;
+        if (llvm::Error error = validateGpuConfig(d.spec, config)) {
+          llvm::consumeError(std::move(error));
+          continue;
+        }
+        add(d.spec, d.rows, d.padding, config, d.data, Misalign::None,
+            d.inPlace, emu::Schedule::Fibers,
+            "hand" + std::to_string(drawn++) + "_" + d.describe());
+      }
+    }
+
     // NORMJIT_EMU_LARGE=1 adds the shapes of the GPU tests (GpuKernelTest)
     // this suite keeps small: long rows (the default config keeps them in
     // global memory), whole search spaces, many rows. Minutes, not seconds:

@@ -35,6 +35,8 @@ using namespace normjit::norm;
 namespace {
 
 constexpr int64_t kWarpSize = 32;
+/// Full steps per block of a thread's blocked sums (see RowEmitter::sweep).
+constexpr int64_t kBlock = 16;
 
 /// The knobs one op is lowered with, absent ones filled in.
 struct GpuKnobs {
@@ -260,15 +262,20 @@ public:
 
   /// Runs `step` over the thread's vectors of a row: a loop of full steps
   /// of `elements_per_thread` elements per thread, then the rest unrolled.
+  /// A state is a set of sums: when a thread takes more than kBlock full
+  /// steps (few threads on a long row), they are summed kBlock steps at a
+  /// time from zero and each block added to the total, which bounds the
+  /// rounding error by O(kBlock + steps / kBlock) instead of O(steps).
   SmallVector<Value> sweep(ValueRange init, const StepFn &step) {
     int64_t vectorsPerStep = k.elementsPerThread / k.vectorWidth;
     int64_t stride = k.threadsPerRow * k.vectorWidth;
     int64_t perStep = stride * vectorsPerStep;
     int64_t fullSteps = cols / perStep;
     SmallVector<Value> state(init.begin(), init.end());
-    if (fullSteps > 0) {
-      auto loop = scf::ForOp::create(b, index(0), index(fullSteps * perStep),
-                                     index(perStep), state);
+    // A loop of full steps from `begin` to `end` (indices), from `from`.
+    auto steps = [&](Value begin, Value end,
+                     ValueRange from) -> SmallVector<Value> {
+      auto loop = scf::ForOp::create(b, begin, end, index(perStep), from);
       OpBuilder::InsertionGuard guard(b);
       // The builder may have added an empty yield: the body's own yield
       // replaces it.
@@ -281,7 +288,33 @@ public:
       for (int64_t u = 0; u < vectorsPerStep; ++u)
         inner = step(addIndex(base, u * stride), false, inner);
       scf::YieldOp::create(b, inner);
-      state.assign(loop.getResults().begin(), loop.getResults().end());
+      return SmallVector<Value>(loop.getResults().begin(),
+                                loop.getResults().end());
+    };
+    if (fullSteps > kBlock && !state.empty()) {
+      int64_t blockElements = kBlock * perStep;
+      auto blocks = scf::ForOp::create(b, index(0), index(fullSteps * perStep),
+                                       index(blockElements), state);
+      OpBuilder::InsertionGuard guard(b);
+      if (!blocks.getBody()->empty())
+        blocks.getBody()->getTerminator()->erase();
+      b.setInsertionPointToEnd(blocks.getBody());
+      Value begin = blocks.getInductionVar();
+      Value end = arith::MinSIOp::create(b, addIndex(begin, blockElements),
+                                         index(fullSteps * perStep));
+      SmallVector<Value> zeros;
+      for (Value value : state)
+        zeros.push_back(arith::ConstantOp::create(
+            b, cast<TypedAttr>(b.getZeroAttr(value.getType()))));
+      SmallVector<Value> block = steps(begin, end, zeros);
+      SmallVector<Value> totals;
+      for (auto [total, part] :
+           llvm::zip_equal(blocks.getRegionIterArgs(), block))
+        totals.push_back(add(total, part));
+      scf::YieldOp::create(b, totals);
+      state.assign(blocks.getResults().begin(), blocks.getResults().end());
+    } else if (fullSteps > 0) {
+      state = steps(index(0), index(fullSteps * perStep), state);
     }
     for (int64_t u = 0; u < vectorsPerStep; ++u) {
       int64_t start = fullSteps * perStep + u * stride;
@@ -296,9 +329,8 @@ public:
   /// aligned for 128-bit accesses.
   Value addSharedBuffer(MemRefType type) {
     BlockArgument buffer = func.addWorkgroupAttribution(type, b.getLoc());
-    func.setWorkgroupAttributionAttr(
-        func.getNumWorkgroupAttributions() - 1, "llvm.align",
-        b.getI64IntegerAttr(16));
+    func.setWorkgroupAttributionAttr(func.getNumWorkgroupAttributions() - 1,
+                                     "llvm.align", b.getI64IntegerAttr(16));
     return buffer;
   }
 

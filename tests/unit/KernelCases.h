@@ -35,7 +35,9 @@ enum class Data {
   Normal,   ///< normal(0.5, 1) (residual: normal(0, 1))
   FarMean,  ///< 1e4 + uniform(-1, 1): the mean dwarfs the spread
   Constant, ///< every element of row r is 0.1 * (r + 1): zero variance
-  Special   ///< normal, with NaN and +-Inf in rows 1-4
+  Special,  ///< normal, with NaN and +-Inf in rows 1-4
+  Spike     ///< normal, but the first column 1e3 (an outlier channel):
+            ///< statistics shifted by the first element must not cancel
 };
 
 /// A spec with the optional parts chosen by flags: `other` is the dtype of
@@ -84,7 +86,8 @@ inline std::string describeCase(const normjit_kernel_spec_t &s, int64_t rows,
     os << "_rstd";
   if (padding)
     os << "_pad" << padding;
-  static const char *dataNames[] = {"", "_farmean", "_const", "_special"};
+  static const char *dataNames[] = {"", "_farmean", "_const", "_special",
+                                    "_spike"};
   os << dataNames[static_cast<int>(data)];
   return os.str();
 }
@@ -291,6 +294,9 @@ inline void fill(Buffer &buffer, int64_t rows, int64_t cols, Data data,
         value = 0.1f * static_cast<float>(r + 1);
       buffer.set(r, c, value);
     }
+  if (data == Data::Spike)
+    for (int64_t r = 0; r < rows; ++r)
+      buffer.set(r, 0, 1000.0f);
   if (data == Data::Special && rows >= 6 && cols >= 3) {
     buffer.set(1, cols / 2, NAN);
     buffer.set(2, 0, INFINITY);

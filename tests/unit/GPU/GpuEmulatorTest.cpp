@@ -462,6 +462,16 @@ const std::vector<EmuCase> &allCases() {
         if (auto config = withStorage(spec, 8, storage))
           add(spec, 8, 0, *config, Data::FarMean);
     }
+    // An outlier first column (the statistics' shift far from the mean),
+    // each row storage, short rows and one of 4096 columns.
+    for (int64_t cols : {1000, 4096}) {
+      normjit_kernel_spec_t spec =
+          makeSpec(NORMJIT_LAYER_NORM, cols, NORMJIT_F32, NORMJIT_F32, false,
+                   false, true, true, true);
+      for (GpuRowStorage storage : storages)
+        if (auto config = withStorage(spec, 3, storage))
+          add(spec, 3, 0, *config, Data::Spike);
+    }
 
     // Misaligned buffers and strides: the scalar twin, whose row may be
     // kept otherwise than the vector entry's.

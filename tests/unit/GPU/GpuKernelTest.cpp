@@ -149,8 +149,10 @@ const std::vector<GpuCase> &allGpuCases() {
       normjit_kernel_spec_t spec =
           makeSpec(NORMJIT_LAYER_NORM, cols, NORMJIT_F32, NORMJIT_F32, false,
                    false, false, false, true);
-      for (GpuRowStorage storage : storages)
+      for (GpuRowStorage storage : storages) {
         add(spec, 8, 0, Data::FarMean, withStorage(spec, 8, storage));
+        add(spec, 8, 0, Data::Spike, withStorage(spec, 8, storage));
+      }
     }
 
     // Every config the tuner may choose, for a few specs: vector widths,

@@ -69,8 +69,8 @@ def ConvertNormToGPUPass
     loop of a persistent kernel. `shared`: a loop over the row with
     `elements_per_thread` elements per thread and step, keeping `s` in a
     shared-memory row that only its own thread reads back (no barrier).
-    `global`: one pass of shifted sums, then an output pass that reads the
-    row again.
+    `global`: the same centred two-pass statistics, their second pass and
+    the output pass reading the row again (usually from L2).
 
     Rows past the end are clamped, not skipped, so that every thread takes
     part in every shuffle and barrier; their stores are guarded. Element

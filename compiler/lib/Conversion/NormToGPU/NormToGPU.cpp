@@ -589,8 +589,11 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
         Value bt = betaRegs.empty() ? Value() : betaRegs[c];
         output(chunkCols[c], guards[c], values[c], g, bt);
       }
-    } else if (isLayerNorm && shared) {
-      // Centred two-pass statistics over the shared-memory row.
+    } else if (isLayerNorm) {
+      // Centred two-pass statistics over the row in shared memory, or read
+      // again from global memory (L2). Not one pass of shifted sums and
+      // sums of squares: E[d^2] - E[d]^2 cancels when the shift (the first
+      // element) lies far from the mean, as an outlier channel does.
       SmallVector<Value> total = e.sweep(
           {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {
             Value s = firstS(col, guarded);
@@ -608,24 +611,6 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
             return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
           });
       rstd = rstdOf(e.mul(e.rowReduce({e.reduce(squares[0])})[0], invCols));
-    } else if (isLayerNorm) {
-      // One pass of shifted sums and sums of squares.
-      SmallVector<Value> sums =
-          e.sweep({e.zeroVector(), e.zeroVector()},
-                  [&](Value col, bool guarded, ValueRange acc) {
-                    Value d = e.maskOff(e.sub(firstS(col, guarded), shift),
-                                        e.laneMask(col, guarded));
-                    return SmallVector<Value>{e.add(acc[0], d),
-                                              e.add(acc[1], e.mul(d, d))};
-                  });
-      SmallVector<Value> totals =
-          e.rowReduce({e.reduce(sums[0]), e.reduce(sums[1])});
-      meanD = e.mul(totals[0], invCols);
-      // var = E[d^2] - E[d]^2, never below 0 (NaN stays NaN).
-      Value var = arith::MaximumFOp::create(
-          b, e.sub(e.mul(totals[1], invCols), e.mul(meanD, meanD)),
-          e.f32Const(0));
-      rstd = rstdOf(var);
     } else {
       SmallVector<Value> squares = e.sweep(
           {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {

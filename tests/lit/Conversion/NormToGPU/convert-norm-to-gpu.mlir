@@ -68,10 +68,10 @@ gpu.func @ln_shared(%x: memref<?x1024xf32, #rows>, %y: memref<?x1024xf32, #rows>
 }
 
 // A persistent grid: a loop over row groups striding by the grid; the row
-// is read again from global memory for the output pass, the statistics are
-// shifted sums (two values per reduction). sum may be x or the residual
-// (in place): a barrier after every thread has read the shift s0 = s[0],
-// before the first store of sum.
+// is read again from global memory for the centred squares and for the
+// output pass (here from the stored sum). sum may be x or the residual (in
+// place): a barrier after every thread has read the shift s0 = s[0], before
+// the first store of sum.
 // CHECK-LABEL: gpu.func @ln_global_persistent
 // CHECK: %[[BLOCK:.*]] = gpu.block_id x
 // CHECK: %[[GRID:.*]] = gpu.grid_dim x
@@ -81,8 +81,9 @@ gpu.func @ln_shared(%x: memref<?x1024xf32, #rows>, %y: memref<?x1024xf32, #rows>
 // CHECK: scf.for
 // CHECK: vector.store %{{.*}}, %arg3
 // CHECK: gpu.shuffle xor
+// CHECK: scf.for
+// CHECK: vector.load %arg3
 // CHECK: gpu.shuffle xor
-// CHECK: arith.maximumf
 // CHECK: memref.store %{{.*}} : memref<?xf32>
 // CHECK: gpu.barrier
 // CHECK-NEXT: }

@@ -138,6 +138,44 @@ inline const char *inPlaceName(InPlace what) {
   return "?";
 }
 
+/// What keeps a GPU kernel's vector entry from running (the GPU tests): a
+/// buffer one element off the vectors' alignment, or a row stride one
+/// element longer than the row.
+enum class Misalign { None, X, Residual, Gamma, Beta, Y, Sum, Stride };
+
+inline const char *misalignName(Misalign what) {
+  switch (what) {
+  case Misalign::None:
+    return "";
+  case Misalign::X:
+    return "x";
+  case Misalign::Residual:
+    return "residual";
+  case Misalign::Gamma:
+    return "gamma";
+  case Misalign::Beta:
+    return "beta";
+  case Misalign::Y:
+    return "y";
+  case Misalign::Sum:
+    return "sum";
+  case Misalign::Stride:
+    return "stride";
+  }
+  return "?";
+}
+
+/// Whether `spec` has the buffer `what` misaligns (x, y and the stride it
+/// always has).
+inline bool hasMisalignedBuffer(const normjit_kernel_spec_t &spec,
+                                Misalign what) {
+  return what == Misalign::Residual ? spec.has_residual != 0
+         : what == Misalign::Gamma  ? spec.has_gamma != 0
+         : what == Misalign::Beta   ? spec.has_beta != 0
+         : what == Misalign::Sum    ? spec.store_sum != 0
+                                    : true;
+}
+
 /// A case drawn at random (the seeded fuzz tests of both backends): a spec
 /// with every buffer's dtype drawn on its own and any subset of the
 /// optional operands, its rows, padding, kind of data and in-place use.

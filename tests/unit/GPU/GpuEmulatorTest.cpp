@@ -113,31 +113,6 @@ private:
   size_t bytes = 0, offset = 0, start = 0;
 };
 
-/// What keeps the vector entry from running.
-enum class Misalign { None, X, Residual, Gamma, Beta, Y, Sum, Stride };
-
-const char *misalignName(Misalign what) {
-  switch (what) {
-  case Misalign::None:
-    return "";
-  case Misalign::X:
-    return "x";
-  case Misalign::Residual:
-    return "residual";
-  case Misalign::Gamma:
-    return "gamma";
-  case Misalign::Beta:
-    return "beta";
-  case Misalign::Y:
-    return "y";
-  case Misalign::Sum:
-    return "sum";
-  case Misalign::Stride:
-    return "stride";
-  }
-  return "?";
-}
-
 //===----------------------------------------------------------------------===//
 // Cases
 //===----------------------------------------------------------------------===//
@@ -240,12 +215,7 @@ const std::vector<EmuCase> &allCases() {
                    InPlace inPlace = InPlace::None,
                    emu::Schedule schedule = emu::Schedule::Fibers,
                    const std::string &baseName = "") {
-      bool used = misalign == Misalign::Residual ? spec.has_residual
-                  : misalign == Misalign::Gamma  ? spec.has_gamma
-                  : misalign == Misalign::Beta   ? spec.has_beta
-                  : misalign == Misalign::Sum    ? spec.store_sum
-                                                 : true;
-      if (!used)
+      if (!hasMisalignedBuffer(spec, misalign))
         return;
       if (misalign == Misalign::Stride)
         padding = 1;
@@ -603,11 +573,7 @@ const std::vector<EmuCase> &allCases() {
         Misalign misalign = Misalign::None;
         if (rng() % 5 == 0) {
           misalign = everything[rng() % std::size(everything)];
-          bool used = misalign == Misalign::Residual ? d.spec.has_residual
-                      : misalign == Misalign::Gamma  ? d.spec.has_gamma
-                      : misalign == Misalign::Beta   ? d.spec.has_beta
-                      : misalign == Misalign::Sum    ? d.spec.store_sum
-                                                     : true;
+          bool used = hasMisalignedBuffer(d.spec, misalign);
           // A stride one element longer than the row can still be a
           // multiple of the vector; y and the sum in place are not
           // buffers of their own.

@@ -380,29 +380,6 @@ INSTANTIATE_TEST_SUITE_P(InPlace, GpuInPlaceTest,
 
 namespace {
 
-/// What keeps the vector entry from running.
-enum class Misalign { X, Residual, Gamma, Beta, Y, Sum, Stride };
-
-const char *misalignName(Misalign what) {
-  switch (what) {
-  case Misalign::X:
-    return "x";
-  case Misalign::Residual:
-    return "residual";
-  case Misalign::Gamma:
-    return "gamma";
-  case Misalign::Beta:
-    return "beta";
-  case Misalign::Y:
-    return "y";
-  case Misalign::Sum:
-    return "sum";
-  case Misalign::Stride:
-    return "stride";
-  }
-  return "?";
-}
-
 struct MisalignCase {
   normjit_kernel_spec_t spec;
   int64_t rows;
@@ -422,12 +399,7 @@ const std::vector<MisalignCase> &misalignCases() {
     auto *result = new std::vector<MisalignCase>();
     auto add = [&](const normjit_kernel_spec_t &spec, int64_t rows,
                    std::optional<GpuConfig> config, Misalign what) {
-      bool used = what == Misalign::Residual ? spec.has_residual
-                  : what == Misalign::Gamma  ? spec.has_gamma
-                  : what == Misalign::Beta   ? spec.has_beta
-                  : what == Misalign::Sum    ? spec.store_sum
-                                             : true;
-      if (!used)
+      if (!hasMisalignedBuffer(spec, what))
         return;
       MisalignCase c{spec, rows, config, what, ""};
       c.name = describeCase(spec, rows, 0, Data::Normal) +
@@ -525,6 +497,7 @@ TEST_P(GpuMisalignedTest, ScalarTwinMatchesReference) {
   case Misalign::Sum:
     layout.sumOffset = 1;
     break;
+  case Misalign::None:
   case Misalign::Stride:
     break;
   }

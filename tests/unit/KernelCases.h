@@ -197,7 +197,7 @@ struct DrawLimits {
 /// Draws a case from `rng`: column counts from 1 to limits.maxCols, more of
 /// them short or near the vector, L1 and row-pair boundaries; mostly a few
 /// rows (decode, odd counts), sometimes up to 40; padded strides; normal,
-/// constant, special and far-mean rows; epsilons from 1e-12 to 0.1.
+/// constant, special, far-mean and spike rows; epsilons from 1e-12 to 0.1.
 inline DrawnCase drawCase(std::mt19937 &rng, const DrawLimits &limits = {}) {
   auto between = [&](int64_t lo, int64_t hi) {
     hi = std::max(lo, std::min(hi, limits.maxCols));
@@ -278,6 +278,9 @@ inline DrawnCase drawCase(std::mt19937 &rng, const DrawLimits &limits = {}) {
       spec.has_gamma = spec.has_beta = false;
       spec.y_dtype = NORMJIT_F32;
     }
+    break;
+  case 3:
+    c.data = Data::Spike;
     break;
   default:
     break;

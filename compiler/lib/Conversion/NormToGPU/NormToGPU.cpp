@@ -502,25 +502,37 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
                     : laterS(col, guarded);
     };
 
-    // The shift of LayerNorm: the row's first element, so that the sums
-    // of d = s - s0 keep the spread when the mean dwarfs it.
+    // The shift of LayerNorm: the median of the row's first, middle and
+    // last elements, so that the sums of d = s - s0 keep the spread when
+    // the mean dwarfs it, and one outlier (a spike channel) does not make
+    // every d large.
     Value s0, shift;
     if (isLayerNorm) {
-      s0 = memref::LoadOp::create(b, x, ValueRange{row, e.index(0)});
-      if (!s0.getType().isF32())
-        s0 = arith::ExtFOp::create(b, e.f32, s0);
-      if (residual) {
-        Value r0 =
-            memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
-        if (!r0.getType().isF32())
-          r0 = arith::ExtFOp::create(b, e.f32, r0);
-        s0 = arith::AddFOp::create(b, s0, r0);
+      auto sampleAt = [&](int64_t col) -> Value {
+        Value s = memref::LoadOp::create(b, x, ValueRange{row, e.index(col)});
+        if (!s.getType().isF32())
+          s = arith::ExtFOp::create(b, e.f32, s);
+        if (!residual)
+          return s;
+        Value r =
+            memref::LoadOp::create(b, residual, ValueRange{row, e.index(col)});
+        if (!r.getType().isF32())
+          r = arith::ExtFOp::create(b, e.f32, r);
+        s = arith::AddFOp::create(b, s, r);
         // The row normalized is the sum as stored: shift by that, so that
         // d is 0 on a constant row (and a constant row's variance is 0).
         if (sum && !sumElement.isF32())
-          s0 = arith::ExtFOp::create(
-              b, e.f32, arith::TruncFOp::create(b, sumElement, s0).getResult());
-      }
+          s = arith::ExtFOp::create(
+              b, e.f32, arith::TruncFOp::create(b, sumElement, s).getResult());
+        return s;
+      };
+      Value first = sampleAt(0), middle = sampleAt(cols / 2),
+            last = sampleAt(cols - 1);
+      // med(a, b, c) = max(min(a, b), min(max(a, b), c)); NaN propagates.
+      s0 = arith::MaximumFOp::create(
+          b, arith::MinimumFOp::create(b, first, middle),
+          arith::MinimumFOp::create(
+              b, arith::MaximumFOp::create(b, first, middle), last));
       // s0 - s0 is 0 only for finite s0; a non-finite one shifts by 0 so
       // that NaN and Inf propagate as without a shift.
       Value finite = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,

@@ -490,25 +490,37 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         b, e.f32Const(1.0),
         math::SqrtOp::create(b, arith::AddFOp::create(b, meanSquare, eps)));
   } else {
-    // Statistics of d = s - s0, with s0 the row's first element: when the
-    // mean dwarfs the spread, d is exact and small, so its sum (and the
-    // mean, kept as s0 + mean(d)) does not lose the spread to rounding.
-    Value s0 = memref::LoadOp::create(b, x, ValueRange{row, e.index(0)});
-    if (!s0.getType().isF32())
-      s0 = arith::ExtFOp::create(b, b.getF32Type(), s0);
-    if (residual) {
-      Value r0 =
-          memref::LoadOp::create(b, residual, ValueRange{row, e.index(0)});
-      if (!r0.getType().isF32())
-        r0 = arith::ExtFOp::create(b, b.getF32Type(), r0);
-      s0 = arith::AddFOp::create(b, s0, r0);
+    // Statistics of d = s - s0, with s0 the median of the row's first,
+    // middle and last elements: when the mean dwarfs the spread, d is exact
+    // and small, so its sum (and the mean, kept as s0 + mean(d)) does not
+    // lose the spread to rounding; the median keeps one outlier (a spike
+    // channel) from becoming the shift, which would make every d large.
+    auto sampleAt = [&](int64_t col) -> Value {
+      Value s = memref::LoadOp::create(b, x, ValueRange{row, e.index(col)});
+      if (!s.getType().isF32())
+        s = arith::ExtFOp::create(b, b.getF32Type(), s);
+      if (!residual)
+        return s;
+      Value r =
+          memref::LoadOp::create(b, residual, ValueRange{row, e.index(col)});
+      if (!r.getType().isF32())
+        r = arith::ExtFOp::create(b, b.getF32Type(), r);
+      s = arith::AddFOp::create(b, s, r);
       // The row normalized is the sum as stored: shift by that, so that
       // d is 0 on a constant row (and a constant row's variance is 0).
       if (sum && !sumElement.isF32())
-        s0 = arith::ExtFOp::create(
+        s = arith::ExtFOp::create(
             b, b.getF32Type(),
-            arith::TruncFOp::create(b, sumElement, s0).getResult());
-    }
+            arith::TruncFOp::create(b, sumElement, s).getResult());
+      return s;
+    };
+    Value first = sampleAt(0), middle = sampleAt(cols / 2),
+          last = sampleAt(cols - 1);
+    // med(a, b, c) = max(min(a, b), min(max(a, b), c)); NaN propagates.
+    Value s0 = arith::MaximumFOp::create(
+        b, arith::MinimumFOp::create(b, first, middle),
+        arith::MinimumFOp::create(
+            b, arith::MaximumFOp::create(b, first, middle), last));
     // A non-finite s0 would turn every d into NaN; shift by 0 instead so
     // that NaN and Inf propagate exactly as without a shift.
     Value finite = arith::CmpFOp::create(

@@ -64,8 +64,8 @@ def ConvertNormToGPUPass
 
     `row_storage = registers`: the row is read once into SSA values (fully
     unrolled: `elements_per_thread` per thread), then centred two-pass
-    statistics (shifted by the median of the row's first, middle and last
-    elements) and the output pass run
+    statistics (shifted by the median of the row's first three elements)
+    and the output pass run
     on registers; gamma and beta are loaded once per thread before the row
     loop of a persistent kernel. `shared`: a loop over the row with
     `elements_per_thread` elements per thread and step, keeping `s` in a

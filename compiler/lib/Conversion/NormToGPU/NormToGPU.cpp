@@ -502,10 +502,9 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
                     : laterS(col, guarded);
     };
 
-    // The shift of LayerNorm: the median of the row's first, middle and
-    // last elements, so that the sums of d = s - s0 keep the spread when
-    // the mean dwarfs it, and one outlier (a spike channel) does not make
-    // every d large.
+    // The shift of LayerNorm: the median of the row's first three elements,
+    // so that the sums of d = s - s0 keep the spread when the mean dwarfs
+    // it, and one outlier (a spike channel) does not make every d large.
     Value s0, shift;
     if (isLayerNorm) {
       auto sampleAt = [&](int64_t col) -> Value {
@@ -526,8 +525,9 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
               b, e.f32, arith::TruncFOp::create(b, sumElement, s).getResult());
         return s;
       };
-      Value first = sampleAt(0), middle = sampleAt(cols / 2),
-            last = sampleAt(cols - 1);
+      Value first = sampleAt(0),
+            middle = sampleAt(std::min<int64_t>(1, cols - 1)),
+            last = sampleAt(std::min<int64_t>(2, cols - 1));
       // med(a, b, c) = max(min(a, b), min(max(a, b), c)); NaN propagates.
       s0 = arith::MaximumFOp::create(
           b, arith::MinimumFOp::create(b, first, middle),

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "../Common/LayerNormShift.h"
 #include "normjit/Conversion/Passes.h"
 #include "normjit/Dialect/Norm/IR/NormOps.h"
 
@@ -260,6 +261,14 @@ public:
     return {col, start + k.threadsPerRow * k.vectorWidth > cols};
   }
 
+  /// Moves the builder to the end of `loop`'s body, for a body that ends in
+  /// its own yield (the builder may have added an empty one: it goes).
+  void enterBody(scf::ForOp loop) {
+    if (!loop.getBody()->empty())
+      loop.getBody()->getTerminator()->erase();
+    b.setInsertionPointToEnd(loop.getBody());
+  }
+
   /// Runs `step` over the thread's vectors of a row: a loop of full steps
   /// of `elements_per_thread` elements per thread, then the rest unrolled.
   /// A state is a set of sums: when a thread takes more than kBlock full
@@ -277,11 +286,7 @@ public:
                      ValueRange from) -> SmallVector<Value> {
       auto loop = scf::ForOp::create(b, begin, end, index(perStep), from);
       OpBuilder::InsertionGuard guard(b);
-      // The builder may have added an empty yield: the body's own yield
-      // replaces it.
-      if (!loop.getBody()->empty())
-        loop.getBody()->getTerminator()->erase();
-      b.setInsertionPointToEnd(loop.getBody());
+      enterBody(loop);
       Value base = arith::AddIOp::create(b, loop.getInductionVar(), laneOffset);
       SmallVector<Value> inner(loop.getRegionIterArgs().begin(),
                                loop.getRegionIterArgs().end());
@@ -296,9 +301,7 @@ public:
       auto blocks = scf::ForOp::create(b, index(0), index(fullSteps * perStep),
                                        index(blockElements), state);
       OpBuilder::InsertionGuard guard(b);
-      if (!blocks.getBody()->empty())
-        blocks.getBody()->getTerminator()->erase();
-      b.setInsertionPointToEnd(blocks.getBody());
+      enterBody(blocks);
       Value begin = blocks.getInductionVar();
       Value end = arith::MinSIOp::create(b, addIndex(begin, blockElements),
                                          index(fullSteps * perStep));
@@ -502,47 +505,15 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
                     : laterS(col, guarded);
     };
 
-    // The shift of LayerNorm: the median of the row's first three elements,
-    // so that the sums of d = s - s0 keep the spread when the mean dwarfs
-    // it, and one outlier (a spike channel) does not make every d large.
+    // The shift of LayerNorm (buildLayerNormShift), so that the sums of
+    // d = s - s0 keep the spread when the mean dwarfs it.
     Value s0, shift;
     if (isLayerNorm) {
-      auto sampleAt = [&](int64_t col) -> Value {
-        Value s = memref::LoadOp::create(b, x, ValueRange{row, e.index(col)});
-        if (!s.getType().isF32())
-          s = arith::ExtFOp::create(b, e.f32, s);
-        if (!residual)
-          return s;
-        Value r =
-            memref::LoadOp::create(b, residual, ValueRange{row, e.index(col)});
-        if (!r.getType().isF32())
-          r = arith::ExtFOp::create(b, e.f32, r);
-        s = arith::AddFOp::create(b, s, r);
-        // The row normalized is the sum as stored: shift by that, so that
-        // d is 0 on a constant row (and a constant row's variance is 0).
-        if (sum && !sumElement.isF32())
-          s = arith::ExtFOp::create(
-              b, e.f32, arith::TruncFOp::create(b, sumElement, s).getResult());
-        return s;
-      };
-      Value first = sampleAt(0),
-            middle = sampleAt(std::min<int64_t>(1, cols - 1)),
-            last = sampleAt(std::min<int64_t>(2, cols - 1));
-      // med(a, b, c) = max(min(a, b), min(max(a, b), c)); NaN propagates.
-      s0 = arith::MaximumFOp::create(
-          b, arith::MinimumFOp::create(b, first, middle),
-          arith::MinimumFOp::create(
-              b, arith::MaximumFOp::create(b, first, middle), last));
-      // s0 - s0 is 0 only for finite s0; a non-finite one shifts by 0 so
-      // that NaN and Inf propagate as without a shift.
-      Value finite = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
-                                           arith::SubFOp::create(b, s0, s0),
-                                           e.f32Const(0));
-      s0 = arith::SelectOp::create(b, finite, s0, e.f32Const(0));
+      s0 = buildLayerNormShift(b, x, residual, sumElement, row, cols);
       shift = e.splat(s0);
       // sum may be x or residual itself (an in-place residual stream): the
-      // thread that stores sum[row][0] must wait until every thread of the
-      // row has read s0.
+      // threads that store sum[row][0..2] must wait until every thread of
+      // the row has read the elements of the shift.
       if (residual && sum)
         gpu::BarrierOp::create(b);
     }

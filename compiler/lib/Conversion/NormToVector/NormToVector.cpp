@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "../Common/LayerNormShift.h"
 #include "normjit/Conversion/Passes.h"
 #include "normjit/Dialect/Norm/IR/NormOps.h"
 
@@ -490,46 +491,10 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         b, e.f32Const(1.0),
         math::SqrtOp::create(b, arith::AddFOp::create(b, meanSquare, eps)));
   } else {
-    // Statistics of d = s - s0, with s0 the median of the row's first three
-    // elements: when the mean dwarfs the spread, d is exact and small, so
-    // its sum (and the mean, kept as s0 + mean(d)) does not lose the spread
-    // to rounding; the median keeps one outlier (a spike channel) from
-    // becoming the shift, which would make every d large. (Elements from
-    // the middle and the end of the row cost 15% on memory-bound shapes:
-    // the sweep waited for their cache lines.)
-    auto sampleAt = [&](int64_t col) -> Value {
-      Value s = memref::LoadOp::create(b, x, ValueRange{row, e.index(col)});
-      if (!s.getType().isF32())
-        s = arith::ExtFOp::create(b, b.getF32Type(), s);
-      if (!residual)
-        return s;
-      Value r =
-          memref::LoadOp::create(b, residual, ValueRange{row, e.index(col)});
-      if (!r.getType().isF32())
-        r = arith::ExtFOp::create(b, b.getF32Type(), r);
-      s = arith::AddFOp::create(b, s, r);
-      // The row normalized is the sum as stored: shift by that, so that
-      // d is 0 on a constant row (and a constant row's variance is 0).
-      if (sum && !sumElement.isF32())
-        s = arith::ExtFOp::create(
-            b, b.getF32Type(),
-            arith::TruncFOp::create(b, sumElement, s).getResult());
-      return s;
-    };
-    Value first = sampleAt(0),
-          middle = sampleAt(std::min<int64_t>(1, cols - 1)),
-          last = sampleAt(std::min<int64_t>(2, cols - 1));
-    // med(a, b, c) = max(min(a, b), min(max(a, b), c)); NaN propagates.
-    Value s0 = arith::MaximumFOp::create(
-        b, arith::MinimumFOp::create(b, first, middle),
-        arith::MinimumFOp::create(
-            b, arith::MaximumFOp::create(b, first, middle), last));
-    // A non-finite s0 would turn every d into NaN; shift by 0 instead so
-    // that NaN and Inf propagate exactly as without a shift.
-    Value finite = arith::CmpFOp::create(
-        b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, s0),
-        e.f32Const(std::numeric_limits<double>::infinity()));
-    s0 = arith::SelectOp::create(b, finite, s0, e.f32Const(0.0));
+    // Statistics of d = s - s0 (buildLayerNormShift): when the mean dwarfs
+    // the spread, d is exact and small, so its sum (and the mean, kept as
+    // s0 + mean(d)) does not lose the spread to rounding.
+    Value s0 = buildLayerNormShift(b, x, residual, sumElement, row, cols);
     shift = e.splat(s0);
     auto firstD = [&](Value col, Value mask) {
       return e.maskOff(e.sub(firstS(col, mask), shift), mask);

@@ -104,40 +104,32 @@ extern "C" normjit_status_t normjit_kernel_get_tuned(
   TuneOptions tuneOptions;
   if (chosen.budget_seconds > 0)
     tuneOptions.budgetSeconds = chosen.budget_seconds;
-  // The heuristic needs no cache file: none is read.
-  if (policy == TuningPolicy::Heuristic) {
-    if (*ordinal >= 0) {
-      auto kernel = context->context.getGpuKernel(*spec, *ordinal);
-      if (!kernel)
-        return errorToStatus(kernel.takeError());
-      return capi::makeGpuKernelHandle(
-          std::move(*kernel), getConfigSourceName(ConfigSource::Default), out);
-    }
-    auto kernel = context->context.getKernel(*spec);
-    if (!kernel)
-      return errorToStatus(kernel.takeError());
-    return capi::makeKernelHandle(
-        std::move(*kernel), getConfigSourceName(ConfigSource::Default), out);
+  // The heuristic reads no cache file: TunedKernels never looks into this
+  // empty one.
+  TuningCache none("");
+  TuningCache *cache = &none;
+  std::unique_lock<std::mutex> lock;
+  if (policy != TuningPolicy::Heuristic) {
+    auto file = getCacheFile(*context, chosen.cache_file
+                                           ? std::string(chosen.cache_file)
+                                           : TuningCache::getDefaultPath());
+    if (!file)
+      return errorToStatus(file.takeError());
+    cache = &(*file)->cache;
+    lock = std::unique_lock<std::mutex>((*file)->mutex);
   }
-
-  auto file =
-      getCacheFile(*context, chosen.cache_file ? std::string(chosen.cache_file)
-                                               : TuningCache::getDefaultPath());
-  if (!file)
-    return errorToStatus(file.takeError());
-  std::lock_guard<std::mutex> lock((*file)->mutex);
-  TunedKernels kernels(context->context, (*file)->cache, policy, tuneOptions);
+  TunedKernels kernels(context->context, *cache, policy, tuneOptions);
   ConfigSource source = ConfigSource::Default;
   if (*ordinal >= 0) {
     auto kernel = kernels.getGpuKernel(*spec, rows, *ordinal, &source);
     if (!kernel)
       return errorToStatus(kernel.takeError());
-    return capi::makeGpuKernelHandle(std::move(*kernel),
-                                     getConfigSourceName(source), out);
+    return capi::makeKernelHandle(nullptr, std::move(*kernel),
+                                  getConfigSourceName(source), out);
   }
   auto kernel = kernels.getKernel(*spec, rows, &source);
   if (!kernel)
     return errorToStatus(kernel.takeError());
-  return capi::makeKernelHandle(std::move(*kernel), getConfigSourceName(source),
-                                out);
+  return capi::makeKernelHandle(std::move(*kernel), nullptr,
+                                getConfigSourceName(source), out);
 }

@@ -14,11 +14,10 @@
 using namespace normjit;
 using normjit::runtime::setError;
 
-namespace {
-/// A handle for a CPU kernel or (`gpu` set) a GPU kernel.
-normjit_status_t makeHandle(std::shared_ptr<const Kernel> cpu,
-                            std::shared_ptr<const CompiledGpuKernel> gpu,
-                            const char *source, normjit_kernel_t **out) {
+normjit_status_t
+normjit::capi::makeKernelHandle(std::shared_ptr<const Kernel> cpu,
+                                std::shared_ptr<const CompiledGpuKernel> gpu,
+                                const char *source, normjit_kernel_t **out) {
   auto *handle = new (std::nothrow) normjit_kernel;
   if (!handle)
     return setError(NORMJIT_OUT_OF_MEMORY, "cannot allocate a kernel handle");
@@ -36,19 +35,6 @@ normjit_status_t makeHandle(std::shared_ptr<const Kernel> cpu,
   handle->source = source;
   *out = handle;
   return NORMJIT_OK;
-}
-} // namespace
-
-normjit_status_t
-normjit::capi::makeKernelHandle(std::shared_ptr<const Kernel> kernel,
-                                const char *source, normjit_kernel_t **out) {
-  return makeHandle(std::move(kernel), nullptr, source, out);
-}
-
-normjit_status_t normjit::capi::makeGpuKernelHandle(
-    std::shared_ptr<const CompiledGpuKernel> gpuKernel, const char *source,
-    normjit_kernel_t **out) {
-  return makeHandle(nullptr, std::move(gpuKernel), source, out);
 }
 
 namespace {
@@ -79,7 +65,7 @@ normjit_status_t getKernel(normjit_context_t *context,
   auto kernel = context->context.getKernel(*spec, config);
   if (!kernel)
     return errorToStatus(kernel.takeError());
-  return capi::makeKernelHandle(std::move(*kernel),
+  return capi::makeKernelHandle(std::move(*kernel), nullptr,
                                 sourceOf(config.has_value()), out);
 }
 
@@ -102,8 +88,8 @@ normjit_status_t getGpuKernel(normjit_context_t *context,
   auto kernel = context->context.getGpuKernel(*spec, device, config);
   if (!kernel)
     return errorToStatus(kernel.takeError());
-  return capi::makeGpuKernelHandle(std::move(*kernel),
-                                   sourceOf(config.has_value()), out);
+  return capi::makeKernelHandle(nullptr, std::move(*kernel),
+                                sourceOf(config.has_value()), out);
 }
 } // namespace
 

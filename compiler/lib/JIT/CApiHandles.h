@@ -45,13 +45,11 @@ struct normjit_kernel {
 };
 
 namespace normjit::capi {
-/// A new handle for `kernel` (CPU) or `gpuKernel` in `*out`, its config
-/// from `source`.
-normjit_status_t makeKernelHandle(std::shared_ptr<const Kernel> kernel,
+/// A new handle in `*out` for the CPU kernel `cpu` or, when set, the GPU
+/// kernel `gpu`, its config from `source`.
+normjit_status_t makeKernelHandle(std::shared_ptr<const Kernel> cpu,
+                                  std::shared_ptr<const CompiledGpuKernel> gpu,
                                   const char *source, normjit_kernel_t **out);
-normjit_status_t
-makeGpuKernelHandle(std::shared_ptr<const CompiledGpuKernel> gpuKernel,
-                    const char *source, normjit_kernel_t **out);
 } // namespace normjit::capi
 
 #endif // NORMJIT_COMPILER_LIB_JIT_CAPIHANDLES_H

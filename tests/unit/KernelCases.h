@@ -36,8 +36,11 @@ enum class Data {
   FarMean,  ///< 1e4 + uniform(-1, 1): the mean dwarfs the spread
   Constant, ///< every element of row r is 0.1 * (r + 1): zero variance
   Special,  ///< normal, with NaN and +-Inf in rows 1-4
-  Spike     ///< normal, but the first column 1e3 (an outlier channel):
+  Spike,    ///< normal, but the first column 1e3 (an outlier channel):
             ///< statistics shifted by the first element must not cancel
+  Outliers  ///< normal, but the first three columns 1e3: LayerNorm's
+            ///< shift (their median) is itself far from the mean, so the
+            ///< CPU's one-sweep statistics take their centred second sweep
 };
 
 /// A spec with the optional parts chosen by flags: `other` is the dtype of
@@ -86,8 +89,8 @@ inline std::string describeCase(const normjit_kernel_spec_t &s, int64_t rows,
     os << "_rstd";
   if (padding)
     os << "_pad" << padding;
-  static const char *dataNames[] = {"", "_farmean", "_const", "_special",
-                                    "_spike"};
+  static const char *dataNames[] = {"",         "_farmean", "_const",
+                                    "_special", "_spike",   "_outliers"};
   os << dataNames[static_cast<int>(data)];
   return os.str();
 }
@@ -282,6 +285,9 @@ inline DrawnCase drawCase(std::mt19937 &rng, const DrawLimits &limits = {}) {
   case 3:
     c.data = Data::Spike;
     break;
+  case 4:
+    c.data = Data::Outliers;
+    break;
   default:
     break;
   }
@@ -335,9 +341,10 @@ inline void fill(Buffer &buffer, int64_t rows, int64_t cols, Data data,
         value = 0.1f * static_cast<float>(r + 1);
       buffer.set(r, c, value);
     }
-  if (data == Data::Spike)
+  if (data == Data::Spike || data == Data::Outliers)
     for (int64_t r = 0; r < rows; ++r)
-      buffer.set(r, 0, 1000.0f);
+      for (int64_t c = 0; c < (data == Data::Spike ? 1 : 3) && c < cols; ++c)
+        buffer.set(r, c, 1000.0f);
   if (data == Data::Special && rows >= 6 && cols >= 3) {
     buffer.set(1, cols / 2, NAN);
     buffer.set(2, 0, INFINITY);

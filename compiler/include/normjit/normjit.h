@@ -39,7 +39,7 @@ typedef struct normjit_cpu_config_t {
   int64_t accumulators;  /**< [1, 16] */
   int64_t rows_per_task; /**< >= 1 */
   int threads;           /**< 0: all cores */
-  int welford;           /**< LayerNorm statistics in one pass */
+  int welford;           /**< LayerNorm statistics by Welford updates */
   int streaming_stores;  /**< non-temporal stores of y */
   int fuse_residual;     /**< one kernel, or norm.add then the norm */
 } normjit_cpu_config_t;

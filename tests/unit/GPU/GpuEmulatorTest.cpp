@@ -440,7 +440,8 @@ const std::vector<EmuCase> &allCases() {
                    false, true, true, true);
       for (GpuRowStorage storage : storages)
         if (auto config = withStorage(spec, 3, storage))
-          add(spec, 3, 0, *config, Data::Spike);
+          for (Data data : {Data::Spike, Data::Outliers})
+            add(spec, 3, 0, *config, data);
     }
 
     // Misaligned buffers and strides: the scalar twin, whose row may be

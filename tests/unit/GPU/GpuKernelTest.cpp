@@ -152,6 +152,7 @@ const std::vector<GpuCase> &allGpuCases() {
       for (GpuRowStorage storage : storages) {
         add(spec, 8, 0, Data::FarMean, withStorage(spec, 8, storage));
         add(spec, 8, 0, Data::Spike, withStorage(spec, 8, storage));
+        add(spec, 8, 0, Data::Outliers, withStorage(spec, 8, storage));
       }
     }
 

@@ -100,10 +100,12 @@ std::vector<Case> allCases() {
           8, 0, Data::FarMean, config);
       // An outlier first column: the shift of the statistics is far from
       // the mean (in the spread's units), with gamma and beta in bf16 too.
+      // Three outlier columns: the shift itself is an outlier.
       for (normjit_dtype_t dtype : {NORMJIT_F32, NORMJIT_BF16})
-        add(makeSpec(NORMJIT_LAYER_NORM, cols, dtype, NORMJIT_F32, false, false,
-                     true, true, true, dtype),
-            8, 0, Data::Spike, config);
+        for (Data data : {Data::Spike, Data::Outliers})
+          add(makeSpec(NORMJIT_LAYER_NORM, cols, dtype, NORMJIT_F32, false,
+                       false, true, true, true, dtype),
+              8, 0, data, config);
     }
 
   // Rows normalized in pairs (f32 gamma, beta and a row overflow L1): odd

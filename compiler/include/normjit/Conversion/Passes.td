@@ -19,10 +19,16 @@ def ConvertNormToVectorPass
     vectors, then one masked tail vector, so any column count works).
     Element types are extended to f32 on load and rounded on store.
 
-    LayerNorm with `algorithm = two_pass`: a sum pass (which also stores
-    `sum`), a centred sum-of-squares pass and an output pass over the
-    cache-resident row. With `algorithm = welford`: one pass of per-lane
-    Welford updates merged with Chan's formula, then the output pass.
+    LayerNorm statistics are taken on d = s - s0 (s0: the median of the
+    row's first three values). With `algorithm = two_pass`: one pass
+    summing d and d^2 (which also stores `sum`); with `algorithm =
+    welford`: one pass of per-lane Welford updates merged with Chan's
+    formula. When the mean lies more than two standard deviations from s0
+    (or M2 is NaN with a finite mean), a centred pass over the
+    cache-resident row corrects the mean and M2 (the corrected two-pass
+    algorithm). Then the output pass, (s - centre) * rstd - offset with
+    centre = s0 + mean rounded to f32 and offset its rounding error times
+    rstd.
     RMSNorm: a sum-of-squares pass and an output pass. `streaming_stores`
     makes the full-vector stores of `y` non-temporal.
 

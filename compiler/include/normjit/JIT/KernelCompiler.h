@@ -29,7 +29,7 @@ struct CpuConfig {
   int64_t accumulators = 4;  ///< independent partial sums (1-16)
   int64_t rowsPerTask = 64;  ///< rows per thread-pool task (>= 1)
   int threads = 0;           ///< worker threads; 0 means all cores
-  bool welford = false;      ///< one-pass Welford instead of two passes
+  bool welford = false;      ///< Welford updates instead of shifted sums
   bool streamingStores = false; ///< non-temporal stores of y
   bool fuseResidual = true;  ///< one kernel vs norm.add then the norm
 

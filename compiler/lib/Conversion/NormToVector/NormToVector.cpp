@@ -46,6 +46,13 @@ constexpr int64_t kMaxWidenedColumnBytes = 8 * 1024;
 /// (Zen 4's, and most x86 cores', 32 KiB; larger ones only pair less).
 constexpr int64_t kL1Bytes = 32 * 1024;
 
+/// LayerNorm's one-sweep statistics take M2 = sum(d^2) - n mean(d)^2 only
+/// while n mean(d)^2 <= kFarShift * M2, i.e. the shift lies within two
+/// standard deviations of the mean: the cancellation then costs at most
+/// a factor kFarShift + 1 of the sums' rounding error. Otherwise a second,
+/// centred sweep sums (d - mean)^2.
+constexpr float kFarShift = 4.0f;
+
 /// The knobs one op is lowered with, after defaults are applied.
 struct LoweringKnobs {
   int64_t vectorWidth;
@@ -440,16 +447,16 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   Value pairStart = row;
   // With pairs: the statistics of each row of the pair, kept on the stack
   // for the output sweep.
-  Value pairMean, pairRstd, pairShift, pairCount;
+  Value pairCentre, pairRstd, pairOffset, pairCount;
   Block *statsBlock = nullptr;
   if (pairRows) {
     auto statsType = MemRefType::get({2}, b.getF32Type());
     {
       OpBuilder::InsertionGuard allocaGuard(b);
       b.setInsertionPoint(rowLoop);
-      pairMean = memref::AllocaOp::create(b, statsType);
+      pairCentre = memref::AllocaOp::create(b, statsType);
       pairRstd = memref::AllocaOp::create(b, statsType);
-      pairShift = memref::AllocaOp::create(b, statsType);
+      pairOffset = memref::AllocaOp::create(b, statsType);
     }
     pairCount = arith::MinSIOp::create(
         b, e.index(2), arith::SubIOp::create(b, rows, pairStart));
@@ -479,7 +486,10 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   };
 
   SmallVector<Value> zeros(e.getSlots(), e.zeroVector());
-  Value mean, rstd, shift;
+  // LayerNorm: the row's mean as an f32 centre plus the rounding error of
+  // that centre, scaled by rstd (the output is (s - centre) * rstd -
+  // offset, one rounding of s - centre, then an FMA).
+  Value mean, rstd, shift, centre, offset;
   if (!isLayerNorm) {
     SmallVector<Value> squares =
         e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
@@ -504,18 +514,28 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     };
     Value m2;
     if (!knobs.welford) {
+      // One sweep of the sums of d and d^2: M2 = sum(d^2) - n mean^2,
+      // which cancels only when the shift is far from the mean (then the
+      // centred sweep below recomputes it).
+      SmallVector<Value> sumState;
+      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
+        sumState.push_back(e.zeroVector());
+        sumState.push_back(e.zeroVector());
+      }
       SmallVector<Value> sums =
-          e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
-            return SmallVector<Value>{e.add(acc[0], firstD(col, mask))};
+          e.sweep(sumState, 2, [&](Value col, Value mask, ValueRange acc) {
+            Value d = firstD(col, mask);
+            return SmallVector<Value>{e.add(acc[0], d),
+                                      e.add(acc[1], e.mul(d, d))};
           });
-      mean = e.mul(e.reduceSlots(sums), invCols);
-      Value meanVec = e.splat(mean);
-      SmallVector<Value> squares =
-          e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
-            Value d = e.maskOff(e.sub(laterD(col, mask), meanVec), mask);
-            return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
-          });
-      m2 = e.reduceSlots(squares);
+      SmallVector<Value> sumsD, sumsSq;
+      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
+        sumsD.push_back(sums[2 * slot]);
+        sumsSq.push_back(sums[2 * slot + 1]);
+      }
+      Value sumD = e.reduceSlots(sumsD);
+      mean = e.mul(sumD, invCols);
+      m2 = e.sub(e.reduceSlots(sumsSq), e.mul(sumD, mean));
     } else {
       // Per-lane Welford over the main part: every lane has seen the same
       // count after each iteration, so 1/n is one scalar division.
@@ -622,13 +642,69 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       }
       mean = fallback.getResult(0);
     }
+    // Both algorithms lose precision when the shift is far from the mean
+    // (an outlier among the first three values): the sums by cancelling in
+    // sum(d^2) - n mean^2, Welford's running means by rounding at the
+    // magnitude of the shift. When n mean^2 > kFarShift * M2 (or M2 is
+    // NaN) and the mean is finite, one more sweep sums d - mean and its
+    // square, and corrects both (the corrected two-pass algorithm).
+    Value nMeanSq =
+        e.mul(e.mul(mean, mean), e.f32Const(static_cast<double>(cols)));
+    Value near = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, nMeanSq,
+                                       e.mul(m2, e.f32Const(kFarShift)));
+    Value finite = arith::CmpFOp::create(
+        b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, mean),
+        e.f32Const(std::numeric_limits<float>::infinity()));
+    Value far = arith::AndIOp::create(
+        b, finite,
+        arith::XOrIOp::create(
+            b, near, arith::ConstantOp::create(b, b.getBoolAttr(true))));
+    auto recentred =
+        scf::IfOp::create(b, TypeRange{b.getF32Type(), b.getF32Type()}, far,
+                          /*addThenBlock=*/true, /*addElseBlock=*/true);
+    {
+      OpBuilder::InsertionGuard ifGuard(b);
+      b.setInsertionPointToStart(recentred.thenBlock());
+      Value meanVec = e.splat(mean);
+      SmallVector<Value> state;
+      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
+        state.push_back(e.zeroVector());
+        state.push_back(e.zeroVector());
+      }
+      SmallVector<Value> sums =
+          e.sweep(state, 2, [&](Value col, Value mask, ValueRange acc) {
+            Value d = e.maskOff(e.sub(laterD(col, mask), meanVec), mask);
+            return SmallVector<Value>{e.add(acc[0], d),
+                                      e.add(acc[1], e.mul(d, d))};
+          });
+      SmallVector<Value> sumsD, sumsSq;
+      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
+        sumsD.push_back(sums[2 * slot]);
+        sumsSq.push_back(sums[2 * slot + 1]);
+      }
+      Value sumD = e.reduceSlots(sumsD);
+      Value correction = e.mul(sumD, invCols);
+      Value centredM2 = e.sub(e.reduceSlots(sumsSq), e.mul(sumD, correction));
+      scf::YieldOp::create(b, ValueRange{e.add(mean, correction), centredM2});
+      b.setInsertionPointToStart(recentred.elseBlock());
+      scf::YieldOp::create(b, ValueRange{mean, m2});
+    }
+    mean = recentred.getResult(0);
+    // Rounding can leave M2 a little below 0 where the row is constant.
+    m2 = arith::MaximumFOp::create(b, recentred.getResult(1), e.f32Const(0.0));
     Value var = e.mul(m2, invCols);
     rstd = arith::DivFOp::create(
         b, e.f32Const(1.0),
         math::SqrtOp::create(b, arith::AddFOp::create(b, var, eps)));
+    // centre = s0 + mean rounded; lo its rounding error (TwoSum, exact).
+    centre = arith::AddFOp::create(b, s0, mean);
+    Value back = arith::SubFOp::create(b, centre, s0);
+    Value lo = arith::AddFOp::create(
+        b, arith::SubFOp::create(b, s0, arith::SubFOp::create(b, centre, back)),
+        arith::SubFOp::create(b, mean, back));
+    offset = arith::MulFOp::create(b, lo, rstd);
     if (meanOut)
-      memref::StoreOp::create(b, arith::AddFOp::create(b, s0, mean), meanOut,
-                              ValueRange{row});
+      memref::StoreOp::create(b, centre, meanOut, ValueRange{row});
   }
   if (rstdOut)
     memref::StoreOp::create(b, rstd, rstdOut, ValueRange{row});
@@ -636,8 +712,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // Output pass: y = (s - mean) * rstd * gamma + beta, over one row or a
   // pair of rows sharing the loads of gamma and beta.
   struct RowStats {
-    Value row, mean, rstd, shift; // vectors; mean and shift null for RMSNorm
-    Value present;                // i1, or null: the row is always there
+    Value row, centre, offset, rstd; // vectors; centre, offset null (RMSNorm)
+    Value present;                   // i1, or null: the row is always there
   };
   auto outputSweep = [&](ArrayRef<RowStats> rowStats) {
     e.usePairedBf16(outputPaired);
@@ -656,8 +732,9 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         row = stats.row;
         Value s = laterS(col, mask);
         Value out =
-            e.mul(stats.mean ? e.sub(e.sub(s, stats.shift), stats.mean) : s,
-                  stats.rstd);
+            stats.centre
+                ? e.sub(e.mul(e.sub(s, stats.centre), stats.rstd), stats.offset)
+                : e.mul(s, stats.rstd);
         if (g)
           out = e.mul(out, g);
         if (bt)
@@ -668,17 +745,15 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     });
   };
   if (!pairRows) {
-    outputSweep(
-        RowStats{row, mean ? e.splat(mean) : Value(), e.splat(rstd), shift});
+    outputSweep(RowStats{row, centre ? e.splat(centre) : Value(),
+                         offset ? e.splat(offset) : Value(), e.splat(rstd)});
   } else {
     // Keep this row's statistics, then sweep the pair (or the last row).
     Value slot = arith::SubIOp::create(b, row, pairStart);
     memref::StoreOp::create(b, rstd, pairRstd, ValueRange{slot});
-    if (mean) {
-      memref::StoreOp::create(b, mean, pairMean, ValueRange{slot});
-      memref::StoreOp::create(
-          b, vector::ExtractOp::create(b, shift, ArrayRef<int64_t>{0}),
-          pairShift, ValueRange{slot});
+    if (centre) {
+      memref::StoreOp::create(b, centre, pairCentre, ValueRange{slot});
+      memref::StoreOp::create(b, offset, pairOffset, ValueRange{slot});
     }
     b.setInsertionPointAfter(statsBlock->getParentOp());
     Value full = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, pairCount,
@@ -691,11 +766,11 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       stats.row = arith::AddIOp::create(b, pairStart, slotIndex);
       stats.rstd =
           e.splat(memref::LoadOp::create(b, pairRstd, ValueRange{slotIndex}));
-      if (mean) {
-        stats.mean =
-            e.splat(memref::LoadOp::create(b, pairMean, ValueRange{slotIndex}));
-        stats.shift = e.splat(
-            memref::LoadOp::create(b, pairShift, ValueRange{slotIndex}));
+      if (centre) {
+        stats.centre = e.splat(
+            memref::LoadOp::create(b, pairCentre, ValueRange{slotIndex}));
+        stats.offset = e.splat(
+            memref::LoadOp::create(b, pairOffset, ValueRange{slotIndex}));
       }
       return stats;
     };

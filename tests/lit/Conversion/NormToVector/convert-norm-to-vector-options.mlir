@@ -4,7 +4,7 @@
 // Pass options, one RUN line per variant.
 
 // CHECK-LABEL: func.func @f
-//       CHECK:   -> (vector<4xf32>, vector<4xf32>, vector<4xf32>)
+//       CHECK:   -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>)
 // WELFORD: arith.uitofp
 // BAD: vector-width must be a power of two in [1, 64] and accumulators in [1, 16]
 func.func @f(%x: memref<?x96xf32>, %y: memref<?x96xf32>) {

@@ -2,20 +2,29 @@
 // The structure each CPU knob of #norm.config produces.
 
 // vector_width = 16, accumulators = 4 on 1024 columns: 16 groups of four
-// vector<16xf32> partial sums, no tail; a sum pass, a centred pass, an
-// output pass; the row's first element is the shift.
+// slots, each summing d and d^2 (eight vector<16xf32> partial sums), no
+// tail; the shift from the row's first elements; a centred sweep only
+// under the branch taken when the shift is far from the mean; then the
+// output pass, (s - centre) * rstd - offset.
 // CHECK-LABEL: func.func @layer_norm_v16_a4
 //       CHECK:   %[[ROWS:.+]] = memref.dim %{{.*}}, %c0
 //       CHECK:   scf.for %[[ROW:.+]] = %c0{{.*}} to %[[ROWS]]
 //       CHECK:     memref.load %{{.*}}[%[[ROW]], %c0
-//       CHECK:     scf.for {{.*}} iter_args({{.*}}, {{.*}}, {{.*}}, {{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+//       CHECK:     scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 //       CHECK-COUNT-4: vector.load %{{.*}} : memref<?x1024xf32>, vector<16xf32>
 //       CHECK:     vector.reduction <add>
-//       CHECK:     scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+//       CHECK:     vector.reduction <add>
+//       CHECK:     %[[FAR:.+]] = arith.andi
+//       CHECK:     scf.if %[[FAR]] -> (f32, f32) {
+//       CHECK:       scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+//       CHECK:     } else {
 //       CHECK:     math.sqrt
 //       CHECK:     memref.store %{{.*}}, %{{.*}}[%[[ROW]]] : memref<?xf32>
 //       CHECK:     scf.for
-//       CHECK:       vector.store %{{.*}} : memref<?x1024xf32>, vector<16xf32>
+//       CHECK:       %[[D:.+]] = arith.subf
+//       CHECK:       %[[SCALED:.+]] = arith.mulf %[[D]]
+//       CHECK:       %[[OUT:.+]] = arith.subf %[[SCALED]]
+//       CHECK:       vector.store %[[OUT]], %{{.*}} : memref<?x1024xf32>, vector<16xf32>
 //   CHECK-NOT:   vector.maskedload
 //   CHECK-NOT:   norm.
 func.func @layer_norm_v16_a4(%x: memref<?x1024xf32>, %y: memref<?x1024xf32>, %rs: memref<?xf32>) {

@@ -29,8 +29,11 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
     - `accumulators` (1 to 16): independent partial sums per reduction.
     - `rows_per_task` (1 to 65536): rows one thread-pool task handles.
     - `threads` (1 to 1024): worker threads; absent means all cores.
-    - `algorithm` (`two_pass` or `welford`): two passes over a cache-resident
-      row, or one-pass Welford statistics.
+    - `algorithm` (`two_pass` or `welford`): LayerNorm statistics from
+      shifted sums of the values and their squares, corrected by a centred
+      second pass over the cache-resident row when the shift lies far from
+      the mean, or from one-pass Welford updates (with the same
+      correction).
     - `streaming_stores` (`true`/`false`): non-temporal stores for outputs
       larger than the cache.
 

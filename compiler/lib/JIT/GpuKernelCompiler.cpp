@@ -481,6 +481,7 @@ normjit::compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
   ModuleOp module = *(*ir)->module;
 
   PassManager pm(&context);
+  pm.enableVerifier(kVerifyLoweringPasses);
   OpPassManager &gpm = pm.nest<gpu::GPUModuleOp>();
   addNormToGpuPasses(gpm);
   gpm.addPass(createSCFToControlFlowPass());

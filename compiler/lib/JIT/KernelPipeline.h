@@ -100,6 +100,15 @@ std::function<llvm::Error(llvm::Module *)> makeKernelLLVMOptimizer();
 constexpr llvm::CodeGenOptLevel kKernelCodeGenOptLevel =
     llvm::CodeGenOptLevel::Default;
 
+/// Whether the JIT's lowering pipelines verify the IR after every pass: in
+/// debug builds only (the kernel IR is verified when built, and the lit
+/// tests run every lowering pass with verification).
+#ifdef NDEBUG
+constexpr bool kVerifyLoweringPasses = false;
+#else
+constexpr bool kVerifyLoweringPasses = true;
+#endif
+
 /// Initializes LLVM's native target (once per process).
 void initializeLLVMOnce();
 

@@ -477,13 +477,21 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     e.store(sum, {row, col}, s, mask);
     return e.roundTo(sumElement, s);
   };
-  // s again in a later pass: from the cache-resident sum, or recomputed.
-  auto laterS = [&](Value col, Value mask) -> Value {
+  // s again in a later pass: from the cache-resident sum, or recomputed
+  // (by emitter `r`: `e`, or `rare` below).
+  auto laterS = [&](RowEmitter &r, Value col, Value mask) -> Value {
     if (sum)
-      return e.load(sum, {row, col}, mask);
-    Value s = e.load(x, {row, col}, mask);
-    return residual ? e.add(s, e.load(residual, {row, col}, mask)) : s;
+      return r.load(sum, {row, col}, mask);
+    Value s = r.load(x, {row, col}, mask);
+    return residual ? r.add(s, r.load(residual, {row, col}, mask)) : s;
   };
+  // The sweeps only rare rows take (a far shift, Welford's NaN mean) keep
+  // one slot of partial sums: less code to compile, same precision (the
+  // sums are blocked).
+  LoweringKnobs rareKnobs = knobs;
+  rareKnobs.accumulators = 1;
+  RowEmitter rare(b, cols, rareKnobs);
+  rare.usePairedBf16(statsPaired);
 
   SmallVector<Value> zeros(e.getSlots(), e.zeroVector());
   // LayerNorm: the row's mean as an f32 centre plus the rounding error of
@@ -509,8 +517,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     auto firstD = [&](Value col, Value mask) {
       return e.maskOff(e.sub(firstS(col, mask), shift), mask);
     };
-    auto laterD = [&](Value col, Value mask) {
-      return e.sub(laterS(col, mask), shift);
+    auto laterD = [&](RowEmitter &r, Value col, Value mask) {
+      return r.sub(laterS(r, col, mask), shift);
     };
     Value m2;
     if (!knobs.welford) {
@@ -599,7 +607,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         Value restMeanVec = e.splat(restMean);
         SmallVector<Value> restSquares =
             e.sweepRest(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
-              Value d = e.maskOff(e.sub(laterD(col, mask), restMeanVec), mask);
+              Value d =
+                  e.maskOff(e.sub(laterD(e, col, mask), restMeanVec), mask);
               return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
             });
         restM2 = e.reduceSlots(restSquares);
@@ -631,12 +640,12 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       {
         OpBuilder::InsertionGuard ifGuard(b);
         b.setInsertionPointToStart(fallback.thenBlock());
-        SmallVector<Value> sums =
-            e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
-              return SmallVector<Value>{
-                  e.add(acc[0], e.maskOff(laterD(col, mask), mask))};
+        SmallVector<Value> sums = rare.sweep(
+            {rare.zeroVector()}, 1, [&](Value col, Value mask, ValueRange acc) {
+              return SmallVector<Value>{rare.add(
+                  acc[0], rare.maskOff(laterD(rare, col, mask), mask))};
             });
-        scf::YieldOp::create(b, e.mul(e.reduceSlots(sums), invCols));
+        scf::YieldOp::create(b, e.mul(rare.reduceSlots(sums), invCols));
         b.setInsertionPointToStart(fallback.elseBlock());
         scf::YieldOp::create(b, mean);
       }
@@ -665,26 +674,18 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     {
       OpBuilder::InsertionGuard ifGuard(b);
       b.setInsertionPointToStart(recentred.thenBlock());
-      Value meanVec = e.splat(mean);
-      SmallVector<Value> state;
-      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
-        state.push_back(e.zeroVector());
-        state.push_back(e.zeroVector());
-      }
-      SmallVector<Value> sums =
-          e.sweep(state, 2, [&](Value col, Value mask, ValueRange acc) {
-            Value d = e.maskOff(e.sub(laterD(col, mask), meanVec), mask);
-            return SmallVector<Value>{e.add(acc[0], d),
-                                      e.add(acc[1], e.mul(d, d))};
+      Value meanVec = rare.splat(mean);
+      SmallVector<Value> sums = rare.sweep(
+          {rare.zeroVector(), rare.zeroVector()}, 2,
+          [&](Value col, Value mask, ValueRange acc) {
+            Value d =
+                rare.maskOff(rare.sub(laterD(rare, col, mask), meanVec), mask);
+            return SmallVector<Value>{rare.add(acc[0], d),
+                                      rare.add(acc[1], rare.mul(d, d))};
           });
-      SmallVector<Value> sumsD, sumsSq;
-      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
-        sumsD.push_back(sums[2 * slot]);
-        sumsSq.push_back(sums[2 * slot + 1]);
-      }
-      Value sumD = e.reduceSlots(sumsD);
+      Value sumD = rare.reduce(sums[0]);
       Value correction = e.mul(sumD, invCols);
-      Value centredM2 = e.sub(e.reduceSlots(sumsSq), e.mul(sumD, correction));
+      Value centredM2 = e.sub(rare.reduce(sums[1]), e.mul(sumD, correction));
       scf::YieldOp::create(b, ValueRange{e.add(mean, correction), centredM2});
       b.setInsertionPointToStart(recentred.elseBlock());
       scf::YieldOp::create(b, ValueRange{mean, m2});
@@ -730,7 +731,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           b.setInsertionPointToStart(ifPresent.thenBlock());
         }
         row = stats.row;
-        Value s = laterS(col, mask);
+        Value s = laterS(e, col, mask);
         Value out =
             stats.centre
                 ? e.sub(e.mul(e.sub(s, stats.centre), stats.rstd), stats.offset)

@@ -445,7 +445,7 @@ CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
   key.spec = getSpecKey(spec);
   key.rowBucket = getRowBucket(rows);
   key.device = deviceKey.str();
-  key.normjitVersion = "0.1.0";
+  key.normjitVersion = NORMJIT_VERSION_STRING;
   key.llvmVersion = LLVM_VERSION_STRING;
   return key;
 }

@@ -13,7 +13,7 @@
 //   spec = "layer_norm:4096:x0:y0:r-1:s-1:g0:b0:m0:rs0:eps3727c5ac"
 //   row_bucket = 1024              # 0 or a power of two <= 65536
 //   device = "cpu|AuthenticAMD|AMD EPYC 9R14|avx,avx2,...|96"
-//   normjit_version = "0.1.0"
+//   normjit_version = "0.2.0"
 //   llvm_version = "22.1.0"
 //   gbps = 41.2                    # the winner's measured GB/s
 //   default_gbps = 30.5            # the default heuristic's, same run

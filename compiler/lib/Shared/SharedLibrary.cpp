@@ -8,4 +8,4 @@
 #include "normjit/normjit.h"
 
 /// The library's version, for hosts that dlopen it.
-extern "C" const char *normjit_version(void) { return "0.1.0"; }
+extern "C" const char *normjit_version(void) { return NORMJIT_VERSION_STRING; }

@@ -2,9 +2,14 @@
 """Turns normjit-bench-norm's JSON output into the Markdown tables of
 bench/README.md.
 
-    build/bin/normjit-bench-norm --benchmark_format=json \
+    build/bin/normjit-bench-norm --benchmark_min_time=0.2 \
+        --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true \
         --benchmark_out=bench.json --benchmark_out_format=json
     python3 bench/report.py bench.json
+
+With repetitions, every cell is the median of the repetitions; random
+interleaving runs them in a shuffled order, so that a slow minute of the
+machine does not land on one benchmark only.
 """
 import json
 import math
@@ -19,10 +24,16 @@ def load(path):
     for b in data["benchmarks"]:
         if b.get("error_occurred"):
             continue
+        # With --benchmark_repetitions, the medians stand for the runs.
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        if b.get("run_type") == "iteration" and b.get("repetitions", 1) > 1:
+            continue
+        name = b.get("run_name", b["name"])
         m = re.match(r"BM_(\w+?)(?:/(\w+))?/rows:(\d+)/cols:(\d+)/bf16:(\d)/"
-                     r"threads:(\d+)", b["name"])
+                     r"threads:(\d+)", name)
         if not m:
-            results[b["name"].split("/")[0]] = b
+            results[name.split("/")[0]] = b
             continue
         kind, variant, rows, cols, bf16, threads = m.groups()
         key = (int(rows), int(cols), "bf16" if bf16 == "1" else "f32",

@@ -66,10 +66,11 @@ void setCounters(benchmark::State &state, double bytes) {
   state.counters["bytes"] = bytes;
 }
 
-/// The config the tuner finds for `spec` at `rows` (tuned on first use,
-/// remembered in $NORMJIT_BENCH_CACHE or /tmp/normjit-bench-cache.toml).
+/// The config the tuner finds for `spec` at `rows` on `threads` worker
+/// threads (tuned on first use, on those threads, remembered in
+/// $NORMJIT_BENCH_CACHE or /tmp/normjit-bench-cache.toml).
 llvm::Expected<normjit::CpuConfig> tunedConfig(const normjit_kernel_spec_t &spec,
-                                               int64_t rows) {
+                                               int64_t rows, int threads) {
   using namespace normjit::tuner;
   static TuningCache *cache = [] {
     const char *path = std::getenv("NORMJIT_BENCH_CACHE");
@@ -79,6 +80,7 @@ llvm::Expected<normjit::CpuConfig> tunedConfig(const normjit_kernel_spec_t &spec
   }();
   TuneOptions options;
   options.budgetSeconds = 2.0;
+  options.threads = threads;
   TunedKernels kernels(context(), *cache, TuningPolicy::TuneOnMiss, options);
   auto kernel = kernels.getKernel(spec, rows);
   if (!kernel)
@@ -103,7 +105,8 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   spec.has_residual = spec.store_sum = residual;
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
   if (tuned) {
-    auto found = tunedConfig(spec, rows);
+    auto found =
+        tunedConfig(spec, rows, static_cast<int>(state.range(3)));
     if (!found) {
       state.SkipWithError(llvm::toString(found.takeError()).c_str());
       return;

@@ -140,7 +140,10 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
                   entry.key.normjitVersion == here.normjitVersion &&
                   entry.key.llvmVersion == here.llvmVersion;
     out << entry.key.spec << " "
-        << normjit::tuner::getRowBucketLabel(entry.key.rowBucket) << ": "
+        << normjit::tuner::getRowBucketLabel(entry.key.rowBucket);
+    if (entry.key.threads)
+      out << " on " << entry.key.threads << " threads";
+    out << ": "
         << llvm::format("%.2f GB/s (default %.2f)", entry.gbps,
                         entry.defaultGbps)
         << " " << entry.getConfigText();

@@ -356,7 +356,10 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   std::shared_ptr<const normjit::CompiledGpuKernel> gpuKernel;
   if (*device < 0) {
     normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
-    if (auto entry = cache.lookup(normjit::tuner::makeCacheKey(spec, rows))) {
+    // Entries tuned on the thread count asked for (all cores by default).
+    int asked = options.has("threads") ? static_cast<int>(threads) : 0;
+    if (auto entry =
+            cache.lookup(normjit::tuner::makeCacheKey(spec, rows, asked))) {
       config = entry->config;
       configSource = "tuning cache";
     }

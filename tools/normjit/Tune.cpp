@@ -69,6 +69,9 @@ const OptionInfo kTuneOptions[] = {
      "the device to tune for (default: cpu)"},
     {"cold-cache", OptionKind::Flag, "",
      "evict the CPU caches (GPU: flush L2) before every timed sample"},
+    {"threads", OptionKind::Int, "N",
+     "CPU: tune on N worker threads, recorded in the entry (default 0: all "
+     "cores)"},
     {"cache", OptionKind::String, "FILE",
      "the tuning cache (default: $NORMJIT_CACHE_DIR, $XDG_CACHE_HOME or "
      "~/.cache)"},
@@ -512,6 +515,11 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
                          llvm::Twine(candidates));
   tuneOptions.strategy.maxCandidates = static_cast<size_t>(candidates);
   tuneOptions.coldCache = options.getFlag("cold-cache", false);
+  int64_t threads = options.getInt("threads", 0);
+  if (threads < 0 || threads > 1024)
+    return makeToolError("--threads must be in [0, 1024], got " +
+                         llvm::Twine(threads));
+  tuneOptions.threads = static_cast<int>(threads);
   std::pair<int64_t, int64_t> shard = {0, 1};
   if (auto text = options.getString("shard")) {
     auto parsedShard = parseShard(*text);
@@ -526,6 +534,9 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   std::string deviceName = getDeviceName(*device);
   std::string deviceDescription = deviceName;
   double dramGbps = 0;
+  if (*device >= 0 && options.has("threads"))
+    return makeToolError("--threads sets CPU worker threads; it cannot be "
+                         "used with --device cuda");
   if (*device >= 0) {
     if (llvm::Error error = checkGpuDevice(*device))
       return error;
@@ -540,8 +551,9 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     dramGbps = info.dram_bandwidth_gbps;
   }
   auto keyFor = [&](const SweepItem &item) {
-    return *device < 0 ? makeCacheKey(item.spec, item.rows)
-                       : makeCacheKey(item.spec, item.rows, deviceKey);
+    return *device < 0
+               ? makeCacheKey(item.spec, item.rows, tuneOptions.threads)
+               : makeCacheKey(item.spec, item.rows, deviceKey);
   };
 
   TuningCache cache(options.getString("cache").value_or(

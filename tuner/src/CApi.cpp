@@ -59,6 +59,7 @@ extern "C" normjit_tuning_options_t normjit_tuning_options_default(void) {
   options.policy = NORMJIT_TUNING_CACHE_ONLY;
   options.cache_file = nullptr;
   options.budget_seconds = TuneOptions().budgetSeconds;
+  options.threads = 0;
   return options;
 }
 
@@ -100,10 +101,19 @@ extern "C" normjit_status_t normjit_kernel_get_tuned(
   auto ordinal = parseDeviceName(device ? device : "cpu");
   if (!ordinal)
     return errorToStatus(ordinal.takeError());
+  if (chosen.threads < 0 || chosen.threads > 1024)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "threads must be in [0, 1024], got " +
+                        std::to_string(chosen.threads));
+  if (chosen.threads != 0 && *ordinal >= 0)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "threads sets CPU worker threads; it must be 0 for a GPU "
+                    "device");
 
   TuneOptions tuneOptions;
   if (chosen.budget_seconds > 0)
     tuneOptions.budgetSeconds = chosen.budget_seconds;
+  tuneOptions.threads = chosen.threads;
   // The heuristic reads no cache file: TunedKernels never looks into this
   // empty one.
   TuningCache none("");

@@ -43,13 +43,19 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
       -> llvm::Expected<std::shared_ptr<const Kernel>> {
     if (source)
       *source = from;
+    // Kernels run on the thread count they were asked (and tuned) for.
+    if (options.threads > 0) {
+      if (!config)
+        config = getDefaultCpuConfig(spec);
+      config->threads = options.threads;
+    }
     return context.getKernel(spec, config);
   };
   if (policy == TuningPolicy::Heuristic)
     return finish(ConfigSource::Default, std::nullopt);
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
     return std::move(error);
-  CacheKey key = makeCacheKey(spec, rows);
+  CacheKey key = makeCacheKey(spec, rows, options.threads);
   // The cache object is not thread-safe: every access holds `mutex`, and so
   // does a tuning run (others asking meanwhile wait for its result rather
   // than tune the same spec again).

@@ -315,7 +315,19 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   // up front, in parallel.
   std::vector<CpuConfig> candidates =
       pickCandidates(buildCpuSearchSpace(spec, rows), options.strategy);
+  if (options.threads > 0) {
+    // Every candidate on the caller's thread count (configs that differed
+    // only in threads become one).
+    std::vector<CpuConfig> onThreads;
+    for (CpuConfig config : candidates) {
+      config.threads = options.threads;
+      if (llvm::find(onThreads, config) == onThreads.end())
+        onThreads.push_back(config);
+    }
+    candidates = std::move(onThreads);
+  }
   TuneResult result;
+  result.threads = options.threads;
   result.defaultConfig = candidates.front();
   std::vector<std::string> compileErrors;
   auto kernels = compileAll<std::shared_ptr<const Kernel>>(
@@ -451,9 +463,17 @@ CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
 }
 
 CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
-                                      int64_t rows) {
+                                      int64_t rows, int threads) {
   static const std::string device = detectCpuFingerprint().key();
-  return makeCacheKey(spec, rows, device);
+  CacheKey key = makeCacheKey(spec, rows, device);
+  key.threads = getCacheThreads(threads);
+  return key;
+}
+
+int64_t normjit::tuner::getCacheThreads(int threads) {
+  if (threads <= 0 || threads >= static_cast<int>(getHostCpu().cores))
+    return 0;
+  return threads;
 }
 
 llvm::Expected<std::string> normjit::tuner::getGpuFingerprint(int device) {
@@ -504,6 +524,7 @@ CacheEntry normjit::tuner::makeCacheEntry(const normjit_kernel_spec_t &spec,
                                           const TuneResult &result) {
   CacheEntry entry =
       makeEntry(spec, rows, makeCacheKey(spec, rows).device, result);
+  entry.key.threads = getCacheThreads(result.threads);
   entry.config = result.best;
   entry.runnerUp = result.runnerUp;
   return entry;

@@ -12,6 +12,8 @@
 //   [[entry]]
 //   spec = "layer_norm:4096:x0:y0:r-1:s-1:g0:b0:m0:rs0:eps3727c5ac"
 //   row_bucket = 1024              # 0 or a power of two <= 65536
+//   threads = 1                    # optional, CPU: tuned on 1..1024
+//                                  # worker threads; absent: all cores
 //   device = "cpu|AuthenticAMD|AMD EPYC 9R14|avx,avx2,...|96"
 //   normjit_version = "0.2.0"
 //   llvm_version = "22.1.0"
@@ -141,7 +143,9 @@ std::string formatUtcNow(const char *format) {
 /// How an entry is named in messages.
 std::string describeKey(const CacheKey &key) {
   return "key " + key.spec + " " + getRowBucketLabel(key.rowBucket) + " on " +
-         key.device;
+         key.device +
+         (key.threads ? " at " + std::to_string(key.threads) + " threads"
+                      : std::string());
 }
 
 /// A float as TOML text that reads back as the same double: the shortest
@@ -280,6 +284,10 @@ std::string checkEntry(const CacheEntry &entry) {
        !llvm::isPowerOf2_64(static_cast<uint64_t>(key.rowBucket))))
     first("row_bucket must be 0 or a power of two <= 65536, got " +
           std::to_string(key.rowBucket));
+  if (key.threads < 0 || key.threads > kMaxThreads)
+    first("threads must be in [0, 1024], got " + std::to_string(key.threads));
+  else if (key.threads != 0 && entry.isGpu())
+    first("threads must be absent for a GPU entry");
   first(checkRate("gbps", entry.gbps));
   first(checkRate("default_gbps", entry.defaultGbps));
   first(checkRate("fusion_margin", entry.fusionMargin));
@@ -554,8 +562,8 @@ private:
 
   bool readEntry(const toml::table &table, CacheEntry &entry) {
     if (!checkKeys(table,
-                   {"spec", "row_bucket", "device", "normjit_version",
-                    "llvm_version", "gbps", "default_gbps", "candidates",
+                   {"spec", "row_bucket", "threads", "device",
+                    "normjit_version", "llvm_version", "gbps", "default_gbps", "candidates",
                     "tuned_at", "fusion", "fusion_margin", "config",
                     "runner_up", "runner_up_gbps"},
                    ""))
@@ -572,6 +580,9 @@ private:
         !getString(table, "tuned_at", entry.tunedAt) ||
         !getString(table, "fusion", entry.fusion) ||
         !getFloat(table, "fusion_margin", entry.fusionMargin))
+      return false;
+    if (table.contains("threads") &&
+        !getInteger(table, "threads", key.threads))
       return false;
     // The device decides which kind of config the entry holds.
     bool gpu = entry.isGpu();
@@ -753,6 +764,8 @@ std::string formatDocument(const std::vector<CacheEntry> &entries) {
     out += "\n[[entry]]\n";
     out += "spec = " + quote(key.spec) + "\n";
     out += "row_bucket = " + std::to_string(key.rowBucket) + "\n";
+    if (key.threads)
+      out += "threads = " + std::to_string(key.threads) + "\n";
     out += "device = " + quote(key.device) + "\n";
     out += "normjit_version = " + quote(key.normjitVersion) + "\n";
     out += "llvm_version = " + quote(key.llvmVersion) + "\n";
@@ -984,15 +997,17 @@ std::string normjit::tuner::getUtcTimestamp() {
 }
 
 bool CacheKey::operator==(const CacheKey &other) const {
-  return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion) ==
+  return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion,
+                  threads) ==
          std::tie(other.spec, other.rowBucket, other.device,
-                  other.normjitVersion, other.llvmVersion);
+                  other.normjitVersion, other.llvmVersion, other.threads);
 }
 
 bool CacheKey::operator<(const CacheKey &other) const {
-  return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion) <
+  return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion,
+                  threads) <
          std::tie(other.spec, other.rowBucket, other.device,
-                  other.normjitVersion, other.llvmVersion);
+                  other.normjitVersion, other.llvmVersion, other.threads);
 }
 
 //===----------------------------------------------------------------------===//

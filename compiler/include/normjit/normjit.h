@@ -90,6 +90,9 @@ typedef struct normjit_tuning_options_t {
   const char *cache_file;
   /** Tune-on-miss: seconds per spec, compilation included (<= 0: 2). */
   double budget_seconds;
+  /** CPU: the worker threads the kernel runs on, tuned on and looked up
+   * with (what wins depends on it); 0: all cores. GPU: must be 0. */
+  int threads;
 } normjit_tuning_options_t;
 
 /** Cache-only, the default cache file, a 2 s budget. */

@@ -10,6 +10,8 @@
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --strategy annealing --cache %t.toml 2>&1 | FileCheck %s --check-prefix=STRATEGY
 // RUN: not normjit tune --op rms_norm --rows 0 --cols 64 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=ROWS
 // RUN: not normjit tune --rows 8 --cols 64 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=NOOP
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --threads -1 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=THREADS
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --threads 1 --device cuda --cache %t.toml 2>&1 | FileCheck %s --check-prefix=THREADSGPU
 // Bad tune command lines and malformed sweep files: one line on stderr
 // naming the file, line and reason; exit code 1.
 
@@ -25,3 +27,5 @@
 // STRATEGY: normjit: error: --strategy must be halving, random or exhaustive, got 'annealing'
 // ROWS: normjit: error: --rows must be at least 1, got 0
 // NOOP: normjit: error: missing required option '--op'
+// THREADS: normjit: error: --threads must be in [0, 1024], got -1
+// THREADSGPU: normjit: error: --threads sets CPU worker threads; it cannot be used with --device cuda

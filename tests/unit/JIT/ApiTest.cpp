@@ -471,6 +471,7 @@ TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
   EXPECT_EQ(options.policy, NORMJIT_TUNING_CACHE_ONLY);
   EXPECT_EQ(options.cache_file, nullptr);
   EXPECT_GT(options.budget_seconds, 0);
+  EXPECT_EQ(options.threads, 0);
   options.cache_file = cacheFile.c_str();
   options.budget_seconds = 0.3;
 
@@ -562,6 +563,29 @@ TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
       normjit_kernel_get_tuned(context, &spec, -1, "cpu", &options, &kernel),
       NORMJIT_INVALID_ARGUMENT);
   EXPECT_NE(std::string(normjit_last_error()).find("rows"), std::string::npos);
+  options.threads = -1;
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("threads must be in"),
+            std::string::npos);
+  options.threads = 1;
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cuda", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("must be 0 for a GPU"),
+            std::string::npos);
+  // One thread asked: the kernel runs on one thread.
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_NE(std::string(normjit_kernel_config(kernel)).find("threads = 1"),
+            std::string::npos)
+      << normjit_kernel_config(kernel);
+  normjit_kernel_release(kernel);
+  kernel = nullptr;
+  options.threads = 0;
   EXPECT_EQ(
       normjit_kernel_get_tuned(context, &spec, 64, "tpu", &options, &kernel),
       NORMJIT_INVALID_ARGUMENT);

@@ -289,6 +289,33 @@ TEST(TunerTest, TunesASpecAndRecordsIt) {
   EXPECT_FALSE(!!tuneCpu(context, spec, 0, options)); // no rows, no tuning
 }
 
+TEST(TunerTest, TunesOnTheThreadCountAsked) {
+  // Every candidate runs on one thread, and the entry says so (on a
+  // one-core host one thread is all cores: key 0).
+  Context context;
+  normjit_kernel_spec_t spec = layerNormSpec(384);
+  TuneOptions options;
+  options.budgetSeconds = 0.5;
+  options.strategy.maxCandidates = 6;
+  options.threads = 1;
+  auto result = tuneCpu(context, spec, 300, options);
+  ASSERT_TRUE(!!result) << llvm::toString(result.takeError());
+  EXPECT_EQ(result->best.threads, 1);
+  EXPECT_EQ(result->defaultConfig.threads, 1);
+  if (result->runnerUp) {
+    EXPECT_EQ(result->runnerUp->threads, 1);
+  }
+  int64_t cores = static_cast<int64_t>(getHostCpu().cores);
+  CacheEntry entry = makeCacheEntry(spec, 300, *result);
+  EXPECT_EQ(entry.key.threads, cores > 1 ? 1 : 0);
+  EXPECT_EQ(entry.key, makeCacheKey(spec, 300, 1));
+  EXPECT_EQ(getCacheThreads(0), 0);
+  EXPECT_EQ(getCacheThreads(-2), 0);
+  EXPECT_EQ(getCacheThreads(static_cast<int>(cores)), 0);
+  EXPECT_EQ(getCacheThreads(static_cast<int>(cores) + 7), 0);
+  EXPECT_EQ(getCacheThreads(1), cores > 1 ? 1 : 0);
+}
+
 TEST(TunedKernelsTest, PoliciesUseTheCacheAsTheySay) {
   char pattern[] = "/tmp/normjit-tuned-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
@@ -317,6 +344,17 @@ TEST(TunedKernelsTest, PoliciesUseTheCacheAsTheySay) {
   kernel = cached.getKernel(spec, 5000, &source);
   ASSERT_TRUE(!!kernel);
   EXPECT_EQ(source, ConfigSource::Default);
+  // Kernels asked for one thread run on one thread, and an entry tuned on
+  // all cores is not theirs (where the host has more than one).
+  TuneOptions oneThread;
+  oneThread.threads = 1;
+  TunedKernels single(context, cache, TuningPolicy::CacheOnly, oneThread);
+  kernel = single.getKernel(spec, 100, &source);
+  ASSERT_TRUE(!!kernel);
+  EXPECT_EQ((*kernel)->getConfig().threads, 1);
+  if (getHostCpu().cores > 1) {
+    EXPECT_EQ(source, ConfigSource::Default);
+  }
 
   TunedKernels heuristic(context, cache, TuningPolicy::Heuristic);
   kernel = heuristic.getKernel(spec, 100, &source);

@@ -343,6 +343,40 @@ TEST_F(TuningCacheTest, LookupMissesOtherDeviceVersionOrBucket) {
   key = entry.key;
   key.spec = "rms_norm:4096";
   EXPECT_FALSE(cache.lookup(key).has_value()) << "another spec";
+  key = entry.key;
+  key.threads = 1;
+  EXPECT_FALSE(cache.lookup(key).has_value()) << "another thread count";
+}
+
+TEST_F(TuningCacheTest, ThreadCountIsPartOfTheKey) {
+  // The same spec tuned on all cores and on one thread: two entries; the
+  // thread count is written only when nonzero and reads back.
+  CacheEntry allCores = makeEntry(kSpec, 10);
+  CacheEntry oneThread = makeEntry(kSpec, 20);
+  oneThread.key.threads = 1;
+  oneThread.config.threads = 1;
+  {
+    TuningCache cache(path);
+    ASSERT_EQ(takeMessage(cache.store({allCores, oneThread})), "");
+  }
+  std::string text = readBytes(path);
+  size_t written = 0;
+  for (size_t at = text.find("\nthreads = "); at != std::string::npos;
+       at = text.find("\nthreads = ", at + 1))
+    ++written;
+  EXPECT_EQ(written, 1u) << text;
+  EXPECT_NE(text.find("\nthreads = 1\n"), std::string::npos) << text;
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.load()), "");
+  ASSERT_EQ(cache.getEntries().size(), 2u);
+  auto one = cache.lookup(oneThread.key);
+  ASSERT_TRUE(one.has_value());
+  EXPECT_EQ(one->gbps, 20);
+  EXPECT_EQ(one->key.threads, 1);
+  auto all = cache.lookup(allCores.key);
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->gbps, 10);
+  EXPECT_EQ(all->key.threads, 0);
 }
 
 TEST_F(TuningCacheTest, StoreReplacesSameKeyAndKeepsOthers) {
@@ -657,6 +691,16 @@ TEST_F(TuningCacheTest, NegativeValuesAreSetAside) {
       "default_gbps must be");
   expectUntrusted(replaceOnce(text, "threads = 12", "threads = -1"),
                   "threads must be in [0, 1024]");
+  // The entry's own thread count (the key's), not the config's.
+  expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
+                              "row_bucket = 2048\nthreads = -3\n"),
+                  "threads must be in [0, 1024], got -3");
+  expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
+                              "row_bucket = 2048\nthreads = 5000\n"),
+                  "threads must be in [0, 1024], got 5000");
+  expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
+                              "row_bucket = 2048\nthreads = \"two\"\n"),
+                  "threads");
   expectUntrusted(replaceOnce(text, "row_bucket = 2048", "row_bucket = -4"),
                   "row_bucket must be 0 or a power of two");
   expectUntrusted(
@@ -1107,6 +1151,8 @@ TEST_F(TuningCacheTest, BadGpuConfigsAreSetAside) {
                   "config.persistent must be a boolean, got an integer");
   expectUntrusted(replaceOnce(text, "fusion = \"\"", "fusion = \"split\""),
                   "fusion cannot be \"split\" for a GPU entry");
+  expectUntrusted(replaceOnce(text, "row_bucket = ", "threads = 2\nrow_bucket = "),
+                  "threads must be absent for a GPU entry");
   // store() checks the same before writing anything.
   CacheEntry bad = makeGpuEntry();
   bad.gpuConfig.threadsPerRow = 2048;

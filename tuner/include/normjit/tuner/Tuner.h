@@ -36,6 +36,9 @@ struct TuneOptions {
   bool coldCache = false;
   /// Threads compiling candidates (0: all cores).
   unsigned compileThreads = 0;
+  /// CPU: the worker threads every candidate runs on (0: all cores, the
+  /// search space's choice). The cache entry records it (getCacheThreads).
+  int threads = 0;
 };
 
 /// What one tuning run found, for the configs of one backend.
@@ -54,6 +57,7 @@ template <typename Config> struct BasicTuneResult {
   int64_t candidates = 0;            ///< configs compiled and considered
   std::vector<std::string> failures; ///< "config: why", compile or check
   double seconds = 0;                ///< wall time of the whole run
+  int threads = 0; ///< CPU: TuneOptions::threads of the run (0: all cores)
 };
 
 /// A CPU tuning result.
@@ -82,8 +86,14 @@ llvm::Expected<GpuTuneResult> tuneGpu(Context &context,
                                       const TuneOptions &options);
 
 /// The cache key of `spec` at `rows` rows on this machine's CPU with this
-/// build.
-CacheKey makeCacheKey(const normjit_kernel_spec_t &spec, int64_t rows);
+/// build, for kernels run on `threads` worker threads (getCacheThreads).
+CacheKey makeCacheKey(const normjit_kernel_spec_t &spec, int64_t rows,
+                      int threads = 0);
+
+/// The thread count a CPU cache key records for kernels run on `threads`
+/// worker threads: 0 (all cores) for 0, or for as many threads as the host
+/// has cores or more; else `threads`.
+int64_t getCacheThreads(int threads);
 
 /// The cache key of `spec` at `rows` rows on the device whose fingerprint
 /// (DeviceFingerprint::key() or a CUDA fingerprint) is `deviceKey`, with

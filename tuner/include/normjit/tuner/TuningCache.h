@@ -67,6 +67,10 @@ struct CacheKey {
   std::string device;   ///< DeviceFingerprint::key()
   std::string normjitVersion;
   std::string llvmVersion;
+  /// CPU: the worker threads the config was tuned on, 0 for all cores
+  /// (what wins depends on it: streaming stores, say, pay on two threads
+  /// of a memory-bound shape and lose on one). Written only when nonzero.
+  int64_t threads = 0;
   bool operator==(const CacheKey &other) const;
   bool operator<(const CacheKey &other) const;
 };

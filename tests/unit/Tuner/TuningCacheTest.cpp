@@ -692,15 +692,14 @@ TEST_F(TuningCacheTest, NegativeValuesAreSetAside) {
   expectUntrusted(replaceOnce(text, "threads = 12", "threads = -1"),
                   "threads must be in [0, 1024]");
   // The entry's own thread count (the key's), not the config's.
-  expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
-                              "row_bucket = 2048\nthreads = -3\n"),
-                  "threads must be in [0, 1024], got -3");
-  expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
-                              "row_bucket = 2048\nthreads = 5000\n"),
-                  "threads must be in [0, 1024], got 5000");
-  expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
-                              "row_bucket = 2048\nthreads = \"two\"\n"),
-                  "threads");
+  for (const auto &[value, reason] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"-3", "threads must be in [0, 1024], got -3"},
+           {"5000", "threads must be in [0, 1024], got 5000"},
+           {"\"two\"", "threads"}})
+    expectUntrusted(replaceOnce(text, "row_bucket = 2048\n",
+                                "row_bucket = 2048\nthreads = " + value + "\n"),
+                    reason);
   expectUntrusted(replaceOnce(text, "row_bucket = 2048", "row_bucket = -4"),
                   "row_bucket must be 0 or a power of two");
   expectUntrusted(

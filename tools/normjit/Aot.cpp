@@ -241,11 +241,10 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
   if (options.has("rows-per-task"))
     knobs.rowsPerTask = options.getInt("rows-per-task", 0);
   if (options.has("threads")) {
-    int64_t threads = options.getInt("threads", 0);
-    if (threads < 0 || threads > 1024)
-      return makeToolError("--threads must be in [0, 1024], got " +
-                           llvm::Twine(threads));
-    knobs.threads = static_cast<int>(threads);
+    auto threads = getThreadsOption(options);
+    if (!threads)
+      return threads.takeError();
+    knobs.threads = *threads;
   }
   if (std::optional<std::string> algorithm = options.getString("algorithm")) {
     if (*algorithm != "two_pass" && *algorithm != "welford")

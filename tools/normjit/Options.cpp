@@ -19,6 +19,15 @@ llvm::Error normjit::tool::makeToolError(const llvm::Twine &message) {
   return normjit::makeError(NORMJIT_INVALID_ARGUMENT, message);
 }
 
+llvm::Expected<int>
+normjit::tool::getThreadsOption(const ParsedOptions &options) {
+  int64_t threads = options.getInt("threads", 0);
+  if (threads < 0 || threads > 1024)
+    return makeToolError("--threads must be in [0, 1024], got " +
+                         llvm::Twine(threads));
+  return static_cast<int>(threads);
+}
+
 std::optional<std::string>
 ParsedOptions::getString(llvm::StringRef name) const {
   auto it = values.find(name);

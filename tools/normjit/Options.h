@@ -95,6 +95,10 @@ private:
 /// An error with `message` as its text.
 llvm::Error makeToolError(const llvm::Twine &message);
 
+/// `--threads N`, CPU worker threads in [0, 1024] (0: all cores); 0 when
+/// absent.
+llvm::Expected<int> getThreadsOption(const ParsedOptions &options);
+
 } // namespace normjit::tool
 
 #endif // NORMJIT_TOOLS_NORMJIT_OPTIONS_H

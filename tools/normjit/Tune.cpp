@@ -515,11 +515,10 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
                          llvm::Twine(candidates));
   tuneOptions.strategy.maxCandidates = static_cast<size_t>(candidates);
   tuneOptions.coldCache = options.getFlag("cold-cache", false);
-  int64_t threads = options.getInt("threads", 0);
-  if (threads < 0 || threads > 1024)
-    return makeToolError("--threads must be in [0, 1024], got " +
-                         llvm::Twine(threads));
-  tuneOptions.threads = static_cast<int>(threads);
+  auto threads = getThreadsOption(options);
+  if (!threads)
+    return threads.takeError();
+  tuneOptions.threads = *threads;
   std::pair<int64_t, int64_t> shard = {0, 1};
   if (auto text = options.getString("shard")) {
     auto parsedShard = parseShard(*text);

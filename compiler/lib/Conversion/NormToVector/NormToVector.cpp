@@ -342,6 +342,16 @@ public:
     return sweepRest(afterMain, stateSize, step);
   }
 
+  /// Field `field` of every slot of a sweep's state (`stateSize` values per
+  /// slot, slot after slot).
+  static SmallVector<Value> slotField(ValueRange state, int64_t stateSize,
+                                      int64_t field) {
+    SmallVector<Value> values;
+    for (size_t at = field; at < state.size(); at += stateSize)
+      values.push_back(state[at]);
+    return values;
+  }
+
   /// Adds up one value per slot of a sweep's state into a scalar.
   Value reduceSlots(ValueRange vectors) {
     Value total = vectors.front();
@@ -525,33 +535,22 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       // One sweep of the sums of d and d^2: M2 = sum(d^2) - n mean^2,
       // which cancels only when the shift is far from the mean (then the
       // centred sweep below recomputes it).
-      SmallVector<Value> sumState;
-      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
-        sumState.push_back(e.zeroVector());
-        sumState.push_back(e.zeroVector());
-      }
+      SmallVector<Value> sumState(2 * e.getSlots(), e.zeroVector());
       SmallVector<Value> sums =
           e.sweep(sumState, 2, [&](Value col, Value mask, ValueRange acc) {
             Value d = firstD(col, mask);
             return SmallVector<Value>{e.add(acc[0], d),
                                       e.add(acc[1], e.mul(d, d))};
           });
-      SmallVector<Value> sumsD, sumsSq;
-      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
-        sumsD.push_back(sums[2 * slot]);
-        sumsSq.push_back(sums[2 * slot + 1]);
-      }
-      Value sumD = e.reduceSlots(sumsD);
+      Value sumD = e.reduceSlots(RowEmitter::slotField(sums, 2, 0));
       mean = e.mul(sumD, invCols);
-      m2 = e.sub(e.reduceSlots(sumsSq), e.mul(sumD, mean));
+      m2 = e.sub(e.reduceSlots(RowEmitter::slotField(sums, 2, 1)),
+                 e.mul(sumD, mean));
     } else {
       // Per-lane Welford over the main part: every lane has seen the same
       // count after each iteration, so 1/n is one scalar division.
-      SmallVector<Value> state;
-      for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
-        state.push_back(e.zeroVector()); // running mean
-        state.push_back(e.zeroVector()); // running M2
-      }
+      // Per slot: the running mean, the running M2.
+      SmallVector<Value> state(2 * e.getSlots(), e.zeroVector());
       Value mainMean, mainM2;
       double mainCount = static_cast<double>(e.getMainElements());
       if (e.getMainIters() > 0) {
@@ -576,11 +575,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
             });
         // Merge lanes of equal count: mean of means, M2 sums plus the
         // spread of the lane means.
-        SmallVector<Value> laneMeans, laneM2s;
-        for (int64_t slot = 0; slot < e.getSlots(); ++slot) {
-          laneMeans.push_back(lanes[2 * slot]);
-          laneM2s.push_back(lanes[2 * slot + 1]);
-        }
+        SmallVector<Value> laneMeans = RowEmitter::slotField(lanes, 2, 0);
+        SmallVector<Value> laneM2s = RowEmitter::slotField(lanes, 2, 1);
         int64_t numLanes = e.getVectorType().getNumElements() * e.getSlots();
         mainMean = e.mul(e.reduceSlots(laneMeans),
                          e.f32Const(1.0 / static_cast<double>(numLanes)));
@@ -659,15 +655,13 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     // square, and corrects both (the corrected two-pass algorithm).
     Value nMeanSq =
         e.mul(e.mul(mean, mean), e.f32Const(static_cast<double>(cols)));
-    Value near = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, nMeanSq,
-                                       e.mul(m2, e.f32Const(kFarShift)));
+    // Not n mean^2 <= kFarShift * M2: greater, or unordered (M2 NaN).
+    Value notNear = arith::CmpFOp::create(b, arith::CmpFPredicate::UGT, nMeanSq,
+                                          e.mul(m2, e.f32Const(kFarShift)));
     Value finite = arith::CmpFOp::create(
         b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, mean),
         e.f32Const(std::numeric_limits<float>::infinity()));
-    Value far = arith::AndIOp::create(
-        b, finite,
-        arith::XOrIOp::create(
-            b, near, arith::ConstantOp::create(b, b.getBoolAttr(true))));
+    Value far = arith::AndIOp::create(b, finite, notNear);
     auto recentred =
         scf::IfOp::create(b, TypeRange{b.getF32Type(), b.getF32Type()}, far,
                           /*addThenBlock=*/true, /*addElseBlock=*/true);

@@ -204,12 +204,16 @@ normjit_cpu_launch(normjit_cpu_kernel_fn fn, const normjit_kernel_spec_t *spec,
   };
   // One task (decode shapes, one thread): call straight through, with no
   // std::function and no pool.
+  // The caller's own streaming stores are fenced before it returns (the
+  // workers fence theirs before the pool's join).
   if (a.rows <= launch->rows_per_task || launch->threads == 1) {
     task(0, a.rows);
+    normjit::runtime::fenceNonTemporalStores();
     return NORMJIT_OK;
   }
   auto &pool = normjit::runtime::ThreadPool::global();
   pool.parallelFor(a.rows, launch->rows_per_task,
                    static_cast<unsigned>(launch->threads), task);
+  normjit::runtime::fenceNonTemporalStores();
   return NORMJIT_OK;
 }

@@ -222,6 +222,8 @@ struct ThreadPool::Impl {
             job->participants.fetch_add(1, std::memory_order_relaxed);
         lock.unlock();
         job->run(participant);
+        // The caller reads what the chunks wrote once the job is done.
+        normjit::runtime::fenceNonTemporalStores();
         bool last = job->active.fetch_sub(1, std::memory_order_acq_rel) == 1;
         // The caller may return, and `job` be gone, from here on.
         lock.lock();

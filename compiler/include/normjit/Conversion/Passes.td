@@ -30,7 +30,10 @@ def ConvertNormToVectorPass
     centre = s0 + mean rounded to f32 and offset its rounding error times
     rstd.
     RMSNorm: a sum-of-squares pass and an output pass. `streaming_stores`
-    makes the full-vector stores of `y` non-temporal.
+    makes the full-vector stores of `y` non-temporal, with the alignment of
+    the vector (64 bytes at most), in rows of `y` whose start has it; an
+    `scf.if` sends the other rows to a copy of the output pass with
+    ordinary stores (x86 has no unaligned non-temporal vector store).
 
     Knobs absent from an op's `#norm.config` take the pass options. Ops
     with a GPU config are rejected.

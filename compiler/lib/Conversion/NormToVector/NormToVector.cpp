@@ -193,7 +193,18 @@ public:
     return element.isF32() ? raw : arith::ExtFOp::create(b, vecType, raw);
   }
 
-  /// Rounds an f32 vector to `buffer`'s element type and stores it.
+  /// The alignment, in bytes, a full-vector non-temporal store into a
+  /// buffer of `element` type claims: the vector's size, at most 64 bytes
+  /// (wider vectors are stored in pieces of at most 64 bytes).
+  int64_t streamAlignment(Type element) const {
+    return std::min<int64_t>(width * element.getIntOrFloatBitWidth() / 8, 64);
+  }
+
+  /// Rounds an f32 vector to `buffer`'s element type and stores it. With
+  /// `nontemporal`, a full vector is stored non-temporally, claiming
+  /// streamAlignment: the caller makes sure the row start is that aligned
+  /// (x86 has no unaligned non-temporal vector store: LLVM splits one into
+  /// 8-byte scalar stores, slower than an ordinary store).
   void store(Value buffer, ValueRange indices, Value value, Value mask,
              bool nontemporal = false) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
@@ -212,7 +223,11 @@ public:
       value =
           arith::TruncFOp::create(b, VectorType::get({width}, element), value);
     if (!mask) {
-      vector::StoreOp::create(b, value, buffer, indices, nontemporal);
+      llvm::MaybeAlign alignment;
+      if (nontemporal)
+        alignment = llvm::Align(streamAlignment(element));
+      vector::StoreOp::create(b, value, buffer, indices, nontemporal,
+                              alignment);
       return;
     }
     // A masked store of 16-bit elements wider than 512 bits goes in 512-bit
@@ -710,7 +725,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value row, centre, offset, rstd; // vectors; centre, offset null (RMSNorm)
     Value present;                   // i1, or null: the row is always there
   };
-  auto outputSweep = [&](ArrayRef<RowStats> rowStats) {
+  auto outputSweep = [&](ArrayRef<RowStats> rowStats, bool stream) {
     e.usePairedBf16(outputPaired);
     e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
       Value g = gamma ? e.load(gamma, {col}, mask) : Value();
@@ -734,14 +749,47 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           out = e.mul(out, g);
         if (bt)
           out = e.add(out, bt);
-        e.store(y, {stats.row, col}, out, mask, knobs.streaming);
+        e.store(y, {stats.row, col}, out, mask, stream);
       }
       return SmallVector<Value>{};
     });
   };
+  // With streaming stores, rows of y whose start is aligned for them are
+  // swept with non-temporal stores, the others (a misaligned buffer or row
+  // stride) with ordinary ones.
+  auto emitOutput = [&](ArrayRef<RowStats> rowStats) {
+    if (!knobs.streaming)
+      return outputSweep(rowStats, false);
+    Type yElement = cast<MemRefType>(y.getType()).getElementType();
+    int64_t alignment = e.streamAlignment(yElement);
+    auto metadata = memref::ExtractStridedMetadataOp::create(b, y);
+    Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, y);
+    Value aligned;
+    for (const RowStats &stats : rowStats) {
+      Value element = arith::AddIOp::create(
+          b, metadata.getOffset(),
+          arith::MulIOp::create(b, stats.row, metadata.getStrides()[0]));
+      Value address = arith::AddIOp::create(
+          b, base,
+          arith::MulIOp::create(
+              b, element, e.index(yElement.getIntOrFloatBitWidth() / 8)));
+      Value misalignment =
+          arith::AndIOp::create(b, address, e.index(alignment - 1));
+      Value rowAligned = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                               misalignment, e.index(0));
+      aligned =
+          aligned ? arith::AndIOp::create(b, aligned, rowAligned) : rowAligned;
+    }
+    auto branch = scf::IfOp::create(b, aligned, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(branch.thenBlock());
+    outputSweep(rowStats, true);
+    b.setInsertionPointToStart(branch.elseBlock());
+    outputSweep(rowStats, false);
+  };
   if (!pairRows) {
-    outputSweep(RowStats{row, centre ? e.splat(centre) : Value(),
-                         offset ? e.splat(offset) : Value(), e.splat(rstd)});
+    emitOutput(RowStats{row, centre ? e.splat(centre) : Value(),
+                        offset ? e.splat(offset) : Value(), e.splat(rstd)});
   } else {
     // Keep this row's statistics, then sweep the pair (or the last row).
     Value slot = arith::SubIOp::create(b, row, pairStart);
@@ -771,7 +819,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     };
     RowStats first = statsOf(e.index(0)), next = statsOf(second);
     next.present = full;
-    outputSweep({first, next});
+    emitOutput({first, next});
   }
 
   rewriter.eraseOp(op);

@@ -15,6 +15,18 @@
 
 namespace normjit::runtime {
 
+/// Orders the calling thread's earlier non-temporal (streaming) stores
+/// before its later memory operations. x86's streaming stores are weakly
+/// ordered: without this, another thread that synchronizes with this one
+/// (a pool's join, a release store) could still read stale data from
+/// their destination. CPU kernels with `streaming_stores` issue them; a
+/// fence with none pending costs a few cycles.
+inline void fenceNonTemporalStores() {
+#if defined(__SSE__)
+  __builtin_ia32_sfence();
+#endif
+}
+
 /// A fixed set of worker threads that run data-parallel loops for CPU kernels.
 ///
 /// parallelFor may be called from several threads at once: each call is a

@@ -156,12 +156,40 @@ func.func @welford(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
 
 // -----
 
-// Streaming stores: the full-vector stores of y are non-temporal.
+// Streaming stores: a row of y whose start is aligned to the vector (64
+// bytes) gets non-temporal, aligned full-vector stores; any other row an
+// output sweep with ordinary stores.
 // CHECK-LABEL: func.func @streaming
-//       CHECK:   vector.store %{{.*}} {nontemporal = true} : memref<?x256xf32>, vector<16xf32>
+//       CHECK:   %[[BASE:.+]], %[[OFFSET:.+]], %{{.+}}:2, %[[STRIDES:.+]]:2 = memref.extract_strided_metadata %[[Y:.+]] :
+//       CHECK:   %[[PTR:.+]] = memref.extract_aligned_pointer_as_index %[[Y]]
+//       CHECK:   %[[ROWSTART:.+]] = arith.muli %[[ROW:.+]], %[[STRIDES]]#0
+//       CHECK:   %[[ELEMENT:.+]] = arith.addi %[[OFFSET]], %[[ROWSTART]]
+//       CHECK:   %[[BYTES:.+]] = arith.muli %[[ELEMENT]], %c4
+//       CHECK:   %[[ADDRESS:.+]] = arith.addi %[[PTR]], %[[BYTES]]
+//       CHECK:   %[[MIS:.+]] = arith.andi %[[ADDRESS]], %c63
+//       CHECK:   %[[ALIGNED:.+]] = arith.cmpi eq, %[[MIS]], %c0
+//       CHECK:   scf.if %[[ALIGNED]] {
+//       CHECK:     vector.store %{{.*}} {alignment = 64 : i64, nontemporal = true} : memref<?x256xf32>, vector<16xf32>
+//       CHECK:   } else {
+//   CHECK-NOT:     nontemporal
+//       CHECK:     vector.store %{{.*}} : memref<?x256xf32>, vector<16xf32>
+//   CHECK-NOT:     nontemporal
+//       CHECK:   }
 func.func @streaming(%x: memref<?x256xf32>, %y: memref<?x256xf32>) {
   norm.rms_norm x(%x : memref<?x256xf32>) -> y(%y : memref<?x256xf32>) eps = 1.0e-05
       config = #norm.config<cpu, vector_width = 16, streaming_stores = true>
+  return
+}
+
+// -----
+
+// bf16 rows of 8 lanes: the alignment is the vector's 16 bytes.
+// CHECK-LABEL: func.func @streaming_bf16
+//       CHECK:   arith.andi %{{.*}}, %c15
+//       CHECK:   vector.store %{{.*}} {alignment = 16 : i64, nontemporal = true} : memref<?x100xbf16>, vector<8xbf16>
+func.func @streaming_bf16(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
+  norm.rms_norm x(%x : memref<?x100xbf16>) -> y(%y : memref<?x100xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, streaming_stores = true>
   return
 }
 

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,32 @@ inline float roundTo(normjit_dtype_t dtype, float value) {
   return value;
 }
 
-/// A row-major buffer of `rows` rows with a row stride, stored in `dtype`.
+/// A std::allocator aligned to a cache line, as the buffers of a framework
+/// (PyTorch, NumPy for large arrays) are: kernels with streaming stores
+/// take them only in rows of y aligned to their vector, so candidates must
+/// be timed, and tested, on buffers like the ones they will run on.
+template <typename T> struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlignment{64};
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U> &) noexcept {}
+  T *allocate(size_t n) {
+    return static_cast<T *>(::operator new(n * sizeof(T), kAlignment));
+  }
+  void deallocate(T *p, size_t) noexcept { ::operator delete(p, kAlignment); }
+  template <typename U>
+  bool operator==(const CacheLineAllocator<U> &) const noexcept {
+    return true;
+  }
+  template <typename U>
+  bool operator!=(const CacheLineAllocator<U> &) const noexcept {
+    return false;
+  }
+};
+
+/// A row-major buffer of `rows` rows with a row stride, stored in `dtype`,
+/// starting on a cache line.
 class Buffer {
 public:
   Buffer() = default;
@@ -81,7 +107,7 @@ public:
 private:
   normjit_dtype_t dtype = NORMJIT_F32;
   int64_t rows = 0, cols = 0, stride = 0;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t, CacheLineAllocator<uint8_t>> bytes;
 };
 
 /// The call arguments over these buffers, each passed only where the spec

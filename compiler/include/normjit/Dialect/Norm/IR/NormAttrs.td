@@ -34,8 +34,9 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       second pass over the cache-resident row when the shift lies far from
       the mean, or from one-pass Welford updates (with the same
       correction).
-    - `streaming_stores` (`true`/`false`): non-temporal stores for outputs
-      larger than the cache.
+    - `streaming_stores` (`true`/`false`): non-temporal stores of `y`, for
+      outputs larger than the cache: rows of `y` aligned to the vector
+      (64 bytes at most) take them, other rows ordinary stores.
 
     GPU knobs:
     - `threads_per_row` (power of two, 1 to 1024): a sub-warp, a warp,

@@ -142,7 +142,8 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
     out << entry.key.spec << " "
         << normjit::tuner::getRowBucketLabel(entry.key.rowBucket);
     if (entry.key.threads)
-      out << " on " << entry.key.threads << " threads";
+      out << " on " << entry.key.threads
+          << (entry.key.threads == 1 ? " thread" : " threads");
     out << ": "
         << llvm::format("%.2f GB/s (default %.2f)", entry.gbps,
                         entry.defaultGbps)

@@ -9,4 +9,4 @@
 // CHECK: default   #norm.config<cpu, {{.*}}threads = 1,
 
 // SHOW: 1 entries
-// SHOW: layer_norm:256:{{.*}} rows<=64{{( on 1 threads)?}}: {{[0-9.]+}} GB/s {{.*}}threads = 1,
+// SHOW: layer_norm:256:{{.*}} rows<=64{{( on 1 thread)?}}: {{[0-9.]+}} GB/s {{.*}}threads = 1,

@@ -22,9 +22,32 @@ normjit_status_t invalid(const std::string &message) {
   return setError(NORMJIT_INVALID_ARGUMENT, message);
 }
 
+/// Whether `rows` rows of `cols` elements of `elementBytes`, `stride`
+/// elements apart, starting at `pointer`, lie in the address space: a
+/// stride or row count whose byte offsets overflow would make the kernel
+/// read and write somewhere else.
+normjit_status_t checkExtent(const char *name, const void *pointer,
+                             int64_t rows, int64_t stride, int64_t cols,
+                             size_t elementBytes) {
+  if (rows <= 0)
+    return NORMJIT_OK;
+  int64_t span = 0, bytes = 0;
+  uintptr_t end = 0;
+  if (__builtin_mul_overflow(rows - 1, stride, &span) ||
+      __builtin_add_overflow(span, cols, &span) ||
+      __builtin_mul_overflow(span, static_cast<int64_t>(elementBytes),
+                             &bytes) ||
+      __builtin_add_overflow(reinterpret_cast<uintptr_t>(pointer),
+                             static_cast<uintptr_t>(bytes), &end))
+    return invalid(std::string(name) + ": " + std::to_string(rows) +
+                   " rows of stride " + std::to_string(stride) +
+                   " reach past the end of the address space");
+  return NORMJIT_OK;
+}
+
 normjit_status_t checkRows(const char *name, const void *pointer,
                            int64_t stride, int64_t cols, normjit_dtype_t dtype,
-                           bool required) {
+                           bool required, int64_t rows = 1) {
   if (!required) {
     if (pointer)
       return invalid(std::string(name) +
@@ -41,7 +64,8 @@ normjit_status_t checkRows(const char *name, const void *pointer,
   if (reinterpret_cast<uintptr_t>(pointer) % normjit_dtype_size(dtype) != 0)
     return invalid(std::string(name) + " is not aligned to its " +
                    normjit_dtype_name(dtype) + " elements");
-  return NORMJIT_OK;
+  return checkExtent(name, pointer, rows, stride == 0 ? cols : stride, cols,
+                     normjit_dtype_size(dtype));
 }
 } // namespace
 
@@ -107,23 +131,27 @@ normjit_run_args_validate(const normjit_kernel_spec_t *spec,
     return invalid("rows must not be negative, got " +
                    std::to_string(args->rows));
   int64_t cols = spec->cols;
-  NORMJIT_RETURN_IF_ERROR(
-      checkRows("x", args->x, args->x_stride, cols, spec->x_dtype, true));
-  NORMJIT_RETURN_IF_ERROR(
-      checkRows("residual", args->residual, args->residual_stride, cols,
-                spec->residual_dtype, spec->has_residual != 0));
-  NORMJIT_RETURN_IF_ERROR(
-      checkRows("y", args->y, args->y_stride, cols, spec->y_dtype, true));
+  int64_t rows = args->rows;
+  NORMJIT_RETURN_IF_ERROR(checkRows("x", args->x, args->x_stride, cols,
+                                    spec->x_dtype, true, rows));
+  NORMJIT_RETURN_IF_ERROR(checkRows("residual", args->residual,
+                                    args->residual_stride, cols,
+                                    spec->residual_dtype,
+                                    spec->has_residual != 0, rows));
+  NORMJIT_RETURN_IF_ERROR(checkRows("y", args->y, args->y_stride, cols,
+                                    spec->y_dtype, true, rows));
   NORMJIT_RETURN_IF_ERROR(checkRows("sum", args->sum, args->sum_stride, cols,
-                                    spec->sum_dtype, spec->store_sum != 0));
+                                    spec->sum_dtype, spec->store_sum != 0,
+                                    rows));
   NORMJIT_RETURN_IF_ERROR(checkRows("gamma", args->gamma, 0, cols,
                                     spec->gamma_dtype, spec->has_gamma != 0));
   NORMJIT_RETURN_IF_ERROR(checkRows("beta", args->beta, 0, cols,
                                     spec->beta_dtype, spec->has_beta != 0));
-  NORMJIT_RETURN_IF_ERROR(checkRows("mean", args->mean, 0, cols, NORMJIT_F32,
-                                    spec->store_mean != 0));
-  NORMJIT_RETURN_IF_ERROR(checkRows("rstd", args->rstd, 0, cols, NORMJIT_F32,
-                                    spec->store_rstd != 0));
+  // mean and rstd: one f32 per row.
+  NORMJIT_RETURN_IF_ERROR(checkRows("mean", args->mean, 0, 1, NORMJIT_F32,
+                                    spec->store_mean != 0, rows));
+  NORMJIT_RETURN_IF_ERROR(checkRows("rstd", args->rstd, 0, 1, NORMJIT_F32,
+                                    spec->store_rstd != 0, rows));
   if (args->sum && args->sum == args->y)
     return invalid("y and sum must be different buffers");
   if (args->mean && args->mean == args->rstd)

@@ -14,6 +14,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -623,12 +624,50 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
                         std::to_string(dataSize));
   std::string header = makeHeader(descr, array.shape);
 
+  // The file written: a symbolic link's target (the link stays a link).
+  std::string target = path;
+  struct stat info;
+  if (::lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode)) {
+    std::unique_ptr<char, decltype(&std::free)> resolved(
+        ::realpath(path.c_str(), nullptr), &std::free);
+    if (!resolved)
+      return setError(NORMJIT_IO_ERROR,
+                      "cannot write '" + path +
+                          "': a symbolic link whose target cannot be "
+                          "resolved: " +
+                          normjit::runtime::errorText(errno));
+    target = resolved.get();
+  }
+  bool exists = ::stat(target.c_str(), &info) == 0;
+  if (exists && S_ISDIR(info.st_mode))
+    return setError(NORMJIT_IO_ERROR,
+                    "cannot write '" + path + "': it is a directory");
+  if (exists && !S_ISREG(info.st_mode)) {
+    // A device, FIFO or socket (/dev/stdout, a pipe): written in place,
+    // never replaced by a file.
+    int fd;
+    do
+      fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    bool ok = fd >= 0 && writeAll(fd, header.data(), header.size()) &&
+              writeAll(fd, array.data.data(), array.data.size());
+    int error = errno;
+    if (fd >= 0 && ::close(fd) != 0 && ok) {
+      ok = false;
+      error = errno;
+    }
+    if (!ok)
+      return setError(NORMJIT_IO_ERROR, "cannot write '" + path + "': " +
+                                            normjit::runtime::errorText(error));
+    return NORMJIT_OK;
+  }
+
   // A temporary beside the destination, so that rename(2) stays within one
   // file system; its name is hidden and unique to this process and call.
-  size_t slash = path.rfind('/');
+  size_t slash = target.rfind('/');
   std::string directory =
-      slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  std::string base = path.substr(directory.size()).substr(0, 64);
+      slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  std::string base = target.substr(directory.size()).substr(0, 64);
   std::string temporary;
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
@@ -647,7 +686,9 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
         "cannot write '" + path +
             "': cannot create a temporary file: " + normjit::runtime::errorText(errno));
 
-  bool ok = writeAll(fd, header.data(), header.size()) &&
+  // A file replaced keeps its permissions.
+  bool ok = (!exists || ::fchmod(fd, info.st_mode & 07777) == 0) &&
+            writeAll(fd, header.data(), header.size()) &&
             writeAll(fd, array.data.data(), array.data.size()) &&
             ::fsync(fd) == 0;
   int error = errno;
@@ -655,7 +696,7 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
     ok = false;
     error = errno;
   }
-  if (ok && ::rename(temporary.c_str(), path.c_str()) != 0) {
+  if (ok && ::rename(temporary.c_str(), target.c_str()) != 0) {
     ok = false;
     error = errno;
   }

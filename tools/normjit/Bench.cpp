@@ -35,6 +35,10 @@ namespace {
 
 /// The most worker threads a CpuConfig accepts.
 constexpr int64_t kMaxThreads = 1024;
+/// The most --warmup or --reps calls one run takes (each timed call keeps
+/// an 8-byte sample) and the longest --min-time, an hour.
+constexpr int64_t kMaxCalls = 100'000'000;
+constexpr double kMaxMinTime = 3600;
 /// Alignment of every benchmark buffer: a cache line, and a full AVX-512
 /// vector.
 constexpr size_t kAlignment = 64;
@@ -417,10 +421,18 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   auto reps = getAtLeast(options, "reps", 50, 1);
   if (!reps)
     return reps.takeError();
+  // Every timed call keeps its sample: bound what one run may ask for.
+  for (auto [name, value] : {std::pair<const char *, int64_t>{"warmup", *warmup},
+                             {"reps", *reps}})
+    if (value > kMaxCalls)
+      return makeToolError("--" + llvm::Twine(name) + " must be at most " +
+                           llvm::Twine(kMaxCalls) + ", got " +
+                           llvm::Twine(value));
   double minTime = options.getDouble("min-time", 0.2);
-  if (!(minTime >= 0) || !std::isfinite(minTime))
-    return makeToolError("--min-time must be a finite number of seconds >= 0, "
-                         "got '" +
+  if (!(minTime >= 0) || !(minTime <= kMaxMinTime))
+    return makeToolError("--min-time must be a number of seconds from 0 to " +
+                         llvm::Twine(static_cast<int>(kMaxMinTime)) +
+                         ", got '" +
                          options.getString("min-time").value_or("") + "'");
 
   std::optional<std::string> versusText = options.getString("versus");

@@ -73,6 +73,8 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
       } else {
         cachePath = arg.drop_front(strlen("--cache=")).str();
       }
+      if (cachePath->empty())
+        return makeToolError("option '--cache' needs a non-empty FILE");
       continue;
     }
     if (arg.starts_with("-"))

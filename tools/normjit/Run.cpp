@@ -18,7 +18,9 @@
 #include "llvm/Support/WithColor.h"
 #include "normjit/runtime/Npy.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
 
 #include <chrono>
 #include <cmath>
@@ -29,6 +31,26 @@ using namespace normjit::tool;
 using normjit::runtime::NpyArray;
 
 namespace {
+
+/// Whether two output paths name one file: the same file when both exist
+/// (through links), else the same name in the same real directory
+/// ("y.npy" and "./y.npy").
+bool sameFile(const std::string &a, const std::string &b) {
+  if (a == b)
+    return true;
+  bool equivalent = false;
+  if (!llvm::sys::fs::equivalent(a, b, equivalent))
+    return equivalent;
+  auto canonical = [](llvm::StringRef path) {
+    llvm::StringRef parent = llvm::sys::path::parent_path(path);
+    llvm::SmallString<256> real;
+    if (llvm::sys::fs::real_path(parent.empty() ? "." : parent, real))
+      return path.str();
+    llvm::sys::path::append(real, llvm::sys::path::filename(path));
+    return std::string(real.str());
+  };
+  return canonical(a) == canonical(b);
+}
 
 /// The most worker threads a CpuConfig accepts.
 constexpr int64_t kMaxThreads = 1024;
@@ -274,7 +296,7 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
     for (size_t j = i + 1; j < std::size(outputFlags); ++j) {
       auto a = options.getString(outputFlags[i]);
       auto b = options.getString(outputFlags[j]);
-      if (a && b && *a == *b)
+      if (a && b && sameFile(*a, *b))
         return makeToolError("--" + llvm::Twine(outputFlags[i]) + " and --" +
                              outputFlags[j] + " name the same file '" + *a +
                              "'");

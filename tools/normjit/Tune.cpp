@@ -334,12 +334,24 @@ std::string svgPlot(const std::vector<ReportRow> &rows,
   return svg;
 }
 
-llvm::Error writeReport(const std::string &dir,
-                        const std::vector<ReportRow> &rows,
-                        const Ceiling &ceiling) {
+/// Creates the report directory and checks it is writable: before tuning,
+/// so that a sweep does not fail at its end.
+llvm::Error checkReportDirectory(const std::string &dir) {
   if (std::error_code code = llvm::sys::fs::create_directories(dir))
     return makeError(NORMJIT_IO_ERROR, "cannot create report directory '" +
                                            dir + "': " + code.message());
+  if (std::error_code code =
+          llvm::sys::fs::access(dir, llvm::sys::fs::AccessMode::Write))
+    return makeError(NORMJIT_IO_ERROR, "cannot write report directory '" +
+                                           dir + "': " + code.message());
+  return llvm::Error::success();
+}
+
+llvm::Error writeReport(const std::string &dir,
+                        const std::vector<ReportRow> &rows,
+                        const Ceiling &ceiling) {
+  if (llvm::Error error = checkReportDirectory(dir))
+    return error;
   std::string md, csv;
   llvm::raw_string_ostream mdOs(md), csvOs(csv);
   mdOs << "# normjit tuning report\n\n"
@@ -561,6 +573,12 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     return error;
   for (const std::string &warning : cache.getWarnings())
     llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+  // Where the results go must be writable before any tuning starts.
+  if (llvm::Error error = cache.checkWritable())
+    return error;
+  if (auto dir = options.getString("report"))
+    if (llvm::Error error = checkReportDirectory(*dir))
+      return error;
 
   std::vector<size_t> mine;
   for (size_t i = 0; i < items.size(); ++i)

@@ -1094,6 +1094,30 @@ llvm::Error TuningCache::store(const std::vector<CacheEntry> &newEntries) {
   return llvm::Error::success();
 }
 
+llvm::Error TuningCache::checkWritable() const {
+  std::string directory = getDirectory(path);
+  if (std::error_code error = llvm::sys::fs::create_directories(directory))
+    return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
+                                       "tuning cache '" +
+                                           path + "': " + error.message());
+  std::string lockPath = path + ".lock";
+  ScopedFd lock;
+  do
+    lock.fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  while (lock.fd < 0 && errno == EINTR);
+  if (lock.fd < 0)
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot write tuning cache '" + path + "': cannot open '" +
+                         lockPath + "': " + normjit::runtime::errorText(errno));
+  // The file is replaced by a rename from a temporary in its directory.
+  if (::access(directory.empty() ? "." : directory.c_str(), W_OK) != 0)
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot write tuning cache '" + path + "': directory '" +
+                         directory + "': " +
+                         normjit::runtime::errorText(errno));
+  return llvm::Error::success();
+}
+
 llvm::Error TuningCache::merge(const std::vector<std::string> &inputs,
                                std::vector<std::string> &messages) {
   // Every input must be readable and valid before anything is written.

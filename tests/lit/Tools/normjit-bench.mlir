@@ -38,7 +38,13 @@
 // RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --reps 0 2>&1 | %{check}=REPS
 // REPS: normjit: error: --reps must be at least 1, got 0
 // RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --min-time -1 2>&1 | %{check}=MIN-TIME
-// MIN-TIME: normjit: error: --min-time must be a finite number of seconds >= 0, got '-1'
+// MIN-TIME: normjit: error: --min-time must be a number of seconds from 0 to 3600, got '-1'
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --min-time 1e308 2>&1 | %{check}=HUGE-MIN-TIME
+// HUGE-MIN-TIME: normjit: error: --min-time must be a number of seconds from 0 to 3600, got '1e308'
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --reps 99999999999 2>&1 | %{check}=HUGE-REPS
+// HUGE-REPS: normjit: error: --reps must be at most 100000000, got 99999999999
+// RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --warmup 99999999999 2>&1 | %{check}=HUGE-WARMUP
+// HUGE-WARMUP: normjit: error: --warmup must be at most 100000000, got 99999999999
 // RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --residual=1 2>&1 | %{check}=FLAG-VALUE
 // FLAG-VALUE: normjit: error: option '--residual' takes no value
 // RUN: not normjit bench --op rms_norm --rows 1 --cols 8 --no-json 2>&1 | %{check}=NO-JSON

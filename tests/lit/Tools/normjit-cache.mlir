@@ -13,6 +13,9 @@
 // RUN: not normjit cache frobnicate 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not normjit cache merge --cache %t/x.toml 2>&1 | FileCheck %s --check-prefix=NOFILES
 // RUN: not normjit cache merge --cache %t/x.toml %t/bad.toml.missing 2>&1 | FileCheck %s --check-prefix=MISSINGINPUT
+// RUN: not normjit cache show --cache "" 2>&1 | FileCheck %s --check-prefix=EMPTYPATH
+// RUN: not normjit cache path --cache= 2>&1 | FileCheck %s --check-prefix=EMPTYPATH
+// EMPTYPATH: normjit: error: option '--cache' needs a non-empty FILE
 // The cache subcommands, a corrupt cache set aside with a warning, and a
 // merge of two files with the same key keeping the faster entry.
 

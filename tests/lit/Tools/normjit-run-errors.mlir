@@ -101,3 +101,14 @@
 
 // No failure above left a file (or a temporary) behind.
 // RUN: ls -A %t/out | count 0
+
+// The same file spelled two ways, or through a link, is still the same file.
+// RUN: not normjit run --op layer_norm --x %t/x.npy --out %t/out/y.npy --rstd-out %t/out/../out/./y.npy 2>&1 | %{check}=SAME-SPELLED
+// SAME-SPELLED: normjit: error: --out and --rstd-out name the same file '{{.*}}y.npy'
+// RUN: touch %t/out/real.npy && ln -sf real.npy %t/out/alias.npy
+// RUN: not normjit run --op layer_norm --x %t/x.npy --out %t/out/real.npy --mean-out %t/out/alias.npy 2>&1 | %{check}=SAME-LINKED
+// SAME-LINKED: normjit: error: --out and --mean-out name the same file '{{.*}}real.npy'
+// A directory is not a file to write.
+// RUN: mkdir -p %t/out/dir.npy
+// RUN: not normjit run --op layer_norm --x %t/x.npy --out %t/out/dir.npy 2>&1 | %{check}=IS-DIR
+// IS-DIR: normjit: error: --out: cannot write '{{.*}}dir.npy': it is a directory

@@ -80,3 +80,15 @@
 // VERBOSE: spec: rms_norm rows=5 cols=100 x=f32 y=f32 eps=1e-06
 // VERBOSE-NEXT: config: #norm.config<cpu,
 // VERBOSE-NEXT: compile: {{[0-9.]+}} ms
+
+// An output that is a symbolic link is written through it (the link stays a
+// link, its target gets the result); a file replaced keeps its permissions;
+// a device is written in place, never replaced by a file.
+// RUN: mkdir -p %t/links && %{npy} gen %t/links/target.npy --dtype f32 --shape 5,100
+// RUN: ln -sf target.npy %t/links/y.npy && chmod 600 %t/links/target.npy
+// RUN: normjit run --op layer_norm --x %t/x.npy --eps 0.5 --out %t/links/y.npy
+// RUN: test -L %t/links/y.npy && stat -c %a %t/links/target.npy | FileCheck %s --check-prefix=MODE
+// RUN: %{npy} check --op layer_norm --x %t/x.npy --eps 0.5 --y %t/links/target.npy --tol 1e-5 | FileCheck %s --check-prefix=LN-EPS
+// MODE: 600
+// RUN: normjit run --op layer_norm --x %t/x.npy --out /dev/null
+// RUN: test -c /dev/null

@@ -12,6 +12,13 @@
 // RUN: not normjit tune --rows 8 --cols 64 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=NOOP
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --threads -1 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=THREADS
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --threads 1 --device cuda --cache %t.toml 2>&1 | FileCheck %s --check-prefix=THREADSGPU
+// Where the results go is checked before any tuning: nothing is tuned (no
+// progress line) when the cache or the report directory cannot be written.
+// RUN: rm -rf %t.dir && mkdir -p %t.dir/c.toml.lock && touch %t.dir/file
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --cache %t.dir/c.toml 2>&1 | FileCheck %s --check-prefix=CACHE-LOCK --implicit-check-not=GB/s
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --cache %t.toml --report %t.dir/file/report 2>&1 | FileCheck %s --check-prefix=REPORT-DIR --implicit-check-not=GB/s
+// CACHE-LOCK: normjit: error: cannot write tuning cache '{{.*}}c.toml': cannot open '{{.*}}c.toml.lock': Is a directory
+// REPORT-DIR: normjit: error: cannot create report directory '{{.*}}file/report': {{.*}}
 // Bad tune command lines and malformed sweep files: one line on stderr
 // naming the file, line and reason; exit code 1.
 

@@ -197,6 +197,23 @@ TEST(KernelRunTest, BadArgumentsAreErrors) {
   a.rows = 0;
   a.x = a.y = nullptr; // rows = 0 still needs the buffers named
   expectError(a, "x must not be null");
+  // Strides and row counts whose byte offsets overflow (they would wrap
+  // around to other memory) are refused, not run.
+  a = args();
+  a.rows = 2;
+  a.x_stride = int64_t(1) << 62;
+  expectError(a, "x: 2 rows of stride 4611686018427387904 reach past the "
+                 "end of the address space");
+  a = args();
+  a.rows = 2;
+  a.y_stride = INT64_MAX;
+  expectError(a, "y: 2 rows of stride");
+  a = args();
+  a.rows = INT64_MAX;
+  expectError(a, "reach past the end of the address space");
+  a = args();
+  a.rows = int64_t(1) << 59; // 2^59 rows of 16 f32: 2^65 bytes
+  expectError(a, "x: 576460752303423488 rows of stride 16 reach past");
 }
 
 TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {

@@ -136,6 +136,11 @@ public:
   llvm::Error merge(const std::vector<std::string> &inputs,
                     std::vector<std::string> &messages);
 
+  /// Whether store() could write the file: creates the directory, opens the
+  /// lock file and checks the directory is writable, without changing the
+  /// cache. Lets a long tuning run fail before it starts, not after.
+  llvm::Error checkWritable() const;
+
   /// Removes the cache file (not the set-aside copies).
   llvm::Error clear();
 

@@ -101,6 +101,17 @@ llvm::Error normjit::aot::writeAotOutput(llvm::StringRef dir,
     return ioError("cannot resolve the output directory '" + dir +
                    "': " + ec.message());
   llvm::sys::path::remove_dots(target, /*remove_dot_dot=*/true);
+  // A symbolic link to an earlier output stays a link: its target is
+  // replaced.
+  llvm::sys::fs::file_status linkStatus;
+  if (!llvm::sys::fs::status(target, linkStatus, /*follow=*/false) &&
+      linkStatus.type() == llvm::sys::fs::file_type::symlink_file) {
+    llvm::SmallString<256> resolved;
+    if (std::error_code ec = llvm::sys::fs::real_path(target, resolved))
+      return ioError("cannot resolve the output directory '" + dir +
+                     "', a symbolic link: " + ec.message());
+    target = resolved;
+  }
   llvm::StringRef base = llvm::sys::path::filename(target);
   llvm::StringRef parent = llvm::sys::path::parent_path(target);
   if (base.empty() || base == "." || base == ".." || parent.empty())

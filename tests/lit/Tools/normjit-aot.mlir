@@ -126,3 +126,12 @@
 // TOP-NEXT: other
 // TOP-NEXT: specs
 // TOP-NEXT: tuned
+
+// --force through a symbolic link to an earlier output replaces the link's
+// target; the link stays a link.
+// RUN: rm -rf %t-links && mkdir %t-links
+// RUN: normjit aot --name ln --op layer_norm --cols 64 --out %t-links/real > /dev/null
+// RUN: ln -s real %t-links/link
+// RUN: normjit aot --name rms --op rms_norm --cols 64 --out %t-links/link --force > /dev/null
+// RUN: test -L %t-links/link && ls %t-links/real | FileCheck %s --check-prefix=THROUGH-LINK
+// THROUGH-LINK: rms.h

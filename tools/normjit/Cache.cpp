@@ -16,6 +16,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/WithColor.h"
 
 #include <set>
@@ -152,7 +153,9 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
         << " " << entry.getConfigText();
     if (!entry.fusion.empty())
       out << " " << entry.fusion
-          << llvm::format(" by %.2fx", entry.fusionMargin);
+          << (entry.fusionMargin > 0
+                  ? llvm::formatv(" by {0:F2}x", entry.fusionMargin).str()
+                  : std::string(" (other form not measured)"));
     out << " tuned " << entry.tunedAt;
     if (!usable)
       out << " [other device or build: " << entry.key.device << ", normjit "

@@ -371,11 +371,13 @@ llvm::Error writeReport(const std::string &dir,
       logSum += std::log(speedup);
       ++counted;
     }
-    std::string fusion = row.fusion.empty()
-                             ? "-"
-                             : row.fusion + llvm::formatv(" ({0:F2}x)",
-                                                          row.fusionMargin)
-                                                .str();
+    // A margin of 0: the other form was not measured (out of budget).
+    std::string fusion =
+        row.fusion.empty() ? "-"
+        : row.fusionMargin > 0
+            ? row.fusion +
+                  llvm::formatv(" ({0:F2}x)", row.fusionMargin).str()
+            : row.fusion + " (other form not measured)";
     mdOs << "| " << getOpName(row.spec.op) << " | " << row.rows << " | "
          << row.spec.cols << " | " << normjit_dtype_name(row.spec.x_dtype)
          << " | " << (row.spec.has_residual ? "yes" : "no") << " | "
@@ -704,7 +706,11 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
             << llvm::format(" (tuned is %.2fx)", speedup) << "\n";
         if (!outcome.fusion.empty())
           out << "fusion    " << outcome.fusion
-              << llvm::format(" wins by %.2fx", outcome.fusionMargin) << "\n";
+              << (outcome.fusionMargin > 0
+                      ? llvm::formatv(" wins by {0:F2}x", outcome.fusionMargin)
+                            .str()
+                      : std::string(" (the other form was not measured)"))
+              << "\n";
         out << "searched  " << outcome.candidates << " candidates ("
             << outcome.failures.size() << " rejected) in "
             << llvm::format("%.2f s", outcome.seconds);

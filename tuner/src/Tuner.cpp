@@ -72,17 +72,27 @@ TimingOptions timingFor(int effort, bool coldCache) {
   return options;
 }
 
-/// Compiles every candidate, a few at a time, with `compile` (which must be
-/// thread-safe).
+/// The share of the budget compiling may take: candidates not compiled
+/// by then are left out (the default is always compiled), so that a tiny
+/// budget or a large exhaustive space still ends near the budget.
+constexpr double kCompileShare = 0.4;
+
+/// Compiles the candidates in order, a few at a time, with `compile` (which
+/// must be thread-safe), until `outOfTime` says so (the first candidate is
+/// compiled regardless). Returns how many were compiled or tried.
 template <typename KernelPtr, typename Config, typename Compile>
 std::vector<KernelPtr>
 compileAll(const std::vector<Config> &configs, unsigned threads,
-           std::vector<std::string> &errors, Compile compile) {
+           std::vector<std::string> &errors, size_t &attempted,
+           Compile compile, const std::function<bool()> &outOfTime) {
   std::vector<KernelPtr> kernels(configs.size());
   errors.assign(configs.size(), "");
-  std::atomic<size_t> next{0};
+  std::atomic<size_t> next{0}, tried{0};
   auto worker = [&] {
     for (size_t i = next++; i < configs.size(); i = next++) {
+      if (i > 0 && outOfTime())
+        break;
+      ++tried;
       auto kernel = compile(configs[i]);
       if (kernel)
         kernels[i] = std::move(*kernel);
@@ -100,6 +110,7 @@ compileAll(const std::vector<Config> &configs, unsigned threads,
   worker();
   for (std::thread &thread : pool)
     thread.join();
+  attempted = tried;
   return kernels;
 }
 
@@ -121,10 +132,11 @@ struct CandidateHooks {
 template <typename Config> class CandidateSearch {
 public:
   CandidateSearch(const std::vector<Config> &candidates,
-                  std::vector<std::string> compileErrors, CandidateHooks hooks,
-                  const TuneOptions &options, Clock::time_point start,
-                  BasicTuneResult<Config> &result)
-      : candidates(candidates), compileErrors(std::move(compileErrors)),
+                  std::vector<std::string> compileErrors, size_t attempted,
+                  CandidateHooks hooks, const TuneOptions &options,
+                  Clock::time_point start, BasicTuneResult<Config> &result)
+      : candidates(candidates), attempted(attempted),
+        compileErrors(std::move(compileErrors)),
         hooks(std::move(hooks)), options(options), start(start), result(result),
         checked(candidates.size(), 0) {}
 
@@ -138,7 +150,7 @@ public:
         positions, options.strategy,
         [&](size_t i, int effort) { return evaluate(i, effort); },
         [&] { return outOfBudget(kSearchShare); });
-    result.candidates = static_cast<int64_t>(candidates.size());
+    result.candidates = static_cast<int64_t>(attempted);
     if (found.ranking.empty())
       return makeError(
           NORMJIT_INTERNAL,
@@ -269,6 +281,7 @@ private:
     return timing->gbps;
   }
 
+  size_t attempted; ///< candidates compiled or tried (a prefix)
   std::vector<std::string> compileErrors;
   CandidateHooks hooks;
   const TuneOptions &options;
@@ -330,9 +343,13 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   result.threads = options.threads;
   result.defaultConfig = candidates.front();
   std::vector<std::string> compileErrors;
+  size_t attempted = 0;
   auto kernels = compileAll<std::shared_ptr<const Kernel>>(
-      candidates, options.compileThreads, compileErrors,
-      [&](const CpuConfig &config) { return context.getKernel(spec, config); });
+      candidates, options.compileThreads, compileErrors, attempted,
+      [&](const CpuConfig &config) { return context.getKernel(spec, config); },
+      [&] {
+        return secondsSince(start) > kCompileShare * options.budgetSeconds;
+      });
 
   Workload timingWorkload(spec, rows);
   Workload checkWorkload(spec, std::min<int64_t>(rows, kCheckRows), 99);
@@ -346,7 +363,8 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
     return timingFor(effort, options.coldCache);
   };
   CandidateSearch<CpuConfig> search(candidates, std::move(compileErrors),
-                                    std::move(hooks), options, start, result);
+                                    attempted, std::move(hooks), options, start,
+                                    result);
   if (llvm::Error error = search.run())
     return std::move(error);
 
@@ -416,10 +434,14 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
   result.fingerprint = *fingerprint;
   result.defaultConfig = candidates.front();
   std::vector<std::string> compileErrors;
+  size_t attempted = 0;
   auto kernels = compileAll<std::shared_ptr<const CompiledGpuKernel>>(
-      candidates, options.compileThreads, compileErrors,
+      candidates, options.compileThreads, compileErrors, attempted,
       [&](const GpuConfig &config) {
         return context.getGpuKernel(spec, device, config);
+      },
+      [&] {
+        return secondsSince(start) > kCompileShare * options.budgetSeconds;
       });
 
   // Device buffers, allocated and uploaded once for all candidates.
@@ -442,7 +464,8 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
     return timing;
   };
   CandidateSearch<GpuConfig> search(candidates, std::move(compileErrors),
-                                    std::move(hooks), options, start, result);
+                                    attempted, std::move(hooks), options, start,
+                                    result);
   if (llvm::Error error = search.run())
     return std::move(error);
   // GPU kernels always fuse the residual add: no fusion decision to record.

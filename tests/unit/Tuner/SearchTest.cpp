@@ -316,6 +316,21 @@ TEST(TunerTest, TunesOnTheThreadCountAsked) {
   EXPECT_EQ(getCacheThreads(1), cores > 1 ? 1 : 0);
 }
 
+TEST(TunerTest, CompilesNoMoreThanTheBudgetAllows) {
+  // The budget counts compilation: past its share of it, no candidate is
+  // compiled but the default, which then wins alone.
+  Context context;
+  normjit_kernel_spec_t spec = layerNormSpec(320);
+  TuneOptions options;
+  options.budgetSeconds = 1e-6;
+  options.strategy.kind = StrategyKind::Exhaustive;
+  auto result = tuneCpu(context, spec, 64, options);
+  ASSERT_TRUE(!!result) << llvm::toString(result.takeError());
+  EXPECT_EQ(result->candidates, 1);
+  EXPECT_EQ(result->best, result->defaultConfig);
+  EXPECT_TRUE(result->failures.empty());
+}
+
 TEST(TunedKernelsTest, PoliciesUseTheCacheAsTheySay) {
   char pattern[] = "/tmp/normjit-tuned-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);

@@ -27,9 +27,11 @@ namespace normjit::tuner {
 
 struct TuneOptions {
   StrategyOptions strategy;
-  /// Wall-clock budget for one spec, compilation included. The search
-  /// stops drawing new candidates once three quarters of it are spent; the
-  /// rest is for the final (which still runs its minimum rounds when late).
+  /// Wall-clock budget for one spec, compilation included. Candidates are
+  /// compiled in the strategy's order until 40% of it is spent (the rest
+  /// are left out; the default is always compiled); the search stops
+  /// drawing new candidates once three quarters of it are spent; the rest
+  /// is for the final (which still runs its minimum rounds when late).
   double budgetSeconds = 2.0;
   /// Cold-cache timing. CPU: evict the caches before every sample. GPU:
   /// flush L2 before every timed launch (each sample is then one launch).

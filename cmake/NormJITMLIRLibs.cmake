@@ -54,7 +54,7 @@ set(NORMJIT_MLIR_STATIC_LIBS
   MLIRSCFTransforms MLIRVectorDialect MLIRVectorTransforms
   MLIRControlFlowDialect MLIRUBDialect MLIRLLVMDialect MLIRIndexDialect
   MLIRGPUDialect MLIRGPUTransforms MLIRGPUUtils MLIRNVVMDialect
-  MLIRNVGPUDialect
+  MLIRNVGPUDialect MLIRX86VectorDialect MLIRX86VectorTransforms
   # Conversions to the LLVM dialect (CPU and GPU).
   MLIRLLVMCommonConversion MLIRConvertToLLVMInterface MLIRConvertToLLVMPass
   MLIRSCFToControlFlow MLIRVectorToLLVM MLIRVectorToLLVMPass MLIRVectorToSCF

@@ -29,6 +29,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Diagnostics.h"
@@ -258,7 +259,8 @@ DialectRegistry &normjit::detail::getKernelDialectRegistry() {
     r->insert<normjit::norm::NormDialect, arith::ArithDialect,
               cf::ControlFlowDialect, func::FuncDialect, LLVM::LLVMDialect,
               math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
-              ub::UBDialect, vector::VectorDialect>();
+              ub::UBDialect, vector::VectorDialect,
+              x86vector::X86VectorDialect>();
     registerBuiltinDialectTranslation(*r);
     registerLLVMDialectTranslation(*r);
     return r;
@@ -397,6 +399,7 @@ void normjit::detail::buildCpuLoweringPipeline(
   lowering.vectorWidth = config.vectorWidth;
   lowering.accumulators = config.accumulators;
   lowering.welford = config.welford;
+  lowering.dotBf16 = nativeBf16;
   funcPM.addPass(normjit::createConvertNormToVectorPass(lowering));
   funcPM.addPass(createCanonicalizerPass());
   funcPM.addPass(createCSEPass());
@@ -415,6 +418,7 @@ void normjit::detail::addVectorToLLVMPasses(OpPassManager &pm,
   pm.addPass(createSCFToControlFlowPass());
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.reassociateFPReductions = true;
+  vectorToLLVM.x86Vector = nativeBf16; // x86vector.avx512.dot (vdpbf16ps)
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());

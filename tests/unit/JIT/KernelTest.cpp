@@ -221,3 +221,40 @@ INSTANTIATE_TEST_SUITE_P(Matrix, KernelTest, ::testing::ValuesIn(allCases()),
                          [](const ::testing::TestParamInfo<Case> &info) {
                            return info.param.name;
                          });
+
+TEST(KernelDotTest, TinyRowsAreNotFlushed) {
+  // bf16 rows are summed with vdpbf16ps where the host has AVX512-BF16,
+  // which flushes denormal products: rows of 1e-20 have squares of 1e-40.
+  // With an epsilon smaller still, flushed squares would make rstd
+  // 1/sqrt(eps) and y hundreds of times too large; the kernel sums such
+  // rows again in plain f32 (itself limited by f32's denormals here, hence
+  // the loose tolerance). Elsewhere it checks the same without the dot.
+  for (normjit_op_t op : {NORMJIT_RMS_NORM, NORMJIT_LAYER_NORM}) {
+    normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, 1000);
+    spec.x_dtype = spec.y_dtype = NORMJIT_BF16;
+    spec.epsilon = 1e-45f;
+    auto kernel = sharedContext().getKernel(spec);
+    ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+    const int64_t rows = 3;
+    tuner::Buffer x(NORMJIT_BF16, rows, spec.cols, spec.cols);
+    tuner::Buffer y(NORMJIT_BF16, rows, spec.cols, spec.cols);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.5f, 1.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < spec.cols; ++c)
+        x.set(r, c, normal(rng) * 1e-20f * static_cast<float>(r + 1));
+    normjit_run_args_t args =
+        tuner::makeRunArgs(spec, rows, x, x, x, x, y, y, nullptr, nullptr);
+    llvm::Error error = (*kernel)->run(args);
+    ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+    tuner::ReferenceResult ref =
+        tuner::reference(spec, rows, x, nullptr, nullptr, nullptr);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < spec.cols; ++c) {
+        double expected = ref.y[static_cast<size_t>(r * spec.cols + c)];
+        EXPECT_NEAR(y.get(r, c), expected, 2e-2 * (1 + std::fabs(expected)))
+            << (op == NORMJIT_RMS_NORM ? "rms" : "layer") << " row " << r
+            << " col " << c;
+      }
+  }
+}

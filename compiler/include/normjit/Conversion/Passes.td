@@ -35,6 +35,16 @@ def ConvertNormToVectorPass
     `scf.if` sends the other rows to a copy of the output pass with
     ordinary stores (x86 has no unaligned non-temporal vector store).
 
+    With `dot-bf16` (set for targets with AVX512-BF16), rows of bf16
+    values alone (no residual; vectors of 8 lanes or more; not Welford)
+    take their sums from `x86vector.avx512.dot` (vdpbf16ps) on the raw
+    bf16 vectors: the squares from a dot of the row with itself,
+    LayerNorm's sums from a dot with ones, with s0 = 0 (the far-shift
+    test and centred pass above then correct a mean far from 0). The
+    instruction flushes denormal products and partial sums; a sum of
+    squares below n * 2^-102 is therefore taken again in plain f32 (the
+    centred pass for LayerNorm, a second sum-of-squares pass for RMSNorm).
+
     Knobs absent from an op's `#norm.config` take the pass options. Ops
     with a GPU config are rejected.
   }];
@@ -43,7 +53,8 @@ def ConvertNormToVectorPass
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
-    "::mlir::vector::VectorDialect"
+    "::mlir::vector::VectorDialect",
+    "::mlir::x86vector::X86VectorDialect"
   ];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"8",
@@ -51,7 +62,10 @@ def ConvertNormToVectorPass
     Option<"accumulators", "accumulators", "int64_t", /*default=*/"4",
            "independent partial sums when the config does not say">,
     Option<"welford", "welford", "bool", /*default=*/"false",
-           "use one-pass Welford statistics when the config does not say">
+           "use one-pass Welford statistics when the config does not say">,
+    Option<"dotBf16", "dot-bf16", "bool", /*default=*/"false",
+           "the target has AVX512-BF16: sum bf16 rows (and their squares) "
+           "with x86vector.avx512.dot">
   ];
 }
 

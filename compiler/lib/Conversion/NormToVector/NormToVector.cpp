@@ -15,6 +15,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -53,18 +54,25 @@ constexpr int64_t kL1Bytes = 32 * 1024;
 /// centred sweep sums (d - mean)^2.
 constexpr float kFarShift = 4.0f;
 
+/// vdpbf16ps flushes denormal products and partial sums to zero: each
+/// flush loses less than 2^-126, so a sum of squares of n values of at
+/// least n * kDotTrustedSquares (2^-102) has lost less than 2^-24 of
+/// itself. Below that, the row is summed again in plain f32.
+constexpr double kDotTrustedSquares = 0x1p-102;
+
 /// The knobs one op is lowered with, after defaults are applied.
 struct LoweringKnobs {
   int64_t vectorWidth;
   int64_t accumulators;
   bool welford;
   bool streaming;
+  bool dotBf16; ///< the target has AVX512-BF16 (vdpbf16ps)
 };
 
 LoweringKnobs resolveKnobs(std::optional<ConfigAttr> config,
                            const NormToVectorDefaults &defaults) {
   LoweringKnobs knobs{defaults.vectorWidth, defaults.accumulators,
-                      defaults.welford, false};
+                      defaults.welford, false, defaults.dotBf16};
   if (!config)
     return knobs;
   if (auto width = config->getVectorWidth())
@@ -251,6 +259,67 @@ public:
       at.back() = arith::AddIOp::create(b, column, index(offset));
       vector::MaskedStoreOp::create(b, buffer, at, slice(mask), slice(value));
     }
+  }
+
+  /// Whether dotSums can sweep rows of this emitter's width: vectors of
+  /// whole 128-bit vdpbf16ps operands (8, 16 or 32 bf16 each).
+  bool canDot() const { return width >= 8 && width % 8 == 0; }
+
+  /// The sum of the squares of a bf16 row's values and, with `withSum`,
+  /// the sum of the values, with x86vector.avx512.dot (vdpbf16ps): one
+  /// instruction per 32 values where widening to f32 takes two and the
+  /// sums two more. Products of bf16 values are exact in f32 and are
+  /// accumulated in f32 like the widened sweep's, except that denormal
+  /// inputs, products and partial sums are flushed to zero (see
+  /// kDotTrustedSquares). Returns {sum of squares, sum or null}.
+  std::pair<Value, Value> dotSums(Value buffer, Value row, bool withSum) {
+    int64_t chunk = std::min<int64_t>(width, 32);
+    int64_t chunks = width / chunk;
+    Type bf16 = b.getBF16Type();
+    auto accType = VectorType::get({chunk / 2}, f32);
+    auto rawType = VectorType::get({width}, bf16);
+    auto chunkType = VectorType::get({chunk}, bf16);
+    Value accZero =
+        arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(accType)));
+    Value ones = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(chunkType, b.getFloatAttr(bf16, 1.0)));
+    int64_t perSlot = (withSum ? 2 : 1) * chunks;
+    SmallVector<Value> init(perSlot * slots, accZero);
+    SmallVector<Value> sums =
+        sweep(init, perSlot, [&](Value col, Value mask, ValueRange acc) {
+          Value raw;
+          if (mask) {
+            Value passThru = arith::ConstantOp::create(
+                b, cast<TypedAttr>(b.getZeroAttr(rawType)));
+            raw = vector::MaskedLoadOp::create(b, rawType, buffer,
+                                               ValueRange{row, col}, mask,
+                                               passThru);
+          } else {
+            raw = vector::LoadOp::create(b, rawType, buffer,
+                                         ValueRange{row, col});
+          }
+          SmallVector<Value> next(acc.begin(), acc.end());
+          for (int64_t k = 0; k < chunks; ++k) {
+            Value part = raw;
+            if (chunks > 1)
+              part = vector::ExtractStridedSliceOp::create(
+                  b, raw, ArrayRef<int64_t>{k * chunk},
+                  ArrayRef<int64_t>{chunk}, ArrayRef<int64_t>{1});
+            next[k] =
+                x86vector::DotBF16Op::create(b, accType, next[k], part, part);
+            if (withSum)
+              next[chunks + k] = x86vector::DotBF16Op::create(
+                  b, accType, next[chunks + k], part, ones);
+          }
+          return next;
+        });
+    auto total = [&](int64_t first) {
+      SmallVector<Value> parts;
+      for (int64_t k = first; k < first + chunks; ++k)
+        llvm::append_range(parts, slotField(sums, perSlot, k));
+      return reduceSlots(parts);
+    };
+    return {total(0), withSum ? total(chunks) : Value()};
   }
 
   /// The value a store into a buffer of `element` type would read back.
@@ -519,17 +588,51 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   rare.usePairedBf16(statsPaired);
 
   SmallVector<Value> zeros(e.getSlots(), e.zeroVector());
+  // Rows of bf16 values alone (s = x) are summed with vdpbf16ps when the
+  // target has it: the sums of squares, and LayerNorm's sums of the values
+  // unshifted (the far-shift test below corrects a mean far from 0).
+  bool dotRows = knobs.dotBf16 && !residual &&
+                 cast<MemRefType>(x.getType()).getElementType().isBF16() &&
+                 e.canDot() && !(isLayerNorm && knobs.welford);
+  // Whether a sum of squares from vdpbf16ps is small enough that flushed
+  // denormals may matter: the row is then summed again in plain f32.
+  auto dotTooSmall = [&](Value squares) -> Value {
+    return arith::CmpFOp::create(
+        b, arith::CmpFPredicate::OLT, squares,
+        e.f32Const(static_cast<double>(cols) * kDotTrustedSquares));
+  };
   // LayerNorm: the row's mean as an f32 centre plus the rounding error of
   // that centre, scaled by rstd (the output is (s - centre) * rstd -
   // offset, one rounding of s - centre, then an FMA).
   Value mean, rstd, shift, centre, offset;
   if (!isLayerNorm) {
-    SmallVector<Value> squares =
-        e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
-          Value s = firstS(col, mask);
-          return SmallVector<Value>{e.add(acc[0], e.mul(s, s))};
-        });
-    Value meanSquare = e.mul(e.reduceSlots(squares), invCols);
+    Value sumSquares;
+    if (dotRows) {
+      Value squares = e.dotSums(x, row, /*withSum=*/false).first;
+      auto redo = scf::IfOp::create(b, TypeRange{b.getF32Type()},
+                                    dotTooSmall(squares),
+                                    /*addThenBlock=*/true,
+                                    /*addElseBlock=*/true);
+      OpBuilder::InsertionGuard ifGuard(b);
+      b.setInsertionPointToStart(redo.thenBlock());
+      SmallVector<Value> again = rare.sweep(
+          {rare.zeroVector()}, 1, [&](Value col, Value mask, ValueRange acc) {
+            Value s = laterS(rare, col, mask); // masked lanes read 0
+            return SmallVector<Value>{rare.add(acc[0], rare.mul(s, s))};
+          });
+      scf::YieldOp::create(b, rare.reduce(again[0]));
+      b.setInsertionPointToStart(redo.elseBlock());
+      scf::YieldOp::create(b, squares);
+      sumSquares = redo.getResult(0);
+    } else {
+      SmallVector<Value> squares =
+          e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+            Value s = firstS(col, mask);
+            return SmallVector<Value>{e.add(acc[0], e.mul(s, s))};
+          });
+      sumSquares = e.reduceSlots(squares);
+    }
+    Value meanSquare = e.mul(sumSquares, invCols);
     rstd = arith::DivFOp::create(
         b, e.f32Const(1.0),
         math::SqrtOp::create(b, arith::AddFOp::create(b, meanSquare, eps)));
@@ -537,7 +640,10 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     // Statistics of d = s - s0 (buildLayerNormShift): when the mean dwarfs
     // the spread, d is exact and small, so its sum (and the mean, kept as
     // s0 + mean(d)) does not lose the spread to rounding.
-    Value s0 = buildLayerNormShift(b, x, residual, sumElement, row, cols);
+    // (Summed with vdpbf16ps, d = s: the shift is 0.)
+    Value s0 = dotRows
+                   ? e.f32Const(0.0)
+                   : buildLayerNormShift(b, x, residual, sumElement, row, cols);
     shift = e.splat(s0);
     auto firstD = [&](Value col, Value mask) {
       return e.maskOff(e.sub(firstS(col, mask), shift), mask);
@@ -546,7 +652,15 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       return r.sub(laterS(r, col, mask), shift);
     };
     Value m2;
-    if (!knobs.welford) {
+    // With vdpbf16ps, a sum of squares too small to trust takes the
+    // centred sweep below (plain f32), like a far shift.
+    Value dotTiny;
+    if (dotRows) {
+      auto [squares, total] = e.dotSums(x, row, /*withSum=*/true);
+      dotTiny = dotTooSmall(squares);
+      mean = e.mul(total, invCols);
+      m2 = e.sub(squares, e.mul(total, mean));
+    } else if (!knobs.welford) {
       // One sweep of the sums of d and d^2: M2 = sum(d^2) - n mean^2,
       // which cancels only when the shift is far from the mean (then the
       // centred sweep below recomputes it).
@@ -676,6 +790,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value finite = arith::CmpFOp::create(
         b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, mean),
         e.f32Const(std::numeric_limits<float>::infinity()));
+    if (dotTiny)
+      notNear = arith::OrIOp::create(b, notNear, dotTiny);
     Value far = arith::AndIOp::create(b, finite, notNear);
     auto recentred =
         scf::IfOp::create(b, TypeRange{b.getF32Type(), b.getF32Type()}, far,
@@ -881,14 +997,15 @@ struct ConvertNormToVectorPass
                                "in [1, 16]");
       return signalPassFailure();
     }
-    NormToVectorDefaults defaults{vectorWidth, accumulators, welford};
+    NormToVectorDefaults defaults{vectorWidth, accumulators, welford,
+                                  dotBf16};
     RewritePatternSet patterns(&getContext());
     populateNormToVectorPatterns(patterns, defaults);
     ConversionTarget target(getContext());
     target.addIllegalDialect<NormDialect>();
     target.addLegalDialect<arith::ArithDialect, math::MathDialect,
                            memref::MemRefDialect, scf::SCFDialect,
-                           vector::VectorDialect>();
+                           vector::VectorDialect, x86vector::X86VectorDialect>();
     if (failed(applyPartialConversion(getOperation(), target,
                                       std::move(patterns))))
       signalPassFailure();

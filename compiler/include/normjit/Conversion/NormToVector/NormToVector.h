@@ -19,6 +19,8 @@ struct NormToVectorDefaults {
   int64_t vectorWidth = 8;
   int64_t accumulators = 4;
   bool welford = false;
+  /// The target has AVX512-BF16: sums of bf16 rows use vdpbf16ps.
+  bool dotBf16 = false;
 };
 
 /// Adds the patterns lowering norm.layer_norm, norm.rms_norm and norm.add to

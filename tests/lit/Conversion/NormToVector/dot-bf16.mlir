@@ -1,0 +1,94 @@
+// RUN: normjit-opt %s --split-input-file --convert-norm-to-vector="dot-bf16=true" | FileCheck %s
+// With dot-bf16 (a target with AVX512-BF16), the statistics of rows of bf16
+// values alone are summed with x86vector.avx512.dot (vdpbf16ps): squares by
+// a dot of the row with itself, LayerNorm's sums by a dot with ones, on the
+// raw bf16 vectors, no widening; a masked tail reads zeros.
+
+// RMSNorm: one dot per 32 columns; a sum of squares below 100 * 2^-102
+// (denormal products may have been flushed) is summed again in plain f32.
+// CHECK-LABEL: func.func @rms
+//       CHECK:   scf.for
+//       CHECK:     %[[RAW:.+]] = vector.load %{{.*}} : memref<?x100xbf16>, vector<32xbf16>
+//       CHECK:     x86vector.avx512.dot %{{.*}}, %[[RAW]], %[[RAW]] : vector<32xbf16> -> vector<16xf32>
+//       CHECK:   %[[TAIL:.+]] = vector.maskedload {{.*}} into vector<32xbf16>
+//       CHECK:   %[[SQUARES:.+]] = x86vector.avx512.dot %{{.*}}, %[[TAIL]], %[[TAIL]]
+//       CHECK:   %[[TOTAL:.+]] = vector.reduction <add>, %[[SQUARES]] : vector<16xf32> into f32
+//       CHECK:   %[[TINY:.+]] = arith.cmpf olt, %[[TOTAL]], %cst{{.*}} : f32
+//       CHECK:   scf.if %[[TINY]] -> (f32) {
+//   CHECK-NOT:     x86vector
+//       CHECK:     arith.mulf {{.*}} : vector<32xf32>
+//       CHECK:   } else {
+//       CHECK:     scf.yield %[[TOTAL]] : f32
+func.func @rms(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
+  norm.rms_norm x(%x : memref<?x100xbf16>) -> y(%y : memref<?x100xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32, accumulators = 1>
+  return
+}
+
+// -----
+
+// LayerNorm (two_pass): the squares and the values in one sweep, unshifted
+// (no median of the first values is read); a sum of squares too small to
+// trust takes the centred sweep, as a far shift does.
+// CHECK-LABEL: func.func @layer
+//   CHECK-NOT:   memref.load
+//       CHECK:   %[[ONES:.+]] = arith.constant dense<1.000000e+00> : vector<32xbf16>
+//       CHECK:   scf.for
+//       CHECK:     %[[RAW:.+]] = vector.load %{{.*}} : memref<?x256xbf16>, vector<32xbf16>
+//       CHECK:     x86vector.avx512.dot %{{.*}}, %[[RAW]], %[[RAW]]
+//       CHECK:     x86vector.avx512.dot %{{.*}}, %[[RAW]], %[[ONES]]
+//       CHECK:   arith.cmpf olt
+//       CHECK:   %[[NOTNEAR:.+]] = arith.cmpf ugt
+//       CHECK:   arith.ori %[[NOTNEAR]]
+func.func @layer(%x: memref<?x256xbf16>, %y: memref<?x256xbf16>) {
+  norm.layer_norm x(%x : memref<?x256xbf16>) -> y(%y : memref<?x256xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32, accumulators = 2>
+  return
+}
+
+// -----
+
+// Vectors of 64 lanes: two dots of 32 per vector.
+// CHECK-LABEL: func.func @wide
+//       CHECK:   %[[RAW:.+]] = vector.load %{{.*}} : memref<?x128xbf16>, vector<64xbf16>
+//       CHECK:   %[[LO:.+]] = vector.extract_strided_slice %[[RAW]] {offsets = [0], sizes = [32], strides = [1]}
+//       CHECK:   x86vector.avx512.dot %{{.*}}, %[[LO]], %[[LO]]
+//       CHECK:   %[[HI:.+]] = vector.extract_strided_slice %[[RAW]] {offsets = [32], sizes = [32], strides = [1]}
+//       CHECK:   x86vector.avx512.dot %{{.*}}, %[[HI]], %[[HI]]
+func.func @wide(%x: memref<?x128xbf16>, %y: memref<?x128xbf16>) {
+  norm.rms_norm x(%x : memref<?x128xbf16>) -> y(%y : memref<?x128xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 64, accumulators = 1>
+  return
+}
+
+// -----
+
+// Not for: a residual (s = x + r is not a bf16 row), Welford,
+// or vectors of fewer than 8 lanes.
+// CHECK-LABEL: func.func @residual
+//   CHECK-NOT:   x86vector
+func.func @residual(%x: memref<?x64xbf16>, %r: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
+  norm.rms_norm x(%x : memref<?x64xbf16>) residual(%r : memref<?x64xbf16>) -> y(%y : memref<?x64xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32>
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func.func @welford
+//   CHECK-NOT:   x86vector
+func.func @welford(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
+  norm.layer_norm x(%x : memref<?x64xbf16>) -> y(%y : memref<?x64xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32, algorithm = welford>
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func.func @narrow
+//   CHECK-NOT:   x86vector
+func.func @narrow(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
+  norm.rms_norm x(%x : memref<?x64xbf16>) -> y(%y : memref<?x64xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 4>
+  return
+}

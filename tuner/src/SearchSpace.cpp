@@ -165,3 +165,30 @@ normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
   }
   return space;
 }
+
+int normjit::tuner::knobsApart(const CpuConfig &a, const CpuConfig &b) {
+  return (a.vectorWidth != b.vectorWidth) + (a.accumulators != b.accumulators) +
+         (a.rowsPerTask != b.rowsPerTask) + (a.threads != b.threads) +
+         (a.welford != b.welford) + (a.streamingStores != b.streamingStores) +
+         (a.fuseResidual != b.fuseResidual);
+}
+
+std::vector<CpuConfig>
+normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
+                                  const StrategyOptions &strategy) {
+  if (space.empty())
+    return {};
+  std::vector<CpuConfig> ordered = {space.front()};
+  for (const CpuConfig &config : space)
+    if (knobsApart(config, space.front()) == 1)
+      ordered.push_back(config);
+  for (size_t index : drawCandidates(space.size(), strategy))
+    if (std::find(ordered.begin(), ordered.end(), space[index]) ==
+        ordered.end())
+      ordered.push_back(space[index]);
+  size_t limit = strategy.kind == StrategyKind::Exhaustive
+                     ? ordered.size()
+                     : std::max<size_t>(strategy.maxCandidates, 1);
+  ordered.resize(std::min(ordered.size(), limit));
+  return ordered;
+}

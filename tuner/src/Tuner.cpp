@@ -327,7 +327,7 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   // The candidates the strategy will look at (the default first), compiled
   // up front, in parallel.
   std::vector<CpuConfig> candidates =
-      pickCandidates(buildCpuSearchSpace(spec, rows), options.strategy);
+      pickCpuCandidates(buildCpuSearchSpace(spec, rows), options.strategy);
   if (options.threads > 0) {
     // Every candidate on the caller's thread count (configs that differed
     // only in threads become one).

@@ -42,6 +42,45 @@ HostCpu avx512Host() {
 }
 } // namespace
 
+TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
+  // 8192x1024 f32 with a residual: y is 32 MiB, so streaming stores are in
+  // the space; a budget-limited search must meet them early.
+  normjit_kernel_spec_t spec = layerNormSpec(1024, /*residual=*/true);
+  std::vector<CpuConfig> space = buildCpuSearchSpace(spec, 8192, avx512Host());
+  StrategyOptions strategy;
+  strategy.maxCandidates = 24;
+  std::vector<CpuConfig> candidates = pickCpuCandidates(space, strategy);
+  ASSERT_EQ(candidates.size(), 24u);
+  EXPECT_EQ(candidates.front(), space.front());
+  size_t neighbours = 0;
+  for (const CpuConfig &config : space)
+    neighbours += knobsApart(config, space.front()) == 1;
+  ASSERT_GE(neighbours, 5u);
+  ASSERT_LT(neighbours, candidates.size());
+  for (size_t i = 1; i <= neighbours; ++i)
+    EXPECT_EQ(knobsApart(candidates[i], space.front()), 1)
+        << i << ": " << candidates[i].str();
+  CpuConfig streaming = space.front();
+  streaming.streamingStores = true;
+  CpuConfig welford = space.front();
+  welford.welford = true;
+  CpuConfig split = space.front();
+  split.fuseResidual = false;
+  for (const CpuConfig &wanted : {streaming, welford, split}) {
+    auto at = std::find(candidates.begin(), candidates.end(), wanted);
+    ASSERT_NE(at, candidates.end()) << wanted.str();
+    EXPECT_LE(static_cast<size_t>(at - candidates.begin()), neighbours);
+  }
+  // No duplicates; the same strategy gives the same order; exhaustive
+  // keeps the whole space.
+  for (size_t i = 0; i < candidates.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      EXPECT_FALSE(candidates[i] == candidates[j]) << candidates[i].str();
+  EXPECT_EQ(pickCpuCandidates(space, strategy), candidates);
+  strategy.kind = StrategyKind::Exhaustive;
+  EXPECT_EQ(pickCpuCandidates(space, strategy).size(), space.size());
+}
+
 TEST(SearchSpaceTest, DefaultFirstAllValidNoDuplicates) {
   normjit_kernel_spec_t spec = layerNormSpec(1024, /*residual=*/true);
   std::vector<CpuConfig> space = buildCpuSearchSpace(spec, 4096, avx512Host());

@@ -11,6 +11,7 @@
 
 #include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/tuner/Strategy.h"
 
 #include <vector>
 
@@ -32,6 +33,19 @@ std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),
                     int64_t streamingThresholdBytes = 4ll << 20);
+
+/// How many knobs two CPU configs set differently.
+int knobsApart(const CpuConfig &a, const CpuConfig &b);
+
+/// The CPU candidates a search looks at, in the order it times them: the
+/// default (space[0]), then every config of `space` one knob away from it
+/// (streaming stores on, the other algorithm, another width, ...), then
+/// the strategy's draw (drawCandidates), `maxCandidates` in all (every
+/// config for an exhaustive search). A search cut short by its budget (a
+/// workload of hundreds of MiB leaves time for a few timings) has then
+/// looked at the single changes that matter most, whatever the draw.
+std::vector<CpuConfig> pickCpuCandidates(const std::vector<CpuConfig> &space,
+                                         const StrategyOptions &strategy);
 
 /// The GPU configs worth trying for `spec` at `rows` rows on `target`: the
 /// default first, then vector widths of 128 and 64 bits that tile the row,

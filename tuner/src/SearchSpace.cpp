@@ -178,10 +178,29 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
                                   const StrategyOptions &strategy) {
   if (space.empty())
     return {};
-  std::vector<CpuConfig> ordered = {space.front()};
+  // The neighbours, the other fusion form first (the tuner must time both
+  // forms of a residual spec), then streaming stores, the other
+  // algorithm, and the rest in the space's order.
+  const CpuConfig &base = space.front();
+  auto priority = [&](const CpuConfig &config) {
+    if (config.fuseResidual != base.fuseResidual)
+      return 0;
+    if (config.streamingStores != base.streamingStores)
+      return 1;
+    if (config.welford != base.welford)
+      return 2;
+    return 3;
+  };
+  std::vector<CpuConfig> neighbours;
   for (const CpuConfig &config : space)
-    if (knobsApart(config, space.front()) == 1)
-      ordered.push_back(config);
+    if (knobsApart(config, base) == 1)
+      neighbours.push_back(config);
+  std::stable_sort(neighbours.begin(), neighbours.end(),
+                   [&](const CpuConfig &a, const CpuConfig &b) {
+                     return priority(a) < priority(b);
+                   });
+  std::vector<CpuConfig> ordered = {base};
+  ordered.insert(ordered.end(), neighbours.begin(), neighbours.end());
   for (size_t index : drawCandidates(space.size(), strategy))
     if (std::find(ordered.begin(), ordered.end(), space[index]) ==
         ordered.end())

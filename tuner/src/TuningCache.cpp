@@ -859,15 +859,25 @@ llvm::Error writeAtomically(const std::string &path,
 
 /// Takes the exclusive lock on `<path>.lock` (creating it), held until
 /// `lock` is destroyed.
-llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
+/// Opens (creates) the lock file beside the cache `path`; `what` starts
+/// the error message ("cannot lock").
+llvm::Error openLockFile(const std::string &path, ScopedFd &lock,
+                         const char *what) {
   std::string lockPath = path + ".lock";
   do
     lock.fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   while (lock.fd < 0 && errno == EINTR);
   if (lock.fd < 0)
     return makeError(NORMJIT_IO_ERROR,
-                     "cannot lock tuning cache '" + path + "': cannot open '" +
-                         lockPath + "': " + normjit::runtime::errorText(errno));
+                     std::string(what) + " tuning cache '" + path +
+                         "': cannot open '" + lockPath +
+                         "': " + normjit::runtime::errorText(errno));
+  return llvm::Error::success();
+}
+
+llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
+  if (llvm::Error error = openLockFile(path, lock, "cannot lock"))
+    return error;
   int result;
   do
     result = ::flock(lock.fd, LOCK_EX);
@@ -1100,15 +1110,9 @@ llvm::Error TuningCache::checkWritable() const {
     return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
                                        "tuning cache '" +
                                            path + "': " + error.message());
-  std::string lockPath = path + ".lock";
   ScopedFd lock;
-  do
-    lock.fd = ::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  while (lock.fd < 0 && errno == EINTR);
-  if (lock.fd < 0)
-    return makeError(NORMJIT_IO_ERROR,
-                     "cannot write tuning cache '" + path + "': cannot open '" +
-                         lockPath + "': " + normjit::runtime::errorText(errno));
+  if (llvm::Error error = openLockFile(path, lock, "cannot write"))
+    return error;
   // The file is replaced by a rename from a temporary in its directory.
   if (::access(directory.empty() ? "." : directory.c_str(), W_OK) != 0)
     return makeError(NORMJIT_IO_ERROR,

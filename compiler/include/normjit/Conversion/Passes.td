@@ -36,9 +36,10 @@ def ConvertNormToVectorPass
     ordinary stores (x86 has no unaligned non-temporal vector store).
 
     With `dot-bf16` (set for targets with AVX512-BF16), rows of bf16
-    values alone (no residual; vectors of 8 lanes or more; not Welford)
-    take their sums from `x86vector.avx512.dot` (vdpbf16ps) on the raw
-    bf16 vectors: the squares from a dot of the row with itself,
+    values (x without a residual, or s = x + r stored to a bf16 sum;
+    vectors of 8 lanes or more; not Welford) take their sums from
+    `x86vector.avx512.dot` (vdpbf16ps) on the bf16 vectors (as loaded, or
+    as rounded for the store): the squares from a dot of the row with itself,
     LayerNorm's sums from a dot with ones, with s0 = 0 (the far-shift
     test and centred pass above then correct a mean far from 0). The
     instruction flushes denormal products and partial sums; a sum of

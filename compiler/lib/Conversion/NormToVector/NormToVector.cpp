@@ -216,20 +216,26 @@ public:
   void store(Value buffer, ValueRange indices, Value value, Value mask,
              bool nontemporal = false) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
-    if (pairedBf16 && !mask && element.isBF16()) {
-      // Rounded first, then back from the even/odd order to the columns'
-      // order: one word shuffle of the bf16 vector.
+    if (!element.isF32())
       value =
           arith::TruncFOp::create(b, VectorType::get({width}, element), value);
+    storeRounded(buffer, indices, value, mask, nontemporal);
+  }
+
+  /// store() of a vector already rounded to `buffer`'s element type.
+  void storeRounded(Value buffer, ValueRange indices, Value value, Value mask,
+                    bool nontemporal = false) {
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    if (pairedBf16 && !mask && element.isBF16()) {
+      // Back from the even/odd order to the columns' order: one word
+      // shuffle of the bf16 vector.
       SmallVector<int64_t> interleave;
       for (int64_t i = 0; i < width / 2; ++i) {
         interleave.push_back(i);
         interleave.push_back(i + width / 2);
       }
       value = vector::ShuffleOp::create(b, value, value, interleave);
-    } else if (!element.isF32())
-      value =
-          arith::TruncFOp::create(b, VectorType::get({width}, element), value);
+    }
     if (!mask) {
       llvm::MaybeAlign alignment;
       if (nontemporal)
@@ -265,19 +271,22 @@ public:
   /// whole 128-bit vdpbf16ps operands (8, 16 or 32 bf16 each).
   bool canDot() const { return width >= 8 && width % 8 == 0; }
 
-  /// The sum of the squares of a bf16 row's values and, with `withSum`,
+  /// The sum of the squares of a row of bf16 values and, with `withSum`,
   /// the sum of the values, with x86vector.avx512.dot (vdpbf16ps): one
   /// instruction per 32 values where widening to f32 takes two and the
   /// sums two more. Products of bf16 values are exact in f32 and are
   /// accumulated in f32 like the widened sweep's, except that denormal
   /// inputs, products and partial sums are flushed to zero (see
-  /// kDotTrustedSquares). Returns {sum of squares, sum or null}.
-  std::pair<Value, Value> dotSums(Value buffer, Value row, bool withSum) {
+  /// kDotTrustedSquares). `rowVector(col, mask)` gives the row's values at
+  /// `col` as a vector of `width` bf16 (in any lane order; masked-out lanes
+  /// 0); loadBf16 reads them from a buffer. Returns {sum of squares, sum or
+  /// null}.
+  using RowVectorFn = function_ref<Value(Value col, Value mask)>;
+  std::pair<Value, Value> dotSums(RowVectorFn rowVector, bool withSum) {
     int64_t chunk = std::min<int64_t>(width, 32);
     int64_t chunks = width / chunk;
     Type bf16 = b.getBF16Type();
     auto accType = VectorType::get({chunk / 2}, f32);
-    auto rawType = VectorType::get({width}, bf16);
     auto chunkType = VectorType::get({chunk}, bf16);
     Value accZero =
         arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(accType)));
@@ -287,17 +296,7 @@ public:
     SmallVector<Value> init(perSlot * slots, accZero);
     SmallVector<Value> sums =
         sweep(init, perSlot, [&](Value col, Value mask, ValueRange acc) {
-          Value raw;
-          if (mask) {
-            Value passThru = arith::ConstantOp::create(
-                b, cast<TypedAttr>(b.getZeroAttr(rawType)));
-            raw = vector::MaskedLoadOp::create(b, rawType, buffer,
-                                               ValueRange{row, col}, mask,
-                                               passThru);
-          } else {
-            raw = vector::LoadOp::create(b, rawType, buffer,
-                                         ValueRange{row, col});
-          }
+          Value raw = rowVector(col, mask);
           SmallVector<Value> next(acc.begin(), acc.end());
           for (int64_t k = 0; k < chunks; ++k) {
             Value part = raw;
@@ -320,6 +319,18 @@ public:
       return reduceSlots(parts);
     };
     return {total(0), withSum ? total(chunks) : Value()};
+  }
+
+  /// `width` bf16 values of a bf16 row buffer at {row, col}, as stored
+  /// (masked-out lanes 0).
+  Value loadBf16(Value buffer, Value row, Value col, Value mask) {
+    auto rawType = VectorType::get({width}, b.getBF16Type());
+    if (!mask)
+      return vector::LoadOp::create(b, rawType, buffer, ValueRange{row, col});
+    Value passThru =
+        arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(rawType)));
+    return vector::MaskedLoadOp::create(b, rawType, buffer,
+                                        ValueRange{row, col}, mask, passThru);
   }
 
   /// The value a store into a buffer of `element` type would read back.
@@ -591,9 +602,24 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // Rows of bf16 values alone (s = x) are summed with vdpbf16ps when the
   // target has it: the sums of squares, and LayerNorm's sums of the values
   // unshifted (the far-shift test below corrects a mean far from 0).
-  bool dotRows = knobs.dotBf16 && !residual &&
-                 cast<MemRefType>(x.getType()).getElementType().isBF16() &&
-                 e.canDot() && !(isLayerNorm && knobs.welford);
+  // With a residual, s = x + r is a bf16 row when it is stored in bf16
+  // (the sum is rounded to its type): summed from the rounded vector, the
+  // one stored.
+  bool dotRows =
+      knobs.dotBf16 && e.canDot() && !(isLayerNorm && knobs.welford) &&
+      (residual ? sum && sumElement.isBF16()
+                : cast<MemRefType>(x.getType()).getElementType().isBF16());
+  auto dotRowVector = [&](Value col, Value mask) -> Value {
+    if (!residual)
+      return e.loadBf16(x, row, col, mask);
+    Value s = e.add(e.load(x, {row, col}, mask),
+                    e.load(residual, {row, col}, mask));
+    Value rounded = arith::TruncFOp::create(
+        b, VectorType::get({e.getVectorType().getNumElements()}, sumElement),
+        s);
+    e.storeRounded(sum, {row, col}, rounded, mask);
+    return rounded;
+  };
   // Whether a sum of squares from vdpbf16ps is small enough that flushed
   // denormals may matter: the row is then summed again in plain f32.
   auto dotTooSmall = [&](Value squares) -> Value {
@@ -608,7 +634,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   if (!isLayerNorm) {
     Value sumSquares;
     if (dotRows) {
-      Value squares = e.dotSums(x, row, /*withSum=*/false).first;
+      Value squares = e.dotSums(dotRowVector, /*withSum=*/false).first;
       auto redo = scf::IfOp::create(b, TypeRange{b.getF32Type()},
                                     dotTooSmall(squares),
                                     /*addThenBlock=*/true,
@@ -656,7 +682,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     // centred sweep below (plain f32), like a far shift.
     Value dotTiny;
     if (dotRows) {
-      auto [squares, total] = e.dotSums(x, row, /*withSum=*/true);
+      auto [squares, total] = e.dotSums(dotRowVector, /*withSum=*/true);
       dotTiny = dotTooSmall(squares);
       mean = e.mul(total, invCols);
       m2 = e.sub(squares, e.mul(total, mean));

@@ -1,6 +1,6 @@
 // RUN: normjit-opt %s --split-input-file --convert-norm-to-vector="dot-bf16=true" | FileCheck %s
 // With dot-bf16 (a target with AVX512-BF16), the statistics of rows of bf16
-// values alone are summed with x86vector.avx512.dot (vdpbf16ps): squares by
+// values (x alone, or x + r rounded to a bf16 sum) are summed with x86vector.avx512.dot (vdpbf16ps): squares by
 // a dot of the row with itself, LayerNorm's sums by a dot with ones, on the
 // raw bf16 vectors, no widening; a masked tail reads zeros.
 
@@ -63,7 +63,23 @@ func.func @wide(%x: memref<?x128xbf16>, %y: memref<?x128xbf16>) {
 
 // -----
 
-// Not for: a residual (s = x + r is not a bf16 row), Welford,
+// A residual whose sum is stored in bf16: s = x + r is rounded to bf16 for
+// the store, and that rounded vector is what the dots sum.
+// CHECK-LABEL: func.func @residual_sum
+//       CHECK:   scf.for
+//       CHECK:     %[[S:.+]] = arith.addf
+//       CHECK:     %[[ROUNDED:.+]] = arith.truncf %[[S]] : vector<32xf32> to vector<32xbf16>
+//       CHECK:     vector.store %{{.*}}, %{{.*}} : memref<?x64xbf16>, vector<32xbf16>
+//       CHECK:     x86vector.avx512.dot %{{.*}}, %[[ROUNDED]], %[[ROUNDED]]
+func.func @residual_sum(%x: memref<?x64xbf16>, %r: memref<?x64xbf16>, %y: memref<?x64xbf16>, %s: memref<?x64xbf16>) {
+  norm.rms_norm x(%x : memref<?x64xbf16>) residual(%r : memref<?x64xbf16>) -> y(%y : memref<?x64xbf16>) sum(%s : memref<?x64xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32, accumulators = 1>
+  return
+}
+
+// -----
+
+// Not for: a residual whose sum is not stored (s = x + r stays f32), Welford,
 // or vectors of fewer than 8 lanes.
 // CHECK-LABEL: func.func @residual
 //   CHECK-NOT:   x86vector

@@ -79,20 +79,19 @@ constexpr double kCompileShare = 0.4;
 
 /// Compiles the candidates in order, a few at a time, with `compile` (which
 /// must be thread-safe), until `outOfTime` says so (the first candidate is
-/// compiled regardless). Returns how many were compiled or tried.
+/// compiled regardless). A candidate left out has no kernel and no error.
 template <typename KernelPtr, typename Config, typename Compile>
 std::vector<KernelPtr>
 compileAll(const std::vector<Config> &configs, unsigned threads,
-           std::vector<std::string> &errors, size_t &attempted,
+           std::vector<std::string> &errors,
            Compile compile, const std::function<bool()> &outOfTime) {
   std::vector<KernelPtr> kernels(configs.size());
   errors.assign(configs.size(), "");
-  std::atomic<size_t> next{0}, tried{0};
+  std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < configs.size(); i = next++) {
       if (i > 0 && outOfTime())
         break;
-      ++tried;
       auto kernel = compile(configs[i]);
       if (kernel)
         kernels[i] = std::move(*kernel);
@@ -110,7 +109,6 @@ compileAll(const std::vector<Config> &configs, unsigned threads,
   worker();
   for (std::thread &thread : pool)
     thread.join();
-  attempted = tried;
   return kernels;
 }
 
@@ -132,17 +130,22 @@ struct CandidateHooks {
 template <typename Config> class CandidateSearch {
 public:
   CandidateSearch(const std::vector<Config> &candidates,
-                  std::vector<std::string> compileErrors, size_t attempted,
-                  CandidateHooks hooks, const TuneOptions &options,
-                  Clock::time_point start, BasicTuneResult<Config> &result)
-      : candidates(candidates), attempted(attempted),
-        compileErrors(std::move(compileErrors)),
+                  std::vector<std::string> compileErrors, CandidateHooks hooks,
+                  const TuneOptions &options, Clock::time_point start,
+                  BasicTuneResult<Config> &result)
+      : candidates(candidates), compileErrors(std::move(compileErrors)),
         hooks(std::move(hooks)), options(options), start(start), result(result),
         checked(candidates.size(), 0) {}
 
   /// Searches; sets best, runner-up, the default's careful GB/s and the
   /// candidate count. Fails when no candidate compiled and passed.
   llvm::Error run() {
+    // Candidates compiled, or tried and failed (not those left out when
+    // compiling ran out of its share of the budget); counted before the
+    // search records, and clears, the compile errors.
+    int64_t tried = 0;
+    for (size_t i = 0; i < candidates.size(); ++i)
+      tried += hooks.compiled(i) || !compileErrors[i].empty();
     std::vector<size_t> positions;
     for (size_t i = 0; i < candidates.size(); ++i)
       positions.push_back(i);
@@ -150,7 +153,7 @@ public:
         positions, options.strategy,
         [&](size_t i, int effort) { return evaluate(i, effort); },
         [&] { return outOfBudget(kSearchShare); });
-    result.candidates = static_cast<int64_t>(attempted);
+    result.candidates = tried;
     if (found.ranking.empty())
       return makeError(
           NORMJIT_INTERNAL,
@@ -281,7 +284,6 @@ private:
     return timing->gbps;
   }
 
-  size_t attempted; ///< candidates compiled or tried (a prefix)
   std::vector<std::string> compileErrors;
   CandidateHooks hooks;
   const TuneOptions &options;
@@ -343,9 +345,8 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   result.threads = options.threads;
   result.defaultConfig = candidates.front();
   std::vector<std::string> compileErrors;
-  size_t attempted = 0;
   auto kernels = compileAll<std::shared_ptr<const Kernel>>(
-      candidates, options.compileThreads, compileErrors, attempted,
+      candidates, options.compileThreads, compileErrors,
       [&](const CpuConfig &config) { return context.getKernel(spec, config); },
       [&] {
         return secondsSince(start) > kCompileShare * options.budgetSeconds;
@@ -363,8 +364,7 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
     return timingFor(effort, options.coldCache);
   };
   CandidateSearch<CpuConfig> search(candidates, std::move(compileErrors),
-                                    attempted, std::move(hooks), options, start,
-                                    result);
+                                    std::move(hooks), options, start, result);
   if (llvm::Error error = search.run())
     return std::move(error);
 
@@ -434,9 +434,8 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
   result.fingerprint = *fingerprint;
   result.defaultConfig = candidates.front();
   std::vector<std::string> compileErrors;
-  size_t attempted = 0;
   auto kernels = compileAll<std::shared_ptr<const CompiledGpuKernel>>(
-      candidates, options.compileThreads, compileErrors, attempted,
+      candidates, options.compileThreads, compileErrors,
       [&](const GpuConfig &config) {
         return context.getGpuKernel(spec, device, config);
       },
@@ -464,8 +463,7 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
     return timing;
   };
   CandidateSearch<GpuConfig> search(candidates, std::move(compileErrors),
-                                    attempted, std::move(hooks), options, start,
-                                    result);
+                                    std::move(hooks), options, start, result);
   if (llvm::Error error = search.run())
     return std::move(error);
   // GPU kernels always fuse the residual add: no fusion decision to record.

@@ -189,16 +189,21 @@ public:
         concat.push_back(i);
       return vector::ShuffleOp::create(b, even, odd, concat);
     }
-    Value raw;
-    if (mask) {
-      Value passThru =
-          arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(rawType)));
-      raw = vector::MaskedLoadOp::create(b, rawType, buffer, indices, mask,
-                                         passThru);
-    } else {
-      raw = vector::LoadOp::create(b, rawType, buffer, indices);
-    }
+    Value raw = loadRaw(buffer, indices, mask);
     return element.isF32() ? raw : arith::ExtFOp::create(b, vecType, raw);
+  }
+
+  /// Loads `width` elements at `indices` in the buffer's own type and the
+  /// columns' order; masked-out lanes read 0.
+  Value loadRaw(Value buffer, ValueRange indices, Value mask) {
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    auto rawType = VectorType::get({width}, element);
+    if (!mask)
+      return vector::LoadOp::create(b, rawType, buffer, indices);
+    Value passThru =
+        arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(rawType)));
+    return vector::MaskedLoadOp::create(b, rawType, buffer, indices, mask,
+                                        passThru);
   }
 
   /// The alignment, in bytes, a full-vector non-temporal store into a
@@ -279,8 +284,7 @@ public:
   /// inputs, products and partial sums are flushed to zero (see
   /// kDotTrustedSquares). `rowVector(col, mask)` gives the row's values at
   /// `col` as a vector of `width` bf16 (in any lane order; masked-out lanes
-  /// 0); loadBf16 reads them from a buffer. Returns {sum of squares, sum or
-  /// null}.
+  /// 0). Returns {sum of squares, sum or null}.
   using RowVectorFn = function_ref<Value(Value col, Value mask)>;
   std::pair<Value, Value> dotSums(RowVectorFn rowVector, bool withSum) {
     int64_t chunk = std::min<int64_t>(width, 32);
@@ -319,27 +323,6 @@ public:
       return reduceSlots(parts);
     };
     return {total(0), withSum ? total(chunks) : Value()};
-  }
-
-  /// `width` bf16 values of a bf16 row buffer at {row, col}, as stored
-  /// (masked-out lanes 0).
-  Value loadBf16(Value buffer, Value row, Value col, Value mask) {
-    auto rawType = VectorType::get({width}, b.getBF16Type());
-    if (!mask)
-      return vector::LoadOp::create(b, rawType, buffer, ValueRange{row, col});
-    Value passThru =
-        arith::ConstantOp::create(b, cast<TypedAttr>(b.getZeroAttr(rawType)));
-    return vector::MaskedLoadOp::create(b, rawType, buffer,
-                                        ValueRange{row, col}, mask, passThru);
-  }
-
-  /// The value a store into a buffer of `element` type would read back.
-  Value roundTo(Type element, Value value) {
-    if (element.isF32())
-      return value;
-    Value narrow =
-        arith::TruncFOp::create(b, VectorType::get({width}, element), value);
-    return arith::ExtFOp::create(b, vecType, narrow);
   }
 
   /// Sweeps the main part: groups of `slots` full vectors in an scf.for.
@@ -571,16 +554,29 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     row = arith::AddIOp::create(b, pairStart, statsLoop.getInductionVar());
   }
 
-  // s = x + residual, stored (and rounded) into sum in the first pass.
+  // s = x + residual rounded to the sum's type and stored into sum (with
+  // a residual and a sum): the vector stored, in the sum's type.
+  auto storedSum = [&](Value col, Value mask) -> Value {
+    Value s = e.add(e.load(x, {row, col}, mask),
+                    e.load(residual, {row, col}, mask));
+    if (!sumElement.isF32())
+      s = arith::TruncFOp::create(
+          b, VectorType::get({e.getVectorType().getNumElements()}, sumElement),
+          s);
+    e.storeRounded(sum, {row, col}, s, mask);
+    return s;
+  };
+  // s in the first pass, in f32: x, x + residual, or the sum stored.
   auto firstS = [&](Value col, Value mask) -> Value {
-    Value s = e.load(x, {row, col}, mask);
     if (!residual)
-      return s;
-    s = e.add(s, e.load(residual, {row, col}, mask));
+      return e.load(x, {row, col}, mask);
     if (!sum)
-      return s;
-    e.store(sum, {row, col}, s, mask);
-    return e.roundTo(sumElement, s);
+      return e.add(e.load(x, {row, col}, mask),
+                   e.load(residual, {row, col}, mask));
+    Value stored = storedSum(col, mask);
+    return sumElement.isF32()
+               ? stored
+               : arith::ExtFOp::create(b, e.getVectorType(), stored);
   };
   // s again in a later pass: from the cache-resident sum, or recomputed
   // (by emitter `r`: `e`, or `rare` below).
@@ -610,15 +606,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       (residual ? sum && sumElement.isBF16()
                 : cast<MemRefType>(x.getType()).getElementType().isBF16());
   auto dotRowVector = [&](Value col, Value mask) -> Value {
-    if (!residual)
-      return e.loadBf16(x, row, col, mask);
-    Value s = e.add(e.load(x, {row, col}, mask),
-                    e.load(residual, {row, col}, mask));
-    Value rounded = arith::TruncFOp::create(
-        b, VectorType::get({e.getVectorType().getNumElements()}, sumElement),
-        s);
-    e.storeRounded(sum, {row, col}, rounded, mask);
-    return rounded;
+    return residual ? storedSum(col, mask) : e.loadRaw(x, {row, col}, mask);
   };
   // Whether a sum of squares from vdpbf16ps is small enough that flushed
   // denormals may matter: the row is then summed again in plain f32.

@@ -35,19 +35,52 @@ normjit::Context &context() {
   return *shared;
 }
 
-/// 64-byte aligned, deterministically filled bytes.
+/// Deterministically filled bytes that start on a page, `shift` bytes
+/// further when asked. Every case places its buffers alike, whatever the
+/// heap did before: where y starts relative to x modulo 4 KiB decides
+/// whether stores of y falsely delay later loads of x (4K aliasing), which
+/// moves normjit's L3-resident shapes by up to 20% (y 64-512 bytes past x
+/// is the bad case on the Zen 4 here). NORMJIT_BENCH_Y_OFFSET=BYTES shifts
+/// y (normjit's and oneDNN's alike) to measure that.
 struct Aligned {
-  explicit Aligned(size_t bytes)
-      : size(bytes), data(static_cast<char *>(
-                         std::aligned_alloc(64, (bytes + 63) / 64 * 64))) {
+  static constexpr size_t kPage = 4096;
+  explicit Aligned(size_t bytes, size_t shift = 0)
+      : size(bytes),
+        base(static_cast<char *>(std::aligned_alloc(
+            kPage, (bytes + shift + kPage - 1) / kPage * kPage))),
+        data(base + shift) {
     std::mt19937 rng(static_cast<unsigned>(bytes));
     auto *words = reinterpret_cast<uint16_t *>(data);
     for (size_t i = 0; i < bytes / 2; ++i)
       words[i] = static_cast<uint16_t>(0x3c00 + (rng() & 0x3ff)); // [1, 2)
   }
-  ~Aligned() { std::free(data); }
+  Aligned(const Aligned &) = delete;
+  Aligned &operator=(const Aligned &) = delete;
+  ~Aligned() { std::free(base); }
   size_t size;
-  char *data;
+  char *base, *data;
+};
+
+/// Where y starts past its page (NORMJIT_BENCH_Y_OFFSET, a multiple of 64
+/// below 4096; 0 when unset).
+size_t yShift() {
+  static const size_t shift = [] {
+    const char *text = std::getenv("NORMJIT_BENCH_Y_OFFSET");
+    size_t value = text ? std::strtoul(text, nullptr, 10) : 0;
+    return value % Aligned::kPage / 64 * 64;
+  }();
+  return shift;
+}
+
+/// `count` floats starting on a 64-byte boundary (zero-filled).
+struct AlignedFloats {
+  explicit AlignedFloats(size_t count) : bytes(count * sizeof(float)) {
+    std::memset(bytes.data, 0, bytes.size);
+  }
+  float *data() { return reinterpret_cast<float *>(bytes.data); }
+  size_t size() const { return bytes.size / sizeof(float); }
+  float &operator[](size_t i) { return data()[i]; }
+  Aligned bytes;
 };
 
 void fillFloats(float *values, size_t count) {
@@ -123,8 +156,11 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   }
   size_t element = normjit_dtype_size(dtype);
   size_t matrix = static_cast<size_t>(rows * cols) * element;
-  Aligned x(matrix), y(matrix), r(residual ? matrix : 0);
-  std::vector<float> gamma(cols), beta(cols);
+  Aligned x(matrix), y(matrix, yShift()), r(residual ? matrix : 0);
+  // gamma and beta start on a cache line, as oneDNN's scale and shift (and
+  // a framework's tensors) do: a vector load of a row-long parameter that
+  // straddles two lines costs twice.
+  AlignedFloats gamma(cols), beta(cols);
   fillFloats(gamma.data(), gamma.size());
   fillFloats(beta.data(), beta.size());
   if (narrowParams && dtype == NORMJIT_BF16) {
@@ -185,9 +221,9 @@ void BM_layer_norm_onednn(benchmark::State &state) {
         prop_kind::forward_inference, data, 1e-5f,
         normalization_flags::use_scale | normalization_flags::use_shift);
     layer_normalization_forward::primitive_desc pd(desc, eng);
-    memory src(data, eng), dst(data, eng);
+    Aligned xBuf(data.get_size()), yBuf(data.get_size(), yShift());
+    memory src(data, eng, xBuf.data), dst(data, eng, yBuf.data);
     memory scale(pd.weights_desc(), eng), shift(pd.weights_desc(), eng);
-    std::memset(src.get_data_handle(), 0x3c, data.get_size());
     fillFloats(static_cast<float *>(scale.get_data_handle()), cols);
     fillFloats(static_cast<float *>(shift.get_data_handle()), cols);
     layer_normalization_forward prim(pd);

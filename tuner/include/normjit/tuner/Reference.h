@@ -36,32 +36,38 @@ inline float roundTo(normjit_dtype_t dtype, float value) {
   return value;
 }
 
-/// A std::allocator aligned to a cache line, as the buffers of a framework
-/// (PyTorch, NumPy for large arrays) are: kernels with streaming stores
-/// take them only in rows of y aligned to their vector, so candidates must
-/// be timed, and tested, on buffers like the ones they will run on.
-template <typename T> struct CacheLineAllocator {
+/// A std::allocator aligned to a page. Buffers of a framework (PyTorch,
+/// NumPy for large arrays) start on a cache line at least: kernels with
+/// streaming stores take them only in rows of y aligned to their vector, so
+/// candidates must be timed, and tested, on buffers like the ones they will
+/// run on. A page fixes more: where y starts relative to x modulo 4 KiB
+/// decides whether stores of y falsely delay later loads of x (4K
+/// aliasing, up to 20% on L3-resident shapes), and on the heap that offset
+/// depends on what was allocated before (a sweep's earlier specs). Every
+/// buffer on a page (as large allocations, mmap'd, are) times each
+/// candidate alike in every run.
+template <typename T> struct PageAlignedAllocator {
   using value_type = T;
-  static constexpr std::align_val_t kAlignment{64};
-  CacheLineAllocator() = default;
+  static constexpr std::align_val_t kAlignment{4096};
+  PageAlignedAllocator() = default;
   template <typename U>
-  CacheLineAllocator(const CacheLineAllocator<U> &) noexcept {}
+  PageAlignedAllocator(const PageAlignedAllocator<U> &) noexcept {}
   T *allocate(size_t n) {
     return static_cast<T *>(::operator new(n * sizeof(T), kAlignment));
   }
   void deallocate(T *p, size_t) noexcept { ::operator delete(p, kAlignment); }
   template <typename U>
-  bool operator==(const CacheLineAllocator<U> &) const noexcept {
+  bool operator==(const PageAlignedAllocator<U> &) const noexcept {
     return true;
   }
   template <typename U>
-  bool operator!=(const CacheLineAllocator<U> &) const noexcept {
+  bool operator!=(const PageAlignedAllocator<U> &) const noexcept {
     return false;
   }
 };
 
 /// A row-major buffer of `rows` rows with a row stride, stored in `dtype`,
-/// starting on a cache line.
+/// starting on a page.
 class Buffer {
 public:
   Buffer() = default;
@@ -107,7 +113,7 @@ public:
 private:
   normjit_dtype_t dtype = NORMJIT_F32;
   int64_t rows = 0, cols = 0, stride = 0;
-  std::vector<uint8_t, CacheLineAllocator<uint8_t>> bytes;
+  std::vector<uint8_t, PageAlignedAllocator<uint8_t>> bytes;
 };
 
 /// The call arguments over these buffers, each passed only where the spec

@@ -39,9 +39,12 @@ constexpr int64_t kMaxThreads = 1024;
 /// an 8-byte sample) and the longest --min-time, an hour.
 constexpr int64_t kMaxCalls = 100'000'000;
 constexpr double kMaxMinTime = 3600;
-/// Alignment of every benchmark buffer: a cache line, and a full AVX-512
-/// vector.
-constexpr size_t kAlignment = 64;
+/// Alignment of every benchmark buffer: a page, as a large tensor's (and
+/// the tuner's buffers). Where y starts relative to x modulo 4 KiB decides
+/// whether stores of y falsely delay later loads of x (4K aliasing, up to
+/// 20% on L3-resident shapes), so buffers placed by the heap would time
+/// the same config differently from one spec to the next.
+constexpr size_t kAlignment = 4096;
 /// Bytes one memcpy task copies.
 constexpr int64_t kCopyChunk = 256 << 10;
 
@@ -96,7 +99,7 @@ struct FreeDeleter {
 };
 using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
 
-/// Allocates `bytes` (at least one cache line) aligned to kAlignment.
+/// Allocates `bytes` (at least one page) aligned to kAlignment.
 llvm::Expected<AlignedBuffer> allocate(uint64_t bytes, llvm::StringRef what) {
   uint64_t rounded = llvm::alignTo(std::max<uint64_t>(bytes, 1), kAlignment);
   void *pointer =

@@ -72,7 +72,7 @@ size_t yShift() {
   return shift;
 }
 
-/// `count` floats starting on a 64-byte boundary (zero-filled).
+/// `count` floats starting on a page (zero-filled).
 struct AlignedFloats {
   explicit AlignedFloats(size_t count) : bytes(count * sizeof(float)) {
     std::memset(bytes.data, 0, bytes.size);
@@ -157,9 +157,9 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   size_t element = normjit_dtype_size(dtype);
   size_t matrix = static_cast<size_t>(rows * cols) * element;
   Aligned x(matrix), y(matrix, yShift()), r(residual ? matrix : 0);
-  // gamma and beta start on a cache line, as oneDNN's scale and shift (and
-  // a framework's tensors) do: a vector load of a row-long parameter that
-  // straddles two lines costs twice.
+  // gamma and beta start on a page, so on a cache line as oneDNN's scale
+  // and shift (and a framework's tensors) do: a vector load of a row-long
+  // parameter that straddles two lines costs twice.
   AlignedFloats gamma(cols), beta(cols);
   fillFloats(gamma.data(), gamma.size());
   fillFloats(beta.data(), beta.size());

@@ -9,7 +9,12 @@ placement), `--repeats` times, and the median ratio of their times says how
 far apart they are. The issue's target: the same winner, or one within 3%.
 
     python3 bench/retune_stability.py --normjit build/bin/normjit \
-        [--budget 2] [--repeats 3] [--markdown out.md] [--json out.json]
+        [--budget 2] [--repeats 3] [--self-check] [--markdown out.md] \
+        [--json out.json]
+
+With --self-check, a spec whose winners differ also has its first winner
+timed against itself the same way: the spread of that ratio is the
+check's own noise, what a 3% tolerance is measured against.
 
 Speed is measured here, never asserted in a test; the exit status is 0
 unless a command fails.
@@ -97,6 +102,10 @@ def main():
                         help="bench --versus runs per pair of different "
                              "winners (the median ratio counts)")
     parser.add_argument("--tolerance", type=float, default=0.03)
+    parser.add_argument("--self-check", action="store_true",
+                        help="where the winners differ, also time the first "
+                             "winner against itself the same way: how far "
+                             "the check strays with no difference to find")
     parser.add_argument("--limit", type=int, default=0,
                         help="only the first N specs (0: all)")
     parser.add_argument("--markdown")
@@ -121,6 +130,11 @@ def main():
                            second["config"]) for _ in range(args.repeats))
                 row["ratio"] = ratio
                 row["within"] = abs(ratio - 1) <= args.tolerance
+                if args.self_check:
+                    row["self_ratio"] = statistics.median(
+                        versus(args.bench_normjit or args.normjit, spec,
+                               first["config"], first["config"])
+                        for _ in range(args.repeats))
             else:
                 row["ratio"] = 1.0
                 row["within"] = True
@@ -128,7 +142,9 @@ def main():
             print(f"{row['spec']:32} {'same' if row['same'] else 'differs':8}"
                   f" first/second {row['ratio']:.3f}"
                   f" {'ok' if row['within'] else 'OUTSIDE'}"
-                  f"  tune {row['seconds'][0]:.2f}s {row['seconds'][1]:.2f}s",
+                  f"  tune {row['seconds'][0]:.2f}s {row['seconds'][1]:.2f}s"
+                  + (f"  first/first {row['self_ratio']:.3f}"
+                     if "self_ratio" in row else ""),
                   flush=True)
 
     same = sum(r["same"] for r in rows)
@@ -137,15 +153,24 @@ def main():
     summary = (f"{same} of {len(rows)} specs tuned to the same winner twice; "
                f"{within} of {len(rows)} the same or within "
                f"{args.tolerance:.0%}; slowest tune {longest:.2f} s")
+    strays = [abs(r["self_ratio"] - 1) for r in rows if "self_ratio" in r]
+    if strays:
+        summary += (f"; a winner against itself strays by "
+                    f"{statistics.median(strays):.1%} (median) to "
+                    f"{max(strays):.1%} over {len(strays)} specs")
     print(summary)
     if args.markdown:
         with open(args.markdown, "w") as out:
-            out.write("| spec | same winner | first / second GB/s | within |\n")
-            out.write("|---|---|---:|---|\n")
+            out.write("| spec | same winner | first / second GB/s | within |"
+                      " first / first GB/s |\n")
+            out.write("|---|---|---:|---|---:|\n")
             for r in rows:
+                self_ratio = (f"{r['self_ratio']:.3f}" if "self_ratio" in r
+                              else "-")
                 out.write(f"| {r['spec']} | {'yes' if r['same'] else 'no'} | "
                           f"{r['ratio']:.3f} | "
-                          f"{'yes' if r['within'] else 'no'} |\n")
+                          f"{'yes' if r['within'] else 'no'} | "
+                          f"{self_ratio} |\n")
             out.write(f"\n{summary}\n")
     if args.json:
         with open(args.json, "w") as out:

@@ -39,7 +39,9 @@
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/IR/Module.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
@@ -495,7 +497,22 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
 
   // MLIR already emitted the vector code: no LLVM IR optimization, code
   // generation at O2 (see makeKernelLLVMOptimizer).
-  auto transformer = makeKernelLLVMOptimizer();
+  auto optimize = makeKernelLLVMOptimizer();
+  auto transformer = [&optimize](llvm::Module *llvmModule) -> llvm::Error {
+    // The engine adds a packed `_mlir_<name>` wrapper to every function; the
+    // JIT calls the C interface only, so those go before code generation,
+    // and the kernel is inlined into its C interface (LLVM's O0 pipeline
+    // runs the always-inliner): one function to generate instead of four.
+    for (llvm::Function &function : llvm::make_early_inc_range(*llvmModule))
+      if (function.getName().starts_with("_mlir_") &&
+          !function.getName().starts_with("_mlir_ciface_"))
+        function.eraseFromParent();
+    if (llvm::Function *kernel = llvmModule->getFunction("normjit_kernel")) {
+      kernel->setLinkage(llvm::GlobalValue::InternalLinkage);
+      kernel->addFnAttr(llvm::Attribute::AlwaysInline);
+    }
+    return optimize(llvmModule);
+  };
   ExecutionEngineOptions options;
   options.transformer = transformer;
   options.jitCodeGenOptLevel = kKernelCodeGenOptLevel;

@@ -504,7 +504,8 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
     // and the kernel is inlined into its C interface (LLVM's O0 pipeline
     // runs the always-inliner): one function to generate instead of four.
     for (llvm::Function &function : llvm::make_early_inc_range(*llvmModule))
-      if (function.getName().starts_with("_mlir_") &&
+      if (!function.isDeclaration() && function.use_empty() &&
+          function.getName().starts_with("_mlir_") &&
           !function.getName().starts_with("_mlir_ciface_"))
         function.eraseFromParent();
     if (llvm::Function *kernel = llvmModule->getFunction("normjit_kernel")) {

@@ -72,11 +72,9 @@ size_t yShift() {
   return shift;
 }
 
-/// `count` floats starting on a page (zero-filled).
+/// `count` floats starting on a page (the caller fills them).
 struct AlignedFloats {
-  explicit AlignedFloats(size_t count) : bytes(count * sizeof(float)) {
-    std::memset(bytes.data, 0, bytes.size);
-  }
+  explicit AlignedFloats(size_t count) : bytes(count * sizeof(float)) {}
   float *data() { return reinterpret_cast<float *>(bytes.data); }
   size_t size() const { return bytes.size / sizeof(float); }
   float &operator[](size_t i) { return data()[i]; }

@@ -857,8 +857,6 @@ llvm::Error writeAtomically(const std::string &path,
 // Locking and setting aside
 //===----------------------------------------------------------------------===//
 
-/// Takes the exclusive lock on `<path>.lock` (creating it), held until
-/// `lock` is destroyed.
 /// Opens (creates) the lock file beside the cache `path`; `what` starts
 /// the error message ("cannot lock").
 llvm::Error openLockFile(const std::string &path, ScopedFd &lock,
@@ -875,6 +873,8 @@ llvm::Error openLockFile(const std::string &path, ScopedFd &lock,
   return llvm::Error::success();
 }
 
+/// Takes the exclusive lock on `<path>.lock` (creating it), held until
+/// `lock` is destroyed.
 llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
   if (llvm::Error error = openLockFile(path, lock, "cannot lock"))
     return error;

@@ -478,7 +478,9 @@ llvm::Expected<std::unique_ptr<normjit::CompiledCpuKernel>>
 normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
                           const CpuConfig &config) {
   auto start = std::chrono::steady_clock::now();
-  auto ir = buildVerifiedKernelIR(spec, config);
+  // The kernel's name in the module (buildVerifiedKernelIR's default).
+  static constexpr llvm::StringLiteral kKernelName = "normjit_kernel";
+  auto ir = buildVerifiedKernelIR(spec, config, kKernelName);
   if (!ir)
     return ir.takeError();
   initializeLLVMOnce();
@@ -508,7 +510,7 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
           function.getName().starts_with("_mlir_") &&
           !function.getName().starts_with("_mlir_ciface_"))
         function.eraseFromParent();
-    if (llvm::Function *kernel = llvmModule->getFunction("normjit_kernel")) {
+    if (llvm::Function *kernel = llvmModule->getFunction(kKernelName)) {
       kernel->setLinkage(llvm::GlobalValue::InternalLinkage);
       kernel->addFnAttr(llvm::Attribute::AlwaysInline);
     }
@@ -527,7 +529,7 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
   if (!engine)
     return makeError(NORMJIT_COMPILE_ERROR,
                      "JIT setup failed: " + llvm::toString(engine.takeError()));
-  auto symbol = (*engine)->lookup("_mlir_ciface_normjit_kernel");
+  auto symbol = (*engine)->lookup(("_mlir_ciface_" + kKernelName).str());
   if (!symbol)
     return makeError(NORMJIT_COMPILE_ERROR,
                      "JIT compilation failed: " +

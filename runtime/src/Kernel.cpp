@@ -154,6 +154,40 @@ normjit_run_args_validate(const normjit_kernel_spec_t *spec,
                                     spec->store_rstd != 0, rows));
   if (args->sum && args->sum == args->y)
     return invalid("y and sum must be different buffers");
+  // In place: an output over an input must overlay it element for element,
+  // or its rows would overwrite input that other rows (other threads) have
+  // not read yet.
+  struct Rows {
+    const char *name;
+    const void *data;
+    int64_t stride;
+    normjit_dtype_t dtype;
+  };
+  auto strideOf = [cols](int64_t stride) { return stride == 0 ? cols : stride; };
+  const Rows inputs[] = {
+      {"x", args->x, strideOf(args->x_stride), spec->x_dtype},
+      {"residual", args->residual, strideOf(args->residual_stride),
+       spec->residual_dtype}};
+  const Rows outputs[] = {
+      {"y", args->y, strideOf(args->y_stride), spec->y_dtype},
+      {"sum", args->sum, strideOf(args->sum_stride), spec->sum_dtype}};
+  for (const Rows &out : outputs)
+    for (const Rows &in : inputs) {
+      if (!out.data || out.data != in.data)
+        continue;
+      if (normjit_dtype_size(out.dtype) != normjit_dtype_size(in.dtype))
+        return invalid(std::string(out.name) + " is the same buffer as " +
+                       in.name + ", but its elements (" +
+                       normjit_dtype_name(out.dtype) + ") are not the size of " +
+                       in.name + "'s (" + normjit_dtype_name(in.dtype) +
+                       "): in place needs elements of one size");
+      if (out.stride != in.stride)
+        return invalid(std::string(out.name) + " is the same buffer as " +
+                       in.name + ", but its row stride (" +
+                       std::to_string(out.stride) + ") is not " + in.name +
+                       "'s (" + std::to_string(in.stride) +
+                       "): in place needs the same row stride");
+    }
   if (args->mean && args->mean == args->rstd)
     return invalid("mean and rstd must be different buffers");
   return NORMJIT_OK;

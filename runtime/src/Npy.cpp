@@ -598,6 +598,78 @@ std::atomic<unsigned> temporaryCounter{0};
 
 normjit_status_t normjit::runtime::writeNpy(const std::string &path,
                                             const NpyArray &array) {
+  StagedNpy staged;
+  NORMJIT_RETURN_IF_ERROR(stageNpy(path, array, staged));
+  return staged.commit();
+}
+
+normjit::runtime::StagedNpy::StagedNpy(StagedNpy &&other) noexcept {
+  *this = std::move(other);
+}
+
+normjit::runtime::StagedNpy &
+normjit::runtime::StagedNpy::operator=(StagedNpy &&other) noexcept {
+  if (this != &other) {
+    discard();
+    path = std::move(other.path);
+    target = std::move(other.target);
+    temporary = std::move(other.temporary);
+    header = std::move(other.header);
+    inPlace = other.inPlace;
+    other.temporary.clear();
+    other.inPlace = nullptr;
+  }
+  return *this;
+}
+
+normjit::runtime::StagedNpy::~StagedNpy() { discard(); }
+
+void normjit::runtime::StagedNpy::discard() {
+  if (!temporary.empty())
+    ::unlink(temporary.c_str());
+  temporary.clear();
+  inPlace = nullptr;
+}
+
+normjit_status_t normjit::runtime::StagedNpy::commit() {
+  if (inPlace) {
+    // A device, FIFO or socket (/dev/stdout, a pipe): written in place,
+    // never replaced by a file.
+    const NpyArray &array = *inPlace;
+    inPlace = nullptr;
+    int fd;
+    do
+      fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    bool ok = fd >= 0 && writeAll(fd, header.data(), header.size()) &&
+              writeAll(fd, array.data.data(), array.data.size());
+    int error = errno;
+    if (fd >= 0 && ::close(fd) != 0 && ok) {
+      ok = false;
+      error = errno;
+    }
+    if (!ok)
+      return setError(NORMJIT_IO_ERROR, "cannot write '" + path + "': " +
+                                            normjit::runtime::errorText(error));
+    return NORMJIT_OK;
+  }
+  if (temporary.empty())
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "nothing staged to commit for '" + path + "'");
+  if (::rename(temporary.c_str(), target.c_str()) != 0) {
+    int error = errno;
+    discard();
+    return setError(NORMJIT_IO_ERROR, "cannot write '" + path + "': " +
+                                          normjit::runtime::errorText(error));
+  }
+  temporary.clear();
+  return NORMJIT_OK;
+}
+
+normjit_status_t normjit::runtime::stageNpy(const std::string &path,
+                                            const NpyArray &array,
+                                            StagedNpy &out) {
+  out = StagedNpy();
   const char *descr = descrOf(array.dtype);
   if (!descr)
     return setError(NORMJIT_INVALID_ARGUMENT,
@@ -643,25 +715,12 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
     return setError(NORMJIT_IO_ERROR,
                     "cannot write '" + path + "': it is a directory");
   if (exists && !S_ISREG(info.st_mode)) {
-    // A device, FIFO or socket (/dev/stdout, a pipe): written in place,
-    // never replaced by a file.
-    int fd;
-    do
-      fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    bool ok = fd >= 0 && writeAll(fd, header.data(), header.size()) &&
-              writeAll(fd, array.data.data(), array.data.size());
-    int error = errno;
-    if (fd >= 0 && ::close(fd) != 0 && ok) {
-      ok = false;
-      error = errno;
-    }
-    if (!ok)
-      return setError(NORMJIT_IO_ERROR, "cannot write '" + path + "': " +
-                                            normjit::runtime::errorText(error));
+    out.path = path;
+    out.target = target;
+    out.header = std::move(header);
+    out.inPlace = &array;
     return NORMJIT_OK;
   }
-
   // A temporary beside the destination, so that rename(2) stays within one
   // file system; its name is hidden and unique to this process and call.
   size_t slash = target.rfind('/');
@@ -696,14 +755,13 @@ normjit_status_t normjit::runtime::writeNpy(const std::string &path,
     ok = false;
     error = errno;
   }
-  if (ok && ::rename(temporary.c_str(), target.c_str()) != 0) {
-    ok = false;
-    error = errno;
-  }
   if (!ok) {
     ::unlink(temporary.c_str());
     return setError(NORMJIT_IO_ERROR,
                     "cannot write '" + path + "': " + normjit::runtime::errorText(error));
   }
+  out.path = path;
+  out.target = target;
+  out.temporary = temporary;
   return NORMJIT_OK;
 }

@@ -98,7 +98,7 @@ const OptionInfo kAotOptions[] = {
      "ignore the tuning cache: default configs unless given"},
     {"out", OptionKind::String, "DIR", "the output directory (required)"},
     {"force", OptionKind::Flag, "",
-     "replace DIR if it holds an earlier output (or nothing)"},
+     "replace DIR if it holds an earlier output and nothing else (or nothing)"},
 };
 
 constexpr const char *kAotSynopsis =

@@ -70,7 +70,8 @@ const OptionInfo kRunOptions[] = {
      "dtype of --out (default: the dtype of x)"},
     {"out", OptionKind::String, "FILE", "the normalized rows (required)"},
     {"sum-out", OptionKind::String, "FILE",
-     "also write x + residual, in x's dtype (needs --residual)"},
+     "also write x + residual, in x's dtype (needs --residual); y then "
+     "normalizes that rounded sum"},
     {"mean-out", OptionKind::String, "FILE",
      "also write the f32 mean of each row (layer_norm only)"},
     {"rstd-out", OptionKind::String, "FILE",
@@ -91,7 +92,8 @@ constexpr const char *kRunDescription =
     "Computes LayerNorm or RMSNorm over the rows of a .npy array with a JIT-\n"
     "compiled kernel. Input dtypes come from the files: '<f4' is f32, '<f2'\n"
     "f16 and '<u2' holds bf16 bit patterns. Outputs are written only after\n"
-    "the kernel ran, each atomically.";
+    "the kernel ran, and all or none: when one cannot be written, no\n"
+    "destination is created or replaced.";
 
 /// "(4, 8)", "(8,)" or "()", as numpy prints shapes.
 std::string shapeText(llvm::ArrayRef<int64_t> shape) {
@@ -434,16 +436,25 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   std::chrono::duration<double, std::milli> runTime =
       std::chrono::steady_clock::now() - start;
 
-  // Outputs, only now.
+  // Outputs, only now, and all or none: each is written beside its
+  // destination first, and put in place once every one could be written.
   struct Output {
     const char *flag;
     const NpyArray *array;
-  } outputs[] = {
-      {"out", &y}, {"sum-out", &sum}, {"mean-out", &mean}, {"rstd-out", &rstd}};
-  for (const Output &output : outputs)
+    normjit::runtime::StagedNpy staged;
+  } outputs[] = {{"out", &y, {}},
+                 {"sum-out", &sum, {}},
+                 {"mean-out", &mean, {}},
+                 {"rstd-out", &rstd, {}}};
+  for (Output &output : outputs)
     if (auto path = options.getString(output.flag))
       if (llvm::Error error = normjit::statusToError(
-              normjit::runtime::writeNpy(*path, *output.array)))
+              normjit::runtime::stageNpy(*path, *output.array, output.staged)))
+        return prefixError(std::move(error), "--" + std::string(output.flag));
+  for (Output &output : outputs)
+    if (options.getString(output.flag))
+      if (llvm::Error error =
+              normjit::statusToError(output.staged.commit()))
         return prefixError(std::move(error), "--" + std::string(output.flag));
 
   if (options.getFlag("verbose", false)) {

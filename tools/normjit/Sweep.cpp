@@ -21,6 +21,7 @@
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/ADT/Twine.h"
+#include "llvm/Support/FileSystem.h"
 
 #define TOML_EXCEPTIONS 0
 #define TOML_HEADER_ONLY 1
@@ -182,6 +183,15 @@ public:
   }
 
   llvm::Expected<std::vector<SweepItem>> parse() {
+    // What TOML++ says of a path it cannot open is only that; say why.
+    std::error_code code;
+    llvm::sys::fs::file_status status;
+    if ((code = llvm::sys::fs::status(path, status)))
+      return makeError(NORMJIT_IO_ERROR, "cannot read sweep file '" + path +
+                                             "': " + code.message());
+    if (llvm::sys::fs::is_directory(status))
+      return makeError(NORMJIT_IO_ERROR, "cannot read sweep file '" + path +
+                                             "': it is a directory");
     toml::parse_result result = toml::parse_file(path);
     if (!result) {
       const toml::parse_error &failure = result.error();

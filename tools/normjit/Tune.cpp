@@ -340,6 +340,11 @@ llvm::Error checkReportDirectory(const std::string &dir) {
   if (std::error_code code = llvm::sys::fs::create_directories(dir))
     return makeError(NORMJIT_IO_ERROR, "cannot create report directory '" +
                                            dir + "': " + code.message());
+  // create_directories succeeds on a path that exists, whatever it is.
+  if (!llvm::sys::fs::is_directory(dir))
+    return makeError(NORMJIT_IO_ERROR, "cannot create report directory '" +
+                                           dir + "': a file of that name "
+                                           "exists and is not a directory");
   if (std::error_code code =
           llvm::sys::fs::access(dir, llvm::sys::fs::AccessMode::Write))
     return makeError(NORMJIT_IO_ERROR, "cannot write report directory '" +

@@ -9,6 +9,7 @@
 #include "Options.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Config/llvm-config.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/WithColor.h"
@@ -48,7 +49,8 @@ void printUsage(llvm::raw_ostream &os) {
   for (const Command &command : kCommands)
     os << "  " << llvm::left_justify(command.name, 9) << command.summary
        << "\n";
-  os << "\nRun 'normjit <command> --help' for the options of a command.\n";
+  os << "\nRun 'normjit <command> --help' (or 'normjit help <command>') for "
+        "the options of a command,\n'normjit --version' for the versions.\n";
 }
 
 /// The message as one line: its lines, trimmed, joined with "; ".
@@ -84,7 +86,16 @@ int main(int argc, char **argv) {
     printUsage(llvm::errs());
     return 1;
   }
-  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+  if (args[0] == "--version") {
+    // What the tuning cache keys entries by, besides the device.
+    llvm::outs() << "normjit " << NORMJIT_VERSION_STRING << " (LLVM "
+                 << LLVM_VERSION_STRING << ")\n";
+    return 0;
+  }
+  if (args[0] == "help" && args.size() == 2) {
+    // `normjit help run` is `normjit run --help`.
+    args = {args[1], "--help"};
+  } else if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     printUsage(llvm::outs());
     return 0;
   }

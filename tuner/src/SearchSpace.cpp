@@ -35,8 +35,9 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
   rows = std::max<int64_t>(rows, 1);
   std::vector<int64_t> rowsPerTask = {base.rowsPerTask};
   for (int64_t tasksPerCore : {1, 4, 16})
-    rowsPerTask.push_back(std::max<int64_t>(
-        1, (rows + cores * tasksPerCore - 1) / (cores * tasksPerCore)));
+    rowsPerTask.push_back(std::clamp<int64_t>(
+        (rows + cores * tasksPerCore - 1) / (cores * tasksPerCore), 1,
+        kMaxRowsPerTask));
   std::sort(rowsPerTask.begin(), rowsPerTask.end());
   rowsPerTask.erase(std::unique(rowsPerTask.begin(), rowsPerTask.end()),
                     rowsPerTask.end());

@@ -105,7 +105,6 @@ constexpr size_t kMaxStringSize = 4096;
 constexpr double kMaxGbps = 1e5;
 constexpr int64_t kMaxCandidates = 1000000000;
 constexpr int64_t kMaxRowBucket = 65536;
-constexpr int64_t kMaxRowsPerTask = int64_t(1) << 20;
 constexpr int64_t kMaxThreads = 1024;
 /// GPU knobs: a CUDA block holds at most 1024 threads; a vector access is
 /// at most 128 bits (8 16-bit elements).
@@ -225,10 +224,6 @@ std::string checkRate(llvm::StringRef name, double value) {
 std::string checkConfig(llvm::StringRef name, const CpuConfig &config) {
   if (llvm::Error error = validateCpuConfig(config))
     return name.str() + ": " + llvm::toString(std::move(error));
-  if (config.rowsPerTask > kMaxRowsPerTask)
-    return name.str() + ": rows_per_task must be at most " +
-           std::to_string(kMaxRowsPerTask) + ", got " +
-           std::to_string(config.rowsPerTask);
   return "";
 }
 

@@ -37,8 +37,8 @@ typedef struct normjit_kernel normjit_kernel_t;
 typedef struct normjit_cpu_config_t {
   int64_t vector_width;  /**< f32 lanes, power of two in [1, 64] */
   int64_t accumulators;  /**< [1, 16] */
-  int64_t rows_per_task; /**< >= 1 */
-  int threads;           /**< 0: all cores */
+  int64_t rows_per_task; /**< [1, 65536] */
+  int threads;           /**< 0: all cores, else [1, 1024] */
   int welford;           /**< LayerNorm statistics by Welford updates */
   int streaming_stores;  /**< non-temporal stores of y */
   int fuse_residual;     /**< one kernel, or norm.add then the norm */

@@ -56,6 +56,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include <dlfcn.h>
+
 using namespace normjit;
 using namespace normjit::aot;
 
@@ -479,6 +481,18 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
   for (const char *keyword : kKeywords)
     if (name == keyword)
       return fail("is a C or C++ keyword");
+  // A global function of the C library's (memcpy, sqrt): a kernel of that
+  // name would clash with it in every host, or quietly replace it.
+  std::string symbol = name.str();
+  for (const char *library : {"libc.so.6", "libm.so.6"})
+    if (void *handle = ::dlopen(library, RTLD_LAZY | RTLD_NOLOAD)) {
+      bool taken = ::dlsym(handle, symbol.c_str()) != nullptr;
+      ::dlclose(handle);
+      if (taken)
+        return fail("is the name of a C library function (" +
+                    llvm::Twine(library) +
+                    "); the kernel's function would clash with it");
+    }
   return llvm::Error::success();
 }
 

@@ -294,10 +294,14 @@ llvm::Expected<std::string> getPtxasVersion(llvm::StringRef ptxas) {
   std::string output, error;
   llvm::StringRef args[] = {ptxas, "--version"};
   int rc = runProgram(ptxas, args, output, error);
+  if (rc < 0)
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot run ptxas '" + ptxas + "': " + error);
   if (rc != 0)
     return makeError(NORMJIT_IO_ERROR,
-                     "cannot run ptxas '" + ptxas +
-                         "': " + (rc < 0 ? error : firstLines(output)));
+                     "ptxas '" + ptxas + "' does not work: '" + ptxas +
+                         " --version' exited with status " +
+                         llvm::Twine(rc) + ": " + firstLines(output));
   llvm::SmallVector<llvm::StringRef> match;
   if (!llvm::Regex("V([0-9]+\\.[0-9]+\\.[0-9]+)").match(output, &match))
     return makeError(NORMJIT_IO_ERROR,

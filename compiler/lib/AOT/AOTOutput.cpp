@@ -18,10 +18,13 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <string>
+#include <vector>
 
 using namespace normjit;
 using namespace normjit::aot;
@@ -39,26 +42,50 @@ void removeTree(llvm::StringRef path) {
     (void)llvm::sys::fs::remove_directories(path, /*IgnoreErrors=*/true);
 }
 
-/// Whether `dir` may be replaced: it is empty, or it holds a manifest that
-/// `normjit aot` wrote (an earlier output).
-llvm::Expected<bool> isReplaceable(llvm::StringRef dir) {
+/// Checks that `dir` may be replaced: it is empty, or it holds an earlier
+/// output of `normjit aot` and nothing else: a manifest it wrote, and files
+/// that manifest names. Anything else (a host's sources, a subdirectory)
+/// would be lost with it, so that is an error naming it.
+llvm::Error checkReplaceable(llvm::StringRef dir, llvm::StringRef shownDir) {
   std::error_code ec;
-  bool empty = true;
+  std::vector<std::string> names;
+  std::string manifests; // the manifests' text, for the names they list
   for (llvm::sys::fs::directory_iterator it(dir, ec), end; it != end && !ec;
        it.increment(ec)) {
-    empty = false;
-    llvm::StringRef name = llvm::sys::path::filename(it->path());
-    if (!name.ends_with(normjit::aot::detail::kManifestSuffix))
-      continue;
-    auto buffer = llvm::MemoryBuffer::getFile(it->path());
-    if (buffer && (*buffer)->getBuffer().starts_with(
-                      normjit::aot::detail::kManifestHeader))
-      return true;
+    std::string name = llvm::sys::path::filename(it->path()).str();
+    if (llvm::StringRef(name).ends_with(normjit::aot::detail::kManifestSuffix)) {
+      auto buffer = llvm::MemoryBuffer::getFile(it->path());
+      if (buffer && (*buffer)->getBuffer().starts_with(
+                        normjit::aot::detail::kManifestHeader)) {
+        manifests += (*buffer)->getBuffer();
+        continue;
+      }
+    }
+    names.push_back(std::move(name));
   }
   if (ec)
-    return ioError("cannot read the output directory '" + dir +
+    return ioError("cannot read the output directory '" + shownDir +
                    "': " + ec.message());
-  return empty;
+  bool hasManifest = !manifests.empty();
+  if (!hasManifest && names.empty())
+    return llvm::Error::success();
+  if (!hasManifest)
+    return ioError("the output directory '" + shownDir +
+                   "' is not empty and holds no normjit aot manifest; "
+                   "refusing to replace it");
+  std::sort(names.begin(), names.end());
+  for (const std::string &name : names) {
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, name);
+    bool listed =
+        llvm::StringRef(manifests).contains("\"" + name + "\"");
+    if (!listed || !llvm::sys::fs::is_regular_file(path))
+      return ioError("the output directory '" + shownDir + "' holds '" + name +
+                     "', which is not a file of the earlier output its "
+                     "manifest describes; refusing to replace it (and lose "
+                     "that)");
+  }
+  return llvm::Error::success();
 }
 
 /// Writes one file.
@@ -131,13 +158,8 @@ llvm::Error normjit::aot::writeAotOutput(llvm::StringRef dir,
     if (!force)
       return ioError("the output directory '" + dir +
                      "' already exists; pass --force to replace it");
-    auto replaceable = isReplaceable(target);
-    if (!replaceable)
-      return replaceable.takeError();
-    if (!*replaceable)
-      return ioError("the output directory '" + dir +
-                     "' is not empty and holds no normjit aot manifest; "
-                     "refusing to replace it");
+    if (llvm::Error error = checkReplaceable(target, dir))
+      return error;
   }
 
   // Everything goes into a hidden temporary directory beside the target:

@@ -383,8 +383,17 @@ public:
       if (targets->as_array()->empty())
         return error(*targets, "'targets' must not be empty");
       if (compiledFor == file.device.value_or(AotDevice::CPU))
-        for (const toml::node &target : *targets->as_array())
-          file.targets.push_back(*target.value_exact<std::string>());
+        for (const toml::node &target : *targets->as_array()) {
+          std::string name = *target.value_exact<std::string>();
+          // An unknown target is an error at its line of the file.
+          llvm::Error unknown =
+              compiledFor == AotDevice::CUDA
+                  ? resolveGpuChip(name).takeError()
+                  : resolveCpuTarget(name).takeError();
+          if (unknown)
+            return error(target, llvm::toString(std::move(unknown)));
+          file.targets.push_back(std::move(name));
+        }
     }
     int64_t rowsHint = 4096;
     if (const toml::node *rows = root.get("rows_hint")) {

@@ -141,6 +141,9 @@ extern "C" normjit_status_t normjit_kernel_get_for_device(
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "context, spec, device and out must not be null");
   *out = nullptr;
+  // A bad spec is the caller's error on every device, whether or not the
+  // device is there.
+  NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
   auto ordinal = parseDeviceName(device);
   if (!ordinal)
     return errorToStatus(ordinal.takeError());
@@ -148,7 +151,6 @@ extern "C" normjit_status_t normjit_kernel_get_for_device(
     return getGpuKernel(context, spec, *ordinal, config, out);
   std::optional<CpuConfig> cpuConfig;
   if (config) {
-    NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
     auto parsed = parseCpuConfig(config, getDefaultCpuConfig(*spec));
     if (!parsed)
       return errorToStatus(parsed.takeError());

@@ -240,9 +240,12 @@ llvm::Error normjit::validateCpuConfig(const CpuConfig &config) {
     return makeError(NORMJIT_INVALID_ARGUMENT,
                      "accumulators must be in [1, 16], got " +
                          llvm::Twine(config.accumulators));
-  if (config.rowsPerTask < 1)
+  // The same bounds as #norm.config's, so that a config's text always
+  // parses back.
+  if (config.rowsPerTask < 1 || config.rowsPerTask > kMaxRowsPerTask)
     return makeError(NORMJIT_INVALID_ARGUMENT,
-                     "rows_per_task must be at least 1, got " +
+                     "rows_per_task must be in [1, " +
+                         llvm::Twine(kMaxRowsPerTask) + "], got " +
                          llvm::Twine(config.rowsPerTask));
   if (config.threads < 0 || config.threads > 1024)
     return makeError(NORMJIT_INVALID_ARGUMENT,

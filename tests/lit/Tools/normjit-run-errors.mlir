@@ -99,6 +99,12 @@
 // RUN: not normjit run --op layer_norm --x %t/x.npy --out %t/no-such-dir/y.npy 2>&1 | %{check}=WRITE
 // WRITE: normjit: error: --out: cannot write '{{.*}}no-such-dir/y.npy': {{.*}}
 
+// Outputs are all or none: a later output that cannot be written leaves
+// the earlier ones unwritten too.
+// RUN: %{npy} gen %t/r48.npy --dtype f32 --shape 4,8
+// RUN: not normjit run --op layer_norm --x %t/x.npy --residual %t/r48.npy --out %t/out/y.npy --sum-out %t/out/s.npy --rstd-out %t/no-such-dir/rstd.npy 2>&1 | %{check}=LAST-WRITE
+// LAST-WRITE: normjit: error: --rstd-out: cannot write '{{.*}}no-such-dir/rstd.npy': {{.*}}
+
 // No failure above left a file (or a temporary) behind.
 // RUN: ls -A %t/out | count 0
 

@@ -19,6 +19,8 @@
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --cache %t.toml --report %t.dir/file/report 2>&1 | FileCheck %s --check-prefix=REPORT-DIR --implicit-check-not=GB/s
 // CACHE-LOCK: normjit: error: cannot write tuning cache '{{.*}}c.toml': cannot open '{{.*}}c.toml.lock': Is a directory
 // REPORT-DIR: normjit: error: cannot create report directory '{{.*}}file/report': {{.*}}
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --cache %t.toml --report %t.dir/file 2>&1 | FileCheck %s --check-prefix=REPORT-FILE --implicit-check-not=GB/s
+// REPORT-FILE: normjit: error: cannot create report directory '{{.*}}file': a file of that name exists and is not a directory
 // Bad tune command lines and malformed sweep files: one line on stderr
 // naming the file, line and reason; exit code 1.
 
@@ -26,7 +28,7 @@
 // TYPE: normjit: error: malformed sweep file {{.*}}sweep-wrong-type.toml:3: 'cols' holds a value of the wrong type
 // OP: normjit: error: malformed sweep file {{.*}}sweep-bad-op.toml:2: unknown op 'group_norm'
 // SYNTAX: normjit: error: malformed sweep file {{.*}}sweep-not-toml.toml:1:
-// MISSING: normjit: error: cannot read sweep file
+// MISSING: normjit: error: cannot read sweep file '{{.*}}': No such file or directory
 // SHARD: normjit: error: --shard expects I/N with 0 <= I < N, got '2/2'
 // SHARDSPEC: normjit: error: --shard splits a sweep; it needs --sweep
 // BOTH: normjit: error: --op describes one spec; it cannot be combined with --sweep

@@ -14,11 +14,16 @@
 // RUN: not normjit frobnicate 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // UNKNOWN: normjit: error: unknown command 'frobnicate'
 // UNKNOWN: USAGE: normjit <command> [options]
+// RUN: not normjit help frobnicate 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 
 // RUN: not normjit --op rms_norm 2>&1 | FileCheck %s --check-prefix=NO-COMMAND
 // NO-COMMAND: normjit: error: expected a command before options, got '--op'
 
+// RUN: normjit --version | FileCheck %s --check-prefix=VERSION
+// VERSION: normjit {{[0-9]+\.[0-9]+\.[0-9]+}} (LLVM 22.{{[0-9.]+}})
+
 // RUN: normjit run --help | FileCheck %s --check-prefix=RUNHELP
+// RUN: normjit help run | FileCheck %s --check-prefix=RUNHELP
 // RUN: normjit run --op rms_norm --bogus --help | FileCheck %s --check-prefix=RUNHELP
 // RUNHELP: USAGE: normjit run --op layer_norm|rms_norm --x X.npy --out Y.npy [options]
 // RUNHELP: --residual FILE

@@ -684,6 +684,14 @@ cols = 128
   EXPECT_EQ(errorText(badDevice.takeError()),
             "malformed spec file t.toml:1: unknown device 'tpu'; expected cpu "
             "or cuda");
+  auto badChip = parseAotSpecText(
+      "device = \"cuda\"\ntargets = [\"sm_90\", \"sm_7\"]\n[[kernel]]\n"
+      "name = \"k\"\nop = \"rms_norm\"\ncols = 8\n",
+      "c.toml");
+  ASSERT_FALSE(static_cast<bool>(badChip));
+  EXPECT_NE(errorText(badChip.takeError())
+                .find("malformed spec file c.toml:2: GPU chip 'sm_7'"),
+            std::string::npos);
   auto cpuConfig = parseAotSpecText(
       "device = \"cuda\"\n[[kernel]]\nname = \"k\"\nop = \"rms_norm\"\n"
       "cols = 8\nconfig = \"#norm.config<cpu, accumulators = 2>\"\n",

@@ -35,6 +35,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 
 using namespace normjit;
 using namespace normjit::aot;
@@ -740,6 +741,27 @@ TEST(AotLibraryTest, WritesTheOutputDirectory) {
       (std::vector<std::string>{"libother.a", "other.dispatch.o", "other.h",
                                 "other.manifest.toml", "other.native.o"}));
   EXPECT_EQ(scratch.list(), std::vector<std::string>{"out"});
+
+  // --force replaces an earlier output, not what a user put beside it: a
+  // file or a directory its manifest does not name stops it, and stays.
+  std::ofstream(scratch.path("out/host.c")) << "int main(void) { return 0; }\n";
+  error = writeAotOutput(out, files, true);
+  EXPECT_EQ(errorText(std::move(error)),
+            "the output directory '" + out +
+                "' holds 'host.c', which is not a file of the earlier output "
+                "its manifest describes; refusing to replace it (and lose "
+                "that)");
+  std::remove(scratch.path("out/host.c").c_str());
+  ASSERT_EQ(::mkdir(scratch.path("out/other.h.d").c_str(), 0755), 0);
+  error = writeAotOutput(out, files, true);
+  EXPECT_NE(errorText(std::move(error)).find("holds 'other.h.d'"),
+            std::string::npos);
+  EXPECT_EQ(
+      scratch.list("out"),
+      (std::vector<std::string>{"libother.a", "other.dispatch.o", "other.h",
+                                "other.h.d", "other.manifest.toml",
+                                "other.native.o"}));
+  EXPECT_EQ(scratch.list(), std::vector<std::string>{"out"});
 }
 
 //===----------------------------------------------------------------------===//
@@ -822,6 +844,12 @@ TEST(AotBadInputTest, BadNames) {
        "kernel name 'a__b' must not contain \"__\" (reserved "
        "in C++ and for normjit's own symbols)"},
       {"lib", "int", "kernel name 'int' is a C or C++ keyword"},
+      {"lib", "memcpy",
+       "kernel name 'memcpy' is the name of a C library function "
+       "(libc.so.6); the kernel's function would clash with it"},
+      {"lib", "expf",
+       "kernel name 'expf' is the name of a C library function "
+       "(libm.so.6); the kernel's function would clash with it"},
       {"lib", "normjit_x",
        "kernel name 'normjit_x' must not start with "
        "\"normjit_\" (the runtime's prefix)"},
@@ -903,6 +931,8 @@ TEST(AotBadInputTest, MalformedSpecFiles) {
        "letters, digits and '_' (it is a C identifier)"},
       {"targets = []\n" + std::string(kernel),
        "malformed spec file f.toml:1: 'targets' must not be empty"},
+      {"targets = [\"x86-64-v3\",\n  \"x86-64-v9\"]\n" + std::string(kernel),
+       "malformed spec file f.toml:2: unknown CPU target 'x86-64-v9'"},
       {"library = \"lib\"\n",
        "malformed spec file f.toml: no [[kernel]] table: nothing to compile"},
   };

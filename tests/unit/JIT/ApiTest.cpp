@@ -149,6 +149,21 @@ TEST(ContextTest, BadConfigsAreErrorsNotAborts) {
   kernel = context.getKernel(layerNorm(8), config);
   ASSERT_FALSE(!!kernel);
   llvm::consumeError(kernel.takeError());
+  // The struct takes what the config text takes, so that a kernel's
+  // reported config always parses back.
+  config = CpuConfig();
+  config.rowsPerTask = kMaxRowsPerTask + 1;
+  kernel = context.getKernel(layerNorm(8), config);
+  ASSERT_FALSE(!!kernel);
+  EXPECT_NE(messageOf(kernel.takeError())
+                .find("rows_per_task must be in [1, 65536], got 65537"),
+            std::string::npos);
+  config.rowsPerTask = kMaxRowsPerTask;
+  kernel = context.getKernel(layerNorm(8), config);
+  ASSERT_TRUE(!!kernel) << messageOf(kernel.takeError());
+  auto parsed = parseCpuConfig((*kernel)->getConfig().str(), CpuConfig());
+  ASSERT_TRUE(!!parsed) << messageOf(parsed.takeError());
+  EXPECT_EQ(*parsed, (*kernel)->getConfig());
 }
 
 TEST(KernelRunTest, BadArgumentsAreErrors) {
@@ -214,6 +229,73 @@ TEST(KernelRunTest, BadArgumentsAreErrors) {
   a = args();
   a.rows = int64_t(1) << 59; // 2^59 rows of 16 f32: 2^65 bytes
   expectError(a, "x: 576460752303423488 rows of stride 16 reach past");
+}
+
+// In place needs an output that overlays its input element for element:
+// f16 rows over f32 ones would overwrite input other rows have not read.
+TEST(KernelRunTest, InPlaceNeedsTheInputsLayout) {
+  Context context;
+  normjit_kernel_spec_t spec = layerNorm(16);
+  spec.has_beta = 1;
+  spec.y_dtype = NORMJIT_F16;
+  auto narrow = context.getKernel(spec);
+  ASSERT_TRUE(!!narrow) << messageOf(narrow.takeError());
+  std::vector<float> x(64, 1.0f), gamma(16, 1.0f), beta(16, 0.0f);
+  normjit_run_args_t a{};
+  a.rows = 4;
+  a.x = x.data();
+  a.y = x.data();
+  a.gamma = gamma.data();
+  a.beta = beta.data();
+  llvm::Error error = (*narrow)->run(a);
+  ASSERT_TRUE(!!error);
+  EXPECT_NE(messageOf(std::move(error))
+                .find("y is the same buffer as x, but its elements (f16) "
+                      "are not the size of x's (f32)"),
+            std::string::npos);
+
+  spec.y_dtype = NORMJIT_F32;
+  auto same = context.getKernel(spec);
+  ASSERT_TRUE(!!same) << messageOf(same.takeError());
+  a.y_stride = 32;
+  a.x_stride = 16;
+  a.rows = 2;
+  error = (*same)->run(a);
+  ASSERT_TRUE(!!error);
+  EXPECT_NE(messageOf(std::move(error))
+                .find("y is the same buffer as x, but its row stride (32) is "
+                      "not x's (16)"),
+            std::string::npos);
+  // The same layout, spelled as 0 or as cols, runs in place.
+  a.y_stride = 0;
+  EXPECT_FALSE(!!(*same)->run(a));
+  for (int c = 0; c < 32; ++c)
+    EXPECT_EQ(x[static_cast<size_t>(c)], 0.0f) << c; // constant rows: beta
+
+  // The residual stream too: a bf16 sum over an f16 residual is in place
+  // (elements of one size); over an f32 one it is not.
+  normjit_kernel_spec_t residual = layerNorm(16);
+  residual.has_beta = 1;
+  residual.has_residual = residual.store_sum = 1;
+  residual.residual_dtype = NORMJIT_F32;
+  residual.sum_dtype = NORMJIT_BF16;
+  auto mixed = context.getKernel(residual);
+  ASSERT_TRUE(!!mixed) << messageOf(mixed.takeError());
+  std::vector<float> y(64), r(64, 0.5f);
+  normjit_run_args_t b{};
+  b.rows = 4;
+  b.x = x.data();
+  b.y = y.data();
+  b.residual = r.data();
+  b.sum = r.data();
+  b.gamma = gamma.data();
+  b.beta = beta.data();
+  error = (*mixed)->run(b);
+  ASSERT_TRUE(!!error);
+  EXPECT_NE(messageOf(std::move(error))
+                .find("sum is the same buffer as residual, but its elements "
+                      "(bf16)"),
+            std::string::npos);
 }
 
 TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
@@ -446,6 +528,22 @@ TEST(CApiTest, KernelsForDevices) {
   EXPECT_EQ(
       normjit_kernel_get_for_device(context, &spec, nullptr, nullptr, &kernel),
       NORMJIT_INVALID_ARGUMENT);
+  // A bad spec is an invalid argument on every device, with or without a
+  // config, whether or not the device is there.
+  normjit_kernel_spec_t bad = spec;
+  bad.cols = 0;
+  for (const char *device : {"cpu", "cuda", "cuda:1"})
+    for (const char *config :
+         {static_cast<const char *>(nullptr), "#norm.config<cpu>",
+          "#norm.config<gpu>"}) {
+      EXPECT_EQ(normjit_kernel_get_for_device(context, &bad, device, config,
+                                              &kernel),
+                NORMJIT_INVALID_ARGUMENT)
+          << device << " " << (config ? config : "no config");
+      EXPECT_NE(std::string(normjit_last_error()).find("cols"),
+                std::string::npos)
+          << normjit_last_error();
+    }
 
   {
     NoCudaDriver noDriver;

@@ -658,7 +658,7 @@ TEST_F(TuningCacheTest, HugeValuesAreSetAside) {
       "vector_width must be a power of two");
   expectUntrusted(replaceOnce(text, "rows_per_task = 32",
                               "rows_per_task = 9223372036854775807"),
-                  "rows_per_task must be at most");
+                  "rows_per_task must be in [1, 65536]");
   expectUntrusted(replaceOnce(text, "threads = 12", "threads = 4294967296"),
                   "threads must be in [0, 1024]");
   expectUntrusted(replaceOnce(text, "candidates = 987654321",
@@ -706,7 +706,7 @@ TEST_F(TuningCacheTest, NegativeValuesAreSetAside) {
       replaceOnce(text, "candidates = 987654321", "candidates = -1"),
       "candidates must be in [0, 1e9]");
   expectUntrusted(replaceOnce(text, "rows_per_task = 32", "rows_per_task = -8"),
-                  "rows_per_task must be at least 1");
+                  "rows_per_task must be in [1, 65536], got -8");
   expectUntrusted(replaceOnce(text, "vector_width = 8", "vector_width = -8"),
                   "runner_up: vector_width must be a power of two");
 }

@@ -24,10 +24,14 @@ class ExecutionEngine;
 namespace normjit {
 
 /// The CPU knobs of one kernel: what #norm.config<cpu, ...> carries.
+/// The most rows one thread-pool task may take (`rows_per_task` of
+/// `#norm.config` has the same bound).
+constexpr int64_t kMaxRowsPerTask = 65536;
+
 struct CpuConfig {
   int64_t vectorWidth = 8;   ///< f32 lanes per vector (power of two, 1-64)
   int64_t accumulators = 4;  ///< independent partial sums (1-16)
-  int64_t rowsPerTask = 64;  ///< rows per thread-pool task (>= 1)
+  int64_t rowsPerTask = 64;  ///< rows per thread-pool task, [1, kMaxRowsPerTask]
   int threads = 0;           ///< worker threads; 0 means all cores
   bool welford = false;      ///< Welford updates instead of shifted sums
   bool streamingStores = false; ///< non-temporal stores of y

@@ -52,6 +52,37 @@ normjit_status_t readNpy(const std::string &path, NpyArray &out);
 /// shape and dtype, and NORMJIT_IO_ERROR when the file cannot be written.
 normjit_status_t writeNpy(const std::string &path, const NpyArray &array);
 
+/// A .npy file written beside its destination but not yet put in place:
+/// several outputs are staged first and committed only when all of them
+/// could be written, so that a failure leaves every destination as it was.
+/// Dropped without commit(), it removes its temporary.
+class StagedNpy {
+public:
+  StagedNpy() = default;
+  StagedNpy(StagedNpy &&other) noexcept;
+  StagedNpy &operator=(StagedNpy &&other) noexcept;
+  StagedNpy(const StagedNpy &) = delete;
+  StagedNpy &operator=(const StagedNpy &) = delete;
+  ~StagedNpy();
+
+  /// Renames the temporary over the destination. A destination that is not
+  /// a regular file (a device, a FIFO) is written only now, in place, from
+  /// the array given to stageNpy, which must still be alive.
+  normjit_status_t commit();
+
+private:
+  friend normjit_status_t stageNpy(const std::string &path,
+                                   const NpyArray &array, StagedNpy &out);
+  void discard();
+  std::string path, target, temporary, header;
+  const NpyArray *inPlace = nullptr;
+};
+
+/// Writes `array` as writeNpy does, to a temporary beside `path`, for
+/// `out.commit()` to put in place. Checks and errors as writeNpy's.
+normjit_status_t stageNpy(const std::string &path, const NpyArray &array,
+                          StagedNpy &out);
+
 } // namespace normjit::runtime
 
 #endif // NORMJIT_RUNTIME_NPY_H

@@ -50,7 +50,11 @@ normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
 
 /** Buffers of one call. Strides are in elements between row starts; 0
  * means `cols` (contiguous rows). Buffers the spec does not use must be
- * NULL. Outputs may be the very same buffer as an input (in place). */
+ * NULL. An output (y, sum) may be the very same buffer as an input (x,
+ * residual), in place, when both have elements of one size and the same
+ * row stride (f16 over bf16 is fine, f16 over f32 is not: its rows would
+ * overwrite input not yet read); otherwise outputs must not overlap
+ * inputs. */
 typedef struct normjit_run_args_t {
   int64_t rows; /**< >= 0 */
   const void *x;

@@ -550,7 +550,8 @@ compileKernelModule(llvm::LLVMContext &llvmContext,
   llvmModule->setDataLayout(machine.createDataLayout());
   llvmModule->setTargetTriple(machine.getTargetTriple());
   if (llvm::Error error =
-          normjit::detail::makeKernelLLVMOptimizer()(llvmModule.get()))
+          normjit::detail::makeKernelLLVMOptimizer(functionName)(
+              llvmModule.get()))
     return makeError(NORMJIT_COMPILE_ERROR,
                      "LLVM optimization failed: " +
                          llvm::toString(std::move(error)));

@@ -436,9 +436,18 @@ void normjit::detail::addVectorToLLVMPasses(OpPassManager &pm,
 }
 
 std::function<llvm::Error(llvm::Module *)>
-normjit::detail::makeKernelLLVMOptimizer() {
-  return makeOptimizingTransformer(/*optLevel=*/0, /*sizeLevel=*/0,
-                                   /*targetMachine=*/nullptr);
+normjit::detail::makeKernelLLVMOptimizer(llvm::StringRef kernelName) {
+  auto optimize = makeOptimizingTransformer(/*optLevel=*/0, /*sizeLevel=*/0,
+                                            /*targetMachine=*/nullptr);
+  return [optimize, name = kernelName.str()](llvm::Module *module) {
+    if (llvm::Function *kernel = module->getFunction(name))
+      if (!kernel->isDeclaration() &&
+          module->getFunction("_mlir_ciface_" + name)) {
+        kernel->setLinkage(llvm::GlobalValue::InternalLinkage);
+        kernel->addFnAttr(llvm::Attribute::AlwaysInline);
+      }
+    return optimize(module);
+  };
 }
 
 using namespace normjit::detail;
@@ -502,21 +511,17 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
 
   // MLIR already emitted the vector code: no LLVM IR optimization, code
   // generation at O2 (see makeKernelLLVMOptimizer).
-  auto optimize = makeKernelLLVMOptimizer();
+  auto optimize = makeKernelLLVMOptimizer(kKernelName);
   auto transformer = [&optimize](llvm::Module *llvmModule) -> llvm::Error {
     // The engine adds a packed `_mlir_<name>` wrapper to every function; the
-    // JIT calls the C interface only, so those go before code generation,
-    // and the kernel is inlined into its C interface (LLVM's O0 pipeline
-    // runs the always-inliner): one function to generate instead of four.
+    // JIT calls the C interface only, so those go before code generation
+    // (and the optimizer inlines the kernel into its C interface): one
+    // function to generate instead of four.
     for (llvm::Function &function : llvm::make_early_inc_range(*llvmModule))
       if (!function.isDeclaration() && function.use_empty() &&
           function.getName().starts_with("_mlir_") &&
           !function.getName().starts_with("_mlir_ciface_"))
         function.eraseFromParent();
-    if (llvm::Function *kernel = llvmModule->getFunction(kKernelName)) {
-      kernel->setLinkage(llvm::GlobalValue::InternalLinkage);
-      kernel->addFnAttr(llvm::Attribute::AlwaysInline);
-    }
     return optimize(llvmModule);
   };
   ExecutionEngineOptions options;

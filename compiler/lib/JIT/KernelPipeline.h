@@ -94,7 +94,12 @@ void buildCpuLoweringPipeline(mlir::OpPassManager &pm,
 /// whose DAG combines and machine passes do the rest. Measured on
 /// LayerNorm bf16 x 4096: 20 ms per compile instead of 26 ms with O1, and
 /// the kernels' GB/s within noise of O1's on f32/bf16, 16 to 8192 rows.
-std::function<llvm::Error(llvm::Module *)> makeKernelLLVMOptimizer();
+/// First the kernel `kernelName` is inlined into its C interface (made
+/// internal and always-inline; the O0 pipeline runs the always-inliner):
+/// one function to generate, and the same function for the JIT and for
+/// AOT, so that their code is the same instruction for instruction.
+std::function<llvm::Error(llvm::Module *)>
+makeKernelLLVMOptimizer(llvm::StringRef kernelName);
 
 /// The code generation level of kernels.
 constexpr llvm::CodeGenOptLevel kKernelCodeGenOptLevel =

@@ -286,7 +286,10 @@ std::vector<Case> allCases() {
   for (normjit_op_t op : {NORMJIT_LAYER_NORM, NORMJIT_RMS_NORM})
     for (Variant variant : {Plain, GammaBeta, ResidualSumStats})
       for (const DTypes &d : dtypes)
-        for (int64_t cols : {7, 768, 4097}) {
+        // 17 and 31: one vector and a tail, where the kernel's sums once
+        // took different FMAs in the two (before AOT inlined the kernel
+        // into its C interface as the JIT does).
+        for (int64_t cols : {7, 17, 31, 768, 4097}) {
           normjit_kernel_spec_t spec = makeSpec(op, cols, d.x, d.y, d.other);
           if (variant != Plain) {
             spec.has_gamma = 1;

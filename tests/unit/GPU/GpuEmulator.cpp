@@ -829,8 +829,9 @@ EmulatedGpuKernel::getFunction(size_t index) const {
     return makeError(NORMJIT_COMPILE_ERROR, "host lowering of " + entry.name +
                                                 " failed: " + diagnostics);
 
-  // -O1, as the CPU JIT's kernels (makeKernelLLVMOptimizer).
-  auto transformer = detail::makeKernelLLVMOptimizer();
+  // The CPU JIT's LLVM optimization (makeKernelLLVMOptimizer); the
+  // emulated kernels have no C interface to inline into.
+  auto transformer = detail::makeKernelLLVMOptimizer(entry.name);
   ExecutionEngineOptions options;
   options.transformer = transformer;
   options.jitCodeGenOptLevel = detail::kKernelCodeGenOptLevel;

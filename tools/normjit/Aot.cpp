@@ -386,7 +386,7 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
   }
   if (std::optional<std::string> lib = options.getString("lib"))
     library = *lib;
-  if (llvm::Error error = validateName("library name", library))
+  if (llvm::Error error = validateLibraryName(library))
     return error;
   if (std::optional<std::string> text = options.getString("target")) {
     auto list = splitTargets(*text);

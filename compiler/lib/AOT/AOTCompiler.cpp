@@ -43,6 +43,7 @@
 #include "llvm/Object/ArchiveWriter.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Regex.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
@@ -481,6 +482,15 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
   for (const char *keyword : kKeywords)
     if (name == keyword)
       return fail("is a C or C++ keyword");
+  // A macro of the headers the generated header includes (INT64_MAX, NULL):
+  // the header itself would not compile.
+  static const llvm::Regex kHeaderMacros(
+      "^(U?INT(_LEAST|_FAST)?(8|16|32|64)_(MIN|MAX)|U?INT(8|16|32|64|MAX)_C|"
+      "U?INT(PTR|MAX)_(MIN|MAX)|(PTRDIFF|SIG_ATOMIC|WCHAR|WINT)_(MIN|MAX)|"
+      "SIZE_MAX|NULL|offsetof)$");
+  if (kHeaderMacros.match(name))
+    return fail("is a macro of <stdint.h> or <stddef.h>, which the generated "
+                "header includes");
   // A global function of the C library's (memcpy, sqrt): a kernel of that
   // name would clash with it in every host, or quietly replace it.
   std::string symbol = name.str();
@@ -493,6 +503,24 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
                     llvm::Twine(library) +
                     "); the kernel's function would clash with it");
     }
+  return llvm::Error::success();
+}
+
+llvm::Error normjit::aot::validateLibraryName(llvm::StringRef name) {
+  if (llvm::Error error = validateName("library name", name))
+    return error;
+  // The library's header is NAME.h: one named as a standard C header would
+  // stand in for it wherever the output directory is on the include path.
+  static const char *const kStandardHeaders[] = {
+      "assert", "complex", "ctype",    "errno",       "fenv",    "float",
+      "inttypes", "iso646", "limits",  "locale",      "math",    "setjmp",
+      "signal", "stdalign", "stdarg",  "stdatomic",   "stdbool", "stddef",
+      "stdint", "stdio",    "stdlib",  "stdnoreturn", "string",  "tgmath",
+      "threads", "time",    "uchar",   "wchar",       "wctype"};
+  for (const char *header : kStandardHeaders)
+    if (name == header)
+      return invalid("library name '" + name + "' would make " + name +
+                     ".h, the name of a standard C header");
   return llvm::Error::success();
 }
 
@@ -815,7 +843,9 @@ using normjit::aot::detail::wrapComment;
 std::string generateHeader(llvm::StringRef library,
                            llvm::ArrayRef<const CpuTarget *> targets,
                            llvm::ArrayRef<AotKernel> kernels) {
-  std::string guard = "NORMJIT_AOT_" + llvm::StringRef(library).upper() + "_H";
+  // The library's name as it is (names are case-sensitive, so must guards
+  // be: "mylib" and "MyLib" are two libraries).
+  std::string guard = "NORMJIT_AOT_" + library.str() + "_H";
   std::string targetList;
   for (const CpuTarget *target : targets)
     targetList += (targetList.empty() ? "" : ", ") + target->name;
@@ -966,7 +996,7 @@ normjit::aot::buildAotLibrary(llvm::StringRef library,
     kernel.spec = normalizeSpec(kernel.spec);
   llvm::ArrayRef<AotKernel> kernels = normalized;
   // Everything that can be checked is checked before compiling anything.
-  if (llvm::Error error = validateName("library name", library))
+  if (llvm::Error error = validateLibraryName(library))
     return std::move(error);
   if (targetNames.empty())
     return invalid("no CPU target given");

@@ -431,7 +431,7 @@ std::string generatedBy() {
 std::string generateGpuHeader(llvm::StringRef library,
                               llvm::ArrayRef<GpuChip> chips, bool cubins,
                               llvm::ArrayRef<AotKernel> kernels) {
-  std::string guard = "NORMJIT_AOT_" + library.upper() + "_H";
+  std::string guard = "NORMJIT_AOT_" + library.str() + "_H";
   std::string text;
   llvm::raw_string_ostream os(text);
   os << wrapComment(library.str() + ".h: ahead-of-time normjit GPU kernels, " +
@@ -651,7 +651,7 @@ llvm::Expected<AotGpuLibrary> normjit::aot::buildAotGpuLibrary(
   for (AotKernel &kernel : kernels)
     kernel.spec = normjit::aot::detail::normalizeSpec(kernel.spec);
   // Everything that can be checked is checked before compiling anything.
-  if (llvm::Error error = validateName("library name", library))
+  if (llvm::Error error = validateLibraryName(library))
     return std::move(error);
   if (chipNames.empty())
     return invalid("no GPU chip given");

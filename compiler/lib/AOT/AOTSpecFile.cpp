@@ -365,7 +365,7 @@ public:
     AotSpecFile file;
     if (const toml::node *library = root.get("library")) {
       file.library = *library->value_exact<std::string>();
-      if (llvm::Error e = validateName("library name", file.library))
+      if (llvm::Error e = validateLibraryName(file.library))
         return error(*library, llvm::toString(std::move(e)));
     }
     if (const toml::node *node = root.get("device")) {

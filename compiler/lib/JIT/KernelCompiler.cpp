@@ -41,6 +41,9 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/InstIterator.h"
+#include "llvm/IR/IntrinsicInst.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -435,11 +438,97 @@ void normjit::detail::addVectorToLLVMPasses(OpPassManager &pm,
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
+namespace {
+/// The i16 type of as many lanes as `type` (bf16 or a vector of bf16), or
+/// null for other types.
+llvm::Type *bf16AsI16(llvm::Type *type) {
+  llvm::Type *i16 = llvm::Type::getInt16Ty(type->getContext());
+  if (type->isBFloatTy())
+    return i16;
+  if (auto *vector = llvm::dyn_cast<llvm::FixedVectorType>(type))
+    if (vector->getElementType()->isBFloatTy())
+      return llvm::FixedVectorType::get(i16, vector->getNumElements());
+  return nullptr;
+}
+
+/// `value` as `words` (its i16 type): the value a bitcast made from such
+/// words, or a new bitcast.
+llvm::Value *asWords(llvm::IRBuilder<> &b, llvm::Value *value,
+                     llvm::Type *words) {
+  if (auto *cast = llvm::dyn_cast<llvm::BitCastInst>(value))
+    if (cast->getSrcTy() == words)
+      return cast->getOperand(0);
+  return b.CreateBitCast(value, words);
+}
+
+/// Loads and stores of bf16 values (plain and masked) become loads and
+/// stores of i16 ones, the same bytes: the kernels only move bf16 bits in
+/// and out of memory (conversions are integer code or native
+/// instructions). On a target without bf16 arithmetic (x86-64-v3) the
+/// backend would otherwise legalize a stored bf16 vector as floats and
+/// round each lane back through a libcall (__truncsfbf2) that neither the
+/// JIT's process nor an AOT host can count on (libgcc has it from GCC 13).
+void bf16MemoryAsI16(llvm::Module &module) {
+  llvm::SmallVector<llvm::Instruction *> accesses;
+  for (llvm::Function &function : module)
+    for (llvm::Instruction &instruction : llvm::instructions(function)) {
+      auto *call = llvm::dyn_cast<llvm::IntrinsicInst>(&instruction);
+      if (llvm::isa<llvm::LoadInst, llvm::StoreInst>(instruction) ||
+          (call && (call->getIntrinsicID() == llvm::Intrinsic::masked_load ||
+                    call->getIntrinsicID() == llvm::Intrinsic::masked_store)))
+        accesses.push_back(&instruction);
+    }
+  for (llvm::Instruction *access : accesses) {
+    llvm::IRBuilder<> b(access);
+    if (auto *store = llvm::dyn_cast<llvm::StoreInst>(access)) {
+      llvm::Type *words = bf16AsI16(store->getValueOperand()->getType());
+      if (!words)
+        continue;
+      llvm::StoreInst *narrow =
+          b.CreateAlignedStore(asWords(b, store->getValueOperand(), words),
+                               store->getPointerOperand(), store->getAlign(),
+                               store->isVolatile());
+      narrow->copyMetadata(*store);
+    } else if (auto *load = llvm::dyn_cast<llvm::LoadInst>(access)) {
+      llvm::Type *words = bf16AsI16(load->getType());
+      if (!words)
+        continue;
+      llvm::LoadInst *narrow =
+          b.CreateAlignedLoad(words, load->getPointerOperand(),
+                              load->getAlign(), load->isVolatile());
+      narrow->copyMetadata(*load);
+      load->replaceAllUsesWith(b.CreateBitCast(narrow, load->getType()));
+    } else {
+      auto *call = llvm::cast<llvm::IntrinsicInst>(access);
+      bool isStore = call->getIntrinsicID() == llvm::Intrinsic::masked_store;
+      llvm::Type *type =
+          isStore ? call->getArgOperand(0)->getType() : call->getType();
+      llvm::Type *words = bf16AsI16(type);
+      if (!words)
+        continue;
+      if (isStore) {
+        b.CreateMaskedStore(asWords(b, call->getArgOperand(0), words),
+                            call->getArgOperand(1),
+                            call->getParamAlign(1).valueOrOne(),
+                            call->getArgOperand(2));
+      } else {
+        llvm::CallInst *narrow = b.CreateMaskedLoad(
+            words, call->getArgOperand(0), call->getParamAlign(0).valueOrOne(),
+            call->getArgOperand(1), asWords(b, call->getArgOperand(2), words));
+        call->replaceAllUsesWith(b.CreateBitCast(narrow, type));
+      }
+    }
+    access->eraseFromParent();
+  }
+}
+} // namespace
+
 std::function<llvm::Error(llvm::Module *)>
 normjit::detail::makeKernelLLVMOptimizer(llvm::StringRef kernelName) {
   auto optimize = makeOptimizingTransformer(/*optLevel=*/0, /*sizeLevel=*/0,
                                             /*targetMachine=*/nullptr);
   return [optimize, name = kernelName.str()](llvm::Module *module) {
+    bf16MemoryAsI16(*module);
     if (llvm::Function *kernel = module->getFunction(name))
       if (!kernel->isDeclaration() &&
           module->getFunction("_mlir_ciface_" + name)) {

@@ -267,7 +267,7 @@ TEST(AotGpuLibraryTest, HasEveryFile) {
   const AotFile *header = findFile(built->files, "gk.h");
   ASSERT_NE(header, nullptr);
   for (const char *line :
-       {"#ifndef NORMJIT_AOT_GK_H", "#include <normjit/runtime/kernel.h>",
+       {"#ifndef NORMJIT_AOT_gk_H", "#include <normjit/runtime/kernel.h>",
         "normjit_status_t ln_bf16(int device, const normjit_run_args_t *args,",
         "const normjit_kernel_spec_t *ln_bf16_spec(void);",
         "const char *ln_bf16_image(int device);",

@@ -20,6 +20,7 @@
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/Object/Archive.h"
+#include "llvm/Object/ObjectFile.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -631,7 +632,7 @@ TEST(AotLibraryTest, HasEveryFile) {
   const AotFile *header = findFile(files, "small.h");
   ASSERT_NE(header, nullptr);
   for (const char *expected :
-       {"#ifndef NORMJIT_AOT_SMALL_H", "#include <normjit/runtime/kernel.h>",
+       {"#ifndef NORMJIT_AOT_small_H", "#include <normjit/runtime/kernel.h>",
         "extern \"C\" {",
         "normjit_status_t ln_bf16(const normjit_run_args_t *args);",
         "const normjit_kernel_spec_t *ln_bf16_spec(void);",
@@ -659,6 +660,53 @@ TEST(AotLibraryTest, HasEveryFile) {
        {"ln_bf16", "ln_bf16_spec", "ln_bf16_target", "rms_tuned",
         "_mlir_ciface_ln_bf16__native", "_mlir_ciface_rms_knobs__native"})
     EXPECT_TRUE(symbols.count(expected)) << expected;
+}
+
+// What a host must supply to a library's objects: the runtime's entry
+// points, and for the baseline target's f16 conversions (no F16C) libgcc's
+// __extendhfsf2/__truncsfhf2. Not __truncsfbf2 (libgcc has it from GCC 13
+// only): bf16 tails once scalarized their stores through it on x86-64-v3.
+TEST(AotLibraryTest, ObjectsNeedOnlyTheRuntime) {
+  std::vector<AotKernel> kernels;
+  int index = 0;
+  for (normjit_op_t op : {NORMJIT_LAYER_NORM, NORMJIT_RMS_NORM})
+    for (int64_t cols : {1, 17, 31, 33})
+      for (normjit_dtype_t params : {NORMJIT_F32, NORMJIT_BF16})
+        for (int residual : {0, 1}) {
+          normjit_kernel_spec_t spec =
+              makeSpec(op, cols, NORMJIT_BF16, NORMJIT_BF16, NORMJIT_BF16);
+          spec.has_gamma = 1;
+          spec.gamma_dtype = spec.beta_dtype = params;
+          spec.has_residual = spec.store_sum = residual;
+          kernels.push_back(makeKernel("k" + std::to_string(index++), spec));
+        }
+  normjit_kernel_spec_t half =
+      makeSpec(NORMJIT_RMS_NORM, 17, NORMJIT_F16, NORMJIT_F16, NORMJIT_F16);
+  kernels.push_back(makeKernel("half", half));
+  auto files =
+      buildAotLibrary("lib", {"x86-64-v4", "x86-64-v3", "x86-64"}, kernels);
+  ASSERT_TRUE(static_cast<bool>(files)) << errorText(files.takeError());
+  std::set<std::string> needed;
+  for (const AotFile &file : *files) {
+    if (!llvm::StringRef(file.name).ends_with(".o"))
+      continue;
+    auto object = llvm::object::ObjectFile::createObjectFile(
+        llvm::MemoryBufferRef(file.contents, file.name));
+    ASSERT_TRUE(static_cast<bool>(object)) << errorText(object.takeError());
+    for (const llvm::object::SymbolRef &symbol : (*object)->symbols()) {
+      auto flags = symbol.getFlags();
+      ASSERT_TRUE(static_cast<bool>(flags)) << errorText(flags.takeError());
+      if (!(*flags & llvm::object::SymbolRef::SF_Undefined))
+        continue;
+      std::string name = llvm::cantFail(symbol.getName()).str();
+      if (!name.empty() && name.rfind("_mlir_ciface_", 0) != 0)
+        needed.insert(name);
+    }
+  }
+  for (const std::string &name : needed)
+    EXPECT_TRUE(name.rfind("normjit_", 0) == 0 || name == "__extendhfsf2" ||
+                name == "__truncsfhf2")
+        << name << " is needed by the library's objects";
 }
 
 TEST(AotLibraryTest, ManifestIsASpecFileForTheSameKernels) {
@@ -853,6 +901,15 @@ TEST(AotBadInputTest, BadNames) {
       {"lib", "expf",
        "kernel name 'expf' is the name of a C library function "
        "(libm.so.6); the kernel's function would clash with it"},
+      {"lib", "INT64_MAX",
+       "kernel name 'INT64_MAX' is a macro of <stdint.h> or <stddef.h>, "
+       "which the generated header includes"},
+      {"lib", "offsetof",
+       "kernel name 'offsetof' is a macro of <stdint.h> or <stddef.h>, "
+       "which the generated header includes"},
+      {"stdint", "k",
+       "library name 'stdint' would make stdint.h, the name of a standard C "
+       "header"},
       {"lib", "normjit_x",
        "kernel name 'normjit_x' must not start with "
        "\"normjit_\" (the runtime's prefix)"},

@@ -236,6 +236,10 @@ parseAotSpecText(llvm::StringRef text, llvm::StringRef path,
 /// "normjit_" or "_mlir" prefixes). `what` names it in the error.
 llvm::Error validateName(llvm::StringRef what, llvm::StringRef name);
 
+/// validateName for a library, whose header NAME.h must not be named as a
+/// standard C header.
+llvm::Error validateLibraryName(llvm::StringRef name);
+
 } // namespace normjit::aot
 
 #endif // NORMJIT_AOT_AOTCOMPILER_H

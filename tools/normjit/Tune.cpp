@@ -94,8 +94,9 @@ constexpr const char *kTuneDescription =
     "rejected, never chosen) and timed (median of repetitions until stable);\n"
     "the winner, its runner-up and the default's speed go to the tuning\n"
     "cache. Entries already tuned for this device and build are skipped, so\n"
-    "an interrupted sweep resumes. Workloads are capped at 512 MiB: larger\n"
-    "row counts are measured on as many rows as fit.";
+    "an interrupted sweep resumes. Workloads are capped at 256 MiB per\n"
+    "second of budget (64 to 512 MiB): larger row counts are measured on as\n"
+    "many rows as fit; a spec whose one row is larger is refused.";
 
 /// What the report compares the tuned GB/s with.
 struct Ceiling {
@@ -156,19 +157,6 @@ struct ReportRow {
   double fusionMargin = 0;
   bool fromCache = false;
 };
-
-/// Rows small enough that every buffer of the spec fits in `limit` bytes.
-int64_t capRows(const normjit_kernel_spec_t &spec, int64_t rows,
-                int64_t limit = int64_t(512) << 20) {
-  int64_t perRow = spec.cols * static_cast<int64_t>(
-                                   normjit_dtype_size(spec.x_dtype) +
-                                   normjit_dtype_size(spec.y_dtype));
-  if (spec.has_residual)
-    perRow += spec.cols * static_cast<int64_t>(
-                              normjit_dtype_size(spec.residual_dtype) +
-                              normjit_dtype_size(spec.sum_dtype));
-  return std::max<int64_t>(1, std::min(rows, limit / std::max<int64_t>(perRow, 1)));
-}
 
 /// GB/s of a multi-threaded memcpy moving `bytes` (read + written): the
 /// ceiling a memory-bound kernel of that size can reach.
@@ -409,7 +397,8 @@ llvm::Error writeReport(const std::string &dir,
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "
          << llvm::format("%.3fx", std::exp(logSum / counted)) << " over "
          << counted << " shapes.\n";
-  mdOs << "\nMeasured rows are capped so a workload fits in 512 MiB; "
+  mdOs << "\nMeasured rows are capped so a workload fits in 256 MiB per "
+          "second of budget (64 to 512 MiB); "
        << ceiling.note << "\n";
   if (llvm::Error error = writeFileAtomically(dir + "/report.md", md))
     return error;
@@ -580,17 +569,28 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     return error;
   for (const std::string &warning : cache.getWarnings())
     llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
-  // Where the results go must be writable before any tuning starts.
-  if (llvm::Error error = cache.checkWritable())
-    return error;
-  if (auto dir = options.getString("report"))
-    if (llvm::Error error = checkReportDirectory(*dir))
-      return error;
-
   std::vector<size_t> mine;
   for (size_t i = 0; i < items.size(); ++i)
     if (static_cast<int64_t>(i % shard.second) == shard.first)
       mine.push_back(i);
+  // A spec that cannot be tuned stops the sweep before any tuning.
+  for (size_t i : mine)
+    if (llvm::Error error = tuner::checkTunable(items[i].spec))
+      return makeToolError(describeSpec(items[i].spec, items[i].rows) +
+                           ": cannot be tuned: " +
+                           llvm::toString(std::move(error)));
+  // Where the results go must be writable before any tuning starts; a
+  // cache that holds every entry already (a shared, read-only one) need
+  // not be.
+  bool anyToTune = force || llvm::any_of(mine, [&](size_t i) {
+                     return !cache.lookup(keyFor(items[i]));
+                   });
+  if (anyToTune)
+    if (llvm::Error error = cache.checkWritable())
+      return error;
+  if (auto dir = options.getString("report"))
+    if (llvm::Error error = checkReportDirectory(*dir))
+      return error;
 
   bool bar = options.getFlag(
       "progress", llvm::sys::Process::StandardErrIsDisplayed());
@@ -600,7 +600,11 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   size_t tuned = 0, skipped = 0, finished = 0;
   for (size_t index : mine) {
     const SweepItem &item = items[index];
-    int64_t measuredRows = capRows(item.spec, item.rows);
+    TuneOptions itemOptions = tuneOptions;
+    if (item.budgetSeconds > 0 && !options.has("budget"))
+      itemOptions.budgetSeconds = item.budgetSeconds;
+    int64_t measuredRows = tuner::getMeasuredRows(item.spec, item.rows,
+                                                  itemOptions.budgetSeconds);
     CacheKey key = keyFor(item);
     ReportRow row;
     row.spec = item.spec;
@@ -639,9 +643,6 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
       row.fusionMargin = cached->fusionMargin;
       row.fromCache = true;
     } else {
-      TuneOptions itemOptions = tuneOptions;
-      if (item.budgetSeconds > 0 && !options.has("budget"))
-        itemOptions.budgetSeconds = item.budgetSeconds;
       Outcome outcome;
       if (*device < 0) {
         auto result = tuneCpu(context, item.spec, measuredRows, itemOptions);

@@ -98,6 +98,10 @@ extern "C" normjit_status_t normjit_kernel_get_tuned(
   if (std::isnan(chosen.budget_seconds))
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "budget_seconds must be a number");
+  if (chosen.cache_file && !*chosen.cache_file)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "cache_file must be a path, or NULL for the default "
+                    "cache; got an empty string");
   auto ordinal = parseDeviceName(device ? device : "cpu");
   if (!ordinal)
     return errorToStatus(ordinal.takeError());

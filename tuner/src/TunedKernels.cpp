@@ -6,6 +6,8 @@
 
 #include "normjit/tuner/TunedKernels.h"
 
+#include "llvm/Support/raw_ostream.h"
+
 using namespace normjit;
 using namespace normjit::tuner;
 
@@ -28,8 +30,24 @@ const char *normjit::tuner::getConfigSourceName(ConfigSource source) {
     return "tuning cache";
   case ConfigSource::Tuned:
     return "tuned now";
+  case ConfigSource::TunedNotSaved:
+    return "tuned now, not saved";
   }
   return "unknown";
+}
+
+ConfigSource TunedKernels::storeOrRemember(const CacheEntry &entry) {
+  // A tuned config that cannot be saved (a read-only cache, a full disk)
+  // is still the best one found: the caller gets it, this object's cache
+  // keeps it (no second tuning in this process), and stderr says why the
+  // file did not.
+  llvm::Error error = cache.store({entry});
+  if (!error)
+    return ConfigSource::Tuned;
+  cache.remember({entry});
+  llvm::errs() << "normjit: warning: " << llvm::toString(std::move(error))
+               << "; the tuned config is used but not saved\n";
+  return ConfigSource::TunedNotSaved;
 }
 
 TunedKernels::TunedKernels(Context &context, TuningCache &cache,
@@ -71,10 +89,9 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   auto tuned = tuneCpu(context, spec, rows, options);
   if (!tuned)
     return tuned.takeError();
-  if (llvm::Error error = cache.store({makeCacheEntry(spec, rows, *tuned)}))
-    return std::move(error);
+  ConfigSource from = storeOrRemember(makeCacheEntry(spec, rows, *tuned));
   lock.unlock();
-  return finish(ConfigSource::Tuned, tuned->best);
+  return finish(from, tuned->best);
 }
 
 llvm::Expected<std::shared_ptr<const CompiledGpuKernel>>
@@ -109,8 +126,7 @@ TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   auto tuned = tuneGpu(context, spec, rows, device, options);
   if (!tuned)
     return tuned.takeError();
-  if (llvm::Error error = cache.store({makeGpuCacheEntry(spec, rows, *tuned)}))
-    return std::move(error);
+  ConfigSource from = storeOrRemember(makeGpuCacheEntry(spec, rows, *tuned));
   lock.unlock();
-  return finish(ConfigSource::Tuned, tuned->best);
+  return finish(from, tuned->best);
 }

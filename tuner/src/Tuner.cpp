@@ -303,9 +303,19 @@ std::vector<Config> pickCandidates(const std::vector<Config> &space,
   return candidates;
 }
 
+/// Bytes of one row of the workload's row buffers.
+int64_t getRowBytes(const normjit_kernel_spec_t &spec) {
+  int64_t element = static_cast<int64_t>(normjit_dtype_size(spec.x_dtype) +
+                                         normjit_dtype_size(spec.y_dtype));
+  if (spec.has_residual)
+    element += static_cast<int64_t>(normjit_dtype_size(spec.residual_dtype) +
+                                    normjit_dtype_size(spec.sum_dtype));
+  return spec.cols * element;
+}
+
 llvm::Error checkTuneArguments(const normjit_kernel_spec_t &spec,
                                int64_t rows) {
-  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+  if (llvm::Error error = checkTunable(spec))
     return error;
   if (rows < 1)
     return makeError(NORMJIT_INVALID_ARGUMENT,
@@ -314,6 +324,40 @@ llvm::Error checkTuneArguments(const normjit_kernel_spec_t &spec,
   return llvm::Error::success();
 }
 
+} // namespace
+
+int64_t normjit::tuner::getWorkloadBytes(double budgetSeconds) {
+  constexpr double kBytesPerSecond = double(int64_t(256) << 20);
+  constexpr int64_t kMinBytes = int64_t(64) << 20;
+  if (!(budgetSeconds > 0))
+    return kMaxWorkloadBytes;
+  return static_cast<int64_t>(
+      std::clamp(budgetSeconds * kBytesPerSecond, double(kMinBytes),
+                 double(kMaxWorkloadBytes)));
+}
+
+int64_t normjit::tuner::getMeasuredRows(const normjit_kernel_spec_t &spec,
+                                        int64_t rows, double budgetSeconds) {
+  return std::max<int64_t>(
+      1, std::min(rows, getWorkloadBytes(budgetSeconds) /
+                            std::max<int64_t>(getRowBytes(spec), 1)));
+}
+
+llvm::Error normjit::tuner::checkTunable(const normjit_kernel_spec_t &spec) {
+  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return error;
+  int64_t rowBytes = getRowBytes(spec);
+  if (rowBytes > kMaxWorkloadBytes)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "one row of " + std::to_string(spec.cols) +
+                         " columns takes " + std::to_string(rowBytes >> 20) +
+                         " MiB of buffers, more than the " +
+                         std::to_string(kMaxWorkloadBytes >> 20) +
+                         " MiB a tuning workload may use");
+  return llvm::Error::success();
+}
+
+namespace {
 double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -325,6 +369,7 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   auto start = Clock::now();
   if (llvm::Error error = checkTuneArguments(spec, rows))
     return std::move(error);
+  rows = getMeasuredRows(spec, rows, options.budgetSeconds);
 
   // The candidates the strategy will look at (the default first), compiled
   // up front, in parallel.
@@ -414,6 +459,7 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
   auto start = Clock::now();
   if (llvm::Error error = checkTuneArguments(spec, rows))
     return std::move(error);
+  rows = getMeasuredRows(spec, rows, options.budgetSeconds);
   // The device first: its target shapes the search space, its fingerprint
   // keys the result.
   auto target = getGpuTarget(device);

@@ -89,6 +89,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -666,8 +667,10 @@ struct DiskState {
 llvm::Error readDisk(const std::string &path, DiskState &state) {
   state = DiskState();
   ScopedFd file;
+  // Non-blocking: opening a FIFO for reading would wait for a writer (the
+  // file is refused below as not a regular file).
   do
-    file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   while (file.fd < 0 && errno == EINTR);
   if (file.fd < 0) {
     if (errno == ENOENT)
@@ -1029,17 +1032,46 @@ std::string TuningCache::getDefaultPath() {
     // The XDG spec says to ignore a relative $XDG_CACHE_HOME.
     path = xdg;
     llvm::sys::path::append(path, "normjit");
-  } else if (llvm::sys::path::home_directory(path)) {
+  } else if (llvm::sys::path::home_directory(path) && !path.empty() &&
+             llvm::sys::path::is_absolute(path)) {
+    llvm::sys::path::append(path, ".cache", "normjit");
+  } else if (const struct passwd *user = ::getpwuid(::getuid());
+             user && user->pw_dir && llvm::sys::path::is_absolute(user->pw_dir)) {
+    // $HOME unset, empty or relative: the account's home, never a cache
+    // that moves with the working directory.
+    path = user->pw_dir;
     llvm::sys::path::append(path, ".cache", "normjit");
   } else {
-    path = ".cache";
-    llvm::sys::path::append(path, "normjit");
+    llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/false, path);
+    llvm::sys::path::append(path,
+                            "normjit-cache-" + std::to_string(::getuid()));
   }
   llvm::sys::path::append(path, "tuning.toml");
   return std::string(path);
 }
 
-TuningCache::TuningCache(std::string path) : path(std::move(path)) {}
+TuningCache::TuningCache(std::string path) : path(std::move(path)) {
+  // A symbolic link to the cache stays a link: its target is the file read,
+  // locked and replaced.
+  // (A link to a file not made yet is followed too.)
+  struct stat info;
+  for (int depth = 0; depth < 40 && !this->path.empty() &&
+                      ::lstat(this->path.c_str(), &info) == 0 &&
+                      S_ISLNK(info.st_mode);
+       ++depth) {
+    char target[4096];
+    ssize_t size = ::readlink(this->path.c_str(), target, sizeof target - 1);
+    if (size <= 0)
+      break;
+    std::string next(target, static_cast<size_t>(size));
+    if (!llvm::sys::path::is_absolute(next)) {
+      llvm::SmallString<256> joined(getDirectory(this->path));
+      llvm::sys::path::append(joined, next);
+      next = std::string(joined);
+    }
+    this->path = next;
+  }
+}
 
 llvm::Error TuningCache::load() {
   warnings.clear();
@@ -1097,6 +1129,10 @@ llvm::Error TuningCache::store(const std::vector<CacheEntry> &newEntries) {
     return error;
   entries = std::move(result);
   return llvm::Error::success();
+}
+
+void TuningCache::remember(const std::vector<CacheEntry> &newEntries) {
+  entries = combine(entries, newEntries);
 }
 
 llvm::Error TuningCache::checkWritable() const {

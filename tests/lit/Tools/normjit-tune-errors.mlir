@@ -21,6 +21,17 @@
 // REPORT-DIR: normjit: error: cannot create report directory '{{.*}}file/report': {{.*}}
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --cache %t.toml --report %t.dir/file 2>&1 | FileCheck %s --check-prefix=REPORT-FILE --implicit-check-not=GB/s
 // REPORT-FILE: normjit: error: cannot create report directory '{{.*}}file': a file of that name exists and is not a directory
+// A cache that already holds every spec asked for need not be writable (a
+// shared, read-only one): it is read, and nothing is tuned.
+// RUN: rm -rf %t.ro && mkdir %t.ro
+// RUN: normjit tune --op rms_norm --rows 8 --cols 64 --budget 0.1 --cache %t.ro/c.toml > /dev/null
+// RUN: rm %t.ro/c.toml.lock && mkdir %t.ro/c.toml.lock
+// RUN: normjit tune --op rms_norm --rows 8 --cols 64 --cache %t.ro/c.toml | FileCheck %s --check-prefix=CACHED-RO
+// CACHED-RO: cached {{.*}}#norm.config<cpu,
+// A spec whose one row is larger than any tuning workload is refused
+// before anything is allocated.
+// RUN: not normjit tune --op rms_norm --rows 1 --cols 100000000 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=HUGE-ROW --implicit-check-not=GB/s
+// HUGE-ROW: normjit: error: rms_norm rows=1 cols=100000000 {{.*}}: cannot be tuned: one row of 100000000 columns takes 762 MiB of buffers, more than the 512 MiB a tuning workload may use
 // Bad tune command lines and malformed sweep files: one line on stderr
 // naming the file, line and reason; exit code 1.
 

@@ -726,6 +726,55 @@ TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
 
 // A cache file that cannot be trusted is set aside, and the kernel comes
 // from the default heuristic; without a CUDA driver the GPU path says so.
+// Tune-on-miss with a cache file that cannot be written still hands out
+// the config it tuned (said so by its source, the reason on stderr), and
+// the context keeps it: a second request does not tune again. An empty
+// cache_file is no path.
+TEST(CApiTest, TunedKernelsSurviveAnUnwritableCache) {
+  std::string dir = makeCacheDir("capi-unwritable");
+  std::string cacheFile = dir + "/tuning.toml";
+  // The lock file cannot be created: a directory stands in its place.
+  std::filesystem::create_directory(cacheFile + ".lock");
+  normjit_tuning_options_t options = normjit_tuning_options_default();
+  options.policy = NORMJIT_TUNING_TUNE_ON_MISS;
+  options.budget_seconds = 0.2;
+  options.cache_file = cacheFile.c_str();
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 48);
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_t *kernel = nullptr;
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "tuned now, not saved");
+  std::string config = normjit_kernel_config(kernel);
+  normjit_kernel_release(kernel);
+  EXPECT_FALSE(fileExists(cacheFile));
+
+  kernel = nullptr;
+  ASSERT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_STREQ(normjit_kernel_config_source(kernel), "tuning cache");
+  EXPECT_EQ(normjit_kernel_config(kernel), config);
+  normjit_kernel_release(kernel);
+
+  options.cache_file = "";
+  kernel = nullptr;
+  EXPECT_EQ(
+      normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
+      NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("cache_file must be a path"),
+            std::string::npos)
+      << normjit_last_error();
+  EXPECT_EQ(kernel, nullptr);
+  normjit_context_destroy(context);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CApiTest, TunedKernelsSurviveABadCacheAndNoDriver) {
   std::string dir = makeCacheDir("capi-corrupt");
   std::string cacheFile = dir + "/tuning.toml";

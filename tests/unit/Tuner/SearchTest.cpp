@@ -328,6 +328,36 @@ TEST(TunerTest, TunesASpecAndRecordsIt) {
   EXPECT_FALSE(!!tuneCpu(context, spec, 0, options)); // no rows, no tuning
 }
 
+// A workload is capped by the budget (256 MiB a second, 64 to 512 MiB):
+// many rows are measured on as many as fit; a spec whose one row does not
+// fit in the largest workload is refused before anything is allocated.
+TEST(TunerTest, WorkloadsFitTheBudget) {
+  EXPECT_EQ(getWorkloadBytes(2.0), int64_t(512) << 20);
+  EXPECT_EQ(getWorkloadBytes(10.0), int64_t(512) << 20);
+  EXPECT_EQ(getWorkloadBytes(0.5), int64_t(128) << 20);
+  EXPECT_EQ(getWorkloadBytes(0.01), int64_t(64) << 20);
+  EXPECT_EQ(getWorkloadBytes(0.0), kMaxWorkloadBytes);
+  normjit_kernel_spec_t spec = layerNormSpec(4096, /*residual=*/true);
+  // x, y, residual and sum in bf16: 32 KiB a row.
+  EXPECT_EQ(getMeasuredRows(spec, 100, 2.0), 100);
+  EXPECT_EQ(getMeasuredRows(spec, 65536, 2.0), 16384);
+  EXPECT_EQ(getMeasuredRows(spec, 65536, 0.5), 4096);
+  // x and y in bf16: 1 GiB a row.
+  normjit_kernel_spec_t huge = layerNormSpec(int64_t(1) << 28, false);
+  EXPECT_EQ(getMeasuredRows(huge, 100, 2.0), 1);
+  llvm::Error error = checkTunable(huge);
+  ASSERT_TRUE(!!error);
+  EXPECT_NE(llvm::toString(std::move(error))
+                .find("one row of 268435456 columns takes 1024 MiB of "
+                      "buffers, more than the 512 MiB"),
+            std::string::npos);
+  Context context;
+  TuneOptions options;
+  auto result = tuneCpu(context, huge, 1, options);
+  ASSERT_FALSE(!!result);
+  llvm::consumeError(result.takeError());
+}
+
 TEST(TunerTest, TunesOnTheThreadCountAsked) {
   // Every candidate runs on one thread, and the entry says so (on a
   // one-core host one thread is all cores: key 0).

@@ -10,6 +10,7 @@
 
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Path.h"
 
 #include <gtest/gtest.h>
 
@@ -483,6 +484,34 @@ TEST_F(TuningCacheTest, UnreadableFileIsAnError) {
   EXPECT_TRUE(listNames(dir, ".corrupt-").empty());
 }
 
+// A FIFO where the cache should be is refused, never waited on (opening it
+// for reading would block until a writer came).
+TEST_F(TuningCacheTest, FifoIsRefusedNotWaitedOn) {
+  ASSERT_EQ(::mkfifo(path.c_str(), 0644), 0);
+  TuningCache cache(path);
+  EXPECT_NE(takeMessage(cache.load()).find("not a regular file"),
+            std::string::npos);
+}
+
+// A symbolic link to the cache stays a link: its target is read and
+// replaced, also when the target does not exist yet.
+TEST_F(TuningCacheTest, SymbolicLinkStaysALink) {
+  std::string target = dir + "/real.toml", link = dir + "/link.toml";
+  ASSERT_EQ(::symlink("real.toml", link.c_str()), 0);
+  {
+    TuningCache cache(link);
+    ASSERT_EQ(takeMessage(cache.load()), "");
+    ASSERT_EQ(takeMessage(cache.store({makeEntry("a")})), "");
+  }
+  struct stat info;
+  ASSERT_EQ(::lstat(link.c_str(), &info), 0);
+  EXPECT_TRUE(S_ISLNK(info.st_mode));
+  ASSERT_TRUE(exists(target));
+  TuningCache again(link);
+  ASSERT_EQ(takeMessage(again.load()), "");
+  EXPECT_EQ(again.getEntries().size(), 1u);
+}
+
 TEST_F(TuningCacheTest, Clear) {
   TuningCache cache(path);
   EXPECT_EQ(takeMessage(cache.clear()), "") << "no file yet";
@@ -552,6 +581,15 @@ TEST_F(TuningCacheTest, DefaultPath) {
   env.set("XDG_CACHE_HOME", "relative/cache");
   EXPECT_EQ(TuningCache::getDefaultPath(),
             "/home/tester/.cache/normjit/tuning.toml");
+  // An empty or relative $HOME is not a place for a cache that would move
+  // with the working directory: the account's home (or a temporary
+  // directory) instead, always an absolute path.
+  for (const char *home : {"", "relative/home"}) {
+    env.set("HOME", home);
+    std::string path = TuningCache::getDefaultPath();
+    EXPECT_TRUE(llvm::sys::path::is_absolute(path)) << path;
+    EXPECT_TRUE(llvm::StringRef(path).ends_with("/tuning.toml")) << path;
+  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -30,7 +30,10 @@ enum class TuningPolicy {
 std::optional<TuningPolicy> parseTuningPolicy(const std::string &name);
 
 /// Where the config of a kernel came from.
-enum class ConfigSource { Default, Cache, Tuned };
+/// Where a kernel's config came from. TunedNotSaved: tuned now, but the
+/// cache file could not be written (the entry is kept in memory, and the
+/// reason warned about on stderr).
+enum class ConfigSource { Default, Cache, Tuned, TunedNotSaved };
 const char *getConfigSourceName(ConfigSource source);
 
 /// Hands out kernels configured by the cache and the policy. Thread-safe.
@@ -53,6 +56,10 @@ public:
                ConfigSource *source = nullptr);
 
 private:
+  /// Stores `entry`; when the file cannot be written, keeps it in memory
+  /// and warns on stderr.
+  ConfigSource storeOrRemember(const CacheEntry &entry);
+
   Context &context;
   TuningCache &cache;
   TuningPolicy policy;

@@ -72,7 +72,29 @@ struct GpuTuneResult : BasicTuneResult<GpuConfig> {
   std::string fingerprint; ///< the device key of its cache entry
 };
 
-/// Tunes `spec` for `rows` rows on this CPU.
+/// The most bytes the row buffers of a tuning workload (x, y, the residual
+/// and the sum) may take: a spec is tuned for more rows than fit on as
+/// many as fit (at least one; a spec whose single row does not fit is
+/// refused).
+constexpr int64_t kMaxWorkloadBytes = int64_t(512) << 20;
+
+/// The workload cap for a budget: 256 MiB per second of budget, at least
+/// 64 MiB (past any last-level cache, so a large spec's measurement still
+/// streams from memory) and at most kMaxWorkloadBytes. A call on 512 MiB
+/// takes tens of milliseconds: a search and its final time dozens of
+/// calls, which a short budget cannot pay for.
+int64_t getWorkloadBytes(double budgetSeconds);
+
+/// Rows of `spec` a tuning for `rows` rows within `budgetSeconds`
+/// measures: `rows`, or as many as fit in getWorkloadBytes (at least 1).
+int64_t getMeasuredRows(const normjit_kernel_spec_t &spec, int64_t rows,
+                        double budgetSeconds);
+
+/// Whether `spec` can be tuned: a valid spec whose one row fits in
+/// kMaxWorkloadBytes.
+llvm::Error checkTunable(const normjit_kernel_spec_t &spec);
+
+/// Tunes `spec` for `rows` rows on this CPU (measured on getMeasuredRows).
 llvm::Expected<TuneResult> tuneCpu(Context &context,
                                    const normjit_kernel_spec_t &spec,
                                    int64_t rows, const TuneOptions &options);

@@ -129,6 +129,10 @@ public:
   /// same directory, fsync, rename over the cache. Creates the directory.
   llvm::Error store(const std::vector<CacheEntry> &entries);
 
+  /// Adds or replaces entries in memory only, for this object's lookups:
+  /// what a process keeps when the file cannot be written.
+  void remember(const std::vector<CacheEntry> &entries);
+
   /// Joins other cache files (e.g. shards of a sweep) into this one. For a
   /// key present in several, the entry with the higher measured GB/s wins;
   /// every such decision is described in `messages`. Unreadable or corrupt

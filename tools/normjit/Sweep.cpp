@@ -28,11 +28,19 @@
 #include <toml++/toml.h>
 
 #include <cmath>
+#include <cstdio>
 
 using namespace normjit;
 using namespace normjit::tool;
 
 namespace {
+
+/// `value` as printf's %g writes it (1e-50, 0.001).
+std::string formatNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
 class SweepParser {
 public:
   explicit SweepParser(std::string path) : path(std::move(path)) {}
@@ -127,6 +135,13 @@ public:
     auto eps = number("eps");
     if (!eps)
       return eps.takeError();
+    // Kernels take an f32 epsilon: one that rounds to 0 or overflows is no
+    // epsilon (said at its line, not the table's).
+    if (float asFloat = static_cast<float>(*eps);
+        *eps > 0 && (!(asFloat > 0.0f) || !std::isfinite(asFloat)))
+      return error(group.get("eps"),
+                   "'eps' must be positive and finite as an f32, got " +
+                       formatNumber(*eps));
     auto budget = number("budget");
     if (!budget)
       return budget.takeError();

@@ -939,6 +939,19 @@ std::pair<std::string, std::string> formatRates(double a, double b) {
 /// goes out of scope) and reads what is on disk into `base`. A file that
 /// turned corrupt since it was loaded is set aside (with a warning) and the
 /// entries in memory, `current`, are the base instead.
+/// Removes the temporaries of writers that died before their rename (a
+/// SIGKILL mid-write). Called under the cache's lock: every writer holds it
+/// while its temporary exists, so any found then is stale.
+void removeStaleTemporaries(const std::string &path) {
+  std::string prefix =
+      "." + llvm::sys::path::filename(path).str() + ".tmp-";
+  std::error_code ec;
+  for (llvm::sys::fs::directory_iterator it(getDirectory(path), ec), end;
+       it != end && !ec; it.increment(ec))
+    if (llvm::sys::path::filename(it->path()).starts_with(prefix))
+      (void)llvm::sys::fs::remove(it->path());
+}
+
 llvm::Error lockAndRead(const std::string &path,
                         const std::vector<CacheEntry> &current,
                         std::vector<std::string> &warnings, ScopedFd &lock,
@@ -950,6 +963,7 @@ llvm::Error lockAndRead(const std::string &path,
                                            path + "': " + error.message());
   if (llvm::Error error = lockCache(path, lock))
     return error;
+  removeStaleTemporaries(path);
   DiskState state;
   if (llvm::Error error = readDisk(path, state))
     return error;

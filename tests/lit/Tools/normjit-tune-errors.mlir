@@ -2,6 +2,8 @@
 // RUN: not normjit tune --sweep %S/Inputs/sweep-wrong-type.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TYPE
 // RUN: not normjit tune --sweep %S/Inputs/sweep-bad-op.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=OP
 // RUN: not normjit tune --sweep %S/Inputs/sweep-not-toml.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SYNTAX
+// RUN: not normjit tune --sweep %S/Inputs/sweep-tiny-eps.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TINY-EPS
+// TINY-EPS: normjit: error: malformed sweep file {{.*}}sweep-tiny-eps.toml:6: 'eps' must be positive and finite as an f32, got 1e-50
 // RUN: not normjit tune --sweep %t.missing.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=MISSING
 // RUN: not normjit tune --sweep %S/Inputs/sweep-small.toml --shard 2/2 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SHARD
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --shard 0/2 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SHARDSPEC

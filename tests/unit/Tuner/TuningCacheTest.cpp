@@ -484,6 +484,17 @@ TEST_F(TuningCacheTest, UnreadableFileIsAnError) {
   EXPECT_TRUE(listNames(dir, ".corrupt-").empty());
 }
 
+// A writer killed between writing its temporary and renaming it leaves the
+// temporary behind; the next writer, holding the lock, removes it.
+TEST_F(TuningCacheTest, StaleTemporariesAreRemoved) {
+  writeBytes(dir + "/.tuning.toml.tmp-Ab12Cd", "half a cache");
+  writeBytes(dir + "/.other.toml.tmp-Ab12Cd", "another cache's");
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.store({makeEntry("a")})), "");
+  EXPECT_FALSE(exists(dir + "/.tuning.toml.tmp-Ab12Cd"));
+  EXPECT_TRUE(exists(dir + "/.other.toml.tmp-Ab12Cd"));
+}
+
 // A FIFO where the cache should be is refused, never waited on (opening it
 // for reading would block until a writer came).
 TEST_F(TuningCacheTest, FifoIsRefusedNotWaitedOn) {

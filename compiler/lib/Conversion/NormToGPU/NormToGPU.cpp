@@ -39,29 +39,8 @@ constexpr int64_t kWarpSize = 32;
 /// Full steps per block of a thread's blocked sums (see RowEmitter::sweep).
 constexpr int64_t kBlock = 16;
 
-/// The knobs one op is lowered with, absent ones filled in.
-struct GpuKnobs {
-  int64_t threadsPerRow;
-  int64_t rowsPerBlock;
-  int64_t elementsPerThread;
-  int64_t vectorWidth;
-  RowStorage storage;
-  bool persistent;
-};
-
 GpuKnobs resolveKnobs(ConfigAttr config, int64_t cols) {
-  GpuKnobs k;
-  k.vectorWidth = config.getVectorWidth().value_or(1);
-  k.threadsPerRow = config.getThreadsPerRow().value_or(kWarpSize);
-  k.rowsPerBlock = config.getRowsPerBlock().value_or(1);
-  k.storage = config.getRowStorage().value_or(RowStorage::Registers);
-  k.persistent = config.getPersistent().value_or(false);
-  int64_t perThread = llvm::divideCeilSigned(cols, k.threadsPerRow);
-  k.elementsPerThread = config.getElementsPerThread().value_or(
-      k.storage == RowStorage::Registers
-          ? static_cast<int64_t>(llvm::alignTo(perThread, k.vectorWidth))
-          : k.vectorWidth);
-  return k;
+  return resolveGpuKnobs(config, cols);
 }
 
 /// Emits the SIMT code of one norm op: vector accesses of a thread's

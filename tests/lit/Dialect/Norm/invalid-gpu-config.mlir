@@ -44,3 +44,46 @@ func.func @global_any_row(%x: memref<?x1000000xf32>, %y: memref<?x1000000xf32>) 
       config = <gpu, threads_per_row = 1024, elements_per_thread = 8, row_storage = global>
   return
 }
+
+// -----
+
+// Absent knobs are checked as the lowering fills them in: row_storage
+// defaults to registers, so a warp of 8 elements each covers 256 of the
+// 4096 columns.
+func.func @default_storage_too_few_registers(%x: memref<?x4096xf32>, %y: memref<?x4096xf32>) {
+  // expected-error @+1 {{'norm.layer_norm' op config keeps the row in registers, but threads_per_row * elements_per_thread = 256 is less than the 4096 columns}}
+  norm.layer_norm x(%x : memref<?x4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = <gpu, threads_per_row = 32, elements_per_thread = 8>
+  return
+}
+
+// -----
+
+// threads_per_row defaults to a warp: 1024 rows of 32 threads are too many.
+func.func @default_threads_block_too_large(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config gives threads_per_row * rows_per_block = 32 * 1024 = 32768 threads per block (absent knobs as the lowering fills them in), more than 1024}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05
+      config = <gpu, rows_per_block = 1024>
+  return
+}
+
+// -----
+
+// A whole row in registers by default: 65536 columns over a warp would be
+// 2048 elements per thread.
+func.func @default_row_too_long_for_registers(%x: memref<?x65536xf32>, %y: memref<?x65536xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config keeps the row in registers: 2048 elements per thread over 32 threads_per_row for 65536 columns, more than 1024; give more threads_per_row, or row_storage = shared or global}}
+  norm.rms_norm x(%x : memref<?x65536xf32>) -> y(%y : memref<?x65536xf32>) eps = 1.0e-05
+      config = <gpu>
+  return
+}
+
+// -----
+
+// The shared-memory size is computed without wrapping around.
+func.func @shared_size_does_not_wrap(%x: memref<?x2305843009213693952xf32>, %y: memref<?x2305843009213693952xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config keeps rows in shared memory: 2 rows of 2305843009213693952 f32 columns (padded to whole vectors) take over 2^63 bytes, more than the 48128 bytes a block may keep rows in}}
+  norm.rms_norm x(%x : memref<?x2305843009213693952xf32>) -> y(%y : memref<?x2305843009213693952xf32>) eps = 1.0e-05
+      config = <gpu, threads_per_row = 32, rows_per_block = 2, row_storage = shared>
+  return
+}

@@ -94,3 +94,29 @@ func.func @same_mean_and_rstd(%x: memref<?x8xf32>, %y: memref<?x8xf32>, %m: memr
   norm.layer_norm x(%x : memref<?x8xf32>) -> y(%y : memref<?x8xf32>) mean(%m : memref<?xf32>) rstd(%m : memref<?xf32>) eps = 1.0e-05
   return
 }
+
+// -----
+
+// Generic form: x and y are one operand each, whatever operandSegmentSizes
+// says (ODS checks only the optional groups).
+func.func @generic_without_y(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
+  // expected-error @+1 {{'norm.layer_norm' op requires exactly one 'x' operand, but operandSegmentSizes gives 2}}
+  "norm.layer_norm"(%x, %y) <{epsilon = 1.0 : f32, operandSegmentSizes = array<i32: 2, 0, 0, 0, 0, 0, 0, 0>}> : (memref<?x8xf32>, memref<?x8xf32>) -> ()
+  return
+}
+
+// -----
+
+func.func @generic_without_x(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op requires exactly one 'x' operand, but operandSegmentSizes gives 0}}
+  "norm.rms_norm"(%x, %y) <{epsilon = 1.0 : f32, operandSegmentSizes = array<i32: 0, 1, 0, 0, 1, 0, 0, 0>}> : (memref<?x8xf32>, memref<?x8xf32>) -> ()
+  return
+}
+
+// -----
+
+func.func @generic_two_y(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op requires exactly one 'y' operand, but operandSegmentSizes gives 2}}
+  "norm.rms_norm"(%x, %y, %y) <{epsilon = 1.0 : f32, operandSegmentSizes = array<i32: 1, 0, 0, 0, 2, 0, 0, 0>}> : (memref<?x8xf32>, memref<?x8xf32>, memref<?x8xf32>) -> ()
+  return
+}

@@ -305,3 +305,19 @@ LogicalResult ConfigAttr::verify(
                        << *vectorWidth << ")";
   return success();
 }
+
+normjit::norm::GpuKnobs normjit::norm::resolveGpuKnobs(ConfigAttr config,
+                                                       int64_t cols) {
+  GpuKnobs k;
+  k.vectorWidth = config.getVectorWidth().value_or(1);
+  k.threadsPerRow = config.getThreadsPerRow().value_or(32); // a warp
+  k.rowsPerBlock = config.getRowsPerBlock().value_or(1);
+  k.storage = config.getRowStorage().value_or(RowStorage::Registers);
+  k.persistent = config.getPersistent().value_or(false);
+  int64_t perThread = llvm::divideCeilSigned(cols, k.threadsPerRow);
+  k.elementsPerThread = config.getElementsPerThread().value_or(
+      k.storage == RowStorage::Registers
+          ? static_cast<int64_t>(llvm::alignTo(perThread, k.vectorWidth))
+          : k.vectorWidth);
+  return k;
+}

@@ -98,24 +98,42 @@ LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
     return op->emitOpError("config vector_width = ")
            << *width << " of " << maxBits
            << "-bit elements exceeds 128-bit vector accesses";
-  std::optional<int64_t> tpr = config.getThreadsPerRow();
-  std::optional<int64_t> ept = config.getElementsPerThread();
-  if (config.getRowStorage() == RowStorage::Registers && tpr && ept &&
-      *tpr * *ept < cols)
-    return op->emitOpError("config keeps the row in registers, but "
-                           "threads_per_row * elements_per_thread = ")
-           << *tpr * *ept << " is less than the " << cols << " columns";
-  if (config.getRowStorage() == RowStorage::Shared) {
-    int64_t rowsPerBlock = config.getRowsPerBlock().value_or(1);
-    int64_t bytes = rowsPerBlock *
-                    getSharedRowLength(cols, config.getVectorWidth().value_or(1)) *
-                    4;
-    if (bytes > kMaxSharedRowBytes)
+  // The knobs the lowering will use: absent ones as it fills them in.
+  GpuKnobs k = resolveGpuKnobs(config, cols);
+  if (k.threadsPerRow * k.rowsPerBlock > 1024)
+    return op->emitOpError("config gives threads_per_row * rows_per_block = ")
+           << k.threadsPerRow << " * " << k.rowsPerBlock << " = "
+           << k.threadsPerRow * k.rowsPerBlock
+           << " threads per block (absent knobs as the lowering fills "
+              "them in), more than 1024";
+  if (k.storage == RowStorage::Registers) {
+    if (k.threadsPerRow * k.elementsPerThread < cols)
+      return op->emitOpError("config keeps the row in registers, but "
+                             "threads_per_row * elements_per_thread = ")
+             << k.threadsPerRow * k.elementsPerThread << " is less than the "
+             << cols << " columns";
+    if (k.elementsPerThread > 1024)
+      return op->emitOpError("config keeps the row in registers: ")
+             << k.elementsPerThread << " elements per thread over "
+             << k.threadsPerRow << " threads_per_row for " << cols
+             << " columns, more than 1024; give more threads_per_row, or "
+                "row_storage = shared or global";
+  }
+  if (k.storage == RowStorage::Shared) {
+    // In 128-bit arithmetic: columns near 2^62 must not wrap to a size that
+    // fits.
+    __int128 bytes = static_cast<__int128>(k.rowsPerBlock) *
+                     getSharedRowLength(cols, k.vectorWidth) * 4;
+    if (bytes > kMaxSharedRowBytes) {
+      std::string size = bytes > INT64_MAX
+                             ? std::string("over 2^63")
+                             : std::to_string(static_cast<int64_t>(bytes));
       return op->emitOpError("config keeps rows in shared memory: ")
-             << rowsPerBlock << " rows of " << cols
-             << " f32 columns (padded to whole vectors) take "
-             << bytes << " bytes, more than the " << kMaxSharedRowBytes
+             << k.rowsPerBlock << " rows of " << cols
+             << " f32 columns (padded to whole vectors) take " << size
+             << " bytes, more than the " << kMaxSharedRowBytes
              << " bytes a block may keep rows in";
+    }
   }
   return success();
 }
@@ -123,6 +141,16 @@ LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
 template <typename NormOpT>
 LogicalResult verifyNormOp(NormOpT op, bool isLayerNorm) {
   Operation *operation = op.getOperation();
+  // ODS checks the optional groups of operandSegmentSizes but not that x
+  // and y, required, have exactly one operand each (a generic-form op can
+  // say otherwise): checked before anything reads them.
+  llvm::ArrayRef<int32_t> segments = op.getProperties().operandSegmentSizes;
+  for (auto [index, name] : {std::pair<unsigned, const char *>{0, "x"},
+                             std::pair<unsigned, const char *>{4, "y"}})
+    if (segments[index] != 1)
+      return op.emitOpError("requires exactly one '")
+             << name << "' operand, but operandSegmentSizes gives "
+             << segments[index];
   Value x = op.getX();
   if (failed(verifyRowBuffer(operation, "x", x)))
     return failure();

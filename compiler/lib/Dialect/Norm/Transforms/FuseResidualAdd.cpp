@@ -14,6 +14,8 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace normjit::norm {
@@ -77,10 +79,22 @@ void eraseDeadAllocation(Value buffer) {
   }
 }
 
+/// Whether `op` verifies, its diagnostics swallowed: a rewrite checks the
+/// op it built before it commits to it.
+bool verifiesQuietly(Operation *op) {
+  ScopedDiagnosticHandler quiet(op->getContext(),
+                                [](Diagnostic &) { return success(); });
+  return succeeded(mlir::verify(op));
+}
+
 template <typename NormOpT>
 bool tryFuse(NormOpT op) {
   if (op.getResidual() || op.getSum())
     return false;
+  // A config that asks for the split form keeps it.
+  if (ConfigAttr config = op.getConfigAttr())
+    if (std::optional<bool> fuse = config.getFuseResidual(); fuse && !*fuse)
+      return false;
   Value s = op.getX();
   AddOp add = findProducingAdd(op, s);
   if (!add)
@@ -115,6 +129,14 @@ bool tryFuse(NormOpT op) {
                                op.getConfigAttr());
   for (NamedAttribute attr : op->getDiscardableAttrs())
     fused->setAttr(attr.getName(), attr.getValue());
+  // The fused op must be one the verifier (and so the lowering) accepts:
+  // it reads the add's operands, whose types may not fit the config (a GPU
+  // vector_width of 8 over f32 instead of bf16), or whose shapes the add
+  // only assumed. Otherwise the add and the op stay as they were.
+  if (!verifiesQuietly(fused)) {
+    fused.erase();
+    return false;
+  }
   op.erase();
   add.erase();
   if (!keepSum)

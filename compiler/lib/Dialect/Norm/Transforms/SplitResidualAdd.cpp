@@ -11,6 +11,8 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Verifier.h"
 
 namespace normjit::norm {
 #define GEN_PASS_DEF_NORMSPLITRESIDUALADDPASS
@@ -22,34 +24,58 @@ using namespace normjit::norm;
 
 namespace {
 
+/// Whether `op` verifies, its diagnostics swallowed.
+bool verifiesQuietly(Operation *op) {
+  ScopedDiagnosticHandler quiet(op->getContext(),
+                                [](Diagnostic &) { return success(); });
+  return succeeded(mlir::verify(op));
+}
+
 template <typename NormOpT>
 bool trySplit(NormOpT op) {
   Value residual = op.getResidual();
   if (!residual)
+    return false;
+  // A GPU kernel always fuses the residual (its config has no other form).
+  if (ConfigAttr config = op.getConfigAttr(); config && config.isGPU())
     return false;
   OpBuilder builder(op);
   Location loc = op.getLoc();
   Value x = op.getX();
   Value sum = op.getSum();
   Value temp;
+  Operation *dim = nullptr;
   if (!sum) {
     // No sum output: keep s in f32, as the fused op does.
     auto xType = cast<MemRefType>(x.getType());
     auto tempType =
         MemRefType::get(xType.getShape(), builder.getF32Type());
     SmallVector<Value> dynamicSizes;
-    if (xType.isDynamicDim(0))
-      dynamicSizes.push_back(memref::DimOp::create(builder, loc, x, 0));
+    if (xType.isDynamicDim(0)) {
+      auto size = memref::DimOp::create(builder, loc, x, 0);
+      dim = size;
+      dynamicSizes.push_back(size);
+    }
     temp = memref::AllocOp::create(builder, loc, tempType, dynamicSizes);
     sum = temp;
   }
-  AddOp::create(builder, loc, x, residual, sum);
+  auto add = AddOp::create(builder, loc, x, residual, sum);
   auto norm = NormOpT::create(builder, loc, sum, Value(), op.getGamma(),
                               op.getBeta(), op.getY(), Value(), op.getMean(),
                               op.getRstd(), op.getEpsilonAttr(),
                               op.getConfigAttr());
   for (NamedAttribute attr : op->getDiscardableAttrs())
     norm->setAttr(attr.getName(), attr.getValue());
+  // The split ops must verify as the fused one did; otherwise it stays.
+  if (!verifiesQuietly(add) || !verifiesQuietly(norm)) {
+    norm.erase();
+    add.erase();
+    if (temp)
+      temp.getDefiningOp()->erase();
+    if (dim)
+      dim->erase();
+    return false;
+  }
   if (temp) {
     builder.setInsertionPointAfter(norm);
     memref::DeallocOp::create(builder, loc, temp);

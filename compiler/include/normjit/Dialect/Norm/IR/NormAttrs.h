@@ -31,6 +31,20 @@ constexpr int64_t getSharedRowLength(int64_t cols, int64_t vectorWidth) {
   return (cols + vectorWidth - 1) / vectorWidth * vectorWidth;
 }
 
+/// The knobs a GPU op is lowered with: those of its #norm.config, absent
+/// ones filled in as convert-norm-to-gpu does (a warp per row, one row per
+/// block, scalar accesses, the row in registers, each thread a whole share
+/// of the row). The verifier checks these, not only the knobs written out.
+struct GpuKnobs {
+  int64_t threadsPerRow;
+  int64_t rowsPerBlock;
+  int64_t elementsPerThread;
+  int64_t vectorWidth;
+  RowStorage storage;
+  bool persistent;
+};
+GpuKnobs resolveGpuKnobs(ConfigAttr config, int64_t cols);
+
 /// The knobs of a #norm.config as a plain struct, for C++ code (the tuner)
 /// that fills in some knobs and leaves the rest to the default heuristic.
 struct ConfigKnobs {

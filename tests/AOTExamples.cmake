@@ -74,4 +74,27 @@ foreach(host aot-c aot-cpp)
     message(FATAL_ERROR "${host} without sse2 gave ${rc}:\n${out}${err}")
   endif()
 endforeach()
+
+# A host project in C alone (no C++ enabled, so linked by the C compiler)
+# links the runtime too: its target brings the C++ standard library.
+file(WRITE ${SCRATCH}/c-only/CMakeLists.txt "
+cmake_minimum_required(VERSION 3.25)
+project(normjit_c_only LANGUAGES C)
+find_package(normjit 0.2 REQUIRED)
+add_library(aot_kernels STATIC IMPORTED)
+set_target_properties(aot_kernels PROPERTIES
+  IMPORTED_LOCATION \"${SCRATCH}/kernels/libaot_kernels.a\"
+  INTERFACE_INCLUDE_DIRECTORIES \"${SCRATCH}/kernels\"
+  INTERFACE_LINK_LIBRARIES normjit::runtime)
+add_executable(aot-c-only \"${SOURCE_DIR}/examples/aot/main.c\")
+target_link_libraries(aot-c-only PRIVATE aot_kernels m)
+")
+run(WHAT "configuring a C-only host"
+  COMMAND ${CMAKE_COMMAND} -S ${SCRATCH}/c-only -B ${SCRATCH}/c-only/build
+    -G Ninja -DCMAKE_PREFIX_PATH=${SCRATCH}/install -DCMAKE_BUILD_TYPE=Release)
+run(WHAT "building a C-only host"
+  COMMAND ${CMAKE_COMMAND} --build ${SCRATCH}/c-only/build)
+run(WHAT "the C-only host" COMMAND ${SCRATCH}/c-only/build/aot-c-only
+  OUTPUT out)
+message(STATUS "aot-c-only:\n${out}")
 message(STATUS "the AOT hosts link the runtime alone, run and pass")

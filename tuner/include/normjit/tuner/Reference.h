@@ -79,6 +79,8 @@ public:
 
   normjit_dtype_t getDType() const { return dtype; }
   int64_t getStride() const { return stride; }
+  int64_t getRows() const { return rows; }
+  int64_t getCols() const { return cols; }
   void *data() { return bytes.data(); }
   const void *data() const { return bytes.data(); }
 

@@ -7,7 +7,9 @@
 #ifndef NORMJIT_LIB_DIALECT_NORM_TRANSFORMS_BUFFERUTILS_H
 #define NORMJIT_LIB_DIALECT_NORM_TRANSFORMS_BUFFERUTILS_H
 
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Value.h"
+#include "mlir/IR/Verifier.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace normjit::norm {
@@ -28,6 +30,14 @@ inline mlir::Value getUnderlyingBuffer(mlir::Value value) {
 /// case an op that reads before it writes cannot honour.
 inline bool mayPartiallyAlias(mlir::Value a, mlir::Value b) {
   return a && b && a != b && getUnderlyingBuffer(a) == getUnderlyingBuffer(b);
+}
+
+/// Whether `op` verifies, its diagnostics swallowed: a rewrite checks the
+/// ops it built before it commits to them.
+inline bool verifiesQuietly(mlir::Operation *op) {
+  mlir::ScopedDiagnosticHandler quiet(
+      op->getContext(), [](mlir::Diagnostic &) { return mlir::success(); });
+  return mlir::succeeded(mlir::verify(op));
 }
 
 } // namespace normjit::norm

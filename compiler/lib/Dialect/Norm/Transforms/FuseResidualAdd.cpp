@@ -14,8 +14,6 @@
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/Verifier.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 namespace normjit::norm {
@@ -77,14 +75,6 @@ void eraseDeadAllocation(Value buffer) {
         worklist.push_back(def);
     dead->erase();
   }
-}
-
-/// Whether `op` verifies, its diagnostics swallowed: a rewrite checks the
-/// op it built before it commits to it.
-bool verifiesQuietly(Operation *op) {
-  ScopedDiagnosticHandler quiet(op->getContext(),
-                                [](Diagnostic &) { return success(); });
-  return succeeded(mlir::verify(op));
 }
 
 template <typename NormOpT>

@@ -9,10 +9,10 @@
 #include "normjit/Dialect/Norm/IR/NormOps.h"
 #include "normjit/Dialect/Norm/Transforms/Passes.h"
 
+#include "BufferUtils.h"
+
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/Builders.h"
-#include "mlir/IR/Diagnostics.h"
-#include "mlir/IR/Verifier.h"
 
 namespace normjit::norm {
 #define GEN_PASS_DEF_NORMSPLITRESIDUALADDPASS
@@ -23,13 +23,6 @@ using namespace mlir;
 using namespace normjit::norm;
 
 namespace {
-
-/// Whether `op` verifies, its diagnostics swallowed.
-bool verifiesQuietly(Operation *op) {
-  ScopedDiagnosticHandler quiet(op->getContext(),
-                                [](Diagnostic &) { return success(); });
-  return succeeded(mlir::verify(op));
-}
 
 template <typename NormOpT>
 bool trySplit(NormOpT op) {

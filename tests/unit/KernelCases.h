@@ -38,9 +38,13 @@ enum class Data {
   Special,  ///< normal, with NaN and +-Inf in rows 1-4
   Spike,    ///< normal, but the first column 1e3 (an outlier channel):
             ///< statistics shifted by the first element must not cancel
-  Outliers  ///< normal, but the first three columns 1e3: LayerNorm's
+  Outliers, ///< normal, but the first three columns 1e3: LayerNorm's
             ///< shift (their median) is itself far from the mean, so the
             ///< CPU's one-sweep statistics take their centred second sweep
+  Offset    ///< 1e3 + normal(0, 1), as the dtype rounds it: a bf16 row far
+            ///< from zero (its spread a few ulps), judged against the fp64
+            ///< reference like normal rows (the bf16 dot path's unshifted
+            ///< sums once lost the mean's low bits: 3e-5 off)
 };
 
 /// A spec with the optional parts chosen by flags: `other` is the dtype of
@@ -90,7 +94,8 @@ inline std::string describeCase(const normjit_kernel_spec_t &s, int64_t rows,
   if (padding)
     os << "_pad" << padding;
   static const char *dataNames[] = {"",         "_farmean", "_const",
-                                    "_special", "_spike",   "_outliers"};
+                                    "_special", "_spike",   "_outliers",
+                                    "_offset"};
   os << dataNames[static_cast<int>(data)];
   return os.str();
 }
@@ -337,6 +342,8 @@ inline void fill(Buffer &buffer, int64_t rows, int64_t cols, Data data,
       float value = normal(rng);
       if (data == Data::FarMean)
         value = 1e4f + spread(rng);
+      else if (data == Data::Offset)
+        value = 1e3f + (value - static_cast<float>(center));
       else if (data == Data::Constant)
         value = 0.1f * static_cast<float>(r + 1);
       buffer.set(r, c, value);

@@ -128,6 +128,21 @@ std::vector<Case> allCases() {
   add(makeSpec(NORMJIT_LAYER_NORM, 4097, NORMJIT_F32, NORMJIT_F32, false, false,
                true, true, true),
       5, 0, Data::FarMean);
+  // bf16 rows far from zero, a few ulps of spread: LayerNorm's bf16 sums
+  // (vdpbf16ps where the host has it) are unshifted, and the centred sweep
+  // must keep the mean whole. Alone and through a bf16 stored sum; f32 and
+  // bf16 outputs; both algorithms.
+  for (int64_t cols : {17, 1000, 4097})
+    for (normjit_dtype_t out : {NORMJIT_F32, NORMJIT_BF16})
+      for (bool residual : {false, true})
+        for (bool welford : {false, true}) {
+          normjit_kernel_spec_t spec =
+              makeSpec(NORMJIT_LAYER_NORM, cols, NORMJIT_BF16, out, residual,
+                       residual, true, true, true, NORMJIT_F32);
+          CpuConfig config = getDefaultCpuConfig(spec);
+          config.welford = welford;
+          add(spec, 6, 0, Data::Offset, config);
+        }
 
   // Every config the tuner may choose: vector widths, accumulators, the
   // algorithm, streaming stores, fusion, rows per task.

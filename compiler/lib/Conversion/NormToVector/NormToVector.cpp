@@ -807,9 +807,16 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     if (dotTiny)
       notNear = arith::OrIOp::create(b, notNear, dotTiny);
     Value far = arith::AndIOp::create(b, finite, notNear);
-    auto recentred =
-        scf::IfOp::create(b, TypeRange{b.getF32Type(), b.getF32Type()}, far,
-                          /*addThenBlock=*/true, /*addElseBlock=*/true);
+    // The centred sweep's results: the mean (of d), M2, and the shift the
+    // mean is relative to. Summed with vdpbf16ps, the sums were unshifted
+    // (s0 = 0), so a far mean is large: adding the correction to it would
+    // round both at the mean's magnitude (bf16 rows of mean 1000 and
+    // spread 1 came out 3e-5 off). There the first mean, an exact f32,
+    // becomes the shift and the correction the mean, which the TwoSum of
+    // centre below keeps whole.
+    auto recentred = scf::IfOp::create(
+        b, TypeRange{b.getF32Type(), b.getF32Type(), b.getF32Type()}, far,
+        /*addThenBlock=*/true, /*addElseBlock=*/true);
     {
       OpBuilder::InsertionGuard ifGuard(b);
       b.setInsertionPointToStart(recentred.thenBlock());
@@ -825,11 +832,16 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       Value sumD = rare.reduce(sums[0]);
       Value correction = e.mul(sumD, invCols);
       Value centredM2 = e.sub(rare.reduce(sums[1]), e.mul(sumD, correction));
-      scf::YieldOp::create(b, ValueRange{e.add(mean, correction), centredM2});
+      if (dotRows)
+        scf::YieldOp::create(b, ValueRange{correction, centredM2, mean});
+      else
+        scf::YieldOp::create(
+            b, ValueRange{e.add(mean, correction), centredM2, s0});
       b.setInsertionPointToStart(recentred.elseBlock());
-      scf::YieldOp::create(b, ValueRange{mean, m2});
+      scf::YieldOp::create(b, ValueRange{mean, m2, s0});
     }
     mean = recentred.getResult(0);
+    s0 = recentred.getResult(2);
     // Rounding can leave M2 a little below 0 where the row is constant.
     m2 = arith::MaximumFOp::create(b, recentred.getResult(1), e.f32Const(0.0));
     Value var = e.mul(m2, invCols);

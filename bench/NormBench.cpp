@@ -121,6 +121,19 @@ llvm::Expected<normjit::CpuConfig> tunedConfig(const normjit_kernel_spec_t &spec
   return (*kernel)->getConfig();
 }
 
+/// The kernel for `spec` and `config`, or null after marking the case
+/// skipped with the compile error.
+std::shared_ptr<const normjit::Kernel>
+compileOrSkip(benchmark::State &state, const normjit_kernel_spec_t &spec,
+              const normjit::CpuConfig &config) {
+  auto kernel = context().getKernel(spec, config);
+  if (!kernel) {
+    state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
+    return nullptr;
+  }
+  return std::move(*kernel);
+}
+
 /// Args: rows, cols, dtype (0 f32, 1 bf16), threads.
 /// `narrowParams`: gamma and beta in the rows' dtype (bf16 as a bf16 model
 /// stores them) instead of f32 (what oneDNN takes).
@@ -149,11 +162,9 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
     config.fuseResidual = fuse;
   }
   config.threads = static_cast<int>(state.range(3));
-  auto kernel = context().getKernel(spec, config);
-  if (!kernel) {
-    state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
+  auto kernel = compileOrSkip(state, spec, config);
+  if (!kernel)
     return;
-  }
   size_t element = normjit_dtype_size(dtype);
   size_t matrix = static_cast<size_t>(rows * cols) * element;
   Aligned x(matrix), y(matrix, yShift()), r(residual ? matrix : 0);
@@ -191,7 +202,7 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
     args.sum = r.data;
   }
   for (auto _ : state) {
-    if (llvm::Error error = (*kernel)->run(args)) {
+    if (llvm::Error error = kernel->run(args)) {
       state.SkipWithError(llvm::toString(std::move(error)).c_str());
       return;
     }
@@ -203,7 +214,7 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
       static_cast<double>(normjit_dtype_size(spec.gamma_dtype)) * cols *
           (spec.has_beta ? 2 : 1);
   setCounters(state, bytes);
-  state.SetLabel((*kernel)->getConfig().str());
+  state.SetLabel(kernel->getConfig().str());
 }
 
 void BM_layer_norm_onednn(benchmark::State &state) {
@@ -331,11 +342,9 @@ void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
   spec.has_gamma = 1;
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
   config.threads = threads;
-  auto kernel = context().getKernel(spec, config);
-  if (!kernel) {
-    state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
+  auto kernel = compileOrSkip(state, spec, config);
+  if (!kernel)
     return;
-  }
   size_t element = normjit_dtype_size(dtype);
   size_t matrix = static_cast<size_t>(rows * cols) * element;
   Aligned x(matrix), y(matrix, yShift()), r(matrix);
@@ -363,7 +372,7 @@ void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
     else
       pool.parallelFor(rows, config.rowsPerTask,
                        static_cast<unsigned>(threads), addRows);
-    if (llvm::Error error = (*kernel)->run(args)) {
+    if (llvm::Error error = kernel->run(args)) {
       state.SkipWithError(llvm::toString(std::move(error)).c_str());
       return;
     }
@@ -371,7 +380,7 @@ void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
   }
   setCounters(state, static_cast<double>(matrix) * 4 +
                          static_cast<double>(sizeof(float)) * cols);
-  state.SetLabel((*kernel)->getConfig().str());
+  state.SetLabel(kernel->getConfig().str());
 }
 
 /// A straightforward C++ LayerNorm, f32 only: what a user writes by hand.

@@ -16,7 +16,7 @@
 //       CHECK:     vector.reduction <add>
 //       CHECK:     vector.reduction <add>
 //       CHECK:     %[[FAR:.+]] = arith.andi
-//       CHECK:     scf.if %[[FAR]] -> (f32, f32) {
+//       CHECK:     scf.if %[[FAR]] -> (f32, f32, f32) {
 //       CHECK:       scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>) {
 //       CHECK:     } else {
 //       CHECK:     math.sqrt

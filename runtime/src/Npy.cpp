@@ -702,6 +702,17 @@ normjit_status_t normjit::runtime::stageNpy(const std::string &path,
   if (::lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode)) {
     std::unique_ptr<char, decltype(&std::free)> resolved(
         ::realpath(path.c_str(), nullptr), &std::free);
+    // A link to what has no path (/dev/stdout on a pipe: pipe:[N]) is
+    // written through the link, in place.
+    struct stat through;
+    if (!resolved && ::stat(path.c_str(), &through) == 0 &&
+        !S_ISREG(through.st_mode) && !S_ISDIR(through.st_mode)) {
+      out.path = path;
+      out.target = path;
+      out.header = std::move(header);
+      out.inPlace = &array;
+      return NORMJIT_OK;
+    }
     if (!resolved)
       return setError(NORMJIT_IO_ERROR,
                       "cannot write '" + path +

@@ -13,6 +13,12 @@
 // RUN: %{npy} show %t/ln-mean.npy | FileCheck %s --check-prefix=STATS-SHAPE
 // RUN: %{npy} show %t/ln-rstd.npy | FileCheck %s --check-prefix=STATS-SHAPE
 // RUN: %{npy} check --op layer_norm --x %t/x.npy --gamma %t/g.npy --beta %t/b.npy --y %t/ln.npy --mean %t/ln-mean.npy --rstd %t/ln-rstd.npy --tol 1e-5 | FileCheck %s --check-prefix=LN
+// Through /dev/stdout into a pipe (a link to what has no path): written in
+// place, the same file.
+// RUN: normjit run --op layer_norm --x %t/x.npy --gamma %t/g.npy --beta %t/b.npy --out /dev/stdout > %t/piped.npy
+// RUN: cmp %t/piped.npy %t/ln.npy
+// RUN: normjit run --op layer_norm --x %t/x.npy --gamma %t/g.npy --beta %t/b.npy --out /dev/stdout | %python -c "import sys; sys.stdout.write(str(len(sys.stdin.buffer.read())))" | FileCheck %s --check-prefix=PIPED
+// PIPED: 2128
 // LN-SHAPE: dtype <f4 shape (5, 100)
 // STATS-SHAPE: dtype <f4 shape (5,)
 // LN: OK y: 500 values

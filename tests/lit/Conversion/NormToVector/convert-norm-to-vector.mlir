@@ -195,14 +195,22 @@ func.func @streaming_bf16(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
 
 // -----
 
-// Long rows sum in blocks of 16 groups: an outer loop over blocks, an inner
-// loop from zero, the block added to the total.
+// Long rows sum in blocks of 16 groups: an outer loop over blocks carrying
+// the total and its compensation, an inner loop from zero, the block added
+// to the total with Kahan's compensation (kept at 0 once the total is not
+// finite), the compensation taken off at the end.
 // CHECK-LABEL: func.func @blocked
-//       CHECK:   scf.for %{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (vector<16xf32>) {
+//       CHECK:   %[[OUTER:.+]]:2 = scf.for %{{.*}} iter_args(%[[TOTAL:.+]] = %{{.*}}, %[[COMP:.+]] = %{{.*}}) -> (vector<16xf32>, vector<16xf32>) {
 //       CHECK:     %[[FIRST:.+]] = arith.muli %{{.*}}, %c16
 //       CHECK:     %[[LAST:.+]] = arith.addi %[[FIRST]], %c16
-//       CHECK:     scf.for %{{.*}} = %[[FIRST]] to %[[LAST]]
-//       CHECK:     arith.addf
+//       CHECK:     %[[PART:.+]] = scf.for %{{.*}} = %[[FIRST]] to %[[LAST]]
+//       CHECK:     %[[Y:.+]] = arith.subf %[[PART]], %[[COMP]]
+//       CHECK:     %[[T:.+]] = arith.addf %[[TOTAL]], %[[Y]]
+//       CHECK:     arith.cmpf olt
+//       CHECK:     %[[LOST:.+]] = arith.subf %[[T]], %[[TOTAL]]
+//       CHECK:     arith.subf %[[LOST]], %[[Y]]
+//       CHECK:     arith.select
+//       CHECK:   arith.subf %[[OUTER]]#0, %[[OUTER]]#1
 func.func @blocked(%x: memref<?x16384xf32>, %y: memref<?x16384xf32>) {
   norm.rms_norm x(%x : memref<?x16384xf32>) -> y(%y : memref<?x16384xf32>) eps = 1.0e-05
       config = #norm.config<cpu, vector_width = 16, accumulators = 1>

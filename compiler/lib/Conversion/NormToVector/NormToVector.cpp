@@ -352,31 +352,13 @@ public:
         t = add(t, p);
     };
     int64_t blocks = mainIters / kBlock, rest = mainIters % kBlock;
-    if (blocks <= kBlock) {
-      auto outer = scf::ForOp::create(
-          b, index(0), index(blocks), index(1), current,
-          [&](OpBuilder &nested, Location, Value block, ValueRange total) {
-            OpBuilder::InsertionGuard guard(b);
-            b.setInsertionPoint(nested.getInsertionBlock(),
-                                nested.getInsertionPoint());
-            Value first = arith::MulIOp::create(b, block, index(kBlock));
-            Value last = arith::AddIOp::create(b, first, index(kBlock));
-            SmallVector<Value> sum(total.begin(), total.end());
-            addInto(sum, emitGroupLoop(first, last, zeros, stateSize, step));
-            scf::YieldOp::create(b, sum);
-          });
-      current.assign(outer.getResults().begin(), outer.getResults().end());
-      if (rest)
-        addInto(current,
-                emitGroupLoop(index(blocks * kBlock), index(mainIters), zeros,
-                              stateSize, step));
-      return current;
-    }
+    bool compensated = blocks > kBlock;
     size_t n = current.size();
-    // Carried: the totals, then their compensations (what the totals'
-    // roundings lost, negated).
+    // Carried: the totals, then (compensated) their compensations (what the
+    // totals' roundings lost, negated).
     SmallVector<Value> carried(current);
-    carried.append(zeros.begin(), zeros.end());
+    if (compensated)
+      carried.append(zeros.begin(), zeros.end());
     auto outer = scf::ForOp::create(
         b, index(0), index(blocks), index(1), carried,
         [&](OpBuilder &nested, Location, Value block, ValueRange state) {
@@ -387,8 +369,12 @@ public:
           Value last = arith::AddIOp::create(b, first, index(kBlock));
           SmallVector<Value> part =
               emitGroupLoop(first, last, zeros, stateSize, step);
-          SmallVector<Value> next(2 * n);
+          SmallVector<Value> next(state.begin(), state.end());
           for (size_t i = 0; i < n; ++i) {
+            if (!compensated) {
+              next[i] = add(state[i], part[i]);
+              continue;
+            }
             Value total = state[i], compensation = state[n + i];
             Value y = sub(part[i], compensation);
             Value t = add(total, y);
@@ -411,7 +397,9 @@ public:
           scf::YieldOp::create(b, next);
         });
     for (size_t i = 0; i < n; ++i)
-      current[i] = sub(outer.getResult(i), outer.getResult(n + i));
+      current[i] = compensated
+                       ? sub(outer.getResult(i), outer.getResult(n + i))
+                       : outer.getResult(i);
     if (rest)
       addInto(current, emitGroupLoop(index(blocks * kBlock), index(mainIters),
                                      zeros, stateSize, step));

@@ -18,6 +18,11 @@ using normjit::runtime::setError;
 namespace {
 bool isDType(normjit_dtype_t dtype) { return normjit_dtype_size(dtype) != 0; }
 
+/// A row stride as given, 0 meaning `cols` (contiguous rows).
+int64_t strideOr(int64_t stride, int64_t cols) {
+  return stride == 0 ? cols : stride;
+}
+
 normjit_status_t invalid(const std::string &message) {
   return setError(NORMJIT_INVALID_ARGUMENT, message);
 }
@@ -163,14 +168,13 @@ normjit_run_args_validate(const normjit_kernel_spec_t *spec,
     int64_t stride;
     normjit_dtype_t dtype;
   };
-  auto strideOf = [cols](int64_t stride) { return stride == 0 ? cols : stride; };
   const Rows inputs[] = {
-      {"x", args->x, strideOf(args->x_stride), spec->x_dtype},
-      {"residual", args->residual, strideOf(args->residual_stride),
+      {"x", args->x, strideOr(args->x_stride, cols), spec->x_dtype},
+      {"residual", args->residual, strideOr(args->residual_stride, cols),
        spec->residual_dtype}};
   const Rows outputs[] = {
-      {"y", args->y, strideOf(args->y_stride), spec->y_dtype},
-      {"sum", args->sum, strideOf(args->sum_stride), spec->sum_dtype}};
+      {"y", args->y, strideOr(args->y_stride, cols), spec->y_dtype},
+      {"sum", args->sum, strideOr(args->sum_stride, cols), spec->sum_dtype}};
   for (const Rows &out : outputs)
     for (const Rows &in : inputs) {
       if (!out.data || out.data != in.data)
@@ -194,9 +198,6 @@ normjit_run_args_validate(const normjit_kernel_spec_t *spec,
 }
 
 namespace {
-int64_t strideOr(int64_t stride, int64_t cols) {
-  return stride == 0 ? cols : stride;
-}
 
 /// A descriptor of rows [begin, begin + count) of a row buffer.
 normjit_memref2d_t rowsDesc(const void *base, int64_t stride,

@@ -702,24 +702,20 @@ normjit_status_t normjit::runtime::stageNpy(const std::string &path,
   if (::lstat(path.c_str(), &info) == 0 && S_ISLNK(info.st_mode)) {
     std::unique_ptr<char, decltype(&std::free)> resolved(
         ::realpath(path.c_str(), nullptr), &std::free);
+    int error = errno;
     // A link to what has no path (/dev/stdout on a pipe: pipe:[N]) is
-    // written through the link, in place.
+    // written through the link, in place (below, as a device is).
     struct stat through;
-    if (!resolved && ::stat(path.c_str(), &through) == 0 &&
-        !S_ISREG(through.st_mode) && !S_ISDIR(through.st_mode)) {
-      out.path = path;
-      out.target = path;
-      out.header = std::move(header);
-      out.inPlace = &array;
-      return NORMJIT_OK;
-    }
-    if (!resolved)
+    bool special = !resolved && ::stat(path.c_str(), &through) == 0 &&
+                   !S_ISREG(through.st_mode) && !S_ISDIR(through.st_mode);
+    if (!resolved && !special)
       return setError(NORMJIT_IO_ERROR,
                       "cannot write '" + path +
                           "': a symbolic link whose target cannot be "
                           "resolved: " +
-                          normjit::runtime::errorText(errno));
-    target = resolved.get();
+                          normjit::runtime::errorText(error));
+    if (resolved)
+      target = resolved.get();
   }
   bool exists = ::stat(target.c_str(), &info) == 0;
   if (exists && S_ISDIR(info.st_mode))

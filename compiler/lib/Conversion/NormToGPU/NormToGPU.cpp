@@ -35,13 +35,8 @@ using namespace normjit::norm;
 
 namespace {
 
-constexpr int64_t kWarpSize = 32;
 /// Full steps per block of a thread's blocked sums (see RowEmitter::sweep).
 constexpr int64_t kBlock = 16;
-
-GpuKnobs resolveKnobs(ConfigAttr config, int64_t cols) {
-  return resolveGpuKnobs(config, cols);
-}
 
 /// Emits the SIMT code of one norm op: vector accesses of a thread's
 /// columns, sweeps over them and reductions over a row's threads.
@@ -403,7 +398,7 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
     return op.emitOpError("config asks for fuse_residual = false; the GPU "
                           "backend always fuses the residual add");
   int64_t cols = op.getNumColumns();
-  GpuKnobs k = resolveKnobs(*config, cols);
+  GpuKnobs k = resolveGpuKnobs(*config, cols);
   int64_t blockSize = k.threadsPerRow * k.rowsPerBlock;
   if (auto known = func.getKnownBlockSizeAttr()) {
     if (known.asArrayRef() !=

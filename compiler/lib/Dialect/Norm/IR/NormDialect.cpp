@@ -310,7 +310,7 @@ normjit::norm::GpuKnobs normjit::norm::resolveGpuKnobs(ConfigAttr config,
                                                        int64_t cols) {
   GpuKnobs k;
   k.vectorWidth = config.getVectorWidth().value_or(1);
-  k.threadsPerRow = config.getThreadsPerRow().value_or(32); // a warp
+  k.threadsPerRow = config.getThreadsPerRow().value_or(kWarpSize);
   k.rowsPerBlock = config.getRowsPerBlock().value_or(1);
   k.storage = config.getRowStorage().value_or(RowStorage::Registers);
   k.persistent = config.getPersistent().value_or(false);

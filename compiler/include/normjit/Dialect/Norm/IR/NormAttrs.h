@@ -31,6 +31,9 @@ constexpr int64_t getSharedRowLength(int64_t cols, int64_t vectorWidth) {
   return (cols + vectorWidth - 1) / vectorWidth * vectorWidth;
 }
 
+/// Threads of a CUDA warp: the default threads per row of a GPU op.
+constexpr int64_t kWarpSize = 32;
+
 /// The knobs a GPU op is lowered with: those of its #norm.config, absent
 /// ones filled in as convert-norm-to-gpu does (a warp per row, one row per
 /// block, scalar accesses, the row in registers, each thread a whole share

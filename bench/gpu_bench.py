@@ -11,7 +11,9 @@ For each shape (rows x cols) and dtype it times, on one CUDA device:
                 the composite x * rsqrt(mean(x^2) + eps) * w);
   add_rms_norm  residual + RMSNorm: normjit's fused kernel (reads x, r, gamma;
                 writes y and s = x + r) against `s = x + r; y = rms_norm(s)`;
-  copy          dst.copy_(src) moving the same bytes as the case: the ceiling.
+  copy          the same bytes moved by the faster of dst.copy_(src) (a
+                memcpy, which the driver may give to a copy engine) and an
+                elementwise kernel (int32 x | 0): the ceiling.
 
 GB/s = (bytes read + bytes written) / time, the ideal bytes of the op counted
 the same way for every implementation (PyTorch's add + rms_norm is charged
@@ -448,10 +450,12 @@ def render_report(cases, targets, env_lines, options_line, shapes_order,
         "GB/s = (bytes read + bytes written) / time, the op's ideal bytes for "
         "every column (torch's `x + r; rms_norm` is charged the fused op's "
         "bytes, not the extra traffic of its temporary). copy: "
-        "`dst.copy_(src)` moving the same bytes. normjit = default config; "
+        "the faster of `dst.copy_(src)` and an SM elementwise copy moving the "
+        "same bytes. normjit = default config; "
         "tuned = `normjit tune`'s config; nj %copy, nj/torch, nj/triton use "
         "the tuned kernel when measured, else the default; tuned/def compares "
-        "the tuned kernel with the default timed beside it. `!` = output "
+        "the tuned kernel with the default, timed in turns (median of 3 each). "
+        "`!` = output "
         "failed the check (not counted for the targets), `*` = timed eagerly "
         "because graph capture failed or its time was implausible (see "
         "--json).\n")
@@ -1223,13 +1227,23 @@ class Bench(object):
             return [y]
         return fn, once, y
 
-    def copy_impl(self, nbytes):
-        src = torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+    # The ceiling is the faster of two copies of the same bytes: copy_ (a
+    # memcpy, which the driver may give to a copy engine, notably inside a
+    # CUDA graph) and an elementwise kernel on the SMs (int32 x | 0).
+    COPY_VARIANTS = ("copy_", "sm_kernel")
+
+    def copy_impl(self, nbytes, variant):
+        words = (nbytes + 3) // 4
+        src = torch.empty(words, dtype=torch.int32, device=self.device)
         src.fill_(7)
         dst = torch.empty_like(src)
 
-        def fn(stream):
-            dst.copy_(src)
+        if variant == "copy_":
+            def fn(stream):
+                dst.copy_(src)
+        else:
+            def fn(stream):
+                torch.bitwise_or(src, 0, out=dst)
         return fn, None, (src, dst)
 
     # -- one measurement -----------------------------------------------------
@@ -1264,6 +1278,62 @@ class Bench(object):
         self.log("  %-22s %s" % (name, status))
         return record
 
+    def measure_copy(self, case):
+        """The copy ceiling: each variant of COPY_VARIANTS timed, the fastest
+        kept (all of them under "variants")."""
+        nbytes = case["copy_bytes"] // 2
+        variants = {}
+        for variant in self.COPY_VARIANTS:
+            sub = {"impls": {}, "dtype": case["dtype"]}
+            self.measure(sub, "copy " + variant,
+                         lambda rec, v=variant: self.copy_impl(nbytes, v), [],
+                         case["copy_bytes"])
+            variants[variant] = sub["impls"]["copy " + variant]
+        good = [(r["gbps"], v) for v, r in variants.items() if "gbps" in r]
+        if not good:
+            case["impls"]["copy"] = {"error": "; ".join(
+                "%s: %s" % (v, r.get("error")) for v, r in variants.items())}
+            return
+        best = max(good)[1]
+        record = dict(variants[best])
+        record.update(impl=best, copy_buffer_bytes=nbytes, variants=dict(
+            (v, r.get("gbps", r.get("error"))) for v, r in variants.items()))
+        case["impls"]["copy"] = record
+
+    def measure_pair(self, case, builds, refs, rounds=3):
+        """Each kernel of builds checked, then timed `rounds` times in turns
+        (A B A B ...); the median of its rounds is its time."""
+        fns = {}
+        for name, build in builds.items():
+            record = {}
+            case["impls"][name] = record
+            try:
+                fn, once, _ = build(record)
+                outs = once()
+                self.dev.sync()
+                record["ok"], record["max_err"] = compare(
+                    list(zip(outs, refs)), case["dtype"])
+                del outs
+                fns[name] = fn
+            except TimeUp:
+                raise
+            except Exception as e:
+                record["error"] = first_line(e)
+                self.after_error()
+        times = dict((name, []) for name in fns)
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                ms, mode = self.timer.measure(fn)
+                times[name].append(ms)
+                case["impls"][name]["mode"] = mode
+        for name, ms_list in times.items():
+            ms = statistics.median(ms_list)
+            record = case["impls"][name]
+            record.update(ms=ms, rounds=ms_list,
+                          gbps=gbps(case["bytes"], ms))
+            self.log("  %-22s %s GB/s (median of %d in turns)"
+                     % (name, fmt_gbps(record["gbps"]), len(ms_list)))
+
     def after_error(self):
         try:
             self.dev.sync()
@@ -1280,6 +1350,11 @@ class Bench(object):
         op = case["op"]
         refs = inp.references(op)
         kernels = []
+        # The default beside the tuned kernel: timed in turns (see
+        # measure_pair), so that drift between two timings is not a ratio.
+        pair = ((DEFAULT_RERUN, "normjit_tuned") if tuned_config is not None
+                else ())
+        builds = {}
         try:
             for name in impls:
                 if name in ("normjit", DEFAULT_RERUN):
@@ -1296,14 +1371,16 @@ class Bench(object):
                     def build(rec):
                         return self.triton_impl(inp, rec)
                 elif name == "copy":
-                    def build(rec):
-                        fn, once, keep = self.copy_impl(case["copy_bytes"] // 2)
-                        rec["copy_buffer_bytes"] = case["copy_bytes"] // 2
-                        return fn, once, keep
+                    self.measure_copy(case)
+                    continue
                 else:
                     continue
-                nbytes = case["copy_bytes"] if name == "copy" else case["bytes"]
-                self.measure(case, name, build, refs, nbytes)
+                if name in pair:
+                    builds[name] = build
+                    continue
+                self.measure(case, name, build, refs, case["bytes"])
+            if builds:
+                self.measure_pair(case, builds, refs)
         finally:
             del refs
             self.dev.sync()

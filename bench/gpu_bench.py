@@ -1303,12 +1303,15 @@ class Bench(object):
     def measure_pair(self, case, builds, refs, rounds=3):
         """Each kernel of builds checked, then timed `rounds` times in turns
         (A B A B ...); the median of its rounds is its time."""
-        fns = {}
+        fns, keep = {}, []
         for name, build in builds.items():
             record = {}
             case["impls"][name] = record
             try:
-                fn, once, _ = build(record)
+                fn, once, buffers = build(record)
+                # Its outputs live as long as it is timed (once holds them
+                # too, but once is not kept).
+                keep.append(buffers)
                 outs = once()
                 self.dev.sync()
                 record["ok"], record["max_err"] = compare(
@@ -1333,6 +1336,7 @@ class Bench(object):
                           gbps=gbps(case["bytes"], ms))
             self.log("  %-22s %s GB/s (median of %d in turns)"
                      % (name, fmt_gbps(record["gbps"]), len(ms_list)))
+        del keep
 
     def after_error(self):
         try:

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "normjit/AOT/AOTCompiler.h"
+#include "normjit/JIT/GpuKernelCompiler.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
@@ -22,6 +23,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -326,6 +328,109 @@ TEST(AotGpuLibraryTest, ManifestIsASpecFileForTheSameLibrary) {
   for (size_t i = 0; i < built->files.size(); ++i)
     EXPECT_EQ(again->files[i].contents, built->files[i].contents)
         << built->files[i].name;
+}
+
+/// The PTX of entry `name` in `module` (from `.entry name(` to the closing
+/// brace), with `name` written `KERNEL` and the function's number taken out
+/// of its block labels ($L__BB3_7: $L__BB_7); "" when there is none.
+std::string entryText(llvm::StringRef module, llvm::StringRef name) {
+  size_t begin = module.find((".entry " + name + "(").str());
+  if (begin == llvm::StringRef::npos)
+    return "";
+  size_t end = module.find("\n}\n", begin);
+  if (end == llvm::StringRef::npos)
+    return "";
+  std::string text = module.slice(begin, end + 3).str();
+  std::string result;
+  for (size_t at = 0;;) {
+    size_t hit = text.find(name.str(), at);
+    result += text.substr(at, hit - at);
+    if (hit == std::string::npos)
+      break;
+    result += "KERNEL";
+    at = hit + name.size();
+  }
+  static const std::regex label("\\$L__BB[0-9]+_");
+  return std::regex_replace(result, label, "$$L__BB_");
+}
+
+// The GPU half of "AOT and JIT kernels are bit-identical for the same config
+// and target": every op variant and dtype combination, in one library,
+// compiles to the same PTX, entry for entry (and its scalar twin), as the
+// JIT compiles for the same config and chip (GpuKernel.cpp: one request
+// named normjit_kernel; the device's SM count is not used by the code
+// generator). The same PTX is the same machine code under one ptxas or
+// driver: outputs are then bit-identical without a GPU to show it.
+TEST(AotGpuJitTest, SamePtxAsTheJitForEveryVariantAndDtype) {
+  const normjit_dtype_t dtypes[] = {NORMJIT_F32, NORMJIT_F16, NORMJIT_BF16};
+  std::vector<AotKernel> kernels;
+  int index = 0;
+  for (normjit_op_t op : {NORMJIT_LAYER_NORM, NORMJIT_RMS_NORM})
+    for (normjit_dtype_t x : dtypes)
+      for (normjit_dtype_t y : dtypes)
+        for (int variant = 0; variant < 2; ++variant) {
+          // Column counts with and without 128-bit vectors, short and long.
+          const int64_t cols[] = {4096, 1000, 768, 97};
+          normjit_kernel_spec_t spec = makeSpec(op, cols[index % 4], x);
+          spec.y_dtype = y;
+          spec.gamma_dtype = spec.beta_dtype = y;
+          bool residual = (index + variant) % 2 == 0;
+          spec.has_residual = residual;
+          spec.store_sum = residual && variant == 0;
+          spec.sum_dtype = variant == 0 ? y : x;
+          spec.has_gamma = variant == 0 || op == NORMJIT_RMS_NORM;
+          spec.has_beta = op == NORMJIT_LAYER_NORM && variant == 1;
+          spec.store_mean = op == NORMJIT_LAYER_NORM && variant == 0;
+          spec.store_rstd = variant == 1;
+          kernels.push_back(makeKernel("k" + std::to_string(index++), spec));
+        }
+  // Knobs over the heuristic: each row storage, a persistent grid, warps
+  // sharing a block.
+  const char *knobs[] = {
+      "#norm.config<gpu, threads_per_row = 64, row_storage = shared>",
+      "#norm.config<gpu, threads_per_row = 128, elements_per_thread = 8, "
+      "row_storage = global>",
+      "#norm.config<gpu, threads_per_row = 32, rows_per_block = 4, "
+      "elements_per_thread = 64, persistent = true>"};
+  for (const char *text : knobs) {
+    auto parsed = parseGpuConfigKnobs(text);
+    ASSERT_TRUE(static_cast<bool>(parsed)) << errorText(parsed.takeError());
+    normjit_kernel_spec_t spec =
+        makeSpec(index % 2 ? NORMJIT_RMS_NORM : NORMJIT_LAYER_NORM, 2048,
+                 NORMJIT_BF16);
+    spec.has_residual = spec.store_sum = 1;
+    AotKernel kernel = makeKernel("k" + std::to_string(index++), spec);
+    kernel.gpuKnobs = *parsed;
+    kernels.push_back(kernel);
+  }
+
+  auto built =
+      buildAotGpuLibrary("same", {"sm_80", "sm_90"}, kernels, noCubins());
+  ASSERT_TRUE(static_cast<bool>(built)) << errorText(built.takeError());
+  for (const char *chip : {"sm_80", "sm_90"}) {
+    const AotFile *ptx =
+        findFile(built->files, "same." + std::string(chip) + ".ptx");
+    ASSERT_NE(ptx, nullptr);
+    auto target = parseGpuChip(chip);
+    ASSERT_TRUE(static_cast<bool>(target)) << errorText(target.takeError());
+    for (const AotKernel &kernel : kernels) {
+      GpuConfig config = kernel.getGpuConfig(*target);
+      auto jit = compileGpuPtx(
+          GpuKernelRequest{kernel.spec, config, "normjit_kernel"}, *target);
+      ASSERT_TRUE(static_cast<bool>(jit)) << errorText(jit.takeError());
+      for (bool unaligned : {false, true}) {
+        std::string aotName = kernel.name, jitName = "normjit_kernel";
+        if (unaligned) {
+          aotName = getUnalignedEntryName(aotName, config);
+          jitName = getUnalignedEntryName(jitName, config);
+        }
+        std::string aotText = entryText(ptx->contents, aotName);
+        ASSERT_NE(aotText, "") << chip << " " << aotName;
+        EXPECT_EQ(aotText, entryText(jit->ptx, jitName))
+            << chip << " " << aotName << " " << config.str();
+      }
+    }
+  }
 }
 
 TEST(AotGpuLibraryTest, CubinsWithPtxas) {

@@ -71,7 +71,8 @@ const OptionInfo kBenchOptions[] = {
      "and at least this much time in timed calls (default 0.2)"},
     {"config", OptionKind::String, "'#norm.config<cpu|gpu, ...>'",
      "compile with this config, cpu or gpu as --device (absent knobs: the "
-     "default heuristic's)"},
+     "default heuristic's; gpu elements_per_thread follows the threads_per_row "
+     "and vector_width given)"},
     {"versus", OptionKind::String, "'#norm.config<cpu, ...>'",
      "CPU: also time this config, in turns with the first (same buffers, "
      "same process), and report the ratio"},
@@ -236,7 +237,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
     return normjit::statusToError(status);
   normjit::GpuConfig config = normjit::getDefaultGpuConfig(spec, *target);
   if (configText) {
-    auto parsedConfig = normjit::parseGpuConfig(*configText, config);
+    auto parsedConfig = normjit::parseGpuConfigFor(*configText, spec, *target);
     if (!parsedConfig)
       return parsedConfig.takeError();
     config = *parsedConfig;

@@ -64,7 +64,9 @@ normjit_status_t normjit_kernel_get_with_config(
 
 /** A kernel for `spec` on `device` ("cpu", "cuda" or "cuda:N"), with
  * `config` as #norm.config text of that device's backend (knobs it leaves
- * out take the default), or NULL for the default heuristic. A GPU kernel
+ * out take the default; on a GPU, elements_per_thread left out follows the
+ * threads_per_row, vector_width and row_storage given, so that the row is
+ * covered), or NULL for the default heuristic. A GPU kernel
  * is compiled to PTX for the device's compute capability and loaded through
  * the CUDA driver (found at run time: NORMJIT_DEVICE_ERROR without one). */
 normjit_status_t normjit_kernel_get_for_device(normjit_context_t *context,

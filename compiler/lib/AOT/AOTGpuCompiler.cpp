@@ -135,7 +135,11 @@ ConfigSource AotKernel::getGpuConfigSource() const {
 }
 
 GpuConfig AotKernel::getGpuConfig(const GpuTarget &target) const {
-  return gpuKnobs.applyTo(getDefaultGpuConfig(spec, target));
+  GpuConfig config = gpuKnobs.applyTo(getDefaultGpuConfig(spec, target));
+  if (!gpuKnobs.elementsPerThread &&
+      (gpuKnobs.threadsPerRow || gpuKnobs.vectorWidth || gpuKnobs.rowStorage))
+    fitElementsPerThread(config, spec.cols, gpuKnobs.rowStorage.has_value());
+  return config;
 }
 
 //===----------------------------------------------------------------------===//

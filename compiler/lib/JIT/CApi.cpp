@@ -74,13 +74,13 @@ normjit_status_t getGpuKernel(normjit_context_t *context,
                               const char *configText, normjit_kernel_t **out) {
   std::optional<GpuConfig> config;
   if (configText) {
-    // Absent knobs take the device's default for the spec.
+    // Absent knobs take the device's default for the spec (elements per
+    // thread fitted to the knobs given).
     auto target = getGpuTarget(device);
     if (!target)
       return errorToStatus(target.takeError());
     NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
-    auto parsed =
-        parseGpuConfig(configText, getDefaultGpuConfig(*spec, *target));
+    auto parsed = parseGpuConfigFor(configText, *spec, *target);
     if (!parsed)
       return errorToStatus(parsed.takeError());
     config = *parsed;

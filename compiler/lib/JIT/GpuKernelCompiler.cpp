@@ -65,6 +65,8 @@ using namespace normjit::detail;
 namespace {
 
 constexpr int64_t kMaxBlockThreads = 1024;
+/// The most elements per thread the default heuristic holds in registers.
+constexpr int64_t kMaxRegisterElements = 32;
 
 } // namespace
 
@@ -374,7 +376,7 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
       1, kMaxBlockThreads);
   int64_t chunks = llvm::divideCeilSigned(vectors, config.threadsPerRow);
   config.elementsPerThread = chunks * config.vectorWidth;
-  if (config.elementsPerThread > 32) {
+  if (config.elementsPerThread > kMaxRegisterElements) {
     // Too long to hold: loop over the row and read it again from L2.
     config.rowStorage = GpuRowStorage::Global;
     config.elementsPerThread = 2 * config.vectorWidth;
@@ -382,6 +384,40 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
   // Blocks of about 256 threads.
   config.rowsPerBlock = std::max<int64_t>(1, 256 / config.threadsPerRow);
   config.persistent = false;
+  return config;
+}
+
+void normjit::fitElementsPerThread(GpuConfig &config, int64_t cols,
+                                   bool storageSet) {
+  int64_t width = std::max<int64_t>(1, config.vectorWidth);
+  if (config.rowStorage == GpuRowStorage::Registers) {
+    int64_t perThread = llvm::divideCeilSigned(
+        std::max<int64_t>(1, cols), std::max<int64_t>(1, config.threadsPerRow));
+    config.elementsPerThread =
+        static_cast<int64_t>(llvm::alignTo(perThread, width));
+    if (config.elementsPerThread <= kMaxRegisterElements || storageSet)
+      return;
+    config.rowStorage = GpuRowStorage::Global;
+    config.elementsPerThread = 2 * width;
+    return;
+  }
+  config.elementsPerThread = static_cast<int64_t>(
+      llvm::alignTo(std::max<int64_t>(1, config.elementsPerThread), width));
+}
+
+llvm::Expected<normjit::GpuConfig>
+normjit::parseGpuConfigFor(llvm::StringRef text,
+                           const normjit_kernel_spec_t &spec,
+                           const GpuTarget &target) {
+  auto knobs = parseConfigKnobs(text);
+  if (!knobs)
+    return knobs.takeError();
+  auto config = parseGpuConfig(text, getDefaultGpuConfig(spec, target));
+  if (!config)
+    return config.takeError();
+  if (!knobs->elementsPerThread &&
+      (knobs->threadsPerRow || knobs->vectorWidth || knobs->rowStorage))
+    fitElementsPerThread(*config, spec.cols, knobs->rowStorage.has_value());
   return config;
 }
 

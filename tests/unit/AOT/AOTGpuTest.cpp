@@ -391,7 +391,7 @@ TEST(AotGpuJitTest, SamePtxAsTheJitForEveryVariantAndDtype) {
       "#norm.config<gpu, threads_per_row = 128, elements_per_thread = 8, "
       "row_storage = global>",
       "#norm.config<gpu, threads_per_row = 32, rows_per_block = 4, "
-      "elements_per_thread = 64, persistent = true>"};
+      "persistent = true>"};
   for (const char *text : knobs) {
     auto parsed = parseGpuConfigKnobs(text);
     ASSERT_TRUE(static_cast<bool>(parsed)) << errorText(parsed.takeError());

@@ -216,6 +216,63 @@ TEST(GpuConfigErrorTest, ParseRejectsWhatIsNotAGpuConfig) {
   EXPECT_EQ(*good, getDefaultGpuConfig(layerNormSpec()));
 }
 
+// A user's knobs over the default: elements per thread follow the threads
+// per row, vector width and row storage set, unless set too; every result
+// is a config the backend takes.
+TEST(GpuConfigErrorTest, KnobsFitElementsPerThreadToTheRow) {
+  auto spec = [](int64_t cols) {
+    normjit_kernel_spec_t s = layerNormSpec();
+    s.cols = cols;
+    s.x_dtype = s.y_dtype = s.gamma_dtype = s.beta_dtype = NORMJIT_BF16;
+    return s;
+  };
+  struct Case {
+    int64_t cols;
+    const char *knobs;
+    const char *config;
+  } cases[] = {
+      // The default holds 32 per thread; 512 threads need 8.
+      {4096, "threads_per_row = 512",
+       "vector_width = 8, threads_per_row = 512, rows_per_block = 2, "
+       "elements_per_thread = 8, row_storage = registers"},
+      // 64 per thread is past what the default holds: read from global.
+      {2048, "threads_per_row = 32, rows_per_block = 4",
+       "vector_width = 8, threads_per_row = 32, rows_per_block = 4, "
+       "elements_per_thread = 16, row_storage = global"},
+      // Unless registers were asked for.
+      {2048, "threads_per_row = 32, row_storage = registers",
+       "vector_width = 8, threads_per_row = 32, rows_per_block = 4, "
+       "elements_per_thread = 64, row_storage = registers"},
+      // A long row the default reads from global, held in registers.
+      {65536, "row_storage = registers",
+       "vector_width = 8, threads_per_row = 1024, rows_per_block = 1, "
+       "elements_per_thread = 64, row_storage = registers"},
+      // Narrower vectors: whole vectors still.
+      {1000, "vector_width = 2, threads_per_row = 64",
+       "vector_width = 2, threads_per_row = 64, rows_per_block = 8, "
+       "elements_per_thread = 16, row_storage = registers"},
+      // Given elements per thread are kept.
+      {4096, "threads_per_row = 512, elements_per_thread = 16",
+       "vector_width = 8, threads_per_row = 512, rows_per_block = 2, "
+       "elements_per_thread = 16, row_storage = registers"},
+      // Knobs that do not bear on them leave the default's.
+      {4096, "rows_per_block = 4, persistent = true",
+       "vector_width = 8, threads_per_row = 128, rows_per_block = 4, "
+       "elements_per_thread = 32, row_storage = registers, persistent = true"},
+  };
+  for (const Case &c : cases) {
+    std::string text = std::string("#norm.config<gpu, ") + c.knobs + ">";
+    auto config = parseGpuConfigFor(text, spec(c.cols), GpuTarget());
+    ASSERT_TRUE(!!config) << text << ": " << llvm::toString(config.takeError());
+    std::string want = std::string("#norm.config<gpu, ") + c.config;
+    if (!llvm::StringRef(c.config).contains("persistent"))
+      want += ", persistent = false";
+    EXPECT_EQ(config->str(), want + ">") << c.cols << " columns, " << text;
+    EXPECT_FALSE(validateGpuConfig(spec(c.cols), *config))
+        << c.cols << " columns, " << text;
+  }
+}
+
 TEST(GpuConfigErrorTest, ValidateRejectsConfigsThatDoNotFitTheSpec) {
   normjit_kernel_spec_t spec = layerNormSpec();
   GpuConfig wide = getDefaultGpuConfig(spec);

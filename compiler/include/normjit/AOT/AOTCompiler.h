@@ -125,7 +125,8 @@ struct AotKernel {
   /// Default or Explicit, for a GPU kernel.
   ConfigSource getGpuConfigSource() const;
   /// The GPU config for `target`: its default heuristic with the GPU knobs
-  /// applied.
+  /// applied (elements per thread fitted to them when not among them, as
+  /// the JIT does: fitElementsPerThread).
   GpuConfig getGpuConfig(const GpuTarget &target) const;
 };
 

@@ -81,6 +81,23 @@ GpuConfig getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
 llvm::Expected<GpuConfig> parseGpuConfig(llvm::StringRef text,
                                          const GpuConfig &base = GpuConfig());
 
+/// After knobs were set over a default config for rows of `cols` columns,
+/// without elements_per_thread: the elements per thread follow the knobs
+/// that were (threads per row, vector width, row storage). A row held in
+/// registers gets just enough whole vectors per thread for the row; past
+/// what the default heuristic holds in registers, and unless `storageSet`,
+/// the row is read from global memory instead, as the heuristic does. Rows
+/// in shared or global memory keep the chunk, made a whole number of
+/// vectors.
+void fitElementsPerThread(GpuConfig &config, int64_t cols, bool storageSet);
+
+/// `text`'s knobs over the default config of `spec` on `target`, the
+/// elements per thread fitted to them (fitElementsPerThread) when the text
+/// does not set them. What a user's `--config` or C API config means.
+llvm::Expected<GpuConfig> parseGpuConfigFor(llvm::StringRef text,
+                                            const normjit_kernel_spec_t &spec,
+                                            const GpuTarget &target);
+
 /// Checks a config against a spec without generating code: knob ranges and
 /// what depends on the op (vector bits, a row in registers or shared
 /// memory, the block size).

@@ -50,8 +50,9 @@ int main(void) {
   if (normjit_kernel_get_tuned(context, &spec, ROWS, "cpu", &tuning, &kernel) !=
       NORMJIT_OK)
     goto fail;
-  printf("compiled in %.1f ms with %s (from the %s)\n",
-         normjit_kernel_compile_ms(kernel), normjit_kernel_config(kernel),
+  printf("normjit %s: compiled in %.1f ms with %s (from the %s)\n",
+         normjit_version(), normjit_kernel_compile_ms(kernel),
+         normjit_kernel_config(kernel),
          normjit_kernel_config_source(kernel));
 
   args.rows = ROWS;

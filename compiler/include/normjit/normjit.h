@@ -57,7 +57,10 @@ normjit_status_t normjit_kernel_get(normjit_context_t *context,
                                     const normjit_kernel_spec_t *spec,
                                     normjit_kernel_t **out);
 
-/** Same, with an explicit config (e.g. a tuned one). */
+/** The library's version, "0.2.0" (that of the normjit it was built as). */
+const char *normjit_version(void);
+
+/** Same as normjit_kernel_get, with an explicit config (e.g. a tuned one). */
 normjit_status_t normjit_kernel_get_with_config(
     normjit_context_t *context, const normjit_kernel_spec_t *spec,
     const normjit_cpu_config_t *config, normjit_kernel_t **out);

@@ -1323,20 +1323,40 @@ class Bench(object):
             except Exception as e:
                 record["error"] = first_line(e)
                 self.after_error()
+        # A kernel whose timing fails keeps its error and drops out; the
+        # other goes on. Stopped part way (time limit), a kernel timed at
+        # least once keeps the median of its rounds so far; one never timed
+        # has no record (not counted), as measure() does.
         times = dict((name, []) for name in fns)
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                ms, mode = self.timer.measure(fn)
-                times[name].append(ms)
-                case["impls"][name]["mode"] = mode
-        for name, ms_list in times.items():
-            ms = statistics.median(ms_list)
-            record = case["impls"][name]
-            record.update(ms=ms, rounds=ms_list,
-                          gbps=gbps(case["bytes"], ms))
-            self.log("  %-22s %s GB/s (median of %d in turns)"
-                     % (name, fmt_gbps(record["gbps"]), len(ms_list)))
-        del keep
+        try:
+            for _ in range(rounds):
+                for name in list(fns):
+                    try:
+                        ms, mode = self.timer.measure(fns[name])
+                    except TimeUp:
+                        raise
+                    except Exception as e:
+                        case["impls"][name]["error"] = first_line(e)
+                        self.log("  %-22s ERR %s" % (name, first_line(e)))
+                        del fns[name]
+                        times[name] = []  # no time beside an error
+                        self.after_error()
+                        continue
+                    times[name].append(ms)
+                    case["impls"][name]["mode"] = mode
+        finally:
+            for name, ms_list in times.items():
+                record = case["impls"][name]
+                if not ms_list:
+                    if not record.get("error"):
+                        del case["impls"][name]
+                    continue
+                ms = statistics.median(ms_list)
+                record.update(ms=ms, rounds=ms_list,
+                              gbps=gbps(case["bytes"], ms))
+                self.log("  %-22s %s GB/s (median of %d in turns)"
+                         % (name, fmt_gbps(record["gbps"]), len(ms_list)))
+            del keep
 
     def after_error(self):
         try:
@@ -1674,22 +1694,32 @@ def run_benchmark(opts, shapes, dtypes, ops):
                         log("  %s (%.1f s)" % (res["config"], res["seconds"]))
                 if not configs:
                     continue
-                inp = None
+                inp, current = None, None
                 try:
                     inp = Inputs(rows, cols, dtype, opts.seed, device)
                     for op, config in configs.items():
                         case = by_key[(shape, dtype, op)]
                         log(" %s %s %s: default vs tuned" % (shape, dtype, op))
+                        current = op
                         bench.run_case(inp, case,
                                        [DEFAULT_RERUN, "normjit_tuned"],
                                        tuned_config=config)
+                    current = None
                 except TimeUp:
                     raise
                 except Exception as e:
                     log("  %s %s failed: %s" % (shape, dtype, first_line(e)))
+                    # The op it failed in keeps the error; those after it
+                    # say they were not measured, and why.
                     for op in configs:
-                        by_key[(shape, dtype, op)]["impls"].setdefault(
-                            "normjit_tuned", {"error": first_line(e)})
+                        impls = by_key[(shape, dtype, op)]["impls"]
+                        if "normjit_tuned" in impls and op != current:
+                            continue
+                        impls.setdefault("normjit_tuned", {})
+                        impls["normjit_tuned"].setdefault(
+                            "error", first_line(e) if op == current or
+                            current is None else "not measured: %s failed "
+                            "before it (%s)" % (current, first_line(e)))
                     if bench.context_lost:
                         break
                     bench.after_error()

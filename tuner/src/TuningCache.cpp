@@ -111,7 +111,7 @@ constexpr int64_t kMaxThreads = 1024;
 /// at most 128 bits (8 16-bit elements).
 constexpr int64_t kMaxGpuBlock = 1024;
 constexpr int64_t kMaxGpuVectorWidth = 8;
-constexpr int64_t kMaxGpuElementsPerThread = 4096;
+constexpr int64_t kMaxGpuElementsPerThread = 1024; // as #norm.config
 
 //===----------------------------------------------------------------------===//
 // Small helpers
@@ -255,7 +255,7 @@ std::string checkGpuConfig(llvm::StringRef name, const GpuConfig &config) {
       config.elementsPerThread % config.vectorWidth != 0)
     return prefix +
            "elements_per_thread must be a multiple of vector_width "
-           "in [1, 4096], got " +
+           "in [1, 1024], got " +
            std::to_string(config.elementsPerThread);
   return "";
 }

@@ -136,9 +136,13 @@ ConfigSource AotKernel::getGpuConfigSource() const {
 
 GpuConfig AotKernel::getGpuConfig(const GpuTarget &target) const {
   GpuConfig config = gpuKnobs.applyTo(getDefaultGpuConfig(spec, target));
-  if (!gpuKnobs.elementsPerThread &&
-      (gpuKnobs.threadsPerRow || gpuKnobs.vectorWidth || gpuKnobs.rowStorage))
-    fitElementsPerThread(config, spec.cols, gpuKnobs.rowStorage.has_value());
+  GpuKnobsGiven given;
+  given.vectorWidth = gpuKnobs.vectorWidth.has_value();
+  given.threadsPerRow = gpuKnobs.threadsPerRow.has_value();
+  given.rowsPerBlock = gpuKnobs.rowsPerBlock.has_value();
+  given.elementsPerThread = gpuKnobs.elementsPerThread.has_value();
+  given.rowStorage = gpuKnobs.rowStorage.has_value();
+  fitGpuKnobs(config, spec.cols, given);
   return config;
 }
 

@@ -40,6 +40,7 @@
 #include "mlir/Target/LLVMIR/Export.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/ADT/bit.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/Intrinsics.h"
@@ -67,6 +68,10 @@ namespace {
 constexpr int64_t kMaxBlockThreads = 1024;
 /// The most elements per thread the default heuristic holds in registers.
 constexpr int64_t kMaxRegisterElements = 32;
+/// The most elements per thread a config takes (#norm.config's range).
+constexpr int64_t kMaxElementsPerThread = 1024;
+/// About how many threads the default heuristic puts in a block.
+constexpr int64_t kDefaultBlockThreads = 256;
 
 } // namespace
 
@@ -382,20 +387,45 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
     config.elementsPerThread = 2 * config.vectorWidth;
   }
   // Blocks of about 256 threads.
-  config.rowsPerBlock = std::max<int64_t>(1, 256 / config.threadsPerRow);
+  config.rowsPerBlock =
+      std::max<int64_t>(1, kDefaultBlockThreads / config.threadsPerRow);
   config.persistent = false;
   return config;
 }
 
-void normjit::fitElementsPerThread(GpuConfig &config, int64_t cols,
-                                   bool storageSet) {
+void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
+                          const GpuKnobsGiven &given) {
+  if (given.threadsPerRow && !given.rowsPerBlock)
+    config.rowsPerBlock = std::max<int64_t>(
+        1, kDefaultBlockThreads / std::max<int64_t>(1, config.threadsPerRow));
+  // Rows per block given, threads per row not: fewer threads per row where
+  // the default's would make the block too large.
+  bool threadsSet = given.threadsPerRow;
+  if (given.rowsPerBlock && !given.threadsPerRow && config.rowsPerBlock > 0 &&
+      config.threadsPerRow * config.rowsPerBlock > kMaxBlockThreads) {
+    config.threadsPerRow = static_cast<int64_t>(llvm::bit_floor(
+        static_cast<uint64_t>(std::max<int64_t>(
+            1, kMaxBlockThreads / config.rowsPerBlock))));
+    threadsSet = true;
+  }
+  if (given.elementsPerThread ||
+      !(threadsSet || given.vectorWidth || given.rowStorage))
+    return;
   int64_t width = std::max<int64_t>(1, config.vectorWidth);
   if (config.rowStorage == GpuRowStorage::Registers) {
     int64_t perThread = llvm::divideCeilSigned(
         std::max<int64_t>(1, cols), std::max<int64_t>(1, config.threadsPerRow));
-    config.elementsPerThread =
-        static_cast<int64_t>(llvm::alignTo(perThread, width));
-    if (config.elementsPerThread <= kMaxRegisterElements || storageSet)
+    // Vectors no wider than a thread's share (narrower ones still tile the
+    // row the default's did).
+    while (!given.vectorWidth && width > 1 && perThread < width)
+      width /= 2;
+    config.vectorWidth = width;
+    // (At most what a config takes: a row too long for the registers then
+    // fails to verify saying so, not over a knob the user never gave.)
+    config.elementsPerThread = std::min<int64_t>(
+        static_cast<int64_t>(llvm::alignTo(perThread, width)),
+        kMaxElementsPerThread);
+    if (config.elementsPerThread <= kMaxRegisterElements || given.rowStorage)
       return;
     config.rowStorage = GpuRowStorage::Global;
     config.elementsPerThread = 2 * width;
@@ -415,9 +445,13 @@ normjit::parseGpuConfigFor(llvm::StringRef text,
   auto config = parseGpuConfig(text, getDefaultGpuConfig(spec, target));
   if (!config)
     return config.takeError();
-  if (!knobs->elementsPerThread &&
-      (knobs->threadsPerRow || knobs->vectorWidth || knobs->rowStorage))
-    fitElementsPerThread(*config, spec.cols, knobs->rowStorage.has_value());
+  GpuKnobsGiven given;
+  given.vectorWidth = knobs->vectorWidth.has_value();
+  given.threadsPerRow = knobs->threadsPerRow.has_value();
+  given.rowsPerBlock = knobs->rowsPerBlock.has_value();
+  given.elementsPerThread = knobs->elementsPerThread.has_value();
+  given.rowStorage = knobs->rowStorage.has_value();
+  fitGpuKnobs(*config, spec.cols, given);
   return config;
 }
 

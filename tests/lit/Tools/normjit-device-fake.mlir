@@ -37,9 +37,10 @@
 // BENCH-JSON-SAME: "gbps":{{[0-9.]+}},
 // BENCH-JSON-SAME: "reps":2,"batch":1,"cold":true}
 
-// Knobs over the default: elements per thread follow threads per row.
-// RUN: %{fake} normjit bench --op rms_norm --rows 4 --cols 4096 --dtype bf16 --device cuda:0 --reps 1 --warmup 0 --min-time 0 --config '#norm.config<gpu, threads_per_row = 512>' | FileCheck %s --check-prefix=FIT
-// FIT: config      #norm.config<gpu, vector_width = 8, threads_per_row = 512, rows_per_block = 2, elements_per_thread = 8, row_storage = registers, persistent = false>
+// Knobs over the default: rows per block and elements per thread follow
+// threads per row (1024 threads and the default's 2 rows would not fit).
+// RUN: %{fake} normjit bench --op rms_norm --rows 4 --cols 4096 --dtype bf16 --device cuda:0 --reps 1 --warmup 0 --min-time 0 --config '#norm.config<gpu, threads_per_row = 1024>' | FileCheck %s --check-prefix=FIT
+// FIT: config      #norm.config<gpu, vector_width = 4, threads_per_row = 1024, rows_per_block = 1, elements_per_thread = 4, row_storage = registers, persistent = false>
 
 // tune: every candidate is rejected (the fake computes nothing), saying so;
 // nothing is stored.

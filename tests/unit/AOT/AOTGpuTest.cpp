@@ -369,12 +369,15 @@ TEST(AotGpuJitTest, SamePtxAsTheJitForEveryVariantAndDtype) {
     for (normjit_dtype_t x : dtypes)
       for (normjit_dtype_t y : dtypes)
         for (int variant = 0; variant < 2; ++variant) {
-          // Column counts with and without 128-bit vectors, short and long.
+          int triple = index / 2; // (op, x, y): two variants each
+          // Column counts with and without 128-bit vectors, short and long;
+          // each variant meets each count, with and without a residual.
           const int64_t cols[] = {4096, 1000, 768, 97};
-          normjit_kernel_spec_t spec = makeSpec(op, cols[index % 4], x);
+          normjit_kernel_spec_t spec =
+              makeSpec(op, cols[(triple + 2 * variant) % 4], x);
           spec.y_dtype = y;
           spec.gamma_dtype = spec.beta_dtype = y;
-          bool residual = (index + variant) % 2 == 0;
+          bool residual = (triple + variant) % 2 == 0;
           spec.has_residual = residual;
           spec.store_sum = residual && variant == 0;
           spec.sum_dtype = variant == 0 ? y : x;
@@ -415,6 +418,17 @@ TEST(AotGpuJitTest, SamePtxAsTheJitForEveryVariantAndDtype) {
     ASSERT_TRUE(static_cast<bool>(target)) << errorText(target.takeError());
     for (const AotKernel &kernel : kernels) {
       GpuConfig config = kernel.getGpuConfig(*target);
+      // The config the JIT would take: its default, or the same knobs
+      // given as a --config / C API config text.
+      if (kernel.gpuKnobs.empty()) {
+        EXPECT_EQ(config, getDefaultGpuConfig(kernel.spec, *target));
+      } else {
+        auto jitConfig =
+            parseGpuConfigFor(kernel.gpuKnobs.str(), kernel.spec, *target);
+        ASSERT_TRUE(static_cast<bool>(jitConfig))
+            << errorText(jitConfig.takeError());
+        EXPECT_EQ(config, *jitConfig) << kernel.gpuKnobs.str();
+      }
       auto jit = compileGpuPtx(
           GpuKernelRequest{kernel.spec, config, "normjit_kernel"}, *target);
       ASSERT_TRUE(static_cast<bool>(jit)) << errorText(jit.takeError());

@@ -231,17 +231,22 @@ TEST(GpuConfigErrorTest, KnobsFitElementsPerThreadToTheRow) {
     const char *knobs;
     const char *config;
   } cases[] = {
-      // The default holds 32 per thread; 512 threads need 8.
+      // The default holds 32 per thread; 512 threads need 8, in blocks of
+      // one row (about 256 threads, as the default's blocks).
       {4096, "threads_per_row = 512",
-       "vector_width = 8, threads_per_row = 512, rows_per_block = 2, "
+       "vector_width = 8, threads_per_row = 512, rows_per_block = 1, "
        "elements_per_thread = 8, row_storage = registers"},
+      // 1024 threads: 4 each, in vectors of 4; one row per block.
+      {4096, "threads_per_row = 1024",
+       "vector_width = 4, threads_per_row = 1024, rows_per_block = 1, "
+       "elements_per_thread = 4, row_storage = registers"},
       // 64 per thread is past what the default holds: read from global.
       {2048, "threads_per_row = 32, rows_per_block = 4",
        "vector_width = 8, threads_per_row = 32, rows_per_block = 4, "
        "elements_per_thread = 16, row_storage = global"},
       // Unless registers were asked for.
       {2048, "threads_per_row = 32, row_storage = registers",
-       "vector_width = 8, threads_per_row = 32, rows_per_block = 4, "
+       "vector_width = 8, threads_per_row = 32, rows_per_block = 8, "
        "elements_per_thread = 64, row_storage = registers"},
       // A long row the default reads from global, held in registers.
       {65536, "row_storage = registers",
@@ -249,12 +254,24 @@ TEST(GpuConfigErrorTest, KnobsFitElementsPerThreadToTheRow) {
        "elements_per_thread = 64, row_storage = registers"},
       // Narrower vectors: whole vectors still.
       {1000, "vector_width = 2, threads_per_row = 64",
-       "vector_width = 2, threads_per_row = 64, rows_per_block = 8, "
+       "vector_width = 2, threads_per_row = 64, rows_per_block = 4, "
        "elements_per_thread = 16, row_storage = registers"},
-      // Given elements per thread are kept.
+      // A short row: two elements per thread, vectors of two.
+      {64, "threads_per_row = 32",
+       "vector_width = 2, threads_per_row = 32, rows_per_block = 8, "
+       "elements_per_thread = 2, row_storage = registers"},
+      // Given knobs are kept, vector width included.
       {4096, "threads_per_row = 512, elements_per_thread = 16",
-       "vector_width = 8, threads_per_row = 512, rows_per_block = 2, "
+       "vector_width = 8, threads_per_row = 512, rows_per_block = 1, "
        "elements_per_thread = 16, row_storage = registers"},
+      {4096, "vector_width = 8, threads_per_row = 1024, rows_per_block = 1",
+       "vector_width = 8, threads_per_row = 1024, rows_per_block = 1, "
+       "elements_per_thread = 8, row_storage = registers"},
+      // Rows per block given: threads per row fit the block (16 threads
+      // would hold 64 each: read from global).
+      {1000, "rows_per_block = 64",
+       "vector_width = 8, threads_per_row = 16, rows_per_block = 64, "
+       "elements_per_thread = 16, row_storage = global"},
       // Knobs that do not bear on them leave the default's.
       {4096, "rows_per_block = 4, persistent = true",
        "vector_width = 8, threads_per_row = 128, rows_per_block = 4, "
@@ -271,6 +288,17 @@ TEST(GpuConfigErrorTest, KnobsFitElementsPerThreadToTheRow) {
     EXPECT_FALSE(validateGpuConfig(spec(c.cols), *config))
         << c.cols << " columns, " << text;
   }
+  // A row too long for the registers asked for: the knob stays in its
+  // range, and the check says that the row does not fit, not that a knob
+  // the user never gave is out of range.
+  const int64_t tooLong = (int64_t(1) << 20) + 8;
+  auto config = parseGpuConfigFor("#norm.config<gpu, row_storage = registers>",
+                                  spec(tooLong), GpuTarget());
+  ASSERT_TRUE(!!config) << llvm::toString(config.takeError());
+  EXPECT_EQ(config->elementsPerThread, 1024);
+  EXPECT_TRUE(failsWith(takeFailure(validateGpuConfig(spec(tooLong), *config)),
+                        NORMJIT_INVALID_ARGUMENT,
+                        "less than the 1048584 columns"));
 }
 
 TEST(GpuConfigErrorTest, ValidateRejectsConfigsThatDoNotFitTheSpec) {

@@ -1192,6 +1192,11 @@ TEST_F(TuningCacheTest, BadGpuConfigsAreSetAside) {
   expectUntrusted(replaceOnce(text, "elements_per_thread = 16",
                               "elements_per_thread = 12"),
                   "config: elements_per_thread must be a multiple");
+  // Past what #norm.config takes: never trusted, then refused to compile.
+  expectUntrusted(replaceOnce(text, "elements_per_thread = 16",
+                              "elements_per_thread = 2048"),
+                  "config: elements_per_thread must be a multiple of "
+                  "vector_width in [1, 1024], got 2048");
   expectUntrusted(replaceOnce(text, "row_storage = \"shared\"",
                               "row_storage = \"texture\""),
                   "config.row_storage must be");

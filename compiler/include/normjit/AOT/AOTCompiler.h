@@ -125,8 +125,8 @@ struct AotKernel {
   /// Default or Explicit, for a GPU kernel.
   ConfigSource getGpuConfigSource() const;
   /// The GPU config for `target`: its default heuristic with the GPU knobs
-  /// applied (elements per thread fitted to them when not among them, as
-  /// the JIT does: fitElementsPerThread).
+  /// applied and the knobs not given fitted to them, as the JIT does
+  /// (fitGpuKnobs).
   GpuConfig getGpuConfig(const GpuTarget &target) const;
 };
 

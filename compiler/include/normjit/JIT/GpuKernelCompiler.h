@@ -81,19 +81,32 @@ GpuConfig getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
 llvm::Expected<GpuConfig> parseGpuConfig(llvm::StringRef text,
                                          const GpuConfig &base = GpuConfig());
 
-/// After knobs were set over a default config for rows of `cols` columns,
-/// without elements_per_thread: the elements per thread follow the knobs
-/// that were (threads per row, vector width, row storage). A row held in
-/// registers gets just enough whole vectors per thread for the row; past
-/// what the default heuristic holds in registers, and unless `storageSet`,
-/// the row is read from global memory instead, as the heuristic does. Rows
-/// in shared or global memory keep the chunk, made a whole number of
-/// vectors.
-void fitElementsPerThread(GpuConfig &config, int64_t cols, bool storageSet);
+/// Which knobs a user gave (the others came from the default heuristic).
+struct GpuKnobsGiven {
+  bool vectorWidth = false;
+  bool threadsPerRow = false;
+  bool rowsPerBlock = false;
+  bool elementsPerThread = false;
+  bool rowStorage = false;
+};
 
-/// `text`'s knobs over the default config of `spec` on `target`, the
-/// elements per thread fitted to them (fitElementsPerThread) when the text
-/// does not set them. What a user's `--config` or C API config means.
+/// After knobs were set over a default config for rows of `cols` columns,
+/// the knobs not given follow those that were, as the default heuristic
+/// would have chosen them: rows_per_block, blocks of about 256 threads for
+/// the threads per row given; threads_per_row, fewer where the rows per
+/// block given would make the default's block pass 1024 threads;
+/// elements_per_thread, when threads per row,
+/// vector width or row storage were given, just enough whole vectors per
+/// thread for a row held in registers (vector_width, when not given,
+/// narrowed to a thread's share; past what the heuristic holds in
+/// registers, and unless the row storage was given, the row is read from
+/// global memory instead), or the chunk made whole vectors for a row in
+/// shared or global memory. Knobs given are never changed.
+void fitGpuKnobs(GpuConfig &config, int64_t cols, const GpuKnobsGiven &given);
+
+/// `text`'s knobs over the default config of `spec` on `target`, the others
+/// fitted to them (fitGpuKnobs). What a user's `--config`, a C API config
+/// and an AOT kernel's knobs mean.
 llvm::Expected<GpuConfig> parseGpuConfigFor(llvm::StringRef text,
                                             const normjit_kernel_spec_t &spec,
                                             const GpuTarget &target);

@@ -274,6 +274,52 @@ TEST(KernelDotTest, TinyRowsAreNotFlushed) {
   }
 }
 
+TEST(KernelDotTest, ConstantRowsOfLargeValuesHaveZeroVariance) {
+  // Rows of one large bf16 value (padding rows, a saturated feature): their
+  // variance is 0, so y = 0 (beta) and rstd = 1/sqrt(eps). The vdpbf16ps
+  // path took the mean as total * (1/n), an ulp off the value for some n;
+  // the centred sweep's correction, again through 1/n, missed that ulp by a
+  // little, which became a positive variance (rstd 3% low at eps 1e-12 for
+  // 9984, 99.6% for 1e7) and an offset of every y. Hosts without
+  // AVX512-BF16 take the plain path and must agree.
+  for (int64_t cols : {61, 122, 2021, 4042, 15, 63, 4096}) {
+    for (float value : {9984.0f, 65536.0f, 10027008.0f, -300032.0f, 1.5f}) {
+      for (float epsilon : {1e-12f, 1e-5f}) {
+        normjit_kernel_spec_t spec =
+            normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+        spec.x_dtype = NORMJIT_BF16;
+        spec.y_dtype = NORMJIT_F32;
+        spec.has_gamma = spec.has_beta = 0;
+        spec.store_mean = spec.store_rstd = 1;
+        spec.epsilon = epsilon;
+        auto kernel = sharedContext().getKernel(spec);
+        ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+        const int64_t rows = 3;
+        tuner::Buffer x(NORMJIT_BF16, rows, cols, cols);
+        tuner::Buffer y(NORMJIT_F32, rows, cols, cols);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c)
+            x.set(r, c, value * static_cast<float>(r + 1));
+        float mean[rows], rstd[rows];
+        normjit_run_args_t args =
+            tuner::makeRunArgs(spec, rows, x, x, x, x, y, y, mean, rstd);
+        llvm::Error error = (*kernel)->run(args);
+        ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+        double want = 1.0 / std::sqrt(static_cast<double>(epsilon));
+        for (int64_t r = 0; r < rows; ++r) {
+          std::ostringstream where;
+          where << cols << " columns of " << x.get(r, 0) << ", eps "
+                << epsilon;
+          EXPECT_EQ(mean[r], x.get(r, 0)) << where.str();
+          EXPECT_NEAR(rstd[r], want, 1e-6 * want) << where.str();
+          for (int64_t c = 0; c < cols; ++c)
+            ASSERT_EQ(y.get(r, c), 0.0f) << where.str() << ", column " << c;
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelLongRowTest, MillionColumnsInOneLane) {
   // A row of 2^20 all-positive values summed in a single lane: 65536
   // blocks of 16 added into one total lost 1.6e-4 of rstd before the

@@ -523,6 +523,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   e.usePairedBf16(outputPaired);
   Value rows = memref::DimOp::create(b, x, e.index(0));
   Value invCols = e.f32Const(1.0 / static_cast<double>(cols));
+  Value colsF32 = e.f32Const(static_cast<double>(cols));
   Value eps = arith::ConstantOp::create(b, op.getEpsilonAttr());
 
   // gamma and beta in f16/bf16 are widened once per call, into f32 copies
@@ -869,7 +870,11 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
                                       rare.add(acc[1], rare.mul(d, d))};
           });
       Value sumD = rare.reduce(sums[0]);
-      Value correction = e.mul(sumD, invCols);
+      // A division: n equal deviations d (a row of one value, its first
+      // mean total * (1/n) an ulp off) give exactly d, and M2 exactly 0,
+      // where sumD * (1/n) left a positive variance and an offset of y
+      // behind. (This sweep is the rare path; the common one keeps 1/n.)
+      Value correction = arith::DivFOp::create(b, sumD, colsF32);
       Value centredM2 = e.sub(rare.reduce(sums[1]), e.mul(sumD, correction));
       if (dotRows)
         scf::YieldOp::create(b, ValueRange{correction, centredM2, mean});

@@ -35,8 +35,8 @@ TOOLS = {
             'exec cat >"$__REC/fc-$n.in"\n',
     "count": 'n=$(wc -l); [ "$n" -eq "$1" ] && exit 0\n'
              'echo "count: expected $1 lines, read $n" >&2; exit 1\n',
-    "not": '"$@"; rc=$?\n[ $rc -ge 128 ] && exit $rc  # a crash stays one\n'
-           '[ $rc -ne 0 ]\n',
+    # A crash stays a failure, as does a program not found (LLVM's not).
+    "not": '"$@"; rc=$?\n[ $rc -ge 126 ] && exit $rc\n[ $rc -ne 0 ]\n',
 }
 
 
@@ -68,9 +68,12 @@ def substitute(text, defines, values):
         if new == text:
             break
         text = new
-    keys = sorted(values, key=len, reverse=True)  # %S before %s is not an issue
-    return re.sub("|".join(re.escape("%" + k) for k in keys),
-                  lambda m: values[m.group(0)[1:]], text)
+    # One pass, longest names first (%t is not taken from %test_root), and
+    # %% for a literal %, as lit's own substitutions.
+    keys = sorted(values, key=len, reverse=True)
+    pattern = "%%|" + "|".join(re.escape("%" + k) for k in keys)
+    return re.sub(pattern, lambda m: "%" if m.group(0) == "%%"
+                  else values[m.group(0)[1:]], text)
 
 
 def record(opts):
@@ -78,6 +81,10 @@ def record(opts):
     out = os.path.abspath(opts.out)
     tmp = os.path.join(out, "tmp")
     os.makedirs(out, exist_ok=True)
+    # Nothing of an earlier run may pass for this one's.
+    for name in os.listdir(out):
+        if name == "status.json" or re.match(r"fc-\d+\.(in|args)$", name):
+            os.remove(os.path.join(out, name))
     values = {"s": opts.test, "S": os.path.dirname(opts.test) or ".",
               "t": tmp, "python": sys.executable}
     for item in opts.set or []:
@@ -101,24 +108,38 @@ def record(opts):
         seq[0] += 1
         return "__fc %d" % seq[0]
 
+    def save():
+        status["complete"] = (len(status["lines"]) == len(runs) and
+                              all(e["rc"] == 0 for e in status["lines"]))
+        with open(os.path.join(out, "status.json"), "w",
+                  encoding="utf-8") as f:
+            json.dump(status, f, indent=1)
+
+    def text(data):
+        return (data or b"").decode(errors="replace")[-2000:]
+
+    save()  # a run killed from outside still leaves what it did
     for i, raw in enumerate(runs):
         line = substitute(raw, defines, values)
         line = re.sub(r"(?<![\w/.-])FileCheck(?![\w.-])", recorder, line)
-        proc = subprocess.run(["bash", "-o", "pipefail", "-c", line],
-                              env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=opts.timeout)
-        entry = {"run": raw, "command": line, "rc": proc.returncode,
-                 "stdout": proc.stdout.decode(errors="replace")[-2000:],
-                 "stderr": proc.stderr.decode(errors="replace")[-2000:]}
+        print("RUN %d: %s" % (i + 1, raw), flush=True)
+        try:
+            proc = subprocess.run(["bash", "-o", "pipefail", "-c", line],
+                                  env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, timeout=opts.timeout)
+            rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, stdout = 124, e.stdout
+            stderr = (e.stderr or b"") + (
+                b"\n(timed out after %g s)\n" % opts.timeout)
+        entry = {"run": raw, "command": line, "rc": rc,
+                 "stdout": text(stdout), "stderr": text(stderr)}
         status["lines"].append(entry)
-        print("RUN %d rc=%d: %s" % (i + 1, proc.returncode, raw), flush=True)
-        if proc.returncode != 0:
+        save()
+        print("  rc=%d" % rc, flush=True)
+        if rc != 0:
             print(entry["stderr"], end="", flush=True)
             break
-    status["complete"] = (len(status["lines"]) == len(runs) and
-                          all(e["rc"] == 0 for e in status["lines"]))
-    with open(os.path.join(out, "status.json"), "w", encoding="utf-8") as f:
-        json.dump(status, f, indent=1)
     return 0 if status["complete"] else 1
 
 

@@ -408,8 +408,28 @@ void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
             1, kMaxBlockThreads / config.rowsPerBlock))));
     threadsSet = true;
   }
-  if (given.elementsPerThread ||
-      !(threadsSet || given.vectorWidth || given.rowStorage))
+  if (given.elementsPerThread) {
+    // Vectors that divide the elements given (a user's 6 with the
+    // default's vectors of 4 takes vectors of 2), and, for a row held in
+    // registers, enough threads per row to hold it.
+    while (!given.vectorWidth && config.vectorWidth > 1 &&
+           config.elementsPerThread % config.vectorWidth != 0)
+      config.vectorWidth /= 2;
+    if (config.rowStorage == GpuRowStorage::Registers && !threadsSet) {
+      int64_t needed = llvm::divideCeilSigned(
+          std::max<int64_t>(1, cols),
+          std::max<int64_t>(1, config.elementsPerThread));
+      config.threadsPerRow = std::clamp<int64_t>(
+          static_cast<int64_t>(llvm::PowerOf2Ceil(
+              static_cast<uint64_t>(needed))),
+          1, kMaxBlockThreads);
+      if (!given.rowsPerBlock)
+        config.rowsPerBlock = std::max<int64_t>(
+            1, kDefaultBlockThreads / config.threadsPerRow);
+    }
+    return;
+  }
+  if (!(threadsSet || given.vectorWidth || given.rowStorage))
     return;
   int64_t width = std::max<int64_t>(1, config.vectorWidth);
   if (config.rowStorage == GpuRowStorage::Registers) {

@@ -219,7 +219,7 @@ TEST(GpuConfigErrorTest, ParseRejectsWhatIsNotAGpuConfig) {
 // A user's knobs over the default: elements per thread follow the threads
 // per row, vector width and row storage set, unless set too; every result
 // is a config the backend takes.
-TEST(GpuConfigErrorTest, KnobsFitElementsPerThreadToTheRow) {
+TEST(GpuConfigErrorTest, KnobsNotGivenFollowThoseGiven) {
   auto spec = [](int64_t cols) {
     normjit_kernel_spec_t s = layerNormSpec();
     s.cols = cols;
@@ -272,6 +272,14 @@ TEST(GpuConfigErrorTest, KnobsFitElementsPerThreadToTheRow) {
       {1000, "rows_per_block = 64",
        "vector_width = 8, threads_per_row = 16, rows_per_block = 64, "
        "elements_per_thread = 16, row_storage = global"},
+      // Elements per thread given: vectors that divide them, threads that
+      // hold the row with them.
+      {1000, "elements_per_thread = 6",
+       "vector_width = 2, threads_per_row = 256, rows_per_block = 1, "
+       "elements_per_thread = 6, row_storage = registers"},
+      {4096, "elements_per_thread = 8, rows_per_block = 2",
+       "vector_width = 8, threads_per_row = 512, rows_per_block = 2, "
+       "elements_per_thread = 8, row_storage = registers"},
       // Knobs that do not bear on them leave the default's.
       {4096, "rows_per_block = 4, persistent = true",
        "vector_width = 8, threads_per_row = 128, rows_per_block = 4, "

@@ -101,7 +101,10 @@ struct GpuKnobsGiven {
 /// narrowed to a thread's share; past what the heuristic holds in
 /// registers, and unless the row storage was given, the row is read from
 /// global memory instead), or the chunk made whole vectors for a row in
-/// shared or global memory. Knobs given are never changed.
+/// shared or global memory; when elements_per_thread is given,
+/// vector_width narrowed to divide them and, for a row in registers, the
+/// threads per row (and rows per block) that hold the row with them.
+/// Knobs given are never changed.
 void fitGpuKnobs(GpuConfig &config, int64_t cols, const GpuKnobsGiven &given);
 
 /// `text`'s knobs over the default config of `spec` on `target`, the others

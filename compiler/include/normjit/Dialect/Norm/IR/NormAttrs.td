@@ -14,9 +14,16 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
   let summary = "tuning knobs of one norm kernel";
   let description = [{
     The tuning decision for one kernel. The first entry names the backend;
-    the rest are `key = value` pairs, each optional (an absent knob is chosen
-    by the compiler's default heuristic). Knobs of the other backend are
-    rejected.
+    the rest are `key = value` pairs, each optional. Knobs of the other
+    backend are rejected. Where a kernel is asked for by spec (the JIT, the
+    CLI's `--config`, the C API, `normjit aot`), absent knobs are the
+    default heuristic's for that spec, the GPU's fitted to the knobs given
+    (fewer threads per row for a given `rows_per_block`, elements per
+    thread that hold the row, ...). In IR, the conversion passes fill them
+    from what they know: `convert-norm-to-vector` from its options, and
+    `convert-norm-to-gpu` with vector width 1, a warp per row, one row per
+    block, the row in registers (elements per thread: the row's share), no
+    persistent grid.
 
     Common knobs:
     - `vector_width` (power of two): elements per vector operation. CPU:

@@ -320,6 +320,57 @@ TEST(KernelDotTest, ConstantRowsOfLargeValuesHaveZeroVariance) {
   }
 }
 
+TEST(KernelOverflowTest, SquaresThatOverflowOnlyUncentred) {
+  // Rows whose raw (or shifted) squares overflow f32 while their spread
+  // about the mean fits: LayerNorm must not take rstd = 0 (the documented
+  // limit is for a variance that overflows). bf16 rows summed unshifted
+  // with vdpbf16ps overflowed at |x| ~ 2.9e17 for 4096 columns; f32 rows
+  // alternating +-1e18 overflowed their shifted squares (d = 2e18).
+  struct Row {
+    normjit_dtype_t dtype;
+    int64_t cols;
+    float mean, spread; // spread 0: constant; < 0: alternating +-mean
+  } rows[] = {{NORMJIT_BF16, 4096, 3e17f, 3e15f},
+              {NORMJIT_BF16, 64, 3e18f, 0.0f},
+              {NORMJIT_BF16, 1000, 1e18f, 1e16f},
+              {NORMJIT_F32, 256, 1e18f, -1.0f},
+              {NORMJIT_F32, 4096, 3e17f, 3e15f}};
+  for (const Row &row : rows) {
+    normjit_kernel_spec_t spec =
+        normjit_kernel_spec_default(NORMJIT_LAYER_NORM, row.cols);
+    spec.x_dtype = row.dtype;
+    spec.y_dtype = NORMJIT_F32;
+    spec.has_gamma = spec.has_beta = 0;
+    spec.store_rstd = 1;
+    auto kernel = sharedContext().getKernel(spec);
+    ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+    tuner::Buffer x(row.dtype, 1, row.cols, row.cols);
+    tuner::Buffer y(NORMJIT_F32, 1, row.cols, row.cols);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    for (int64_t c = 0; c < row.cols; ++c)
+      x.set(0, c,
+            row.spread < 0 ? (c % 2 ? row.mean : -row.mean)
+                           : row.mean + row.spread * unit(rng));
+    float rstd = -1;
+    normjit_run_args_t args =
+        tuner::makeRunArgs(spec, 1, x, x, x, x, y, y, nullptr, &rstd);
+    llvm::Error error = (*kernel)->run(args);
+    ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+    tuner::ReferenceResult ref =
+        tuner::reference(spec, 1, x, nullptr, nullptr, nullptr);
+    std::ostringstream where;
+    where << (row.dtype == NORMJIT_BF16 ? "bf16 " : "f32 ") << row.cols
+          << " columns about " << row.mean;
+    EXPECT_NEAR(rstd, ref.rstd[0], 1e-5 * ref.rstd[0]) << where.str();
+    for (int64_t c = 0; c < row.cols; ++c) {
+      double want = ref.y[static_cast<size_t>(c)];
+      ASSERT_NEAR(y.get(0, c), want, 1e-5 * (1 + std::fabs(want)))
+          << where.str() << ", column " << c;
+    }
+  }
+}
+
 TEST(KernelLongRowTest, MillionColumnsInOneLane) {
   // A row of 2^20 all-positive values summed in a single lane: 65536
   // blocks of 16 added into one total lost 1.6e-4 of rstd before the

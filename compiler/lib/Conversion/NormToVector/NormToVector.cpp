@@ -846,6 +846,16 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         e.f32Const(std::numeric_limits<float>::infinity()));
     if (dotTiny)
       notNear = arith::OrIOp::create(b, notNear, dotTiny);
+    // Sums of squares that overflowed (M2 = +inf: the subtraction fused
+    // with the product, so inf - n mean^2 stays inf and does not compare
+    // as far) while the row's own spread may fit: the centred sweep
+    // decides. Unshifted bf16 sums (vdpbf16ps) overflowed at |x| of
+    // sqrt(FLT_MAX / n), 2.9e17 for 4096 columns, giving rstd = 0 where
+    // the variance was 9e30.
+    notNear = arith::OrIOp::create(
+        b, notNear,
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m2,
+                              e.f32Const(std::numeric_limits<float>::infinity())));
     Value far = arith::AndIOp::create(b, finite, notNear);
     // The centred sweep's results: the mean (of d), M2, and the shift the
     // mean is relative to. Summed with vdpbf16ps, the sums were unshifted

@@ -22,6 +22,7 @@
 
 #include "llvm/Support/MathExtras.h"
 
+#include <limits>
 #include <functional>
 
 namespace normjit {
@@ -503,6 +504,30 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
         out = e.add(out, bt ? bt : e.load(beta, Value(), col, guarded));
       e.store(y, row, col, out, valid, guarded);
     };
+    // The corrected two-pass algorithm: the centred sweep's sums of
+    // d = s - shift - mean and d^2 give the mean's rounding error (the sum
+    // of d over n), added to the mean, and M2 = sum(d^2) - sum(d) * that.
+    // Without it a shift far from the mean (an outlier among the first
+    // three values) left the mean of thousands of shifted values some ulps
+    // of the shift off, an offset of every y (emulator fuzz, 3000-4760
+    // columns with outliers of 1e3: 2-3 ulps of f16).
+    // (Only for a finite mean: an infinite input's mean stays +-inf, as
+    // the contract's sum / C, and its M2 as it was.)
+    auto correctMean = [&](Value sumD, Value sumSquares) -> Value {
+      Value finite = arith::CmpFOp::create(
+          b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, meanD),
+          e.f32Const(std::numeric_limits<float>::infinity()));
+      Value correction = arith::DivFOp::create(
+          b, sumD, e.f32Const(static_cast<double>(cols)));
+      meanD = arith::SelectOp::create(
+          b, finite, arith::AddFOp::create(b, meanD, correction), meanD);
+      Value m2 = arith::MaximumFOp::create(
+          b,
+          arith::SubFOp::create(b, sumSquares,
+                                arith::MulFOp::create(b, sumD, correction)),
+          e.f32Const(0.0));
+      return arith::SelectOp::create(b, finite, m2, sumSquares);
+    };
     auto rstdOf = [&](Value meanSquare) -> Value {
       return arith::DivFOp::create(
           b, e.f32Const(1.0),
@@ -525,15 +550,17 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
           total = e.add(total, e.maskOff(e.sub(values[c], shift),
                                          e.laneMask(chunkCols[c], guards[c])));
         meanD = e.mul(e.rowReduce({e.reduce(total)})[0], invCols);
-        Value squares = e.zeroVector();
+        Value squares = e.zeroVector(), deviations = e.zeroVector();
         Value meanVec = e.splat(meanD);
         for (int64_t c = 0; c < chunks; ++c) {
           Value d = e.maskOff(e.sub(e.sub(values[c], shift), meanVec),
                               e.laneMask(chunkCols[c], guards[c]));
+          deviations = e.add(deviations, d);
           squares = e.add(squares, e.mul(d, d));
         }
-        Value m2 = e.rowReduce({e.reduce(squares)})[0];
-        rstd = rstdOf(e.mul(m2, invCols));
+        SmallVector<Value> sums =
+            e.rowReduce({e.reduce(deviations), e.reduce(squares)});
+        rstd = rstdOf(e.mul(correctMean(sums[0], sums[1]), invCols));
       } else {
         // Lanes past the row loaded 0: they add nothing to the squares.
         Value squares = e.zeroVector();
@@ -560,14 +587,18 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
           });
       meanD = e.mul(e.rowReduce({e.reduce(total[0])})[0], invCols);
       Value meanVec = e.splat(meanD);
-      SmallVector<Value> squares = e.sweep(
-          {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {
+      SmallVector<Value> centred = e.sweep(
+          {e.zeroVector(), e.zeroVector()},
+          [&](Value col, bool guarded, ValueRange acc) {
             Value d =
                 e.maskOff(e.sub(e.sub(keptS(col, guarded), shift), meanVec),
                           e.laneMask(col, guarded));
-            return SmallVector<Value>{e.add(acc[0], e.mul(d, d))};
+            return SmallVector<Value>{e.add(acc[0], d),
+                                      e.add(acc[1], e.mul(d, d))};
           });
-      rstd = rstdOf(e.mul(e.rowReduce({e.reduce(squares[0])})[0], invCols));
+      SmallVector<Value> sums =
+          e.rowReduce({e.reduce(centred[0]), e.reduce(centred[1])});
+      rstd = rstdOf(e.mul(correctMean(sums[0], sums[1]), invCols));
     } else {
       SmallVector<Value> squares = e.sweep(
           {e.zeroVector()}, [&](Value col, bool guarded, ValueRange acc) {

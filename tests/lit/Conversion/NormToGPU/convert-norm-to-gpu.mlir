@@ -6,9 +6,10 @@ module attributes {gpu.container_module} {
 gpu.module @kernels {
 
 // A row of two warps held in registers, 128-bit bf16 vectors: warp shuffles,
-// then one shared-memory slot per warp and a barrier per reduction.
+// then one shared-memory slot per warp and value and a barrier per
+// reduction (the mean; then the centred sums of d and d^2 together).
 // CHECK-LABEL: gpu.func @ln_registers
-// CHECK-SAME: workgroup(%[[SLOT1:.*]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SLOT2:.*]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: workgroup(%[[SLOT1:[a-z0-9]+]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SLOT2:[a-z0-9]+]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SLOT3:[a-z0-9]+]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: %[[TID:.*]] = gpu.thread_id x
 // CHECK: %[[LANE:.*]] = arith.remui %[[TID]], %c64
@@ -24,6 +25,7 @@ gpu.module @kernels {
 // CHECK: gpu.barrier
 // CHECK: gpu.shuffle xor
 // CHECK: memref.store %{{.*}}, %[[SLOT2]]
+// CHECK: memref.store %{{.*}}, %[[SLOT3]]
 // CHECK: gpu.barrier
 // CHECK: math.sqrt
 // CHECK: arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>

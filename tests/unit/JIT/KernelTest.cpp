@@ -237,6 +237,19 @@ INSTANTIATE_TEST_SUITE_P(Matrix, KernelTest, ::testing::ValuesIn(allCases()),
                            return info.param.name;
                          });
 
+/// Runs `kernel` of `spec` on the one row of `x` into `y`; its rstd (the
+/// spec stores it) and the fp64 reference of the row.
+static std::pair<float, tuner::ReferenceResult>
+runOneRow(const Kernel &kernel, const normjit_kernel_spec_t &spec,
+          tuner::Buffer &x, tuner::Buffer &y) {
+  float rstd = -1;
+  normjit_run_args_t args =
+      tuner::makeRunArgs(spec, 1, x, x, x, x, y, y, nullptr, &rstd);
+  llvm::Error error = kernel.run(args);
+  EXPECT_FALSE(!!error) << llvm::toString(std::move(error));
+  return {rstd, tuner::reference(spec, 1, x, nullptr, nullptr, nullptr)};
+}
+
 TEST(KernelDotTest, TinyRowsAreNotFlushed) {
   // bf16 rows are summed with vdpbf16ps where the host has AVX512-BF16,
   // which flushes denormal products: rows of 1e-20 have squares of 1e-40.
@@ -352,13 +365,7 @@ TEST(KernelOverflowTest, SquaresThatOverflowOnlyUncentred) {
       x.set(0, c,
             row.spread < 0 ? (c % 2 ? row.mean : -row.mean)
                            : row.mean + row.spread * unit(rng));
-    float rstd = -1;
-    normjit_run_args_t args =
-        tuner::makeRunArgs(spec, 1, x, x, x, x, y, y, nullptr, &rstd);
-    llvm::Error error = (*kernel)->run(args);
-    ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
-    tuner::ReferenceResult ref =
-        tuner::reference(spec, 1, x, nullptr, nullptr, nullptr);
+    auto [rstd, ref] = runOneRow(**kernel, spec, x, y);
     std::ostringstream where;
     where << (row.dtype == NORMJIT_BF16 ? "bf16 " : "f32 ") << row.cols
           << " columns about " << row.mean;
@@ -392,13 +399,7 @@ TEST(KernelLongRowTest, MillionColumnsInOneLane) {
     std::normal_distribution<float> normal(1e4f, 1.0f);
     for (int64_t c = 0; c < cols; ++c)
       x.set(0, c, normal(rng));
-    float rstd = 0;
-    normjit_run_args_t args =
-        tuner::makeRunArgs(spec, 1, x, x, x, x, y, y, nullptr, &rstd);
-    llvm::Error error = (*kernel)->run(args);
-    ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
-    tuner::ReferenceResult ref =
-        tuner::reference(spec, 1, x, nullptr, nullptr, nullptr);
+    auto [rstd, ref] = runOneRow(**kernel, spec, x, y);
     EXPECT_NEAR(rstd, ref.rstd[0], 1e-5 * ref.rstd[0])
         << (op == NORMJIT_RMS_NORM ? "rms" : "layer");
   }

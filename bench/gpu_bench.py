@@ -1247,18 +1247,24 @@ class Bench(object):
         return fn, None, (src, dst)
 
     # -- one measurement -----------------------------------------------------
+    def check_build(self, case, record, build, refs):
+        """build(record), then its output (if it has one) checked once
+        against refs: (fn, what must live while fn is timed)."""
+        fn, once, keep = build(record)
+        if once is not None:
+            outs = once()
+            self.dev.sync()
+            record["ok"], record["max_err"] = compare(
+                list(zip(outs, refs)), case["dtype"])
+            del outs
+        return fn, keep
+
     def measure(self, case, name, build, refs, nbytes):
         record = {}
         case["impls"][name] = record
         keep = None
         try:
-            fn, once, keep = build(record)
-            if once is not None:
-                outs = once()
-                self.dev.sync()
-                record["ok"], record["max_err"] = compare(
-                    list(zip(outs, refs)), case["dtype"])
-                del outs
+            fn, keep = self.check_build(case, record, build, refs)
             ms, mode = self.timer.measure(fn)
             record.update(ms=ms, mode=mode, gbps=gbps(nbytes, ms))
         except TimeUp:
@@ -1308,15 +1314,8 @@ class Bench(object):
             record = {}
             case["impls"][name] = record
             try:
-                fn, once, buffers = build(record)
-                # Its outputs live as long as it is timed (once holds them
-                # too, but once is not kept).
-                keep.append(buffers)
-                outs = once()
-                self.dev.sync()
-                record["ok"], record["max_err"] = compare(
-                    list(zip(outs, refs)), case["dtype"])
-                del outs
+                fn, buffers = self.check_build(case, record, build, refs)
+                keep.append(buffers)  # its outputs live while it is timed
                 fns[name] = fn
             except TimeUp:
                 raise

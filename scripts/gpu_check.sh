@@ -40,13 +40,16 @@ limit=${GPU_CHECK_TIME_LIMIT:-420}
 shards=${GPU_CHECK_SHARDS:-8}
 failed=0
 left() { echo $((limit - SECONDS)); }
+not_run() {
+  echo "--- $1: not run (time limit of $limit s reached)"
+  failed=$((failed + 1))
+}
 step() {
   local name=$1 budget=$2
   shift 2
   [ "$budget" -gt "$(left)" ] && budget=$(left)
   if [ "$budget" -lt 5 ]; then
-    echo "--- $name: not run (time limit of $limit s reached)"
-    failed=$((failed + 1))
+    not_run "$name"
     return
   fi
   echo "=== $name ($((SECONDS))s, at most ${budget}s): $*"
@@ -137,8 +140,7 @@ step lit-cuda 90 python3 scripts/lit_replay.py record \
   --out "$out/lit-cuda"
 bench_s=$(($(left) - 20))
 if [ "$bench_s" -lt 30 ]; then
-  echo "--- bench: not run (time limit of $limit s reached)"
-  failed=$((failed + 1))
+  not_run bench
 else
   step bench $((bench_s + 15)) python3 bench/gpu_bench.py --bundle "$bundle" \
     --tuned --time-limit "$bench_s" --markdown "$out/bench.md" \

@@ -136,13 +136,7 @@ ConfigSource AotKernel::getGpuConfigSource() const {
 
 GpuConfig AotKernel::getGpuConfig(const GpuTarget &target) const {
   GpuConfig config = gpuKnobs.applyTo(getDefaultGpuConfig(spec, target));
-  GpuKnobsGiven given;
-  given.vectorWidth = gpuKnobs.vectorWidth.has_value();
-  given.threadsPerRow = gpuKnobs.threadsPerRow.has_value();
-  given.rowsPerBlock = gpuKnobs.rowsPerBlock.has_value();
-  given.elementsPerThread = gpuKnobs.elementsPerThread.has_value();
-  given.rowStorage = gpuKnobs.rowStorage.has_value();
-  fitGpuKnobs(config, spec.cols, given);
+  fitGpuKnobs(config, spec.cols, getKnobsGiven(gpuKnobs));
   return config;
 }
 

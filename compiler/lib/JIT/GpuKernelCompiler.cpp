@@ -455,26 +455,6 @@ void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
       llvm::alignTo(std::max<int64_t>(1, config.elementsPerThread), width));
 }
 
-llvm::Expected<normjit::GpuConfig>
-normjit::parseGpuConfigFor(llvm::StringRef text,
-                           const normjit_kernel_spec_t &spec,
-                           const GpuTarget &target) {
-  auto knobs = parseConfigKnobs(text);
-  if (!knobs)
-    return knobs.takeError();
-  auto config = parseGpuConfig(text, getDefaultGpuConfig(spec, target));
-  if (!config)
-    return config.takeError();
-  GpuKnobsGiven given;
-  given.vectorWidth = knobs->vectorWidth.has_value();
-  given.threadsPerRow = knobs->threadsPerRow.has_value();
-  given.rowsPerBlock = knobs->rowsPerBlock.has_value();
-  given.elementsPerThread = knobs->elementsPerThread.has_value();
-  given.rowStorage = knobs->rowStorage.has_value();
-  fitGpuKnobs(*config, spec.cols, given);
-  return config;
-}
-
 normjit::GpuRowStorage
 normjit::detail::toGpuRowStorage(normjit::norm::RowStorage storage) {
   switch (storage) {
@@ -501,34 +481,61 @@ normjit::detail::toNormRowStorage(GpuRowStorage storage) {
   return normjit::norm::RowStorage::Global;
 }
 
+namespace {
+
+/// `knobs` (parsed from `text`) over `base`, refused when they are not a
+/// GPU config.
 llvm::Expected<normjit::GpuConfig>
-normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
-  auto knobs = parseConfigKnobs(text);
-  if (!knobs)
-    return knobs.takeError();
-  if (knobs->backend != normjit::norm::Backend::GPU)
+applyGpuKnobs(const normjit::norm::ConfigKnobs &knobs, llvm::StringRef text,
+              const normjit::GpuConfig &base) {
+  using namespace normjit;
+  if (knobs.backend != normjit::norm::Backend::GPU)
     return makeError(NORMJIT_INVALID_ARGUMENT,
                      "config '" + text + "' is not a gpu config");
-  if (knobs->fuseResidual == false)
+  if (knobs.fuseResidual == false)
     return makeError(NORMJIT_UNSUPPORTED,
                      "config '" + text +
                          "': the GPU backend always fuses "
                          "the residual add (fuse_residual = false is a CPU "
                          "choice)");
   GpuConfig result = base;
-  if (auto v = knobs->vectorWidth)
+  if (auto v = knobs.vectorWidth)
     result.vectorWidth = *v;
-  if (auto v = knobs->threadsPerRow)
+  if (auto v = knobs.threadsPerRow)
     result.threadsPerRow = *v;
-  if (auto v = knobs->rowsPerBlock)
+  if (auto v = knobs.rowsPerBlock)
     result.rowsPerBlock = *v;
-  if (auto v = knobs->elementsPerThread)
+  if (auto v = knobs.elementsPerThread)
     result.elementsPerThread = *v;
-  if (auto v = knobs->rowStorage)
+  if (auto v = knobs.rowStorage)
     result.rowStorage = toGpuRowStorage(*v);
-  if (auto v = knobs->persistent)
+  if (auto v = knobs.persistent)
     result.persistent = *v;
   return result;
+}
+
+} // namespace
+
+llvm::Expected<normjit::GpuConfig>
+normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
+  auto knobs = parseConfigKnobs(text);
+  if (!knobs)
+    return knobs.takeError();
+  return applyGpuKnobs(*knobs, text, base);
+}
+
+llvm::Expected<normjit::GpuConfig>
+normjit::parseGpuConfigFor(llvm::StringRef text,
+                           const normjit_kernel_spec_t &spec,
+                           const GpuTarget &target) {
+  auto knobs = parseConfigKnobs(text);
+  if (!knobs)
+    return knobs.takeError();
+  auto config = applyGpuKnobs(*knobs, text, getDefaultGpuConfig(spec, target));
+  if (!config)
+    return config.takeError();
+  fitGpuKnobs(*config, spec.cols, getKnobsGiven(*knobs));
+  return config;
 }
 
 llvm::Error normjit::validateGpuConfig(const normjit_kernel_spec_t &spec,

@@ -90,6 +90,18 @@ struct GpuKnobsGiven {
   bool rowStorage = false;
 };
 
+/// Which of `knobs`' optional GPU knobs are set (norm::ConfigKnobs parsed
+/// from a config's text, or an AOT kernel's aot::GpuConfigKnobs).
+template <typename Knobs> GpuKnobsGiven getKnobsGiven(const Knobs &knobs) {
+  GpuKnobsGiven given;
+  given.vectorWidth = knobs.vectorWidth.has_value();
+  given.threadsPerRow = knobs.threadsPerRow.has_value();
+  given.rowsPerBlock = knobs.rowsPerBlock.has_value();
+  given.elementsPerThread = knobs.elementsPerThread.has_value();
+  given.rowStorage = knobs.rowStorage.has_value();
+  return given;
+}
+
 /// After knobs were set over a default config for rows of `cols` columns,
 /// the knobs not given follow those that were, as the default heuristic
 /// would have chosen them: rows_per_block, blocks of about 256 threads for

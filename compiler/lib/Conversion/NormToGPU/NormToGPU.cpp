@@ -22,8 +22,8 @@
 
 #include "llvm/Support/MathExtras.h"
 
-#include <limits>
 #include <functional>
+#include <limits>
 
 namespace normjit {
 #define GEN_PASS_DEF_CONVERTNORMTOGPUPASS

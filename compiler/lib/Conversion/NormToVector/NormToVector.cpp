@@ -523,7 +523,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   e.usePairedBf16(outputPaired);
   Value rows = memref::DimOp::create(b, x, e.index(0));
   Value invCols = e.f32Const(1.0 / static_cast<double>(cols));
-  Value colsF32 = e.f32Const(static_cast<double>(cols));
   Value eps = arith::ConstantOp::create(b, op.getEpsilonAttr());
 
   // gamma and beta in f16/bf16 are widened once per call, into f32 copies
@@ -841,9 +840,9 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     // Not n mean^2 <= kFarShift * M2: greater, or unordered (M2 NaN).
     Value notNear = arith::CmpFOp::create(b, arith::CmpFPredicate::UGT, nMeanSq,
                                           e.mul(m2, e.f32Const(kFarShift)));
-    Value finite = arith::CmpFOp::create(
-        b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, mean),
-        e.f32Const(std::numeric_limits<float>::infinity()));
+    Value inf = e.f32Const(std::numeric_limits<float>::infinity());
+    Value finite = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
+                                         math::AbsFOp::create(b, mean), inf);
     if (dotTiny)
       notNear = arith::OrIOp::create(b, notNear, dotTiny);
     // Sums of squares that overflowed (M2 = +inf: the subtraction fused
@@ -854,8 +853,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     // the variance was 9e30.
     notNear = arith::OrIOp::create(
         b, notNear,
-        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m2,
-                              e.f32Const(std::numeric_limits<float>::infinity())));
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m2, inf));
     Value far = arith::AndIOp::create(b, finite, notNear);
     // The centred sweep's results: the mean (of d), M2, and the shift the
     // mean is relative to. Summed with vdpbf16ps, the sums were unshifted
@@ -884,7 +882,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       // mean total * (1/n) an ulp off) give exactly d, and M2 exactly 0,
       // where sumD * (1/n) left a positive variance and an offset of y
       // behind. (This sweep is the rare path; the common one keeps 1/n.)
-      Value correction = arith::DivFOp::create(b, sumD, colsF32);
+      Value correction = arith::DivFOp::create(
+          b, sumD, e.f32Const(static_cast<double>(cols)));
       Value centredM2 = e.sub(rare.reduce(sums[1]), e.mul(sumD, correction));
       if (dotRows)
         scf::YieldOp::create(b, ValueRange{correction, centredM2, mean});

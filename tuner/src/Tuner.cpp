@@ -292,17 +292,6 @@ private:
   std::vector<int> checked; ///< 0 unknown, 1 ok, -1 bad
 };
 
-/// The configs of `space` a strategy looks at (the default, space[0],
-/// first).
-template <typename Config>
-std::vector<Config> pickCandidates(const std::vector<Config> &space,
-                                   const StrategyOptions &strategy) {
-  std::vector<Config> candidates;
-  for (size_t index : drawCandidates(space.size(), strategy))
-    candidates.push_back(space[index]);
-  return candidates;
-}
-
 /// Bytes of one row of the workload's row buffers.
 int64_t getRowBytes(const normjit_kernel_spec_t &spec) {
   int64_t element = static_cast<int64_t>(normjit_dtype_size(spec.x_dtype) +
@@ -472,7 +461,7 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
   if (!fingerprint)
     return fingerprint.takeError();
 
-  std::vector<GpuConfig> candidates = pickCandidates(
+  std::vector<GpuConfig> candidates = pickGpuCandidates(
       buildGpuSearchSpace(spec, rows, *target), options.strategy);
   GpuTuneResult result;
   result.device = device;

@@ -47,6 +47,19 @@ int knobsApart(const CpuConfig &a, const CpuConfig &b);
 std::vector<CpuConfig> pickCpuCandidates(const std::vector<CpuConfig> &space,
                                          const StrategyOptions &strategy);
 
+/// How many knobs two GPU configs set differently, elements per thread
+/// aside (they follow the others: a row in registers takes what its
+/// threads need).
+int knobsApart(const GpuConfig &a, const GpuConfig &b);
+
+/// The GPU candidates a search looks at, in the order it times them: the
+/// default (space[0]), then every config one knob away from it (threads
+/// per row first, then the block size, the persistent grid, the row's
+/// storage, the vector width), then the strategy's draw, `maxCandidates`
+/// in all (every config for an exhaustive search).
+std::vector<GpuConfig> pickGpuCandidates(const std::vector<GpuConfig> &space,
+                                         const StrategyOptions &strategy);
+
 /// The GPU configs worth trying for `spec` at `rows` rows on `target`: the
 /// default first, then vector widths of 128 and 64 bits that tile the row,
 /// threads per row from half to twice the default's, each row storage

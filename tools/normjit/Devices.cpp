@@ -14,6 +14,7 @@
 #include "normjit/tuner/Tuner.h"
 #include "normjit/tuner/TuningCache.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
 
@@ -113,6 +114,11 @@ llvm::Error normjit::tool::devicesCommand(llvm::ArrayRef<std::string> args,
         json.attribute("f16c", host.f16c);
         json.attribute("vector_width", host.nativeVectorWidth());
         json.attribute("fingerprint", fingerprint);
+        if (!normjit::getDisabledHostCpuFeatures().empty())
+          json.attributeArray("disabled_features", [&] {
+            for (const std::string &feature : normjit::getDisabledHostCpuFeatures())
+              json.value(feature);
+          });
       });
       json.attributeObject("cuda", [&] {
         json.attribute("available", !cuda.devices.empty());
@@ -156,6 +162,9 @@ llvm::Error normjit::tool::devicesCommand(llvm::ArrayRef<std::string> args,
       << (host.cores == 1 ? " core" : " cores") << ", avx2 " << yesNo(host.avx2)
       << ", avx512f " << yesNo(host.avx512f) << ", f16c " << yesNo(host.f16c)
       << ", " << host.nativeVectorWidth() << " f32 lanes per vector\n";
+  if (!normjit::getDisabledHostCpuFeatures().empty())
+    out << "  turned off (NORMJIT_DISABLE_CPU_FEATURES): "
+        << llvm::join(normjit::getDisabledHostCpuFeatures(), ",") << "\n";
   out << "  fingerprint: " << fingerprint << "\n";
   if (!cuda.reason.empty()) {
     out << "cuda: not available (" << cuda.reason << ")\n";

@@ -9,6 +9,9 @@
 
 #include "normjit/tuner/TuningCache.h"
 
+#include "normjit/JIT/KernelCompiler.h"
+
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringRef.h"
@@ -143,17 +146,17 @@ DeviceFingerprint normjit::tuner::detectCpuFingerprint() {
   if (fingerprint.model.empty())
     fingerprint.model = "unknown";
 
+  // Less the features NORMJIT_DISABLE_CPU_FEATURES turns off: kernels
+  // compiled without them are tuned and cached apart.
+  const std::vector<std::string> &disabled = getDisabledHostCpuFeatures();
   std::vector<std::string> features;
-  if (info.haveFlags) {
-    for (const Feature &feature : kFeatures)
-      if (std::find(info.flags.begin(), info.flags.end(),
-                    feature.cpuinfoName) != info.flags.end())
-        features.push_back(feature.cpuinfoName);
-  } else {
-    llvm::StringMap<bool> host = llvm::sys::getHostCPUFeatures();
-    for (const Feature &feature : kFeatures)
-      if (host.lookup(feature.llvmName))
-        features.push_back(feature.cpuinfoName);
+  for (const Feature &feature : kFeatures) {
+    bool present =
+        info.haveFlags
+            ? llvm::is_contained(info.flags, feature.cpuinfoName)
+            : llvm::sys::getHostCPUFeatures().lookup(feature.llvmName);
+    if (present && !llvm::is_contained(disabled, feature.llvmName))
+      features.push_back(feature.cpuinfoName);
   }
   std::sort(features.begin(), features.end());
   for (const std::string &feature : features) {

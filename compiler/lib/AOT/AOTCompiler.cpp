@@ -267,11 +267,12 @@ llvm::Expected<CpuTarget> normjit::aot::resolveCpuTarget(llvm::StringRef name) {
   result.name = name.str();
   llvm::StringMap<bool> features;
   if (name == "native") {
-    // Exactly what the JIT compiles for (JITTargetMachineBuilder::
-    // detectHost), so that the two produce the same code.
+    // Exactly what the JIT compiles for (the host's CPU and features, less
+    // those NORMJIT_DISABLE_CPU_FEATURES turns off), so that the two
+    // produce the same code.
     result.cpu = llvm::sys::getHostCPUName().str();
     llvm::SubtargetFeatures subtarget;
-    for (const auto &feature : llvm::sys::getHostCPUFeatures()) {
+    for (const auto &feature : getHostCpuFeatures()) {
       subtarget.AddFeature(feature.first(), feature.second);
       if (feature.second)
         features[feature.first()] = true;

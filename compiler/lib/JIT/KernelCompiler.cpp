@@ -41,13 +41,20 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/InstIterator.h"
 #include "llvm/IR/IntrinsicInst.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+#include "llvm/TargetParser/Triple.h"
 
 #include <atomic>
 #include <chrono>
@@ -122,11 +129,84 @@ int64_t normjit::HostCpu::nativeVectorWidth() const {
   return 4;
 }
 
+namespace {
+struct HostFeatures {
+  llvm::StringMap<bool> features;
+  std::vector<std::string> disabled;
+};
+
+const HostFeatures &getHostFeatures() {
+  static const HostFeatures host = [] {
+    HostFeatures result;
+    result.features = llvm::sys::getHostCPUFeatures();
+    const char *list = std::getenv("NORMJIT_DISABLE_CPU_FEATURES");
+    if (!list || !*list)
+      return result;
+    llvm::SmallVector<llvm::StringRef> names;
+    llvm::StringRef(list).split(names, ',', -1, /*KeepEmpty=*/false);
+    bool any = false;
+    for (llvm::StringRef name : names)
+      any |= result.features.lookup(name.trim());
+    if (!any)
+      return result;
+    // LLVM's subtarget for the host less the features named, which also
+    // clears every feature that implies one of them.
+    normjit::detail::initializeLLVMOnce();
+    llvm::Triple triple(llvm::sys::getProcessTriple());
+    std::string error;
+    const llvm::Target *target =
+        llvm::TargetRegistry::lookupTarget(triple, error);
+    if (!target)
+      return result;
+    llvm::StringRef cpu = llvm::sys::getHostCPUName();
+    std::unique_ptr<llvm::MCSubtargetInfo> plain(
+        target->createMCSubtargetInfo(triple, cpu, ""));
+    if (!plain)
+      return result;
+    llvm::StringSet<> known;
+    for (const llvm::SubtargetFeatureKV &feature :
+         plain->getAllProcessorFeatures())
+      known.insert(feature.Key);
+    llvm::SubtargetFeatures subtarget;
+    for (const auto &feature : result.features)
+      if (known.contains(feature.first()))
+        subtarget.AddFeature(feature.first(), feature.second);
+    for (llvm::StringRef name : names)
+      if (known.contains(name.trim()))
+        subtarget.AddFeature(name.trim(), false);
+    std::unique_ptr<llvm::MCSubtargetInfo> reduced(
+        target->createMCSubtargetInfo(triple, cpu, subtarget.getString()));
+    if (!reduced)
+      return result;
+    for (auto &feature : result.features) {
+      bool off = llvm::is_contained(names, feature.first()) ||
+                 (known.contains(feature.first()) &&
+                  !reduced->checkFeatures("+" + feature.first().str()));
+      if (feature.second && off) {
+        feature.second = false;
+        result.disabled.push_back(feature.first().str());
+      }
+    }
+    llvm::sort(result.disabled);
+    return result;
+  }();
+  return host;
+}
+} // namespace
+
+const llvm::StringMap<bool> &normjit::getHostCpuFeatures() {
+  return getHostFeatures().features;
+}
+
+const std::vector<std::string> &normjit::getDisabledHostCpuFeatures() {
+  return getHostFeatures().disabled;
+}
+
 const normjit::HostCpu &normjit::getHostCpu() {
   static const HostCpu host = [] {
     HostCpu cpu;
     cpu.name = llvm::sys::getHostCPUName().str();
-    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    const llvm::StringMap<bool> &features = getHostCpuFeatures();
     cpu.avx2 = features.lookup("avx2");
     cpu.avx512f = features.lookup("avx512f");
     cpu.f16c = features.lookup("f16c");
@@ -622,7 +702,28 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
   // DIR/normjit-<n>.o, for llvm-objdump -d.
   const char *dumpDir = std::getenv("NORMJIT_DUMP_OBJECTS");
   options.enableObjectDump = dumpDir && *dumpDir;
-  auto engine = ExecutionEngine::create(*module, options);
+  // The host's target machine, built here only when features are turned
+  // off (otherwise the engine's own: the same CPU and features).
+  std::unique_ptr<llvm::TargetMachine> machine;
+  if (!getDisabledHostCpuFeatures().empty()) {
+    auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+    if (!builder)
+      return makeError(NORMJIT_COMPILE_ERROR,
+                       "JIT setup failed: " +
+                           llvm::toString(builder.takeError()));
+    llvm::SubtargetFeatures features;
+    for (const auto &feature : getHostCpuFeatures())
+      features.AddFeature(feature.first(), feature.second);
+    builder->getFeatures() = features;
+    builder->setCodeGenOptLevel(kKernelCodeGenOptLevel);
+    auto created = builder->createTargetMachine();
+    if (!created)
+      return makeError(NORMJIT_COMPILE_ERROR,
+                       "JIT setup failed: " +
+                           llvm::toString(created.takeError()));
+    machine = std::move(*created);
+  }
+  auto engine = ExecutionEngine::create(*module, options, std::move(machine));
   if (!engine)
     return makeError(NORMJIT_COMPILE_ERROR,
                      "JIT setup failed: " + llvm::toString(engine.takeError()));

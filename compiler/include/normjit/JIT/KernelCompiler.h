@@ -11,11 +11,13 @@
 
 #include "normjit/runtime/kernel.h"
 
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mlir {
 class ExecutionEngine;
@@ -54,8 +56,22 @@ struct HostCpu {
   int64_t nativeVectorWidth() const;
 };
 
-/// The host, detected once per process.
+/// The host, detected once per process (less the features
+/// NORMJIT_DISABLE_CPU_FEATURES turns off: see getHostCpuFeatures).
 const HostCpu &getHostCpu();
+
+/// LLVM's features of the host CPU (llvm::sys::getHostCPUFeatures), less
+/// those NORMJIT_DISABLE_CPU_FEATURES names (comma-separated LLVM feature
+/// names, read once per process) and every feature that needs one of them
+/// (`avx2` takes the AVX-512 features with it): what the JIT and AOT's
+/// `native` target compile for, so that an AVX-512 machine can run the
+/// code an AVX2 or SSE machine would get. Names the host lacks are
+/// ignored.
+const llvm::StringMap<bool> &getHostCpuFeatures();
+
+/// The host features NORMJIT_DISABLE_CPU_FEATURES turned off, sorted
+/// (empty without it).
+const std::vector<std::string> &getDisabledHostCpuFeatures();
 
 /// The heuristic config for a spec on this host: what a kernel gets when
 /// no tuned config is known.

@@ -5,9 +5,8 @@
 // kernel, and whose events are 0.25 ms apart per record) the workload is
 // uploaded, checked and freed, timing follows the events, the L2 is flushed
 // for cold-cache timing, a kernel that computes nothing is rejected by the
-// reference check, and GPU cache keys never meet CPU ones. With a real CUDA
-// device (skipped otherwise) a spec is tuned, checked and served from the
-// cache.
+// reference check, and GPU cache keys never meet CPU ones. On a real CUDA
+// device: GPU/GpuTuneTest.cpp (in the GPU test binary and the bundle).
 //
 //===----------------------------------------------------------------------===//
 
@@ -363,79 +362,4 @@ TEST_F(GpuTunerTest, TunedKernelsServeGpuEntriesOnlyToThatGpu) {
   EXPECT_EQ(source, ConfigSource::Default);
   EXPECT_TRUE((*kernel)->getConfig() == fallback);
   llvm::sys::fs::remove_directories(dir);
-}
-
-//===----------------------------------------------------------------------===//
-// A real GPU (skipped without one)
-//===----------------------------------------------------------------------===//
-
-TEST_F(GpuTunerTest, TunesOnARealGpu) {
-  useDriver(nullptr);
-  int count = 0;
-  if (normjit_cuda_device_count(&count) != NORMJIT_OK || count == 0) {
-    GTEST_SKIP() << "no CUDA device: "
-                 << (count == 0 && normjit_last_error()[0] == '\0'
-                         ? "the driver reports none"
-                         : normjit_last_error());
-  }
-  normjit_kernel_spec_t spec = rmsSpec(1024, /*residual=*/true);
-  {
-    Context context;
-    // The default kernel passes the check and times sensibly, warm and cold.
-    auto kernel = context.getGpuKernel(spec, 0);
-    ASSERT_TRUE(!!kernel) << takeMessage(kernel.takeError());
-    auto check = GpuWorkload::create(spec, 97, 0, 99);
-    ASSERT_TRUE(!!check) << takeMessage(check.takeError());
-    EXPECT_EQ(takeMessage((*check)->check(**kernel)), "");
-    auto workload = GpuWorkload::create(spec, 8192, 0);
-    ASSERT_TRUE(!!workload) << takeMessage(workload.takeError());
-    TimingOptions options;
-    auto warm = timeGpuKernel(**kernel, **workload, options);
-    ASSERT_TRUE(!!warm) << takeMessage(warm.takeError());
-    options.coldCache = true;
-    auto cold = timeGpuKernel(**kernel, **workload, options);
-    ASSERT_TRUE(!!cold) << takeMessage(cold.takeError());
-    normjit_cuda_device_info_t info;
-    ASSERT_EQ(normjit_cuda_device_info(0, &info), NORMJIT_OK);
-    for (double gbps : {warm->gbps, cold->gbps}) {
-      EXPECT_GT(gbps, 10.0);
-      // L2 can beat DRAM when warm; nothing beats it by 4x.
-      if (info.dram_bandwidth_gbps > 0) {
-        EXPECT_LT(gbps, 4 * info.dram_bandwidth_gbps);
-      }
-    }
-
-    // The whole tuner, then the same spec served from the cache.
-    TuneOptions tune;
-    tune.budgetSeconds = 3;
-    tune.strategy.maxCandidates = 12;
-    auto result = tuneGpu(context, spec, 8192, 0, tune);
-    ASSERT_TRUE(!!result) << takeMessage(result.takeError());
-    EXPECT_GT(result->bestGbps, 0);
-    EXPECT_GT(result->defaultGbps, 0);
-    EXPECT_EQ(result->candidates, 12);
-    EXPECT_EQ(result->fusion, "");
-    EXPECT_TRUE(isGpuDeviceKey(result->fingerprint));
-    EXPECT_FALSE(result->deviceName.empty());
-    std::string failures;
-    for (const std::string &failure : result->failures)
-      failures += failure + "\n";
-    EXPECT_TRUE(result->failures.empty()) << failures;
-    // Never slower than the default by more than the noise margin.
-    EXPECT_GE(result->bestGbps, 0.9 * result->defaultGbps);
-
-    std::string dir =
-        ::testing::TempDir() + "normjit-gpu-real-" + std::to_string(::getpid());
-    TuningCache cache(dir + "/tuning.toml");
-    ASSERT_EQ(takeMessage(cache.load()), "");
-    ASSERT_EQ(
-        takeMessage(cache.store({makeGpuCacheEntry(spec, 8192, *result)})), "");
-    ConfigSource source = ConfigSource::Default;
-    TunedKernels kernels(context, cache, TuningPolicy::CacheOnly);
-    auto served = kernels.getGpuKernel(spec, 8000, 0, &source);
-    ASSERT_TRUE(!!served) << takeMessage(served.takeError());
-    EXPECT_EQ(source, ConfigSource::Cache);
-    EXPECT_TRUE((*served)->getConfig() == result->best);
-    llvm::sys::fs::remove_directories(dir);
-  }
 }

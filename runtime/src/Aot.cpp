@@ -9,6 +9,7 @@
 #include "normjit/runtime/aot.h"
 #include "normjit/runtime/Error.h"
 
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -190,14 +191,21 @@ const Feature *findFeature(const char *name, size_t length) {
   return nullptr;
 }
 
-/// Whether `list` (comma-separated) names the feature `name`.
+/// Whether `list` (comma-separated, spaces around a name ignored, as the
+/// JIT reads NORMJIT_DISABLE_CPU_FEATURES) names the feature `name`.
 bool listContains(const char *list, const char *name) {
   size_t length = std::strlen(name);
   while (list && *list) {
     const char *end = std::strchr(list, ',');
-    size_t itemLength =
-        end ? static_cast<size_t>(end - list) : std::strlen(list);
-    if (itemLength == length && std::strncmp(list, name, length) == 0)
+    const char *item = list;
+    const char *itemEnd = end ? end : list + std::strlen(list);
+    while (item < itemEnd && std::isspace(static_cast<unsigned char>(*item)))
+      ++item;
+    while (itemEnd > item &&
+           std::isspace(static_cast<unsigned char>(itemEnd[-1])))
+      --itemEnd;
+    if (static_cast<size_t>(itemEnd - item) == length &&
+        std::strncmp(item, name, length) == 0)
       return true;
     list = end ? end + 1 : nullptr;
   }

@@ -149,12 +149,14 @@ DeviceFingerprint normjit::tuner::detectCpuFingerprint() {
   // Less the features NORMJIT_DISABLE_CPU_FEATURES turns off: kernels
   // compiled without them are tuned and cached apart.
   const std::vector<std::string> &disabled = getDisabledHostCpuFeatures();
+  llvm::StringMap<bool> host;
+  if (!info.haveFlags)
+    host = llvm::sys::getHostCPUFeatures();
   std::vector<std::string> features;
   for (const Feature &feature : kFeatures) {
-    bool present =
-        info.haveFlags
-            ? llvm::is_contained(info.flags, feature.cpuinfoName)
-            : llvm::sys::getHostCPUFeatures().lookup(feature.llvmName);
+    bool present = info.haveFlags
+                       ? llvm::is_contained(info.flags, feature.cpuinfoName)
+                       : host.lookup(feature.llvmName);
     if (present && !llvm::is_contained(disabled, feature.llvmName))
       features.push_back(feature.cpuinfoName);
   }

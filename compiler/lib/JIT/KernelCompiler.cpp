@@ -135,6 +135,12 @@ struct HostFeatures {
   std::vector<std::string> disabled;
 };
 
+/// One line on stderr about NORMJIT_DISABLE_CPU_FEATURES.
+void warnDisabledFeature(const llvm::Twine &message) {
+  llvm::errs() << "normjit: warning: NORMJIT_DISABLE_CPU_FEATURES: "
+               << message << "\n";
+}
+
 const HostFeatures &getHostFeatures() {
   static const HostFeatures host = [] {
     HostFeatures result;
@@ -142,51 +148,75 @@ const HostFeatures &getHostFeatures() {
     const char *list = std::getenv("NORMJIT_DISABLE_CPU_FEATURES");
     if (!list || !*list)
       return result;
-    llvm::SmallVector<llvm::StringRef> names;
-    llvm::StringRef(list).split(names, ',', -1, /*KeepEmpty=*/false);
-    bool any = false;
-    for (llvm::StringRef name : names)
-      any |= result.features.lookup(name.trim());
-    if (!any)
+    std::vector<std::string> names;
+    llvm::SmallVector<llvm::StringRef> parts;
+    llvm::StringRef(list).split(parts, ',');
+    for (llvm::StringRef part : parts)
+      if (!part.trim().empty())
+        names.push_back(part.trim().str());
+    if (names.empty())
       return result;
-    // LLVM's subtarget for the host less the features named, which also
-    // clears every feature that implies one of them.
     normjit::detail::initializeLLVMOnce();
     llvm::Triple triple(llvm::sys::getProcessTriple());
     std::string error;
     const llvm::Target *target =
         llvm::TargetRegistry::lookupTarget(triple, error);
-    if (!target)
-      return result;
+    llvm::StringRef baselineCpu =
+        triple.getArch() == llvm::Triple::x86_64 ? "x86-64" : "generic";
     llvm::StringRef cpu = llvm::sys::getHostCPUName();
-    std::unique_ptr<llvm::MCSubtargetInfo> plain(
-        target->createMCSubtargetInfo(triple, cpu, ""));
-    if (!plain)
+    std::unique_ptr<llvm::MCSubtargetInfo> plain, baseline;
+    if (target) {
+      plain.reset(target->createMCSubtargetInfo(triple, cpu, ""));
+      baseline.reset(target->createMCSubtargetInfo(triple, baselineCpu, ""));
+    }
+    if (!plain || !baseline) {
+      warnDisabledFeature("LLVM has no subtarget for " + triple.str() +
+                          ": ignored");
       return result;
+    }
     llvm::StringSet<> known;
     for (const llvm::SubtargetFeatureKV &feature :
          plain->getAllProcessorFeatures())
       known.insert(feature.Key);
+    // LLVM's subtarget for the host less the features named, which also
+    // clears every feature that implies one of them. The baseline's own
+    // features (x86-64: SSE2, x87, 64-bit mode, ...) stay: every kernel
+    // needs them, and LLVM cannot generate code without some of them.
     llvm::SubtargetFeatures subtarget;
     for (const auto &feature : result.features)
       if (known.contains(feature.first()))
         subtarget.AddFeature(feature.first(), feature.second);
-    for (llvm::StringRef name : names)
-      if (known.contains(name.trim()))
-        subtarget.AddFeature(name.trim(), false);
+    bool any = false;
+    for (const std::string &name : names) {
+      if (!known.contains(name)) {
+        warnDisabledFeature("'" + name +
+                            "' is not a feature LLVM knows for this CPU "
+                            "(LLVM's names, e.g. avx512f, avx2, avx): "
+                            "ignored");
+        continue;
+      }
+      if (baseline->checkFeatures("+" + name)) {
+        warnDisabledFeature("'" + name + "' is part of the " + baselineCpu +
+                            " baseline, which every kernel needs: ignored");
+        continue;
+      }
+      if (!result.features.lookup(name))
+        continue; // this CPU lacks it anyway
+      subtarget.AddFeature(name, false);
+      any = true;
+    }
+    if (!any)
+      return result;
     std::unique_ptr<llvm::MCSubtargetInfo> reduced(
         target->createMCSubtargetInfo(triple, cpu, subtarget.getString()));
     if (!reduced)
       return result;
-    for (auto &feature : result.features) {
-      bool off = llvm::is_contained(names, feature.first()) ||
-                 (known.contains(feature.first()) &&
-                  !reduced->checkFeatures("+" + feature.first().str()));
-      if (feature.second && off) {
+    for (auto &feature : result.features)
+      if (feature.second && known.contains(feature.first()) &&
+          !reduced->checkFeatures("+" + feature.first().str())) {
         feature.second = false;
         result.disabled.push_back(feature.first().str());
       }
-    }
     llvm::sort(result.disabled);
     return result;
   }();

@@ -35,3 +35,12 @@
 // PRINT: fingerprint: cpu|{{.*}}avx,
 // RUN: env NORMJIT_DISABLE_CPU_FEATURES=avx2 normjit devices --json | FileCheck %s --check-prefix=JSON
 // JSON: "fingerprint":"cpu|{{[^"]+}}","disabled_features":["{{.*}}avx2",
+
+// Names LLVM does not know, and the x86-64 baseline's own features (which
+// LLVM cannot generate code without), are ignored with a warning.
+// RUN: env NORMJIT_DISABLE_CPU_FEATURES=sse2,AVX512F,64bit normjit devices 2>&1 | FileCheck %s --check-prefix=IGNORED
+// IGNORED: normjit: warning: NORMJIT_DISABLE_CPU_FEATURES: 'sse2' is part of the x86-64 baseline, which every kernel needs: ignored
+// IGNORED-NEXT: normjit: warning: NORMJIT_DISABLE_CPU_FEATURES: 'AVX512F' is not a feature LLVM knows for this CPU (LLVM's names, e.g. avx512f, avx2, avx): ignored
+// IGNORED-NEXT: normjit: warning: NORMJIT_DISABLE_CPU_FEATURES: '64bit' is part of the x86-64 baseline, which every kernel needs: ignored
+// IGNORED-NEXT: cpu: {{.+}}, avx512f yes,
+// IGNORED-NOT: turned off

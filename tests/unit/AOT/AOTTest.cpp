@@ -450,10 +450,14 @@ INSTANTIATE_TEST_SUITE_P(Matrix, AotMatchesJitTest,
 // Several targets in one library
 //===----------------------------------------------------------------------===//
 
-/// Sets NORMJIT_DISABLE_CPU_FEATURES for one scope.
+/// Sets NORMJIT_DISABLE_CPU_FEATURES for one scope, for the AOT runtime's
+/// dispatch. The JIT (and AOT's `native`) reads it once per process: its
+/// features are fixed before the variable is set, whichever test runs
+/// first.
 class DisabledFeatures {
 public:
   explicit DisabledFeatures(const char *list) {
+    (void)getHostCpuFeatures();
     setenv("NORMJIT_DISABLE_CPU_FEATURES", list, 1);
   }
   ~DisabledFeatures() { unsetenv("NORMJIT_DISABLE_CPU_FEATURES"); }

@@ -73,6 +73,13 @@ TEST(AotDispatchTest, FeatureQueries) {
     EXPECT_EQ(normjit_cpu_has_features("sse"), 1);
   }
   EXPECT_EQ(normjit_cpu_has_features("sse2"), 1);
+  {
+    // Spaces around a name are ignored, as the JIT ignores them.
+    DisabledFeatures disabled(" popcnt , sse2 ,");
+    EXPECT_EQ(normjit_cpu_has_features("popcnt"), 0);
+    EXPECT_EQ(normjit_cpu_has_features("sse2"), 0);
+    EXPECT_EQ(normjit_cpu_has_features("sse"), 1);
+  }
 #endif
 }
 

@@ -45,6 +45,12 @@ def ConvertNormToVectorPass
     instruction flushes denormal products and partial sums; a sum of
     squares below n * 2^-102 is therefore taken again in plain f32 (the
     centred pass for LayerNorm, a second sum-of-squares pass for RMSNorm).
+    Without `dot-bf16` there is no f32 -> bf16 instruction either: full
+    vectors of a sweep whose buffers are all bf16 (read in the paired lane
+    order: the even columns, then the odd ones) are rounded in the integer
+    unit as arith-expand rounds `truncf` (to nearest even, NaN to 0x7fc0)
+    and stored as words of the even column's bf16 and the odd one's, with
+    no shuffle back to the columns' order.
 
     Knobs absent from an op's `#norm.config` take the pass options. Ops
     with a GPU config are rejected.

@@ -97,7 +97,8 @@ public:
 
   RowEmitter(ImplicitLocOpBuilder &b, int64_t cols, const LoweringKnobs &k)
       : b(b), cols(cols), width(k.vectorWidth), slots(k.accumulators),
-        f32(b.getF32Type()), vecType(VectorType::get({width}, f32)) {
+        nativeBf16(k.dotBf16), f32(b.getF32Type()),
+        vecType(VectorType::get({width}, f32)) {
     int64_t group = width * slots;
     mainIters = cols / group;
     int64_t rest = cols - mainIters * group;
@@ -221,10 +222,64 @@ public:
   void store(Value buffer, ValueRange indices, Value value, Value mask,
              bool nontemporal = false) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    if (pairedBf16 && !mask && element.isBF16() && !nativeBf16) {
+      storeColumnOrder(buffer, indices, narrowPairedBf16(value), nontemporal);
+      return;
+    }
     if (!element.isF32())
       value =
           arith::TruncFOp::create(b, VectorType::get({width}, element), value);
     storeRounded(buffer, indices, value, mask, nontemporal);
+  }
+
+  /// A full f32 vector in the paired order rounded to bf16 in the columns'
+  /// order, for targets without a bf16 conversion instruction: each lane
+  /// rounded in the integer unit exactly as arith-expand rounds truncf
+  /// (to nearest even, NaN to 0x7fc0), then each 32-bit word made of the
+  /// even column's bf16 (the upper half of its rounded bits, shifted
+  /// down) and the odd one's (the upper half, in place): a shift and a
+  /// word blend per pair of registers, where rounding in the lanes' order
+  /// and interleaving afterwards took packs, permutes and a byte shuffle.
+  Value narrowPairedBf16(Value value) {
+    auto bitsType = VectorType::get({width}, b.getI32Type());
+    auto splat = [&](VectorType type, uint32_t word) -> Value {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(
+                 type, ArrayRef<int32_t>{static_cast<int32_t>(word)}));
+    };
+    Value bits = arith::BitcastOp::create(b, bitsType, value);
+    Value bit16 = arith::AndIOp::create(
+        b, arith::ShRUIOp::create(b, bits, splat(bitsType, 16)),
+        splat(bitsType, 1));
+    Value biased = arith::AddIOp::create(
+        b, bits, arith::AddIOp::create(b, bit16, splat(bitsType, 0x7fff)));
+    Value isNan =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, value, value);
+    Value rounded = arith::SelectOp::create(
+        b, isNan, splat(bitsType, 0x7fc00000u), biased);
+    auto half = [&](int64_t offset) -> Value {
+      return vector::ExtractStridedSliceOp::create(
+          b, rounded, ArrayRef<int64_t>{offset}, ArrayRef<int64_t>{width / 2},
+          ArrayRef<int64_t>{1});
+    };
+    auto wordsType = VectorType::get({width / 2}, b.getI32Type());
+    Value words = arith::OrIOp::create(
+        b, arith::ShRUIOp::create(b, half(0), splat(wordsType, 16)),
+        arith::AndIOp::create(b, half(width / 2),
+                              splat(wordsType, 0xffff0000u)));
+    return vector::BitCastOp::create(
+        b, VectorType::get({width}, b.getBF16Type()), words);
+  }
+
+  /// Stores a full vector that is already in the buffer's type and the
+  /// columns' order.
+  void storeColumnOrder(Value buffer, ValueRange indices, Value value,
+                        bool nontemporal) {
+    Type element = cast<MemRefType>(buffer.getType()).getElementType();
+    llvm::MaybeAlign alignment;
+    if (nontemporal)
+      alignment = llvm::Align(streamAlignment(element));
+    vector::StoreOp::create(b, value, buffer, indices, nontemporal, alignment);
   }
 
   /// store() of a vector already rounded to `buffer`'s element type.
@@ -242,11 +297,7 @@ public:
       value = vector::ShuffleOp::create(b, value, value, interleave);
     }
     if (!mask) {
-      llvm::MaybeAlign alignment;
-      if (nontemporal)
-        alignment = llvm::Align(streamAlignment(element));
-      vector::StoreOp::create(b, value, buffer, indices, nontemporal,
-                              alignment);
+      storeColumnOrder(buffer, indices, value, nontemporal);
       return;
     }
     // A masked store of 16-bit elements wider than 512 bits goes in 512-bit
@@ -486,6 +537,7 @@ private:
   int64_t cols, width, slots;
   int64_t mainIters = 0, leftoverVectors = 0, tail = 0;
   bool pairedBf16 = false;
+  bool nativeBf16; ///< the target rounds f32 to bf16 in an instruction
   Type f32;
   VectorType vecType;
 };

@@ -69,8 +69,12 @@ func.func @bf16_fused(%x: memref<?x64xbf16>, %r: memref<?x64xf16>, %y: memref<?x
 
 // When every buffer is bf16, full vectors are widened in the paired lane
 // order: the bf16 pairs read as i32 words, the even columns shifted up,
-// the odd ones masked, and the halves concatenated; stores round first,
-// then interleave the halves back. The masked tail keeps the plain order.
+// the odd ones masked, and the halves concatenated. Without dot-bf16 (no
+// bf16 conversion instruction) stores round each lane in the integer unit
+// (to nearest even, NaN to 0x7fc0) and put the halves' upper halves back
+// into words: the even column's shifted down, the odd one's in place (with
+// dot-bf16: truncf, then a shuffle; see dot-bf16.mlir). The masked tail
+// keeps the plain order.
 // CHECK-LABEL: func.func @bf16_paired
 //       CHECK:   %[[RAW:.+]] = vector.load %{{.*}} : memref<?x20xbf16>, vector<8xbf16>
 //       CHECK:   %[[W:.+]] = vector.bitcast %[[RAW]] : vector<8xbf16> to vector<4xi32>
@@ -80,9 +84,17 @@ func.func @bf16_fused(%x: memref<?x64xbf16>, %r: memref<?x64xf16>, %y: memref<?x
 //       CHECK:   %[[OF:.+]] = arith.bitcast %[[O]] : vector<4xi32> to vector<4xf32>
 //       CHECK:   vector.shuffle %[[EF]], %[[OF]] [0, 1, 2, 3, 4, 5, 6, 7] : vector<4xf32>, vector<4xf32>
 //       CHECK:   vector.maskedload %{{.*}} : memref<?x20xbf16>, vector<8xi1>, vector<8xbf16> into vector<8xbf16>
-//       CHECK:   %[[T:.+]] = arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
-//       CHECK:   %[[I:.+]] = vector.shuffle %[[T]], %[[T]] [0, 4, 1, 5, 2, 6, 3, 7] : vector<8xbf16>, vector<8xbf16>
-//       CHECK:   vector.store %[[I]], %{{.*}} : memref<?x20xbf16>, vector<8xbf16>
+//       CHECK:   %[[BITS:.+]] = arith.bitcast %[[V:.+]] : vector<8xf32> to vector<8xi32>
+//       CHECK:   %[[NAN:.+]] = arith.cmpf uno, %[[V]], %[[V]] : vector<8xf32>
+//       CHECK:   %[[R:.+]] = arith.select %[[NAN]], %{{.*}}, %{{.*}} : vector<8xi1>, vector<8xi32>
+//   CHECK-DAG:   %[[ODD:.+]] = vector.extract_strided_slice %[[R]] {offsets = [4], sizes = [4], strides = [1]} : vector<8xi32> to vector<4xi32>
+//   CHECK-DAG:   %[[EVEN:.+]] = vector.extract_strided_slice %[[R]] {offsets = [0], sizes = [4], strides = [1]} : vector<8xi32> to vector<4xi32>
+//   CHECK-DAG:   %[[HI:.+]] = arith.andi %[[ODD]], %{{.*}} : vector<4xi32>
+//   CHECK-DAG:   %[[LO:.+]] = arith.shrui %[[EVEN]], %{{.*}} : vector<4xi32>
+//       CHECK:   %[[WORDS:.+]] = arith.ori %[[LO]], %[[HI]] : vector<4xi32>
+//       CHECK:   %[[Y:.+]] = vector.bitcast %[[WORDS]] : vector<4xi32> to vector<8xbf16>
+//       CHECK:   vector.store %[[Y]], %{{.*}} : memref<?x20xbf16>, vector<8xbf16>
+//       CHECK:   arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
 //       CHECK:   vector.maskedstore
 func.func @bf16_paired(%x: memref<?x20xbf16>, %g: memref<20xbf16>, %y: memref<?x20xbf16>) {
   norm.rms_norm x(%x : memref<?x20xbf16>) gamma(%g : memref<20xbf16>) -> y(%y : memref<?x20xbf16>) eps = 1.0e-05

@@ -108,3 +108,19 @@ func.func @narrow(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
       config = #norm.config<cpu, vector_width = 4>
   return
 }
+
+// -----
+
+// With an f32 -> bf16 conversion instruction (AVX512-BF16), a full bf16
+// vector in the paired lane order is rounded with truncf and interleaved
+// back with one shuffle (without it, in the integer unit: see
+// convert-norm-to-vector.mlir @bf16_paired).
+// CHECK-LABEL: func.func @paired_store
+//       CHECK:   %[[T:.+]] = arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+//       CHECK:   %[[I:.+]] = vector.shuffle %[[T]], %[[T]] [0, 4, 1, 5, 2, 6, 3, 7] : vector<8xbf16>, vector<8xbf16>
+//       CHECK:   vector.store %[[I]], %{{.*}} : memref<?x16xbf16>, vector<8xbf16>
+func.func @paired_store(%x: memref<?x16xbf16>, %g: memref<16xbf16>, %y: memref<?x16xbf16>) {
+  norm.rms_norm x(%x : memref<?x16xbf16>) gamma(%g : memref<16xbf16>) -> y(%y : memref<?x16xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 1>
+  return
+}

@@ -171,27 +171,39 @@ public:
   Value load(Value buffer, ValueRange indices, Value mask) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
     auto rawType = VectorType::get({width}, element);
-    if (pairedBf16 && !mask && element.isBF16()) {
-      Value raw = vector::LoadOp::create(b, rawType, buffer, indices);
-      auto wordsType = VectorType::get({width / 2}, b.getI32Type());
-      Value words = vector::BitCastOp::create(b, wordsType, raw);
-      auto splatWord = [&](uint32_t value) {
-        return arith::ConstantOp::create(
-            b, DenseElementsAttr::get(
-                   wordsType, ArrayRef<int32_t>{static_cast<int32_t>(value)}));
-      };
-      auto halfType = VectorType::get({width / 2}, f32);
-      Value even = arith::BitcastOp::create(
-          b, halfType, arith::ShLIOp::create(b, words, splatWord(16)));
-      Value odd = arith::BitcastOp::create(
-          b, halfType, arith::AndIOp::create(b, words, splatWord(0xffff0000u)));
-      SmallVector<int64_t> concat;
-      for (int64_t i = 0; i < width; ++i)
-        concat.push_back(i);
-      return vector::ShuffleOp::create(b, even, odd, concat);
-    }
+    if (pairedBf16 && !mask && element.isBF16())
+      return widenPairedBf16(
+          vector::LoadOp::create(b, rawType, buffer, indices));
     Value raw = loadRaw(buffer, indices, mask);
     return element.isF32() ? raw : arith::ExtFOp::create(b, vecType, raw);
+  }
+
+  /// A full vector of bf16 in the columns' order widened to f32 in the
+  /// paired order (see load).
+  Value widenPairedBf16(Value raw) {
+    auto wordsType = VectorType::get({width / 2}, b.getI32Type());
+    Value words = vector::BitCastOp::create(b, wordsType, raw);
+    auto splatWord = [&](uint32_t value) {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(
+                 wordsType, ArrayRef<int32_t>{static_cast<int32_t>(value)}));
+    };
+    auto halfType = VectorType::get({width / 2}, f32);
+    Value even = arith::BitcastOp::create(
+        b, halfType, arith::ShLIOp::create(b, words, splatWord(16)));
+    Value odd = arith::BitcastOp::create(
+        b, halfType, arith::AndIOp::create(b, words, splatWord(0xffff0000u)));
+    SmallVector<int64_t> concat;
+    for (int64_t i = 0; i < width; ++i)
+      concat.push_back(i);
+    return vector::ShuffleOp::create(b, even, odd, concat);
+  }
+
+  /// Whether store() rounds a vector for a buffer of `element` in the
+  /// integer unit (narrowPairedBf16): a full bf16 vector in the paired
+  /// order on a target without a bf16 conversion instruction.
+  bool narrowsPairedBf16(Type element, Value mask) const {
+    return pairedBf16 && !mask && element.isBF16() && !nativeBf16;
   }
 
   /// Loads `width` elements at `indices` in the buffer's own type and the
@@ -222,7 +234,7 @@ public:
   void store(Value buffer, ValueRange indices, Value value, Value mask,
              bool nontemporal = false) {
     Type element = cast<MemRefType>(buffer.getType()).getElementType();
-    if (pairedBf16 && !mask && element.isBF16() && !nativeBf16) {
+    if (narrowsPairedBf16(element, mask)) {
       storeColumnOrder(buffer, indices, narrowPairedBf16(value), nontemporal);
       return;
     }
@@ -664,6 +676,14 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     if (!sum)
       return e.add(e.load(x, {row, col}, mask),
                    e.load(residual, {row, col}, mask));
+    if (e.narrowsPairedBf16(sumElement, mask)) {
+      // Rounded in the integer unit, stored, and widened back from the
+      // words stored (as a load would).
+      Value rounded = e.narrowPairedBf16(
+          e.add(e.load(x, {row, col}, mask), e.load(residual, {row, col}, mask)));
+      e.storeColumnOrder(sum, {row, col}, rounded, /*nontemporal=*/false);
+      return e.widenPairedBf16(rounded);
+    }
     Value stored = storedSum(col, mask);
     return sumElement.isF32()
                ? stored

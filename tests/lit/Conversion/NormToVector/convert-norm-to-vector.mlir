@@ -250,3 +250,26 @@ func.func @add(%a: memref<?x32xf32>, %b: memref<?x32xf32>, %s: memref<?x32xbf16>
   norm.add %a, %b -> %s : memref<?x32xf32>, memref<?x32xf32> -> memref<?x32xbf16>
   return
 }
+
+// -----
+
+// The same for a bf16 sum (x + residual, all bf16): rounded in the integer
+// unit, stored as words, and the statistics read back from those words as
+// a load would widen them (no truncf, no shuffle back).
+// CHECK-LABEL: func.func @bf16_paired_sum
+//       CHECK:   scf.for
+//   CHECK-NOT:     arith.truncf
+//       CHECK:     %[[WORDS:.+]] = arith.ori %{{.*}}, %{{.*}} : vector<4xi32>
+//       CHECK:     %[[S:.+]] = vector.bitcast %[[WORDS]] : vector<4xi32> to vector<8xbf16>
+//       CHECK:     vector.store %[[S]], %arg3[{{.*}}] : memref<?x16xbf16>, vector<8xbf16>
+//       CHECK:     %[[BACK:.+]] = vector.bitcast %[[S]] : vector<8xbf16> to vector<4xi32>
+//       CHECK:     arith.shli %[[BACK]]
+//       CHECK:     arith.andi %[[BACK]]
+//       CHECK:   scf.for
+//   CHECK-NOT:     arith.truncf
+//       CHECK:     vector.store %{{.*}}, %arg2[{{.*}}] : memref<?x16xbf16>, vector<8xbf16>
+func.func @bf16_paired_sum(%x: memref<?x16xbf16>, %r: memref<?x16xbf16>, %y: memref<?x16xbf16>, %s: memref<?x16xbf16>) {
+  norm.rms_norm x(%x : memref<?x16xbf16>) residual(%r : memref<?x16xbf16>) -> y(%y : memref<?x16xbf16>) sum(%s : memref<?x16xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 1>
+  return
+}

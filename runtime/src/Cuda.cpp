@@ -42,11 +42,15 @@ struct CUmod_st;
 struct CUfunc_st;
 struct CUstream_st;
 struct CUevent_st;
+struct CUgraph_st;
+struct CUgraphExec_st;
 using CUcontext = CUctx_st *;
 using CUmodule = CUmod_st *;
 using CUfunction = CUfunc_st *;
 using CUstream = CUstream_st *;
 using CUevent = CUevent_st *;
+using CUgraph = CUgraph_st *;
+using CUgraphExec = CUgraphExec_st *;
 
 static_assert(sizeof(void *) == 8, "the CUDA driver needs a 64-bit host");
 static_assert(sizeof(CUdeviceptr) == sizeof(void *), "CUdeviceptr is 64-bit");
@@ -92,6 +96,7 @@ constexpr int CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND = 1;
 constexpr int CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT = 2;
 
 constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
+constexpr int CU_STREAM_CAPTURE_MODE_RELAXED = 2;
 constexpr unsigned CU_EVENT_DEFAULT = 0;
 
 /// The entry points normjit calls, with the signatures of the ABI version
@@ -146,6 +151,20 @@ struct Driver {
   CUresult (*cuEventSynchronize)(CUevent) = nullptr;
   CUresult (*cuEventElapsedTime)(float *, CUevent, CUevent) = nullptr; // _v2
   CUresult (*cuEventDestroy)(CUevent) = nullptr;                       // _v2
+  // Graphs, optional (null when the driver lacks them).
+  CUresult (*cuStreamBeginCapture)(CUstream, int) = nullptr; // _v2
+  CUresult (*cuStreamEndCapture)(CUstream, CUgraph *) = nullptr;
+  CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph,
+                                          unsigned long long) = nullptr;
+  CUresult (*cuGraphLaunch)(CUgraphExec, CUstream) = nullptr;
+  CUresult (*cuGraphExecDestroy)(CUgraphExec) = nullptr;
+  CUresult (*cuGraphDestroy)(CUgraph) = nullptr;
+
+  bool hasGraphs() const {
+    return cuStreamBeginCapture && cuStreamEndCapture &&
+           cuGraphInstantiateWithFlags && cuGraphLaunch &&
+           cuGraphExecDestroy && cuGraphDestroy;
+  }
 };
 
 //===----------------------------------------------------------------------===//
@@ -304,6 +323,12 @@ struct normjit_cuda_event_t {
   CUcontext context = nullptr;
 };
 
+struct normjit_cuda_graph_t {
+  CUgraph graph = nullptr;
+  CUgraphExec exec = nullptr;
+  CUcontext context = nullptr;
+};
+
 namespace {
 struct State {
   std::mutex initMutex;
@@ -368,6 +393,19 @@ public:
                           " ABI): " + why + "; a newer driver is needed");
     slot = reinterpret_cast<Fn>(pointer);
     return NORMJIT_OK;
+  }
+
+  /// Resolves `name` like get(), leaving `slot` null without an error
+  /// when the driver lacks it.
+  template <typename Fn>
+  void getOptional(Fn &slot, const char *name, int version,
+                   const char *symbol = nullptr) {
+    void *pointer = nullptr;
+    if (v1 || v2)
+      query(name, version, &pointer);
+    else
+      pointer = dlsym(driver.handle, symbol ? symbol : name);
+    slot = reinterpret_cast<Fn>(pointer);
   }
 
 private:
@@ -457,6 +495,14 @@ normjit_status_t resolveAll(Driver &d) {
                                 12080, "cuEventElapsedTime", 2000));
   NORMJIT_RETURN_IF_ERROR(
       l.get(d.cuEventDestroy, "cuEventDestroy", 4000, "cuEventDestroy_v2"));
+  l.getOptional(d.cuStreamBeginCapture, "cuStreamBeginCapture", 10010,
+                "cuStreamBeginCapture_v2");
+  l.getOptional(d.cuStreamEndCapture, "cuStreamEndCapture", 10000);
+  l.getOptional(d.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags",
+                11040);
+  l.getOptional(d.cuGraphLaunch, "cuGraphLaunch", 10000);
+  l.getOptional(d.cuGraphExecDestroy, "cuGraphExecDestroy", 10000);
+  l.getOptional(d.cuGraphDestroy, "cuGraphDestroy", 10000);
   return NORMJIT_OK;
 }
 
@@ -1437,6 +1483,115 @@ normjit_cuda_event_destroy(normjit_cuda_event_t *event) {
     return status;
   if (result != CUDA_SUCCESS)
     return driverError(*d, "cuEventDestroy", result);
+  return NORMJIT_OK;
+}
+
+namespace {
+/// Enters the context of `stream` for the lifetime of `scope`.
+normjit_status_t enterStreamContext(const Driver &d, void *stream,
+                                    ScopedContext &scope,
+                                    CUcontext *context) {
+  if (!stream)
+    return invalid("stream must not be null (the legacy default stream "
+                   "cannot record a graph)");
+  CUresult result = d.cuStreamGetCtx(static_cast<CUstream>(stream), context);
+  if (result != CUDA_SUCCESS)
+    return driverError(d, "cuStreamGetCtx", result);
+  return scope.enter(*context);
+}
+
+normjit_status_t graphDriver(const Driver **out) {
+  NORMJIT_RETURN_IF_ERROR(getDriver(out));
+  if (!(*out)->hasGraphs())
+    return setError(NORMJIT_UNSUPPORTED,
+                    "the CUDA driver " + (*out)->path +
+                        " has no graph entry points (CUDA 11.4 or newer)");
+  return NORMJIT_OK;
+}
+} // namespace
+
+extern "C" int normjit_cuda_graphs_available(void) {
+  const Driver *d = nullptr;
+  return getDriver(&d) == NORMJIT_OK && d->hasGraphs() ? 1 : 0;
+}
+
+extern "C" normjit_status_t normjit_cuda_capture_begin(void *stream) {
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(graphDriver(&d));
+  ScopedContext scope(*d);
+  CUcontext context = nullptr;
+  NORMJIT_RETURN_IF_ERROR(enterStreamContext(*d, stream, scope, &context));
+  CUresult result = d->cuStreamBeginCapture(static_cast<CUstream>(stream),
+                                            CU_STREAM_CAPTURE_MODE_RELAXED);
+  if (result != CUDA_SUCCESS)
+    return driverError(*d, "cuStreamBeginCapture", result);
+  return NORMJIT_OK;
+}
+
+extern "C" normjit_status_t
+normjit_cuda_capture_end(void *stream, normjit_cuda_graph_t **graph) {
+  if (!graph)
+    return invalid("graph output must not be null");
+  *graph = nullptr;
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(graphDriver(&d));
+  ScopedContext scope(*d);
+  CUcontext context = nullptr;
+  NORMJIT_RETURN_IF_ERROR(enterStreamContext(*d, stream, scope, &context));
+  CUgraph recorded = nullptr;
+  CUresult result =
+      d->cuStreamEndCapture(static_cast<CUstream>(stream), &recorded);
+  if (result != CUDA_SUCCESS) {
+    if (recorded)
+      d->cuGraphDestroy(recorded);
+    return driverError(*d, "cuStreamEndCapture", result);
+  }
+  CUgraphExec exec = nullptr;
+  if ((result = d->cuGraphInstantiateWithFlags(&exec, recorded, 0)) !=
+      CUDA_SUCCESS) {
+    d->cuGraphDestroy(recorded);
+    return driverError(*d, "cuGraphInstantiateWithFlags", result);
+  }
+  *graph = new normjit_cuda_graph_t{recorded, exec, context};
+  return NORMJIT_OK;
+}
+
+extern "C" normjit_status_t
+normjit_cuda_graph_launch(normjit_cuda_graph_t *graph, void *stream) {
+  if (!graph)
+    return invalid("graph must not be null");
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(graphDriver(&d));
+  ScopedContext scope(*d);
+  NORMJIT_RETURN_IF_ERROR(scope.enter(graph->context));
+  CUresult result = d->cuGraphLaunch(graph->exec, static_cast<CUstream>(stream));
+  if (result != CUDA_SUCCESS)
+    return driverError(*d, "cuGraphLaunch", result);
+  return NORMJIT_OK;
+}
+
+extern "C" normjit_status_t
+normjit_cuda_graph_destroy(normjit_cuda_graph_t *graph) {
+  if (!graph)
+    return NORMJIT_OK;
+  const Driver *d = nullptr;
+  normjit_status_t status = graphDriver(&d);
+  CUresult result = CUDA_SUCCESS;
+  if (status == NORMJIT_OK) {
+    ScopedContext scope(*d);
+    status = scope.enter(graph->context);
+    if (status == NORMJIT_OK) {
+      result = d->cuGraphExecDestroy(graph->exec);
+      CUresult destroyed = d->cuGraphDestroy(graph->graph);
+      if (result == CUDA_SUCCESS)
+        result = destroyed;
+    }
+  }
+  delete graph;
+  if (status != NORMJIT_OK)
+    return status;
+  if (result != CUDA_SUCCESS)
+    return driverError(*d, "cuGraphExecDestroy", result);
   return NORMJIT_OK;
 }
 

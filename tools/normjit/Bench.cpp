@@ -88,8 +88,9 @@ constexpr const char *kBenchDescription =
     "call and its bandwidth: (bytes read + bytes written) / median time. A\n"
     "memcpy moving as many bytes on as many threads is timed the same way as\n"
     "the reference. With --device cuda:N the kernel runs on that GPU, timed\n"
-    "with CUDA events around batches of back-to-back launches (single\n"
-    "launches after an L2 flush with --cold), and is compared with the\n"
+    "with CUDA events around batches of back-to-back launches, recorded once\n"
+    "into a CUDA graph and replayed where the driver can (single launches\n"
+    "after an L2 flush with --cold), and is compared with the\n"
     "device's theoretical DRAM bandwidth. With --versus, a second CPU config\n"
     "is timed in turns with the first (seven rounds each, on the same\n"
     "buffers), so that two configs are compared under the same machine\n"
@@ -269,13 +270,17 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
   if (!once)
     return once.takeError();
   int batch = 1;
-  if (!cold && *once < kGpuMinSampleSeconds)
-    batch = static_cast<int>(std::clamp(
-        std::ceil(kGpuMinSampleSeconds / std::max(*once, 1e-9)), 1.0, 1000.0));
+  if (!cold) {
+    auto prepared = w.prepareBatch(k, *once, kGpuMinSampleSeconds);
+    if (!prepared)
+      return prepared.takeError();
+    batch = *prepared;
+  }
   std::vector<double> samples;
   double total = 0;
   while (static_cast<int64_t>(samples.size()) < reps || total < minTime) {
-    auto seconds = w.timeLaunches(k, batch, cold);
+    auto seconds = cold ? w.timeLaunches(k, 1, /*flushL2=*/true)
+                        : w.timeBatch(k);
     if (!seconds)
       return seconds.takeError();
     samples.push_back(*seconds / batch);
@@ -319,6 +324,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       writeMeasurement(json, "dram_percent", percent);
       json.attribute("reps", static_cast<int64_t>(samples.size()));
       json.attribute("batch", static_cast<int64_t>(batch));
+      json.attribute("graph", w.isBatchGraph());
       json.attribute("cold", cold);
     });
     out << "\n";
@@ -342,6 +348,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
                << (batch == 1 ? std::string(" of 1 launch")
                               : " of " + std::to_string(batch) + " launches")
                << " (CUDA events" << (cold ? ", L2 flushed before each" : "")
+               << (w.isBatchGraph() ? ", replayed from a CUDA graph" : "")
                << ")\n";
   line("bytes") << static_cast<int64_t>(bytes) << " read + written per call\n";
   line("bandwidth") << llvm::format("%.2f GB/s", gbps) << "\n";

@@ -42,7 +42,11 @@
 // BENCH-JSON-SAME: "config":"#norm.config<gpu,
 // BENCH-JSON-SAME: "time_us":{{[0-9.]+}},
 // BENCH-JSON-SAME: "gbps":{{[0-9.]+}},
-// BENCH-JSON-SAME: "batch":1,"cold":true}
+// BENCH-JSON-SAME: "batch":1,"graph":false,"cold":true}
+// A kernel shorter than a sample: a batch of launches, recorded once into a
+// CUDA graph and replayed.
+// RUN: normjit bench --device cuda:0 --op rms_norm --rows 64 --cols 1024 --json --reps 3 --min-time 0 | FileCheck %s --check-prefix=BENCH-GRAPH
+// BENCH-GRAPH: "batch":{{[1-9][0-9]+}},"graph":true,"cold":false}
 
 // tune one spec into a cache; again is a cache hit; the entry is the GPU's.
 // RUN: normjit tune --device cuda:0 --op rms_norm --rows 64 --cols 2048 --dtype bf16 --budget 2 --candidates 8 --json --cache %t/tuning.toml | FileCheck %s --check-prefix=TUNE

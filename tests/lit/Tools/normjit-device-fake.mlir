@@ -35,7 +35,7 @@
 // BENCH-JSON-SAME: "config":"#norm.config<gpu, vector_width = {{[0-9]+}}, threads_per_row = 8, rows_per_block = 2, elements_per_thread = 8,
 // BENCH-JSON-SAME: "time_us":250.000,
 // BENCH-JSON-SAME: "gbps":{{[0-9.]+}},
-// BENCH-JSON-SAME: "reps":2,"batch":1,"cold":true}
+// BENCH-JSON-SAME: "reps":2,"batch":1,"graph":false,"cold":true}
 
 // Knobs over the default: rows per block and elements per thread follow
 // threads per row (1024 threads and the default's 2 rows would not fit).

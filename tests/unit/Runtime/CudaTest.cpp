@@ -439,6 +439,11 @@ TEST_F(FakeCudaTest, AsksForTheCurrentAbiVersions) {
   EXPECT_LT(requestedVersion("cuCtxSynchronize"), 13000);
   EXPECT_LT(requestedVersion("cuStreamGetCtx"), 12050);
   EXPECT_GT(requestedVersion("cuLaunchKernel"), 0);
+  // Graphs: cuStreamBeginCapture_v2 (with a capture mode), and the
+  // instantiation with flags (CUDA 11.4).
+  EXPECT_EQ(requestedVersion("cuStreamBeginCapture"), 10010);
+  EXPECT_EQ(requestedVersion("cuGraphInstantiateWithFlags"), 11040);
+  EXPECT_GT(requestedVersion("cuGraphLaunch"), 0);
 }
 
 TEST_F(FakeCudaTest, UsesTheCurrentContextOnTheDeviceElseThePrimaryOne) {
@@ -530,6 +535,42 @@ TEST_F(FakeCudaTest, StreamsEventsAndL2Flush) {
   // Resetting frees the scratch buffer.
   nc::resetDriverForTesting();
   EXPECT_EQ(count().allocations, before.allocations);
+}
+
+TEST_F(FakeCudaTest, GraphsRecordAndReplay) {
+  EXPECT_EQ(normjit_cuda_graphs_available(), 1);
+  void *stream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  // Bad arguments: the legacy default stream cannot record; no graph out;
+  // no recording to end.
+  normjit_cuda_graph_t *graph = nullptr;
+  EXPECT_EQ(normjit_cuda_capture_begin(nullptr), NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("legacy default stream"),
+            std::string::npos)
+      << normjit_last_error();
+  EXPECT_EQ(normjit_cuda_capture_end(stream, nullptr),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(normjit_cuda_capture_end(stream, &graph), NORMJIT_OK);
+  EXPECT_EQ(graph, nullptr);
+  EXPECT_EQ(normjit_cuda_graph_launch(nullptr, stream),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(normjit_cuda_graph_destroy(nullptr), NORMJIT_OK);
+
+  // An empty recording is a graph too; replaying it launches nothing.
+  fake_cuda_counters_t before = count();
+  ASSERT_EQ(normjit_cuda_capture_begin(stream), NORMJIT_OK)
+      << normjit_last_error();
+  ASSERT_EQ(normjit_cuda_capture_end(stream, &graph), NORMJIT_OK)
+      << normjit_last_error();
+  ASSERT_NE(graph, nullptr);
+  EXPECT_EQ(normjit_cuda_graph_launch(graph, stream), NORMJIT_OK);
+  EXPECT_EQ(normjit_cuda_graph_launch(graph, stream), NORMJIT_OK);
+  fake_cuda_counters_t after = count();
+  EXPECT_EQ(after.graph_launches - before.graph_launches, 2);
+  EXPECT_EQ(after.launches, before.launches);
+  EXPECT_EQ(normjit_cuda_graph_destroy(graph), NORMJIT_OK);
+  EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+  EXPECT_EQ(currentContext(), nullptr);
 }
 
 TEST_F(FakeCudaTest, ModuleCache) {

@@ -52,6 +52,14 @@ struct Module {
 
 struct Stream {
   Context *context;
+  bool capturing = false;
+  long captured = 0; ///< launches recorded since the capture began
+};
+
+/// A recorded graph and its instantiation: how many launches they replay.
+struct Graph {
+  Context *context;
+  long launches;
 };
 
 struct Event {
@@ -356,7 +364,12 @@ CUresult fakeLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz,
   lastLaunch.context = current();
   for (int i = 0; i < kFakeParamCount; ++i)
     std::memcpy(&lastLaunch.params[i], params[i], 8);
-  ++counters.launches;
+  if (stream && static_cast<Stream *>(stream)->capturing) {
+    ++static_cast<Stream *>(stream)->captured;
+    ++counters.captured_launches;
+  } else {
+    ++counters.launches;
+  }
   return kSuccess;
 }
 
@@ -493,6 +506,57 @@ CUresult fakeStreamGetCtx(void *stream, void **context) {
   return kSuccess;
 }
 
+CUresult fakeStreamBeginCapture(void *stream, int mode) {
+  auto *recording = static_cast<Stream *>(stream);
+  if (!recording || mode < 0 || mode > 2)
+    return kInvalidValue; // the legacy default stream cannot record
+  if (recording->context != current())
+    return kInvalidContext;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (recording->capturing)
+    return kInvalidValue;
+  recording->capturing = true;
+  recording->captured = 0;
+  return kSuccess;
+}
+
+CUresult fakeStreamEndCapture(void *stream, void **graph) {
+  auto *recording = static_cast<Stream *>(stream);
+  if (!recording || !graph)
+    return kInvalidValue;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!recording->capturing)
+    return kInvalidValue;
+  recording->capturing = false;
+  *graph = new Graph{recording->context, recording->captured};
+  return kSuccess;
+}
+
+CUresult fakeGraphInstantiateWithFlags(void **exec, void *graph,
+                                       unsigned long long) {
+  if (!exec || !graph)
+    return kInvalidValue;
+  *exec = new Graph(*static_cast<Graph *>(graph));
+  return kSuccess;
+}
+
+CUresult fakeGraphLaunch(void *exec, void *) {
+  auto *replayed = static_cast<Graph *>(exec);
+  if (!replayed)
+    return kInvalidValue;
+  if (replayed->context != current())
+    return kInvalidContext;
+  std::lock_guard<std::mutex> lock(mutex);
+  counters.launches += replayed->launches;
+  ++counters.graph_launches;
+  return kSuccess;
+}
+
+CUresult fakeGraphDestroy(void *graph) {
+  delete static_cast<Graph *>(graph);
+  return kSuccess;
+}
+
 CUresult fakeEventCreate(void **event, unsigned) {
   if (!current())
     return kInvalidContext;
@@ -573,6 +637,12 @@ const Entry entries[] = {
     FAKE_ENTRY("cuEventSynchronize", fakeEventSynchronize),
     FAKE_ENTRY("cuEventElapsedTime", fakeEventElapsedTime),
     FAKE_ENTRY("cuEventDestroy", fakeEventDestroy),
+    FAKE_ENTRY("cuStreamBeginCapture", fakeStreamBeginCapture),
+    FAKE_ENTRY("cuStreamEndCapture", fakeStreamEndCapture),
+    FAKE_ENTRY("cuGraphInstantiateWithFlags", fakeGraphInstantiateWithFlags),
+    FAKE_ENTRY("cuGraphLaunch", fakeGraphLaunch),
+    FAKE_ENTRY("cuGraphExecDestroy", fakeGraphDestroy),
+    FAKE_ENTRY("cuGraphDestroy", fakeGraphDestroy),
 };
 } // namespace
 
@@ -598,6 +668,15 @@ cuGetProcAddress_v2(const char *symbol, void **function, int version,
                     unsigned long long, int *status) {
   std::lock_guard<std::mutex> lock(mutex);
   requestedVersions[symbol] = version;
+  // FAKE_CUDA_NO_GRAPHS=1: a driver older than the graph entry points.
+  const char *noGraphs = std::getenv("FAKE_CUDA_NO_GRAPHS");
+  bool graphEntry = std::strstr(symbol, "Graph") || std::strstr(symbol, "Capture");
+  if (noGraphs && std::strcmp(noGraphs, "1") == 0 && graphEntry) {
+    *function = nullptr;
+    if (status)
+      *status = 1; // CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND
+    return kNotFound;
+  }
   for (const Entry &entry : entries)
     if (std::strcmp(entry.name, symbol) == 0) {
       *function = entry.function;

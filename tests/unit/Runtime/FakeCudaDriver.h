@@ -42,6 +42,9 @@ struct fake_cuda_counters_t {
   long primary_retains;
   long primary_releases;
   long occupancy_queries;
+  long captured_launches; ///< launches recorded into graphs, not run
+  long graph_launches;    ///< cuGraphLaunch calls (their launches count
+                          ///< in `launches`)
 };
 
 /// Number of launches so far; copies the last one into `out` when non-null.

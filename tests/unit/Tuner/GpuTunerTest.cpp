@@ -282,6 +282,83 @@ TEST_F(GpuTunerTest, TimingFollowsTheEvents) {
   EXPECT_EQ(fakeCounters().async_memsets - flushes, 1 + timing->samples);
 }
 
+TEST_F(GpuTunerTest, ShortKernelsAreTimedFromAGraph) {
+  useFake();
+  normjit_kernel_spec_t spec = rmsSpec(1024);
+  Context context;
+  auto kernel = context.getGpuKernel(spec, 0);
+  ASSERT_TRUE(!!kernel) << takeMessage(kernel.takeError());
+  auto workload = GpuWorkload::create(spec, 300, 0);
+  ASSERT_TRUE(!!workload) << takeMessage(workload.takeError());
+
+  // The fake's events are 0.25 ms apart. Samples of at least 10 ms: the
+  // single launch sizes a batch of 40, recorded into a graph; that graph's
+  // sample (0.25 ms for 40 launches) sizes it again, to the most a batch
+  // holds (1000), recorded anew and replayed once per sample.
+  TimingOptions options;
+  options.warmup = 1;
+  options.minSamples = 3;
+  options.maxSamples = 3;
+  options.minSampleSeconds = 0.01;
+  fake_cuda_counters_t before = fakeCounters();
+  auto timing = timeGpuKernel(**kernel, **workload, options);
+  ASSERT_TRUE(!!timing) << takeMessage(timing.takeError());
+  fake_cuda_counters_t after = fakeCounters();
+  EXPECT_TRUE((*workload)->isBatchGraph());
+  EXPECT_EQ(timing->samples, 3);
+  EXPECT_DOUBLE_EQ(timing->medianSeconds, 0.25e-3 / 1000);
+  EXPECT_EQ(after.captured_launches - before.captured_launches, 40 + 1000);
+  // The sizing replay, then one per sample.
+  EXPECT_EQ(after.graph_launches - before.graph_launches, 1 + 3);
+  // Warm-up, the single launch, the graphs' launches.
+  EXPECT_EQ(after.launches - before.launches, 1 + 1 + 40 + 3 * 1000);
+
+  // Cold: single launches after a flush, never a graph.
+  options.coldCache = true;
+  before = fakeCounters();
+  timing = timeGpuKernel(**kernel, **workload, options);
+  ASSERT_TRUE(!!timing) << takeMessage(timing.takeError());
+  after = fakeCounters();
+  EXPECT_EQ(after.graph_launches, before.graph_launches);
+  EXPECT_EQ(after.captured_launches, before.captured_launches);
+  EXPECT_DOUBLE_EQ(timing->medianSeconds, 0.25e-3);
+}
+
+TEST_F(GpuTunerTest, WithoutGraphsTheBatchIsLaunchedDirectly) {
+  setenv("FAKE_CUDA_NO_GRAPHS", "1", 1);
+  useFake();
+  EXPECT_EQ(normjit_cuda_graphs_available(), 0);
+  {
+    normjit_kernel_spec_t spec = rmsSpec(1024);
+    Context context;
+    auto kernel = context.getGpuKernel(spec, 0);
+    ASSERT_TRUE(!!kernel) << takeMessage(kernel.takeError());
+    auto workload = GpuWorkload::create(spec, 300, 0);
+    ASSERT_TRUE(!!workload) << takeMessage(workload.takeError());
+    TimingOptions options;
+    options.warmup = 0;
+    options.minSamples = 2;
+    options.maxSamples = 2;
+    options.minSampleSeconds = 0.01;
+    fake_cuda_counters_t before = fakeCounters();
+    auto timing = timeGpuKernel(**kernel, **workload, options);
+    ASSERT_TRUE(!!timing) << takeMessage(timing.takeError());
+    fake_cuda_counters_t after = fakeCounters();
+    EXPECT_FALSE((*workload)->isBatchGraph());
+    EXPECT_EQ(after.graph_launches, before.graph_launches);
+    // The single launch, then 40 launches per sample.
+    EXPECT_EQ(after.launches - before.launches, 1 + 2 * 40);
+    EXPECT_DOUBLE_EQ(timing->medianSeconds, 0.25e-3 / 40);
+    normjit_cuda_graph_t *graph = nullptr;
+    EXPECT_EQ(normjit_cuda_capture_begin((*workload)->getStream()),
+              NORMJIT_UNSUPPORTED);
+    EXPECT_EQ(normjit_cuda_capture_end((*workload)->getStream(), &graph),
+              NORMJIT_UNSUPPORTED);
+    EXPECT_EQ(graph, nullptr);
+  }
+  unsetenv("FAKE_CUDA_NO_GRAPHS");
+}
+
 TEST_F(GpuTunerTest, KernelsThatComputeNothingAreRejected) {
   useFake();
   normjit_kernel_spec_t spec = rmsSpec(384, /*residual=*/true);

@@ -189,6 +189,28 @@ normjit_status_t normjit_cuda_event_elapsed_ms(normjit_cuda_event_t *start,
 /** NULL is a no-op. */
 normjit_status_t normjit_cuda_event_destroy(normjit_cuda_event_t *event);
 
+/** Work recorded from a stream once (a CUDA graph, instantiated) and
+ * replayed with one call: back-to-back kernels timed without the host's
+ * launch rate (a launch's argument checks included) in between. */
+typedef struct normjit_cuda_graph_t normjit_cuda_graph_t;
+
+/** Whether the driver has the graph entry points (CUDA 11.4 and newer). */
+int normjit_cuda_graphs_available(void);
+/** Starts recording the work submitted to `stream` (not NULL: the legacy
+ * default stream cannot record) instead of running it, in the relaxed
+ * capture mode. NORMJIT_UNSUPPORTED without the graph entry points. */
+normjit_status_t normjit_cuda_capture_begin(void *stream);
+/** Ends the recording of `stream` and instantiates what it recorded into
+ * *graph. The stream stops recording even when this fails (*graph is then
+ * NULL). */
+normjit_status_t normjit_cuda_capture_end(void *stream,
+                                          normjit_cuda_graph_t **graph);
+/** Replays `graph` on `stream`. */
+normjit_status_t normjit_cuda_graph_launch(normjit_cuda_graph_t *graph,
+                                           void *stream);
+/** NULL is a no-op. */
+normjit_status_t normjit_cuda_graph_destroy(normjit_cuda_graph_t *graph);
+
 /** Writes a scratch buffer of twice the device's L2 size (allocated on first
  * use, kept per device) on `stream`, so the next kernel on that stream
  * starts with no useful data in L2: cold-cache timing. */

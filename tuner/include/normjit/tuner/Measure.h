@@ -121,6 +121,24 @@ public:
   llvm::Expected<double> timeLaunches(const CompiledGpuKernel &kernel,
                                       int count, bool flushL2);
 
+  /// Prepares the batch timeBatch times, replacing an earlier one: launches
+  /// of `kernel` enough for a sample of at least `minSampleSeconds` when
+  /// one launch took `onceSeconds` (at most 1000). Where the driver can,
+  /// a batch of several is recorded once into a CUDA graph and replayed, so that its
+  /// kernels run back to back and not at the host's launch rate (a launch
+  /// and its argument checks take microseconds, as long as a short kernel
+  /// runs); the graph's own time then sizes the batch again. Direct
+  /// launches otherwise (no graph entry points, or a recording that
+  /// failed). Returns the launches per sample.
+  llvm::Expected<int> prepareBatch(const CompiledGpuKernel &kernel,
+                                   double onceSeconds,
+                                   double minSampleSeconds);
+  /// Seconds of the prepared batch between two events (waits for the end
+  /// event).
+  llvm::Expected<double> timeBatch(const CompiledGpuKernel &kernel);
+  /// Whether the prepared batch replays a graph.
+  bool isBatchGraph() const { return graph != nullptr; }
+
 private:
   GpuWorkload(const normjit_kernel_spec_t &spec, int64_t rows, int device,
               unsigned seed);
@@ -141,13 +159,21 @@ private:
   void *stream = nullptr;
   normjit_cuda_event_t *start = nullptr;
   normjit_cuda_event_t *end = nullptr;
+  normjit_cuda_graph_t *graph = nullptr; ///< the batch, when recorded
+  int batch = 1;
+
+  /// Records `count` launches into `graph` (left null when it cannot).
+  void recordBatch(const CompiledGpuKernel &kernel, int count);
+  /// Seconds between two events around what `submit` puts on the stream.
+  template <typename Submit> llvm::Expected<double> timeEvents(Submit submit);
 };
 
 /// Times `kernel` on `workload` with CUDA events: `warmup` launches, then
 /// samples of a batch of launches between two events (the batch sized so a
-/// sample lasts at least minSampleSeconds), until the median is stable, or
-/// maxSamples or maxSeconds is reached. With coldCache, L2 is flushed
-/// before every sample and a sample is one launch.
+/// sample lasts at least minSampleSeconds, replayed from a CUDA graph
+/// where the driver can: see GpuWorkload::prepareBatch), until the median
+/// is stable, or maxSamples or maxSeconds is reached. With coldCache, L2 is
+/// flushed before every sample and a sample is one launch.
 llvm::Expected<Timing> timeGpuKernel(const CompiledGpuKernel &kernel,
                                      GpuWorkload &workload,
                                      const TimingOptions &options);

@@ -15,6 +15,7 @@
 #include "normjit/runtime/ThreadPool.h"
 #include "normjit/tuner/Measure.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MathExtras.h"
@@ -629,6 +630,12 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       json.attribute("device", "cpu");
       json.attribute("threads", static_cast<int64_t>(usedThreads));
       json.attribute("config", kernelConfig);
+      if (!normjit::getDisabledHostCpuFeatures().empty())
+        json.attributeArray("disabled_features", [&] {
+          for (const std::string &feature :
+               normjit::getDisabledHostCpuFeatures())
+            json.value(feature);
+        });
       writeMeasurement(json, "compile_ms", k.getCompileMillis());
       writeMeasurement(json, "median_us", kernelTiming->medianSeconds * 1e6);
       writeMeasurement(json, "min_us", kernelTiming->minSeconds * 1e6);
@@ -664,6 +671,10 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
     line("residual") << "fused pre-norm block: y = norm(x + residual), "
                         "the sum stored too\n";
   line("config") << kernelConfig << "\n";
+  if (!normjit::getDisabledHostCpuFeatures().empty())
+    line("cpu") << "compiled without "
+                << llvm::join(normjit::getDisabledHostCpuFeatures(), ",")
+                << " (NORMJIT_DISABLE_CPU_FEATURES)\n";
   line("threads") << usedThreads << " (" << tasks
                   << (tasks == 1 ? " task" : " tasks") << " of up to "
                   << rowsPerTask << " rows)\n";

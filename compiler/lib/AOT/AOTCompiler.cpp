@@ -566,7 +566,9 @@ compileKernelModule(llvm::LLVMContext &llvmContext,
   mlir::PassManager pm(&context);
   // Native bf16 rounding exactly when the target has it, as the JIT does
   // for the host, so that AOT and JIT code match for the same CPU.
-  bool nativeBf16 = machine.getMCSubtargetInfo()->checkFeatures("+avx512bf16");
+  // As the JIT's HostCpu::avx512bf16: the 128/256-bit forms need VL.
+  bool nativeBf16 =
+      machine.getMCSubtargetInfo()->checkFeatures("+avx512bf16,+avx512vl");
   normjit::detail::buildCpuLoweringPipeline(pm, spec, config, nativeBf16);
   if (mlir::failed(pm.run(*module)))
     return makeError(NORMJIT_COMPILE_ERROR,

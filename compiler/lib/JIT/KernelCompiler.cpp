@@ -240,7 +240,11 @@ const normjit::HostCpu &normjit::getHostCpu() {
     cpu.avx2 = features.lookup("avx2");
     cpu.avx512f = features.lookup("avx512f");
     cpu.f16c = features.lookup("f16c");
-    cpu.avx512bf16 = features.lookup("avx512bf16");
+    // vdpbf16ps and vcvtneps2bf16 on 128- and 256-bit vectors need
+    // AVX512VL too (every CPU with AVX512-BF16 has it; only
+    // NORMJIT_DISABLE_CPU_FEATURES=avx512vl leaves BF16 without it).
+    cpu.avx512bf16 =
+        features.lookup("avx512bf16") && features.lookup("avx512vl");
     cpu.cores = std::max(1u, std::thread::hardware_concurrency());
     return cpu;
   }();

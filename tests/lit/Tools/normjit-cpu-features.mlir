@@ -19,6 +19,12 @@
 // RUN: llvm-objdump -d %t/avx2/normjit-0.o | FileCheck %s --check-prefix=YMM --implicit-check-not=zmm
 // YMM: ymm
 
+// RUN: env NORMJIT_DISABLE_CPU_FEATURES=avx512f %{bench} | FileCheck %s --check-prefix=AVX2-TABLE
+// AVX2-TABLE:      config      #norm.config<cpu, vector_width = 8,
+// AVX2-TABLE-NEXT: cpu         compiled without {{.*}}avx512f{{.*}} (NORMJIT_DISABLE_CPU_FEATURES)
+// RUN: env NORMJIT_DISABLE_CPU_FEATURES=avx512f %{bench} --json | FileCheck %s --check-prefix=AVX2-JSON
+// AVX2-JSON: "config":"#norm.config<cpu, vector_width = 8,{{[^"]*}}","disabled_features":["{{.*}}avx512f{{.*}}"],
+
 // Less AVX (an SSE CPU): 4 lanes in xmm registers only.
 // RUN: env NORMJIT_DISABLE_CPU_FEATURES=avx NORMJIT_DUMP_OBJECTS=%t/sse %{bench} | FileCheck %s --check-prefix=SSE
 // SSE: config      #norm.config<cpu, vector_width = 4,

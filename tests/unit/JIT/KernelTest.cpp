@@ -378,6 +378,46 @@ TEST(KernelOverflowTest, SquaresThatOverflowOnlyUncentred) {
   }
 }
 
+TEST(KernelOverflowTest, VarianceThatOverflowsGivesBeta) {
+  // Rows of alternating +-1e30: the variance itself overflows f32, and the
+  // contract is rstd = 0, y = beta. Without FMA (SSE and AVX1 targets:
+  // the suite runs again at those levels) the centred sweep's
+  // sum(d^2) - sumD^2 / n was inf - inf and gave rstd = NaN.
+  for (normjit_dtype_t dtype : {NORMJIT_F32, NORMJIT_BF16})
+    for (int64_t cols : {7, 33, 100, 1001})
+      for (bool welford : {false, true}) {
+        normjit_kernel_spec_t spec =
+            normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+        spec.x_dtype = dtype;
+        spec.y_dtype = NORMJIT_F32;
+        spec.has_gamma = 0;
+        spec.has_beta = 1;
+        spec.store_rstd = 1;
+        CpuConfig config = getDefaultCpuConfig(spec);
+        config.welford = welford;
+        auto kernel = sharedContext().getKernel(spec, config);
+        ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+        tuner::Buffer x(dtype, 1, cols, cols);
+        tuner::Buffer beta(NORMJIT_F32, 1, cols, cols);
+        tuner::Buffer y(NORMJIT_F32, 1, cols, cols);
+        for (int64_t c = 0; c < cols; ++c) {
+          x.set(0, c, c % 2 ? -1e30f : 1e30f);
+          beta.set(0, c, static_cast<float>(c) - 3.5f);
+        }
+        float rstd = -1;
+        normjit_run_args_t args = tuner::makeRunArgs(spec, 1, x, x, x, beta, y,
+                                                     y, nullptr, &rstd);
+        llvm::Error error = (*kernel)->run(args);
+        ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+        std::string where = std::string(dtype == NORMJIT_BF16 ? "bf16 " : "f32 ") +
+                            std::to_string(cols) + " columns" +
+                            (welford ? ", welford" : "");
+        EXPECT_EQ(rstd, 0.0f) << where;
+        for (int64_t c = 0; c < cols; ++c)
+          ASSERT_EQ(y.get(0, c), beta.get(0, c)) << where << ", column " << c;
+      }
+}
+
 TEST(KernelLongRowTest, MillionColumnsInOneLane) {
   // A row of 2^20 all-positive values summed in a single lane: 65536
   // blocks of 16 added into one total lost 1.6e-4 of rstd before the

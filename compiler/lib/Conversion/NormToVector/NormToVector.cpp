@@ -956,7 +956,16 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       // behind. (This sweep is the rare path; the common one keeps 1/n.)
       Value correction = arith::DivFOp::create(
           b, sumD, e.f32Const(static_cast<double>(cols)));
-      Value centredM2 = e.sub(rare.reduce(sums[1]), e.mul(sumD, correction));
+      Value squares = rare.reduce(sums[1]);
+      Value centredM2 = e.sub(squares, e.mul(sumD, correction));
+      // sumD * correction <= squares (Cauchy-Schwarz): where the squares
+      // overflowed, that product may too, and inf - inf is NaN unless the
+      // subtraction fuses with the product (no FMA: SSE and AVX1 targets
+      // gave rstd = NaN for rows of +-1e30). The squares' +inf stands.
+      centredM2 = arith::SelectOp::create(
+          b,
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, squares, inf),
+          inf, centredM2);
       if (dotRows)
         scf::YieldOp::create(b, ValueRange{correction, centredM2, mean});
       else

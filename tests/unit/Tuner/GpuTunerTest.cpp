@@ -76,6 +76,7 @@ protected:
       saved = old;
   }
   void TearDown() override {
+    unsetenv("FAKE_CUDA_NO_GRAPHS");
     nc::resetDriverForTesting();
     if (saved)
       setenv("NORMJIT_CUDA_DRIVER", saved->c_str(), 1);
@@ -304,14 +305,16 @@ TEST_F(GpuTunerTest, ShortKernelsAreTimedFromAGraph) {
   auto timing = timeGpuKernel(**kernel, **workload, options);
   ASSERT_TRUE(!!timing) << takeMessage(timing.takeError());
   fake_cuda_counters_t after = fakeCounters();
-  EXPECT_TRUE((*workload)->isBatchGraph());
+  EXPECT_TRUE((*workload)->isBatchGraph(**kernel));
   EXPECT_EQ(timing->samples, 3);
   EXPECT_DOUBLE_EQ(timing->medianSeconds, 0.25e-3 / 1000);
   EXPECT_EQ(after.captured_launches - before.captured_launches, 40 + 1000);
-  // The sizing replay, then one per sample.
-  EXPECT_EQ(after.graph_launches - before.graph_launches, 1 + 3);
+  // An untimed replay of each recording (a graph's first launch uploads
+  // it), the sizing replay, then one per sample.
+  EXPECT_EQ(after.graph_launches - before.graph_launches, 2 + 1 + 3);
   // Warm-up, the single launch, the graphs' launches.
-  EXPECT_EQ(after.launches - before.launches, 1 + 1 + 40 + 3 * 1000);
+  EXPECT_EQ(after.launches - before.launches,
+            1 + 1 + 40 + 40 + 1000 + 3 * 1000);
 
   // Cold: single launches after a flush, never a graph.
   options.coldCache = true;
@@ -325,7 +328,7 @@ TEST_F(GpuTunerTest, ShortKernelsAreTimedFromAGraph) {
 }
 
 TEST_F(GpuTunerTest, WithoutGraphsTheBatchIsLaunchedDirectly) {
-  setenv("FAKE_CUDA_NO_GRAPHS", "1", 1);
+  setenv("FAKE_CUDA_NO_GRAPHS", "1", 1); // unset by TearDown
   useFake();
   EXPECT_EQ(normjit_cuda_graphs_available(), 0);
   {
@@ -344,7 +347,7 @@ TEST_F(GpuTunerTest, WithoutGraphsTheBatchIsLaunchedDirectly) {
     auto timing = timeGpuKernel(**kernel, **workload, options);
     ASSERT_TRUE(!!timing) << takeMessage(timing.takeError());
     fake_cuda_counters_t after = fakeCounters();
-    EXPECT_FALSE((*workload)->isBatchGraph());
+    EXPECT_FALSE((*workload)->isBatchGraph(**kernel));
     EXPECT_EQ(after.graph_launches, before.graph_launches);
     // The single launch, then 40 launches per sample.
     EXPECT_EQ(after.launches - before.launches, 1 + 2 * 40);
@@ -356,7 +359,6 @@ TEST_F(GpuTunerTest, WithoutGraphsTheBatchIsLaunchedDirectly) {
               NORMJIT_UNSUPPORTED);
     EXPECT_EQ(graph, nullptr);
   }
-  unsetenv("FAKE_CUDA_NO_GRAPHS");
 }
 
 TEST_F(GpuTunerTest, KernelsThatComputeNothingAreRejected) {

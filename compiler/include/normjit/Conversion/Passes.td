@@ -50,7 +50,10 @@ def ConvertNormToVectorPass
     order: the even columns, then the odd ones) are rounded in the integer
     unit as arith-expand rounds `truncf` (to nearest even, NaN to 0x7fc0)
     and stored as words of the even column's bf16 and the odd one's, with
-    no shuffle back to the columns' order.
+    no shuffle back to the columns' order. f32 gamma and beta beside bf16
+    rows and a bf16 y are then copied onto the stack in the paired order
+    (when the copies fit in 8 KiB), so that such mixed-precision output
+    sweeps take that order too.
 
     Knobs absent from an op's `#norm.config` take the pass options. Ops
     with a GPU config are rejected.

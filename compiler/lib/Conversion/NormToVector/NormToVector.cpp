@@ -199,6 +199,20 @@ public:
     return vector::ShuffleOp::create(b, even, odd, concat);
   }
 
+  /// Whether full bf16 vectors are read and written in the paired order.
+  bool isPairedBf16() const { return pairedBf16; }
+
+  /// A full f32 vector in the columns' order put in the paired order: the
+  /// even columns, then the odd ones.
+  Value toPairedOrder(Value vector) {
+    SmallVector<int64_t> order;
+    for (int64_t i = 0; i < width; i += 2)
+      order.push_back(i);
+    for (int64_t i = 1; i < width; i += 2)
+      order.push_back(i);
+    return vector::ShuffleOp::create(b, vector, vector, order);
+  }
+
   /// Whether store() rounds a vector for a buffer of `element` in the
   /// integer unit (narrowPairedBf16): a full bf16 vector in the paired
   /// order on a target without a bf16 conversion instruction.
@@ -583,8 +597,30 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // is bf16 (the widened copies of gamma and beta are written in the output
   // sweep's order).
   bool statsPaired = allBf16({x, residual, sum});
-  bool outputPaired = statsPaired && allBf16({gamma, beta, y});
+  auto isF32 = [](Value columns) {
+    return columns &&
+           cast<MemRefType>(columns.getType()).getElementType().isF32();
+  };
+  // f32 gamma and beta beside bf16 rows and a bf16 y (mixed precision:
+  // the parameters kept in f32) are copied onto the stack in the paired
+  // order, as bf16 ones are widened there, when the copies fit: the
+  // output sweep then takes the paired order too. Where bf16 is rounded
+  // in the integer unit (no AVX512-BF16) that is 1.2-1.3x faster than
+  // widening and narrowing in the columns' order; with the instruction,
+  // about the same, so it is kept for the former.
+  int64_t pairedCopyBytes =
+      cols * 4 * ((gamma ? 1 : 0) + (beta ? 1 : 0));
+  bool permuteF32Params =
+      !knobs.dotBf16 && statsPaired && allBf16({y}) &&
+      (isF32(gamma) || isF32(beta)) &&
+      (!gamma || isF32(gamma) || allBf16({gamma})) &&
+      (!beta || isF32(beta) || allBf16({beta})) &&
+      pairedCopyBytes <= kMaxWidenedColumnBytes;
+  bool outputPaired =
+      statsPaired && (allBf16({gamma, beta, y}) || permuteF32Params);
   e.usePairedBf16(outputPaired);
+  // (An odd vector width keeps the columns' order: no permuted copies.)
+  permuteF32Params = permuteF32Params && e.isPairedBf16();
   Value rows = memref::DimOp::create(b, x, e.index(0));
   Value invCols = e.f32Const(1.0 / static_cast<double>(cols));
   Value eps = arith::ConstantOp::create(b, op.getEpsilonAttr());
@@ -601,13 +637,18 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   int64_t widenedBytes =
       cols * 4 * ((isNarrow(gamma) ? 1 : 0) + (isNarrow(beta) ? 1 : 0));
   auto widenColumns = [&](Value columns) -> Value {
-    if (!isNarrow(columns) || widenedBytes > kMaxWidenedColumnBytes)
+    bool permute = permuteF32Params && isF32(columns);
+    if (!permute &&
+        (!isNarrow(columns) || widenedBytes > kMaxWidenedColumnBytes))
       return columns;
     Value copy = memref::AllocaOp::create(
         b, MemRefType::get({cols}, b.getF32Type()), /*alignment=*/
         b.getI64IntegerAttr(64));
     e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
-      e.store(copy, {col}, e.load(columns, {col}, mask), mask);
+      Value value = e.load(columns, {col}, mask);
+      if (permute && !mask)
+        value = e.toPairedOrder(value);
+      e.store(copy, {col}, value, mask);
       return SmallVector<Value>{};
     });
     return copy;

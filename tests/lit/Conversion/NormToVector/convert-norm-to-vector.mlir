@@ -104,18 +104,24 @@ func.func @bf16_paired(%x: memref<?x20xbf16>, %g: memref<20xbf16>, %y: memref<?x
 
 // -----
 
-// With f32 gamma the statistics sweep still reads the bf16 rows in the
-// paired order (a sum does not care about lane order); the output sweep,
-// which meets gamma, widens x in column order.
+// With f32 gamma (mixed precision) the statistics sweep still reads the
+// bf16 rows in the paired order (a sum does not care about lane order).
+// Without dot-bf16, gamma is copied onto the stack in that order (the even
+// columns, then the odd ones), so that the output sweep reads x paired and
+// stores y as words too (with dot-bf16 it widens x in column order: see
+// dot-bf16.mlir @bf16_rows_f32_gamma).
 // CHECK-LABEL: func.func @bf16_rows_f32_gamma
+//       CHECK:   %[[COPY:.+]] = memref.alloca() {alignment = 64 : i64} : memref<16xf32>
+//       CHECK:   %[[G:.+]] = vector.load %arg1[%{{.*}}] : memref<16xf32>, vector<8xf32>
+//       CHECK:   %[[P:.+]] = vector.shuffle %[[G]], %[[G]] [0, 2, 4, 6, 1, 3, 5, 7] : vector<8xf32>, vector<8xf32>
+//       CHECK:   vector.store %[[P]], %[[COPY]][%{{.*}}] : memref<16xf32>, vector<8xf32>
 //       CHECK:   scf.for
 //       CHECK:     vector.bitcast %{{.*}} : vector<8xbf16> to vector<4xi32>
 //       CHECK:     math.sqrt
-//   CHECK-NOT:     vector.bitcast
-//       CHECK:     arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
-//       CHECK:     vector.load %{{.*}} : memref<16xf32>, vector<8xf32>
-//       CHECK:     arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
-//   CHECK-NOT:     vector.shuffle
+//       CHECK:     vector.load %[[COPY]][%{{.*}}] : memref<16xf32>, vector<8xf32>
+//       CHECK:     vector.bitcast %{{.*}} : vector<8xbf16> to vector<4xi32>
+//   CHECK-NOT:     arith.truncf
+//       CHECK:     vector.bitcast %{{.*}} : vector<4xi32> to vector<8xbf16>
 //       CHECK:   return
 func.func @bf16_rows_f32_gamma(%x: memref<?x16xbf16>, %g: memref<16xf32>, %y: memref<?x16xbf16>) {
   norm.rms_norm x(%x : memref<?x16xbf16>) gamma(%g : memref<16xf32>) -> y(%y : memref<?x16xbf16>) eps = 1.0e-05

@@ -124,3 +124,20 @@ func.func @paired_store(%x: memref<?x16xbf16>, %g: memref<16xbf16>, %y: memref<?
       config = #norm.config<cpu, vector_width = 8, accumulators = 1>
   return
 }
+
+// -----
+
+// With f32 gamma and dot-bf16 the output sweep widens x in the columns'
+// order and reads gamma as it is (no permuted copy: with the conversion
+// instruction the paired order gains nothing there).
+// CHECK-LABEL: func.func @bf16_rows_f32_gamma
+//   CHECK-NOT:   memref.alloca
+//       CHECK:   math.sqrt
+//       CHECK:   arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+//       CHECK:   vector.load %arg1[%{{.*}}] : memref<16xf32>, vector<8xf32>
+//       CHECK:   arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+func.func @bf16_rows_f32_gamma(%x: memref<?x16xbf16>, %g: memref<16xf32>, %y: memref<?x16xbf16>) {
+  norm.rms_norm x(%x : memref<?x16xbf16>) gamma(%g : memref<16xf32>) -> y(%y : memref<?x16xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 2>
+  return
+}

@@ -1537,10 +1537,20 @@ normjit_cuda_capture_end(void *stream, normjit_cuda_graph_t **graph) {
   NORMJIT_RETURN_IF_ERROR(graphDriver(&d));
   ScopedContext scope(*d);
   CUcontext context = nullptr;
-  NORMJIT_RETURN_IF_ERROR(enterStreamContext(*d, stream, scope, &context));
+  normjit_status_t entered = enterStreamContext(*d, stream, scope, &context);
+  if (!stream)
+    return entered;
+  // The recording ends even when the context could not be entered (ending
+  // it needs none): a stream left recording would record, not run, the
+  // work that follows.
   CUgraph recorded = nullptr;
   CUresult result =
       d->cuStreamEndCapture(static_cast<CUstream>(stream), &recorded);
+  if (entered != NORMJIT_OK) {
+    if (result == CUDA_SUCCESS && recorded)
+      d->cuGraphDestroy(recorded);
+    return entered;
+  }
   if (result != CUDA_SUCCESS) {
     if (recorded)
       d->cuGraphDestroy(recorded);
@@ -1577,21 +1587,24 @@ normjit_cuda_graph_destroy(normjit_cuda_graph_t *graph) {
   const Driver *d = nullptr;
   normjit_status_t status = graphDriver(&d);
   CUresult result = CUDA_SUCCESS;
+  const char *call = "cuGraphExecDestroy";
   if (status == NORMJIT_OK) {
     ScopedContext scope(*d);
     status = scope.enter(graph->context);
     if (status == NORMJIT_OK) {
       result = d->cuGraphExecDestroy(graph->exec);
       CUresult destroyed = d->cuGraphDestroy(graph->graph);
-      if (result == CUDA_SUCCESS)
+      if (result == CUDA_SUCCESS && destroyed != CUDA_SUCCESS) {
         result = destroyed;
+        call = "cuGraphDestroy";
+      }
     }
   }
   delete graph;
   if (status != NORMJIT_OK)
     return status;
   if (result != CUDA_SUCCESS)
-    return driverError(*d, "cuGraphExecDestroy", result);
+    return driverError(*d, call, result);
   return NORMJIT_OK;
 }
 

@@ -325,7 +325,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       writeMeasurement(json, "dram_percent", percent);
       json.attribute("reps", static_cast<int64_t>(samples.size()));
       json.attribute("batch", static_cast<int64_t>(batch));
-      json.attribute("graph", w.isBatchGraph());
+      json.attribute("graph", w.isBatchGraph(k));
       json.attribute("cold", cold);
     });
     out << "\n";
@@ -349,7 +349,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
                << (batch == 1 ? std::string(" of 1 launch")
                               : " of " + std::to_string(batch) + " launches")
                << " (CUDA events" << (cold ? ", L2 flushed before each" : "")
-               << (w.isBatchGraph() ? ", replayed from a CUDA graph" : "")
+               << (w.isBatchGraph(k) ? ", replayed from a CUDA graph" : "")
                << ")\n";
   line("bytes") << static_cast<int64_t>(bytes) << " read + written per call\n";
   line("bandwidth") << llvm::format("%.2f GB/s", gbps) << "\n";

@@ -378,9 +378,15 @@ llvm::Expected<double> GpuWorkload::timeLaunches(
   });
 }
 
-void GpuWorkload::recordBatch(const CompiledGpuKernel &kernel, int count) {
+void GpuWorkload::dropBatch() {
   normjit_cuda_graph_destroy(graph);
   graph = nullptr;
+  graphKernel = nullptr;
+  normjit_clear_error();
+}
+
+void GpuWorkload::recordBatch(const CompiledGpuKernel &kernel, int count) {
+  dropBatch();
   if (!normjit_cuda_graphs_available() ||
       normjit_cuda_capture_begin(stream) != NORMJIT_OK) {
     normjit_clear_error();
@@ -398,7 +404,15 @@ void GpuWorkload::recordBatch(const CompiledGpuKernel &kernel, int count) {
     normjit_cuda_graph_destroy(made);
     made = nullptr;
   }
+  // One untimed replay: a graph's first launch also uploads it to the
+  // device, which must not land in a timed sample. A graph that cannot
+  // replay leaves direct launches.
+  if (made && normjit_cuda_graph_launch(made, stream) != NORMJIT_OK) {
+    normjit_cuda_graph_destroy(made);
+    made = nullptr;
+  }
   graph = made;
+  graphKernel = made ? &kernel : nullptr;
   normjit_clear_error();
 }
 
@@ -412,8 +426,7 @@ llvm::Expected<int> GpuWorkload::prepareBatch(const CompiledGpuKernel &kernel,
         std::ceil(minSampleSeconds / std::max(seconds, 1e-9)), 1.0, 1000.0));
   };
   batch = launchesFor(onceSeconds);
-  normjit_cuda_graph_destroy(graph);
-  graph = nullptr;
+  dropBatch();
   // One launch long enough for a sample has no launch rate to hide.
   if (batch == 1)
     return batch;
@@ -423,8 +436,12 @@ llvm::Expected<int> GpuWorkload::prepareBatch(const CompiledGpuKernel &kernel,
   // In a graph the launches run back to back: one launch of the batch can
   // take much less than the single launch timed above.
   auto seconds = timeBatch(kernel);
-  if (!seconds)
-    return seconds.takeError();
+  if (!seconds) {
+    // The batch is launched directly then; its errors are reported there.
+    llvm::consumeError(seconds.takeError());
+    dropBatch();
+    return batch;
+  }
   int wanted = launchesFor(*seconds / batch);
   if (*seconds < minSampleSeconds && wanted > batch) {
     batch = wanted;
@@ -434,7 +451,8 @@ llvm::Expected<int> GpuWorkload::prepareBatch(const CompiledGpuKernel &kernel,
 }
 
 llvm::Expected<double> GpuWorkload::timeBatch(const CompiledGpuKernel &kernel) {
-  if (!graph)
+  // A graph replays the kernel it was recorded from, no other.
+  if (!graph || graphKernel != &kernel)
     return timeLaunches(kernel, batch, /*flushL2=*/false);
   return timeEvents([&]() -> llvm::Error {
     return statusToError(normjit_cuda_graph_launch(graph, stream));

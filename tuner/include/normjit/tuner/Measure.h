@@ -136,8 +136,10 @@ public:
   /// Seconds of the prepared batch between two events (waits for the end
   /// event).
   llvm::Expected<double> timeBatch(const CompiledGpuKernel &kernel);
-  /// Whether the prepared batch replays a graph.
-  bool isBatchGraph() const { return graph != nullptr; }
+  /// Whether the prepared batch replays a graph (of `kernel`).
+  bool isBatchGraph(const CompiledGpuKernel &kernel) const {
+    return graph && graphKernel == &kernel;
+  }
 
 private:
   GpuWorkload(const normjit_kernel_spec_t &spec, int64_t rows, int device,
@@ -160,7 +162,11 @@ private:
   normjit_cuda_event_t *start = nullptr;
   normjit_cuda_event_t *end = nullptr;
   normjit_cuda_graph_t *graph = nullptr; ///< the batch, when recorded
+  const CompiledGpuKernel *graphKernel = nullptr; ///< what `graph` replays
   int batch = 1;
+
+  /// Forgets the recorded batch.
+  void dropBatch();
 
   /// Records `count` launches into `graph` (left null when it cannot).
   void recordBatch(const CompiledGpuKernel &kernel, int count);

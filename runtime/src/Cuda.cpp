@@ -1574,7 +1574,8 @@ normjit_cuda_graph_launch(normjit_cuda_graph_t *graph, void *stream) {
   NORMJIT_RETURN_IF_ERROR(graphDriver(&d));
   ScopedContext scope(*d);
   NORMJIT_RETURN_IF_ERROR(scope.enter(graph->context));
-  CUresult result = d->cuGraphLaunch(graph->exec, static_cast<CUstream>(stream));
+  CUresult result =
+      d->cuGraphLaunch(graph->exec, static_cast<CUstream>(stream));
   if (result != CUDA_SUCCESS)
     return driverError(*d, "cuGraphLaunch", result);
   return NORMJIT_OK;

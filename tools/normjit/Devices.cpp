@@ -116,7 +116,8 @@ llvm::Error normjit::tool::devicesCommand(llvm::ArrayRef<std::string> args,
         json.attribute("fingerprint", fingerprint);
         if (!normjit::getDisabledHostCpuFeatures().empty())
           json.attributeArray("disabled_features", [&] {
-            for (const std::string &feature : normjit::getDisabledHostCpuFeatures())
+            for (const std::string &feature :
+                 normjit::getDisabledHostCpuFeatures())
               json.value(feature);
           });
       });

@@ -182,7 +182,7 @@ template <typename Config, typename Priority>
 std::vector<Config>
 pickNeighboursFirst(const std::vector<Config> &space,
                     const normjit::tuner::StrategyOptions &strategy,
-                                        Priority priority) {
+                    Priority priority) {
   if (space.empty())
     return {};
   const Config &base = space.front();

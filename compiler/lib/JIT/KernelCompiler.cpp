@@ -133,6 +133,9 @@ namespace {
 struct HostFeatures {
   llvm::StringMap<bool> features;
   std::vector<std::string> disabled;
+  /// The subtarget feature string of what is left, for the JIT's target
+  /// machine (empty when nothing is turned off).
+  std::string targetFeatures;
 };
 
 /// One line on stderr about NORMJIT_DISABLE_CPU_FEATURES.
@@ -218,6 +221,7 @@ const HostFeatures &getHostFeatures() {
         result.disabled.push_back(feature.first().str());
       }
     llvm::sort(result.disabled);
+    result.targetFeatures = subtarget.getString();
     return result;
   }();
   return host;
@@ -745,10 +749,8 @@ normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,
       return makeError(NORMJIT_COMPILE_ERROR,
                        "JIT setup failed: " +
                            llvm::toString(builder.takeError()));
-    llvm::SubtargetFeatures features;
-    for (const auto &feature : getHostCpuFeatures())
-      features.AddFeature(feature.first(), feature.second);
-    builder->getFeatures() = features;
+    builder->getFeatures() =
+        llvm::SubtargetFeatures(getHostFeatures().targetFeatures);
     builder->setCodeGenOptLevel(kKernelCodeGenOptLevel);
     auto created = builder->createTargetMachine();
     if (!created)

@@ -409,9 +409,9 @@ TEST(KernelOverflowTest, VarianceThatOverflowsGivesBeta) {
                                                      y, nullptr, &rstd);
         llvm::Error error = (*kernel)->run(args);
         ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
-        std::string where = std::string(dtype == NORMJIT_BF16 ? "bf16 " : "f32 ") +
-                            std::to_string(cols) + " columns" +
-                            (welford ? ", welford" : "");
+        std::string where =
+            std::string(dtype == NORMJIT_BF16 ? "bf16 " : "f32 ") +
+            std::to_string(cols) + " columns" + (welford ? ", welford" : "");
         EXPECT_EQ(rstd, 0.0f) << where;
         for (int64_t c = 0; c < cols; ++c)
           ASSERT_EQ(y.get(0, c), beta.get(0, c)) << where << ", column " << c;

@@ -670,7 +670,8 @@ cuGetProcAddress_v2(const char *symbol, void **function, int version,
   requestedVersions[symbol] = version;
   // FAKE_CUDA_NO_GRAPHS=1: a driver older than the graph entry points.
   const char *noGraphs = std::getenv("FAKE_CUDA_NO_GRAPHS");
-  bool graphEntry = std::strstr(symbol, "Graph") || std::strstr(symbol, "Capture");
+  bool graphEntry =
+      std::strstr(symbol, "Graph") || std::strstr(symbol, "Capture");
   if (noGraphs && std::strcmp(noGraphs, "1") == 0 && graphEntry) {
     *function = nullptr;
     if (status)

@@ -608,8 +608,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // in the integer unit (no AVX512-BF16) that is 1.2-1.3x faster than
   // widening and narrowing in the columns' order; with the instruction,
   // about the same, so it is kept for the former.
-  int64_t pairedCopyBytes =
-      cols * 4 * ((gamma ? 1 : 0) + (beta ? 1 : 0));
+  int64_t pairedCopyBytes = cols * 4 * ((gamma ? 1 : 0) + (beta ? 1 : 0));
   bool permuteF32Params =
       !knobs.dotBf16 && statsPaired && allBf16({y}) &&
       (isF32(gamma) || isF32(beta)) &&
@@ -698,11 +697,15 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     row = arith::AddIOp::create(b, pairStart, statsLoop.getInductionVar());
   }
 
+  // x + residual in f32.
+  auto addRows = [&](Value col, Value mask) -> Value {
+    return e.add(e.load(x, {row, col}, mask),
+                 e.load(residual, {row, col}, mask));
+  };
   // s = x + residual rounded to the sum's type and stored into sum (with
   // a residual and a sum): the vector stored, in the sum's type.
   auto storedSum = [&](Value col, Value mask) -> Value {
-    Value s = e.add(e.load(x, {row, col}, mask),
-                    e.load(residual, {row, col}, mask));
+    Value s = addRows(col, mask);
     if (!sumElement.isF32())
       s = arith::TruncFOp::create(
           b, VectorType::get({e.getVectorType().getNumElements()}, sumElement),
@@ -715,13 +718,11 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     if (!residual)
       return e.load(x, {row, col}, mask);
     if (!sum)
-      return e.add(e.load(x, {row, col}, mask),
-                   e.load(residual, {row, col}, mask));
+      return addRows(col, mask);
     if (e.narrowsPairedBf16(sumElement, mask)) {
       // Rounded in the integer unit, stored, and widened back from the
       // words stored (as a load would).
-      Value rounded = e.narrowPairedBf16(
-          e.add(e.load(x, {row, col}, mask), e.load(residual, {row, col}, mask)));
+      Value rounded = e.narrowPairedBf16(addRows(col, mask));
       e.storeColumnOrder(sum, {row, col}, rounded, /*nontemporal=*/false);
       return e.widenPairedBf16(rounded);
     }

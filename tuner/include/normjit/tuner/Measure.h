@@ -124,12 +124,13 @@ public:
   /// Prepares the batch timeBatch times, replacing an earlier one: launches
   /// of `kernel` enough for a sample of at least `minSampleSeconds` when
   /// one launch took `onceSeconds` (at most 1000). Where the driver can,
-  /// a batch of several is recorded once into a CUDA graph and replayed, so that its
+  /// a batch of several is recorded once into a CUDA graph (replayed once
+  /// untimed, which uploads it) and replayed per sample, so that its
   /// kernels run back to back and not at the host's launch rate (a launch
   /// and its argument checks take microseconds, as long as a short kernel
   /// runs); the graph's own time then sizes the batch again. Direct
-  /// launches otherwise (no graph entry points, or a recording that
-  /// failed). Returns the launches per sample.
+  /// launches otherwise (no graph entry points, or a recording or replay
+  /// that failed). Returns the launches per sample.
   llvm::Expected<int> prepareBatch(const CompiledGpuKernel &kernel,
                                    double onceSeconds,
                                    double minSampleSeconds);

@@ -19,6 +19,7 @@
 #include <limits>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -663,6 +664,101 @@ normjit_status_t normjit::runtime::StagedNpy::commit() {
                                           normjit::runtime::errorText(error));
   }
   temporary.clear();
+  return NORMJIT_OK;
+}
+
+normjit_status_t
+normjit::runtime::StagedNpy::commitAll(StagedNpy *const *files, size_t count,
+                                       size_t *failedIndex) {
+  // How a regular file was put in place, for the way back.
+  enum class Placed { Created, Exchanged, MovedAside };
+  struct Step {
+    StagedNpy *file;
+    Placed how;
+    std::string aside;
+  };
+  std::vector<Step> done;
+  auto undo = [&] {
+    for (auto step = done.rbegin(); step != done.rend(); ++step) {
+      StagedNpy &file = *step->file;
+      switch (step->how) {
+      case Placed::Created:
+        ::unlink(file.target.c_str());
+        break;
+      case Placed::Exchanged:
+        // Exchanged again, the temporary holds the new file: discarded.
+        ::renameat2(AT_FDCWD, file.temporary.c_str(), AT_FDCWD,
+                    file.target.c_str(), RENAME_EXCHANGE);
+        file.discard();
+        break;
+      case Placed::MovedAside:
+        ::rename(step->aside.c_str(), file.target.c_str());
+        break;
+      }
+    }
+  };
+  auto failed = [&](size_t index, int error) {
+    const StagedNpy &file = *files[index];
+    if (failedIndex)
+      *failedIndex = index;
+    undo();
+    return setError(NORMJIT_IO_ERROR, "cannot write '" + file.path +
+                                          "': " +
+                                          normjit::runtime::errorText(error));
+  };
+  for (size_t i = 0; i < count; ++i) {
+    StagedNpy &file = *files[i];
+    if (file.inPlace)
+      continue;
+    if (file.temporary.empty()) {
+      if (failedIndex)
+        *failedIndex = i;
+      undo();
+      return setError(NORMJIT_INVALID_ARGUMENT,
+                      "nothing staged to commit for '" + file.path + "'");
+    }
+    struct stat info;
+    if (::lstat(file.target.c_str(), &info) != 0) {
+      if (::rename(file.temporary.c_str(), file.target.c_str()) != 0)
+        return failed(i, errno);
+      file.temporary.clear();
+      done.push_back({&file, Placed::Created, ""});
+      continue;
+    }
+    if (::renameat2(AT_FDCWD, file.temporary.c_str(), AT_FDCWD,
+                    file.target.c_str(), RENAME_EXCHANGE) == 0) {
+      done.push_back({&file, Placed::Exchanged, ""});
+      continue;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+      return failed(i, errno);
+    // No exchange here: the old file moves aside, the new one in.
+    std::string aside = file.temporary + ".old";
+    if (::rename(file.target.c_str(), aside.c_str()) != 0)
+      return failed(i, errno);
+    if (::rename(file.temporary.c_str(), file.target.c_str()) != 0) {
+      int error = errno;
+      ::rename(aside.c_str(), file.target.c_str());
+      return failed(i, error);
+    }
+    file.temporary.clear();
+    done.push_back({&file, Placed::MovedAside, std::move(aside)});
+  }
+  for (size_t i = 0; i < count; ++i)
+    if (files[i]->inPlace)
+      if (normjit_status_t status = files[i]->commit()) {
+        if (failedIndex)
+          *failedIndex = i;
+        undo();
+        return status;
+      }
+  // Every one is in place: the old files go.
+  for (Step &step : done) {
+    if (step.how == Placed::Exchanged)
+      step.file->discard();
+    else if (step.how == Placed::MovedAside)
+      ::unlink(step.aside.c_str());
+  }
   return NORMJIT_OK;
 }
 

@@ -197,16 +197,10 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
   spec.has_beta = options.getFlag("beta", isLayerNorm);
   spec.store_mean = options.getFlag("store-mean", false);
   spec.store_rstd = options.getFlag("store-rstd", false);
-  spec.epsilon = isLayerNorm ? 1e-5f : 1e-6f;
-  if (options.has("eps")) {
-    double eps = options.getDouble("eps", 0);
-    float asFloat = static_cast<float>(eps);
-    if (!std::isfinite(eps) || !(asFloat > 0) || !std::isfinite(asFloat))
-      return makeToolError("--eps must be positive and finite as an f32, got "
-                           "'" +
-                           *options.getString("eps") + "'");
-    spec.epsilon = asFloat;
-  }
+  auto eps = parseEpsilonOption(options, isLayerNorm ? 1e-5f : 1e-6f);
+  if (!eps)
+    return eps.takeError();
+  spec.epsilon = *eps;
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
     return std::move(error);
   kernel.spec = spec;

@@ -15,6 +15,7 @@
 #include "normjit/tuner/TuningCache.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/WithColor.h"
@@ -95,9 +96,11 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
     return llvm::Error::success();
   }
   if (action == "clear") {
+    bool existed = llvm::sys::fs::exists(cache.getPath());
     if (llvm::Error error = cache.clear())
       return error;
-    out << "cleared " << cache.getPath() << "\n";
+    out << (existed ? "cleared " : "no tuning cache to clear at ")
+        << cache.getPath() << "\n";
     return llvm::Error::success();
   }
   if (llvm::Error error = cache.load())

@@ -70,6 +70,11 @@ parseSpecOptions(const ParsedOptions &options, llvm::StringRef command);
 /// what is accepted.
 llvm::Expected<int> parseDeviceOption(const ParsedOptions &options);
 
+/// --eps as an f32: `otherwise` when absent, an error unless it is positive
+/// and finite once rounded to f32 (1e-50 and 1e39 are not).
+llvm::Expected<float> parseEpsilonOption(const ParsedOptions &options,
+                                         float otherwise);
+
 /// "cpu" for -1, else "cuda:N".
 std::string getDeviceName(int device);
 

@@ -15,6 +15,8 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+
 using namespace normjit::tool;
 
 llvm::Expected<normjit_op_t> normjit::tool::parseOp(llvm::StringRef flag,
@@ -68,12 +70,27 @@ normjit::tool::parseSpecOptions(const ParsedOptions &options,
   spec.has_residual = spec.store_sum = options.getFlag("residual", false);
   spec.has_gamma = options.getFlag("gamma", true);
   spec.has_beta = options.getFlag("beta", isLayerNorm);
-  spec.epsilon = static_cast<float>(
-      options.getDouble("eps", isLayerNorm ? 1e-5 : 1e-6));
+  auto eps = parseEpsilonOption(options, isLayerNorm ? 1e-5f : 1e-6f);
+  if (!eps)
+    return eps.takeError();
+  spec.epsilon = *eps;
   if (llvm::Error error =
           normjit::statusToError(normjit_kernel_spec_validate(&spec)))
     return std::move(error);
   return spec;
+}
+
+llvm::Expected<float>
+normjit::tool::parseEpsilonOption(const ParsedOptions &options,
+                                  float otherwise) {
+  if (!options.has("eps"))
+    return otherwise;
+  double eps = options.getDouble("eps", 0);
+  float asFloat = static_cast<float>(eps);
+  if (!std::isfinite(eps) || !(asFloat > 0) || !std::isfinite(asFloat))
+    return makeToolError("--eps must be positive and finite as an f32, got '" +
+                         options.getString("eps").value_or("") + "'");
+  return asFloat;
 }
 
 llvm::Expected<int>

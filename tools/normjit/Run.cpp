@@ -288,11 +288,11 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
     return makeToolError("--threads must be in [0, " +
                          llvm::Twine(kMaxThreads) + "], got " +
                          llvm::Twine(threads));
-  double defaultEps = *op == NORMJIT_LAYER_NORM ? 1e-5 : 1e-6;
-  float eps = static_cast<float>(options.getDouble("eps", defaultEps));
-  if (!(eps > 0.0f) || !std::isfinite(eps))
-    return makeToolError("--eps must be positive and finite as an f32, got '" +
-                         options.getString("eps").value_or("") + "'");
+  auto parsedEps =
+      parseEpsilonOption(options, *op == NORMJIT_LAYER_NORM ? 1e-5f : 1e-6f);
+  if (!parsedEps)
+    return parsedEps.takeError();
+  float eps = *parsedEps;
   const char *outputFlags[] = {"out", "sum-out", "mean-out", "rstd-out"};
   for (size_t i = 0; i < std::size(outputFlags); ++i)
     for (size_t j = i + 1; j < std::size(outputFlags); ++j) {
@@ -319,6 +319,10 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
                          shapeText(x->shape) +
                          " but must be a 2-D array (rows, cols)");
   int64_t rows = x->shape[0], cols = x->shape[1];
+  if (cols < 1)
+    return makeToolError("--x: '" + xPath + "' has shape " +
+                         shapeText(x->shape) +
+                         " but a row needs at least one column");
 
   std::optional<NpyArray> residual;
   if (auto path = options.getString("residual")) {
@@ -451,11 +455,19 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
       if (llvm::Error error = normjit::statusToError(
               normjit::runtime::stageNpy(*path, *output.array, output.staged)))
         return prefixError(std::move(error), "--" + std::string(output.flag));
+  std::vector<normjit::runtime::StagedNpy *> staged;
+  std::vector<const char *> stagedFlags;
   for (Output &output : outputs)
-    if (options.getString(output.flag))
-      if (llvm::Error error =
-              normjit::statusToError(output.staged.commit()))
-        return prefixError(std::move(error), "--" + std::string(output.flag));
+    if (options.getString(output.flag)) {
+      staged.push_back(&output.staged);
+      stagedFlags.push_back(output.flag);
+    }
+  size_t failed = 0;
+  if (llvm::Error error =
+          normjit::statusToError(normjit::runtime::StagedNpy::commitAll(
+              staged.data(), staged.size(), &failed)))
+    return prefixError(std::move(error),
+                       "--" + std::string(stagedFlags[failed]));
 
   if (options.getFlag("verbose", false)) {
     std::string configText =

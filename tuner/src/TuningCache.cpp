@@ -62,6 +62,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/ConvertUTF.h"
 #include "llvm/Support/FileSystem.h"
@@ -214,6 +215,36 @@ std::string checkString(llvm::StringRef name, const std::string &value,
   return "";
 }
 
+/// Checks a time as the tuner writes it, ISO 8601 in UTC to the second:
+/// YYYY-MM-DDTHH:MM:SSZ, each field in its range (a leap second allowed).
+std::string checkTimestamp(llvm::StringRef name, const std::string &value) {
+  std::string problem = checkString(name, value, false);
+  if (!problem.empty())
+    return problem;
+  auto bad = [&] {
+    return name.str() + " must be an ISO 8601 UTC time like " +
+           "2026-11-26T18:00:00Z, got '" + value + "'";
+  };
+  static const char shape[] = "dddd-dd-ddTdd:dd:ddZ";
+  if (value.size() != sizeof(shape) - 1)
+    return bad();
+  for (size_t i = 0; i < value.size(); ++i)
+    if (shape[i] == 'd' ? !llvm::isDigit(value[i]) : value[i] != shape[i])
+      return bad();
+  auto field = [&](size_t at, size_t length) {
+    return std::stoi(value.substr(at, length));
+  };
+  int year = field(0, 4), month = field(5, 2), day = field(8, 2);
+  int hour = field(11, 2), minute = field(14, 2), second = field(17, 2);
+  static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month < 1 || month > 12 || day < 1 ||
+      day > days[month - 1] + (month == 2 && leap ? 1 : 0) || hour > 23 ||
+      minute > 59 || second > 60)
+    return bad();
+  return "";
+}
+
 /// Checks a GB/s-like value: finite and in [0, 1e5].
 std::string checkRate(llvm::StringRef name, double value) {
   if (!std::isfinite(value) || value < 0 || value > kMaxGbps)
@@ -273,7 +304,7 @@ std::string checkEntry(const CacheEntry &entry) {
   first(checkString("device", key.device, false));
   first(checkString("normjit_version", key.normjitVersion, false));
   first(checkString("llvm_version", key.llvmVersion, false));
-  first(checkString("tuned_at", entry.tunedAt, false));
+  first(checkTimestamp("tuned_at", entry.tunedAt));
   first(checkString("fusion", entry.fusion, true));
   if (key.rowBucket < 0 || key.rowBucket > kMaxRowBucket ||
       (key.rowBucket != 0 &&

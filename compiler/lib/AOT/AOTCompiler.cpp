@@ -478,8 +478,15 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
   if (name.contains("__"))
     return fail("must not contain \"__\" (reserved in C++ and for normjit's "
                 "own symbols)");
-  if (name.starts_with("normjit_"))
-    return fail("must not start with \"normjit_\" (the runtime's prefix)");
+  if (name.starts_with_insensitive("normjit_"))
+    return fail("must not start with \"normjit_\" or \"NORMJIT_\" (the "
+                "runtime's prefix, and that of its macros, enumerators and "
+                "the generated header's include guard)");
+  // The type names of <stdint.h> and <stddef.h> (uint16_t, size_t) end in
+  // "_t", a suffix POSIX reserves for the system's types.
+  if (name.ends_with("_t"))
+    return fail("must not end in \"_t\" (reserved for the types of "
+                "<stdint.h>, <stddef.h> and POSIX)");
   for (const char *keyword : kKeywords)
     if (name == keyword)
       return fail("is a C or C++ keyword");

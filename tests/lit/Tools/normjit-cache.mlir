@@ -10,6 +10,7 @@
 // RUN: sed -i 's/^gbps = .*/gbps = 99999.0/' %t/b.toml
 // RUN: normjit cache merge --cache %t/merged.toml %t/a.toml %t/b.toml | FileCheck %s --check-prefix=MERGE
 // RUN: normjit cache clear --cache %t/merged.toml | FileCheck %s --check-prefix=CLEAR
+// RUN: normjit cache clear --cache %t/merged.toml | FileCheck %s --check-prefix=CLEARED
 // RUN: not normjit cache frobnicate 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not normjit cache merge --cache %t/x.toml 2>&1 | FileCheck %s --check-prefix=NOFILES
 // RUN: not normjit cache merge --cache %t/x.toml %t/bad.toml.missing 2>&1 | FileCheck %s --check-prefix=MISSINGINPUT
@@ -28,6 +29,7 @@
 // MERGE: kept 99999.0 GB/s from {{.*}}b.toml over {{[0-9.]+}} GB/s from {{.*}}a.toml
 // MERGE: merged 2 file(s) into {{.*}}merged.toml: 1 entries
 // CLEAR: cleared {{.*}}merged.toml
+// CLEARED: no tuning cache to clear at {{.*}}merged.toml
 // UNKNOWN: normjit: error: unknown cache command 'frobnicate'
 // NOFILES: normjit: error: 'normjit cache merge' needs the files to merge
 // MISSINGINPUT: normjit: error:

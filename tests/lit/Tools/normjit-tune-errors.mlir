@@ -4,6 +4,10 @@
 // RUN: not normjit tune --sweep %S/Inputs/sweep-not-toml.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SYNTAX
 // RUN: not normjit tune --sweep %S/Inputs/sweep-tiny-eps.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TINY-EPS
 // TINY-EPS: normjit: error: malformed sweep file {{.*}}sweep-tiny-eps.toml:6: 'eps' must be positive and finite as an f32, got 1e-50
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --eps 1e-50 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TINY-EPS-FLAG
+// TINY-EPS-FLAG: normjit: error: --eps must be positive and finite as an f32, got '1e-50'
+// RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --eps 1e39 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=HUGE-EPS-FLAG
+// HUGE-EPS-FLAG: normjit: error: --eps must be positive and finite as an f32, got '1e39'
 // RUN: not normjit tune --sweep %t.missing.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=MISSING
 // RUN: not normjit tune --sweep %S/Inputs/sweep-small.toml --shard 2/2 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SHARD
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --shard 0/2 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SHARDSPEC

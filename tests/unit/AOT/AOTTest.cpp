@@ -915,8 +915,23 @@ TEST(AotBadInputTest, BadNames) {
        "library name 'stdint' would make stdint.h, the name of a standard C "
        "header"},
       {"lib", "normjit_x",
-       "kernel name 'normjit_x' must not start with "
-       "\"normjit_\" (the runtime's prefix)"},
+       "kernel name 'normjit_x' must not start with \"normjit_\" or "
+       "\"NORMJIT_\" (the runtime's prefix, and that of its macros, "
+       "enumerators and the generated header's include guard)"},
+      {"lib", "NORMJIT_OK",
+       "kernel name 'NORMJIT_OK' must not start with \"normjit_\" or "
+       "\"NORMJIT_\" (the runtime's prefix, and that of its macros, "
+       "enumerators and the generated header's include guard)"},
+      {"lib", "NORMJIT_AOT_lib_H",
+       "kernel name 'NORMJIT_AOT_lib_H' must not start with \"normjit_\" "
+       "or \"NORMJIT_\" (the runtime's prefix, and that of its macros, "
+       "enumerators and the generated header's include guard)"},
+      {"lib", "uint16_t",
+       "kernel name 'uint16_t' must not end in \"_t\" (reserved for the "
+       "types of <stdint.h>, <stddef.h> and POSIX)"},
+      {"size_t", "k",
+       "library name 'size_t' must not end in \"_t\" (reserved for the "
+       "types of <stdint.h>, <stddef.h> and POSIX)"},
       {"lib", "", "kernel name must not be empty"},
   };
   for (const auto &c : cases) {

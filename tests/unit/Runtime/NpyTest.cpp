@@ -29,6 +29,8 @@
 
 using normjit::runtime::NpyArray;
 using normjit::runtime::readNpy;
+using normjit::runtime::StagedNpy;
+using normjit::runtime::stageNpy;
 using normjit::runtime::writeNpy;
 
 namespace {
@@ -594,6 +596,80 @@ TEST_F(NpyTest, WritesAtomically) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"d.npy", "x.npy"}));
   EXPECT_TRUE(std::filesystem::is_empty(path("d.npy")));
+}
+
+TEST_F(NpyTest, CommitAllPutsBackWhatItPutInPlaceWhenOneFails) {
+  NpyArray oldY = makeArray(NORMJIT_F32, {3}, 1);
+  NpyArray newY = makeArray(NORMJIT_F32, {2, 2}, 2);
+  NpyArray sum = makeArray(NORMJIT_BF16, {2, 2}, 3);
+  NpyArray rstd = makeArray(NORMJIT_F32, {2}, 4);
+  ASSERT_EQ(writeNpy(path("y.npy"), oldY), NORMJIT_OK);
+  std::string before = readBytes(path("y.npy"));
+  // Stages y (over a file), sum and rstd (new), then takes rstd's
+  // temporary away so that its rename fails (ENOENT) after the other two
+  // are in place.
+  auto stageAll = [&](StagedNpy (&staged)[3]) {
+    ASSERT_EQ(stageNpy(path("y.npy"), newY, staged[0]), NORMJIT_OK);
+    ASSERT_EQ(stageNpy(path("sum.npy"), sum, staged[1]), NORMJIT_OK);
+    auto beforeRstd = listDir();
+    ASSERT_EQ(stageNpy(path("rstd.npy"), rstd, staged[2]), NORMJIT_OK);
+    for (const std::string &name : listDir()) {
+      if (std::find(beforeRstd.begin(), beforeRstd.end(), name) ==
+          beforeRstd.end()) {
+        ASSERT_EQ(::unlink(path(name).c_str()), 0);
+      }
+    }
+  };
+  {
+    StagedNpy staged[3];
+    stageAll(staged);
+    StagedNpy *files[] = {&staged[0], &staged[1], &staged[2]};
+    size_t failed = 99;
+    EXPECT_TRUE(failsWith(StagedNpy::commitAll(files, 3, &failed),
+                          NORMJIT_IO_ERROR,
+                          {"cannot write '" + path("rstd.npy") + "'",
+                           std::strerror(ENOENT)}));
+    EXPECT_EQ(failed, 2u);
+  }
+  // y holds what it held, sum was not left behind, no temporary is left.
+  EXPECT_EQ(readBytes(path("y.npy")), before);
+  EXPECT_EQ(listDir(), std::vector<std::string>{"y.npy"});
+
+  // Nothing staged for one: the same, before any file moved.
+  {
+    StagedNpy staged[2], empty;
+    ASSERT_EQ(stageNpy(path("y.npy"), newY, staged[0]), NORMJIT_OK);
+    ASSERT_EQ(stageNpy(path("sum.npy"), sum, staged[1]), NORMJIT_OK);
+    StagedNpy *files[] = {&staged[0], &staged[1], &empty};
+    size_t failed = 99;
+    EXPECT_EQ(StagedNpy::commitAll(files, 3, &failed),
+              NORMJIT_INVALID_ARGUMENT);
+    normjit_clear_error();
+    EXPECT_EQ(failed, 2u);
+  }
+  EXPECT_EQ(readBytes(path("y.npy")), before);
+  EXPECT_EQ(listDir(), std::vector<std::string>{"y.npy"});
+
+  // All of them: every destination replaced or created, no temporary (nor
+  // the old y) left.
+  {
+    StagedNpy staged[3];
+    ASSERT_EQ(stageNpy(path("y.npy"), newY, staged[0]), NORMJIT_OK);
+    ASSERT_EQ(stageNpy(path("sum.npy"), sum, staged[1]), NORMJIT_OK);
+    ASSERT_EQ(stageNpy(path("rstd.npy"), rstd, staged[2]), NORMJIT_OK);
+    StagedNpy *files[] = {&staged[0], &staged[1], &staged[2]};
+    ASSERT_EQ(StagedNpy::commitAll(files, 3), NORMJIT_OK);
+  }
+  auto names = listDir();
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"rstd.npy", "sum.npy", "y.npy"}));
+  for (auto [name, array] : {std::pair{"y.npy", &newY}, {"sum.npy", &sum},
+                             {"rstd.npy", &rstd}}) {
+    NpyArray read;
+    ASSERT_EQ(readNpy(path(name), read), NORMJIT_OK);
+    EXPECT_EQ(read.data, array->data) << name;
+  }
 }
 
 TEST_F(NpyTest, CrossChecksWithNumpy) {

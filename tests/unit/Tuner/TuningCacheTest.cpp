@@ -632,7 +632,7 @@ TEST_F(TuningCacheTest, HandWrittenFileIsTrusted) {
                    "gbps = 41\n"
                    "default_gbps = 0\n"
                    "candidates = 0\n"
-                   "tuned_at = \"t\"\n"
+                   "tuned_at = \"2024-02-29T23:59:60Z\"\n"
                    "fusion = \"\"\n"
                    "fusion_margin = 0\n"
                    "[entry.config]\n"
@@ -682,6 +682,15 @@ TEST_F(TuningCacheTest, WrongTypesAreSetAside) {
   expectUntrusted(replaceOnce(text, "tuned_at = \"2027-01-02T03:04:05Z\"",
                               "tuned_at = 2027-01-02T03:04:05Z"),
                   "tuned_at must be a string, got a date-time");
+  for (const char *time : {"yesterday, probably", "2027-01-02 03:04:05Z",
+                           "2027-01-02T03:04:05", "2027-13-02T03:04:05Z",
+                           "2027-02-29T03:04:05Z", "2027-01-02T24:04:05Z",
+                           "2027-1-02T03:04:05Z"})
+    expectUntrusted(replaceOnce(text, "tuned_at = \"2027-01-02T03:04:05Z\"",
+                                "tuned_at = \"" + std::string(time) + "\""),
+                    "tuned_at must be an ISO 8601 UTC time like "
+                    "2026-11-26T18:00:00Z, got '" +
+                        std::string(time) + "'");
   expectUntrusted(
       replaceOnce(text,
                   "config = { vector_width = 16, accumulators = 4, "

@@ -70,6 +70,16 @@ public:
   /// the array given to stageNpy, which must still be alive.
   normjit_status_t commit();
 
+  /// Commits all `count` of `files` or none: each destination that is a
+  /// regular file is exchanged with its temporary (or, where the file system
+  /// cannot exchange, moved aside first), then devices and FIFOs are written;
+  /// when one fails, the files already put in place are put back as they
+  /// were (new ones removed) and its error is returned. Bytes already
+  /// written to a device or FIFO cannot be taken back: those go last.
+  /// `failed`, when given, is set to the index of the file that failed.
+  static normjit_status_t commitAll(StagedNpy *const *files, size_t count,
+                                    size_t *failed = nullptr);
+
 private:
   friend normjit_status_t stageNpy(const std::string &path,
                                    const NpyArray &array, StagedNpy &out);

@@ -274,9 +274,13 @@ normjit_cpu_launch(normjit_cpu_kernel_fn fn, const normjit_kernel_spec_t *spec,
     normjit::runtime::fenceNonTemporalStores();
     return NORMJIT_OK;
   }
+  // As many tasks as rows_per_task asks for, of equal size (all but the
+  // last): 16 rows at 10 per task are two tasks of 8, not 10 and 6.
+  int64_t tasks = (a.rows - 1) / launch->rows_per_task + 1;
+  int64_t grain = (a.rows - 1) / tasks + 1;
   auto &pool = normjit::runtime::ThreadPool::global();
-  pool.parallelFor(a.rows, launch->rows_per_task,
-                   static_cast<unsigned>(launch->threads), task);
+  pool.parallelFor(a.rows, grain, static_cast<unsigned>(launch->threads),
+                   task);
   normjit::runtime::fenceNonTemporalStores();
   return NORMJIT_OK;
 }

@@ -583,10 +583,16 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   // kernel), in chunks on as many threads as the kernel used: the threads
   // allowed, but no more than it had tasks.
   auto &pool = normjit::runtime::ThreadPool::global();
-  int64_t allowed =
-      *threads == 0 ? pool.size() : std::min<int64_t>(pool.size(), *threads);
+  // The kernel's own config decides (--threads, else the config's threads
+  // knob, else all cores).
+  int64_t configThreads = k.getConfig().threads;
+  int64_t allowed = configThreads == 0
+                        ? pool.size()
+                        : std::min<int64_t>(pool.size(), configThreads);
   int64_t rowsPerTask = k.getConfig().rowsPerTask;
   int64_t tasks = (*rows + rowsPerTask - 1) / rowsPerTask;
+  // The rows of a task, as normjit_cpu_launch evens them out.
+  int64_t taskRows = tasks > 0 ? (*rows + tasks - 1) / tasks : 0;
   unsigned usedThreads = static_cast<unsigned>(std::min(allowed, tasks));
   int64_t chunks = (copyBytes + kCopyChunk - 1) / kCopyChunk;
   unsigned copyThreads =
@@ -677,7 +683,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
                 << " (NORMJIT_DISABLE_CPU_FEATURES)\n";
   line("threads") << usedThreads << " (" << tasks
                   << (tasks == 1 ? " task" : " tasks") << " of up to "
-                  << rowsPerTask << " rows)\n";
+                  << taskRows << " rows)\n";
   line("compile") << llvm::format("%.3f ms", k.getCompileMillis()) << "\n";
   line("time") << llvm::format("%.3f us median, %.3f us min, %lld reps",
                                kernelTiming->medianSeconds * 1e6,

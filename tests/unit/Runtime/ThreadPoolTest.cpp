@@ -2,12 +2,13 @@
 //
 // Part of normjit. Checks that parallelFor covers every index exactly once in
 // grain-sized chunks on at most the threads asked for, inline where it
-// should, from concurrent callers and nested loops. Asserts nothing about
-// timing.
+// should, from concurrent callers and nested loops, and how a CPU kernel's
+// launch splits its rows into tasks. Asserts nothing about timing.
 //
 //===----------------------------------------------------------------------===//
 
 #include "normjit/runtime/ThreadPool.h"
+#include "normjit/runtime/kernel.h"
 
 #include <gtest/gtest.h>
 
@@ -298,5 +299,62 @@ TEST(ThreadPoolTest, DestroysCleanly) {
     }
     if (i % 3 == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+namespace {
+
+/// The row blocks a launch gave its kernel: (first row, rows), from x's
+/// descriptor.
+std::mutex launchedMutex;
+std::vector<std::pair<int64_t, int64_t>> launched;
+const float *launchedX = nullptr;
+
+void recordRows(normjit_memref2d_t *x, normjit_memref2d_t *,
+                normjit_memref1d_t *, normjit_memref1d_t *,
+                normjit_memref2d_t *, normjit_memref2d_t *,
+                normjit_memref1d_t *, normjit_memref1d_t *) {
+  std::lock_guard<std::mutex> lock(launchedMutex);
+  const float *first = static_cast<const float *>(x->aligned) + x->offset;
+  launched.emplace_back((first - launchedX) / x->strides[0], x->sizes[0]);
+}
+
+} // namespace
+
+TEST(CpuLaunchTest, TasksAreOfEqualSize) {
+  const int64_t cols = 3;
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, cols);
+  spec.has_gamma = 0;
+  std::vector<float> x(100 * cols), y(100 * cols);
+  // (rows, rows_per_task) and the sizes of the blocks.
+  const std::pair<std::pair<int64_t, int64_t>, std::vector<int64_t>> cases[] = {
+      {{16, 10}, {8, 8}},    {{16, 16}, {16}},
+      {{17, 8}, {6, 6, 5}},  {{10, 3}, {3, 3, 3, 1}},
+      {{1, 64}, {1}},        {{100, 1}, std::vector<int64_t>(100, 1)},
+      {{100, 64}, {50, 50}}, {{99, 33}, {33, 33, 33}},
+  };
+  for (const auto &[shape, sizes] : cases) {
+    auto [rows, rowsPerTask] = shape;
+    SCOPED_TRACE(std::to_string(rows) + " rows, " +
+                 std::to_string(rowsPerTask) + " per task");
+    launched.clear();
+    normjit_run_args_t args = {};
+    args.rows = rows;
+    args.x = launchedX = x.data();
+    args.y = y.data();
+    normjit_cpu_launch_t launch{rowsPerTask, 2};
+    ASSERT_EQ(normjit_cpu_launch(&recordRows, &spec, &args, &launch),
+              NORMJIT_OK);
+    std::sort(launched.begin(), launched.end());
+    std::vector<int64_t> got;
+    int64_t next = 0;
+    for (auto [first, count] : launched) {
+      EXPECT_EQ(first, next);
+      next = first + count;
+      got.push_back(count);
+    }
+    EXPECT_EQ(next, rows);
+    EXPECT_EQ(got, sizes);
   }
 }

@@ -107,7 +107,9 @@ typedef void (*normjit_cpu_kernel_fn)(
 
 /** How a CPU launch splits rows. */
 typedef struct normjit_cpu_launch_t {
-  int64_t rows_per_task; /**< >= 1 */
+  /** >= 1: the rows are split into ceil(rows / rows_per_task) tasks of
+   * equal size (all but the last) */
+  int64_t rows_per_task;
   int threads;           /**< 0: all cores */
 } normjit_cpu_launch_t;
 

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 using normjit::runtime::setError;
@@ -115,9 +116,12 @@ normjit_kernel_spec_validate(const normjit_kernel_spec_t *spec) {
                       std::string("unsupported dtype ") +
                           std::to_string(static_cast<int>(entry.dtype)) +
                           " for " + entry.name + "; expected f32, f16 or bf16");
-  if (!(spec->epsilon > 0.0f) || !std::isfinite(spec->epsilon))
+  if (!(spec->epsilon > 0.0f) || !std::isfinite(spec->epsilon)) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.9g", spec->epsilon);
     return invalid("epsilon must be positive and finite, got " +
-                   std::to_string(spec->epsilon));
+                   std::string(text));
+  }
   if (spec->store_sum && !spec->has_residual)
     return invalid("store_sum needs a residual: without one the sum would "
                    "only copy x");

@@ -30,6 +30,26 @@ namespace {
 /// back, bounded so that an idle pool does not hold the cores.
 constexpr unsigned kSpinRounds = 1u << 12;
 
+/// The calling thread's floating-point control word (on x86, MXCSR: the
+/// rounding mode and flush-to-zero / denormals-are-zero), which a loop's
+/// chunks run under on every thread that takes part.
+/// (The exception flags, MXCSR's low six bits, are left out.)
+inline unsigned getFloatControl() {
+#if defined(__SSE__)
+  return __builtin_ia32_stmxcsr() & ~0x3fu;
+#else
+  return 0;
+#endif
+}
+
+inline void setFloatControl(unsigned control) {
+#if defined(__SSE__)
+  __builtin_ia32_ldmxcsr((__builtin_ia32_stmxcsr() & 0x3fu) | control);
+#else
+  (void)control;
+#endif
+}
+
 inline void cpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -97,6 +117,10 @@ constexpr uint64_t kMaxUnits = 0xffffffffu;
 /// the others.
 struct Job {
   const Body *fn = nullptr;
+  /// The caller's floating-point control word, which the workers take on
+  /// while they run the job's chunks (a host that sets flush-to-zero gets
+  /// it on every row, not only on those its own thread runs).
+  unsigned floatControl = 0;
   int64_t n = 0;
   int64_t grain = 1;
   uint64_t numChunks = 0;
@@ -221,7 +245,12 @@ struct ThreadPool::Impl {
         unsigned participant =
             job->participants.fetch_add(1, std::memory_order_relaxed);
         lock.unlock();
+        unsigned ownControl = getFloatControl();
+        if (job->floatControl != ownControl)
+          setFloatControl(job->floatControl);
         job->run(participant);
+        if (job->floatControl != ownControl)
+          setFloatControl(ownControl);
         // The caller reads what the chunks wrote once the job is done.
         normjit::runtime::fenceNonTemporalStores();
         bool last = job->active.fetch_sub(1, std::memory_order_acq_rel) == 1;
@@ -326,6 +355,7 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, unsigned maxThreads,
   }
   Job job;
   job.fn = &fn;
+  job.floatControl = getFloatControl();
   job.n = n;
   job.grain = grain;
   job.numChunks = numChunks;
@@ -335,7 +365,29 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, unsigned maxThreads,
   impl->run(job);
 }
 
+namespace {
+/// The process-wide pool: created on first use, never destroyed (no join
+/// at exit), and dropped in the child of a fork, whose copy of it has no
+/// workers and whose mutex or condition variables a parent's thread may
+/// have held: the child's first loop creates a pool of its own.
+std::atomic<ThreadPool *> globalPool{nullptr};
+
+void dropGlobalPoolInChild() {
+  globalPool.store(nullptr, std::memory_order_relaxed);
+}
+} // namespace
+
 ThreadPool &ThreadPool::global() {
-  static ThreadPool pool;
-  return pool;
+  static const bool registered =
+      ::pthread_atfork(nullptr, nullptr, &dropGlobalPoolInChild) == 0;
+  (void)registered;
+  ThreadPool *pool = globalPool.load(std::memory_order_acquire);
+  if (pool)
+    return *pool;
+  auto *fresh = new ThreadPool();
+  if (globalPool.compare_exchange_strong(pool, fresh,
+                                         std::memory_order_acq_rel))
+    return *fresh;
+  delete fresh; // another thread's came first
+  return *pool;
 }

@@ -93,7 +93,12 @@ typedef struct normjit_tuning_options_t {
    * $NORMJIT_CACHE_DIR/tuning.toml, else $XDG_CACHE_HOME/normjit/, else
    * ~/.cache/normjit/ (what `normjit tune` writes by default). */
   const char *cache_file;
-  /** Tune-on-miss: seconds per spec, compilation included (<= 0: 2). */
+  /** Tune-on-miss: seconds per spec, compilation included (<= 0: 2); the
+   * search stops drawing candidates when the budget is spent, but the
+   * default and its challengers are always timed a few rounds each: a
+   * large spec (a workload of 64 MiB or more) may overrun a short budget
+   * by up to about a second (0.2 s: 0.4-0.9 s, 1.5 s: 2.0-2.4 s for
+   * 4096x4096 bf16 with the residual on a 2-core VM). */
   double budget_seconds;
   /** CPU: the worker threads the kernel runs on, tuned on and looked up
    * with (what wins depends on it); 0: all cores. GPU: must be 0. */
@@ -111,7 +116,9 @@ normjit_tuning_options_t normjit_tuning_options_default(void);
  * that cannot be trusted is set aside (renamed) with a warning on stderr
  * and the cache starts empty. Kernels are served from the context's
  * kernel cache like normjit_kernel_get's; the context reads each cache file
- * once. Tuning runs one spec at a time per cache file. */
+ * once. Within a context, one spec is tuned at a time per cache file;
+ * other contexts and processes may tune into the same file at once (it is
+ * locked while written, and no entry is lost). */
 normjit_status_t normjit_kernel_get_tuned(
     normjit_context_t *context, const normjit_kernel_spec_t *spec,
     int64_t rows, const char *device, const normjit_tuning_options_t *options,

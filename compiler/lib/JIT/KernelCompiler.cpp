@@ -296,10 +296,13 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
                       MLIRContext::Threading::DISABLED);
   context.loadDialect<normjit::norm::NormDialect>();
   DiagnosticCollector diagnostics(&context);
+  // Spaces around the attribute are not part of it.
+  llvm::StringRef trimmed = text.trim();
   size_t consumed = 0;
-  Attribute attribute = mlir::parseAttribute(text, &context, Type(), &consumed);
+  Attribute attribute =
+      mlir::parseAttribute(trimmed, &context, Type(), &consumed);
   auto config = llvm::dyn_cast_or_null<normjit::norm::ConfigAttr>(attribute);
-  if (!config || consumed != text.size())
+  if (!config || consumed != trimmed.size())
     return makeError(
         NORMJIT_INVALID_ARGUMENT,
         "invalid config '" + text + "': " +

@@ -959,6 +959,10 @@ TEST(AotBadInputTest, Configs) {
   EXPECT_FALSE(knobs->rowsPerTask.has_value());
   EXPECT_EQ(knobs->str(), "#norm.config<cpu, vector_width = 16, "
                           "accumulators = 2, algorithm = welford>");
+  // Spaces around the attribute, leading as trailing, are not part of it.
+  auto spaced = parseCpuConfigKnobs(" \t#norm.config<cpu, vector_width = 8> ");
+  ASSERT_TRUE(static_cast<bool>(spaced)) << errorText(spaced.takeError());
+  EXPECT_EQ(spaced->vectorWidth, 8);
 
   for (const char *text : {"#norm.config<cpu, vector_width = 3>", "garbage",
                            "#norm.config<gpu, threads_per_row = 32>",

@@ -120,6 +120,9 @@ TEST(ContextTest, BadSpecsAreErrors) {
   expectError(spec, "epsilon must be positive");
   spec.epsilon = -1e-5f;
   expectError(spec, "epsilon must be positive");
+  // Small values are shown as they are, not rounded to six decimals.
+  spec.epsilon = -1e-7f;
+  expectError(spec, "epsilon must be positive and finite, got -1.00000001e-07");
   spec.epsilon = NAN;
   expectError(spec, "epsilon must be positive");
   spec = layerNorm(8);

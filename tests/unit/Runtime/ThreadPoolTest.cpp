@@ -24,6 +24,11 @@
 #include <utility>
 #include <vector>
 
+#include <csignal>
+#include <cstdlib>
+#include <sys/wait.h>
+#include <unistd.h>
+
 using normjit::runtime::ThreadPool;
 
 namespace {
@@ -358,3 +363,86 @@ TEST(CpuLaunchTest, TasksAreOfEqualSize) {
     EXPECT_EQ(got, sizes);
   }
 }
+
+TEST(ThreadPoolTest, AForkedChildGetsAPoolOfItsOwnAndExits) {
+  // The parent's global pool has workers (and some of them sleep on its
+  // condition variable) when it forks; the child runs loops on a pool of
+  // its own and exits through the static destructors, as a process of
+  // Python's multiprocessing or a pre-fork server does.
+  auto covers = [](ThreadPool &pool) {
+    std::vector<std::atomic<int>> seen(1000);
+    pool.parallelFor(1000, 7, 0, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        seen[static_cast<size_t>(i)].fetch_add(1);
+    });
+    return std::all_of(seen.begin(), seen.end(),
+                       [](const std::atomic<int> &n) { return n == 1; });
+  };
+  ThreadPool &parentPool = ThreadPool::global();
+  ASSERT_TRUE(covers(parentPool));
+  // Let the workers fall asleep on the condition variable.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  unsigned parentSize = parentPool.size();
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ThreadPool &childPool = ThreadPool::global();
+    bool ok = &childPool != &parentPool && childPool.size() == parentSize &&
+              covers(childPool) && covers(childPool);
+    std::exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 1000 && done == 0; ++i) {
+    done = ::waitpid(child, &status, WNOHANG);
+    if (done == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL() << "the child did not exit within 10 s";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(&ThreadPool::global(), &parentPool);
+  EXPECT_TRUE(covers(parentPool));
+}
+
+#if defined(__SSE__)
+TEST(ThreadPoolTest, ChunksRunUnderTheCallersFloatControl) {
+  // Flush-to-zero and denormals-are-zero (as -ffast-math hosts set them),
+  // and rounding toward zero: every thread that runs a chunk runs it so,
+  // then goes back to its own.
+  ThreadPool &pool = ThreadPool::global();
+  if (pool.size() < 2)
+    GTEST_SKIP() << "one core: no worker to check";
+  const unsigned original = __builtin_ia32_stmxcsr();
+  const unsigned control = (original & ~0xffc0u) | 0x8000u | 0x0040u |
+                           0x6000u | 0x1f80u;
+  for (int round = 0; round < 20; ++round) {
+    std::mutex mutex;
+    std::set<unsigned> seen;
+    std::set<std::thread::id> threads;
+    __builtin_ia32_ldmxcsr(control);
+    pool.parallelFor(64, 1, 0, [&](int64_t, int64_t) {
+      unsigned mine = __builtin_ia32_stmxcsr() & ~0x3fu;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::lock_guard<std::mutex> lock(mutex);
+      seen.insert(mine);
+      threads.insert(std::this_thread::get_id());
+    });
+    __builtin_ia32_ldmxcsr(original);
+    EXPECT_EQ(seen, std::set<unsigned>{control & ~0x3fu});
+    // Once back, the workers run under their own control word again.
+    pool.parallelFor(64, 1, 0, [&](int64_t, int64_t) {
+      unsigned mine = __builtin_ia32_stmxcsr() & ~0x3fu;
+      std::lock_guard<std::mutex> lock(mutex);
+      EXPECT_EQ(mine, original & ~0x3fu);
+    });
+    if (threads.size() > 1)
+      return;
+  }
+  GTEST_SKIP() << "no worker joined a loop in 20 tries";
+}
+#endif

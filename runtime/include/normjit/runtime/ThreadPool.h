@@ -54,11 +54,15 @@ public:
   /// every chunk is done. n <= 0 returns at once. When one chunk covers n or
   /// maxThreads == 1 it runs inline on the caller with no synchronization at
   /// all (small inputs must not pay for dispatch). Chunks run in no
-  /// particular order; `fn` must not throw.
+  /// particular order, each under the caller's floating-point control word
+  /// (x86 MXCSR: rounding, flush-to-zero); `fn` must not throw.
   void parallelFor(int64_t n, int64_t grain, unsigned maxThreads,
                    const std::function<void(int64_t, int64_t)> &fn);
 
-  /// The process-wide pool with one thread per core, created on first use.
+  /// The process-wide pool with one thread per core, created on first use
+  /// and never destroyed. In the child of a fork() the parent's pool is
+  /// left behind (its workers did not come along) and the child's first
+  /// use creates a new one.
   static ThreadPool &global();
 
 private:

@@ -589,10 +589,11 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   int64_t allowed = configThreads == 0
                         ? pool.size()
                         : std::min<int64_t>(pool.size(), configThreads);
-  int64_t rowsPerTask = k.getConfig().rowsPerTask;
-  int64_t tasks = (*rows + rowsPerTask - 1) / rowsPerTask;
-  // The rows of a task, as normjit_cpu_launch evens them out.
-  int64_t taskRows = tasks > 0 ? (*rows + tasks - 1) / tasks : 0;
+  // The tasks as normjit_cpu_launch makes them.
+  normjit_cpu_launch_t launch{k.getConfig().rowsPerTask,
+                              k.getConfig().threads};
+  int64_t taskRows = normjit_cpu_launch_task_rows(&spec, *rows, &launch);
+  int64_t tasks = taskRows > 0 ? (*rows + taskRows - 1) / taskRows : 0;
   unsigned usedThreads = static_cast<unsigned>(std::min(allowed, tasks));
   int64_t chunks = (copyBytes + kCopyChunk - 1) / kCopyChunk;
   unsigned copyThreads =

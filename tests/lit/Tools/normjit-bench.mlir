@@ -56,7 +56,7 @@
 // CONFIG: config      #norm.config<cpu, vector_width = 4, fuse_residual = true, accumulators = 3, rows_per_task = {{[0-9]+}}, threads = 1,
 // The config's threads are the kernel's, and the memcpy's beside it.
 // RUN: normjit bench --op rms_norm --rows 64 --cols 1000 --reps 2 --warmup 0 --min-time 0 --config '#norm.config<cpu, rows_per_task = 1, threads = 1>' | FileCheck %s --check-prefix=CONFIG-THREADS
-// CONFIG-THREADS: threads     1 (64 tasks of up to 1 rows)
+// CONFIG-THREADS: threads     1 (1 task of up to 64 rows)
 // CONFIG-THREADS: memcpy {{.*}} on 1 thread)
 // RUN: not normjit bench --op layer_norm --rows 8 --cols 64 --config '#norm.config<gpu, threads_per_row = 32>' 2>&1 | FileCheck %s --check-prefix=GPUCONFIG
 // GPUCONFIG: normjit: error: --config '#norm.config<gpu, threads_per_row = 32>' is a GPU config, but --device is cpu; give a #norm.config<cpu, ...> or --device cuda:N

@@ -446,3 +446,34 @@ TEST(ThreadPoolTest, ChunksRunUnderTheCallersFloatControl) {
   GTEST_SKIP() << "no worker joined a loop in 20 tries";
 }
 #endif
+
+TEST(CpuLaunchTest, FewRowsAreSplitOverTheThreadsWhenTheWorkPays) {
+  auto taskRows = [](normjit_op_t op, int64_t cols, bool residual,
+                     int64_t rows, int64_t rowsPerTask, int threads) {
+    normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
+    spec.has_residual = spec.store_sum = residual ? 1 : 0;
+    normjit_cpu_launch_t launch{rowsPerTask, threads};
+    return normjit_cpu_launch_task_rows(&spec, rows, &launch);
+  };
+  const int64_t cores = ThreadPool::global().size();
+  auto upTo = [&](int64_t threads) { return std::min(cores, threads); };
+  // 16 rows of 1024 with the residual and the sum: 64K elements moved,
+  // one task by the config; two tasks (one per thread) of 32K.
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 1024, true, 16, 16, 2),
+            16 / upTo(2));
+  // Without the residual, 32K elements: two tasks of 16K would not pay.
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 1024, false, 16, 16, 2), 16);
+  EXPECT_EQ(taskRows(NORMJIT_RMS_NORM, 1024, true, 8, 16, 2), 8);
+  // As many tasks as threads, as rows, or as 20K-element parts allow.
+  int64_t tasks = std::min<int64_t>(upTo(8), 12); // 256K elements: 12 parts
+  EXPECT_EQ(taskRows(NORMJIT_RMS_NORM, 4096, true, 16, 64, 8),
+            (16 - 1) / tasks + 1);
+  EXPECT_EQ(taskRows(NORMJIT_RMS_NORM, 65536, true, 3, 64, 0),
+            (3 - 1) / std::min<int64_t>(cores, 3) + 1);
+  // One thread, one row, no rows; enough tasks already.
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 4096, true, 16, 16, 1), 16);
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 65536, true, 1, 16, 0), 1);
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 4096, true, 0, 16, 0), 0);
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 1024, true, 4096, 16, 0), 16);
+  EXPECT_EQ(taskRows(NORMJIT_LAYER_NORM, 1024, true, 4096, 10, 0), 10);
+}

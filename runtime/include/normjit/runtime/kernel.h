@@ -107,11 +107,19 @@ typedef void (*normjit_cpu_kernel_fn)(
 
 /** How a CPU launch splits rows. */
 typedef struct normjit_cpu_launch_t {
-  /** >= 1: the rows are split into ceil(rows / rows_per_task) tasks of
-   * equal size (all but the last) */
+  /** >= 1: the most rows of a task (see normjit_cpu_launch_task_rows) */
   int64_t rows_per_task;
   int threads;           /**< 0: all cores */
 } normjit_cpu_launch_t;
+
+/** The rows of each task (but the last) when normjit_cpu_launch runs `rows`
+ * rows of `spec`: the rows go into ceil(rows / rows_per_task) tasks of equal
+ * size; when that leaves fewer tasks than threads, into more, up to one per
+ * thread, while each keeps about 20K row elements read or written (x, y,
+ * the residual and the sum). `rows` itself: one task, run on the caller. */
+int64_t normjit_cpu_launch_task_rows(const normjit_kernel_spec_t *spec,
+                                     int64_t rows,
+                                     const normjit_cpu_launch_t *launch);
 
 /** Validates `args` against `spec` and runs `fn` over all rows, split into
  * tasks on the runtime's thread pool (inline when one task suffices). */

@@ -35,7 +35,9 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
     CPU knobs:
     - `accumulators` (1 to 16): independent partial sums per reduction.
     - `rows_per_task` (1 to 65536): the most rows one thread-pool task
-      handles; a call's rows are split into as many tasks of equal size.
+      handles; a call's rows are split into as many tasks of equal size,
+      and a call left with fewer tasks than threads into more while each
+      keeps about 20K row elements read or written.
     - `threads` (1 to 1024): worker threads; absent means all cores.
     - `algorithm` (`two_pass` or `welford`): LayerNorm statistics from
       shifted sums of the values and their squares, corrected by a centred

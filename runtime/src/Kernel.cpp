@@ -253,7 +253,8 @@ normjit_cpu_launch_task_rows(const normjit_kernel_spec_t *spec, int64_t rows,
   // Fewer tasks than threads: split further while every task keeps enough
   // work to pay for its dispatch (a batch of 16 rows the config leaves in
   // one task of 32-64 KiB, on two cores).
-  int64_t streams = 2 + (spec->has_residual ? 1 : 0) + (spec->store_sum ? 1 : 0);
+  int64_t streams =
+      2 + (spec->has_residual ? 1 : 0) + (spec->store_sum ? 1 : 0);
   int64_t perRow = spec->cols * streams;
   int64_t byWork = rows > INT64_MAX / perRow
                        ? rows

@@ -581,6 +581,18 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
 
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);
   RowEmitter e(b, cols, knobs);
+  // Stack buffers go at the start of the closest automatic allocation
+  // scope (the function's entry block), not where the op is: an op inside
+  // a loop would take more stack on every iteration.
+  Operation *allocaScope =
+      op->template getParentWithTrait<OpTrait::AutomaticAllocationScope>();
+  auto createAlloca = [&](MemRefType type,
+                          IntegerAttr alignment = {}) -> Value {
+    OpBuilder::InsertionGuard guard(b);
+    if (allocaScope && !allocaScope->getRegion(0).empty())
+      b.setInsertionPointToStart(&allocaScope->getRegion(0).front());
+    return memref::AllocaOp::create(b, type, alignment);
+  };
   Value x = op.getX(), residual = op.getResidual(), sum = op.getSum();
   Value gamma = op.getGamma(), beta = op.getBeta(), y = op.getY();
   Value meanOut = op.getMean(), rstdOut = op.getRstd();
@@ -608,7 +620,13 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // in the integer unit (no AVX512-BF16) that is 1.2-1.3x faster than
   // widening and narrowing in the columns' order; with the instruction,
   // about the same, so it is kept for the former.
-  int64_t pairedCopyBytes = cols * 4 * ((gamma ? 1 : 0) + (beta ? 1 : 0));
+  // (Bytes of f32 copies of `count` buffers of the row's columns, capped
+  // past the limit so that no column count overflows it.)
+  auto f32CopyBytes = [&](int64_t count) -> int64_t {
+    return cols > kMaxWidenedColumnBytes ? kMaxWidenedColumnBytes + 1
+                                         : cols * 4 * count;
+  };
+  int64_t pairedCopyBytes = f32CopyBytes((gamma ? 1 : 0) + (beta ? 1 : 0));
   bool permuteF32Params =
       !knobs.dotBf16 && statsPaired && allBf16({y}) &&
       (isF32(gamma) || isF32(beta)) &&
@@ -634,15 +652,14 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
            !cast<MemRefType>(columns.getType()).getElementType().isF32();
   };
   int64_t widenedBytes =
-      cols * 4 * ((isNarrow(gamma) ? 1 : 0) + (isNarrow(beta) ? 1 : 0));
+      f32CopyBytes((isNarrow(gamma) ? 1 : 0) + (isNarrow(beta) ? 1 : 0));
   auto widenColumns = [&](Value columns) -> Value {
     bool permute = permuteF32Params && isF32(columns);
     if (!permute &&
         (!isNarrow(columns) || widenedBytes > kMaxWidenedColumnBytes))
       return columns;
-    Value copy = memref::AllocaOp::create(
-        b, MemRefType::get({cols}, b.getF32Type()), /*alignment=*/
-        b.getI64IntegerAttr(64));
+    Value copy = createAlloca(MemRefType::get({cols}, b.getF32Type()),
+                              /*alignment=*/b.getI64IntegerAttr(64));
     e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
       Value value = e.load(columns, {col}, mask);
       if (permute && !mask)
@@ -661,10 +678,12 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   auto columnBytes = [&](Value columns) -> int64_t {
     if (!columns)
       return 0;
-    return cols * static_cast<int64_t>(cast<MemRefType>(columns.getType())
-                                           .getElementType()
-                                           .getIntOrFloatBitWidth() /
-                                       8);
+    // (Capped: only the comparison with the L1's size matters.)
+    return std::min<int64_t>(cols, kL1Bytes) *
+           static_cast<int64_t>(cast<MemRefType>(columns.getType())
+                                    .getElementType()
+                                    .getIntOrFloatBitWidth() /
+                                8);
   };
   int64_t pairBytes = columnBytes(gamma) + columnBytes(beta);
   bool pairRows = pairBytes > 0 && pairBytes + columnBytes(x) > kL1Bytes;
@@ -682,13 +701,9 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   Block *statsBlock = nullptr;
   if (pairRows) {
     auto statsType = MemRefType::get({2}, b.getF32Type());
-    {
-      OpBuilder::InsertionGuard allocaGuard(b);
-      b.setInsertionPoint(rowLoop);
-      pairCentre = memref::AllocaOp::create(b, statsType);
-      pairRstd = memref::AllocaOp::create(b, statsType);
-      pairOffset = memref::AllocaOp::create(b, statsType);
-    }
+    pairCentre = createAlloca(statsType);
+    pairRstd = createAlloca(statsType);
+    pairOffset = createAlloca(statsType);
     pairCount = arith::MinSIOp::create(
         b, e.index(2), arith::SubIOp::create(b, rows, pairStart));
     auto statsLoop = scf::ForOp::create(b, e.index(0), pairCount, e.index(1));

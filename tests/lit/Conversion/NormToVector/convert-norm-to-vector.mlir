@@ -279,3 +279,45 @@ func.func @bf16_paired_sum(%x: memref<?x16xbf16>, %r: memref<?x16xbf16>, %y: mem
       config = #norm.config<cpu, vector_width = 8, accumulators = 1>
   return
 }
+
+// -----
+
+// An op inside a loop: its stack buffers (the widened bf16 gamma and beta,
+// the statistics of row pairs) go to the function's entry block, not into
+// the loop body, where every iteration would take more stack.
+// CHECK-LABEL: func.func @op_in_a_loop
+//   CHECK-DAG:   memref.alloca() {alignment = 64 : i64} : memref<1024xf32>
+//   CHECK-DAG:   memref.alloca() : memref<2xf32>
+//   CHECK-DAG:   memref.alloca() : memref<2xf32>
+//   CHECK-DAG:   memref.alloca() : memref<2xf32>
+//       CHECK:   cf.br ^bb1
+//   CHECK-NOT:   memref.alloca
+//       CHECK:   return
+func.func @op_in_a_loop(%x: memref<?x1024xf32>, %g: memref<1024xbf16>, %y: memref<?x1024xf32>,
+                        %x2: memref<?x4096xf32>, %g2: memref<4096xf32>, %b2: memref<4096xf32>, %y2: memref<?x4096xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  cf.br ^loop(%c0 : index)
+^loop(%i: index):
+  %more = arith.cmpi ult, %i, %n : index
+  cf.cond_br %more, ^body, ^done
+^body:
+  norm.rms_norm x(%x : memref<?x1024xf32>) gamma(%g : memref<1024xbf16>) -> y(%y : memref<?x1024xf32>) eps = 1.0e-05
+  norm.layer_norm x(%x2 : memref<?x4096xf32>) gamma(%g2 : memref<4096xf32>) beta(%b2 : memref<4096xf32>) -> y(%y2 : memref<?x4096xf32>) eps = 1.0e-05
+  %next = arith.addi %i, %c1 : index
+  cf.br ^loop(%next : index)
+^done:
+  return
+}
+
+// -----
+
+// Rows of 2^62 columns: the size of f32 copies of gamma and beta does not
+// overflow into something that fits the stack (no copy of them at all).
+// CHECK-LABEL: func.func @huge_columns
+//   CHECK-NOT:   memref.alloca() {alignment = 64 : i64}
+//       CHECK:   return
+func.func @huge_columns(%x: memref<?x4611686018427387904xbf16>, %g: memref<4611686018427387904xf32>, %b: memref<4611686018427387904xf32>, %y: memref<?x4611686018427387904xbf16>) {
+  norm.layer_norm x(%x : memref<?x4611686018427387904xbf16>) gamma(%g : memref<4611686018427387904xf32>) beta(%b : memref<4611686018427387904xf32>) -> y(%y : memref<?x4611686018427387904xbf16>) eps = 1.0e-05
+  return
+}

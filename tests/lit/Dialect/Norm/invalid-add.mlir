@@ -46,3 +46,11 @@ func.func @add_rows(%a: memref<2x8xf32>, %b: memref<2x8xf32>, %s: memref<3x8xf32
   norm.add %a, %b -> %s : memref<2x8xf32>, memref<2x8xf32> -> memref<3x8xf32>
   return
 }
+
+// -----
+
+func.func @add_rows_behind_dynamic_lhs(%a: memref<?x8xf32>, %b: memref<4x8xf32>, %s: memref<5x8xf32>) {
+  // expected-error @+1 {{'norm.add' op expects sum to have 4 rows like rhs, got 5}}
+  norm.add %a, %b -> %s : memref<?x8xf32>, memref<4x8xf32> -> memref<5x8xf32>
+  return
+}

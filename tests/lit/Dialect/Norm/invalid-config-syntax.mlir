@@ -26,6 +26,16 @@
 
 // -----
 
+// expected-error @+1 {{expected an integer for 'accumulators'}}
+#c = #norm.config<cpu, accumulators = true>
+
+// -----
+
+// expected-error @+1 {{expected an integer for 'threads_per_row'}}
+#c = #norm.config<gpu, threads_per_row = false>
+
+// -----
+
 // expected-error @+1 {{expected 'true' or 'false' for 'streaming_stores'}}
 #c = #norm.config<cpu, streaming_stores = 1>
 

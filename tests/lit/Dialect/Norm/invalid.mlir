@@ -120,3 +120,20 @@ func.func @generic_two_y(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
   "norm.rms_norm"(%x, %y, %y) <{epsilon = 1.0 : f32, operandSegmentSizes = array<i32: 1, 0, 0, 0, 2, 0, 0, 0>}> : (memref<?x8xf32>, memref<?x8xf32>, memref<?x8xf32>) -> ()
   return
 }
+
+// -----
+
+// x's rows are dynamic, but the others' are static and differ.
+func.func @rows_mismatch_behind_dynamic_x(%x: memref<?x8xf32>, %r: memref<4x8xf32>, %y: memref<5x8xf32>, %s: memref<?x8xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op expects y to have 4 rows like residual, got 5}}
+  norm.rms_norm x(%x : memref<?x8xf32>) residual(%r : memref<4x8xf32>) -> y(%y : memref<5x8xf32>) sum(%s : memref<?x8xf32>) eps = 1.0e-05
+  return
+}
+
+// -----
+
+func.func @rstd_length_behind_dynamic_x(%x: memref<?x8xf32>, %y: memref<4x8xf32>, %rstd: memref<7xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op expects rstd of length 4 (one per row), got 7}}
+  norm.rms_norm x(%x : memref<?x8xf32>) -> y(%y : memref<4x8xf32>) rstd(%rstd : memref<7xf32>) eps = 1.0e-05
+  return
+}

@@ -91,6 +91,11 @@ ParseResult parseBool(AsmParser &parser, StringRef key,
 ParseResult parseInt(AsmParser &parser, StringRef key,
                      std::optional<int64_t> &out) {
   SMLoc loc = parser.getCurrentLocation();
+  // parseOptionalInteger takes true and false as 1-bit integers (true
+  // would read as -1): they are not knob values.
+  if (succeeded(parser.parseOptionalKeyword("true")) ||
+      succeeded(parser.parseOptionalKeyword("false")))
+    return parser.emitError(loc, "expected an integer for '") << key << "'";
   int64_t value = 0;
   OptionalParseResult result = parser.parseOptionalInteger(value);
   if (!result.has_value())

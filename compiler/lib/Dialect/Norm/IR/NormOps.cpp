@@ -63,6 +63,34 @@ LogicalResult verifySameShape(Operation *op, StringRef refName, Value ref,
   return success();
 }
 
+/// Checks that the row buffers (null ones skipped) that give their row
+/// count statically all give the same: each is compared with x (or lhs)
+/// alone elsewhere, which says nothing when x's is dynamic. Sets `rows` to
+/// that count (dynamic when none gives it).
+LogicalResult
+verifySameRows(Operation *op,
+               ArrayRef<std::pair<const char *, Value>> buffers,
+               int64_t &rows) {
+  rows = ShapedType::kDynamic;
+  const char *from = nullptr;
+  for (auto [name, buffer] : buffers) {
+    if (!buffer)
+      continue;
+    int64_t count = cast<MemRefType>(buffer.getType()).getDimSize(0);
+    if (ShapedType::isDynamic(count))
+      continue;
+    if (!from) {
+      rows = count;
+      from = name;
+    } else if (count != rows) {
+      return op->emitOpError("expects ")
+             << name << " to have " << rows << " rows like " << from
+             << ", got " << count;
+    }
+  }
+  return success();
+}
+
 /// Checks a contiguous 1-D buffer of an expected length (dynamic: unknown).
 LogicalResult verifyVector(Operation *op, StringRef name, Value value,
                            int64_t expected, StringRef what) {
@@ -171,6 +199,13 @@ LogicalResult verifyNormOp(NormOpT op, bool isLayerNorm) {
     if (sum == op.getY())
       return op.emitOpError("expects distinct buffers for y and sum");
   }
+  if (failed(verifySameRows(operation,
+                            {{"x", x},
+                             {"residual", op.getResidual()},
+                             {"y", op.getY()},
+                             {"sum", op.getSum()}},
+                            rows)))
+    return failure();
   if (Value gamma = op.getGamma())
     if (failed(verifyVector(operation, "gamma", gamma, cols, "the columns")))
       return failure();
@@ -212,9 +247,13 @@ LogicalResult RMSNormOp::verify() {
 
 LogicalResult AddOp::verify() {
   Operation *op = getOperation();
+  int64_t rows = 0;
   if (failed(verifyRowBuffer(op, "lhs", getLhs())) ||
       failed(verifySameShape(op, "lhs", getLhs(), "rhs", getRhs())) ||
-      failed(verifySameShape(op, "lhs", getLhs(), "sum", getSum())))
+      failed(verifySameShape(op, "lhs", getLhs(), "sum", getSum())) ||
+      failed(verifySameRows(
+          op, {{"lhs", getLhs()}, {"rhs", getRhs()}, {"sum", getSum()}},
+          rows)))
     return failure();
   return success();
 }

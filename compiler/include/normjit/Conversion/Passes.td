@@ -111,8 +111,11 @@ def ConvertNormToGPUPass
     types are extended to f32 on load and rounded on store; `sum` is
     rounded to its type before the statistics, as on the CPU. The enclosing
     `gpu.func` gets `known_block_size`; its workgroup attributions hold the
-    shared rows and reduction slots. Ops with a CPU config, outside a
-    `gpu.func`, or `norm.add` are rejected.
+    shared rows and reduction slots. A kernel holds one norm op. The pass
+    runs on each `gpu.module` and looks at the ops inside it only (norm ops
+    elsewhere are the CPU lowering's, and are left as they are); there, ops
+    with a CPU config, outside a `gpu.func` kernel, a second norm op in a
+    kernel, and `norm.add` are rejected.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

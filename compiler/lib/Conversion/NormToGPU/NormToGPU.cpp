@@ -660,6 +660,30 @@ struct ConvertNormToGPUPass
       if (isa<LayerNormOp, RMSNormOp, AddOp>(op))
         ops.push_back(op);
     });
+    // One norm op per kernel: the threads and blocks are mapped to that
+    // op's rows (threads per row, rows per block), and nothing would order
+    // a second op's reads after the first one's writes across threads.
+    llvm::DenseMap<Operation *, Operation *> firstInKernel;
+    bool tooMany = false;
+    for (Operation *op : ops) {
+      if (!isa<LayerNormOp, RMSNormOp>(op))
+        continue;
+      auto func = op->getParentOfType<gpu::GPUFuncOp>();
+      if (!func)
+        continue;
+      auto [it, inserted] = firstInKernel.try_emplace(func, op);
+      if (!inserted) {
+        InFlightDiagnostic diagnostic =
+            op->emitOpError("is a second norm op in kernel @")
+            << func.getName()
+            << "; a GPU kernel holds one (its threads are mapped to that "
+               "op's rows)";
+        diagnostic.attachNote(it->second->getLoc()) << "the first one";
+        tooMany = true;
+      }
+    }
+    if (tooMany)
+      return signalPassFailure();
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
       LogicalResult result = failure();

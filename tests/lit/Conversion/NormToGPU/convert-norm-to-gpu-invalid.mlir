@@ -63,8 +63,22 @@ gpu.func @separate_add(%x: memref<?x64xf32>, %r: memref<?x64xf32>, %s: memref<?x
 
 module attributes {gpu.container_module} {
 gpu.module @kernels {
-gpu.func @two_block_sizes(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel {
+gpu.func @two_norm_ops(%x: memref<?x64xf32>, %y: memref<?x64xf32>, %z: memref<?x64xf32>) kernel {
+  // expected-note @+1 {{the first one}}
   norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 2>
+  // expected-error @+1 {{is a second norm op in kernel @two_norm_ops; a GPU kernel holds one (its threads are mapped to that op's rows)}}
+  norm.rms_norm x(%y : memref<?x64xf32>) -> y(%z : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 64, rows_per_block = 1>
+  gpu.return
+}
+}
+}
+
+// -----
+
+// A kernel whose known block size the config does not give.
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @known_block_size_differs(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel attributes {known_block_size = array<i32: 64, 1, 1>} {
   // expected-error @+1 {{needs blocks of 128 threads, but the kernel's known_block_size differs}}
   norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 4>
   gpu.return

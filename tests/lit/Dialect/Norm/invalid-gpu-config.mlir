@@ -87,3 +87,13 @@ func.func @shared_size_does_not_wrap(%x: memref<?x2305843009213693952xf32>, %y: 
       config = <gpu, threads_per_row = 32, rows_per_block = 2, row_storage = shared>
   return
 }
+
+// -----
+
+// Columns near 2^63: the registers the row needs are counted without
+// wrapping (the product of the filled-in knobs passes int64).
+func.func @registers_for_huge_columns(%x: memref<?x9223372036854775807xf32>, %y: memref<?x9223372036854775807xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config keeps the row in registers: 288230376151711744 elements per thread over 32 threads_per_row for 9223372036854775807 columns, more than 1024}}
+  norm.rms_norm x(%x : memref<?x9223372036854775807xf32>) -> y(%y : memref<?x9223372036854775807xf32>) eps = 1.0e-05 config = <gpu, vector_width = 4>
+  return
+}

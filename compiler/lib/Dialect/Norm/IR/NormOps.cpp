@@ -135,7 +135,9 @@ LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
            << " threads per block (absent knobs as the lowering fills "
               "them in), more than 1024";
   if (k.storage == RowStorage::Registers) {
-    if (k.threadsPerRow * k.elementsPerThread < cols)
+    // (In 128-bit arithmetic: the elements per thread the lowering fills in
+    // for columns near 2^63 make a product past int64.)
+    if (static_cast<__int128>(k.threadsPerRow) * k.elementsPerThread < cols)
       return op->emitOpError("config keeps the row in registers, but "
                              "threads_per_row * elements_per_thread = ")
              << k.threadsPerRow * k.elementsPerThread << " is less than the "

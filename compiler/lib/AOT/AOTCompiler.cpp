@@ -319,6 +319,9 @@ llvm::Expected<CpuTarget> normjit::aot::resolveCpuTarget(llvm::StringRef name) {
   result.description.avx2 = features.lookup("avx2");
   result.description.avx512f = features.lookup("avx512f");
   result.description.f16c = features.lookup("f16c");
+  // As the JIT's HostCpu::avx512bf16 (the default config depends on it).
+  result.description.avx512bf16 =
+      features.lookup("avx512bf16") && features.lookup("avx512vl");
   result.description.cores = getHostCpu().cores;
   return result;
 }

@@ -23,6 +23,9 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 #include <unistd.h>
 
 using normjit::runtime::NpyArray;
@@ -667,6 +670,32 @@ normjit_status_t normjit::runtime::StagedNpy::commit() {
   return NORMJIT_OK;
 }
 
+namespace {
+/// Swaps two paths atomically (Linux's renameat2 with RENAME_EXCHANGE,
+/// called through syscall() so that a C library older than glibc 2.28
+/// builds too); -1 with errno ENOSYS where there is no such call, EINVAL
+/// where the file system cannot.
+/// NORMJIT_NO_RENAME_EXCHANGE=1 takes the other way, as such a file system
+/// would (for the tests).
+int exchangeFiles(const std::string &a, const std::string &b) {
+  if (const char *off = std::getenv("NORMJIT_NO_RENAME_EXCHANGE");
+      off && std::strcmp(off, "1") == 0) {
+    errno = ENOSYS;
+    return -1;
+  }
+#if defined(__linux__) && defined(SYS_renameat2)
+  constexpr unsigned kRenameExchange = 1u << 1; // RENAME_EXCHANGE
+  return static_cast<int>(::syscall(SYS_renameat2, AT_FDCWD, a.c_str(),
+                                    AT_FDCWD, b.c_str(), kRenameExchange));
+#else
+  (void)a;
+  (void)b;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+} // namespace
+
 normjit_status_t
 normjit::runtime::StagedNpy::commitAll(StagedNpy *const *files, size_t count,
                                        size_t *failedIndex) {
@@ -687,8 +716,7 @@ normjit::runtime::StagedNpy::commitAll(StagedNpy *const *files, size_t count,
         break;
       case Placed::Exchanged:
         // Exchanged again, the temporary holds the new file: discarded.
-        ::renameat2(AT_FDCWD, file.temporary.c_str(), AT_FDCWD,
-                    file.target.c_str(), RENAME_EXCHANGE);
+        exchangeFiles(file.temporary, file.target);
         file.discard();
         break;
       case Placed::MovedAside:
@@ -725,8 +753,7 @@ normjit::runtime::StagedNpy::commitAll(StagedNpy *const *files, size_t count,
       done.push_back({&file, Placed::Created, ""});
       continue;
     }
-    if (::renameat2(AT_FDCWD, file.temporary.c_str(), AT_FDCWD,
-                    file.target.c_str(), RENAME_EXCHANGE) == 0) {
+    if (exchangeFiles(file.temporary, file.target) == 0) {
       done.push_back({&file, Placed::Exchanged, ""});
       continue;
     }

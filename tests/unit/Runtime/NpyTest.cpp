@@ -598,7 +598,27 @@ TEST_F(NpyTest, WritesAtomically) {
   EXPECT_TRUE(std::filesystem::is_empty(path("d.npy")));
 }
 
-TEST_F(NpyTest, CommitAllPutsBackWhatItPutInPlaceWhenOneFails) {
+class NpyCommitTest : public NpyTest,
+                      public ::testing::WithParamInterface<bool> {
+protected:
+  void SetUp() override {
+    NpyTest::SetUp();
+    // Without RENAME_EXCHANGE: the old files are moved aside instead.
+    if (GetParam())
+      ::setenv("NORMJIT_NO_RENAME_EXCHANGE", "1", 1);
+  }
+  void TearDown() override {
+    ::unsetenv("NORMJIT_NO_RENAME_EXCHANGE");
+    NpyTest::TearDown();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Exchange, NpyCommitTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return info.param ? "MovedAside" : "Exchanged";
+                         });
+
+TEST_P(NpyCommitTest, CommitAllPutsBackWhatItPutInPlaceWhenOneFails) {
   NpyArray oldY = makeArray(NORMJIT_F32, {3}, 1);
   NpyArray newY = makeArray(NORMJIT_F32, {2, 2}, 2);
   NpyArray sum = makeArray(NORMJIT_BF16, {2, 2}, 3);

@@ -305,6 +305,14 @@ public:
                                     "f32");
       spec.epsilon = asFloat;
     }
+    // The spec's own rules, said in the file's terms, at the key's line.
+    if (spec.store_mean && !isLayerNorm)
+      return error(*table.get("store_mean"),
+                   prefix + "store_mean = true, but rms_norm computes no mean");
+    if (spec.store_sum && !spec.has_residual)
+      return error(*table.get("store_sum"),
+                   prefix + "store_sum = true needs residual = true: without "
+                            "a residual the sum would only copy x");
     if (normjit_kernel_spec_validate(&spec) != NORMJIT_OK) {
       std::string message = normjit_last_error();
       normjit_clear_error();

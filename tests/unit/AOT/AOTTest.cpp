@@ -1004,8 +1004,11 @@ TEST(AotBadInputTest, MalformedSpecFiles) {
        "malformed spec file f.toml:5: kernel 'k': invalid config "
        "'#norm.config<cpu, bogus = 1>': "},
       {std::string(kernel) + "store_mean = true\n",
-       "malformed spec file f.toml:1: kernel 'k': rms_norm computes no mean; "
-       "store_mean must be 0"},
+       "malformed spec file f.toml:5: kernel 'k': store_mean = true, but "
+       "rms_norm computes no mean"},
+      {std::string(kernel) + "store_sum = true\n",
+       "malformed spec file f.toml:5: kernel 'k': store_sum = true needs "
+       "residual = true: without a residual the sum would only copy x"},
       {"schema = 2\n" + std::string(kernel),
        "malformed spec file f.toml:1: unsupported schema 2; this normjit reads "
        "schema 1"},

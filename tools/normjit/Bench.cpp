@@ -584,14 +584,13 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   // allowed, but no more than it had tasks.
   auto &pool = normjit::runtime::ThreadPool::global();
   // The kernel's own config decides (--threads, else the config's threads
-  // knob, else all cores).
-  int64_t configThreads = k.getConfig().threads;
-  int64_t allowed = configThreads == 0
-                        ? pool.size()
-                        : std::min<int64_t>(pool.size(), configThreads);
-  // The tasks as normjit_cpu_launch makes them.
+  // knob, else all cores), and its tasks are as normjit_cpu_launch makes
+  // them.
   normjit_cpu_launch_t launch{k.getConfig().rowsPerTask,
                               k.getConfig().threads};
+  int64_t allowed = launch.threads == 0
+                        ? pool.size()
+                        : std::min<int64_t>(pool.size(), launch.threads);
   int64_t taskRows = normjit_cpu_launch_task_rows(&spec, *rows, &launch);
   int64_t tasks = taskRows > 0 ? (*rows + taskRows - 1) / taskRows : 0;
   unsigned usedThreads = static_cast<unsigned>(std::min(allowed, tasks));

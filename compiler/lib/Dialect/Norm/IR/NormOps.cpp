@@ -43,9 +43,10 @@ LogicalResult verifyRowBuffer(Operation *op, StringRef name, Value value) {
   return success();
 }
 
-/// Checks that `value` has the shape of the reference row buffer.
-LogicalResult verifySameShape(Operation *op, StringRef refName, Value ref,
-                              StringRef name, Value value) {
+/// Checks that `value` is a row buffer with the columns of the reference
+/// one (rows: verifySameRows, over all of them).
+LogicalResult verifySameColumns(Operation *op, StringRef refName, Value ref,
+                                StringRef name, Value value) {
   if (failed(verifyRowBuffer(op, name, value)))
     return failure();
   auto refType = cast<MemRefType>(ref.getType());
@@ -54,19 +55,13 @@ LogicalResult verifySameShape(Operation *op, StringRef refName, Value ref,
     return op->emitOpError("expects ")
            << name << " to have " << refType.getDimSize(1)
            << " columns like " << refName << ", got " << type.getDimSize(1);
-  int64_t rows = type.getDimSize(0), refRows = refType.getDimSize(0);
-  if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(refRows) &&
-      rows != refRows)
-    return op->emitOpError("expects ")
-           << name << " to have " << refRows << " rows like " << refName
-           << ", got " << rows;
   return success();
 }
 
 /// Checks that the row buffers (null ones skipped) that give their row
-/// count statically all give the same: each is compared with x (or lhs)
-/// alone elsewhere, which says nothing when x's is dynamic. Sets `rows` to
-/// that count (dynamic when none gives it).
+/// count statically all give the same, the first of them the reference
+/// (x's rows may be dynamic where the others' are not). Sets `rows` to that
+/// count (dynamic when none gives it).
 LogicalResult
 verifySameRows(Operation *op,
                ArrayRef<std::pair<const char *, Value>> buffers,
@@ -185,18 +180,18 @@ LogicalResult verifyNormOp(NormOpT op, bool isLayerNorm) {
   if (failed(verifyRowBuffer(operation, "x", x)))
     return failure();
   int64_t cols = op.getNumColumns();
-  int64_t rows = cast<MemRefType>(x.getType()).getDimSize(0);
+  int64_t rows = 0; // the row buffers' static row count: verifySameRows
 
   if (Value residual = op.getResidual())
-    if (failed(verifySameShape(operation, "x", x, "residual", residual)))
+    if (failed(verifySameColumns(operation, "x", x, "residual", residual)))
       return failure();
-  if (failed(verifySameShape(operation, "x", x, "y", op.getY())))
+  if (failed(verifySameColumns(operation, "x", x, "y", op.getY())))
     return failure();
   if (Value sum = op.getSum()) {
     if (!op.getResidual())
       return op.emitOpError("has a sum output but no residual operand; the "
                             "sum would only copy x");
-    if (failed(verifySameShape(operation, "x", x, "sum", sum)))
+    if (failed(verifySameColumns(operation, "x", x, "sum", sum)))
       return failure();
     if (sum == op.getY())
       return op.emitOpError("expects distinct buffers for y and sum");
@@ -251,8 +246,8 @@ LogicalResult AddOp::verify() {
   Operation *op = getOperation();
   int64_t rows = 0;
   if (failed(verifyRowBuffer(op, "lhs", getLhs())) ||
-      failed(verifySameShape(op, "lhs", getLhs(), "rhs", getRhs())) ||
-      failed(verifySameShape(op, "lhs", getLhs(), "sum", getSum())) ||
+      failed(verifySameColumns(op, "lhs", getLhs(), "rhs", getRhs())) ||
+      failed(verifySameColumns(op, "lhs", getLhs(), "sum", getSum())) ||
       failed(verifySameRows(
           op, {{"lhs", getLhs()}, {"rhs", getRhs()}, {"sum", getSum()}},
           rows)))

@@ -88,6 +88,9 @@ const OptionInfo kAotOptions[] = {
      "CPU config knob (one spec)"},
     {"fuse-residual", OptionKind::NegatableFlag, "",
      "CPU config knob (one spec)"},
+    {"prefetch-rows", OptionKind::Int, "N",
+     "CPU config knob (one spec): software prefetches N rows ahead, 0 for "
+     "none"},
     {"rows-hint", OptionKind::Int, "N",
      "rows per call the kernel is for: picks the tuning cache's row bucket "
      "(one CPU spec; default 4096)"},
@@ -135,13 +138,13 @@ const char *const kSpecOnlyOptions[] = {
     "gamma",         "beta",       "store-mean",     "store-rstd",
     "eps",           "config",     "vector-width",   "accumulators",
     "rows-per-task", "threads",    "algorithm",      "streaming-stores",
-    "fuse-residual", "rows-hint"};
+    "fuse-residual", "prefetch-rows", "rows-hint"};
 
 /// The options that only CPU kernels take.
 const char *const kCpuOnlyOptions[] = {
     "vector-width",  "accumulators", "rows-per-task",
     "threads",       "algorithm",    "streaming-stores",
-    "fuse-residual", "rows-hint",    "cache"};
+    "fuse-residual", "prefetch-rows", "rows-hint",    "cache"};
 
 /// The dtype an option names, or `otherwise`.
 llvm::Expected<normjit_dtype_t> getDType(const ParsedOptions &options,
@@ -250,6 +253,8 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
     knobs.streamingStores = options.getFlag("streaming-stores", false);
   if (options.has("fuse-residual"))
     knobs.fuseResidual = options.getFlag("fuse-residual", true);
+  if (options.has("prefetch-rows"))
+    knobs.prefetchRows = options.getInt("prefetch-rows", 0);
   return kernel;
 }
 

@@ -15,7 +15,7 @@
 //   threads = 1                    # optional, CPU: tuned on 1..1024
 //                                  # worker threads; absent: all cores
 //   device = "cpu|AuthenticAMD|AMD EPYC 9R14|avx,avx2,...|96"
-//   normjit_version = "0.2.0"
+//   normjit_version = "0.3.0"
 //   llvm_version = "22.1.0"
 //   gbps = 41.2                    # the winner's measured GB/s
 //   default_gbps = 30.5            # the default heuristic's, same run
@@ -25,7 +25,9 @@
 //   fusion_margin = 1.18
 //   config = { vector_width = 16, accumulators = 4, rows_per_task = 8,
 //              threads = 0, algorithm = "two_pass", streaming_stores = false,
-//              fuse_residual = true }   # (one line in the file)
+//              fuse_residual = true }   # (one line in the file; with
+//                                       # prefetch_rows = N after them
+//                                       # when N is not 0)
 //   runner_up = { ...the same seven keys... }   # optional, with:
 //   runner_up_gbps = 38.0
 //
@@ -44,7 +46,7 @@
 //
 // The first five keys are the entry's identity (CacheKey). Every key above
 // is required except runner_up and runner_up_gbps, which come together or
-// not at all. Floats may be written as integers. Reading is all-or-nothing:
+// not at all, and a config's prefetch_rows (absent: 0). Floats may be written as integers. Reading is all-or-nothing:
 // a syntax error, a missing or unknown key (at any level), a wrong type, a
 // value out of range (GB/s finite in [0, 1e5], candidates in [0, 1e9],
 // rows_per_task <= 2^20, what validateCpuConfig rejects; GPU knobs outside
@@ -528,8 +530,15 @@ private:
     std::string prefix = key.str() + ".";
     if (!checkKeys(*table,
                    {"vector_width", "accumulators", "rows_per_task", "threads",
-                    "algorithm", "streaming_stores", "fuse_residual"},
+                    "algorithm", "streaming_stores", "fuse_residual",
+                    "prefetch_rows"},
                    prefix))
+      return false;
+    // Optional: written only when not 0 (never by normjit 0.2.0, which
+    // did not have the knob).
+    config.prefetchRows = 0;
+    if (table->get("prefetch_rows") &&
+        !getInteger(*table, "prefetch_rows", config.prefetchRows, prefix))
       return false;
     int64_t threads = 0;
     std::string algorithm;
@@ -765,6 +774,9 @@ void writeConfig(std::string &out, const char *key, const CpuConfig &config) {
          ", algorithm = " + (config.welford ? "\"welford\"" : "\"two_pass\"") +
          ", streaming_stores = " + (config.streamingStores ? "true" : "false") +
          ", fuse_residual = " + (config.fuseResidual ? "true" : "false") +
+         (config.prefetchRows > 0
+              ? ", prefetch_rows = " + std::to_string(config.prefetchRows)
+              : std::string()) +
          " }\n";
 }
 

@@ -42,6 +42,8 @@ typedef struct normjit_cpu_config_t {
   int welford;           /**< LayerNorm statistics by Welford updates */
   int streaming_stores;  /**< non-temporal stores of y */
   int fuse_residual;     /**< one kernel, or norm.add then the norm */
+  int prefetch_rows;     /**< [0, 16]: software prefetches of the inputs
+                              this many rows ahead; 0: none (since 0.3.0) */
 } normjit_cpu_config_t;
 
 normjit_status_t normjit_context_create(normjit_context_t **out);
@@ -57,7 +59,7 @@ normjit_status_t normjit_kernel_get(normjit_context_t *context,
                                     const normjit_kernel_spec_t *spec,
                                     normjit_kernel_t **out);
 
-/** The library's version, "0.2.0" (that of the normjit it was built as). */
+/** The library's version, "0.3.0" (that of the normjit it was built as). */
 const char *normjit_version(void);
 
 /** Same as normjit_kernel_get, with an explicit config (e.g. a tuned one). */

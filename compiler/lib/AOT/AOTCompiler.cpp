@@ -332,7 +332,7 @@ llvm::Expected<CpuTarget> normjit::aot::resolveCpuTarget(llvm::StringRef name) {
 
 bool CpuConfigKnobs::empty() const {
   return !vectorWidth && !accumulators && !rowsPerTask && !threads &&
-         !welford && !streamingStores && !fuseResidual;
+         !welford && !streamingStores && !fuseResidual && !prefetchRows;
 }
 
 CpuConfig CpuConfigKnobs::applyTo(CpuConfig base) const {
@@ -350,6 +350,8 @@ CpuConfig CpuConfigKnobs::applyTo(CpuConfig base) const {
     base.streamingStores = *streamingStores;
   if (fuseResidual)
     base.fuseResidual = *fuseResidual;
+  if (prefetchRows)
+    base.prefetchRows = *prefetchRows;
   return base;
 }
 
@@ -372,6 +374,8 @@ std::string CpuConfigKnobs::str() const {
     os << ", algorithm = " << (*welford ? "welford" : "two_pass");
   if (streamingStores)
     os << ", streaming_stores = " << flag(*streamingStores);
+  if (prefetchRows)
+    os << ", prefetch_rows = " << *prefetchRows;
   os << ">";
   return text;
 }
@@ -396,6 +400,7 @@ normjit::aot::parseCpuConfigKnobs(llvm::StringRef text) {
     knobs.welford = *config.algorithm == norm::Algorithm::Welford;
   knobs.streamingStores = config.streamingStores;
   knobs.fuseResidual = config.fuseResidual;
+  knobs.prefetchRows = config.prefetchRows;
   return knobs;
 }
 

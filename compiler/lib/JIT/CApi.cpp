@@ -51,6 +51,7 @@ CpuConfig fromC(const normjit_cpu_config_t &c) {
   config.welford = c.welford != 0;
   config.streamingStores = c.streaming_stores != 0;
   config.fuseResidual = c.fuse_residual != 0;
+  config.prefetchRows = c.prefetch_rows;
   return config;
 }
 
@@ -116,7 +117,7 @@ normjit_default_cpu_config(const normjit_kernel_spec_t *spec,
   *out = normjit_cpu_config_t{config.vectorWidth, config.accumulators,
                               config.rowsPerTask, config.threads,
                               config.welford,     config.streamingStores,
-                              config.fuseResidual};
+                              config.fuseResidual, static_cast<int>(config.prefetchRows)};
   return NORMJIT_OK;
 }
 

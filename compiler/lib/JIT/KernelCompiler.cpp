@@ -109,7 +109,10 @@ std::string normjit::CpuConfig::str() const {
   if (threads > 0)
     os << ", threads = " << threads;
   os << ", algorithm = " << (welford ? "welford" : "two_pass")
-     << ", streaming_stores = " << (streamingStores ? "true" : "false") << ">";
+     << ", streaming_stores = " << (streamingStores ? "true" : "false");
+  if (prefetchRows > 0)
+    os << ", prefetch_rows = " << prefetchRows;
+  os << ">";
   return text;
 }
 
@@ -118,7 +121,8 @@ bool normjit::CpuConfig::operator==(const CpuConfig &other) const {
          accumulators == other.accumulators &&
          rowsPerTask == other.rowsPerTask && threads == other.threads &&
          welford == other.welford && streamingStores == other.streamingStores &&
-         fuseResidual == other.fuseResidual;
+         fuseResidual == other.fuseResidual &&
+         prefetchRows == other.prefetchRows;
 }
 
 int64_t normjit::HostCpu::nativeVectorWidth() const {
@@ -327,6 +331,7 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
   knobs.threads = config.getThreads();
   knobs.algorithm = config.getAlgorithm();
   knobs.streamingStores = config.getStreamingStores();
+  knobs.prefetchRows = config.getPrefetchRows();
   knobs.threadsPerRow = config.getThreadsPerRow();
   knobs.rowsPerBlock = config.getRowsPerBlock();
   knobs.elementsPerThread = config.getElementsPerThread();
@@ -356,6 +361,8 @@ normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {
     result.welford = *v == normjit::norm::Algorithm::Welford;
   if (auto v = knobs->streamingStores)
     result.streamingStores = *v;
+  if (auto v = knobs->prefetchRows)
+    result.prefetchRows = *v;
   if (auto v = knobs->fuseResidual)
     result.fuseResidual = *v;
   if (llvm::Error error = validateCpuConfig(result))
@@ -384,6 +391,11 @@ llvm::Error normjit::validateCpuConfig(const CpuConfig &config) {
     return makeError(NORMJIT_INVALID_ARGUMENT,
                      "threads must be in [0, 1024], got " +
                          llvm::Twine(config.threads));
+  if (config.prefetchRows < 0 || config.prefetchRows > kMaxPrefetchRows)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "prefetch_rows must be in [0, " +
+                         llvm::Twine(kMaxPrefetchRows) + "], got " +
+                         llvm::Twine(config.prefetchRows));
   return llvm::Error::success();
 }
 
@@ -432,6 +444,8 @@ normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
   knobs.algorithm = config.welford ? normjit::norm::Algorithm::Welford
                                    : normjit::norm::Algorithm::TwoPass;
   knobs.streamingStores = config.streamingStores;
+  if (config.prefetchRows > 0)
+    knobs.prefetchRows = config.prefetchRows;
   return normjit::norm::getConfigChecked(
       [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
 }

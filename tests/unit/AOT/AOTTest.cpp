@@ -328,6 +328,7 @@ std::vector<Case> allCases() {
         {"v8_two_pass", {8, 2, 8, 2, false, false, true}},
         {"v16_streaming", {16, 4, 8, 0, false, true, true}},
         {"v8_split", {8, 4, 8, 0, false, false, false}},
+        {"v16_prefetch", {16, 4, 8, 0, false, true, true, 2}},
     };
     for (const auto &config : configs)
       add(spec, 100, 3, Data::Normal, config.knobs,
@@ -364,6 +365,8 @@ std::vector<Case> allCases() {
       knobs.fuseResidual = rng() % 3 != 0;
       knobs.rowsPerTask = 1 + static_cast<int64_t>(rng() % 5);
       knobs.threads = static_cast<int>(rng() % 3);
+      if (rng() % 3 == 0)
+        knobs.prefetchRows = 1 + static_cast<int64_t>(rng() % 4);
     }
     add(d.spec, d.rows, d.padding, Data::Normal, knobs,
         "drawn" + std::to_string(i) + "_" + d.describe());

@@ -446,6 +446,21 @@ TEST(CApiTest, EndToEnd) {
   EXPECT_NE(std::string(normjit_kernel_config(tuned)).find("vector_width = 4"),
             std::string::npos);
   normjit_kernel_release(tuned);
+  // Prefetches: none by default; a kernel with them computes the same.
+  EXPECT_EQ(config.prefetch_rows, 0);
+  config.prefetch_rows = 1;
+  ASSERT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &tuned),
+            NORMJIT_OK);
+  EXPECT_NE(
+      std::string(normjit_kernel_config(tuned)).find("prefetch_rows = 1"),
+      std::string::npos);
+  float again[10] = {0};
+  args.y = again;
+  ASSERT_EQ(normjit_kernel_run(tuned, &args), NORMJIT_OK)
+      << normjit_last_error();
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(again[i], y[i]) << i;
+  normjit_kernel_release(tuned);
   normjit_kernel_release(kernel);
   normjit_context_destroy(context);
 }
@@ -468,10 +483,16 @@ TEST(CApiTest, BadInputIsAStatusAndAMessage) {
   spec.y_dtype = static_cast<normjit_dtype_t>(17);
   EXPECT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_UNSUPPORTED);
 
-  normjit_cpu_config_t config{3, 1, 1, 0, 0, 0, 1};
+  normjit_cpu_config_t config{3, 1, 1, 0, 0, 0, 1, 0};
   spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 8);
   EXPECT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &kernel),
             NORMJIT_INVALID_ARGUMENT);
+  config = normjit_cpu_config_t{4, 1, 1, 0, 0, 0, 1, 17};
+  EXPECT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("prefetch_rows"),
+            std::string::npos)
+      << normjit_last_error();
 
   ASSERT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_OK);
   EXPECT_EQ(normjit_kernel_run(kernel, nullptr), NORMJIT_INVALID_ARGUMENT);

@@ -8,7 +8,8 @@
 // them near the vector, L1 and row-pair boundaries), 0 to 40 rows, padded
 // strides, normal, constant, special and far-mean rows, and configs from
 // the whole knob space (any vector width, 1-16 accumulators, either
-// algorithm, streaming stores, split residual, rows per task, threads),
+// algorithm, streaming stores, split residual, rows per task, threads,
+// prefetches),
 // and y or the sum written over the input they replace.
 // Each case is JIT-compiled and checked against the fp64 reference with the
 // tolerances of the matrix. The cases are the same on every run; a case's
@@ -59,6 +60,8 @@ FuzzCase drawFuzzCase(std::mt19937 &rng, unsigned index) {
     config.fuseResidual = rng() % 3 != 0;
     config.rowsPerTask = 1 + static_cast<int64_t>(rng() % 9);
     config.threads = static_cast<int>(rng() % 3);
+    if (rng() % 3 == 0)
+      config.prefetchRows = 1 + static_cast<int64_t>(rng() % 4);
     c.config = config;
   }
   std::ostringstream name;
@@ -68,7 +71,8 @@ FuzzCase drawFuzzCase(std::mt19937 &rng, unsigned index) {
          << (c.config->welford ? "w" : "")
          << (c.config->streamingStores ? "nt" : "")
          << (c.config->fuseResidual ? "" : "split") << "t"
-         << c.config->rowsPerTask << "th" << c.config->threads;
+         << c.config->rowsPerTask << "th" << c.config->threads << "p"
+         << c.config->prefetchRows;
   c.name = name.str();
   return c;
 }

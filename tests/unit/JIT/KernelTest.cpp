@@ -41,6 +41,8 @@ std::string describe(const Case &c) {
        << (c.config->streamingStores ? "nt" : "")
        << (c.config->fuseResidual ? "" : "split") << "t"
        << c.config->rowsPerTask;
+  if (c.config && c.config->prefetchRows > 0)
+    os << "p" << c.config->prefetchRows;
   return os.str();
 }
 
@@ -206,6 +208,26 @@ std::vector<Case> allCases() {
           add(makeSpec(op, 4096, NORMJIT_BF16, NORMJIT_BF16, true, sum, true,
                        false, true, NORMJIT_BF16),
               33, 0, Data::Normal, config);
+        }
+  // Software prefetches of the rows ahead: rows one at a time (100
+  // columns) and in pairs (4096 f32 columns with gamma and beta), an odd
+  // row count (the last pair has one row), tasks shorter than the distance
+  // (the prefetched row is then the task's last), with and without a
+  // residual, strided rows, with streaming stores.
+  for (normjit_op_t op : ops)
+    for (int64_t cols : {100, 4096})
+      for (int64_t ahead : {1, 2, 16})
+        for (bool residual : {false, true}) {
+          CpuConfig config;
+          config.vectorWidth = 16;
+          config.accumulators = 2;
+          config.prefetchRows = ahead;
+          config.streamingStores = ahead == 2;
+          config.rowsPerTask = ahead == 16 ? 64 : 5;
+          config.threads = 2;
+          add(makeSpec(op, cols, NORMJIT_F32, NORMJIT_F32, residual, residual,
+                       true, op == NORMJIT_LAYER_NORM, true, NORMJIT_F32),
+              ahead == 1 ? 1 : 19, cols == 100 ? 3 : 0, Data::Normal, config);
         }
   return cases;
 }

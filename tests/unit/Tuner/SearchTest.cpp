@@ -16,7 +16,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <set>
+
 #include <unistd.h>
 
 using namespace normjit;
@@ -43,8 +46,9 @@ HostCpu avx512Host() {
 } // namespace
 
 TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
-  // 8192x1024 f32 with a residual: y is 32 MiB, so streaming stores are in
-  // the space; a budget-limited search must meet them early.
+  // 8192x1024 f32 with a residual: y is 32 MiB, so streaming stores and
+  // prefetches are in the space; a budget-limited search must meet them
+  // early.
   normjit_kernel_spec_t spec = layerNormSpec(1024, /*residual=*/true);
   std::vector<CpuConfig> space = buildCpuSearchSpace(spec, 8192, avx512Host());
   StrategyOptions strategy;
@@ -55,22 +59,32 @@ TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
   size_t neighbours = 0;
   for (const CpuConfig &config : space)
     neighbours += knobsApart(config, space.front()) == 1;
-  ASSERT_GE(neighbours, 5u);
-  ASSERT_LT(neighbours, candidates.size());
-  for (size_t i = 1; i <= neighbours; ++i)
-    EXPECT_EQ(knobsApart(candidates[i], space.front()), 1)
-        << i << ": " << candidates[i].str();
+  ASSERT_GE(neighbours, 7u);
+  ASSERT_LT(neighbours + 1, candidates.size());
   CpuConfig streaming = space.front();
   streaming.streamingStores = true;
+  CpuConfig streamingAhead = streaming;
+  streamingAhead.prefetchRows = 2;
+  CpuConfig ahead1 = space.front(), ahead2 = space.front();
+  ahead1.prefetchRows = 1;
+  ahead2.prefetchRows = 2;
   CpuConfig welford = space.front();
   welford.welford = true;
   CpuConfig split = space.front();
   split.fuseResidual = false;
   // In this order: the other fusion form (both forms must be timed),
-  // streaming stores, the other algorithm; then the other neighbours.
+  // streaming stores, streaming stores with prefetches two rows ahead
+  // (the one pair of changes tried early), prefetches, the other
+  // algorithm; then the other neighbours.
   EXPECT_EQ(candidates[1], split);
   EXPECT_EQ(candidates[2], streaming);
-  EXPECT_EQ(candidates[3], welford);
+  EXPECT_EQ(candidates[3], streamingAhead);
+  EXPECT_EQ(candidates[4], ahead1);
+  EXPECT_EQ(candidates[5], ahead2);
+  EXPECT_EQ(candidates[6], welford);
+  for (size_t i = 4; i <= neighbours + 1; ++i)
+    EXPECT_EQ(knobsApart(candidates[i], space.front()), 1)
+        << i << ": " << candidates[i].str();
   // No duplicates; the same strategy gives the same order; exhaustive
   // keeps the whole space.
   for (size_t i = 0; i < candidates.size(); ++i)
@@ -160,13 +174,32 @@ TEST(SearchSpaceTest, ConstraintsFollowTheSpec) {
                 config.vectorWidth * config.accumulators <= 24)
         << config.str();
     EXPECT_FALSE(config.streamingStores);
+    EXPECT_EQ(config.prefetchRows, 0);
   }
-  // Streaming stores only for outputs larger than the threshold.
+  // Streaming stores and prefetches only for outputs and inputs larger
+  // than the threshold; prefetches 0, 1 and 2 rows ahead.
   bool streaming = false;
+  std::set<int64_t> prefetch;
   for (const CpuConfig &config :
-       buildCpuSearchSpace(spec, 1 << 22, avx512Host(), 1 << 20))
+       buildCpuSearchSpace(spec, 1 << 22, avx512Host(), 1 << 20)) {
     streaming |= config.streamingStores;
+    prefetch.insert(config.prefetchRows);
+  }
   EXPECT_TRUE(streaming);
+  EXPECT_EQ(prefetch, (std::set<int64_t>{0, 1, 2}));
+  // A residual counts as input: 2^15 rows of 24 f32 are 3 MiB of x alone,
+  // 6 MiB with the residual, over a 4 MiB threshold.
+  normjit_kernel_spec_t residual = spec;
+  residual.has_residual = 1;
+  residual.residual_dtype = NORMJIT_F32;
+  auto hasPrefetch = [](const std::vector<CpuConfig> &space) {
+    return std::any_of(space.begin(), space.end(), [](const CpuConfig &c) {
+      return c.prefetchRows > 0;
+    });
+  };
+  EXPECT_FALSE(hasPrefetch(buildCpuSearchSpace(spec, 1 << 15, avx512Host())));
+  EXPECT_TRUE(
+      hasPrefetch(buildCpuSearchSpace(residual, 1 << 15, avx512Host())));
 }
 
 TEST(StrategyTest, DeterministicForASeed) {

@@ -159,6 +159,7 @@ CacheEntry makeFullEntry() {
   entry.config.fuseResidual = false;
   entry.config.threads = 12;
   entry.config.rowsPerTask = 32;
+  entry.config.prefetchRows = 2;
   CpuConfig runnerUp;
   runnerUp.vectorWidth = 8;
   runnerUp.accumulators = 2;
@@ -190,6 +191,7 @@ void expectSameEntry(const CacheEntry &a, const CacheEntry &b) {
   EXPECT_EQ(a.config.welford, b.config.welford);
   EXPECT_EQ(a.config.streamingStores, b.config.streamingStores);
   EXPECT_EQ(a.config.fuseResidual, b.config.fuseResidual);
+  EXPECT_EQ(a.config.prefetchRows, b.config.prefetchRows);
   EXPECT_EQ(a.gbps, b.gbps);
   EXPECT_EQ(a.defaultGbps, b.defaultGbps);
   ASSERT_EQ(a.runnerUp.has_value(), b.runnerUp.has_value());
@@ -301,7 +303,7 @@ TEST_F(TuningCacheTest, RoundTripKeepsEveryField) {
   EXPECT_NE(text.find("config = { vector_width = 16, accumulators = 4, "
                       "rows_per_task = 32, threads = 12, algorithm = "
                       "\"welford\", streaming_stores = true, fuse_residual = "
-                      "false }\n"),
+                      "false, prefetch_rows = 2 }\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("runner_up_gbps = 38.0625\n"), std::string::npos) << text;
@@ -649,6 +651,8 @@ TEST_F(TuningCacheTest, HandWrittenFileIsTrusted) {
       << (cache.getWarnings().empty() ? "" : cache.getWarnings()[0]);
   ASSERT_EQ(cache.getEntries().size(), 1u);
   EXPECT_EQ(cache.getEntries()[0].gbps, 41.0);
+  // No prefetch_rows (files from before the knob): none.
+  EXPECT_EQ(cache.getEntries()[0].config.prefetchRows, 0);
 }
 
 TEST_F(TuningCacheTest, TruncatedFileIsSetAside) {
@@ -679,6 +683,9 @@ TEST_F(TuningCacheTest, WrongTypesAreSetAside) {
   expectUntrusted(
       replaceOnce(text, "streaming_stores = true", "streaming_stores = 1"),
       "config.streaming_stores must be a boolean, got an integer");
+  expectUntrusted(
+      replaceOnce(text, "prefetch_rows = 2", "prefetch_rows = \"2\""),
+      "config.prefetch_rows must be an integer, got a string");
   expectUntrusted(replaceOnce(text, "tuned_at = \"2027-01-02T03:04:05Z\"",
                               "tuned_at = 2027-01-02T03:04:05Z"),
                   "tuned_at must be a string, got a date-time");
@@ -717,6 +724,10 @@ TEST_F(TuningCacheTest, HugeValuesAreSetAside) {
   expectUntrusted(replaceOnce(text, "rows_per_task = 32",
                               "rows_per_task = 9223372036854775807"),
                   "rows_per_task must be in [1, 65536]");
+  expectUntrusted(replaceOnce(text, "prefetch_rows = 2", "prefetch_rows = 17"),
+                  "prefetch_rows must be in [0, 16], got 17");
+  expectUntrusted(replaceOnce(text, "prefetch_rows = 2", "prefetch_rows = -1"),
+                  "prefetch_rows must be in [0, 16], got -1");
   expectUntrusted(replaceOnce(text, "threads = 12", "threads = 4294967296"),
                   "threads must be in [0, 1024]");
   expectUntrusted(replaceOnce(text, "candidates = 987654321",
@@ -776,8 +787,8 @@ TEST_F(TuningCacheTest, UnknownKeysAreSetAside) {
   expectUntrusted(
       replaceOnce(text, "spec = \"b\"\n", "spec = \"b\"\ncolor = \"red\"\n"),
       "unknown key 'color'");
-  expectUntrusted(replaceOnce(text, "fuse_residual = false }",
-                              "fuse_residual = false, unroll = 2 }"),
+  expectUntrusted(replaceOnce(text, "prefetch_rows = 2 }",
+                              "prefetch_rows = 2, unroll = 2 }"),
                   "unknown key 'config.unroll'");
   expectUntrusted(replaceOnce(text, "runner_up = { vector_width = 8",
                               "runner_up = { lanes = 8, vector_width = 8"),
@@ -1171,7 +1182,7 @@ TEST_F(TuningCacheTest, CpuAndGpuConfigsNeverCross) {
   std::string cpuConfig = "config = { vector_width = 16, accumulators = 4, "
                           "rows_per_task = 32, threads = 12, algorithm = "
                           "\"welford\", streaming_stores = true, "
-                          "fuse_residual = false }";
+                          "fuse_residual = false, prefetch_rows = 2 }";
   ASSERT_NE(text.find(gpuConfig), std::string::npos) << text;
   ASSERT_NE(text.find(cpuConfig), std::string::npos) << text;
   // A CPU config under a CUDA device, or a GPU config under a CPU, is not

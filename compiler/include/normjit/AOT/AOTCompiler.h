@@ -55,6 +55,7 @@ struct CpuConfigKnobs {
   std::optional<bool> welford;
   std::optional<bool> streamingStores;
   std::optional<bool> fuseResidual;
+  std::optional<int64_t> prefetchRows;
 
   /// Whether no knob is set.
   bool empty() const;

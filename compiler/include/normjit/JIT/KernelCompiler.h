@@ -29,6 +29,9 @@ namespace normjit {
 /// The most rows one thread-pool task may take (`rows_per_task` of
 /// `#norm.config` has the same bound).
 constexpr int64_t kMaxRowsPerTask = 65536;
+/// The farthest software prefetch, in rows (`prefetch_rows` of
+/// `#norm.config` has the same bound).
+constexpr int64_t kMaxPrefetchRows = 16;
 
 struct CpuConfig {
   int64_t vectorWidth = 8;   ///< f32 lanes per vector (power of two, 1-64)
@@ -38,8 +41,12 @@ struct CpuConfig {
   bool welford = false;      ///< Welford updates instead of shifted sums
   bool streamingStores = false; ///< non-temporal stores of y
   bool fuseResidual = true;  ///< one kernel vs norm.add then the norm
+  /// Software prefetches of the inputs this many rows ahead, [0,
+  /// kMaxPrefetchRows]; 0: none.
+  int64_t prefetchRows = 0;
 
-  /// The config as `#norm.config<cpu, ...>` text.
+  /// The config as `#norm.config<cpu, ...>` text (prefetch_rows only when
+  /// it is not 0).
   std::string str() const;
   bool operator==(const CpuConfig &other) const;
 };

@@ -66,13 +66,14 @@ struct LoweringKnobs {
   int64_t accumulators;
   bool welford;
   bool streaming;
+  int64_t prefetchRows; ///< 0: no software prefetches
   bool dotBf16; ///< the target has AVX512-BF16 (vdpbf16ps)
 };
 
 LoweringKnobs resolveKnobs(std::optional<ConfigAttr> config,
                            const NormToVectorDefaults &defaults) {
   LoweringKnobs knobs{defaults.vectorWidth, defaults.accumulators,
-                      defaults.welford, false, defaults.dotBf16};
+                      defaults.welford, false, 0, defaults.dotBf16};
   if (!config)
     return knobs;
   if (auto width = config->getVectorWidth())
@@ -83,6 +84,8 @@ LoweringKnobs resolveKnobs(std::optional<ConfigAttr> config,
     knobs.welford = *algorithm == Algorithm::Welford;
   if (auto streaming = config->getStreamingStores())
     knobs.streaming = *streaming;
+  if (auto prefetch = config->getPrefetchRows())
+    knobs.prefetchRows = *prefetch;
   return knobs;
 }
 
@@ -1058,8 +1061,28 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value row, centre, offset, rstd; // vectors; centre, offset null (RMSNorm)
     Value present;                   // i1, or null: the row is always there
   };
+  // With prefetch_rows = d, each row's sweep also prefetches the inputs of
+  // the row d rows (d pairs) ahead, the last of the task's rows at most:
+  // the output pass reads the row from L1 and would leave the memory idle.
+  SmallVector<Value> inputs;
+  if (knobs.prefetchRows > 0) {
+    inputs.push_back(x);
+    if (residual)
+      inputs.push_back(residual);
+  }
+  auto prefetchRowOf = [&](Value rowIndex) -> Value {
+    if (inputs.empty())
+      return Value();
+    Value ahead = arith::AddIOp::create(
+        b, rowIndex, e.index(knobs.prefetchRows * (pairRows ? 2 : 1)));
+    return arith::MinSIOp::create(b, ahead,
+                                  arith::SubIOp::create(b, rows, e.index(1)));
+  };
   auto outputSweep = [&](ArrayRef<RowStats> rowStats, bool stream) {
     e.usePairedBf16(outputPaired);
+    SmallVector<Value> ahead;
+    for (const RowStats &stats : rowStats)
+      ahead.push_back(prefetchRowOf(stats.row));
     e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
       Value g = gamma ? e.load(gamma, {col}, mask) : Value();
       Value bt = beta ? e.load(beta, {col}, mask) : Value();
@@ -1084,6 +1107,12 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           out = e.add(out, bt);
         e.store(y, {stats.row, col}, out, mask, stream);
       }
+      for (Value aheadRow : ahead)
+        for (Value input : inputs)
+          if (aheadRow)
+            memref::PrefetchOp::create(b, input, ValueRange{aheadRow, col},
+                                       /*isWrite=*/false, /*localityHint=*/2,
+                                       /*isDataCache=*/true);
       return SmallVector<Value>{};
     });
   };

@@ -213,6 +213,53 @@ func.func @streaming_bf16(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
 
 // -----
 
+// prefetch_rows = 2, rows one at a time: while a row's output is written,
+// each vector step also prefetches x and the residual of the row two rows
+// ahead, clamped to the last row (into L2: locality 2).
+// CHECK-LABEL: func.func @prefetch
+//       CHECK:   %[[ROWS:.+]] = memref.dim %[[X:[^,]+]], %c0
+//       CHECK:   scf.for %[[ROW:.+]] = %c0{{.*}} to %[[ROWS]] step %c1
+//       CHECK:     %[[AHEAD:.+]] = arith.addi %[[ROW]], %c2
+//       CHECK:     %[[LAST:.+]] = arith.subi %[[ROWS]], %c1
+//       CHECK:     %[[PF:.+]] = arith.minsi %[[AHEAD]], %[[LAST]]
+//       CHECK:     vector.store
+//       CHECK:     memref.prefetch %[[X]][%[[PF]], %{{.+}}], read, locality<2>, data : memref<?x256xf32>
+//       CHECK:     memref.prefetch %{{.+}}[%[[PF]], %{{.+}}], read, locality<2>, data : memref<?x256xbf16>
+func.func @prefetch(%x: memref<?x256xf32>, %r: memref<?x256xbf16>, %y: memref<?x256xf32>) {
+  norm.rms_norm x(%x : memref<?x256xf32>) residual(%r : memref<?x256xbf16>) -> y(%y : memref<?x256xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, prefetch_rows = 2>
+  return
+}
+
+// -----
+
+// With rows in pairs (gamma, beta and the row overflow the L1), the
+// distance counts pairs: two pairs ahead are four rows.
+// CHECK-LABEL: func.func @prefetch_pairs
+//       CHECK:   scf.for %{{.+}} step %c2
+//       CHECK:     arith.addi %{{.+}}, %c4
+//       CHECK:     arith.minsi
+//       CHECK:     memref.prefetch
+func.func @prefetch_pairs(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %b: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.layer_norm x(%x : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) beta(%b : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, prefetch_rows = 2>
+  return
+}
+
+// -----
+
+// No prefetch_rows (or 0): no prefetches.
+// CHECK-LABEL: func.func @no_prefetch
+//   CHECK-NOT:   memref.prefetch
+//       CHECK:   return
+func.func @no_prefetch(%x: memref<?x256xf32>, %y: memref<?x256xf32>) {
+  norm.rms_norm x(%x : memref<?x256xf32>) -> y(%y : memref<?x256xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, prefetch_rows = 0>
+  return
+}
+
+// -----
+
 // Long rows sum in blocks of 16 groups: an outer loop over blocks carrying
 // the total and its compensation, an inner loop from zero, the block added
 // to the total with Kahan's compensation (kept at 0 once the total is not

@@ -82,5 +82,20 @@
 
 // -----
 
+// expected-error @+1 {{'prefetch_rows' is a cpu knob; it is not valid for backend 'gpu'}}
+#c = #norm.config<gpu, prefetch_rows = 2>
+
+// -----
+
+// expected-error @+1 {{'prefetch_rows' must be in [0, 16], got 17}}
+#c = #norm.config<cpu, prefetch_rows = 17>
+
+// -----
+
+// expected-error @+1 {{'prefetch_rows' must be in [0, 16], got -1}}
+#c = #norm.config<cpu, prefetch_rows = -1>
+
+// -----
+
 // expected-error @+1 {{'persistent' is a gpu knob; it is not valid for backend 'cpu'}}
 #c = #norm.config<cpu, persistent = true>

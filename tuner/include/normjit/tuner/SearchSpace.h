@@ -25,6 +25,8 @@ namespace normjit::tuner {
 /// - streaming stores: only when y is larger than `streamingThresholdBytes`
 ///   (4 MiB by default: beyond a core's L2, non-temporal stores already win
 ///   on the machines measured, e.g. 1.4x for 8192x1024 f32);
+/// - prefetch rows: 0, and 1 and 2 rows ahead when the inputs (x and the
+///   residual) are larger than `streamingThresholdBytes` too;
 /// - rows per task: the default, and splits into 1x, 4x and 16x as many
 ///   tasks as cores;
 /// - threads: all cores, and one thread for inputs too small to share;
@@ -39,7 +41,9 @@ int knobsApart(const CpuConfig &a, const CpuConfig &b);
 
 /// The CPU candidates a search looks at, in the order it times them: the
 /// default (space[0]), then every config of `space` one knob away from it
-/// (streaming stores on, the other algorithm, another width, ...), then
+/// (the other fusion form, streaming stores on, prefetches, the other
+/// algorithm, another width, ...; streaming stores with prefetches two rows
+/// ahead right after streaming stores alone), then
 /// the strategy's draw (drawCandidates), `maxCandidates` in all (every
 /// config for an exhaustive search). A search cut short by its budget (a
 /// workload of hundreds of MiB leaves time for a few timings) has then

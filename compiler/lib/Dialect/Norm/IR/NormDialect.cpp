@@ -56,6 +56,7 @@ constexpr KnobInfo kKnobs[] = {
     {"threads", KnobScope::CPU},
     {"algorithm", KnobScope::CPU},
     {"streaming_stores", KnobScope::CPU},
+    {"prefetch_rows", KnobScope::CPU},
     {"threads_per_row", KnobScope::GPU},
     {"rows_per_block", KnobScope::GPU},
     {"elements_per_thread", KnobScope::GPU},
@@ -139,6 +140,8 @@ ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
                                 "'two_pass' or 'welford'");
   if (key == "streaming_stores")
     return parseBool(parser, key, f.streamingStores);
+  if (key == "prefetch_rows")
+    return parseInt(parser, key, f.prefetchRows);
   if (key == "threads_per_row")
     return parseInt(parser, key, f.threadsPerRow);
   if (key == "rows_per_block")
@@ -226,7 +229,7 @@ ConfigAttr normjit::norm::getConfigChecked(
   return ConfigAttr::getChecked(
       emitError, context, k.backend, k.vectorWidth, k.fuseResidual,
       k.accumulators, k.rowsPerTask, k.threads, k.algorithm, k.streamingStores,
-      k.threadsPerRow, k.rowsPerBlock, k.elementsPerThread, k.rowStorage,
+      k.prefetchRows, k.threadsPerRow, k.rowsPerBlock, k.elementsPerThread, k.rowStorage,
       k.persistent);
 }
 
@@ -248,6 +251,7 @@ void ConfigAttr::print(AsmPrinter &printer) const {
   if (getAlgorithm())
     printer << ", algorithm = " << stringifyAlgorithm(*getAlgorithm());
   printBool("streaming_stores", getStreamingStores());
+  printInt("prefetch_rows", getPrefetchRows());
   printInt("threads_per_row", getThreadsPerRow());
   printInt("rows_per_block", getRowsPerBlock());
   printInt("elements_per_thread", getElementsPerThread());
@@ -262,8 +266,8 @@ LogicalResult ConfigAttr::verify(
     std::optional<int64_t> vectorWidth, std::optional<bool> fuseResidual,
     std::optional<int64_t> accumulators, std::optional<int64_t> rowsPerTask,
     std::optional<int64_t> threads, std::optional<Algorithm> algorithm,
-    std::optional<bool> streamingStores, std::optional<int64_t> threadsPerRow,
-    std::optional<int64_t> rowsPerBlock,
+    std::optional<bool> streamingStores, std::optional<int64_t> prefetchRows,
+    std::optional<int64_t> threadsPerRow, std::optional<int64_t> rowsPerBlock,
     std::optional<int64_t> elementsPerThread,
     std::optional<RowStorage> rowStorage, std::optional<bool> persistent) {
   (void)fuseResidual;
@@ -272,7 +276,8 @@ LogicalResult ConfigAttr::verify(
   bool present[] = {vectorWidth.has_value(),   fuseResidual.has_value(),
                     accumulators.has_value(),  rowsPerTask.has_value(),
                     threads.has_value(),       algorithm.has_value(),
-                    streamingStores.has_value(), threadsPerRow.has_value(),
+                    streamingStores.has_value(), prefetchRows.has_value(),
+                    threadsPerRow.has_value(),
                     rowsPerBlock.has_value(),  elementsPerThread.has_value(),
                     rowStorage.has_value(),    persistent.has_value()};
   static_assert(std::size(present) == std::size(kKnobs),
@@ -292,6 +297,7 @@ LogicalResult ConfigAttr::verify(
       failed(checkRange(emitError, "accumulators", accumulators, 1, 16)) ||
       failed(checkRange(emitError, "rows_per_task", rowsPerTask, 1, 65536)) ||
       failed(checkRange(emitError, "threads", threads, 1, 1024)) ||
+      failed(checkRange(emitError, "prefetch_rows", prefetchRows, 0, 16)) ||
       failed(checkRange(emitError, "threads_per_row", threadsPerRow, 1, 1024,
                         /*powerOfTwo=*/true)) ||
       failed(checkRange(emitError, "rows_per_block", rowsPerBlock, 1, 1024)) ||

@@ -59,6 +59,7 @@ struct ConfigKnobs {
   std::optional<int64_t> threads;
   std::optional<Algorithm> algorithm;
   std::optional<bool> streamingStores;
+  std::optional<int64_t> prefetchRows;
   std::optional<int64_t> threadsPerRow;
   std::optional<int64_t> rowsPerBlock;
   std::optional<int64_t> elementsPerThread;

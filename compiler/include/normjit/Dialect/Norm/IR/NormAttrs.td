@@ -47,6 +47,11 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
     - `streaming_stores` (`true`/`false`): non-temporal stores of `y`, for
       outputs larger than the cache: rows of `y` aligned to the vector
       (64 bytes at most) take them, other rows ordinary stores.
+    - `prefetch_rows` (0 to 16): software prefetches, while a row's output
+      is written, of `x` (and the residual) of the row this many rows
+      ahead (with rows in pairs, pairs ahead), within the task's rows; 0
+      issues none. For inputs beyond the cache, where the output pass
+      would otherwise leave the memory idle.
 
     GPU knobs:
     - `threads_per_row` (power of two, 1 to 1024): a sub-warp, a warp,
@@ -83,6 +88,7 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
     "std::optional<int64_t>":$threads,
     "std::optional<::normjit::norm::Algorithm>":$algorithm,
     "std::optional<bool>":$streamingStores,
+    "std::optional<int64_t>":$prefetchRows,
     "std::optional<int64_t>":$threadsPerRow,
     "std::optional<int64_t>":$rowsPerBlock,
     "std::optional<int64_t>":$elementsPerThread,
@@ -94,7 +100,7 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       return $_get($_ctxt, backend, std::nullopt, std::nullopt, std::nullopt,
                    std::nullopt, std::nullopt, std::nullopt, std::nullopt,
                    std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                   std::nullopt);
+                   std::nullopt, std::nullopt);
     }]>
   ];
   let hasCustomAssemblyFormat = 1;

@@ -86,6 +86,17 @@
 // KNOBS-MANIFEST-NEXT: config_source = "explicit"
 // KNOBS-MANIFEST: config = "#norm.config<cpu, vector_width = 4, fuse_residual = true, accumulators = {{[0-9]+}}, rows_per_task = {{[0-9]+}}, algorithm = two_pass, streaming_stores = false>"
 
+// --prefetch-rows: in the manifest's knobs and config; out of range, an
+// error before anything is written.
+// RUN: normjit aot --name pf --op rms_norm --cols 64 --prefetch-rows 2 --out %t/pf | FileCheck %s --check-prefix=PREFETCH
+// PREFETCH: pf: rms_norm cols=64, config from the given knobs
+// RUN: FileCheck %s --input-file %t/pf/pf.manifest.toml --check-prefix=PREFETCH-MANIFEST
+// PREFETCH-MANIFEST: config = "#norm.config<cpu, prefetch_rows = 2>"
+// PREFETCH-MANIFEST: config = "#norm.config<cpu, {{.*}}streaming_stores = false, prefetch_rows = 2>"
+// RUN: not normjit aot --name pf2 --op rms_norm --cols 64 --prefetch-rows 17 --out %t/pf2 2>&1 | FileCheck %s --check-prefix=PREFETCH-RANGE
+// PREFETCH-RANGE: normjit: error: {{.*}}prefetch_rows must be in [0, 16], got 17
+// RUN: not ls %t/pf2
+
 // A spec file with two kernels; its targets and library name.
 // RUN: normjit aot --specs %S/Inputs/aot-specs.toml --out %t/specs | FileCheck %s --check-prefix=SPECS
 // SPECS: wrote {{.*}}specs: blocks.h, blocks.x86-64-v3.o, blocks.x86-64.o, blocks.dispatch.o, libblocks.a, blocks.manifest.toml
@@ -124,6 +135,7 @@
 // TOP-NEXT: ln
 // TOP-NEXT: nocache
 // TOP-NEXT: other
+// TOP-NEXT: pf
 // TOP-NEXT: specs
 // TOP-NEXT: tuned
 

@@ -50,8 +50,10 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
     streaming.push_back(true);
   // Software prefetches of the rows ahead, for inputs beyond a core's L2
   // (the hardware's prefetchers leave the memory idle while a row's output
-  // is written from L1; on the Zen 5, 1.4-1.75x for 8192-65536 rows of
-  // 768-1024 f32 on one thread, but 0.8-0.9x for 8192 rows of 4096).
+  // is written from L1; on the Zen 5, 1.4-1.7x for 8192-65536 rows of
+  // 768-1024 f32 LayerNorm on one thread, but 0.8-0.9x for 8192 rows of
+  // 4096 with gamma and beta). Fused kernels only: in the add-then-norm
+  // form the norm reads the sum the add has just written.
   int64_t inputBytes =
       rows * cols *
       static_cast<int64_t>(normjit_dtype_size(spec.x_dtype) +
@@ -82,6 +84,8 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
             for (int64_t perTask : rowsPerTask)
               for (int threadCount : threads)
                 for (bool fused : fuse) {
+                  if (ahead > 0 && !fused)
+                    continue;
                   CpuConfig config;
                   config.vectorWidth = width;
                   config.accumulators = accumulators;

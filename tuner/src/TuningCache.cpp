@@ -28,7 +28,7 @@
 //              fuse_residual = true }   # (one line in the file; with
 //                                       # prefetch_rows = N after them
 //                                       # when N is not 0)
-//   runner_up = { ...the same seven keys... }   # optional, with:
+//   runner_up = { ...the same keys... }        # optional, with:
 //   runner_up_gbps = 38.0
 //
 // An entry whose device is a CUDA device (its fingerprint starts with

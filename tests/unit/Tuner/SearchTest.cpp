@@ -82,6 +82,11 @@ TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
   EXPECT_EQ(candidates[4], ahead1);
   EXPECT_EQ(candidates[5], ahead2);
   EXPECT_EQ(candidates[6], welford);
+  // Prefetches only in fused kernels (the split form's norm reads the sum
+  // the add has just written).
+  for (const CpuConfig &config : space)
+    EXPECT_TRUE(config.fuseResidual || config.prefetchRows == 0)
+        << config.str();
   for (size_t i = 4; i <= neighbours + 1; ++i)
     EXPECT_EQ(knobsApart(candidates[i], space.front()), 1)
         << i << ": " << candidates[i].str();

@@ -34,10 +34,11 @@ def ConvertNormToVectorPass
     the vector (64 bytes at most), in rows of `y` whose start has it; an
     `scf.if` sends the other rows to a copy of the output pass with
     ordinary stores (x86 has no unaligned non-temporal vector store).
-    `prefetch_rows = d` adds a `memref.prefetch` (read, locality 2: into
-    L2) of `x`, and of the residual, to every vector step of the output
-    pass: the same columns of the row d rows ahead (d pairs ahead when
-    rows go in pairs), clamped to the last row of the buffer.
+    `prefetch_rows = d` adds `memref.prefetch`es (read, locality 2) of
+    `x`, and of the residual, to the output pass: the same columns of the
+    row d rows ahead (d pairs ahead when rows go in pairs), clamped to the
+    last row of the buffer, one per 64-byte line a step covers (two for a
+    vector of 32 f32, one every four steps for vectors of 4 f32).
 
     With `dot-bf16` (set for targets with AVX512-BF16), rows of bf16
     values (x without a residual, or s = x + r stored to a bf16 sum;

@@ -499,6 +499,7 @@ public:
           SmallVector<Value> next(iterState.begin(), iterState.end());
           for (int64_t slot = 0; slot < slots; ++slot) {
             Value col = arith::AddIOp::create(b, base, index(slot * width));
+            step_ = {/*inGroupLoop=*/true, slot * width};
             SmallVector<Value> updated =
                 step(col, Value(),
                      ValueRange(next).slice(slot * stateSize, stateSize));
@@ -523,6 +524,7 @@ public:
             b, VectorType::get({width}, b.getI1Type()),
             ArrayRef<int64_t>{tail});
       int64_t slot = v % numSlots;
+      step_ = {/*inGroupLoop=*/false, col};
       SmallVector<Value> updated =
           step(index(col), mask,
                ValueRange(current).slice(slot * stateSize, stateSize));
@@ -557,9 +559,22 @@ public:
     return reduce(total);
   }
 
+  /// Where the step a sweep is emitting lies, in columns: within its group
+  /// of `slots` vectors (the group loop, whose groups start at multiples of
+  /// width * slots), or in the row (the full vectors and tail after it).
+  struct StepPosition {
+    bool inGroupLoop = false;
+    int64_t column = 0;
+  };
+  StepPosition getStepPosition() const { return step_; }
+  int64_t getGroupElements() const { return width * slots; }
+  int64_t getWidth() const { return width; }
+  int64_t getColumns() const { return cols; }
+
   ImplicitLocOpBuilder &b;
 
 private:
+  StepPosition step_;
   /// Groups per block of a blocked (additive) sweep.
   static constexpr int64_t kBlock = 16;
 
@@ -1078,6 +1093,32 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     return arith::MinSIOp::create(b, ahead,
                                   arith::SubIOp::create(b, rows, e.index(1)));
   };
+  // One prefetch per 64-byte line of `input` the current step covers: at
+  // the step's column and every line further in a vector wider than a line
+  // (within the row: a tail may end before them); for vectors narrower than
+  // a line, only on the steps that start a line's worth of columns (every
+  // step where the steps do not tile lines evenly).
+  auto prefetchOffsets = [&](Value input, Value mask) {
+    constexpr int64_t kLineBytes = 64;
+    int64_t bytes = cast<MemRefType>(input.getType())
+                        .getElementType()
+                        .getIntOrFloatBitWidth() /
+                    8;
+    int64_t lineColumns = std::max<int64_t>(1, kLineBytes / bytes);
+    RowEmitter::StepPosition at = e.getStepPosition();
+    SmallVector<int64_t> offsets;
+    if (e.getWidth() >= lineColumns) {
+      for (int64_t offset = 0; offset < e.getWidth(); offset += lineColumns)
+        if (!mask || at.inGroupLoop || at.column + offset < e.getColumns())
+          offsets.push_back(offset);
+      return offsets;
+    }
+    bool evenSteps = !at.inGroupLoop ||
+                     e.getGroupElements() % lineColumns == 0;
+    if (!evenSteps || at.column % lineColumns == 0)
+      offsets.push_back(0);
+    return offsets;
+  };
   auto outputSweep = [&](ArrayRef<RowStats> rowStats, bool stream) {
     e.usePairedBf16(outputPaired);
     SmallVector<Value> ahead;
@@ -1110,9 +1151,14 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       for (Value aheadRow : ahead)
         for (Value input : inputs)
           if (aheadRow)
-            memref::PrefetchOp::create(b, input, ValueRange{aheadRow, col},
-                                       /*isWrite=*/false, /*localityHint=*/2,
-                                       /*isDataCache=*/true);
+            for (int64_t offset : prefetchOffsets(input, mask))
+              memref::PrefetchOp::create(
+                  b, input,
+                  ValueRange{aheadRow, offset ? arith::AddIOp::create(
+                                                    b, col, e.index(offset))
+                                              : col},
+                  /*isWrite=*/false, /*localityHint=*/2,
+                  /*isDataCache=*/true);
       return SmallVector<Value>{};
     });
   };

@@ -248,6 +248,47 @@ func.func @prefetch_pairs(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %b: memr
 
 // -----
 
+// One prefetch per 64-byte line: a vector of 32 f32 (128 bytes) takes two,
+// at its column and 16 columns on; the masked tail of 4 columns (96-99)
+// only the first, the second would lie past the row.
+// CHECK-LABEL: func.func @prefetch_wide
+//       CHECK:   scf.for
+//       CHECK:     scf.for %{{.+}} = %{{.+}} to %c3{{.*}} {
+//       CHECK:       %[[COL:.+]] = arith.addi %{{.+}}, %c0
+//       CHECK:       vector.store %{{.+}}[%{{.+}}, %[[COL]]] : memref<?x100xf32>, vector<32xf32>
+//       CHECK:       memref.prefetch %{{.+}}[%[[ROW:.+]], %[[COL]]], read, locality<2>, data
+//       CHECK:       %[[NEXT:.+]] = arith.addi %[[COL]], %c16
+//       CHECK:       memref.prefetch %{{.+}}[%[[ROW]], %[[NEXT]]], read, locality<2>, data
+//       CHECK:     }
+//       CHECK:     vector.maskedstore
+//       CHECK:     memref.prefetch %{{.+}}[%[[ROW]], %c96{{.*}}]
+//   CHECK-NOT:     memref.prefetch
+//       CHECK:   return
+func.func @prefetch_wide(%x: memref<?x100xf32>, %y: memref<?x100xf32>) {
+  norm.rms_norm x(%x : memref<?x100xf32>) -> y(%y : memref<?x100xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32, accumulators = 1, prefetch_rows = 1>
+  return
+}
+
+// -----
+
+// Vectors of 4 f32 (16 bytes): one prefetch every four vectors, at the
+// steps that start a line's worth of columns (0 and 16 of a group of 32).
+// CHECK-LABEL: func.func @prefetch_narrow
+//       CHECK:   vector.store %{{.+}} : memref<?x64xf32>, vector<4xf32>
+//  CHECK-NEXT:   memref.prefetch
+// CHECK-COUNT-3:   vector.store %{{.+}} : memref<?x64xf32>, vector<4xf32>
+//  CHECK-NEXT:   arith.constant 16
+//       CHECK:   vector.store %{{.+}} : memref<?x64xf32>, vector<4xf32>
+//  CHECK-NEXT:   memref.prefetch
+func.func @prefetch_narrow(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 4, accumulators = 8, prefetch_rows = 1>
+  return
+}
+
+// -----
+
 // No prefetch_rows (or 0): no prefetches.
 // CHECK-LABEL: func.func @no_prefetch
 //   CHECK-NOT:   memref.prefetch

@@ -26,7 +26,8 @@ namespace normjit::tuner {
 ///   (4 MiB by default: beyond a core's L2, non-temporal stores already win
 ///   on the machines measured, e.g. 1.4x for 8192x1024 f32);
 /// - prefetch rows: 0, and 1 and 2 rows ahead when the inputs (x and the
-///   residual) are larger than `streamingThresholdBytes` too;
+///   residual) are larger than `streamingThresholdBytes` too (fused
+///   kernels only: the split form's norm reads the sum just written);
 /// - rows per task: the default, and splits into 1x, 4x and 16x as many
 ///   tasks as cores;
 /// - threads: all cores, and one thread for inputs too small to share;

@@ -333,6 +333,8 @@ namespace {
 struct State {
   std::mutex initMutex;
   std::atomic<Driver *> driver{nullptr};
+  /// The last cuInit said CUDA_ERROR_NO_DEVICE: device_count reports 0.
+  std::atomic<bool> driverWithoutDevices{false};
   /// Guards everything below.
   std::mutex mutex;
   std::vector<DeviceState> devices;
@@ -533,9 +535,16 @@ normjit_status_t loadDriver(Driver &d, std::vector<DeviceState> &devices) {
     return setError(NORMJIT_DEVICE_ERROR,
                     "no CUDA driver: " + d.path + " has no cuInit");
   CUresult result = d.cuInit(0);
+  // CUDA_ERROR_NO_DEVICE: a driver, but no GPU it may use (none installed,
+  // or CUDA_VISIBLE_DEVICES empty).
+  constexpr CUresult kNoDevice = static_cast<CUresult>(100);
+  if (result == kNoDevice)
+    state().driverWithoutDevices.store(true, std::memory_order_relaxed);
   if (result != CUDA_SUCCESS)
     return setError(NORMJIT_DEVICE_ERROR,
-                    "CUDA driver: cuInit failed: " + resultText(d, result));
+                    "CUDA driver: cuInit failed: " + resultText(d, result) +
+                        (result == kNoDevice ? " (no CUDA device visible)"
+                                             : ""));
   NORMJIT_RETURN_IF_ERROR(resolveAll(d));
   if ((result = d.cuDriverGetVersion(&d.version)) != CUDA_SUCCESS)
     return driverError(d, "cuDriverGetVersion", result);
@@ -728,8 +737,13 @@ extern "C" normjit_status_t normjit_cuda_device_count(int *count) {
     return invalid("count must not be null");
   *count = 0;
   const Driver *driver = nullptr;
-  NORMJIT_RETURN_IF_ERROR(getDriver(&driver));
   State &s = state();
+  normjit_status_t status = getDriver(&driver);
+  // A driver that sees no device: zero devices, not an error.
+  if (status != NORMJIT_OK &&
+      s.driverWithoutDevices.load(std::memory_order_relaxed))
+    return NORMJIT_OK;
+  NORMJIT_RETURN_IF_ERROR(status);
   std::lock_guard<std::mutex> lock(s.mutex);
   *count = static_cast<int>(s.devices.size());
   return NORMJIT_OK;

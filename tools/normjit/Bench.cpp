@@ -313,7 +313,9 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       json.attribute("beta", spec.has_beta != 0);
       json.attribute("device", deviceName);
       json.attribute("device_name", info.name);
-      json.attribute("chip", target->chip());
+      json.attribute("chip", "sm_" + std::to_string(info.cc_major) +
+                                 std::to_string(info.cc_minor));
+      json.attribute("ptx_chip", target->chip());
       json.attribute("config", configString);
       writeMeasurement(json, "compile_ms", k.getCompileMillis());
       writeMeasurement(json, "median_us", median * 1e6);
@@ -339,8 +341,15 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
   if (spec.has_residual)
     line("residual") << "fused pre-norm block: y = norm(x + residual), "
                         "the sum stored too\n";
-  line("device") << deviceName << " " << info.name << " (" << target->chip()
-                 << ", " << info.sm_count << " SMs)\n";
+  std::string deviceChip = "sm_" + std::to_string(info.cc_major) +
+                           std::to_string(info.cc_minor);
+  line("device") << deviceName << " " << info.name << " (" << deviceChip
+                 << ", " << info.sm_count << " SMs"
+                 << (deviceChip != target->chip()
+                         ? ", PTX for " + target->chip() +
+                               ", the newest chip this LLVM knows"
+                         : std::string())
+                 << ")\n";
   line("config") << configString << "\n";
   line("compile") << llvm::format("%.3f ms", k.getCompileMillis()) << "\n";
   line("time") << llvm::format("%.3f us median, %.3f us min, %lld samples",

@@ -36,13 +36,6 @@
 
 #include <cstdlib>
 #include <memory>
-#include <mutex>
-
-extern "C" {
-void LLVMInitializeNVPTXTargetInfo();
-void LLVMInitializeNVPTXTarget();
-void LLVMInitializeNVPTXTargetMC();
-}
 
 using namespace normjit;
 using namespace normjit::aot;
@@ -145,27 +138,6 @@ GpuConfig AotKernel::getGpuConfig(const GpuTarget &target) const {
 //===----------------------------------------------------------------------===//
 
 namespace {
-
-/// What LLVM's NVPTX back end knows, created once.
-const llvm::MCSubtargetInfo *getNvptxSubtargetInfo(std::string &error) {
-  static std::once_flag once;
-  static std::unique_ptr<llvm::MCSubtargetInfo> info;
-  static std::string failure;
-  std::call_once(once, [] {
-    LLVMInitializeNVPTXTargetInfo();
-    LLVMInitializeNVPTXTarget();
-    LLVMInitializeNVPTXTargetMC();
-    llvm::Triple triple("nvptx64-nvidia-cuda");
-    const llvm::Target *target =
-        llvm::TargetRegistry::lookupTarget(triple, failure);
-    if (target)
-      info.reset(target->createMCSubtargetInfo(triple, "", ""));
-    if (!info && failure.empty())
-      failure = "no NVPTX subtarget information";
-  });
-  error = failure;
-  return info.get();
-}
 
 /// "sm_80, sm_86, ...": the chips normjit compiles for that LLVM knows.
 std::string listKnownChips(const llvm::MCSubtargetInfo &info) {
@@ -364,10 +336,18 @@ struct Image {
   std::string data;     ///< as embedded (PTX with its NUL)
 };
 
-/// "7.8" for "+ptx78".
-std::string getPtxIsa(const GpuTarget &target) {
-  llvm::StringRef digits = llvm::StringRef(target.ptxFeature()).drop_front(4);
-  return digits.drop_back().str() + "." + digits.take_back().str();
+/// "7.8": the PTX ISA version a PTX module declares (its `.version`
+/// line, which LLVM sets to the lowest version that knows the chip).
+std::string getPtxIsa(llvm::StringRef ptx) {
+  for (size_t at = ptx.find(".version"); at != llvm::StringRef::npos;
+       at = ptx.find(".version", at + 1)) {
+    if (at != 0 && ptx[at - 1] != '\n')
+      continue;
+    llvm::StringRef rest = ptx.substr(at + 8).ltrim(" \t");
+    return rest.take_while([](char c) { return llvm::isDigit(c) || c == '.'; })
+        .str();
+  }
+  return "unknown";
 }
 
 const char *opEnumerator(normjit_op_t op) {
@@ -517,7 +497,7 @@ std::string generateGpuSource(llvm::StringRef library,
     os << "\n/* " << image.name << ": "
        << (image.cubin
                ? "cubin"
-               : "PTX ISA " + getPtxIsa(image.chip->target) + ", NUL included")
+               : "PTX ISA " + getPtxIsa(image.data) + ", NUL included")
        << ", " << image.data.size() << " bytes. */\n"
        << "static const unsigned char normjit_gen_image_" << i << "[] = {\n";
     writeBytes(os, image.data);
@@ -576,7 +556,7 @@ std::string generateGpuSource(llvm::StringRef library,
 
 std::string
 generateGpuManifest(llvm::StringRef library, llvm::ArrayRef<GpuChip> chips,
-                    const AotGpuLibrary &result,
+                    llvm::ArrayRef<Image> images, const AotGpuLibrary &result,
                     llvm::ArrayRef<AotKernel> kernels,
                     llvm::ArrayRef<std::vector<GpuConfig>> configs) {
   std::string text;
@@ -612,7 +592,11 @@ generateGpuManifest(llvm::StringRef library, llvm::ArrayRef<GpuChip> chips,
        << "name = " << quoteToml(chip.name) << "\n"
        << "ptx = " << quoteToml(library.str() + "." + chip.name + ".ptx")
        << "\n"
-       << "ptx_isa = " << quoteToml(getPtxIsa(chip.target)) << "\n";
+       << "ptx_isa = "
+       << quoteToml(getPtxIsa(llvm::find_if(images, [&](const Image &image) {
+                                return image.chip == &chip && !image.cubin;
+                              })->data))
+       << "\n";
     if (result.cubins)
       os << "cubin = " << quoteToml(library.str() + "." + chip.name + ".cubin")
          << "\n";
@@ -773,6 +757,6 @@ llvm::Expected<AotGpuLibrary> normjit::aot::buildAotGpuLibrary(
   }
   result.files.push_back(
       {library.str() + normjit::aot::detail::kManifestSuffix.str(),
-       generateGpuManifest(library, chips, result, kernels, configs)});
+       generateGpuManifest(library, chips, images, result, kernels, configs)});
   return std::move(result);
 }

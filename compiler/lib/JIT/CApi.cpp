@@ -75,6 +75,10 @@ normjit_status_t getGpuKernel(normjit_context_t *context,
                               const char *configText, normjit_kernel_t **out) {
   std::optional<GpuConfig> config;
   if (configText) {
+    // Text that is no GPU config is the caller's error whether or not a
+    // device is there (as on the CPU path): checked before the driver.
+    if (llvm::Error error = checkGpuConfigText(configText))
+      return errorToStatus(std::move(error));
     // Absent knobs take the device's default for the spec (elements per
     // thread fitted to the knobs given).
     auto target = getGpuTarget(device);

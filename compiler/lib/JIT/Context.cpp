@@ -130,9 +130,11 @@ llvm::Expected<std::shared_ptr<const void>> Context::getOrCompile(
             slot->error = e.message();
           });
     }
-    // A device error (no driver yet, a device busy or reset) may pass: the
-    // next request tries again. Compile errors are remembered.
-    slot->done = slot->kernel || slot->status != NORMJIT_DEVICE_ERROR;
+    // A device error (no driver yet, a device busy or reset) or a device
+    // out of memory (a module load, a context) may pass: the next request
+    // tries again. Compile errors are remembered.
+    slot->done = slot->kernel || (slot->status != NORMJIT_DEVICE_ERROR &&
+                                  slot->status != NORMJIT_OUT_OF_MEMORY);
     if (!slot->done)
       return makeError(slot->status, slot->error);
   }

@@ -41,7 +41,10 @@ llvm::Expected<GpuTarget> normjit::getGpuTarget(int ordinal) {
                      std::string("CUDA device ") + std::to_string(ordinal) +
                          " (" + info.name + ") is " + target.chip() +
                          ": normjit generates code for sm_80 and newer");
-  return target;
+  // A chip newer than this LLVM's NVPTX back end gets the PTX of the
+  // newest chip it knows (an unknown chip was a fatal error in the back
+  // end: the host process exited).
+  return getCodegenTarget(target);
 }
 
 CompiledGpuKernel::~CompiledGpuKernel() {

@@ -46,6 +46,7 @@
 #include "llvm/IR/Intrinsics.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/OptimizationLevel.h"
 #include "llvm/Support/TargetSelect.h"
@@ -327,18 +328,66 @@ std::string normjit::GpuTarget::chip() const {
   return "sm_" + std::to_string(ccMajor) + std::to_string(ccMinor);
 }
 
-std::string normjit::GpuTarget::ptxFeature() const {
-  // The first PTX ISA version that knows each chip (PTX ISA manual, "PTX
-  // ISA Notes" of each target).
-  int cc = ccMajor * 10 + ccMinor;
-  int ptx = cc >= 120   ? 87
-            : cc >= 100 ? 86
-            : cc >= 90  ? 78
-            : cc >= 89  ? 78
-            : cc >= 87  ? 74
-            : cc >= 86  ? 71
-                        : 70;
-  return "+ptx" + std::to_string(ptx);
+namespace {
+/// The NVPTX target, or null after setting `error`.
+const llvm::Target *lookupNvptx(std::string &error) {
+  initializeNVPTXOnce();
+  return llvm::TargetRegistry::lookupTarget(
+      llvm::Triple("nvptx64-nvidia-cuda"), error);
+}
+
+/// "sm_<digits>" as its number (sm_121: 121), or 0 for anything else
+/// (sm_90a, sm_100f: arch-specific chips, whose code runs on no other).
+unsigned plainChipNumber(llvm::StringRef name) {
+  unsigned value = 0;
+  if (!name.consume_front("sm_") || name.empty() ||
+      !llvm::all_of(name, llvm::isDigit) || name.getAsInteger(10, value))
+    return 0;
+  return value;
+}
+} // namespace
+
+const llvm::MCSubtargetInfo *normjit::getNvptxSubtargetInfo(std::string &error) {
+  static std::once_flag once;
+  static std::unique_ptr<llvm::MCSubtargetInfo> info;
+  static std::string failure;
+  std::call_once(once, [] {
+    const llvm::Target *target = lookupNvptx(failure);
+    if (target)
+      info.reset(target->createMCSubtargetInfo(
+          llvm::Triple("nvptx64-nvidia-cuda"), "", ""));
+    if (!info && failure.empty())
+      failure = "no NVPTX subtarget information";
+  });
+  error = failure;
+  return info.get();
+}
+
+llvm::Expected<normjit::GpuTarget>
+normjit::getCodegenTarget(const GpuTarget &device) {
+  std::string error;
+  const llvm::MCSubtargetInfo *info = getNvptxSubtargetInfo(error);
+  if (!info)
+    return makeError(NORMJIT_UNSUPPORTED,
+                     "this LLVM has no NVPTX back end: " + error);
+  if (info->isCPUStringValid(device.chip()))
+    return device;
+  // A chip newer than this LLVM: PTX for the newest chip it knows that is
+  // not newer than the device, which the driver compiles forward.
+  unsigned wanted = static_cast<unsigned>(device.ccMajor * 10 + device.ccMinor);
+  unsigned best = 0;
+  for (const llvm::SubtargetSubTypeKV &kv : info->getAllProcessorDescriptions())
+    if (unsigned value = plainChipNumber(kv.Key); value <= wanted)
+      best = std::max(best, value);
+  if (best < 80)
+    return makeError(NORMJIT_UNSUPPORTED,
+                     "no GPU chip of this LLVM's NVPTX back end is "
+                     "compatible with " +
+                         device.chip());
+  GpuTarget target = device;
+  target.ccMajor = static_cast<int>(best / 10);
+  target.ccMinor = static_cast<int>(best % 10);
+  return target;
 }
 
 llvm::Expected<normjit::GpuTarget> normjit::parseGpuChip(llvm::StringRef chip) {
@@ -524,6 +573,11 @@ normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
   return applyGpuKnobs(*knobs, text, base);
 }
 
+llvm::Error normjit::checkGpuConfigText(llvm::StringRef text) {
+  auto config = parseGpuConfig(text);
+  return config ? llvm::Error::success() : config.takeError();
+}
+
 llvm::Expected<normjit::GpuConfig>
 normjit::parseGpuConfigFor(llvm::StringRef text,
                            const normjit_kernel_spec_t &spec,
@@ -601,16 +655,18 @@ normjit::compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
                                                 (*ir)->diagnostics.str());
 
   defineLibdeviceFunctions(*llvmModule);
-  initializeNVPTXOnce();
   llvm::Triple triple("nvptx64-nvidia-cuda");
   std::string lookupError;
-  const llvm::Target *nvptx =
-      llvm::TargetRegistry::lookupTarget(triple, lookupError);
+  const llvm::Target *nvptx = lookupNvptx(lookupError);
   if (!nvptx)
     return makeError(NORMJIT_UNSUPPORTED,
                      "this LLVM has no NVPTX back end: " + lookupError);
   std::unique_ptr<llvm::TargetMachine> machine(nvptx->createTargetMachine(
-      triple, target.chip(), target.ptxFeature(), llvm::TargetOptions(),
+      triple, target.chip(),
+      // No +ptx feature: LLVM writes the lowest PTX ISA version that knows
+      // the chip (7.8 for sm_90, 8.8 for sm_103), so older drivers load it;
+      // a lower one is a fatal error in the back end.
+      "", llvm::TargetOptions(),
       std::nullopt, std::nullopt, llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
     return makeError(NORMJIT_UNSUPPORTED,

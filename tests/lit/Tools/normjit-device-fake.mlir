@@ -42,6 +42,33 @@
 // RUN: %{fake} normjit bench --op rms_norm --rows 4 --cols 4096 --dtype bf16 --device cuda:0 --reps 1 --warmup 0 --min-time 0 --config '#norm.config<gpu, threads_per_row = 1024>' | FileCheck %s --check-prefix=FIT
 // FIT: config      #norm.config<gpu, vector_width = 4, threads_per_row = 1024, rows_per_block = 1, elements_per_thread = 4, row_storage = registers, persistent = false>
 
+// A driver that sees no device (cuInit: CUDA_ERROR_NO_DEVICE, as with
+// CUDA_VISIBLE_DEVICES=""): zero devices, and a clear reason where one is
+// asked for.
+// RUN: env FAKE_CUDA_NO_DEVICE=1 %{fake} normjit devices | FileCheck %s --check-prefix=NO-DEVICE
+// NO-DEVICE: cuda: not available (the CUDA driver reports no device)
+// RUN: env FAKE_CUDA_NO_DEVICE=1 %{fake} not normjit bench --op rms_norm --rows 4 --cols 64 --device cuda:0 --min-time 0 --reps 1 2>&1 | FileCheck %s --check-prefix=NO-DEVICE-BENCH
+// NO-DEVICE-BENCH: normjit: error: CUDA driver: cuInit failed: CUDA_ERROR_NO_DEVICE (100): {{.*}} (no CUDA device visible)
+
+// Chips newer than the PTX tables once written by hand: sm_103 needs PTX
+// 8.8 and sm_110 9.0 (too low a version was a fatal error in LLVM's
+// back end: the process exited); a chip this LLVM does not know (sm_130)
+// gets the PTX of the newest one it knows, which the driver compiles
+// forward. The device is still reported as what it is.
+// RUN: env FAKE_CUDA_CC0=103 %{fake} normjit bench --op rms_norm --rows 4 --cols 256 --device cuda:0 --reps 1 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=NEW-CHIP
+// RUN: env FAKE_CUDA_CC0=110 %{fake} normjit bench --op rms_norm --rows 4 --cols 256 --device cuda:0 --reps 1 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=NEW-CHIP
+// RUN: env FAKE_CUDA_CC0=121 %{fake} normjit bench --op layer_norm --rows 4 --cols 256 --dtype bf16 --device cuda:0 --reps 1 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=NEW-CHIP
+// RUN: env FAKE_CUDA_CC0=130 %{fake} normjit bench --op rms_norm --rows 4 --cols 256 --device cuda:0 --reps 1 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=FUTURE-CHIP
+// RUN: env FAKE_CUDA_CC0=130 %{fake} normjit bench --op rms_norm --rows 4 --cols 256 --device cuda:0 --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=FUTURE-JSON
+// FUTURE-JSON: "chip":"sm_130","ptx_chip":"sm_{{[0-9]+}}",
+// NEW-CHIP: compile
+// NEW-CHIP: time
+// FUTURE-CHIP: device      cuda:0 normjit Fake GPU (sm_130, 100 SMs, PTX for sm_{{[0-9]+}}, the newest chip this LLVM knows)
+// FUTURE-CHIP: compile
+// FUTURE-CHIP: time
+// RUN: env FAKE_CUDA_CC0=75 %{fake} not normjit bench --op rms_norm --rows 4 --cols 256 --device cuda:0 --reps 1 --min-time 0 2>&1 | FileCheck %s --check-prefix=OLD-CHIP
+// OLD-CHIP: normjit: error: CUDA device 0 (normjit Fake GPU) is sm_75: normjit generates code for sm_80 and newer
+
 // tune: every candidate is rejected (the fake computes nothing), saying so;
 // nothing is stored.
 // RUN: %{fake} not normjit tune --op rms_norm --rows 64 --cols 256 --device cuda:0 --candidates 2 --cache %t/tuning.toml 2>&1 | FileCheck %s --check-prefix=TUNE

@@ -20,6 +20,8 @@
 
 #include "GpuTestSupport.h"
 
+#include "normjit/normjit.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -362,6 +364,39 @@ TEST(GpuConfigErrorTest, InvalidSpecIsRejectedBeforeTheDevice) {
   rmsMean.store_mean = 1;
   EXPECT_TRUE(failsWith(takeFailure(context.getGpuKernel(rmsMean, 0)),
                         NORMJIT_INVALID_ARGUMENT, "rms_norm computes no mean"));
+}
+
+TEST(GpuConfigErrorTest, ConfigTextIsCheckedBeforeTheDevice) {
+  // Text that is no GPU config is the caller's error with or without a
+  // GPU (it was reported as the missing driver), as on the CPU path.
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_spec_t spec = layerNormSpec();
+  struct {
+    const char *config;
+    normjit_status_t status;
+    const char *message;
+  } cases[] = {
+      {"#norm.config<gpu, threads_per_row = 3>", NORMJIT_INVALID_ARGUMENT,
+       "'threads_per_row' must be a power of two, got 3"},
+      {"#norm.config<cpu, vector_width = 8>", NORMJIT_INVALID_ARGUMENT,
+       "is not a gpu config"},
+      {"threads_per_row = 32", NORMJIT_INVALID_ARGUMENT, "invalid config"},
+      {"#norm.config<gpu, fuse_residual = false>", NORMJIT_UNSUPPORTED,
+       "always fuses the residual add"},
+  };
+  for (const auto &c : cases) {
+    normjit_kernel_t *kernel = nullptr;
+    EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, "cuda:0",
+                                            c.config, &kernel),
+              c.status)
+        << c.config;
+    EXPECT_NE(std::string(normjit_last_error()).find(c.message),
+              std::string::npos)
+        << c.config << ": " << normjit_last_error();
+    EXPECT_EQ(kernel, nullptr);
+  }
+  normjit_context_destroy(context);
 }
 
 //===----------------------------------------------------------------------===//

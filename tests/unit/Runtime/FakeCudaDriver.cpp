@@ -104,6 +104,10 @@ const Allocation *find(CUdeviceptr pointer, size_t bytes = 1) {
 //===--- Entry points -----------------------------------------------------===//
 
 CUresult fakeInit(unsigned flags) {
+  // FAKE_CUDA_NO_DEVICE=1: what a driver says with no GPU visible
+  // (CUDA_VISIBLE_DEVICES=""): CUDA_ERROR_NO_DEVICE.
+  if (const char *none = std::getenv("FAKE_CUDA_NO_DEVICE"); none && *none)
+    return 100;
   return flags == 0 ? kSuccess : kInvalidValue;
 }
 
@@ -205,11 +209,14 @@ CUresult fakeDeviceGetAttribute(int *value, int attribute, CUdevice device) {
     *value = kFakeL2Bytes;
     return kSuccess; // L2
   case 75:
-    *value = big ? 9 : 8;
-    return kSuccess; // cc major
-  case 76:
-    *value = 0;
-    return kSuccess; // cc minor
+  case 76: {
+    // cc 9.0 and 8.0; FAKE_CUDA_CC0=103 makes device 0 a 10.3.
+    int cc = big ? 90 : 80;
+    if (const char *forced = std::getenv("FAKE_CUDA_CC0"); forced && big)
+      cc = std::atoi(forced);
+    *value = attribute == 75 ? cc / 10 : cc % 10;
+    return kSuccess; // cc major, minor
+  }
   case 97:
     *value = big ? 227 * 1024 : 163 * 1024;
     return kSuccess;

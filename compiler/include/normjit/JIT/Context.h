@@ -54,7 +54,9 @@ public:
 
   /// The kernel for `spec` on CUDA device `device` with `config` (default:
   /// the heuristic for that device), compiled to PTX and loaded on first
-  /// request. Without a driver or device: NORMJIT_DEVICE_ERROR.
+  /// request. Without a driver or device: NORMJIT_DEVICE_ERROR. Device
+  /// errors and NORMJIT_OUT_OF_MEMORY are not remembered (the next request
+  /// tries again); compile errors are.
   llvm::Expected<std::shared_ptr<const CompiledGpuKernel>>
   getGpuKernel(const normjit_kernel_spec_t &spec, int device = 0,
                std::optional<GpuConfig> config = std::nullopt);

@@ -23,6 +23,10 @@
 #include <string>
 #include <vector>
 
+namespace llvm {
+class MCSubtargetInfo;
+} // namespace llvm
+
 namespace normjit {
 
 /// Where a GPU kernel keeps a row between its statistics and output passes.
@@ -56,10 +60,17 @@ struct GpuTarget {
   int smCount = 132;
   /// "sm_90" for compute capability 9.0.
   std::string chip() const;
-  /// The PTX ISA version written: the lowest the chip accepts, so that
-  /// older drivers load it ("+ptx78" for sm_90).
-  std::string ptxFeature() const;
 };
+
+/// LLVM's knowledge of the NVPTX chips (created once), or null after
+/// setting `error` when this LLVM has no NVPTX back end.
+const llvm::MCSubtargetInfo *getNvptxSubtargetInfo(std::string &error);
+
+/// The target code is generated for on `device`: the device's own chip
+/// when LLVM knows it, else the newest chip LLVM knows that is not newer
+/// than it (sm_130 on an LLVM that knows sm_121: sm_121), whose PTX the
+/// driver compiles for the device.
+llvm::Expected<GpuTarget> getCodegenTarget(const GpuTarget &device);
 
 /// The target for a chip name such as "sm_80" or "sm_90a".
 llvm::Expected<GpuTarget> parseGpuChip(llvm::StringRef chip);
@@ -76,6 +87,13 @@ bool sharedRowsFit(int64_t cols, int64_t rowsPerBlock, int64_t vectorWidth);
 /// The heuristic config for a spec on a GPU.
 GpuConfig getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
                               const GpuTarget &target = GpuTarget());
+
+/// Checks that `text` is `#norm.config<gpu, ...>` whose knobs are each in
+/// range, what can be said without a device or a spec (those checks come
+/// with parseGpuConfigFor): an error with parseGpuConfig's status
+/// otherwise (NORMJIT_INVALID_ARGUMENT, or NORMJIT_UNSUPPORTED for
+/// fuse_residual = false).
+llvm::Error checkGpuConfigText(llvm::StringRef text);
 
 /// Parses `#norm.config<gpu, ...>` text; absent knobs keep `base`'s values.
 llvm::Expected<GpuConfig> parseGpuConfig(llvm::StringRef text,
@@ -163,7 +181,8 @@ compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
               const GpuTarget &target);
 
 /// The code generation target of CUDA device `ordinal` (its compute
-/// capability and SM count), from the driver.
+/// capability and SM count), from the driver; for a chip this LLVM does
+/// not know, the newest chip it knows below it (getCodegenTarget).
 llvm::Expected<GpuTarget> getGpuTarget(int ordinal);
 
 /// A kernel compiled to PTX and loaded on one CUDA device.

@@ -45,7 +45,9 @@ const char *normjit_cuda_driver_path(void);
 
 /*===--- Devices ----------------------------------------------------------===*/
 
-/** Number of CUDA devices (may be 0 with a driver and no device). */
+/** Number of CUDA devices: 0 with a driver that sees none (cuInit's
+ * CUDA_ERROR_NO_DEVICE, e.g. CUDA_VISIBLE_DEVICES=""); the other entry
+ * points then report NORMJIT_DEVICE_ERROR with that reason. */
 normjit_status_t normjit_cuda_device_count(int *count);
 
 /** What the tuner and the CLI need to know about a device. */

@@ -1392,6 +1392,20 @@ extern "C" normjit_status_t normjit_cuda_memset(void *ptr, int value,
   return NORMJIT_OK;
 }
 
+extern "C" normjit_status_t
+normjit_cuda_module_synchronize(const normjit_cuda_module_t *module) {
+  if (!module)
+    return invalid("module must not be null");
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  ScopedContext scope(*d);
+  NORMJIT_RETURN_IF_ERROR(scope.enter(module->context));
+  CUresult result = d->cuCtxSynchronize();
+  if (result != CUDA_SUCCESS)
+    return driverError(*d, "cuCtxSynchronize", result);
+  return NORMJIT_OK;
+}
+
 extern "C" normjit_status_t normjit_cuda_synchronize(int ordinal) {
   NORMJIT_CUDA_ENTER_DEVICE(d, scope, ordinal);
   CUresult result = d->cuCtxSynchronize();

@@ -127,7 +127,11 @@ normjit_status_t normjit_kernel_get_tuned(
     normjit_kernel_t **out);
 
 /** Runs a kernel on the caller's buffers and returns when it is done. A
- * GPU kernel takes device pointers and runs on the default stream. */
+ * GPU kernel takes device pointers and runs on the default stream of the
+ * CUDA context it was loaded in (the device's primary context, or the one
+ * current when it was first asked for), and the call waits for all work
+ * of that context: a server with streams of its own should use
+ * normjit_kernel_run_on_stream. */
 normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
                                     const normjit_run_args_t *args);
 

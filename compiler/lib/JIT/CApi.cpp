@@ -172,7 +172,8 @@ extern "C" normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
   if (kernel->gpuKernel) {
     NORMJIT_RETURN_IF_ERROR(
         errorToStatus(kernel->gpuKernel->run(*args, nullptr)));
-    return normjit_cuda_synchronize(kernel->gpuKernel->getDevice());
+    // In the context it ran in (the caller's current one may be another).
+    return errorToStatus(kernel->gpuKernel->synchronize());
   }
   return errorToStatus(kernel->kernel->run(*args));
 }

@@ -52,6 +52,10 @@ CompiledGpuKernel::~CompiledGpuKernel() {
     normjit_cuda_module_release(module);
 }
 
+llvm::Error CompiledGpuKernel::synchronize() const {
+  return statusToError(normjit_cuda_module_synchronize(module));
+}
+
 llvm::Error CompiledGpuKernel::run(const normjit_run_args_t &args,
                                    void *stream) const {
   return statusToError(normjit_cuda_launch(&launch, &spec, &args, stream));

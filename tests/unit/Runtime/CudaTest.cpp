@@ -294,6 +294,8 @@ protected:
     popContext = lookup<fake_cuda_pop_context_fn>("fake_cuda_pop_context");
     currentContext =
         lookup<fake_cuda_current_context_fn>("fake_cuda_current_context");
+    lastSyncContext =
+        lookup<fake_cuda_last_sync_context_fn>("fake_cuda_last_sync_context");
     pointerContext =
         lookup<fake_cuda_pointer_context_fn>("fake_cuda_pointer_context");
   }
@@ -340,6 +342,7 @@ protected:
   static inline fake_cuda_push_user_context_fn pushUserContext = nullptr;
   static inline fake_cuda_pop_context_fn popContext = nullptr;
   static inline fake_cuda_current_context_fn currentContext = nullptr;
+  static inline fake_cuda_last_sync_context_fn lastSyncContext = nullptr;
   static inline fake_cuda_pointer_context_fn pointerContext = nullptr;
 
   std::vector<void *> allocated;
@@ -469,6 +472,29 @@ TEST_F(FakeCudaTest, UsesTheCurrentContextOnTheDeviceElseThePrimaryOne) {
   EXPECT_EQ(currentContext(), other);
   popContext();
   EXPECT_EQ(count().primary_retains - count().primary_releases, 2);
+}
+
+TEST_F(FakeCudaTest, ModuleSynchronizeWaitsInTheModulesContext) {
+  // A module loaded while the host had its own context current runs, and
+  // is waited for, in that context, whatever is current later.
+  void *user = pushUserContext(0);
+  normjit_cuda_module_t *module = nullptr;
+  ASSERT_EQ(normjit_cuda_module_load(0, kPtx, sizeof kPtx, &module),
+            NORMJIT_OK)
+      << normjit_last_error();
+  popContext();
+  void *other = pushUserContext(1);
+  ASSERT_EQ(normjit_cuda_module_synchronize(module), NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(lastSyncContext(), user);
+  EXPECT_EQ(currentContext(), other); // pushed and popped again
+  popContext();
+  EXPECT_EQ(currentContext(), nullptr);
+  ASSERT_EQ(normjit_cuda_module_synchronize(module), NORMJIT_OK);
+  EXPECT_EQ(lastSyncContext(), user);
+  EXPECT_ERROR(normjit_cuda_module_synchronize(nullptr),
+               NORMJIT_INVALID_ARGUMENT, "module must not be null");
+  EXPECT_EQ(normjit_cuda_module_release(module), NORMJIT_OK);
 }
 
 TEST_F(FakeCudaTest, MemoryHelpers) {

@@ -12,6 +12,7 @@
 
 #include "FakeCudaDriver.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -281,7 +282,13 @@ CUresult fakeCtxPopCurrent(void **context) {
   return kSuccess;
 }
 
-CUresult fakeCtxSynchronize() { return current() ? kSuccess : kInvalidContext; }
+/// The context the last cuCtxSynchronize waited for.
+std::atomic<void *> lastSyncContext{nullptr};
+
+CUresult fakeCtxSynchronize() {
+  lastSyncContext.store(current());
+  return current() ? kSuccess : kInvalidContext;
+}
 
 /// Loads any text; fails on one containing "syntax error" with a log.
 CUresult fakeModuleLoadDataEx(void **module, const void *image, unsigned count,
@@ -745,6 +752,10 @@ __attribute__((visibility("default"))) void fake_cuda_pop_context() {
 
 __attribute__((visibility("default"))) void *fake_cuda_current_context() {
   return current();
+}
+
+__attribute__((visibility("default"))) void *fake_cuda_last_sync_context() {
+  return lastSyncContext.load();
 }
 
 __attribute__((visibility("default"))) void *

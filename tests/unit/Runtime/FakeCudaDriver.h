@@ -60,6 +60,8 @@ using fake_cuda_push_user_context_fn = void *(*)(int device);
 using fake_cuda_pop_context_fn = void (*)();
 /// This thread's current context, or NULL.
 using fake_cuda_current_context_fn = void *(*)();
+/// The context the last cuCtxSynchronize call waited for (current then).
+using fake_cuda_last_sync_context_fn = void *(*)();
 /// The context an allocation belongs to, or NULL for a pointer the fake did
 /// not allocate.
 using fake_cuda_pointer_context_fn = void *(*)(const void *pointer);

@@ -205,6 +205,9 @@ public:
   /// device pointers in `args`, without waiting. Arguments are validated
   /// first (see normjit_cuda_launch).
   llvm::Error run(const normjit_run_args_t &args, void *stream = nullptr) const;
+  /// Waits for the work of the CUDA context the kernel runs in (its
+  /// module's, whichever context the calling thread has current).
+  llvm::Error synchronize() const;
 
 private:
   friend llvm::Expected<std::unique_ptr<CompiledGpuKernel>>

@@ -103,6 +103,11 @@ normjit_status_t normjit_cuda_module_load(int ordinal, const void *image,
  * functions must not be launched. NULL is a no-op. */
 normjit_status_t normjit_cuda_module_release(normjit_cuda_module_t *module);
 
+/** Waits for the work of the context `module` was loaded in (the one its
+ * launches run in, whichever context is current on the calling thread). */
+normjit_status_t
+normjit_cuda_module_synchronize(const normjit_cuda_module_t *module);
+
 /** The kernel entry `name` of `module` as a CUfunction. */
 normjit_status_t normjit_cuda_module_get_function(normjit_cuda_module_t *module,
                                                   const char *name,

@@ -1218,6 +1218,22 @@ normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
   }
   ScopedContext scope(*d);
   NORMJIT_RETURN_IF_ERROR(scope.enter(context));
+  // A stream of another context would be refused by the launch with a bare
+  // CUDA_ERROR_INVALID_HANDLE: the caller's mistake, said as such. (The
+  // legacy and per-thread default-stream handles belong to every context.)
+  constexpr uintptr_t kLegacyStream = 0x1, kPerThreadStream = 0x2;
+  uintptr_t handle = reinterpret_cast<uintptr_t>(stream);
+  if (stream && handle != kLegacyStream && handle != kPerThreadStream) {
+    CUcontext streamContext = nullptr;
+    if (d->cuStreamGetCtx(static_cast<CUstream>(stream), &streamContext) ==
+            CUDA_SUCCESS &&
+        streamContext && streamContext != context)
+      return invalid("the stream belongs to another CUDA context than the "
+                     "kernel, which runs in the context its module was "
+                     "loaded in (the one current when the kernel was first "
+                     "asked for, else the device's primary context); pass a "
+                     "stream of that context");
+  }
 
   const struct {
     const char *name;

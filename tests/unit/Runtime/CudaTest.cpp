@@ -678,6 +678,40 @@ TEST_F(FakeCudaTest, BadPtxLogIsInTheMessage) {
   EXPECT_EQ(currentContext(), nullptr);
 }
 
+TEST_F(FakeCudaTest, LaunchRefusesAStreamOfAnotherContext) {
+  LoadedKernel loaded; // loaded in device 0's primary context
+  normjit_kernel_spec_t spec = fullSpec(1024);
+  normjit_run_args_t args{};
+  args.rows = 2;
+  args.x = deviceBuffer(2 * 1024 * 4);
+  args.residual = deviceBuffer(2 * 1024 * 4);
+  args.gamma = deviceBuffer(1024 * 4);
+  args.beta = deviceBuffer(1024 * 4);
+  args.y = deviceBuffer(2 * 1024 * 4);
+  args.sum = deviceBuffer(2 * 1024 * 4);
+  args.mean = static_cast<float *>(deviceBuffer(2 * 4));
+  args.rstd = static_cast<float *>(deviceBuffer(2 * 4));
+  void *user = pushUserContext(0);
+  void *stream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  popContext();
+  long launches = lastLaunch(nullptr);
+  EXPECT_ERROR(normjit_cuda_launch(&loaded.kernel, &spec, &args, stream),
+               NORMJIT_INVALID_ARGUMENT,
+               "the stream belongs to another CUDA context than the kernel");
+  EXPECT_EQ(lastLaunch(nullptr), launches);
+  EXPECT_EQ(currentContext(), nullptr);
+  (void)user;
+  // The default stream (null) runs in the kernel's context.
+  EXPECT_EQ(normjit_cuda_launch(&loaded.kernel, &spec, &args, nullptr),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(lastLaunch(nullptr), launches + 1);
+  pushUserContext(0);
+  EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+  popContext();
+}
+
 TEST_F(FakeCudaTest, LaunchPacksAllOperands) {
   LoadedKernel loaded;
   normjit_kernel_spec_t spec = fullSpec(1024);

@@ -1408,6 +1408,16 @@ extern "C" normjit_status_t normjit_cuda_memset(void *ptr, int value,
   return NORMJIT_OK;
 }
 
+namespace {
+/// Waits for the work of the calling thread's current context.
+normjit_status_t synchronizeCurrent(const Driver &d) {
+  CUresult result = d.cuCtxSynchronize();
+  if (result != CUDA_SUCCESS)
+    return driverError(d, "cuCtxSynchronize", result);
+  return NORMJIT_OK;
+}
+} // namespace
+
 extern "C" normjit_status_t
 normjit_cuda_module_synchronize(const normjit_cuda_module_t *module) {
   if (!module)
@@ -1416,18 +1426,12 @@ normjit_cuda_module_synchronize(const normjit_cuda_module_t *module) {
   NORMJIT_RETURN_IF_ERROR(getDriver(&d));
   ScopedContext scope(*d);
   NORMJIT_RETURN_IF_ERROR(scope.enter(module->context));
-  CUresult result = d->cuCtxSynchronize();
-  if (result != CUDA_SUCCESS)
-    return driverError(*d, "cuCtxSynchronize", result);
-  return NORMJIT_OK;
+  return synchronizeCurrent(*d);
 }
 
 extern "C" normjit_status_t normjit_cuda_synchronize(int ordinal) {
   NORMJIT_CUDA_ENTER_DEVICE(d, scope, ordinal);
-  CUresult result = d->cuCtxSynchronize();
-  if (result != CUDA_SUCCESS)
-    return driverError(*d, "cuCtxSynchronize", result);
-  return NORMJIT_OK;
+  return synchronizeCurrent(*d);
 }
 
 extern "C" normjit_status_t normjit_cuda_stream_create(int ordinal,

@@ -237,6 +237,10 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
   normjit_cuda_device_info_t info;
   if (normjit_status_t status = normjit_cuda_device_info(device, &info))
     return normjit::statusToError(status);
+  // The device's own chip; `target` may be an older one (the newest this
+  // LLVM knows).
+  std::string deviceChip = "sm_" + std::to_string(info.cc_major) +
+                           std::to_string(info.cc_minor);
   normjit::GpuConfig config = normjit::getDefaultGpuConfig(spec, *target);
   if (configText) {
     auto parsedConfig = normjit::parseGpuConfigFor(*configText, spec, *target);
@@ -313,8 +317,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       json.attribute("beta", spec.has_beta != 0);
       json.attribute("device", deviceName);
       json.attribute("device_name", info.name);
-      json.attribute("chip", "sm_" + std::to_string(info.cc_major) +
-                                 std::to_string(info.cc_minor));
+      json.attribute("chip", deviceChip);
       json.attribute("ptx_chip", target->chip());
       json.attribute("config", configString);
       writeMeasurement(json, "compile_ms", k.getCompileMillis());
@@ -341,8 +344,6 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
   if (spec.has_residual)
     line("residual") << "fused pre-norm block: y = norm(x + residual), "
                         "the sum stored too\n";
-  std::string deviceChip = "sm_" + std::to_string(info.cc_major) +
-                           std::to_string(info.cc_minor);
   line("device") << deviceName << " " << info.name << " (" << deviceChip
                  << ", " << info.sm_count << " SMs"
                  << (deviceChip != target->chip()

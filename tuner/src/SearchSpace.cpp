@@ -6,8 +6,10 @@
 
 #include "normjit/tuner/SearchSpace.h"
 
+#include "llvm/ADT/ArrayRef.h"
+
 #include <algorithm>
-#include <optional>
+#include <utility>
 
 using namespace normjit;
 
@@ -196,29 +198,31 @@ int normjit::tuner::knobsApart(const CpuConfig &a, const CpuConfig &b) {
 }
 
 namespace {
-/// The default (space[0]), the configs `priority` ranks (those one knob
-/// away from it, and any others it names) in its order (stable), then the
-/// strategy's draw; `maxCandidates` in all, or the whole space for an
-/// exhaustive search. `priority` returns std::nullopt for configs it
-/// leaves to the draw.
-template <typename Config, typename Priority>
+/// The default (space[0]), the configs one knob away from it in the order
+/// of `rank` (stable), with `extras` of the space (configs farther away,
+/// each with its rank) among them, then the strategy's draw;
+/// `maxCandidates` in all, or the whole space for an exhaustive search.
+template <typename Config, typename Rank>
 std::vector<Config>
 pickNeighboursFirst(const std::vector<Config> &space,
                     const normjit::tuner::StrategyOptions &strategy,
-                    Priority priority) {
+                    Rank rank,
+                    llvm::ArrayRef<std::pair<Config, int>> extras = {}) {
   if (space.empty())
     return {};
   const Config &base = space.front();
-  std::vector<Config> neighbours;
+  std::vector<std::pair<int, Config>> early;
   for (const Config &config : space)
-    if (priority(config))
-      neighbours.push_back(config);
-  std::stable_sort(neighbours.begin(), neighbours.end(),
-                   [&](const Config &a, const Config &b) {
-                     return *priority(a) < *priority(b);
-                   });
+    if (normjit::tuner::knobsApart(config, base) == 1)
+      early.push_back({rank(config), config});
+  for (const auto &[config, extraRank] : extras)
+    if (std::find(space.begin(), space.end(), config) != space.end())
+      early.push_back({extraRank, config});
+  std::stable_sort(early.begin(), early.end(),
+                   [](const auto &a, const auto &b) { return a.first < b.first; });
   std::vector<Config> ordered = {base};
-  ordered.insert(ordered.end(), neighbours.begin(), neighbours.end());
+  for (const auto &entry : early)
+    ordered.push_back(entry.second);
   for (size_t index : normjit::tuner::drawCandidates(space.size(), strategy))
     if (std::find(ordered.begin(), ordered.end(), space[index]) ==
         ordered.end())
@@ -242,14 +246,13 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
   // inputs want), prefetches alone, the other algorithm, and the other
   // single changes in the space's order.
   const CpuConfig &base = space.front();
+  CpuConfig streamingAhead = base;
+  streamingAhead.streamingStores = true;
+  streamingAhead.prefetchRows = 2;
+  std::pair<CpuConfig, int> extras[] = {{streamingAhead, 2}};
   return pickNeighboursFirst(
-      space, strategy, [&](const CpuConfig &config) -> std::optional<int> {
-        int apart = knobsApart(config, base);
-        if (apart == 2 && config.streamingStores != base.streamingStores &&
-            config.prefetchRows == 2 && base.prefetchRows == 0)
-          return 2;
-        if (apart != 1)
-          return std::nullopt;
+      space, strategy,
+      [&](const CpuConfig &config) {
         if (config.fuseResidual != base.fuseResidual)
           return 0;
         if (config.streamingStores != base.streamingStores)
@@ -259,7 +262,8 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
         if (config.welford != base.welford)
           return 4;
         return 5;
-      });
+      },
+      llvm::ArrayRef<std::pair<CpuConfig, int>>(extras));
 }
 
 int normjit::tuner::knobsApart(const GpuConfig &a, const GpuConfig &b) {
@@ -282,18 +286,15 @@ normjit::tuner::pickGpuCandidates(const std::vector<GpuConfig> &space,
   // 2048x4096 bf16 RMSNorm, two knobs of the space apart), then the block
   // size, the persistent grid, the row's storage, the vector width.
   const GpuConfig &base = space.front();
-  return pickNeighboursFirst(
-      space, strategy, [&](const GpuConfig &config) -> std::optional<int> {
-        if (knobsApart(config, base) != 1)
-          return std::nullopt;
-        if (config.threadsPerRow != base.threadsPerRow)
-          return 0;
-        if (config.blockSize() != base.blockSize())
-          return 1;
-        if (config.persistent != base.persistent)
-          return 2;
-        if (config.rowStorage != base.rowStorage)
-          return 3;
-        return 4;
-      });
+  return pickNeighboursFirst(space, strategy, [&](const GpuConfig &config) {
+    if (config.threadsPerRow != base.threadsPerRow)
+      return 0;
+    if (config.blockSize() != base.blockSize())
+      return 1;
+    if (config.persistent != base.persistent)
+      return 2;
+    if (config.rowStorage != base.rowStorage)
+      return 3;
+    return 4;
+  });
 }

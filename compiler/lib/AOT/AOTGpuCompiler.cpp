@@ -145,10 +145,7 @@ std::string listKnownChips(const llvm::MCSubtargetInfo &info) {
   for (const llvm::SubtargetSubTypeKV &kv :
        info.getAllProcessorDescriptions()) {
     llvm::StringRef name = kv.Key;
-    unsigned value = 0;
-    llvm::StringRef digits = name;
-    if (digits.consume_front("sm_") && !digits.getAsInteger(10, value) &&
-        value >= 80)
+    if (unsigned value = getPlainChipNumber(name); value >= 80)
       chips.push_back({value, name.str()});
   }
   llvm::sort(chips);

@@ -75,17 +75,11 @@ normjit_status_t getGpuKernel(normjit_context_t *context,
                               const char *configText, normjit_kernel_t **out) {
   std::optional<GpuConfig> config;
   if (configText) {
-    // Text that is no GPU config is the caller's error whether or not a
-    // device is there (as on the CPU path): checked before the driver.
-    if (llvm::Error error = checkGpuConfigText(configText))
-      return errorToStatus(std::move(error));
     // Absent knobs take the device's default for the spec (elements per
-    // thread fitted to the knobs given).
-    auto target = getGpuTarget(device);
-    if (!target)
-      return errorToStatus(target.takeError());
-    NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
-    auto parsed = parseGpuConfigFor(configText, *spec, *target);
+    // thread fitted to the knobs given); text that is no GPU config is
+    // refused before the driver, as on the CPU path. (The spec was
+    // checked by the caller.)
+    auto parsed = parseGpuConfigForDevice(configText, *spec, device);
     if (!parsed)
       return errorToStatus(parsed.takeError());
     config = *parsed;

@@ -335,17 +335,14 @@ const llvm::Target *lookupNvptx(std::string &error) {
   return llvm::TargetRegistry::lookupTarget(
       llvm::Triple("nvptx64-nvidia-cuda"), error);
 }
+} // namespace
 
-/// "sm_<digits>" as its number (sm_121: 121), or 0 for anything else
-/// (sm_90a, sm_100f: arch-specific chips, whose code runs on no other).
-unsigned plainChipNumber(llvm::StringRef name) {
+unsigned normjit::getPlainChipNumber(llvm::StringRef name) {
   unsigned value = 0;
-  if (!name.consume_front("sm_") || name.empty() ||
-      !llvm::all_of(name, llvm::isDigit) || name.getAsInteger(10, value))
+  if (!name.consume_front("sm_") || name.getAsInteger(10, value))
     return 0;
   return value;
 }
-} // namespace
 
 const llvm::MCSubtargetInfo *normjit::getNvptxSubtargetInfo(std::string &error) {
   static std::once_flag once;
@@ -377,7 +374,7 @@ normjit::getCodegenTarget(const GpuTarget &device) {
   unsigned wanted = static_cast<unsigned>(device.ccMajor * 10 + device.ccMinor);
   unsigned best = 0;
   for (const llvm::SubtargetSubTypeKV &kv : info->getAllProcessorDescriptions())
-    if (unsigned value = plainChipNumber(kv.Key); value <= wanted)
+    if (unsigned value = getPlainChipNumber(kv.Key); value <= wanted)
       best = std::max(best, value);
   if (best < 80)
     return makeError(NORMJIT_UNSUPPORTED,
@@ -573,10 +570,21 @@ normjit::parseGpuConfig(llvm::StringRef text, const GpuConfig &base) {
   return applyGpuKnobs(*knobs, text, base);
 }
 
-llvm::Error normjit::checkGpuConfigText(llvm::StringRef text) {
-  auto config = parseGpuConfig(text);
-  return config ? llvm::Error::success() : config.takeError();
+namespace {
+/// `knobs` (parsed from `text`) over the default config of `spec` on
+/// `target`, the others fitted to them.
+llvm::Expected<normjit::GpuConfig>
+gpuConfigFor(const normjit::norm::ConfigKnobs &knobs, llvm::StringRef text,
+             const normjit_kernel_spec_t &spec,
+             const normjit::GpuTarget &target) {
+  auto config =
+      applyGpuKnobs(knobs, text, normjit::getDefaultGpuConfig(spec, target));
+  if (!config)
+    return config.takeError();
+  normjit::fitGpuKnobs(*config, spec.cols, normjit::getKnobsGiven(knobs));
+  return config;
 }
+} // namespace
 
 llvm::Expected<normjit::GpuConfig>
 normjit::parseGpuConfigFor(llvm::StringRef text,
@@ -585,11 +593,23 @@ normjit::parseGpuConfigFor(llvm::StringRef text,
   auto knobs = parseConfigKnobs(text);
   if (!knobs)
     return knobs.takeError();
-  auto config = applyGpuKnobs(*knobs, text, getDefaultGpuConfig(spec, target));
-  if (!config)
-    return config.takeError();
-  fitGpuKnobs(*config, spec.cols, getKnobsGiven(*knobs));
-  return config;
+  return gpuConfigFor(*knobs, text, spec, target);
+}
+
+llvm::Expected<normjit::GpuConfig>
+normjit::parseGpuConfigForDevice(llvm::StringRef text,
+                                 const normjit_kernel_spec_t &spec,
+                                 int device) {
+  auto knobs = parseConfigKnobs(text);
+  if (!knobs)
+    return knobs.takeError();
+  // What is no GPU config is refused before the device is asked for.
+  if (auto checked = applyGpuKnobs(*knobs, text, GpuConfig()); !checked)
+    return checked.takeError();
+  auto target = getGpuTarget(device);
+  if (!target)
+    return target.takeError();
+  return gpuConfigFor(*knobs, text, spec, *target);
 }
 
 llvm::Error normjit::validateGpuConfig(const normjit_kernel_spec_t &spec,

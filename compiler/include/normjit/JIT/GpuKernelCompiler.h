@@ -62,6 +62,10 @@ struct GpuTarget {
   std::string chip() const;
 };
 
+/// "sm_<digits>" as its number (sm_121: 121), or 0 for anything else
+/// (sm_90a, sm_100f: arch-specific chips, whose code runs on no other).
+unsigned getPlainChipNumber(llvm::StringRef name);
+
 /// LLVM's knowledge of the NVPTX chips (created once), or null after
 /// setting `error` when this LLVM has no NVPTX back end.
 const llvm::MCSubtargetInfo *getNvptxSubtargetInfo(std::string &error);
@@ -87,13 +91,6 @@ bool sharedRowsFit(int64_t cols, int64_t rowsPerBlock, int64_t vectorWidth);
 /// The heuristic config for a spec on a GPU.
 GpuConfig getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
                               const GpuTarget &target = GpuTarget());
-
-/// Checks that `text` is `#norm.config<gpu, ...>` whose knobs are each in
-/// range, what can be said without a device or a spec (those checks come
-/// with parseGpuConfigFor): an error with parseGpuConfig's status
-/// otherwise (NORMJIT_INVALID_ARGUMENT, or NORMJIT_UNSUPPORTED for
-/// fuse_residual = false).
-llvm::Error checkGpuConfigText(llvm::StringRef text);
 
 /// Parses `#norm.config<gpu, ...>` text; absent knobs keep `base`'s values.
 llvm::Expected<GpuConfig> parseGpuConfig(llvm::StringRef text,
@@ -143,6 +140,14 @@ void fitGpuKnobs(GpuConfig &config, int64_t cols, const GpuKnobsGiven &given);
 llvm::Expected<GpuConfig> parseGpuConfigFor(llvm::StringRef text,
                                             const normjit_kernel_spec_t &spec,
                                             const GpuTarget &target);
+
+/// parseGpuConfigFor on CUDA device `device`'s target, with text that is no
+/// GPU config (its syntax, its ranges, another backend's knobs) refused
+/// before the device is asked for: the caller's error with or without a
+/// GPU.
+llvm::Expected<GpuConfig>
+parseGpuConfigForDevice(llvm::StringRef text,
+                        const normjit_kernel_spec_t &spec, int device);
 
 /// Checks a config against a spec without generating code: knob ranges and
 /// what depends on the op (vector bits, a row in registers or shared

@@ -1086,8 +1086,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       inputs.push_back(residual);
   }
   auto prefetchRowOf = [&](Value rowIndex) -> Value {
-    if (inputs.empty())
-      return Value();
     Value ahead = arith::AddIOp::create(
         b, rowIndex, e.index(knobs.prefetchRows * (pairRows ? 2 : 1)));
     return arith::MinSIOp::create(b, ahead,
@@ -1122,8 +1120,9 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   auto outputSweep = [&](ArrayRef<RowStats> rowStats, bool stream) {
     e.usePairedBf16(outputPaired);
     SmallVector<Value> ahead;
-    for (const RowStats &stats : rowStats)
-      ahead.push_back(prefetchRowOf(stats.row));
+    if (!inputs.empty())
+      for (const RowStats &stats : rowStats)
+        ahead.push_back(prefetchRowOf(stats.row));
     e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
       Value g = gamma ? e.load(gamma, {col}, mask) : Value();
       Value bt = beta ? e.load(beta, {col}, mask) : Value();
@@ -1150,15 +1149,14 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       }
       for (Value aheadRow : ahead)
         for (Value input : inputs)
-          if (aheadRow)
-            for (int64_t offset : prefetchOffsets(input, mask))
-              memref::PrefetchOp::create(
-                  b, input,
-                  ValueRange{aheadRow, offset ? arith::AddIOp::create(
-                                                    b, col, e.index(offset))
-                                              : col},
-                  /*isWrite=*/false, /*localityHint=*/2,
-                  /*isDataCache=*/true);
+          for (int64_t offset : prefetchOffsets(input, mask))
+            memref::PrefetchOp::create(
+                b, input,
+                ValueRange{aheadRow, offset ? arith::AddIOp::create(
+                                                  b, col, e.index(offset))
+                                            : col},
+                /*isWrite=*/false, /*localityHint=*/2,
+                /*isDataCache=*/true);
       return SmallVector<Value>{};
     });
   };

@@ -1,12 +1,13 @@
 //===- AotCuda.cpp - ahead-of-time GPU kernels: image choice and launch ---===//
 //
 // Part of normjit. Implements aot_cuda.h: which image of an AOT GPU library
-// a device runs, loading it once per device (thread-safe) through cuda.h,
-// and the launch of a kernel with the launch shape its generated code
-// records.
+// a device runs, loading it once per CUDA context it runs in (thread-safe)
+// through cuda.h, and the launch of a kernel with the launch shape its
+// generated code records.
 //
 //===----------------------------------------------------------------------===//
 
+#include "normjit/runtime/CudaLaunch.h"
 #include "normjit/runtime/Error.h"
 #include "normjit/runtime/aot_cuda.h"
 #include "normjit/runtime/cuda.h"
@@ -22,27 +23,19 @@ using normjit::runtime::setError;
 
 namespace {
 
-/// What a kernel needs on one device once its image is loaded.
-struct Loaded {
-  normjit_cuda_kernel_t launch{};
-  const normjit_aot_cuda_image_t *image = nullptr;
-};
+using normjit::runtime::cuda::ContextLaunches;
 
-/// The runtime's state of one kernel (normjit_aot_cuda_kernel_t::state).
+/// The runtime's state of one kernel (normjit_aot_cuda_kernel_t::state):
+/// its module in each CUDA context it ran in. Never freed: launches may be
+/// in flight on any stream at any time.
 struct KernelState {
-  explicit KernelState(int devices)
-      : count(devices),
-        loaded(new std::atomic<const Loaded *>[static_cast<size_t>(
-            std::max(devices, 1))]) {
-    for (int i = 0; i < std::max(devices, 1); ++i)
-      loaded[i].store(nullptr, std::memory_order_relaxed);
-  }
+  explicit KernelState(int devices) : count(devices) {}
   int count;
-  std::unique_ptr<std::atomic<const Loaded *>[]> loaded;
+  ContextLaunches launches;
 };
 
-/// Serializes the first load of every kernel (later calls take no lock).
-std::mutex &loadMutex() {
+/// Serializes the creation of every kernel's state.
+std::mutex &stateMutex() {
   static std::mutex *mutex = new std::mutex;
   return *mutex;
 }
@@ -70,7 +63,7 @@ normjit_status_t getState(normjit_aot_cuda_kernel_t &kernel,
   if (!state) {
     int devices = 0;
     NORMJIT_RETURN_IF_ERROR(normjit_cuda_device_count(&devices));
-    std::lock_guard<std::mutex> lock(loadMutex());
+    std::lock_guard<std::mutex> lock(stateMutex());
     state = static_cast<KernelState *>(
         __atomic_load_n(&kernel.state, __ATOMIC_ACQUIRE));
     if (!state) {
@@ -83,14 +76,15 @@ normjit_status_t getState(normjit_aot_cuda_kernel_t &kernel,
   return NORMJIT_OK;
 }
 
-/// Loads `image` on `device` and looks up the kernel's entries in it.
+/// Loads `image` in `context` and looks up the kernel's entries in it.
 normjit_status_t loadImage(const normjit_aot_cuda_kernel_t &kernel,
-                           int64_t index, int device, Loaded &loaded) {
+                           int64_t index, void *context,
+                           ContextLaunches::Entry &entry) {
   const normjit_aot_cuda_image_t &image = kernel.images[index];
   const normjit_aot_cuda_variant_t &variant = kernel.variants[index];
   normjit_cuda_module_t *module = nullptr;
-  NORMJIT_RETURN_IF_ERROR(
-      normjit_cuda_module_load(device, image.data, image.size, &module));
+  NORMJIT_RETURN_IF_ERROR(normjit_cuda_module_load_in_context(
+      context, image.data, image.size, &module));
   normjit_cuda_kernel_t launch{};
   normjit_status_t status =
       normjit_cuda_module_get_function(module, variant.entry, &launch.function);
@@ -102,19 +96,59 @@ normjit_status_t loadImage(const normjit_aot_cuda_kernel_t &kernel,
     normjit_cuda_module_release(module);
     return setError(status, message);
   }
-  // The module stays loaded (its reference is never dropped): launches may
-  // be in flight on any stream at any time.
   launch.threads_per_row = variant.threads_per_row;
   launch.rows_per_block = variant.rows_per_block;
   launch.vector_width = variant.vector_width;
   launch.persistent = variant.persistent;
-  loaded.launch = launch;
-  loaded.image = &image;
+  entry.module = module;
+  entry.launch = launch;
+  entry.tag = &image;
   return NORMJIT_OK;
 }
 
+/// The first image that loads in `context`, a context of `device`; the
+/// errors of all when none does.
+normjit_status_t loadBest(const normjit_aot_cuda_kernel_t &kernel, int device,
+                          void *context, ContextLaunches::Entry &entry) {
+  normjit_cuda_device_info_t info;
+  NORMJIT_RETURN_IF_ERROR(normjit_cuda_device_info(device, &info));
+  std::string chip =
+      "sm_" + std::to_string(info.cc_major) + std::to_string(info.cc_minor);
+  std::vector<int64_t> order(
+      static_cast<size_t>(std::max<int64_t>(kernel.image_count, 0)));
+  int64_t candidates =
+      normjit_aot_cuda_candidates(kernel.images, kernel.image_count,
+                                  info.cc_major, info.cc_minor, order.data());
+  if (candidates == 0)
+    return setError(NORMJIT_UNSUPPORTED,
+                    kernelName(kernel) + " has no image for CUDA device " +
+                        std::to_string(device) + " (" + info.name + ", " +
+                        chip + "): it has " + listImages(kernel) +
+                        " (a cubin runs on its chip only, PTX on its chip and "
+                        "newer ones)");
+  std::string errors;
+  normjit_status_t firstStatus = NORMJIT_OK;
+  for (int64_t i = 0; i < candidates; ++i) {
+    normjit_status_t status = loadImage(kernel, order[i], context, entry);
+    if (status == NORMJIT_OK) {
+      normjit_clear_error();
+      return NORMJIT_OK;
+    }
+    if (firstStatus == NORMJIT_OK)
+      firstStatus = status;
+    errors += std::string(errors.empty() ? "" : "; ") +
+              kernel.images[order[i]].name + ": " + normjit_last_error();
+  }
+  return setError(firstStatus, kernelName(kernel) +
+                                   " cannot load an image on CUDA device " +
+                                   std::to_string(device) + " (" + chip +
+                                   "): " + errors);
+}
+
+/// What a launch of `kernel` on `device` and `stream` runs: its module in
+/// the stream's context, loaded there on first use.
 normjit_status_t getLoaded(normjit_aot_cuda_kernel_t *kernel, int device,
-                           const Loaded **out) {
+                           void *stream, const ContextLaunches::Entry **out) {
   *out = nullptr;
   if (!kernel)
     return setError(NORMJIT_INVALID_ARGUMENT,
@@ -126,56 +160,12 @@ normjit_status_t getLoaded(normjit_aot_cuda_kernel_t *kernel, int device,
                     "no CUDA device " + std::to_string(device) + " (" +
                         std::to_string(state->count) +
                         (state->count == 1 ? " device)" : " devices)"));
-  if (const Loaded *loaded =
-          state->loaded[device].load(std::memory_order_acquire)) {
-    *out = loaded;
-    return NORMJIT_OK;
-  }
-
-  std::lock_guard<std::mutex> lock(loadMutex());
-  if (const Loaded *loaded =
-          state->loaded[device].load(std::memory_order_acquire)) {
-    *out = loaded;
-    return NORMJIT_OK;
-  }
-  normjit_cuda_device_info_t info;
-  NORMJIT_RETURN_IF_ERROR(normjit_cuda_device_info(device, &info));
-  std::string chip =
-      "sm_" + std::to_string(info.cc_major) + std::to_string(info.cc_minor);
-  std::vector<int64_t> order(
-      static_cast<size_t>(std::max<int64_t>(kernel->image_count, 0)));
-  int64_t candidates =
-      normjit_aot_cuda_candidates(kernel->images, kernel->image_count,
-                                  info.cc_major, info.cc_minor, order.data());
-  if (candidates == 0)
-    return setError(NORMJIT_UNSUPPORTED,
-                    kernelName(*kernel) + " has no image for CUDA device " +
-                        std::to_string(device) + " (" + info.name + ", " +
-                        chip + "): it has " + listImages(*kernel) +
-                        " (a cubin runs on its chip only, PTX on its chip and "
-                        "newer ones)");
-  // The first candidate that loads; the errors of all when none does.
-  std::string errors;
-  normjit_status_t firstStatus = NORMJIT_OK;
-  for (int64_t i = 0; i < candidates; ++i) {
-    Loaded attempt;
-    normjit_status_t status = loadImage(*kernel, order[i], device, attempt);
-    if (status == NORMJIT_OK) {
-      const Loaded *loaded = new Loaded(attempt);
-      state->loaded[device].store(loaded, std::memory_order_release);
-      normjit_clear_error();
-      *out = loaded;
-      return NORMJIT_OK;
-    }
-    if (firstStatus == NORMJIT_OK)
-      firstStatus = status;
-    errors += std::string(errors.empty() ? "" : "; ") +
-              kernel->images[order[i]].name + ": " + normjit_last_error();
-  }
-  return setError(firstStatus, kernelName(*kernel) +
-                                   " cannot load an image on CUDA device " +
-                                   std::to_string(device) + " (" + chip +
-                                   "): " + errors);
+  return state->launches.get(
+      device, stream,
+      [&](void *context, ContextLaunches::Entry &entry) {
+        return loadBest(*kernel, device, context, entry);
+      },
+      out);
 }
 
 } // namespace
@@ -206,22 +196,22 @@ normjit_aot_cuda_candidates(const normjit_aot_cuda_image_t *images,
 
 extern "C" normjit_status_t
 normjit_aot_cuda_load(normjit_aot_cuda_kernel_t *kernel, int device) {
-  const Loaded *loaded = nullptr;
-  return getLoaded(kernel, device, &loaded);
+  const ContextLaunches::Entry *loaded = nullptr;
+  return getLoaded(kernel, device, nullptr, &loaded);
 }
 
 extern "C" const char *normjit_aot_cuda_image(normjit_aot_cuda_kernel_t *kernel,
                                               int device) {
-  const Loaded *loaded = nullptr;
-  if (getLoaded(kernel, device, &loaded) != NORMJIT_OK)
+  const ContextLaunches::Entry *loaded = nullptr;
+  if (getLoaded(kernel, device, nullptr, &loaded) != NORMJIT_OK)
     return nullptr;
-  return loaded->image->name;
+  return static_cast<const normjit_aot_cuda_image_t *>(loaded->tag)->name;
 }
 
 extern "C" normjit_status_t
 normjit_aot_cuda_run(normjit_aot_cuda_kernel_t *kernel, int device,
                      const normjit_run_args_t *args, void *stream) {
-  const Loaded *loaded = nullptr;
-  NORMJIT_RETURN_IF_ERROR(getLoaded(kernel, device, &loaded));
+  const ContextLaunches::Entry *loaded = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getLoaded(kernel, device, stream, &loaded));
   return normjit_cuda_launch(&loaded->launch, &kernel->spec, args, stream);
 }

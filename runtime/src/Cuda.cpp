@@ -80,7 +80,9 @@ constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 
 // CUpointer_attribute
 constexpr int CU_POINTER_ATTRIBUTE_CONTEXT = 1;
+constexpr int CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2;
 constexpr int CU_POINTER_ATTRIBUTE_DEVICE_POINTER = 3;
+constexpr int CU_POINTER_ATTRIBUTE_IS_MANAGED = 8;
 constexpr int CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL = 9;
 
 // CUjit_option
@@ -94,6 +96,9 @@ constexpr unsigned long long CU_GET_PROC_ADDRESS_LEGACY_STREAM = 1;
 constexpr int CU_GET_PROC_ADDRESS_SUCCESS = 0;
 constexpr int CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND = 1;
 constexpr int CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT = 2;
+
+// CUmemorytype
+constexpr unsigned CU_MEMORYTYPE_DEVICE = 2;
 
 constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
 constexpr int CU_STREAM_CAPTURE_MODE_RELAXED = 2;
@@ -159,6 +164,10 @@ struct Driver {
   CUresult (*cuGraphLaunch)(CUgraphExec, CUstream) = nullptr;
   CUresult (*cuGraphExecDestroy)(CUgraphExec) = nullptr;
   CUresult (*cuGraphDestroy)(CUgraph) = nullptr;
+  // Optional: a context's process-unique id (CUDA 12.0), and whether one
+  // device may reach another's memory.
+  CUresult (*cuCtxGetId)(CUcontext, unsigned long long *) = nullptr;
+  CUresult (*cuDeviceCanAccessPeer)(int *, CUdevice, CUdevice) = nullptr;
 
   bool hasGraphs() const {
     return cuStreamBeginCapture && cuStreamEndCapture &&
@@ -291,12 +300,18 @@ CUdeviceptr devicePtr(const void *pointer) {
 // Process-wide state
 //===----------------------------------------------------------------------===//
 
+/// The buffer normjit_cuda_flush_l2 writes, one per context it flushed in.
+struct L2Scratch {
+  uint64_t contextId = 0;
+  CUcontext context = nullptr;
+  CUdeviceptr pointer = 0;
+  size_t bytes = 0;
+};
+
 struct DeviceState {
   CUdevice device = 0;
   CUcontext primary = nullptr; ///< retained on first use
-  CUdeviceptr l2Scratch = 0;
-  size_t l2ScratchBytes = 0;
-  CUcontext l2ScratchContext = nullptr;
+  std::vector<L2Scratch> l2Scratch;
   unsigned l2FlushValue = 0;
 };
 
@@ -310,6 +325,7 @@ struct FunctionEntry {
 struct normjit_cuda_module_t {
   CUmodule module = nullptr;
   CUcontext context = nullptr;
+  uint64_t contextId = 0; ///< see contextId()
   CUdevice device = 0;
   int ordinal = 0;
   uint64_t hash = 0;
@@ -505,6 +521,8 @@ normjit_status_t resolveAll(Driver &d) {
   l.getOptional(d.cuGraphLaunch, "cuGraphLaunch", 10000);
   l.getOptional(d.cuGraphExecDestroy, "cuGraphExecDestroy", 10000);
   l.getOptional(d.cuGraphDestroy, "cuGraphDestroy", 10000);
+  l.getOptional(d.cuCtxGetId, "cuCtxGetId", 12000);
+  l.getOptional(d.cuDeviceCanAccessPeer, "cuDeviceCanAccessPeer", 4000);
   return NORMJIT_OK;
 }
 
@@ -696,6 +714,47 @@ normjit_status_t pointerContext(const Driver &d, const void *pointer,
   return deviceContext(d, ordinal, context);
 }
 
+/// What identifies `context` for the life of the process: its id
+/// (cuCtxGetId, CUDA 12.0), which a context created later never shares
+/// even when the driver reuses a destroyed context's handle; the handle
+/// itself with an older driver.
+uint64_t contextId(const Driver &d, CUcontext context) {
+  unsigned long long id = 0;
+  if (d.cuCtxGetId && d.cuCtxGetId(context, &id) == CUDA_SUCCESS)
+    return id;
+  return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(context));
+}
+
+/// The device of `context`, and its ordinal among the driver's devices.
+normjit_status_t contextDevice(const Driver &d, CUcontext context,
+                               CUdevice *device, int *ordinal) {
+  {
+    ScopedContext scope(d);
+    NORMJIT_RETURN_IF_ERROR(scope.enter(context));
+    CUresult result = d.cuCtxGetDevice(device);
+    if (result != CUDA_SUCCESS)
+      return driverError(d, "cuCtxGetDevice", result);
+  }
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  for (size_t i = 0; i < s.devices.size(); ++i)
+    if (s.devices[i].device == *device) {
+      *ordinal = static_cast<int>(i);
+      return NORMJIT_OK;
+    }
+  return setError(NORMJIT_DEVICE_ERROR,
+                  "the CUDA context's device " + std::to_string(*device) +
+                      " is none of the driver's devices");
+}
+
+/// Whether `stream` is one of the default-stream handles (NULL, the legacy
+/// and the per-thread one), which belong to every context.
+bool isDefaultStream(void *stream) {
+  constexpr uintptr_t kLegacyStream = 0x1, kPerThreadStream = 0x2;
+  uintptr_t handle = reinterpret_cast<uintptr_t>(stream);
+  return !stream || handle == kLegacyStream || handle == kPerThreadStream;
+}
+
 /// Loads the driver and makes the context of device `ordinal` current for
 /// the lifetime of `scope`.
 #define NORMJIT_CUDA_ENTER_DEVICE(driverVar, scopeVar, ordinal)                \
@@ -854,12 +913,12 @@ bool isBinaryImage(const void *image, size_t size) {
   return magic == 0xBA55ED50u; // fatbin
 }
 
-normjit_cuda_module_t *findModule(CUcontext context, uint64_t hash,
+normjit_cuda_module_t *findModule(uint64_t contextId, uint64_t hash,
                                   const void *image, size_t size) {
   auto range = state().modules.equal_range(hash);
   for (auto it = range.first; it != range.second; ++it) {
     normjit_cuda_module_t *module = it->second;
-    if (module->context == context && module->image.size() == size &&
+    if (module->contextId == contextId && module->image.size() == size &&
         std::memcmp(module->image.data(), image, size) == 0)
       return module;
   }
@@ -906,25 +965,18 @@ normjit_status_t loadImage(const Driver &d, const void *image, size_t size,
 }
 } // namespace
 
-extern "C" normjit_status_t
-normjit_cuda_module_load(int ordinal, const void *image, size_t size,
-                         normjit_cuda_module_t **out) {
-  if (!out)
-    return invalid("module output must not be null");
-  *out = nullptr;
-  if (!image || size == 0)
-    return invalid("CUDA module image must not be empty");
-  const Driver *d = nullptr;
-  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
-  CUcontext context = nullptr;
-  CUdevice device = 0;
-  NORMJIT_RETURN_IF_ERROR(deviceContext(*d, ordinal, &context, &device));
+namespace {
+/// normjit_cuda_module_load in `context`, a context of device `device`
+/// (ordinal `ordinal`).
+normjit_status_t loadModule(const Driver &d, CUcontext context,
+                            CUdevice device, int ordinal, const void *image,
+                            size_t size, normjit_cuda_module_t **out) {
   State &s = state();
   uint64_t hash = fnv1a(image, size);
+  uint64_t id = contextId(d, context);
   {
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (normjit_cuda_module_t *module =
-            findModule(context, hash, image, size)) {
+    if (normjit_cuda_module_t *module = findModule(id, hash, image, size)) {
       ++module->references;
       *out = module;
       return NORMJIT_OK;
@@ -934,16 +986,16 @@ normjit_cuda_module_load(int ordinal, const void *image, size_t size,
   // load other modules meanwhile.
   CUmodule loaded = nullptr;
   {
-    ScopedContext scope(*d);
+    ScopedContext scope(d);
     NORMJIT_RETURN_IF_ERROR(scope.enter(context));
-    NORMJIT_RETURN_IF_ERROR(loadImage(*d, image, size, &loaded));
+    NORMJIT_RETURN_IF_ERROR(loadImage(d, image, size, &loaded));
   }
   std::lock_guard<std::mutex> lock(s.mutex);
-  if (normjit_cuda_module_t *module = findModule(context, hash, image, size)) {
+  if (normjit_cuda_module_t *module = findModule(id, hash, image, size)) {
     // Another thread loaded the same image first: use its module.
-    ScopedContext scope(*d);
+    ScopedContext scope(d);
     if (scope.enter(context) == NORMJIT_OK)
-      d->cuModuleUnload(loaded);
+      d.cuModuleUnload(loaded);
     ++module->references;
     *out = module;
     return NORMJIT_OK;
@@ -951,6 +1003,7 @@ normjit_cuda_module_load(int ordinal, const void *image, size_t size,
   auto *module = new normjit_cuda_module_t;
   module->module = loaded;
   module->context = context;
+  module->contextId = id;
   module->device = device;
   module->ordinal = ordinal;
   module->hash = hash;
@@ -958,6 +1011,82 @@ normjit_cuda_module_load(int ordinal, const void *image, size_t size,
   module->references = 1;
   s.modules.emplace(hash, module);
   *out = module;
+  return NORMJIT_OK;
+}
+
+normjit_status_t checkImage(const void *image, size_t size,
+                            normjit_cuda_module_t **out) {
+  if (!out)
+    return invalid("module output must not be null");
+  *out = nullptr;
+  if (!image || size == 0)
+    return invalid("CUDA module image must not be empty");
+  return NORMJIT_OK;
+}
+} // namespace
+
+extern "C" normjit_status_t
+normjit_cuda_module_load(int ordinal, const void *image, size_t size,
+                         normjit_cuda_module_t **out) {
+  NORMJIT_RETURN_IF_ERROR(checkImage(image, size, out));
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  CUcontext context = nullptr;
+  CUdevice device = 0;
+  NORMJIT_RETURN_IF_ERROR(deviceContext(*d, ordinal, &context, &device));
+  return loadModule(*d, context, device, ordinal, image, size, out);
+}
+
+extern "C" normjit_status_t
+normjit_cuda_module_load_in_context(void *context, const void *image,
+                                    size_t size, normjit_cuda_module_t **out) {
+  NORMJIT_RETURN_IF_ERROR(checkImage(image, size, out));
+  if (!context)
+    return invalid("CUDA context must not be null");
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  CUcontext ctx = static_cast<CUcontext>(context);
+  CUdevice device = 0;
+  int ordinal = 0;
+  NORMJIT_RETURN_IF_ERROR(contextDevice(*d, ctx, &device, &ordinal));
+  return loadModule(*d, ctx, device, ordinal, image, size, out);
+}
+
+extern "C" normjit_status_t normjit_cuda_stream_context(int ordinal,
+                                                        void *stream,
+                                                        void **context,
+                                                        uint64_t *id) {
+  if (!context)
+    return invalid("context output must not be null");
+  *context = nullptr;
+  if (id)
+    *id = 0;
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  CUcontext found = nullptr;
+  if (isDefaultStream(stream)) {
+    NORMJIT_RETURN_IF_ERROR(deviceContext(*d, ordinal, &found));
+  } else {
+    CUdevice wanted = 0;
+    NORMJIT_RETURN_IF_ERROR(checkOrdinal(ordinal, &wanted));
+    CUresult result =
+        d->cuStreamGetCtx(static_cast<CUstream>(stream), &found);
+    if (result != CUDA_SUCCESS || !found)
+      return invalid("the stream (" + hexPointer(stream) +
+                     ") is not a CUDA stream the driver knows: " +
+                     resultText(*d, result));
+    CUdevice device = 0;
+    int streamOrdinal = 0;
+    NORMJIT_RETURN_IF_ERROR(contextDevice(*d, found, &device, &streamOrdinal));
+    if (device != wanted)
+      return invalid("the stream is on CUDA device " +
+                     std::to_string(streamOrdinal) + ", not on device " +
+                     std::to_string(ordinal) +
+                     " that the kernel was compiled for");
+  }
+  *context = found;
+  if (id)
+    *id = contextId(*d, found);
   return NORMJIT_OK;
 }
 
@@ -1147,13 +1276,45 @@ normjit_status_t residentBlocks(const Driver &d, CUfunction function,
   return NORMJIT_OK;
 }
 
-/// Fails unless a kernel running in the current context can use `pointer`
-/// as it is: device memory, managed memory, or host memory mapped at the
-/// same address.
+/// Fails unless a kernel running in the current context, on `device`, can
+/// use `pointer` as it is: device memory (of `device`, or of a device it
+/// can reach as a peer), managed memory, or host memory mapped at the same
+/// address.
 normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
-                                       const void *pointer) {
+                                       const void *pointer, CUdevice device) {
   if (!pointer)
     return NORMJIT_OK;
+  // Plain device memory of another device: the kernel would fault unless
+  // the two devices are peers. (Whether the host enabled peer access is
+  // not something the driver can be asked; a peer-capable pair passes.)
+  unsigned type = 0;
+  int owner = -1, managed = 0;
+  if (d.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                              devicePtr(pointer)) == CUDA_SUCCESS &&
+      type == CU_MEMORYTYPE_DEVICE &&
+      d.cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                              devicePtr(pointer)) == CUDA_SUCCESS &&
+      !(d.cuPointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                                devicePtr(pointer)) == CUDA_SUCCESS &&
+        managed)) {
+    CUdevice ownerDevice = -1;
+    {
+      State &s = state();
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (owner >= 0 && static_cast<size_t>(owner) < s.devices.size())
+        ownerDevice = s.devices[owner].device;
+    }
+    if (ownerDevice >= 0 && ownerDevice != device) {
+      int peer = 0;
+      if (!d.cuDeviceCanAccessPeer ||
+          d.cuDeviceCanAccessPeer(&peer, device, ownerDevice) !=
+              CUDA_SUCCESS ||
+          !peer)
+        return invalid(std::string(name) + " (" + hexPointer(pointer) +
+                       ") is memory of CUDA device " + std::to_string(owner) +
+                       ", which the kernel's device cannot reach (not peers)");
+    }
+  }
   CUdeviceptr mapped = 0;
   CUresult result = d.cuPointerGetAttribute(
       &mapped, CU_POINTER_ATTRIBUTE_DEVICE_POINTER, devicePtr(pointer));
@@ -1221,18 +1382,16 @@ normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
   // A stream of another context would be refused by the launch with a bare
   // CUDA_ERROR_INVALID_HANDLE: the caller's mistake, said as such. (The
   // legacy and per-thread default-stream handles belong to every context.)
-  constexpr uintptr_t kLegacyStream = 0x1, kPerThreadStream = 0x2;
-  uintptr_t handle = reinterpret_cast<uintptr_t>(stream);
-  if (stream && handle != kLegacyStream && handle != kPerThreadStream) {
+  if (!isDefaultStream(stream)) {
     CUcontext streamContext = nullptr;
     if (d->cuStreamGetCtx(static_cast<CUstream>(stream), &streamContext) ==
             CUDA_SUCCESS &&
         streamContext && streamContext != context)
       return invalid("the stream belongs to another CUDA context than the "
-                     "kernel, which runs in the context its module was "
-                     "loaded in (the one current when the kernel was first "
-                     "asked for, else the device's primary context); pass a "
-                     "stream of that context");
+                     "kernel function, which runs in the context its module "
+                     "was loaded in; pass a stream of that context, or load "
+                     "the module in the stream's context "
+                     "(normjit_cuda_module_load_in_context)");
   }
 
   const struct {
@@ -1244,7 +1403,7 @@ normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
                  {"mean", args->mean},   {"rstd", args->rstd}};
   for (const auto &buffer : buffers)
     NORMJIT_RETURN_IF_ERROR(
-        checkDeviceAccessible(*d, buffer.name, buffer.pointer));
+        checkDeviceAccessible(*d, buffer.name, buffer.pointer, device));
   if (args->rows == 0)
     return NORMJIT_OK;
 
@@ -1658,7 +1817,18 @@ normjit_cuda_graph_destroy(normjit_cuda_graph_t *graph) {
 }
 
 extern "C" normjit_status_t normjit_cuda_flush_l2(int ordinal, void *stream) {
-  NORMJIT_CUDA_ENTER_DEVICE(d, scope, ordinal);
+  // The scratch buffer lives in the context the stream's work runs in (a
+  // stream's own, else the current or primary one): memory of another
+  // context is not for its kernels.
+  void *handle = nullptr;
+  uint64_t id = 0;
+  NORMJIT_RETURN_IF_ERROR(
+      normjit_cuda_stream_context(ordinal, stream, &handle, &id));
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  CUcontext context = static_cast<CUcontext>(handle);
+  ScopedContext scope(*d);
+  NORMJIT_RETURN_IF_ERROR(scope.enter(context));
   State &s = state();
   CUdeviceptr scratch = 0;
   size_t bytes = 0;
@@ -1666,25 +1836,29 @@ extern "C" normjit_status_t normjit_cuda_flush_l2(int ordinal, void *stream) {
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     DeviceState &device = s.devices[ordinal];
-    if (!device.l2Scratch) {
+    auto it = std::find_if(
+        device.l2Scratch.begin(), device.l2Scratch.end(),
+        [&](const L2Scratch &entry) { return entry.contextId == id; });
+    if (it == device.l2Scratch.end()) {
       int l2 = 0;
       CUresult result = d->cuDeviceGetAttribute(
           &l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, device.device);
       if (result != CUDA_SUCCESS)
         return driverError(*d, "cuDeviceGetAttribute(L2_CACHE_SIZE)", result);
-      size_t want = 2 * static_cast<size_t>(std::max(l2, 1 << 20));
-      if ((result = d->cuMemAlloc(&device.l2Scratch, want)) != CUDA_SUCCESS) {
-        device.l2Scratch = 0;
+      L2Scratch entry;
+      entry.contextId = id;
+      entry.context = context;
+      entry.bytes = 2 * static_cast<size_t>(std::max(l2, 1 << 20));
+      if ((result = d->cuMemAlloc(&entry.pointer, entry.bytes)) !=
+          CUDA_SUCCESS)
         return driverError(*d,
-                           "cuMemAlloc of the " + std::to_string(want) +
+                           "cuMemAlloc of the " + std::to_string(entry.bytes) +
                                "-byte L2 flush buffer",
                            result);
-      }
-      device.l2ScratchBytes = want;
-      device.l2ScratchContext = scopeContext;
+      it = device.l2Scratch.insert(device.l2Scratch.end(), entry);
     }
-    scratch = device.l2Scratch;
-    bytes = device.l2ScratchBytes;
+    scratch = it->pointer;
+    bytes = it->bytes;
     value = static_cast<unsigned char>(++device.l2FlushValue);
   }
   CUresult result =
@@ -1693,6 +1867,54 @@ extern "C" normjit_status_t normjit_cuda_flush_l2(int ordinal, void *stream) {
     return driverError(*d, "cuMemsetD8Async (L2 flush)", result);
   return NORMJIT_OK;
 }
+
+//===----------------------------------------------------------------------===//
+// Kernels per context
+//===----------------------------------------------------------------------===//
+
+namespace normjit::runtime::cuda {
+normjit_status_t ContextLaunches::get(int ordinal, void *stream,
+                                      const Loader &load, const Entry **out) {
+  *out = nullptr;
+  void *context = nullptr;
+  uint64_t id = 0;
+  NORMJIT_RETURN_IF_ERROR(
+      normjit_cuda_stream_context(ordinal, stream, &context, &id));
+  const Entry *seen = last.load(std::memory_order_acquire);
+  if (seen && seen->contextId == id) {
+    *out = seen;
+    return NORMJIT_OK;
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto &entry : entries)
+    if (entry->contextId == id) {
+      last.store(entry.get(), std::memory_order_release);
+      *out = entry.get();
+      return NORMJIT_OK;
+    }
+  auto entry = std::make_unique<Entry>();
+  entry->contextId = id;
+  entry->context = context;
+  NORMJIT_RETURN_IF_ERROR(load(context, *entry));
+  entries.push_back(std::move(entry));
+  last.store(entries.back().get(), std::memory_order_release);
+  *out = entries.back().get();
+  return NORMJIT_OK;
+}
+
+const ContextLaunches::Entry *ContextLaunches::first() const {
+  std::lock_guard<std::mutex> lock(mutex);
+  return entries.empty() ? nullptr : entries.front().get();
+}
+
+void ContextLaunches::releaseAll() {
+  std::lock_guard<std::mutex> lock(mutex);
+  last.store(nullptr, std::memory_order_release);
+  for (const auto &entry : entries)
+    normjit_cuda_module_release(entry->module);
+  entries.clear();
+}
+} // namespace normjit::runtime::cuda
 
 //===----------------------------------------------------------------------===//
 // Tests
@@ -1717,12 +1939,12 @@ void normjit::runtime::cuda::resetDriverForTesting() {
   s.modules.clear();
   s.functions.clear();
   for (DeviceState &device : s.devices) {
-    if (device.l2Scratch &&
-        d->cuCtxPushCurrent(device.l2ScratchContext) == CUDA_SUCCESS) {
-      d->cuMemFree(device.l2Scratch);
-      CUcontext popped = nullptr;
-      d->cuCtxPopCurrent(&popped);
-    }
+    for (const L2Scratch &scratch : device.l2Scratch)
+      if (d->cuCtxPushCurrent(scratch.context) == CUDA_SUCCESS) {
+        d->cuMemFree(scratch.pointer);
+        CUcontext popped = nullptr;
+        d->cuCtxPopCurrent(&popped);
+      }
     if (device.primary)
       d->cuDevicePrimaryCtxRelease(device.device);
   }

@@ -128,15 +128,17 @@ normjit_status_t normjit_kernel_get_tuned(
 
 /** Runs a kernel on the caller's buffers and returns when it is done. A
  * GPU kernel takes device pointers and runs on the default stream of the
- * CUDA context it was loaded in (the device's primary context, or the one
- * current when it was first asked for), and the call waits for all work
- * of that context: a server with streams of its own should use
+ * calling thread's current CUDA context when that is on the kernel's
+ * device, else of the device's primary context, and the call waits for all
+ * work of that context: a server with streams of its own should use
  * normjit_kernel_run_on_stream. */
 normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
                                     const normjit_run_args_t *args);
 
-/** Launches a GPU kernel on `stream` (a CUstream) without waiting. A CPU
- * kernel runs at once and needs `stream` NULL. */
+/** Launches a GPU kernel on `stream` (a CUstream of the kernel's device)
+ * without waiting, in the stream's CUDA context: a kernel's module is
+ * loaded in each context it runs in, on first use there. A CPU kernel runs
+ * at once and needs `stream` NULL. */
 normjit_status_t normjit_kernel_run_on_stream(const normjit_kernel_t *kernel,
                                               const normjit_run_args_t *args,
                                               void *stream);

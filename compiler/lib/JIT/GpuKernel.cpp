@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "normjit/JIT/GpuKernelCompiler.h"
+#include "normjit/runtime/Error.h"
 
 #include <chrono>
 
@@ -47,18 +48,58 @@ llvm::Expected<GpuTarget> normjit::getGpuTarget(int ordinal) {
   return getCodegenTarget(target);
 }
 
-CompiledGpuKernel::~CompiledGpuKernel() {
-  if (module)
-    normjit_cuda_module_release(module);
+CompiledGpuKernel::~CompiledGpuKernel() { launches.releaseAll(); }
+
+const normjit_cuda_kernel_t &CompiledGpuKernel::getLaunch() const {
+  // compileGpuKernel loads the module once before handing the kernel out.
+  return launches.first()->launch;
+}
+
+llvm::Expected<const runtime::cuda::ContextLaunches::Entry *>
+CompiledGpuKernel::getEntry(void *stream) const {
+  auto load = [this](void *context,
+                     runtime::cuda::ContextLaunches::Entry &entry) {
+    NORMJIT_RETURN_IF_ERROR(normjit_cuda_module_load_in_context(
+        context, ptx.data(), ptx.size(), &entry.module));
+    void *function = nullptr, *unaligned = nullptr;
+    normjit_status_t status = normjit_cuda_module_get_function(
+        entry.module, entryName.c_str(), &function);
+    if (status == NORMJIT_OK)
+      status = normjit_cuda_module_get_function(
+          entry.module, getUnalignedEntryName(entryName, config).c_str(),
+          &unaligned);
+    if (status != NORMJIT_OK) {
+      std::string message = normjit_last_error();
+      normjit_cuda_module_release(entry.module);
+      return runtime::setError(status, message);
+    }
+    entry.launch.function = function;
+    entry.launch.function_unaligned = unaligned;
+    entry.launch.threads_per_row = static_cast<int>(config.threadsPerRow);
+    entry.launch.rows_per_block = static_cast<int>(config.rowsPerBlock);
+    entry.launch.vector_width = static_cast<int>(config.vectorWidth);
+    entry.launch.persistent = config.persistent ? 1 : 0;
+    return NORMJIT_OK;
+  };
+  const runtime::cuda::ContextLaunches::Entry *entry = nullptr;
+  if (normjit_status_t status = launches.get(device, stream, load, &entry))
+    return statusToError(status);
+  return entry;
 }
 
 llvm::Error CompiledGpuKernel::synchronize() const {
-  return statusToError(normjit_cuda_module_synchronize(module));
+  // The context of a default-stream run: the current one on the device,
+  // else the primary one.
+  return statusToError(normjit_cuda_synchronize(device));
 }
 
 llvm::Error CompiledGpuKernel::run(const normjit_run_args_t &args,
                                    void *stream) const {
-  return statusToError(normjit_cuda_launch(&launch, &spec, &args, stream));
+  auto entry = getEntry(stream);
+  if (!entry)
+    return entry.takeError();
+  return statusToError(
+      normjit_cuda_launch(&(*entry)->launch, &spec, &args, stream));
 }
 
 llvm::Expected<std::unique_ptr<CompiledGpuKernel>>
@@ -79,23 +120,11 @@ normjit::compileGpuKernel(const normjit_kernel_spec_t &spec,
   kernel->config = config;
   kernel->device = ordinal;
   kernel->ptx = std::move(image->ptx);
-  if (normjit_status_t status = normjit_cuda_module_load(
-          ordinal, kernel->ptx.data(), kernel->ptx.size(), &kernel->module))
-    return statusToError(status);
-  void *function = nullptr, *unaligned = nullptr;
-  if (normjit_status_t status = normjit_cuda_module_get_function(
-          kernel->module, name.c_str(), &function))
-    return statusToError(status);
-  if (normjit_status_t status = normjit_cuda_module_get_function(
-          kernel->module, getUnalignedEntryName(name, config).c_str(),
-          &unaligned))
-    return statusToError(status);
-  kernel->launch.function = function;
-  kernel->launch.function_unaligned = unaligned;
-  kernel->launch.threads_per_row = static_cast<int>(config.threadsPerRow);
-  kernel->launch.rows_per_block = static_cast<int>(config.rowsPerBlock);
-  kernel->launch.vector_width = static_cast<int>(config.vectorWidth);
-  kernel->launch.persistent = config.persistent ? 1 : 0;
+  kernel->entryName = name;
+  // Load it now, in the context a default-stream run from this thread
+  // uses: a PTX the driver rejects is an error of this call.
+  if (auto entry = kernel->getEntry(nullptr); !entry)
+    return entry.takeError();
   kernel->compileMillis = std::chrono::duration<double, std::milli>(
                               std::chrono::steady_clock::now() - start)
                               .count();

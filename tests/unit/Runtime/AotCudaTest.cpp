@@ -4,8 +4,9 @@
 // against no driver and against the fake driver (FakeCudaDriver.cpp, whose
 // device 0 is sm_90 and device 1 sm_80): which image each device picks,
 // the fallback when an image does not load, a clear error when none suits
-// the device, one load per device however many calls and threads, and the
-// launch shape and entry (aligned or scalar twin) of a launch.
+// the device, one load per device however many calls and threads, a load
+// in each context the kernel is launched in, and the launch shape and entry
+// (aligned or scalar twin) of a launch.
 //
 //===----------------------------------------------------------------------===//
 
@@ -144,8 +145,20 @@ protected:
         dlsym(handle, "fake_cuda_last_launch"));
     counters = reinterpret_cast<fake_cuda_counters_fn>(
         dlsym(handle, "fake_cuda_counters"));
+    pushUserContext = reinterpret_cast<fake_cuda_push_user_context_fn>(
+        dlsym(handle, "fake_cuda_push_user_context"));
+    popContext = reinterpret_cast<fake_cuda_pop_context_fn>(
+        dlsym(handle, "fake_cuda_pop_context"));
+    primaryContext = reinterpret_cast<fake_cuda_primary_context_fn>(
+        dlsym(handle, "fake_cuda_primary_context"));
+    recreateContext = reinterpret_cast<fake_cuda_recreate_context_fn>(
+        dlsym(handle, "fake_cuda_recreate_context"));
     ASSERT_NE(lastLaunch, nullptr);
     ASSERT_NE(counters, nullptr);
+    ASSERT_NE(pushUserContext, nullptr);
+    ASSERT_NE(popContext, nullptr);
+    ASSERT_NE(primaryContext, nullptr);
+    ASSERT_NE(recreateContext, nullptr);
   }
 
   void SetUp() override {
@@ -188,6 +201,10 @@ protected:
   static inline void *handle = nullptr;
   static inline fake_cuda_last_launch_fn lastLaunch = nullptr;
   static inline fake_cuda_counters_fn counters = nullptr;
+  static inline fake_cuda_push_user_context_fn pushUserContext = nullptr;
+  static inline fake_cuda_pop_context_fn popContext = nullptr;
+  static inline fake_cuda_primary_context_fn primaryContext = nullptr;
+  static inline fake_cuda_recreate_context_fn recreateContext = nullptr;
   std::vector<void *> allocated;
 };
 
@@ -323,6 +340,62 @@ TEST_F(AotCudaFakeTest, MissingEntryIsReported) {
                        "device 0 (sm_90): sm_80.ptx: "))
       << normjit_last_error();
   EXPECT_TRUE(contains(normjit_last_error(), "'k'")) << normjit_last_error();
+}
+
+TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
+  std::string ptx90 = imageText("sm_90", "PTX (contexts)");
+  Kernel kernel({image("sm_90.ptx", 90, 0, ptx90)});
+  normjit_run_args_t args = rmsArgs(4, 0);
+  long loads = moduleLoads();
+  fake_cuda_launch_t launch;
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, nullptr),
+            NORMJIT_OK)
+      << normjit_last_error();
+  lastLaunch(&launch);
+  EXPECT_EQ(launch.context, primaryContext(0));
+
+  // A stream of the host's own context: the kernel is loaded there and runs
+  // there (a module's functions run in its context only).
+  void *user = pushUserContext(0);
+  void *stream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  popContext();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+              NORMJIT_OK)
+        << normjit_last_error();
+    lastLaunch(&launch);
+    EXPECT_EQ(launch.context, user);
+    EXPECT_EQ(launch.stream, stream);
+  }
+  EXPECT_EQ(moduleLoads() - loads, 2);
+
+  // The default stream with a context of the device current: that one.
+  void *other = pushUserContext(0);
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, nullptr),
+            NORMJIT_OK)
+      << normjit_last_error();
+  lastLaunch(&launch);
+  EXPECT_EQ(launch.context, other);
+  popContext();
+  EXPECT_EQ(moduleLoads() - loads, 3);
+
+  // A destroyed context whose handle the driver gave to a new one: the
+  // kernel is loaded again rather than launched from the dead module.
+  recreateContext(user);
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(moduleLoads() - loads, 4);
+
+  // A stream of another device than the one asked for.
+  normjit_run_args_t args1 = rmsArgs(4, 1);
+  EXPECT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 1, &args1, stream),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(normjit_last_error(),
+                       "the stream is on CUDA device 0, not on device 1"))
+      << normjit_last_error();
+  EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
 }
 
 } // namespace

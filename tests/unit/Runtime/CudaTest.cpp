@@ -298,6 +298,8 @@ protected:
         lookup<fake_cuda_last_sync_context_fn>("fake_cuda_last_sync_context");
     pointerContext =
         lookup<fake_cuda_pointer_context_fn>("fake_cuda_pointer_context");
+    recreateContext =
+        lookup<fake_cuda_recreate_context_fn>("fake_cuda_recreate_context");
   }
 
   void SetUp() override {
@@ -344,6 +346,7 @@ protected:
   static inline fake_cuda_current_context_fn currentContext = nullptr;
   static inline fake_cuda_last_sync_context_fn lastSyncContext = nullptr;
   static inline fake_cuda_pointer_context_fn pointerContext = nullptr;
+  static inline fake_cuda_recreate_context_fn recreateContext = nullptr;
 
   std::vector<void *> allocated;
 };
@@ -1026,6 +1029,149 @@ TEST_F(FakeCudaTest, ForeignFunctionNeedsACurrentContext) {
   EXPECT_ERROR(normjit_cuda_launch(&kernel, &spec, &args, nullptr),
                NORMJIT_INVALID_ARGUMENT, "no CUDA context is current");
   EXPECT_EQ(normjit_cuda_module_release(other), NORMJIT_OK);
+}
+
+TEST_F(FakeCudaTest, StreamContextIsTheStreamsElseTheCurrentOrPrimaryOne) {
+  void *context = nullptr;
+  uint64_t id = 0, primaryId = 0;
+  ASSERT_EQ(normjit_cuda_stream_context(0, nullptr, &context, &primaryId),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(context, primaryContext(0));
+  // The default-stream handles (legacy 0x1, per-thread 0x2) alike.
+  ASSERT_EQ(normjit_cuda_stream_context(0, reinterpret_cast<void *>(0x2),
+                                        &context, &id),
+            NORMJIT_OK);
+  EXPECT_EQ(context, primaryContext(0));
+  EXPECT_EQ(id, primaryId);
+
+  void *user = pushUserContext(0);
+  void *userStream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &userStream), NORMJIT_OK);
+  ASSERT_EQ(normjit_cuda_stream_context(0, nullptr, &context, &id),
+            NORMJIT_OK);
+  EXPECT_EQ(context, user);
+  EXPECT_NE(id, primaryId);
+  uint64_t userId = id;
+  // Current context on another device: device 1's primary context.
+  ASSERT_EQ(normjit_cuda_stream_context(1, nullptr, &context, nullptr),
+            NORMJIT_OK);
+  EXPECT_EQ(context, primaryContext(1));
+  popContext();
+
+  // A stream's own context, whatever is current.
+  ASSERT_EQ(normjit_cuda_stream_context(0, userStream, &context, &id),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(context, user);
+  EXPECT_EQ(id, userId);
+  EXPECT_EQ(currentContext(), nullptr);
+  // ... which must be on the device asked for.
+  EXPECT_ERROR(normjit_cuda_stream_context(1, userStream, &context, &id),
+               NORMJIT_INVALID_ARGUMENT,
+               "the stream is on CUDA device 0, not on device 1 that the "
+               "kernel was compiled for");
+  EXPECT_EQ(context, nullptr);
+  EXPECT_ERROR(normjit_cuda_stream_context(0, nullptr, nullptr, nullptr),
+               NORMJIT_INVALID_ARGUMENT, "context output must not be null");
+  EXPECT_ERROR(normjit_cuda_stream_context(2, nullptr, &context, nullptr),
+               NORMJIT_INVALID_ARGUMENT, "no CUDA device 2");
+  pushUserContext(0);
+  EXPECT_EQ(normjit_cuda_stream_destroy(userStream), NORMJIT_OK);
+  popContext();
+}
+
+TEST_F(FakeCudaTest, ModuleLoadInAContext) {
+  void *user = pushUserContext(0);
+  popContext();
+  normjit_cuda_module_t *inUser = nullptr, *again = nullptr,
+                        *inPrimary = nullptr;
+  long loads = count().module_loads;
+  ASSERT_EQ(normjit_cuda_module_load_in_context(user, kPtx, sizeof kPtx,
+                                                &inUser),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(currentContext(), nullptr);
+  ASSERT_EQ(normjit_cuda_module_load_in_context(user, kPtx, sizeof kPtx,
+                                                &again),
+            NORMJIT_OK);
+  EXPECT_EQ(again, inUser); // the same bytes in the same context
+  ASSERT_EQ(normjit_cuda_module_load(0, kPtx, sizeof kPtx, &inPrimary),
+            NORMJIT_OK);
+  EXPECT_NE(inPrimary, inUser);
+  EXPECT_EQ(count().module_loads - loads, 2);
+  ASSERT_EQ(normjit_cuda_module_synchronize(inUser), NORMJIT_OK);
+  EXPECT_EQ(lastSyncContext(), user);
+
+  // The driver reuses the handle of a destroyed context for a new one: the
+  // cache keys modules by context id, so the new context gets its own.
+  recreateContext(user);
+  normjit_cuda_module_t *renewed = nullptr;
+  ASSERT_EQ(normjit_cuda_module_load_in_context(user, kPtx, sizeof kPtx,
+                                                &renewed),
+            NORMJIT_OK);
+  EXPECT_NE(renewed, inUser);
+  EXPECT_EQ(count().module_loads - loads, 3);
+
+  EXPECT_ERROR(
+      normjit_cuda_module_load_in_context(nullptr, kPtx, sizeof kPtx, &again),
+      NORMJIT_INVALID_ARGUMENT, "CUDA context must not be null");
+  EXPECT_ERROR(normjit_cuda_module_load_in_context(user, kPtx, 0, &again),
+               NORMJIT_INVALID_ARGUMENT, "CUDA module image must not be empty");
+  for (normjit_cuda_module_t *module : {inUser, again, inPrimary, renewed})
+    if (module)
+      EXPECT_EQ(normjit_cuda_module_release(module), NORMJIT_OK);
+}
+
+TEST_F(FakeCudaTest, MemoryOfAnotherDeviceNeedsPeers) {
+  LoadedKernel loaded; // device 0
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 64);
+  normjit_run_args_t args{};
+  args.rows = 4;
+  args.x = deviceBuffer(4 * 64 * 4, 1);
+  args.y = deviceBuffer(4 * 64 * 4, 0);
+  long launches = lastLaunch(nullptr);
+  unsetenv("FAKE_CUDA_PEERS");
+  EXPECT_ERROR(normjit_cuda_launch(&loaded.kernel, &spec, &args, nullptr),
+               NORMJIT_INVALID_ARGUMENT, "x (0x");
+  EXPECT_TRUE(contains(normjit_last_error(),
+                       "is memory of CUDA device 1, which the kernel's device "
+                       "cannot reach (not peers)"))
+      << normjit_last_error();
+  EXPECT_EQ(lastLaunch(nullptr), launches);
+  // Peers: the host may have enabled peer access, which cannot be asked.
+  setenv("FAKE_CUDA_PEERS", "1", 1);
+  EXPECT_EQ(normjit_cuda_launch(&loaded.kernel, &spec, &args, nullptr),
+            NORMJIT_OK)
+      << normjit_last_error();
+  unsetenv("FAKE_CUDA_PEERS");
+  EXPECT_EQ(lastLaunch(nullptr), launches + 1);
+}
+
+TEST_F(FakeCudaTest, L2FlushScratchPerContext) {
+  fake_cuda_counters_t before = count();
+  ASSERT_EQ(normjit_cuda_flush_l2(0, nullptr), NORMJIT_OK)
+      << normjit_last_error();
+  void *user = pushUserContext(0);
+  void *userStream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &userStream), NORMJIT_OK);
+  popContext();
+  // The stream's context gets its own buffer, whatever is current.
+  ASSERT_EQ(normjit_cuda_flush_l2(0, userStream), NORMJIT_OK)
+      << normjit_last_error();
+  ASSERT_EQ(normjit_cuda_flush_l2(0, userStream), NORMJIT_OK);
+  ASSERT_EQ(normjit_cuda_flush_l2(0, nullptr), NORMJIT_OK);
+  fake_cuda_counters_t after = count();
+  EXPECT_EQ(after.async_memsets - before.async_memsets, 4);
+  EXPECT_EQ(after.allocations - before.allocations, 2);
+  EXPECT_EQ(currentContext(), nullptr);
+  pushUserContext(0);
+  EXPECT_EQ(normjit_cuda_stream_destroy(userStream), NORMJIT_OK);
+  popContext();
+  (void)user;
+  nc::resetDriverForTesting();
+  EXPECT_EQ(count().allocations, before.allocations);
 }
 
 } // namespace

@@ -39,6 +39,8 @@ constexpr CUresult kNotFound = 500;
 struct Context {
   int device;
   bool primary;
+  unsigned long long id; ///< cuCtxGetId: never shared by two contexts
+  bool destroyed = false;
 };
 
 struct Function {
@@ -48,6 +50,7 @@ struct Function {
 
 struct Module {
   Context *context;
+  unsigned long long contextId; ///< of the context it was loaded in
   std::vector<Function *> functions;
 };
 
@@ -73,7 +76,8 @@ struct Allocation {
   Context *context;
 };
 
-Context primaries[kFakeDeviceCount] = {{0, true}, {1, true}};
+Context primaries[kFakeDeviceCount] = {{0, true, 1}, {1, true, 2}};
+unsigned long long nextContextId = 100;
 int primaryReferences[kFakeDeviceCount];
 
 std::mutex mutex;
@@ -267,7 +271,7 @@ CUresult fakeCtxGetDevice(CUdevice *device) {
 }
 
 CUresult fakeCtxPushCurrent(void *context) {
-  if (!context)
+  if (!context || static_cast<Context *>(context)->destroyed)
     return kInvalidContext;
   contextStack.push_back(static_cast<Context *>(context));
   return kSuccess;
@@ -279,6 +283,23 @@ CUresult fakeCtxPopCurrent(void **context) {
   if (context)
     *context = contextStack.back();
   contextStack.pop_back();
+  return kSuccess;
+}
+
+CUresult fakeCtxGetId(void *context, unsigned long long *id) {
+  if (!context || static_cast<Context *>(context)->destroyed)
+    return kInvalidContext;
+  *id = static_cast<Context *>(context)->id;
+  return kSuccess;
+}
+
+/// FAKE_CUDA_PEERS=1: the two devices can reach each other's memory.
+CUresult fakeDeviceCanAccessPeer(int *can, CUdevice device, CUdevice peer) {
+  if (device < 0 || device >= kFakeDeviceCount || peer < 0 ||
+      peer >= kFakeDeviceCount)
+    return kInvalidDevice;
+  const char *peers = std::getenv("FAKE_CUDA_PEERS");
+  *can = device != peer && peers && std::strcmp(peers, "1") == 0;
   return kSuccess;
 }
 
@@ -312,7 +333,7 @@ CUresult fakeModuleLoadDataEx(void **module, const void *image, unsigned count,
                     "aborted due to errors\n");
     return kInvalidPtx;
   }
-  auto *loaded = new Module{current(), {}};
+  auto *loaded = new Module{current(), current()->id, {}};
   // Entries: ".entry name(".
   for (size_t at = text.find(".entry "); at != std::string::npos;
        at = text.find(".entry ", at + 1)) {
@@ -361,8 +382,9 @@ CUresult fakeLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz,
                           void **extra) {
   if (!current())
     return kInvalidContext;
-  if (static_cast<Function *>(function)->module->context != current())
-    return kInvalidHandle; // a function of another context
+  const Module *owner = static_cast<Function *>(function)->module;
+  if (owner->context != current() || owner->contextId != current()->id)
+    return kInvalidHandle; // a function of another (or a destroyed) context
   if (!params || extra)
     return kInvalidValue;
   std::lock_guard<std::mutex> lock(mutex);
@@ -630,6 +652,8 @@ const Entry entries[] = {
     FAKE_ENTRY("cuCtxPushCurrent", fakeCtxPushCurrent),
     FAKE_ENTRY("cuCtxPopCurrent", fakeCtxPopCurrent),
     FAKE_ENTRY("cuCtxSynchronize", fakeCtxSynchronize),
+    FAKE_ENTRY("cuCtxGetId", fakeCtxGetId),
+    FAKE_ENTRY("cuDeviceCanAccessPeer", fakeDeviceCanAccessPeer),
     FAKE_ENTRY("cuModuleLoadDataEx", fakeModuleLoadDataEx),
     FAKE_ENTRY("cuModuleUnload", fakeModuleUnload),
     FAKE_ENTRY("cuModuleGetFunction", fakeModuleGetFunction),
@@ -740,9 +764,16 @@ fake_cuda_primary_context(int device) {
 __attribute__((visibility("default"))) void *
 fake_cuda_push_user_context(int device) {
   std::lock_guard<std::mutex> lock(mutex);
-  userContexts.push_back(std::make_unique<Context>(Context{device, false}));
+  userContexts.push_back(
+      std::make_unique<Context>(Context{device, false, nextContextId++}));
   contextStack.push_back(userContexts.back().get());
   return contextStack.back();
+}
+
+__attribute__((visibility("default"))) void
+fake_cuda_recreate_context(void *context) {
+  std::lock_guard<std::mutex> lock(mutex);
+  static_cast<Context *>(context)->id = nextContextId++;
 }
 
 __attribute__((visibility("default"))) void fake_cuda_pop_context() {

@@ -56,6 +56,10 @@ using fake_cuda_requested_version_fn = int (*)(const char *name);
 using fake_cuda_primary_context_fn = void *(*)(int device);
 /// Pushes a new (non-primary) context of `device` on this thread.
 using fake_cuda_push_user_context_fn = void *(*)(int device);
+/// Destroys a context and gives its handle to a new context of the same
+/// device (a new cuCtxGetId), as a driver may: what was loaded in the old
+/// one does not run in the new one.
+using fake_cuda_recreate_context_fn = void (*)(void *context);
 /// Pops this thread's current context.
 using fake_cuda_pop_context_fn = void (*)();
 /// This thread's current context, or NULL.

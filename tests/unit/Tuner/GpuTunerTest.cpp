@@ -242,6 +242,72 @@ TEST_F(GpuTunerTest, WorkloadUploadsChecksAndFrees) {
   EXPECT_EQ(fakeCounters().allocations, before);
 }
 
+TEST_F(GpuTunerTest, JitKernelRunsInTheContextOfItsStream) {
+  useFake();
+  void *fake =
+      dlopen(NORMJIT_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  ASSERT_NE(fake, nullptr);
+  auto symbol = [&](const char *name) {
+    void *found = dlsym(fake, name);
+    EXPECT_NE(found, nullptr) << name;
+    return found;
+  };
+  auto pushUserContext = reinterpret_cast<fake_cuda_push_user_context_fn>(
+      symbol("fake_cuda_push_user_context"));
+  auto popContext =
+      reinterpret_cast<fake_cuda_pop_context_fn>(symbol("fake_cuda_pop_context"));
+  auto primaryContext = reinterpret_cast<fake_cuda_primary_context_fn>(
+      symbol("fake_cuda_primary_context"));
+  auto lastLaunch =
+      reinterpret_cast<fake_cuda_last_launch_fn>(symbol("fake_cuda_last_launch"));
+  auto lastSync = reinterpret_cast<fake_cuda_last_sync_context_fn>(
+      symbol("fake_cuda_last_sync_context"));
+  ASSERT_TRUE(pushUserContext && popContext && primaryContext && lastLaunch &&
+              lastSync);
+
+  normjit_kernel_spec_t spec = rmsSpec(256);
+  auto workload = GpuWorkload::create(spec, 8, 0);
+  ASSERT_TRUE(!!workload) << takeMessage(workload.takeError());
+  const normjit_run_args_t &args = (*workload)->getArgs();
+  Context context;
+  long loads = fakeCounters().module_loads;
+  auto kernel = context.getGpuKernel(spec, 0); // loaded in the primary one
+  ASSERT_TRUE(!!kernel) << takeMessage(kernel.takeError());
+  EXPECT_EQ(fakeCounters().module_loads, loads + 1);
+
+  void *user = pushUserContext(0);
+  void *stream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  popContext();
+  fake_cuda_launch_t launch;
+  for (int i = 0; i < 2; ++i) {
+    llvm::Error error = (*kernel)->run(args, stream);
+    ASSERT_FALSE(!!error) << takeMessage(std::move(error));
+    lastLaunch(&launch);
+    EXPECT_EQ(launch.context, user);
+    EXPECT_EQ(launch.stream, stream);
+  }
+  EXPECT_EQ(fakeCounters().module_loads, loads + 2); // once in `user`
+
+  // The default stream: the primary context, where it was first loaded;
+  // synchronize() waits in the context a default-stream run uses.
+  llvm::Error error = (*kernel)->run(args, nullptr);
+  ASSERT_FALSE(!!error) << takeMessage(std::move(error));
+  lastLaunch(&launch);
+  EXPECT_EQ(launch.context, primaryContext(0));
+  error = (*kernel)->synchronize();
+  ASSERT_FALSE(!!error) << takeMessage(std::move(error));
+  EXPECT_EQ(lastSync(), primaryContext(0));
+  void *other = pushUserContext(0);
+  error = (*kernel)->synchronize();
+  ASSERT_FALSE(!!error) << takeMessage(std::move(error));
+  EXPECT_EQ(lastSync(), other);
+  popContext();
+  EXPECT_EQ(fakeCounters().module_loads, loads + 2); // nothing loaded to wait
+  EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+  dlclose(fake);
+}
+
 TEST_F(GpuTunerTest, TimingFollowsTheEvents) {
   useFake();
   normjit_kernel_spec_t spec = rmsSpec(1024);

@@ -12,6 +12,7 @@
 #define NORMJIT_JIT_GPUKERNELCOMPILER_H
 
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/runtime/CudaLaunch.h"
 #include "normjit/runtime/cuda.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -190,7 +191,10 @@ compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
 /// not know, the newest chip it knows below it (getCodegenTarget).
 llvm::Expected<GpuTarget> getGpuTarget(int ordinal);
 
-/// A kernel compiled to PTX and loaded on one CUDA device.
+/// A kernel compiled to PTX for one CUDA device. Its module is loaded in
+/// each context of that device it is launched in (the launch stream's; for
+/// the default stream the current or the primary one), first in the one
+/// current when it was compiled.
 class CompiledGpuKernel {
 public:
   ~CompiledGpuKernel();
@@ -203,15 +207,18 @@ public:
   const std::string &getPtx() const { return ptx; }
   /// Milliseconds from spec to a loaded module.
   double getCompileMillis() const { return compileMillis; }
-  /// What normjit_cuda_launch needs.
-  const normjit_cuda_kernel_t &getLaunch() const { return launch; }
+  /// What normjit_cuda_launch needs to run the kernel in the context it
+  /// was first loaded in.
+  const normjit_cuda_kernel_t &getLaunch() const;
 
   /// Launches on `stream` (a CUstream, null for the default stream) with
-  /// device pointers in `args`, without waiting. Arguments are validated
+  /// device pointers in `args`, without waiting, in the stream's context
+  /// (loading the module there first if needed). Arguments are validated
   /// first (see normjit_cuda_launch).
   llvm::Error run(const normjit_run_args_t &args, void *stream = nullptr) const;
-  /// Waits for the work of the CUDA context the kernel runs in (its
-  /// module's, whichever context the calling thread has current).
+  /// Waits for the work of the CUDA context that run() on the default
+  /// stream uses from this thread (the current context on the kernel's
+  /// device, else its primary context).
   llvm::Error synchronize() const;
 
 private:
@@ -223,8 +230,12 @@ private:
   int device = 0;
   std::string ptx;
   double compileMillis = 0;
-  normjit_cuda_module_t *module = nullptr;
-  normjit_cuda_kernel_t launch{};
+  std::string entryName;
+  /// The module per CUDA context.
+  mutable runtime::cuda::ContextLaunches launches;
+  /// What a run on `stream` launches, loading it first in its context.
+  llvm::Expected<const runtime::cuda::ContextLaunches::Entry *>
+  getEntry(void *stream) const;
 };
 
 /// Compiles `spec` with `config` for CUDA device `ordinal` and loads it.

@@ -1,18 +1,26 @@
 //===- CudaLaunch.h - the pure parts of a CUDA launch -----------*- C++ -*-===//
 //
-// Part of normjit. Internal to the runtime (and its tests): how
+// Part of normjit. Internal to normjit (and its tests): how
 // normjit_cuda_launch packs the kernel parameters, picks the aligned or the
-// unaligned entry and sizes the grid, as functions that need no GPU.
+// unaligned entry and sizes the grid, as functions that need no GPU; and the
+// per-context table of loaded modules that normjit's GPU kernels launch
+// from.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef NORMJIT_RUNTIME_CUDALAUNCH_H
 #define NORMJIT_RUNTIME_CUDALAUNCH_H
 
+#include "normjit/runtime/cuda.h"
 #include "normjit/runtime/kernel.h"
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace normjit::runtime::cuda {
 
@@ -58,6 +66,46 @@ std::string misalignment(const normjit_kernel_spec_t &spec,
 /// persistent kernel at most smCount * blocksPerSm, at least 1.
 int64_t normGridSize(int64_t rows, int rowsPerBlock, bool persistent,
                      int smCount, int blocksPerSm);
+
+/// A kernel's module loaded in each CUDA context it is launched in, so that a
+/// launch on a stream runs in the stream's context (a module and its
+/// functions belong to one context). What normjit's JIT and AOT GPU kernels
+/// launch from. Thread-safe; an entry lives as long as the table.
+class ContextLaunches {
+public:
+  struct Entry {
+    uint64_t contextId = 0; ///< normjit_cuda_stream_context's id
+    void *context = nullptr;
+    normjit_cuda_module_t *module = nullptr;
+    normjit_cuda_kernel_t launch{};
+    const void *tag = nullptr; ///< what the loader chose (AOT: the image)
+  };
+  /// Loads the kernel in `context`: fills the entry's module, launch and
+  /// tag, and on failure releases what it loaded and sets the error.
+  using Loader = std::function<normjit_status_t(void *context, Entry &entry)>;
+
+  ContextLaunches() = default;
+  ContextLaunches(const ContextLaunches &) = delete;
+  ContextLaunches &operator=(const ContextLaunches &) = delete;
+
+  /// The entry for the context work for device `ordinal` on `stream` runs
+  /// in (normjit_cuda_stream_context), loaded with `load` the first time.
+  /// A failed load is not remembered.
+  normjit_status_t get(int ordinal, void *stream, const Loader &load,
+                       const Entry **out);
+  /// The first entry loaded, or null.
+  const Entry *first() const;
+  /// Drops the module reference of every entry (when no launch of the
+  /// kernel can be in flight any more) and forgets them.
+  void releaseAll();
+
+private:
+  mutable std::mutex mutex;
+  std::vector<std::unique_ptr<Entry>> entries;
+  /// The entry found last: most hosts use one context per device, and
+  /// finding it takes no lock.
+  std::atomic<const Entry *> last{nullptr};
+};
 
 /// Unloads everything normjit loaded through the driver and closes it, so
 /// the next call loads a driver again (maybe another NORMJIT_CUDA_DRIVER).

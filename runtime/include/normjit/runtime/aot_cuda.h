@@ -55,7 +55,8 @@ typedef struct normjit_aot_cuda_kernel_t {
   /** variants[i] is the kernel in images[i]. */
   const normjit_aot_cuda_variant_t *variants;
   int64_t image_count;
-  /** The runtime's: the loaded functions per device; NULL before first use.
+  /** The runtime's: the loaded functions per CUDA context; NULL before
+   * first use.
    * Never freed (the modules stay loaded until the process ends). */
   void *state;
 } normjit_aot_cuda_kernel_t;
@@ -71,8 +72,9 @@ int64_t normjit_aot_cuda_candidates(const normjit_aot_cuda_image_t *images,
                                     int64_t *order);
 
 /** Loads the image `kernel` runs on device `device` (the first candidate
- * that loads and has both entries), once per device: later calls and other
- * threads reuse it. NORMJIT_UNSUPPORTED, naming the device's chip and the
+ * that loads and has both entries) in the context a default-stream launch
+ * from this thread uses (normjit_cuda_stream_context), once per context:
+ * later calls and other threads reuse it. NORMJIT_UNSUPPORTED, naming the device's chip and the
  * library's images, when no image suits the device; NORMJIT_DEVICE_ERROR
  * without a driver; the load error when no candidate loads. */
 normjit_status_t normjit_aot_cuda_load(normjit_aot_cuda_kernel_t *kernel,
@@ -83,9 +85,9 @@ normjit_status_t normjit_aot_cuda_load(normjit_aot_cuda_kernel_t *kernel,
 const char *normjit_aot_cuda_image(normjit_aot_cuda_kernel_t *kernel,
                                    int device);
 
-/** Launches `kernel` on device `device` (its image loaded first, see
- * normjit_aot_cuda_load) on `stream` (a CUstream of that device; NULL: the
- * default stream) with device pointers in `args`, without waiting. The
+/** Launches `kernel` on device `device` on `stream` (a CUstream of that
+ * device; NULL: the default stream), in the stream's context, where its
+ * image is loaded first (see normjit_aot_cuda_load), with device pointers in `args`, without waiting. The
  * arguments are validated as normjit_cuda_launch does; the scalar twin runs
  * on buffers not aligned for the vector width. */
 normjit_status_t normjit_aot_cuda_run(normjit_aot_cuda_kernel_t *kernel,

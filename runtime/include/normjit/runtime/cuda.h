@@ -12,7 +12,13 @@
  * the duration of the call and popped before it returns. So a host that
  * manages its own contexts keeps control, and one that does not needs none.
  * Calls on an existing object (a module, a pointer, an event) use the context
- * the object was created in. Handles (CUfunction, CUstream) travel as void*.
+ * the object was created in. Handles (CUfunction, CUstream, CUcontext)
+ * travel as void*.
+ *
+ * normjit's kernels (JIT and AOT) follow the work they are given: each runs
+ * in the context of the stream it is launched on (for a default stream, the
+ * context above), loading its module there on first use, so a host with
+ * several contexts on one device needs no care.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -99,6 +105,25 @@ normjit_status_t normjit_cuda_module_load(int ordinal, const void *image,
                                           size_t size,
                                           normjit_cuda_module_t **out);
 
+/** normjit_cuda_module_load in `context` (a CUcontext, e.g. from
+ * normjit_cuda_stream_context), whichever context is current. The same bytes
+ * in the same context give the same module; a context that was destroyed
+ * gives NORMJIT_DEVICE_ERROR. */
+normjit_status_t normjit_cuda_module_load_in_context(
+    void *context, const void *image, size_t size, normjit_cuda_module_t **out);
+
+/** The CUDA context that work for device `ordinal` submitted to `stream`
+ * runs in: a stream's own context (NORMJIT_INVALID_ARGUMENT when the stream
+ * is on another device, or is no stream the driver knows); for NULL and
+ * the legacy and per-thread default-stream handles, the calling thread's
+ * current context when it is on device `ordinal`, else the device's primary
+ * context. `id` (may be NULL) receives what identifies the context for the
+ * life of the process: cuCtxGetId (CUDA 12.0 and newer drivers), which no
+ * later context shares even if the driver reuses the handle; the handle
+ * with older drivers. */
+normjit_status_t normjit_cuda_stream_context(int ordinal, void *stream,
+                                             void **context, uint64_t *id);
+
 /** Drops one reference; the last one unloads the module, after which its
  * functions must not be launched. NULL is a no-op. */
 normjit_status_t normjit_cuda_module_release(normjit_cuda_module_t *module);
@@ -129,7 +154,9 @@ typedef struct normjit_cuda_kernel_t {
 
 /** Validates `spec` and `args` (normjit_run_args_validate), checks that every
  * buffer used is CUDA memory the kernel's device can access (else
- * NORMJIT_INVALID_ARGUMENT, "x is not CUDA device memory ..."), and launches
+ * NORMJIT_INVALID_ARGUMENT, "x is not CUDA device memory ..."; plain device
+ * memory of another device passes only when the two devices can be peers,
+ * since whether the host enabled peer access cannot be asked), and launches
  * on `stream` (a CUstream; NULL is the default stream) without waiting.
  *
  * `function` runs when every row operand (x, residual, y, sum) starts at an
@@ -219,7 +246,8 @@ normjit_status_t normjit_cuda_graph_launch(normjit_cuda_graph_t *graph,
 normjit_status_t normjit_cuda_graph_destroy(normjit_cuda_graph_t *graph);
 
 /** Writes a scratch buffer of twice the device's L2 size (allocated on first
- * use, kept per device) on `stream`, so the next kernel on that stream
+ * use, kept per context: the stream's, see normjit_cuda_stream_context) on
+ * `stream`, so the next kernel on that stream
  * starts with no useful data in L2: cold-cache timing. */
 normjit_status_t normjit_cuda_flush_l2(int ordinal, void *stream);
 

@@ -13,6 +13,7 @@
 #include "normjit/runtime/Error.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -351,6 +352,9 @@ struct State {
   std::atomic<Driver *> driver{nullptr};
   /// The last cuInit said CUDA_ERROR_NO_DEVICE: device_count reports 0.
   std::atomic<bool> driverWithoutDevices{false};
+  /// This process is the child of a fork() made after the driver was
+  /// initialized: CUDA cannot be used in it.
+  std::atomic<bool> forkedAfterInit{false};
   /// Guards everything below.
   std::mutex mutex;
   std::vector<DeviceState> devices;
@@ -576,9 +580,22 @@ normjit_status_t loadDriver(Driver &d, std::vector<DeviceState> &devices) {
   return NORMJIT_OK;
 }
 
+/// Marks the child of a fork() made after the driver was loaded: the
+/// driver's state (contexts, memory, its threads) did not come along.
+void markForkedChild() {
+  if (state().driver.load(std::memory_order_acquire))
+    state().forkedAfterInit.store(true, std::memory_order_release);
+}
+
 /// The loaded driver, loading it first if needed.
 normjit_status_t getDriver(const Driver **out) {
   State &s = state();
+  if (s.forkedAfterInit.load(std::memory_order_acquire))
+    return setError(NORMJIT_DEVICE_ERROR,
+                    "CUDA cannot be used in this process: it is the child "
+                    "of a fork() made after the parent initialized CUDA (use "
+                    "CUDA in the parent only, or start the child with "
+                    "spawn/exec)");
   if (Driver *d = s.driver.load(std::memory_order_acquire)) {
     *out = d;
     return NORMJIT_OK;
@@ -601,6 +618,9 @@ normjit_status_t getDriver(const Driver **out) {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.devices = std::move(devices);
   }
+  static const bool atForkRegistered =
+      ::pthread_atfork(nullptr, nullptr, &markForkedChild) == 0;
+  (void)atForkRegistered;
   s.driver.store(d, std::memory_order_release);
   *out = d;
   return NORMJIT_OK;

@@ -15,6 +15,8 @@
 #include <gtest/gtest.h>
 
 #include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -1172,6 +1174,32 @@ TEST_F(FakeCudaTest, L2FlushScratchPerContext) {
   (void)user;
   nc::resetDriverForTesting();
   EXPECT_EQ(count().allocations, before.allocations);
+}
+
+TEST_F(FakeCudaTest, AChildForkedAfterInitIsToldCudaIsUnusable) {
+  void *buffer = deviceBuffer(64); // the driver is loaded and in use
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int count = -1;
+    normjit_status_t status = normjit_cuda_device_count(&count);
+    bool said = status == NORMJIT_DEVICE_ERROR &&
+                std::strstr(normjit_last_error(),
+                            "the child of a fork() made after the parent "
+                            "initialized CUDA") != nullptr;
+    void *more = nullptr;
+    bool refused = normjit_cuda_malloc(0, 64, &more) == NORMJIT_DEVICE_ERROR;
+    _exit(said && refused ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // The parent goes on.
+  int count = 0;
+  EXPECT_EQ(normjit_cuda_device_count(&count), NORMJIT_OK);
+  EXPECT_EQ(count, kFakeDeviceCount);
+  EXPECT_EQ(normjit_cuda_memset(buffer, 1, 64), NORMJIT_OK);
 }
 
 } // namespace

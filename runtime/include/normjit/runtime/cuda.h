@@ -42,7 +42,9 @@ extern "C" {
  * done once on success. A failure is not remembered: the next call tries
  * again. Every other function here calls it first. NORMJIT_DEVICE_ERROR when
  * there is no driver, it is the toolkit's stub, it is too old (no
- * cuGetProcAddress or a missing entry point) or cuInit fails. */
+ * cuGetProcAddress or a missing entry point) or cuInit fails, and in the
+ * child of a fork() made after the driver was loaded (CUDA does not survive
+ * a fork: every call there says so). */
 normjit_status_t normjit_cuda_init(void);
 
 /** The path of the loaded driver library, or NULL before a successful

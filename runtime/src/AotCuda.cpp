@@ -145,6 +145,26 @@ normjit_status_t loadBest(const normjit_aot_cuda_kernel_t &kernel, int device,
                                    "): " + errors);
 }
 
+/// The kernel's state, and an error unless `device` is one of the driver's.
+normjit_status_t checkDevice(normjit_aot_cuda_kernel_t &kernel, int device,
+                             KernelState **out) {
+  NORMJIT_RETURN_IF_ERROR(getState(kernel, out));
+  int count = (*out)->count;
+  if (device < 0 || device >= count)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "no CUDA device " + std::to_string(device) + " (" +
+                        std::to_string(count) +
+                        (count == 1 ? " device)" : " devices)"));
+  return NORMJIT_OK;
+}
+
+ContextLaunches::Loader loaderFor(const normjit_aot_cuda_kernel_t &kernel,
+                                  int device) {
+  return [&kernel, device](void *context, ContextLaunches::Entry &entry) {
+    return loadBest(kernel, device, context, entry);
+  };
+}
+
 /// What a launch of `kernel` on `device` and `stream` runs: its module in
 /// the stream's context, loaded there on first use.
 normjit_status_t getLoaded(normjit_aot_cuda_kernel_t *kernel, int device,
@@ -154,18 +174,8 @@ normjit_status_t getLoaded(normjit_aot_cuda_kernel_t *kernel, int device,
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "AOT GPU kernel must not be null");
   KernelState *state = nullptr;
-  NORMJIT_RETURN_IF_ERROR(getState(*kernel, &state));
-  if (device < 0 || device >= state->count)
-    return setError(NORMJIT_INVALID_ARGUMENT,
-                    "no CUDA device " + std::to_string(device) + " (" +
-                        std::to_string(state->count) +
-                        (state->count == 1 ? " device)" : " devices)"));
-  return state->launches.get(
-      device, stream,
-      [&](void *context, ContextLaunches::Entry &entry) {
-        return loadBest(*kernel, device, context, entry);
-      },
-      out);
+  NORMJIT_RETURN_IF_ERROR(checkDevice(*kernel, device, &state));
+  return state->launches.get(device, stream, loaderFor(*kernel, device), out);
 }
 
 } // namespace
@@ -211,7 +221,13 @@ extern "C" const char *normjit_aot_cuda_image(normjit_aot_cuda_kernel_t *kernel,
 extern "C" normjit_status_t
 normjit_aot_cuda_run(normjit_aot_cuda_kernel_t *kernel, int device,
                      const normjit_run_args_t *args, void *stream) {
-  const ContextLaunches::Entry *loaded = nullptr;
-  NORMJIT_RETURN_IF_ERROR(getLoaded(kernel, device, stream, &loaded));
-  return normjit_cuda_launch(&loaded->launch, &kernel->spec, args, stream);
+  if (!kernel)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "AOT GPU kernel must not be null");
+  if (!args)
+    return setError(NORMJIT_INVALID_ARGUMENT, "run arguments must not be null");
+  KernelState *state = nullptr;
+  NORMJIT_RETURN_IF_ERROR(checkDevice(*kernel, device, &state));
+  return state->launches.launch(device, stream, loaderFor(*kernel, device),
+                                kernel->spec, *args);
 }

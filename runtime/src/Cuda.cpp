@@ -141,6 +141,8 @@ struct Driver {
                              unsigned, unsigned, unsigned, CUstream, void **,
                              void **) = nullptr;
   CUresult (*cuPointerGetAttribute)(void *, int, CUdeviceptr) = nullptr;
+  CUresult (*cuPointerGetAttributes)(unsigned, int *, void **,
+                                     CUdeviceptr) = nullptr;
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t) = nullptr;               // _v2
   CUresult (*cuMemFree)(CUdeviceptr) = nullptr;                          // _v2
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t) = nullptr; // _v2
@@ -353,8 +355,10 @@ struct State {
   /// The last cuInit said CUDA_ERROR_NO_DEVICE: device_count reports 0.
   std::atomic<bool> driverWithoutDevices{false};
   /// This process is the child of a fork() made after the driver was
-  /// initialized: CUDA cannot be used in it.
+  /// initialized (or while it was being loaded): CUDA cannot be used in it.
   std::atomic<bool> forkedAfterInit{false};
+  /// A thread is loading the driver (initMutex held).
+  std::atomic<bool> loading{false};
   /// Guards everything below.
   std::mutex mutex;
   std::vector<DeviceState> devices;
@@ -491,6 +495,8 @@ normjit_status_t resolveAll(Driver &d) {
   NORMJIT_RETURN_IF_ERROR(
       l.get(d.cuPointerGetAttribute, "cuPointerGetAttribute", 4000));
   NORMJIT_RETURN_IF_ERROR(
+      l.get(d.cuPointerGetAttributes, "cuPointerGetAttributes", 7000));
+  NORMJIT_RETURN_IF_ERROR(
       l.get(d.cuMemAlloc, "cuMemAlloc", 3020, "cuMemAlloc_v2"));
   NORMJIT_RETURN_IF_ERROR(
       l.get(d.cuMemFree, "cuMemFree", 3020, "cuMemFree_v2"));
@@ -583,8 +589,10 @@ normjit_status_t loadDriver(Driver &d, std::vector<DeviceState> &devices) {
 /// Marks the child of a fork() made after the driver was loaded: the
 /// driver's state (contexts, memory, its threads) did not come along.
 void markForkedChild() {
-  if (state().driver.load(std::memory_order_acquire))
-    state().forkedAfterInit.store(true, std::memory_order_release);
+  State &s = state();
+  if (s.driver.load(std::memory_order_acquire) ||
+      s.loading.load(std::memory_order_acquire))
+    s.forkedAfterInit.store(true, std::memory_order_release);
 }
 
 /// The loaded driver, loading it first if needed.
@@ -600,6 +608,9 @@ normjit_status_t getDriver(const Driver **out) {
     *out = d;
     return NORMJIT_OK;
   }
+  static const bool atForkRegistered =
+      ::pthread_atfork(nullptr, nullptr, &markForkedChild) == 0;
+  (void)atForkRegistered;
   std::lock_guard<std::mutex> initLock(s.initMutex);
   if (Driver *d = s.driver.load(std::memory_order_acquire)) {
     *out = d;
@@ -607,21 +618,21 @@ normjit_status_t getDriver(const Driver **out) {
   }
   auto *d = new Driver;
   std::vector<DeviceState> devices;
+  s.loading.store(true, std::memory_order_release);
   normjit_status_t status = loadDriver(*d, devices);
   if (status != NORMJIT_OK) {
     if (d->handle)
       dlclose(d->handle);
     delete d;
+    s.loading.store(false, std::memory_order_release);
     return status;
   }
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.devices = std::move(devices);
   }
-  static const bool atForkRegistered =
-      ::pthread_atfork(nullptr, nullptr, &markForkedChild) == 0;
-  (void)atForkRegistered;
   s.driver.store(d, std::memory_order_release);
+  s.loading.store(false, std::memory_order_release);
   *out = d;
   return NORMJIT_OK;
 }
@@ -807,6 +818,8 @@ extern "C" normjit_status_t normjit_cuda_init(void) {
 }
 
 extern "C" const char *normjit_cuda_driver_path(void) {
+  if (state().forkedAfterInit.load(std::memory_order_acquire))
+    return nullptr;
   Driver *driver = state().driver.load(std::memory_order_acquire);
   return driver ? driver->path.c_str() : nullptr;
 }
@@ -1093,16 +1106,14 @@ extern "C" normjit_status_t normjit_cuda_stream_context(int ordinal,
         d->cuStreamGetCtx(static_cast<CUstream>(stream), &found);
     if (result != CUDA_SUCCESS || !found)
       return invalid("the stream (" + hexPointer(stream) +
-                     ") is not a CUDA stream the driver knows: " +
-                     resultText(*d, result));
+                     ") has no CUDA context: " + resultText(*d, result));
     CUdevice device = 0;
     int streamOrdinal = 0;
     NORMJIT_RETURN_IF_ERROR(contextDevice(*d, found, &device, &streamOrdinal));
     if (device != wanted)
       return invalid("the stream is on CUDA device " +
                      std::to_string(streamOrdinal) + ", not on device " +
-                     std::to_string(ordinal) +
-                     " that the kernel was compiled for");
+                     std::to_string(ordinal) + " that the call is for");
   }
   *context = found;
   if (id)
@@ -1127,8 +1138,21 @@ normjit_cuda_module_release(normjit_cuda_module_t *module) {
         s.modules.erase(it);
         break;
       }
-    for (CUfunction function : module->functions)
-      s.functions.erase(function);
+    for (CUfunction function : module->functions) {
+      // (A function handle the driver reused is another module's now.)
+      auto it = s.functions.find(function);
+      if (it != s.functions.end() && it->second.module == module)
+        s.functions.erase(it);
+    }
+  }
+  // A module whose context was destroyed went with it; its context's
+  // handle may even belong to a new context by now, where unloading the
+  // stale module would be undefined.
+  unsigned long long id = 0;
+  if (d->cuCtxGetId && (d->cuCtxGetId(module->context, &id) != CUDA_SUCCESS ||
+                        id != module->contextId)) {
+    delete module;
+    return NORMJIT_OK;
   }
   ScopedContext scope(*d);
   normjit_status_t status = scope.enter(module->context);
@@ -1298,47 +1322,48 @@ normjit_status_t residentBlocks(const Driver &d, CUfunction function,
 
 /// Fails unless a kernel running in the current context, on `device`, can
 /// use `pointer` as it is: device memory (of `device`, or of a device it
-/// can reach as a peer), managed memory, or host memory mapped at the same
-/// address.
+/// can be a peer of), managed memory, or host memory mapped at the same
+/// address. One driver call.
 normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
                                        const void *pointer, CUdevice device) {
   if (!pointer)
     return NORMJIT_OK;
-  // Plain device memory of another device: the kernel would fault unless
-  // the two devices are peers. (Whether the host enabled peer access is
-  // not something the driver can be asked; a peer-capable pair passes.)
+  // cuPointerGetAttributes leaves an attribute at 0 where a pointer has no
+  // such thing (no error for a pointer the driver does not know).
   unsigned type = 0;
-  int owner = -1, managed = 0;
-  if (d.cuPointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
-                              devicePtr(pointer)) == CUDA_SUCCESS &&
-      type == CU_MEMORYTYPE_DEVICE &&
-      d.cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
-                              devicePtr(pointer)) == CUDA_SUCCESS &&
-      !(d.cuPointerGetAttribute(&managed, CU_POINTER_ATTRIBUTE_IS_MANAGED,
-                                devicePtr(pointer)) == CUDA_SUCCESS &&
-        managed)) {
-    CUdevice ownerDevice = -1;
-    {
-      State &s = state();
-      std::lock_guard<std::mutex> lock(s.mutex);
-      if (owner >= 0 && static_cast<size_t>(owner) < s.devices.size())
-        ownerDevice = s.devices[owner].device;
-    }
-    if (ownerDevice >= 0 && ownerDevice != device) {
-      int peer = 0;
-      if (!d.cuDeviceCanAccessPeer ||
-          d.cuDeviceCanAccessPeer(&peer, device, ownerDevice) !=
-              CUDA_SUCCESS ||
-          !peer)
-        return invalid(std::string(name) + " (" + hexPointer(pointer) +
-                       ") is memory of CUDA device " + std::to_string(owner) +
-                       ", which the kernel's device cannot reach (not peers)");
-    }
-  }
   CUdeviceptr mapped = 0;
-  CUresult result = d.cuPointerGetAttribute(
-      &mapped, CU_POINTER_ATTRIBUTE_DEVICE_POINTER, devicePtr(pointer));
-  if (result != CUDA_SUCCESS)
+  int owner = -1;
+  int managed = 0; // a boolean; the driver may write only its first byte
+  int attributes[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                      CU_POINTER_ATTRIBUTE_DEVICE_POINTER,
+                      CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                      CU_POINTER_ATTRIBUTE_IS_MANAGED};
+  void *data[] = {&type, &mapped, &owner, &managed};
+  CUresult result =
+      d.cuPointerGetAttributes(4, attributes, data, devicePtr(pointer));
+  if (result != CUDA_SUCCESS || type == 0)
+    return invalid(std::string(name) + " (" + hexPointer(pointer) +
+                   ") is not CUDA device memory the kernel's device can "
+                   "access");
+  // Plain device memory of another device: the kernel faults unless the
+  // two devices are peers and the host enabled peer access, which only
+  // the host knows; a pair that cannot be peers is refused here.
+  if (type == CU_MEMORYTYPE_DEVICE && !(managed & 0xff)) {
+    const State &s = state(); // devices do not change once loaded
+    CUdevice ownerDevice =
+        owner >= 0 && static_cast<size_t>(owner) < s.devices.size()
+            ? s.devices[owner].device
+            : device;
+    int peer = 0;
+    if (ownerDevice != device &&
+        (!d.cuDeviceCanAccessPeer ||
+         d.cuDeviceCanAccessPeer(&peer, device, ownerDevice) != CUDA_SUCCESS ||
+         !peer))
+      return invalid(std::string(name) + " (" + hexPointer(pointer) +
+                     ") is memory of CUDA device " + std::to_string(owner) +
+                     ", which the kernel's device cannot reach (not peers)");
+  }
+  if (mapped == 0)
     return invalid(std::string(name) + " (" + hexPointer(pointer) +
                    ") is not CUDA device memory the kernel's device can "
                    "access");
@@ -1348,13 +1373,11 @@ normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
                    "address; pass that device address instead");
   return NORMJIT_OK;
 }
-} // namespace
 
-extern "C" normjit_status_t
-normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
-                    const normjit_kernel_spec_t *spec,
-                    const normjit_run_args_t *args, void *stream) {
-  namespace nc = normjit::runtime::cuda;
+/// The checks of a launch that need no driver.
+normjit_status_t checkLaunch(const normjit_cuda_kernel_t *kernel,
+                             const normjit_kernel_spec_t *spec,
+                             const normjit_run_args_t *args) {
   if (!kernel)
     return invalid("CUDA kernel must not be null");
   if (!kernel->function)
@@ -1371,18 +1394,91 @@ normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
     return invalid("CUDA block of " + std::to_string(blockSize) +
                    " threads (threads_per_row * rows_per_block) is more "
                    "than 1024");
-  NORMJIT_RETURN_IF_ERROR(normjit_run_args_validate(spec, args));
+  return normjit_run_args_validate(spec, args);
+}
+
+/// Launches `kernel` (checked by checkLaunch) in `context`, a context of
+/// `device` that `stream` belongs to, without waiting.
+normjit_status_t launchIn(const Driver &d, CUcontext context, CUdevice device,
+                          const normjit_cuda_kernel_t &kernel,
+                          const normjit_kernel_spec_t &spec,
+                          const normjit_run_args_t &args, void *stream) {
+  namespace nc = normjit::runtime::cuda;
+  ScopedContext scope(d);
+  NORMJIT_RETURN_IF_ERROR(scope.enter(context));
+  const struct {
+    const char *name;
+    const void *pointer;
+  } buffers[] = {{"x", args.x},         {"residual", args.residual},
+                 {"gamma", args.gamma}, {"beta", args.beta},
+                 {"y", args.y},         {"sum", args.sum},
+                 {"mean", args.mean},   {"rstd", args.rstd}};
+  for (size_t i = 0; i < std::size(buffers); ++i) {
+    bool seen = false; // in-place operands: one check
+    for (size_t j = 0; j < i && !seen; ++j)
+      seen = buffers[j].pointer == buffers[i].pointer;
+    if (!seen)
+      NORMJIT_RETURN_IF_ERROR(checkDeviceAccessible(d, buffers[i].name,
+                                                    buffers[i].pointer, device));
+  }
+  if (args.rows == 0)
+    return NORMJIT_OK;
+
+  CUfunction function = static_cast<CUfunction>(kernel.function);
+  std::string why = nc::misalignment(spec, args, kernel.vector_width);
+  if (!why.empty()) {
+    if (!kernel.function_unaligned)
+      return invalid(why + ", and the kernel has no unaligned variant "
+                           "(function_unaligned is NULL)");
+    function = static_cast<CUfunction>(kernel.function_unaligned);
+  }
+
+  int blockSize = kernel.threads_per_row * kernel.rows_per_block;
+  int smCount = 1, perSm = 1;
+  if (kernel.persistent) {
+    CUresult result = d.cuDeviceGetAttribute(
+        &smCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
+    if (result != CUDA_SUCCESS)
+      return driverError(d, "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)",
+                         result);
+    NORMJIT_RETURN_IF_ERROR(residentBlocks(d, function, blockSize, &perSm));
+  }
+  int64_t grid = nc::normGridSize(args.rows, kernel.rows_per_block,
+                                  kernel.persistent != 0, smCount, perSm);
+  if (grid > std::numeric_limits<int32_t>::max())
+    return setError(NORMJIT_UNSUPPORTED,
+                    std::to_string(args.rows) + " rows need " +
+                        std::to_string(grid) +
+                        " blocks, more than a CUDA grid holds (2^31 - 1); "
+                        "use a persistent kernel");
+
+  nc::NormKernelParams params;
+  nc::packNormKernelParams(spec, args, params);
+  CUresult result = d.cuLaunchKernel(function, static_cast<unsigned>(grid), 1,
+                                     1, static_cast<unsigned>(blockSize), 1, 1,
+                                     0, static_cast<CUstream>(stream),
+                                     params.pointers, nullptr);
+  if (result != CUDA_SUCCESS)
+    return driverError(d, "cuLaunchKernel", result);
+  return NORMJIT_OK;
+}
+} // namespace
+
+extern "C" normjit_status_t
+normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
+                    const normjit_kernel_spec_t *spec,
+                    const normjit_run_args_t *args, void *stream) {
+  NORMJIT_RETURN_IF_ERROR(checkLaunch(kernel, spec, args));
   const Driver *d = nullptr;
   NORMJIT_RETURN_IF_ERROR(getDriver(&d));
 
   // Run in the context of the function's module (or the current one).
-  CUfunction function = static_cast<CUfunction>(kernel->function);
   CUcontext context = nullptr;
   CUdevice device = 0;
   {
     State &s = state();
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto it = s.functions.find(function);
+    auto it = s.functions.find(static_cast<CUfunction>(kernel->function));
     if (it != s.functions.end()) {
       context = it->second.module->context;
       device = it->second.module->device;
@@ -1397,8 +1493,6 @@ normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
     if (result != CUDA_SUCCESS)
       return driverError(*d, "cuCtxGetDevice", result);
   }
-  ScopedContext scope(*d);
-  NORMJIT_RETURN_IF_ERROR(scope.enter(context));
   // A stream of another context would be refused by the launch with a bare
   // CUDA_ERROR_INVALID_HANDLE: the caller's mistake, said as such. (The
   // legacy and per-thread default-stream handles belong to every context.)
@@ -1413,56 +1507,7 @@ normjit_cuda_launch(const normjit_cuda_kernel_t *kernel,
                      "the module in the stream's context "
                      "(normjit_cuda_module_load_in_context)");
   }
-
-  const struct {
-    const char *name;
-    const void *pointer;
-  } buffers[] = {{"x", args->x},         {"residual", args->residual},
-                 {"gamma", args->gamma}, {"beta", args->beta},
-                 {"y", args->y},         {"sum", args->sum},
-                 {"mean", args->mean},   {"rstd", args->rstd}};
-  for (const auto &buffer : buffers)
-    NORMJIT_RETURN_IF_ERROR(
-        checkDeviceAccessible(*d, buffer.name, buffer.pointer, device));
-  if (args->rows == 0)
-    return NORMJIT_OK;
-
-  std::string why = nc::misalignment(*spec, *args, kernel->vector_width);
-  if (!why.empty()) {
-    if (!kernel->function_unaligned)
-      return invalid(why + ", and the kernel has no unaligned variant "
-                           "(function_unaligned is NULL)");
-    function = static_cast<CUfunction>(kernel->function_unaligned);
-  }
-
-  int smCount = 1, perSm = 1;
-  if (kernel->persistent) {
-    CUresult result = d->cuDeviceGetAttribute(
-        &smCount, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device);
-    if (result != CUDA_SUCCESS)
-      return driverError(*d, "cuDeviceGetAttribute(MULTIPROCESSOR_COUNT)",
-                         result);
-    NORMJIT_RETURN_IF_ERROR(
-        residentBlocks(*d, function, static_cast<int>(blockSize), &perSm));
-  }
-  int64_t grid = nc::normGridSize(args->rows, kernel->rows_per_block,
-                                  kernel->persistent != 0, smCount, perSm);
-  if (grid > std::numeric_limits<int32_t>::max())
-    return setError(NORMJIT_UNSUPPORTED,
-                    std::to_string(args->rows) + " rows need " +
-                        std::to_string(grid) +
-                        " blocks, more than a CUDA grid holds (2^31 - 1); "
-                        "use a persistent kernel");
-
-  nc::NormKernelParams params;
-  nc::packNormKernelParams(*spec, *args, params);
-  CUresult result = d->cuLaunchKernel(function, static_cast<unsigned>(grid), 1,
-                                      1, static_cast<unsigned>(blockSize), 1, 1,
-                                      0, static_cast<CUstream>(stream),
-                                      params.pointers, nullptr);
-  if (result != CUDA_SUCCESS)
-    return driverError(*d, "cuLaunchKernel", result);
-  return NORMJIT_OK;
+  return launchIn(*d, context, device, *kernel, *spec, *args, stream);
 }
 
 //===----------------------------------------------------------------------===//
@@ -1896,18 +1941,35 @@ namespace normjit::runtime::cuda {
 normjit_status_t ContextLaunches::get(int ordinal, void *stream,
                                       const Loader &load, const Entry **out) {
   *out = nullptr;
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  // The context of the last launch, if it is this one's: the stream's
+  // context, or the current one, or (none current) the primary one.
+  if (const Entry *seen = last.load(std::memory_order_acquire);
+      seen && seen->ordinal == ordinal) {
+    CUcontext candidate = nullptr;
+    if (!isDefaultStream(stream)) {
+      if (d->cuStreamGetCtx(static_cast<CUstream>(stream), &candidate) !=
+          CUDA_SUCCESS)
+        candidate = nullptr;
+    } else if (d->cuCtxGetCurrent(&candidate) == CUDA_SUCCESS &&
+               !candidate && seen->primary) {
+      candidate = static_cast<CUcontext>(seen->context);
+    }
+    // The id tells a context from a later one with its handle.
+    if (candidate && candidate == seen->context &&
+        contextId(*d, candidate) == seen->contextId) {
+      *out = seen;
+      return NORMJIT_OK;
+    }
+  }
   void *context = nullptr;
   uint64_t id = 0;
   NORMJIT_RETURN_IF_ERROR(
       normjit_cuda_stream_context(ordinal, stream, &context, &id));
-  const Entry *seen = last.load(std::memory_order_acquire);
-  if (seen && seen->contextId == id) {
-    *out = seen;
-    return NORMJIT_OK;
-  }
   std::lock_guard<std::mutex> lock(mutex);
   for (const auto &entry : entries)
-    if (entry->contextId == id) {
+    if (entry->contextId == id && entry->ordinal == ordinal) {
       last.store(entry.get(), std::memory_order_release);
       *out = entry.get();
       return NORMJIT_OK;
@@ -1915,11 +1977,31 @@ normjit_status_t ContextLaunches::get(int ordinal, void *stream,
   auto entry = std::make_unique<Entry>();
   entry->contextId = id;
   entry->context = context;
+  entry->ordinal = ordinal;
+  {
+    State &s = state();
+    std::lock_guard<std::mutex> stateLock(s.mutex);
+    entry->device = s.devices[ordinal].device;
+    entry->primary = s.devices[ordinal].primary == context;
+  }
   NORMJIT_RETURN_IF_ERROR(load(context, *entry));
   entries.push_back(std::move(entry));
   last.store(entries.back().get(), std::memory_order_release);
   *out = entries.back().get();
   return NORMJIT_OK;
+}
+
+normjit_status_t ContextLaunches::launch(int ordinal, void *stream,
+                                         const Loader &load,
+                                         const normjit_kernel_spec_t &spec,
+                                         const normjit_run_args_t &args) {
+  const Entry *entry = nullptr;
+  NORMJIT_RETURN_IF_ERROR(get(ordinal, stream, load, &entry));
+  NORMJIT_RETURN_IF_ERROR(checkLaunch(&entry->launch, &spec, &args));
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  return launchIn(*d, static_cast<CUcontext>(entry->context), entry->device,
+                  entry->launch, spec, args, stream);
 }
 
 const ContextLaunches::Entry *ContextLaunches::first() const {
@@ -1928,6 +2010,10 @@ const ContextLaunches::Entry *ContextLaunches::first() const {
 }
 
 void ContextLaunches::releaseAll() {
+  // In the child of a fork the lock may be held by a thread that did not
+  // come along, and the modules are the parent's: leave them.
+  if (state().forkedAfterInit.load(std::memory_order_acquire))
+    return;
   std::lock_guard<std::mutex> lock(mutex);
   last.store(nullptr, std::memory_order_release);
   for (const auto &entry : entries)

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "normjit/JIT/GpuKernelCompiler.h"
+#include "normjit/runtime/CudaLaunch.h"
 #include "normjit/runtime/Error.h"
 
 #include <chrono>
@@ -48,17 +49,31 @@ llvm::Expected<GpuTarget> normjit::getGpuTarget(int ordinal) {
   return getCodegenTarget(target);
 }
 
-CompiledGpuKernel::~CompiledGpuKernel() { launches.releaseAll(); }
+CompiledGpuKernel::~CompiledGpuKernel() {
+  if (launches)
+    launches->releaseAll();
+}
 
 const normjit_cuda_kernel_t &CompiledGpuKernel::getLaunch() const {
   // compileGpuKernel loads the module once before handing the kernel out.
-  return launches.first()->launch;
+  return launches->first()->launch;
 }
 
-llvm::Expected<const runtime::cuda::ContextLaunches::Entry *>
-CompiledGpuKernel::getEntry(void *stream) const {
-  auto load = [this](void *context,
+namespace normjit {
+/// Loads a kernel's module in a context (see ContextLaunches).
+struct GpuKernelLoader {
+  static runtime::cuda::ContextLaunches::Loader
+  get(const CompiledGpuKernel &kernel) {
+    return [&kernel](void *context,
                      runtime::cuda::ContextLaunches::Entry &entry) {
+      return load(kernel, context, entry);
+    };
+  }
+
+  static normjit_status_t load(const CompiledGpuKernel &kernel, void *context,
+                               runtime::cuda::ContextLaunches::Entry &entry) {
+    const std::string &ptx = kernel.ptx, &entryName = kernel.entryName;
+    const GpuConfig &config = kernel.config;
     NORMJIT_RETURN_IF_ERROR(normjit_cuda_module_load_in_context(
         context, ptx.data(), ptx.size(), &entry.module));
     void *function = nullptr, *unaligned = nullptr;
@@ -80,12 +95,9 @@ CompiledGpuKernel::getEntry(void *stream) const {
     entry.launch.vector_width = static_cast<int>(config.vectorWidth);
     entry.launch.persistent = config.persistent ? 1 : 0;
     return NORMJIT_OK;
-  };
-  const runtime::cuda::ContextLaunches::Entry *entry = nullptr;
-  if (normjit_status_t status = launches.get(device, stream, load, &entry))
-    return statusToError(status);
-  return entry;
-}
+  }
+};
+} // namespace normjit
 
 llvm::Error CompiledGpuKernel::synchronize() const {
   // The context of a default-stream run: the current one on the device,
@@ -95,11 +107,8 @@ llvm::Error CompiledGpuKernel::synchronize() const {
 
 llvm::Error CompiledGpuKernel::run(const normjit_run_args_t &args,
                                    void *stream) const {
-  auto entry = getEntry(stream);
-  if (!entry)
-    return entry.takeError();
   return statusToError(
-      normjit_cuda_launch(&(*entry)->launch, &spec, &args, stream));
+      launches->launch(device, stream, GpuKernelLoader::get(*this), spec, args));
 }
 
 llvm::Expected<std::unique_ptr<CompiledGpuKernel>>
@@ -121,10 +130,14 @@ normjit::compileGpuKernel(const normjit_kernel_spec_t &spec,
   kernel->device = ordinal;
   kernel->ptx = std::move(image->ptx);
   kernel->entryName = name;
+  kernel->launches = std::make_unique<runtime::cuda::ContextLaunches>();
   // Load it now, in the context a default-stream run from this thread
   // uses: a PTX the driver rejects is an error of this call.
-  if (auto entry = kernel->getEntry(nullptr); !entry)
-    return entry.takeError();
+  const runtime::cuda::ContextLaunches::Entry *entry = nullptr;
+  if (normjit_status_t status =
+          kernel->launches->get(ordinal, nullptr,
+                                GpuKernelLoader::get(*kernel), &entry))
+    return statusToError(status);
   kernel->compileMillis = std::chrono::duration<double, std::milli>(
                               std::chrono::steady_clock::now() - start)
                               .count();

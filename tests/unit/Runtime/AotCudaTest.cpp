@@ -393,9 +393,77 @@ TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
   EXPECT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 1, &args1, stream),
             NORMJIT_INVALID_ARGUMENT);
   EXPECT_TRUE(contains(normjit_last_error(),
-                       "the stream is on CUDA device 0, not on device 1"))
+                       "the stream is on CUDA device 0, not on device 1 that the call is "
+                       "for"))
       << normjit_last_error();
   EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+}
+
+TEST_F(AotCudaFakeTest, ALaunchAsksTheDriverLittle) {
+  // What a launch costs on the host thread once the kernel is loaded in
+  // the context: finding that context again (its handle and id), making it
+  // current around the launch, one query per distinct buffer.
+  std::string ptx90 = imageText("sm_90", "PTX (cost)");
+  Kernel kernel({image("sm_90.ptx", 90, 0, ptx90)});
+  normjit_run_args_t args = rmsArgs(4, 0);
+  void *stream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  for (void *on : {static_cast<void *>(nullptr), stream}) {
+    ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, on),
+              NORMJIT_OK)
+        << normjit_last_error();
+    fake_cuda_counters_t before, after;
+    counters(&before);
+    ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, on),
+              NORMJIT_OK);
+    counters(&after);
+    // cuCtxGetCurrent or cuStreamGetCtx, cuCtxGetId; cuCtxGetCurrent,
+    // push, pop.
+    EXPECT_EQ(after.context_calls - before.context_calls, 5) << on;
+    EXPECT_EQ(after.pointer_queries - before.pointer_queries, 3) << on;
+    EXPECT_EQ(after.launches - before.launches, 1);
+    EXPECT_EQ(after.module_loads, before.module_loads);
+  }
+  // In place (y = x): x is asked about once.
+  normjit_run_args_t inPlace = args;
+  inPlace.y = const_cast<void *>(inPlace.x);
+  fake_cuda_counters_t before, after;
+  counters(&before);
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &inPlace, nullptr),
+            NORMJIT_OK);
+  counters(&after);
+  EXPECT_EQ(after.pointer_queries - before.pointer_queries, 2);
+  EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+}
+
+TEST_F(AotCudaFakeTest, ThreadsOnStreamsOfTwoContexts) {
+  std::string ptx90 = imageText("sm_90", "PTX (two contexts)");
+  Kernel kernel({image("sm_90.ptx", 90, 0, ptx90)});
+  normjit_run_args_t args = rmsArgs(4, 0);
+  void *contexts[2] = {}, *streams[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    contexts[i] = pushUserContext(0);
+    ASSERT_EQ(normjit_cuda_stream_create(0, &streams[i]), NORMJIT_OK);
+    popContext();
+  }
+  long before = moduleLoads();
+  std::vector<std::thread> threads;
+  std::vector<int> failures(8, 0);
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i)
+        if (normjit_aot_cuda_run(&kernel.descriptor, 0, &args,
+                                 streams[(t + i) % 2]) != NORMJIT_OK)
+          ++failures[t];
+    });
+  for (std::thread &thread : threads)
+    thread.join();
+  for (int t = 0; t < 8; ++t)
+    EXPECT_EQ(failures[t], 0) << "thread " << t;
+  EXPECT_EQ(moduleLoads() - before, 2); // one per context
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(normjit_cuda_stream_destroy(streams[i]), NORMJIT_OK);
+  (void)contexts;
 }
 
 } // namespace

@@ -85,6 +85,10 @@ std::map<uintptr_t, Allocation> allocations;
 std::map<std::string, int> requestedVersions;
 fake_cuda_launch_t lastLaunch;
 fake_cuda_counters_t counters;
+/// Calls that ask about or switch contexts, and pointer queries: what a
+/// launch costs on its host thread.
+std::atomic<long> contextCalls{0};
+std::atomic<long> pointerQueries{0};
 long eventClock;
 
 std::vector<std::unique_ptr<Context>> userContexts; ///< never destroyed early
@@ -259,11 +263,13 @@ CUresult fakePrimaryCtxRelease(CUdevice device) {
 }
 
 CUresult fakeCtxGetCurrent(void **context) {
+  ++contextCalls;
   *context = current();
   return kSuccess;
 }
 
 CUresult fakeCtxGetDevice(CUdevice *device) {
+  ++contextCalls;
   if (!current())
     return kInvalidContext;
   *device = current()->device;
@@ -271,6 +277,7 @@ CUresult fakeCtxGetDevice(CUdevice *device) {
 }
 
 CUresult fakeCtxPushCurrent(void *context) {
+  ++contextCalls;
   if (!context || static_cast<Context *>(context)->destroyed)
     return kInvalidContext;
   contextStack.push_back(static_cast<Context *>(context));
@@ -278,6 +285,7 @@ CUresult fakeCtxPushCurrent(void *context) {
 }
 
 CUresult fakeCtxPopCurrent(void **context) {
+  ++contextCalls;
   if (contextStack.empty())
     return kInvalidContext;
   if (context)
@@ -287,6 +295,7 @@ CUresult fakeCtxPopCurrent(void **context) {
 }
 
 CUresult fakeCtxGetId(void *context, unsigned long long *id) {
+  ++contextCalls;
   if (!context || static_cast<Context *>(context)->destroyed)
     return kInvalidContext;
   *id = static_cast<Context *>(context)->id;
@@ -351,6 +360,8 @@ CUresult fakeModuleUnload(void *module) {
   if (!current())
     return kInvalidContext;
   auto *loaded = static_cast<Module *>(module);
+  if (loaded->context != current() || loaded->contextId != current()->id)
+    return kInvalidHandle; // (a real driver: undefined)
   for (Function *function : loaded->functions)
     delete function;
   delete loaded;
@@ -409,8 +420,15 @@ CUresult fakeLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz,
   return kSuccess;
 }
 
+CUresult pointerAttribute(void *data, int attribute, CUdeviceptr pointer);
+
 CUresult fakePointerGetAttribute(void *data, int attribute,
                                  CUdeviceptr pointer) {
+  ++pointerQueries;
+  return pointerAttribute(data, attribute, pointer);
+}
+
+CUresult pointerAttribute(void *data, int attribute, CUdeviceptr pointer) {
   std::lock_guard<std::mutex> lock(mutex);
   const Allocation *allocation = find(pointer);
   if (!allocation)
@@ -427,12 +445,32 @@ CUresult fakePointerGetAttribute(void *data, int attribute,
       return kInvalidContext;
     *static_cast<CUdeviceptr *>(data) = pointer;
     return kSuccess;
+  case 8: // IS_MANAGED: FAKE_CUDA_MANAGED=1 says every allocation is
+    *static_cast<int *>(data) = std::getenv("FAKE_CUDA_MANAGED") &&
+                                std::strcmp(std::getenv("FAKE_CUDA_MANAGED"),
+                                            "1") == 0;
+    return kSuccess;
   case 9: // DEVICE_ORDINAL
     *static_cast<int *>(data) = allocation->context->device;
     return kSuccess;
   default:
     return kInvalidValue;
   }
+}
+
+/// Like the driver's: no error for a pointer it does not know or an
+/// attribute it cannot give, which read as 0.
+CUresult fakePointerGetAttributes(unsigned count, int *attributes,
+                                  void **data, CUdeviceptr pointer) {
+  ++pointerQueries;
+  for (unsigned i = 0; i < count; ++i) {
+    size_t size = attributes[i] == 3 ? sizeof(CUdeviceptr)
+                  : attributes[i] == 1 ? sizeof(void *)
+                                       : sizeof(int);
+    if (pointerAttribute(data[i], attributes[i], pointer) != kSuccess)
+      std::memset(data[i], 0, size);
+  }
+  return kSuccess;
 }
 
 CUresult fakeMemAlloc(CUdeviceptr *pointer, size_t bytes) {
@@ -538,6 +576,7 @@ CUresult fakeStreamDestroy(void *stream) {
 }
 
 CUresult fakeStreamGetCtx(void *stream, void **context) {
+  ++contextCalls;
   *context = static_cast<Stream *>(stream)->context;
   return kSuccess;
 }
@@ -660,6 +699,7 @@ const Entry entries[] = {
     FAKE_ENTRY("cuOccupancyMaxActiveBlocksPerMultiprocessor", fakeOccupancy),
     FAKE_ENTRY("cuLaunchKernel", fakeLaunchKernel),
     FAKE_ENTRY("cuPointerGetAttribute", fakePointerGetAttribute),
+    FAKE_ENTRY("cuPointerGetAttributes", fakePointerGetAttributes),
     FAKE_ENTRY("cuMemAlloc", fakeMemAlloc),
     FAKE_ENTRY("cuMemFree", fakeMemFree),
     FAKE_ENTRY("cuMemcpyHtoD", fakeMemcpyHtoD),
@@ -747,6 +787,8 @@ __attribute__((visibility("default"))) void
 fake_cuda_counters(fake_cuda_counters_t *out) {
   std::lock_guard<std::mutex> lock(mutex);
   *out = counters;
+  out->context_calls = contextCalls.load();
+  out->pointer_queries = pointerQueries.load();
 }
 
 __attribute__((visibility("default"))) int

@@ -45,6 +45,9 @@ struct fake_cuda_counters_t {
   long captured_launches; ///< launches recorded into graphs, not run
   long graph_launches;    ///< cuGraphLaunch calls (their launches count
                           ///< in `launches`)
+  long context_calls;   ///< cuCtxGetCurrent/GetDevice/Push/Pop/GetId and
+                        ///< cuStreamGetCtx calls
+  long pointer_queries; ///< cuPointerGetAttribute(s) calls
 };
 
 /// Number of launches so far; copies the last one into `out` when non-null.

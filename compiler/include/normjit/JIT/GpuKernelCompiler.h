@@ -12,7 +12,6 @@
 #define NORMJIT_JIT_GPUKERNELCOMPILER_H
 
 #include "normjit/JIT/KernelCompiler.h"
-#include "normjit/runtime/CudaLaunch.h"
 #include "normjit/runtime/cuda.h"
 
 #include "llvm/ADT/ArrayRef.h"
@@ -20,6 +19,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +29,10 @@ class MCSubtargetInfo;
 } // namespace llvm
 
 namespace normjit {
+
+namespace runtime::cuda {
+class ContextLaunches;
+} // namespace runtime::cuda
 
 /// Where a GPU kernel keeps a row between its statistics and output passes.
 enum class GpuRowStorage { Registers, Shared, Global };
@@ -232,10 +236,8 @@ private:
   double compileMillis = 0;
   std::string entryName;
   /// The module per CUDA context.
-  mutable runtime::cuda::ContextLaunches launches;
-  /// What a run on `stream` launches, loading it first in its context.
-  llvm::Expected<const runtime::cuda::ContextLaunches::Entry *>
-  getEntry(void *stream) const;
+  std::unique_ptr<runtime::cuda::ContextLaunches> launches;
+  friend struct GpuKernelLoader;
 };
 
 /// Compiles `spec` with `config` for CUDA device `ordinal` and loads it.

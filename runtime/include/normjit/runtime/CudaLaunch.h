@@ -70,12 +70,20 @@ int64_t normGridSize(int64_t rows, int rowsPerBlock, bool persistent,
 /// A kernel's module loaded in each CUDA context it is launched in, so that a
 /// launch on a stream runs in the stream's context (a module and its
 /// functions belong to one context). What normjit's JIT and AOT GPU kernels
-/// launch from. Thread-safe; an entry lives as long as the table.
+/// launch from. Thread-safe; an entry lives as long as the table (entries
+/// of contexts the host destroyed stay: a host that creates contexts
+/// without end should create its kernels with them).
+///
+/// A kernel's first launch in a context loads its module there: not a thing
+/// to do during a stream capture in the global capture mode.
 class ContextLaunches {
 public:
   struct Entry {
     uint64_t contextId = 0; ///< normjit_cuda_stream_context's id
     void *context = nullptr;
+    int ordinal = 0; ///< the device's ordinal
+    int device = 0;  ///< its CUdevice
+    bool primary = false; ///< the device's primary context
     normjit_cuda_module_t *module = nullptr;
     normjit_cuda_kernel_t launch{};
     const void *tag = nullptr; ///< what the loader chose (AOT: the image)
@@ -93,6 +101,11 @@ public:
   /// A failed load is not remembered.
   normjit_status_t get(int ordinal, void *stream, const Loader &load,
                        const Entry **out);
+  /// get(), then normjit_cuda_launch of the entry's kernel on `stream`
+  /// (without asking the driver again what it already said).
+  normjit_status_t launch(int ordinal, void *stream, const Loader &load,
+                          const normjit_kernel_spec_t &spec,
+                          const normjit_run_args_t &args);
   /// The first entry loaded, or null.
   const Entry *first() const;
   /// Drops the module reference of every entry (when no launch of the
@@ -103,7 +116,7 @@ private:
   mutable std::mutex mutex;
   std::vector<std::unique_ptr<Entry>> entries;
   /// The entry found last: most hosts use one context per device, and
-  /// finding it takes no lock.
+  /// finding it again takes two driver calls and no lock of the table.
   std::atomic<const Entry *> last{nullptr};
 };
 

@@ -17,8 +17,10 @@
  *
  * normjit's kernels (JIT and AOT) follow the work they are given: each runs
  * in the context of the stream it is launched on (for a default stream, the
- * context above), loading its module there on first use, so a host with
- * several contexts on one device needs no care.
+ * context above), loading its module there on first use (so not during a
+ * stream capture in the global capture mode). A host with several contexts
+ * on one device passes streams of any of them, with buffers that context
+ * can reach.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -116,7 +118,8 @@ normjit_status_t normjit_cuda_module_load_in_context(
 
 /** The CUDA context that work for device `ordinal` submitted to `stream`
  * runs in: a stream's own context (NORMJIT_INVALID_ARGUMENT when the stream
- * is on another device, or is no stream the driver knows); for NULL and
+ * is on another device; `stream` must be a live CUstream, the driver does
+ * not check handles); for NULL and
  * the legacy and per-thread default-stream handles, the calling thread's
  * current context when it is on device `ordinal`, else the device's primary
  * context. `id` (may be NULL) receives what identifies the context for the
@@ -157,8 +160,9 @@ typedef struct normjit_cuda_kernel_t {
 /** Validates `spec` and `args` (normjit_run_args_validate), checks that every
  * buffer used is CUDA memory the kernel's device can access (else
  * NORMJIT_INVALID_ARGUMENT, "x is not CUDA device memory ..."; plain device
- * memory of another device passes only when the two devices can be peers,
- * since whether the host enabled peer access cannot be asked), and launches
+ * memory of another device is refused unless the two devices can be peers,
+ * and then the host must have enabled peer access for the kernel's
+ * context: normjit does not check that), and launches
  * on `stream` (a CUstream; NULL is the default stream) without waiting.
  *
  * `function` runs when every row operand (x, residual, y, sum) starts at an

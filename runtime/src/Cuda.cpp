@@ -154,6 +154,7 @@ struct Driver {
   CUresult (*cuStreamCreate)(CUstream *, unsigned) = nullptr;
   CUresult (*cuStreamDestroy)(CUstream) = nullptr;             // _v2
   CUresult (*cuStreamGetCtx)(CUstream, CUcontext *) = nullptr; // the 9.2 one
+  CUresult (*cuStreamSynchronize)(CUstream) = nullptr;
   CUresult (*cuEventCreate)(CUevent *, unsigned) = nullptr;
   CUresult (*cuEventRecord)(CUevent, CUstream) = nullptr;
   CUresult (*cuEventSynchronize)(CUevent) = nullptr;
@@ -513,6 +514,8 @@ normjit_status_t resolveAll(Driver &d) {
   NORMJIT_RETURN_IF_ERROR(
       l.get(d.cuStreamDestroy, "cuStreamDestroy", 4000, "cuStreamDestroy_v2"));
   NORMJIT_RETURN_IF_ERROR(l.get(d.cuStreamGetCtx, "cuStreamGetCtx", 9020));
+  NORMJIT_RETURN_IF_ERROR(
+      l.get(d.cuStreamSynchronize, "cuStreamSynchronize", 2000));
   NORMJIT_RETURN_IF_ERROR(l.get(d.cuEventCreate, "cuEventCreate", 2000));
   NORMJIT_RETURN_IF_ERROR(l.get(d.cuEventRecord, "cuEventRecord", 2000));
   NORMJIT_RETURN_IF_ERROR(
@@ -1577,7 +1580,7 @@ normjit_status_t copy(CopyKind kind, void *dst, const void *src, size_t bytes) {
     // for it, so kernels on non-blocking streams see it.
     result = d->cuMemcpyHtoD(devicePtr(dst), src, bytes);
     if (result == CUDA_SUCCESS)
-      result = d->cuCtxSynchronize();
+      result = d->cuStreamSynchronize(nullptr);
     return result == CUDA_SUCCESS ? NORMJIT_OK
                                   : driverError(*d, "cuMemcpyHtoD", result);
   case CopyKind::DeviceToHost:
@@ -1587,7 +1590,9 @@ normjit_status_t copy(CopyKind kind, void *dst, const void *src, size_t bytes) {
   case CopyKind::DeviceToDevice:
     result = d->cuMemcpyDtoD(devicePtr(dst), devicePtr(src), bytes);
     if (result == CUDA_SUCCESS)
-      result = d->cuCtxSynchronize(); // device-to-device copies are async
+      // Device-to-device copies are asynchronous: wait for this one (on the
+      // legacy default stream), not for the whole context.
+      result = d->cuStreamSynchronize(nullptr);
     return result == CUDA_SUCCESS ? NORMJIT_OK
                                   : driverError(*d, "cuMemcpyDtoD", result);
   }
@@ -1626,7 +1631,7 @@ extern "C" normjit_status_t normjit_cuda_memset(void *ptr, int value,
   CUresult result =
       d->cuMemsetD8(devicePtr(ptr), static_cast<unsigned char>(value), bytes);
   if (result == CUDA_SUCCESS)
-    result = d->cuCtxSynchronize();
+    result = d->cuStreamSynchronize(nullptr);
   if (result != CUDA_SUCCESS)
     return driverError(*d, "cuMemsetD8", result);
   return NORMJIT_OK;
@@ -1656,6 +1661,21 @@ normjit_cuda_module_synchronize(const normjit_cuda_module_t *module) {
 extern "C" normjit_status_t normjit_cuda_synchronize(int ordinal) {
   NORMJIT_CUDA_ENTER_DEVICE(d, scope, ordinal);
   return synchronizeCurrent(*d);
+}
+
+extern "C" normjit_status_t normjit_cuda_stream_synchronize(int ordinal,
+                                                            void *stream) {
+  void *context = nullptr;
+  NORMJIT_RETURN_IF_ERROR(
+      normjit_cuda_stream_context(ordinal, stream, &context, nullptr));
+  const Driver *d = nullptr;
+  NORMJIT_RETURN_IF_ERROR(getDriver(&d));
+  ScopedContext scope(*d);
+  NORMJIT_RETURN_IF_ERROR(scope.enter(static_cast<CUcontext>(context)));
+  CUresult result = d->cuStreamSynchronize(static_cast<CUstream>(stream));
+  if (result != CUDA_SUCCESS)
+    return driverError(*d, "cuStreamSynchronize", result);
+  return NORMJIT_OK;
 }
 
 extern "C" normjit_status_t normjit_cuda_stream_create(int ordinal,

@@ -127,11 +127,12 @@ normjit_status_t normjit_kernel_get_tuned(
     normjit_kernel_t **out);
 
 /** Runs a kernel on the caller's buffers and returns when it is done. A
- * GPU kernel takes device pointers and runs on the default stream of the
- * calling thread's current CUDA context when that is on the kernel's
- * device, else of the device's primary context, and the call waits for all
- * work of that context: a server with streams of its own should use
- * normjit_kernel_run_on_stream. */
+ * GPU kernel takes device pointers and runs on the legacy default stream of
+ * the calling thread's current CUDA context when that is on the kernel's
+ * device, else of the device's primary context; the call waits for that
+ * stream (which also waits for earlier work of the context's blocking
+ * streams, not of its non-blocking ones). A server with streams of its own
+ * should use normjit_kernel_run_on_stream. */
 normjit_status_t normjit_kernel_run(const normjit_kernel_t *kernel,
                                     const normjit_run_args_t *args);
 

@@ -100,9 +100,9 @@ struct GpuKernelLoader {
 } // namespace normjit
 
 llvm::Error CompiledGpuKernel::synchronize() const {
-  // The context of a default-stream run: the current one on the device,
-  // else the primary one.
-  return statusToError(normjit_cuda_synchronize(device));
+  // The default stream of a run without a stream: in the current context
+  // on the device, else the primary one.
+  return statusToError(normjit_cuda_stream_synchronize(device, nullptr));
 }
 
 llvm::Error CompiledGpuKernel::run(const normjit_run_args_t &args,

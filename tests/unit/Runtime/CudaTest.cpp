@@ -1219,4 +1219,33 @@ TEST_F(FakeCudaTest, AChildForkedAfterInitIsToldCudaIsUnusable) {
   EXPECT_EQ(normjit_cuda_memset(buffer, 1, 64), NORMJIT_OK);
 }
 
+TEST_F(FakeCudaTest, StreamSynchronizeWaitsForOneStream) {
+  long syncs = count().stream_syncs;
+  ASSERT_EQ(normjit_cuda_stream_synchronize(0, nullptr), NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(lastSyncContext(), primaryContext(0));
+  void *user = pushUserContext(0);
+  void *stream = nullptr;
+  ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  popContext();
+  ASSERT_EQ(normjit_cuda_stream_synchronize(0, stream), NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(lastSyncContext(), user); // the stream's context
+  EXPECT_EQ(currentContext(), nullptr);
+  EXPECT_EQ(count().stream_syncs - syncs, 2);
+  EXPECT_ERROR(normjit_cuda_stream_synchronize(1, stream),
+               NORMJIT_INVALID_ARGUMENT, "the stream is on CUDA device 0");
+  // The memory helpers wait for their own stream, not the whole context.
+  void *buffer = deviceBuffer(64);
+  float data[16] = {};
+  syncs = count().stream_syncs;
+  ASSERT_EQ(normjit_cuda_memset(buffer, 7, 64), NORMJIT_OK);
+  ASSERT_EQ(normjit_cuda_memcpy_htod(buffer, data, sizeof data), NORMJIT_OK);
+  ASSERT_EQ(normjit_cuda_memcpy_dtod(buffer, buffer, 0), NORMJIT_OK);
+  EXPECT_GE(count().stream_syncs - syncs, 2);
+  pushUserContext(0);
+  EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+  popContext();
+}
+
 } // namespace

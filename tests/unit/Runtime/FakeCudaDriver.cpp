@@ -320,6 +320,19 @@ CUresult fakeCtxSynchronize() {
   return current() ? kSuccess : kInvalidContext;
 }
 
+/// The stream the last cuStreamSynchronize waited for.
+std::atomic<void *> lastSyncStream{nullptr};
+std::atomic<long> streamSyncs{0};
+
+CUresult fakeStreamSynchronize(void *stream) {
+  if (!current())
+    return kInvalidContext;
+  lastSyncContext.store(current());
+  lastSyncStream.store(stream);
+  ++streamSyncs;
+  return kSuccess;
+}
+
 /// Loads any text; fails on one containing "syntax error" with a log.
 CUresult fakeModuleLoadDataEx(void **module, const void *image, unsigned count,
                               int *options, void **values) {
@@ -710,6 +723,7 @@ const Entry entries[] = {
     FAKE_ENTRY("cuStreamCreate", fakeStreamCreate),
     FAKE_ENTRY("cuStreamDestroy", fakeStreamDestroy),
     FAKE_ENTRY("cuStreamGetCtx", fakeStreamGetCtx),
+    FAKE_ENTRY("cuStreamSynchronize", fakeStreamSynchronize),
     FAKE_ENTRY("cuEventCreate", fakeEventCreate),
     FAKE_ENTRY("cuEventRecord", fakeEventRecord),
     FAKE_ENTRY("cuEventSynchronize", fakeEventSynchronize),
@@ -789,6 +803,7 @@ fake_cuda_counters(fake_cuda_counters_t *out) {
   *out = counters;
   out->context_calls = contextCalls.load();
   out->pointer_queries = pointerQueries.load();
+  out->stream_syncs = streamSyncs.load();
 }
 
 __attribute__((visibility("default"))) int

@@ -48,6 +48,7 @@ struct fake_cuda_counters_t {
   long context_calls;   ///< cuCtxGetCurrent/GetDevice/Push/Pop/GetId and
                         ///< cuStreamGetCtx calls
   long pointer_queries; ///< cuPointerGetAttribute(s) calls
+  long stream_syncs;    ///< cuStreamSynchronize calls
 };
 
 /// Number of launches so far; copies the last one into `out` when non-null.
@@ -67,7 +68,8 @@ using fake_cuda_recreate_context_fn = void (*)(void *context);
 using fake_cuda_pop_context_fn = void (*)();
 /// This thread's current context, or NULL.
 using fake_cuda_current_context_fn = void *(*)();
-/// The context the last cuCtxSynchronize call waited for (current then).
+/// The context the last cuCtxSynchronize or cuStreamSynchronize call waited
+/// in (current then).
 using fake_cuda_last_sync_context_fn = void *(*)();
 /// The context an allocation belongs to, or NULL for a pointer the fake did
 /// not allocate.

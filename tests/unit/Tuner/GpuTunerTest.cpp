@@ -290,14 +290,16 @@ TEST_F(GpuTunerTest, JitKernelRunsInTheContextOfItsStream) {
   EXPECT_EQ(fakeCounters().module_loads, loads + 2); // once in `user`
 
   // The default stream: the primary context, where it was first loaded;
-  // synchronize() waits in the context a default-stream run uses.
+  // synchronize() waits for the default stream a run without one uses.
   llvm::Error error = (*kernel)->run(args, nullptr);
   ASSERT_FALSE(!!error) << takeMessage(std::move(error));
   lastLaunch(&launch);
   EXPECT_EQ(launch.context, primaryContext(0));
+  long syncs = fakeCounters().stream_syncs;
   error = (*kernel)->synchronize();
   ASSERT_FALSE(!!error) << takeMessage(std::move(error));
   EXPECT_EQ(lastSync(), primaryContext(0));
+  EXPECT_EQ(fakeCounters().stream_syncs, syncs + 1); // its stream only
   void *other = pushUserContext(0);
   error = (*kernel)->synchronize();
   ASSERT_FALSE(!!error) << takeMessage(std::move(error));

@@ -220,9 +220,10 @@ public:
   /// (loading the module there first if needed). Arguments are validated
   /// first (see normjit_cuda_launch).
   llvm::Error run(const normjit_run_args_t &args, void *stream = nullptr) const;
-  /// Waits for the work of the CUDA context that run() on the default
-  /// stream uses from this thread (the current context on the kernel's
-  /// device, else its primary context).
+  /// Waits for the legacy default stream that run() without a stream uses
+  /// from this thread (in the current context on the kernel's device, else
+  /// its primary context): the kernel, and earlier work of that context's
+  /// blocking streams, not its non-blocking streams.
   llvm::Error synchronize() const;
 
 private:

@@ -196,7 +196,9 @@ normjit_status_t normjit_cuda_malloc(int ordinal, size_t bytes, void **ptr);
 /** Frees memory from normjit_cuda_malloc; NULL is a no-op. */
 normjit_status_t normjit_cuda_free(void *ptr);
 
-/** Synchronous copies (they return when the data has arrived). */
+/** Synchronous copies (they return when the data has arrived; they wait for
+ * the legacy default stream of the memory's context, not for the whole
+ * context). */
 normjit_status_t normjit_cuda_memcpy_htod(void *dst, const void *src,
                                           size_t bytes);
 normjit_status_t normjit_cuda_memcpy_dtoh(void *dst, const void *src,
@@ -204,11 +206,18 @@ normjit_status_t normjit_cuda_memcpy_dtoh(void *dst, const void *src,
 normjit_status_t normjit_cuda_memcpy_dtod(void *dst, const void *src,
                                           size_t bytes);
 
-/** Sets `bytes` bytes of device memory to `value` (0..255) and waits for it. */
+/** Sets `bytes` bytes of device memory to `value` (0..255) and waits for it
+ * (on the legacy default stream of the memory's context). */
 normjit_status_t normjit_cuda_memset(void *ptr, int value, size_t bytes);
 
 /** Waits for all work on device `ordinal` (its context) to finish. */
 normjit_status_t normjit_cuda_synchronize(int ordinal);
+
+/** Waits for the work submitted to `stream` (NULL: the legacy default
+ * stream, which also waits for earlier work of the context's blocking
+ * streams but not of its non-blocking ones), in the context of
+ * normjit_cuda_stream_context(ordinal, stream). */
+normjit_status_t normjit_cuda_stream_synchronize(int ordinal, void *stream);
 
 /** A non-blocking stream (CUstream) on device `ordinal`. */
 normjit_status_t normjit_cuda_stream_create(int ordinal, void **stream);

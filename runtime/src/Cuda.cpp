@@ -168,10 +168,12 @@ struct Driver {
   CUresult (*cuGraphLaunch)(CUgraphExec, CUstream) = nullptr;
   CUresult (*cuGraphExecDestroy)(CUgraphExec) = nullptr;
   CUresult (*cuGraphDestroy)(CUgraph) = nullptr;
-  // Optional: a context's process-unique id (CUDA 12.0), and whether one
-  // device may reach another's memory.
+  // Optional: a context's process-unique id (CUDA 12.0), whether one
+  // device may reach another's memory, whether a primary context exists.
   CUresult (*cuCtxGetId)(CUcontext, unsigned long long *) = nullptr;
   CUresult (*cuDeviceCanAccessPeer)(int *, CUdevice, CUdevice) = nullptr;
+  CUresult (*cuDevicePrimaryCtxGetState)(CUdevice, unsigned *,
+                                         int *) = nullptr;
 
   bool hasGraphs() const {
     return cuStreamBeginCapture && cuStreamEndCapture &&
@@ -358,8 +360,9 @@ struct State {
   /// This process is the child of a fork() made after the driver was
   /// initialized (or while it was being loaded): CUDA cannot be used in it.
   std::atomic<bool> forkedAfterInit{false};
-  /// A thread is loading the driver (initMutex held).
-  std::atomic<bool> loading{false};
+  /// Threads in the driver's first load (about to take, or holding,
+  /// initMutex).
+  std::atomic<int> loading{0};
   /// Guards everything below.
   std::mutex mutex;
   std::vector<DeviceState> devices;
@@ -536,6 +539,8 @@ normjit_status_t resolveAll(Driver &d) {
   l.getOptional(d.cuGraphDestroy, "cuGraphDestroy", 10000);
   l.getOptional(d.cuCtxGetId, "cuCtxGetId", 12000);
   l.getOptional(d.cuDeviceCanAccessPeer, "cuDeviceCanAccessPeer", 4000);
+  l.getOptional(d.cuDevicePrimaryCtxGetState, "cuDevicePrimaryCtxGetState",
+                7000);
   return NORMJIT_OK;
 }
 
@@ -594,7 +599,7 @@ normjit_status_t loadDriver(Driver &d, std::vector<DeviceState> &devices) {
 void markForkedChild() {
   State &s = state();
   if (s.driver.load(std::memory_order_acquire) ||
-      s.loading.load(std::memory_order_acquire))
+      s.loading.load(std::memory_order_acquire) > 0)
     s.forkedAfterInit.store(true, std::memory_order_release);
 }
 
@@ -614,6 +619,15 @@ normjit_status_t getDriver(const Driver **out) {
   static const bool atForkRegistered =
       ::pthread_atfork(nullptr, nullptr, &markForkedChild) == 0;
   (void)atForkRegistered;
+  // Counted from before the lock is taken until after it is released: a
+  // fork meanwhile marks its child, which must not wait for the lock.
+  struct Loading {
+    explicit Loading(State &s) : s(s) {
+      s.loading.fetch_add(1, std::memory_order_acq_rel);
+    }
+    ~Loading() { s.loading.fetch_sub(1, std::memory_order_acq_rel); }
+    State &s;
+  } loading(s);
   std::lock_guard<std::mutex> initLock(s.initMutex);
   if (Driver *d = s.driver.load(std::memory_order_acquire)) {
     *out = d;
@@ -621,13 +635,11 @@ normjit_status_t getDriver(const Driver **out) {
   }
   auto *d = new Driver;
   std::vector<DeviceState> devices;
-  s.loading.store(true, std::memory_order_release);
   normjit_status_t status = loadDriver(*d, devices);
   if (status != NORMJIT_OK) {
     if (d->handle)
       dlclose(d->handle);
     delete d;
-    s.loading.store(false, std::memory_order_release);
     return status;
   }
   {
@@ -635,7 +647,6 @@ normjit_status_t getDriver(const Driver **out) {
     s.devices = std::move(devices);
   }
   s.driver.store(d, std::memory_order_release);
-  s.loading.store(false, std::memory_order_release);
   *out = d;
   return NORMJIT_OK;
 }
@@ -691,6 +702,25 @@ normjit_status_t checkOrdinal(int ordinal, CUdevice *device) {
   return NORMJIT_OK;
 }
 
+/// The primary context of device `ordinal` (a valid one), retained once.
+normjit_status_t primaryContext(const Driver &d, int ordinal,
+                                CUcontext *context) {
+  State &s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  DeviceState &entry = s.devices[ordinal];
+  if (!entry.primary) {
+    CUresult result = d.cuDevicePrimaryCtxRetain(&entry.primary, entry.device);
+    if (result != CUDA_SUCCESS) {
+      entry.primary = nullptr;
+      return driverError(
+          d, "cuDevicePrimaryCtxRetain(device " + std::to_string(ordinal) + ")",
+          result);
+    }
+  }
+  *context = entry.primary;
+  return NORMJIT_OK;
+}
+
 /// The context for calls on device `ordinal`: the current one if it is on
 /// that device, else the device's primary context.
 normjit_status_t deviceContext(const Driver &d, int ordinal, CUcontext *context,
@@ -707,20 +737,7 @@ normjit_status_t deviceContext(const Driver &d, int ordinal, CUcontext *context,
     *context = current;
     return NORMJIT_OK;
   }
-  State &s = state();
-  std::lock_guard<std::mutex> lock(s.mutex);
-  DeviceState &entry = s.devices[ordinal];
-  if (!entry.primary) {
-    CUresult result = d.cuDevicePrimaryCtxRetain(&entry.primary, dev);
-    if (result != CUDA_SUCCESS) {
-      entry.primary = nullptr;
-      return driverError(
-          d, "cuDevicePrimaryCtxRetain(device " + std::to_string(ordinal) + ")",
-          result);
-    }
-  }
-  *context = entry.primary;
-  return NORMJIT_OK;
+  return primaryContext(d, ordinal, context);
 }
 
 /// The context a CUDA pointer belongs to; `what` names it in the error.
@@ -1998,12 +2015,20 @@ normjit_status_t ContextLaunches::get(int ordinal, void *stream,
   entry->contextId = id;
   entry->context = context;
   entry->ordinal = ordinal;
-  {
-    State &s = state();
-    std::lock_guard<std::mutex> stateLock(s.mutex);
-    entry->device = s.devices[ordinal].device;
-    entry->primary = s.devices[ordinal].primary == context;
-  }
+  // The primary context may have come as a stream's, before normjit
+  // retained it: retained now if it is active (one that is not is no
+  // stream's, and retaining it would create it), so that a later run
+  // without stream or current context finds the entry fast.
+  entry->device = state().devices[ordinal].device;
+  unsigned flags = 0;
+  int active = 0;
+  CUcontext primary = nullptr;
+  if (d->cuDevicePrimaryCtxGetState &&
+      d->cuDevicePrimaryCtxGetState(entry->device, &flags, &active) ==
+          CUDA_SUCCESS &&
+      active)
+    NORMJIT_RETURN_IF_ERROR(primaryContext(*d, ordinal, &primary));
+  entry->primary = primary && primary == context;
   NORMJIT_RETURN_IF_ERROR(load(context, *entry));
   entries.push_back(std::move(entry));
   last.store(entries.back().get(), std::memory_order_release);

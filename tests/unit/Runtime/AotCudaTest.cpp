@@ -387,6 +387,18 @@ TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
             NORMJIT_OK)
       << normjit_last_error();
   EXPECT_EQ(moduleLoads() - loads, 4);
+  // The same right after a launch in that context (the last one found,
+  // which a launch checks by the context's id, not only its handle).
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+            NORMJIT_OK);
+  EXPECT_EQ(moduleLoads() - loads, 4);
+  recreateContext(user);
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+            NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(moduleLoads() - loads, 5);
+  lastLaunch(&launch);
+  EXPECT_EQ(launch.context, user);
 
   // A stream of another device than the one asked for.
   normjit_run_args_t args1 = rmsArgs(4, 1);

@@ -302,6 +302,8 @@ protected:
         lookup<fake_cuda_pointer_context_fn>("fake_cuda_pointer_context");
     recreateContext =
         lookup<fake_cuda_recreate_context_fn>("fake_cuda_recreate_context");
+    lastSyncStream =
+        lookup<fake_cuda_last_sync_stream_fn>("fake_cuda_last_sync_stream");
   }
 
   void SetUp() override {
@@ -349,6 +351,7 @@ protected:
   static inline fake_cuda_last_sync_context_fn lastSyncContext = nullptr;
   static inline fake_cuda_pointer_context_fn pointerContext = nullptr;
   static inline fake_cuda_recreate_context_fn recreateContext = nullptr;
+  static inline fake_cuda_last_sync_stream_fn lastSyncStream = nullptr;
 
   std::vector<void *> allocated;
 };
@@ -1221,9 +1224,6 @@ TEST_F(FakeCudaTest, AChildForkedAfterInitIsToldCudaIsUnusable) {
 
 TEST_F(FakeCudaTest, StreamSynchronizeWaitsForOneStream) {
   long syncs = count().stream_syncs;
-  ASSERT_EQ(normjit_cuda_stream_synchronize(0, nullptr), NORMJIT_OK)
-      << normjit_last_error();
-  EXPECT_EQ(lastSyncContext(), primaryContext(0));
   void *user = pushUserContext(0);
   void *stream = nullptr;
   ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
@@ -1231,18 +1231,26 @@ TEST_F(FakeCudaTest, StreamSynchronizeWaitsForOneStream) {
   ASSERT_EQ(normjit_cuda_stream_synchronize(0, stream), NORMJIT_OK)
       << normjit_last_error();
   EXPECT_EQ(lastSyncContext(), user); // the stream's context
+  EXPECT_EQ(lastSyncStream(), stream);
+  ASSERT_EQ(normjit_cuda_stream_synchronize(0, nullptr), NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_EQ(lastSyncContext(), primaryContext(0));
+  EXPECT_EQ(lastSyncStream(), nullptr);
   EXPECT_EQ(currentContext(), nullptr);
   EXPECT_EQ(count().stream_syncs - syncs, 2);
   EXPECT_ERROR(normjit_cuda_stream_synchronize(1, stream),
                NORMJIT_INVALID_ARGUMENT, "the stream is on CUDA device 0");
   // The memory helpers wait for their own stream, not the whole context.
-  void *buffer = deviceBuffer(64);
+  void *buffer = deviceBuffer(64), *other = deviceBuffer(64);
   float data[16] = {};
-  syncs = count().stream_syncs;
+  fake_cuda_counters_t before = count();
   ASSERT_EQ(normjit_cuda_memset(buffer, 7, 64), NORMJIT_OK);
+  EXPECT_EQ(lastSyncStream(), nullptr);
   ASSERT_EQ(normjit_cuda_memcpy_htod(buffer, data, sizeof data), NORMJIT_OK);
-  ASSERT_EQ(normjit_cuda_memcpy_dtod(buffer, buffer, 0), NORMJIT_OK);
-  EXPECT_GE(count().stream_syncs - syncs, 2);
+  ASSERT_EQ(normjit_cuda_memcpy_dtod(other, buffer, 64), NORMJIT_OK);
+  EXPECT_EQ(lastSyncStream(), nullptr);
+  EXPECT_EQ(count().stream_syncs - before.stream_syncs, 3);
+  EXPECT_EQ(count().context_syncs - before.context_syncs, 0);
   pushUserContext(0);
   EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
   popContext();

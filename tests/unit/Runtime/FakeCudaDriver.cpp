@@ -79,6 +79,9 @@ struct Allocation {
 Context primaries[kFakeDeviceCount] = {{0, true, 1}, {1, true, 2}};
 unsigned long long nextContextId = 100;
 int primaryReferences[kFakeDeviceCount];
+/// FAKE_CUDA_PRIMARY_ACTIVE: as if another library (a CUDA runtime) had
+/// made the primary contexts already.
+bool primaryActive[kFakeDeviceCount];
 
 std::mutex mutex;
 std::map<uintptr_t, Allocation> allocations;
@@ -251,6 +254,17 @@ CUresult fakePrimaryCtxRetain(void **context, CUdevice device) {
   return kSuccess;
 }
 
+/// Active once retained (the fake's primary contexts are never reset).
+CUresult fakePrimaryCtxGetState(CUdevice device, unsigned *flags,
+                                int *active) {
+  if (device < 0 || device >= kFakeDeviceCount)
+    return kInvalidDevice;
+  std::lock_guard<std::mutex> lock(mutex);
+  *flags = 0;
+  *active = primaryReferences[device] > 0 || primaryActive[device];
+  return kSuccess;
+}
+
 CUresult fakePrimaryCtxRelease(CUdevice device) {
   if (device < 0 || device >= kFakeDeviceCount)
     return kInvalidDevice;
@@ -315,7 +329,10 @@ CUresult fakeDeviceCanAccessPeer(int *can, CUdevice device, CUdevice peer) {
 /// The context the last cuCtxSynchronize waited for.
 std::atomic<void *> lastSyncContext{nullptr};
 
+std::atomic<long> contextSyncs{0};
+
 CUresult fakeCtxSynchronize() {
+  ++contextSyncs;
   lastSyncContext.store(current());
   return current() ? kSuccess : kInvalidContext;
 }
@@ -699,6 +716,7 @@ const Entry entries[] = {
     FAKE_ENTRY("cuDeviceTotalMem", fakeDeviceTotalMem),
     FAKE_ENTRY("cuDevicePrimaryCtxRetain", fakePrimaryCtxRetain),
     FAKE_ENTRY("cuDevicePrimaryCtxRelease", fakePrimaryCtxRelease),
+    FAKE_ENTRY("cuDevicePrimaryCtxGetState", fakePrimaryCtxGetState),
     FAKE_ENTRY("cuCtxGetCurrent", fakeCtxGetCurrent),
     FAKE_ENTRY("cuCtxGetDevice", fakeCtxGetDevice),
     FAKE_ENTRY("cuCtxPushCurrent", fakeCtxPushCurrent),
@@ -804,6 +822,7 @@ fake_cuda_counters(fake_cuda_counters_t *out) {
   out->context_calls = contextCalls.load();
   out->pointer_queries = pointerQueries.load();
   out->stream_syncs = streamSyncs.load();
+  out->context_syncs = contextSyncs.load();
 }
 
 __attribute__((visibility("default"))) int
@@ -840,6 +859,16 @@ __attribute__((visibility("default"))) void fake_cuda_pop_context() {
 
 __attribute__((visibility("default"))) void *fake_cuda_current_context() {
   return current();
+}
+
+__attribute__((visibility("default"))) void *fake_cuda_last_sync_stream() {
+  return lastSyncStream.load();
+}
+
+__attribute__((visibility("default"))) void fake_cuda_set_primary_active(
+    int device, int active) {
+  std::lock_guard<std::mutex> lock(mutex);
+  primaryActive[device] = active != 0;
 }
 
 __attribute__((visibility("default"))) void *fake_cuda_last_sync_context() {

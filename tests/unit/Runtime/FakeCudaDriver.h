@@ -49,6 +49,7 @@ struct fake_cuda_counters_t {
                         ///< cuStreamGetCtx calls
   long pointer_queries; ///< cuPointerGetAttribute(s) calls
   long stream_syncs;    ///< cuStreamSynchronize calls
+  long context_syncs;   ///< cuCtxSynchronize calls
 };
 
 /// Number of launches so far; copies the last one into `out` when non-null.
@@ -71,6 +72,11 @@ using fake_cuda_current_context_fn = void *(*)();
 /// The context the last cuCtxSynchronize or cuStreamSynchronize call waited
 /// in (current then).
 using fake_cuda_last_sync_context_fn = void *(*)();
+/// The stream the last cuStreamSynchronize call waited for.
+using fake_cuda_last_sync_stream_fn = void *(*)();
+/// Says the primary context of `device` is active (made by someone else)
+/// even before normjit retains it.
+using fake_cuda_set_primary_active_fn = void (*)(int device, int active);
 /// The context an allocation belongs to, or NULL for a pointer the fake did
 /// not allocate.
 using fake_cuda_pointer_context_fn = void *(*)(const void *pointer);

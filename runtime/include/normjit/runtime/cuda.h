@@ -214,8 +214,8 @@ normjit_status_t normjit_cuda_memset(void *ptr, int value, size_t bytes);
 normjit_status_t normjit_cuda_synchronize(int ordinal);
 
 /** Waits for the work submitted to `stream` (NULL: the legacy default
- * stream, which also waits for earlier work of the context's blocking
- * streams but not of its non-blocking ones), in the context of
+ * stream; work queued there waited for the earlier work of the context's
+ * blocking streams, not of its non-blocking ones), in the context of
  * normjit_cuda_stream_context(ordinal, stream). */
 normjit_status_t normjit_cuda_stream_synchronize(int ordinal, void *stream);
 

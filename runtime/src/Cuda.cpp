@@ -1345,7 +1345,8 @@ normjit_status_t residentBlocks(const Driver &d, CUfunction function,
 /// can be a peer of), managed memory, or host memory mapped at the same
 /// address. One driver call.
 normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
-                                       const void *pointer, CUdevice device) {
+                                       const void *pointer, CUdevice device,
+                                       CUcontext context) {
   if (!pointer)
     return NORMJIT_OK;
   // cuPointerGetAttributes leaves an attribute at 0 where a pointer has no
@@ -1354,13 +1355,15 @@ normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
   CUdeviceptr mapped = 0;
   int owner = -1;
   int managed = 0; // a boolean; the driver may write only its first byte
+  CUcontext ownerContext = nullptr;
   int attributes[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
                       CU_POINTER_ATTRIBUTE_DEVICE_POINTER,
                       CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
-                      CU_POINTER_ATTRIBUTE_IS_MANAGED};
-  void *data[] = {&type, &mapped, &owner, &managed};
+                      CU_POINTER_ATTRIBUTE_IS_MANAGED,
+                      CU_POINTER_ATTRIBUTE_CONTEXT};
+  void *data[] = {&type, &mapped, &owner, &managed, &ownerContext};
   CUresult result =
-      d.cuPointerGetAttributes(4, attributes, data, devicePtr(pointer));
+      d.cuPointerGetAttributes(5, attributes, data, devicePtr(pointer));
   if (result != CUDA_SUCCESS || type == 0)
     return invalid(std::string(name) + " (" + hexPointer(pointer) +
                    ") is not CUDA device memory the kernel's device can "
@@ -1383,6 +1386,11 @@ normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
                      ") is memory of CUDA device " + std::to_string(owner) +
                      ", which the kernel's device cannot reach (not peers)");
   }
+  if (mapped == 0 && ownerContext && ownerContext != context)
+    return invalid(std::string(name) + " (" + hexPointer(pointer) +
+                   ") belongs to another CUDA context than the one the "
+                   "kernel runs in (the stream's, else the current or "
+                   "primary one): allocate it in that context");
   if (mapped == 0)
     return invalid(std::string(name) + " (" + hexPointer(pointer) +
                    ") is not CUDA device memory the kernel's device can "
@@ -1438,8 +1446,8 @@ normjit_status_t launchIn(const Driver &d, CUcontext context, CUdevice device,
     for (size_t j = 0; j < i && !seen; ++j)
       seen = buffers[j].pointer == buffers[i].pointer;
     if (!seen)
-      NORMJIT_RETURN_IF_ERROR(checkDeviceAccessible(d, buffers[i].name,
-                                                    buffers[i].pointer, device));
+      NORMJIT_RETURN_IF_ERROR(checkDeviceAccessible(
+          d, buffers[i].name, buffers[i].pointer, device, context));
   }
   if (args.rows == 0)
     return NORMJIT_OK;

@@ -24,6 +24,8 @@
 
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
+
 #include <map>
 #include <optional>
 #include <sstream>
@@ -277,6 +279,82 @@ TEST_F(GpuStreamTest, RunsOnANonBlockingStream) {
   if (HasFatalFailure())
     return;
   checkOutputs(call, "on a stream");
+}
+
+namespace {
+/// The context calls of the loaded CUDA driver, for a test that plays a
+/// host with contexts of its own (normjit has no call that creates one).
+struct HostContexts {
+  using Create = int (*)(void **, unsigned, int); // cuCtxCreate_v2
+  using Destroy = int (*)(void *);                // cuCtxDestroy_v2
+  using GetDevice = int (*)(int *, int);          // cuDeviceGet
+  Create create = nullptr;
+  Destroy destroy = nullptr;
+  GetDevice getDevice = nullptr;
+  std::string why;
+
+  HostContexts() {
+    const char *path = normjit_cuda_driver_path();
+    void *handle = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : nullptr;
+    if (!handle) {
+      why = "the CUDA driver is not loaded";
+      return;
+    }
+    using GetProc = int (*)(const char *, void **, int, unsigned long long,
+                            int *);
+    auto getProc =
+        reinterpret_cast<GetProc>(dlsym(handle, "cuGetProcAddress_v2"));
+    auto find = [&](const char *name, int version, const char *symbol) {
+      void *function = nullptr;
+      int found = 0;
+      if (!getProc || getProc(name, &function, version, 1, &found) != 0)
+        function = dlsym(handle, symbol);
+      return function;
+    };
+    create = reinterpret_cast<Create>(
+        find("cuCtxCreate", 3020, "cuCtxCreate_v2"));
+    destroy = reinterpret_cast<Destroy>(
+        find("cuCtxDestroy", 4000, "cuCtxDestroy_v2"));
+    getDevice =
+        reinterpret_cast<GetDevice>(find("cuDeviceGet", 2000, "cuDeviceGet"));
+    if (!create || !destroy || !getDevice)
+      why = "the CUDA driver lacks cuCtxCreate, cuCtxDestroy or cuDeviceGet";
+    dlclose(handle);
+  }
+};
+} // namespace
+
+TEST_F(GpuStreamTest, RunsInAContextOfTheHost) {
+  // A host with a CUDA context of its own: the kernel, first loaded in the
+  // primary context, runs on a stream of the host's context with buffers
+  // allocated there (normjit loads its module in that context). Twice,
+  // the second time in a new context made after the first was destroyed
+  // (whose handle the driver may give to the new one).
+  HostContexts host;
+  ASSERT_TRUE(host.why.empty()) << host.why;
+  normjit_kernel_spec_t spec =
+      makeSpec(NORMJIT_LAYER_NORM, 1024, NORMJIT_F32, NORMJIT_F32, true, true,
+               true, false, true, NORMJIT_F32);
+  auto kernel = getGpuKernel(spec, std::nullopt);
+  ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+  int device = 0;
+  ASSERT_EQ(host.getDevice(&device, 0), 0);
+  for (int round = 0; round < 2; ++round) {
+    std::string name = "host context, round " + std::to_string(round + 1);
+    void *context = nullptr;
+    ASSERT_EQ(host.create(&context, 0, device), 0) << name; // now current
+    void *stream = nullptr;
+    NORMJIT_ASSERT_OK(normjit_cuda_stream_create(0, &stream));
+    HostCall call(spec, 257, spec.cols, Data::Normal, name);
+    GpuLayout layout;
+    layout.stream = stream;
+    runOnGpu(**kernel, call, layout, name);
+    EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
+    EXPECT_EQ(host.destroy(context), 0) << name;
+    if (HasFatalFailure())
+      return;
+    checkOutputs(call, name);
+  }
 }
 
 //===----------------------------------------------------------------------===//

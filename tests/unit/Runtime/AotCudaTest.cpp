@@ -356,12 +356,14 @@ TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
 
   // A stream of the host's own context: the kernel is loaded there and runs
   // there (a module's functions run in its context only).
+  // (Its buffers too: contexts do not share allocations.)
   void *user = pushUserContext(0);
+  normjit_run_args_t argsUser = rmsArgs(4, 0);
   void *stream = nullptr;
   ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
   popContext();
   for (int i = 0; i < 3; ++i) {
-    ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+    ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &argsUser, stream),
               NORMJIT_OK)
         << normjit_last_error();
     lastLaunch(&launch);
@@ -369,10 +371,18 @@ TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
     EXPECT_EQ(launch.stream, stream);
   }
   EXPECT_EQ(moduleLoads() - loads, 2);
+  // Buffers of the primary context on a stream of the user's: said so.
+  EXPECT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_TRUE(contains(normjit_last_error(),
+                       "belongs to another CUDA context than the one the "
+                       "kernel runs in"))
+      << normjit_last_error();
 
   // The default stream with a context of the device current: that one.
   void *other = pushUserContext(0);
-  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, nullptr),
+  normjit_run_args_t argsOther = rmsArgs(4, 0);
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &argsOther, nullptr),
             NORMJIT_OK)
       << normjit_last_error();
   lastLaunch(&launch);
@@ -383,17 +393,17 @@ TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
   // A destroyed context whose handle the driver gave to a new one: the
   // kernel is loaded again rather than launched from the dead module.
   recreateContext(user);
-  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &argsUser, stream),
             NORMJIT_OK)
       << normjit_last_error();
   EXPECT_EQ(moduleLoads() - loads, 4);
   // The same right after a launch in that context (the last one found,
   // which a launch checks by the context's id, not only its handle).
-  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &argsUser, stream),
             NORMJIT_OK);
   EXPECT_EQ(moduleLoads() - loads, 4);
   recreateContext(user);
-  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &args, stream),
+  ASSERT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 0, &argsUser, stream),
             NORMJIT_OK)
       << normjit_last_error();
   EXPECT_EQ(moduleLoads() - loads, 5);
@@ -405,8 +415,8 @@ TEST_F(AotCudaFakeTest, RunsInTheContextOfItsStream) {
   EXPECT_EQ(normjit_aot_cuda_run(&kernel.descriptor, 1, &args1, stream),
             NORMJIT_INVALID_ARGUMENT);
   EXPECT_TRUE(contains(normjit_last_error(),
-                       "the stream is on CUDA device 0, not on device 1 that the call is "
-                       "for"))
+                       "the stream is on CUDA device 0, not on device 1 "
+                       "that the call is for"))
       << normjit_last_error();
   EXPECT_EQ(normjit_cuda_stream_destroy(stream), NORMJIT_OK);
 }
@@ -451,10 +461,11 @@ TEST_F(AotCudaFakeTest, ALaunchAsksTheDriverLittle) {
 TEST_F(AotCudaFakeTest, ThreadsOnStreamsOfTwoContexts) {
   std::string ptx90 = imageText("sm_90", "PTX (two contexts)");
   Kernel kernel({image("sm_90.ptx", 90, 0, ptx90)});
-  normjit_run_args_t args = rmsArgs(4, 0);
   void *contexts[2] = {}, *streams[2] = {};
+  normjit_run_args_t args[2];
   for (int i = 0; i < 2; ++i) {
     contexts[i] = pushUserContext(0);
+    args[i] = rmsArgs(4, 0);
     ASSERT_EQ(normjit_cuda_stream_create(0, &streams[i]), NORMJIT_OK);
     popContext();
   }
@@ -464,7 +475,7 @@ TEST_F(AotCudaFakeTest, ThreadsOnStreamsOfTwoContexts) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i)
-        if (normjit_aot_cuda_run(&kernel.descriptor, 0, &args,
+        if (normjit_aot_cuda_run(&kernel.descriptor, 0, &args[(t + i) % 2],
                                  streams[(t + i) % 2]) != NORMJIT_OK)
           ++failures[t];
     });

@@ -473,6 +473,14 @@ CUresult pointerAttribute(void *data, int attribute, CUdeviceptr pointer) {
   case 3: // DEVICE_POINTER
     if (!current())
       return kInvalidContext;
+    // Contexts do not share their allocations: memory of another context
+    // on the same device has no address in this one (managed memory and
+    // other devices' memory, whose access is peer access, aside).
+    if (allocation->context != current() &&
+        allocation->context->device == current()->device &&
+        !(std::getenv("FAKE_CUDA_MANAGED") &&
+          std::strcmp(std::getenv("FAKE_CUDA_MANAGED"), "1") == 0))
+      return kInvalidValue;
     *static_cast<CUdeviceptr *>(data) = pointer;
     return kSuccess;
   case 8: // IS_MANAGED: FAKE_CUDA_MANAGED=1 says every allocation is

@@ -275,19 +275,26 @@ TEST_F(GpuTunerTest, JitKernelRunsInTheContextOfItsStream) {
   ASSERT_TRUE(!!kernel) << takeMessage(kernel.takeError());
   EXPECT_EQ(fakeCounters().module_loads, loads + 1);
 
+  // The host's own context, with its own buffers (contexts do not share
+  // allocations).
   void *user = pushUserContext(0);
   void *stream = nullptr;
   ASSERT_EQ(normjit_cuda_stream_create(0, &stream), NORMJIT_OK);
+  auto userWorkload = GpuWorkload::create(spec, 8, 0);
+  ASSERT_TRUE(!!userWorkload) << takeMessage(userWorkload.takeError());
   popContext();
+  const normjit_run_args_t &userArgs = (*userWorkload)->getArgs();
   fake_cuda_launch_t launch;
   for (int i = 0; i < 2; ++i) {
-    llvm::Error error = (*kernel)->run(args, stream);
+    llvm::Error error = (*kernel)->run(userArgs, stream);
     ASSERT_FALSE(!!error) << takeMessage(std::move(error));
     lastLaunch(&launch);
     EXPECT_EQ(launch.context, user);
     EXPECT_EQ(launch.stream, stream);
   }
   EXPECT_EQ(fakeCounters().module_loads, loads + 2); // once in `user`
+  std::string message = takeMessage((*kernel)->run(args, stream));
+  EXPECT_TRUE(contains(message, "belongs to another CUDA context")) << message;
 
   // The default stream: the primary context, where it was first loaded;
   // synchronize() waits for the default stream a run without one uses.

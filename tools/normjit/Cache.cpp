@@ -105,13 +105,18 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
   }
   if (llvm::Error error = cache.load())
     return error;
-  for (const std::string &warning : cache.getWarnings())
-    llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+  auto printWarnings = [&cache] {
+    for (const std::string &warning : cache.takeWarnings())
+      llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+  };
+  printWarnings();
 
   if (action == "merge") {
     std::vector<std::string> messages;
-    if (llvm::Error error = cache.merge(files, messages))
-      return error;
+    llvm::Error merged = cache.merge(files, messages);
+    printWarnings();
+    if (merged)
+      return merged;
     for (const std::string &message : messages)
       out << message << "\n";
     out << "merged " << files.size() << " file(s) into " << cache.getPath()

@@ -42,6 +42,8 @@ ConfigSource TunedKernels::storeOrRemember(const CacheEntry &entry) {
   // keeps it (no second tuning in this process), and stderr says why the
   // file did not.
   llvm::Error error = cache.store({entry});
+  for (const std::string &warning : cache.takeWarnings())
+    llvm::errs() << "normjit: warning: " << warning << "\n";
   if (!error)
     return ConfigSource::Tuned;
   cache.remember({entry});

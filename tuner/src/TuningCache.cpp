@@ -1285,6 +1285,9 @@ llvm::Error TuningCache::clear() {
                      "cannot clear tuning cache '" + path +
                          "': " + normjit::runtime::errorText(errno));
   }
+  if (S_ISDIR(info.st_mode))
+    return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
+                                           "': it is a directory");
   ScopedFd lock;
   if (llvm::Error error = lockCache(path, lock))
     return error;

@@ -17,6 +17,12 @@
 // RUN: not normjit cache show --cache "" 2>&1 | FileCheck %s --check-prefix=EMPTYPATH
 // RUN: not normjit cache path --cache= 2>&1 | FileCheck %s --check-prefix=EMPTYPATH
 // EMPTYPATH: normjit: error: option '--cache' needs a non-empty FILE
+// RUN: mkdir -p %t/dir-cache
+// RUN: not normjit cache clear --cache %t/dir-cache 2>&1 | FileCheck %s --check-prefix=DIRCLEAR
+// RUN: ls %t | FileCheck %s --check-prefix=NOLOCK
+// DIRCLEAR: normjit: error: cannot clear tuning cache '{{.*}}dir-cache': it is a directory
+// NOLOCK: dir-cache
+// NOLOCK-NOT: dir-cache.lock
 // The cache subcommands, a corrupt cache set aside with a warning, and a
 // merge of two files with the same key keeping the faster entry.
 

@@ -1,3 +1,7 @@
+// RUN: cp %S/Inputs/sweep-small.toml %t.same.toml
+// RUN: not normjit tune --sweep %t.same.toml --cache %t.same.toml 2>&1 | FileCheck %s --check-prefix=SAME
+// RUN: ls %t.same.toml
+// SAME: normjit: error: the tuning cache '{{.*}}same.toml' is the sweep file; give another --cache
 // RUN: not normjit tune --sweep %S/Inputs/sweep-unknown-key.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=KEY
 // RUN: not normjit tune --sweep %S/Inputs/sweep-wrong-type.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TYPE
 // RUN: not normjit tune --sweep %S/Inputs/sweep-bad-op.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=OP

@@ -904,6 +904,12 @@ TEST_F(TuningCacheTest, StoreSetsAsideAFileCorruptedSinceLoad) {
   ASSERT_EQ(cache.getWarnings().size(), 1u);
   EXPECT_NE(cache.getWarnings()[0].find("set aside"), std::string::npos);
   EXPECT_EQ(listNames(dir, ".corrupt-").size(), 1u);
+  // What the CLI and TunedKernels print after each store: taken once.
+  std::vector<std::string> taken = cache.takeWarnings();
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_NE(taken[0].find("set aside"), std::string::npos);
+  EXPECT_TRUE(cache.takeWarnings().empty());
+  EXPECT_TRUE(cache.getWarnings().empty());
   TuningCache again(path);
   ASSERT_EQ(takeMessage(again.load()), "");
   // Our entries survive; the bad ones are not trusted.

@@ -151,8 +151,17 @@ public:
   /// All entries, sorted by key.
   std::vector<CacheEntry> getEntries() const;
 
-  /// Warnings from the last load (e.g. a corrupt file set aside).
+  /// Warnings not taken yet, from load(), store() and merge() (e.g. a
+  /// corrupt file set aside: another process may have corrupted it after
+  /// this one loaded it).
   const std::vector<std::string> &getWarnings() const { return warnings; }
+  /// The warnings not taken yet, forgotten here: what a caller prints after
+  /// each call, so that none is lost and none printed twice.
+  std::vector<std::string> takeWarnings() {
+    std::vector<std::string> taken;
+    taken.swap(warnings);
+    return taken;
+  }
 
 private:
   std::string path;

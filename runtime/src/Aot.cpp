@@ -115,6 +115,9 @@ const Feature kFeatures[] = {
     {"lzcnt", Word::Ext1Ecx, 5, State::None},
     {"sse4a", Word::Ext1Ecx, 6, State::None},
     {"prfchw", Word::Ext1Ecx, 8, State::None},
+    {"xop", Word::Ext1Ecx, 11, State::Avx},
+    {"fma4", Word::Ext1Ecx, 16, State::Avx},
+    {"tbm", Word::Ext1Ecx, 21, State::None},
 };
 
 #ifdef NORMJIT_X86

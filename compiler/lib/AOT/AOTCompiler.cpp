@@ -307,6 +307,18 @@ llvm::Expected<CpuTarget> normjit::aot::resolveCpuTarget(llvm::StringRef name) {
         features[feature] = true;
         llvm::X86::updateImpliedFeatures(feature, true, features);
       }
+      // A feature the runtime cannot see in cpuid must not be in the code:
+      // the dispatch would run it where it is missing (an illegal
+      // instruction). Code generation gets the CPU's model without them.
+      llvm::SubtargetFeatures subtarget;
+      for (const auto &feature : features)
+        if (feature.second &&
+            !normjit_cpu_feature_known(feature.first().str().c_str()))
+          subtarget.AddFeature(feature.first(), false);
+      result.features = subtarget.getString();
+      for (auto &feature : features)
+        if (!normjit_cpu_feature_known(feature.first().str().c_str()))
+          feature.second = false;
     }
   }
   for (const auto &feature : features)

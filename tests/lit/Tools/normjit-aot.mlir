@@ -5,6 +5,19 @@
 
 // RUN: rm -rf %t && mkdir %t
 
+// A CPU name whose features include some the runtime reads from cpuid only
+// since (FMA4, XOP, TBM): they are checked before its code runs. Features
+// it cannot read are left out of the code (the target still tunes for the
+// CPU), so no target runs an instruction its check did not see.
+// RUN: rm -rf %t-amd
+// RUN: normjit aot --name amd --op rms_norm --cols 100 --target bdver2,knl,x86-64 --no-cache --out %t-amd > /dev/null
+// RUN: FileCheck %s --check-prefix=AMD < %t-amd/amd.manifest.toml
+// AMD: name = "knl"
+// AMD-NOT: avx512er
+// AMD: name = "bdver2"
+// AMD: checked_features = "{{.*}}fma4{{.*}}tbm{{.*}}xop{{.*}}"
+// AMD: name = "x86-64"
+
 // One spec, three targets.
 // RUN: normjit aot --name ln --op layer_norm --cols 64 --dtype bf16 --target x86-64,x86-64-v4,x86-64-v3 --out %t/ln | FileCheck %s --check-prefix=ONE
 // ONE: wrote {{.*}}ln: ln.h, ln.x86-64-v4.o, ln.x86-64-v3.o, ln.x86-64.o, ln.dispatch.o, libln.a, ln.manifest.toml

@@ -62,6 +62,11 @@ TEST(AotDispatchTest, FeatureQueries) {
   // System features are not checked: kernels never use them.
   EXPECT_EQ(normjit_cpu_feature_known("clwb"), 0);
 #if defined(__x86_64__)
+  // AMD's FMA4, XOP and TBM (bdver1-4): read from cpuid 0x80000001, so a
+  // target that has them runs only where they are.
+  EXPECT_EQ(normjit_cpu_feature_known("fma4"), 1);
+  EXPECT_EQ(normjit_cpu_feature_known("xop"), 1);
+  EXPECT_EQ(normjit_cpu_feature_known("tbm"), 1);
   EXPECT_EQ(normjit_cpu_feature_known("avx512f"), 1);
   EXPECT_EQ(normjit_cpu_feature_known("sse4.2"), 1);
   EXPECT_EQ(normjit_cpu_has_features("sse2"), 1);

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,29 @@ void removeTree(llvm::StringRef path) {
 /// output of `normjit aot` and nothing else: a manifest it wrote, and files
 /// that manifest names. Anything else (a host's sources, a subdirectory)
 /// would be lost with it, so that is an error naming it.
+/// The files a manifest says its output holds: the values of its file keys
+/// (header, archive, dispatch and source; a target's object, ptx and
+/// cubin), not any quoted text (a kernel's or a target's name may also be a
+/// file's name in the directory).
+std::set<std::string> listOutputFiles(llvm::StringRef manifest) {
+  static constexpr llvm::StringLiteral kFileKeys[] = {
+      "header", "archive", "dispatch", "source", "object", "ptx", "cubin"};
+  std::set<std::string> files;
+  llvm::SmallVector<llvm::StringRef> lines;
+  manifest.split(lines, '\n');
+  for (llvm::StringRef line : lines) {
+    auto [key, value] = line.split('=');
+    key = key.trim();
+    value = value.trim();
+    if (llvm::is_contained(kFileKeys, key) && value.size() >= 2 &&
+        value.front() == '"' && value.back() == '"' &&
+        !value.drop_front().drop_back().contains('"') &&
+        !value.contains('\\'))
+      files.insert(value.drop_front().drop_back().str());
+  }
+  return files;
+}
+
 llvm::Error checkReplaceable(llvm::StringRef dir, llvm::StringRef shownDir) {
   std::error_code ec;
   std::vector<std::string> names;
@@ -74,11 +98,11 @@ llvm::Error checkReplaceable(llvm::StringRef dir, llvm::StringRef shownDir) {
                    "' is not empty and holds no normjit aot manifest; "
                    "refusing to replace it");
   std::sort(names.begin(), names.end());
+  std::set<std::string> outputs = listOutputFiles(manifests);
   for (const std::string &name : names) {
     llvm::SmallString<256> path(dir);
     llvm::sys::path::append(path, name);
-    bool listed =
-        llvm::StringRef(manifests).contains("\"" + name + "\"");
+    bool listed = outputs.count(name) != 0;
     if (!listed || !llvm::sys::fs::is_regular_file(path))
       return ioError("the output directory '" + shownDir + "' holds '" + name +
                      "', which is not a file of the earlier output its "

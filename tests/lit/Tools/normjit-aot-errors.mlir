@@ -27,6 +27,13 @@
 // RUN: not normjit aot %{spec} --out %t/out/existing --force 2>&1 | %{check}=NOT-OUTPUT
 // NOT-OUTPUT: normjit: error: the output directory '{{.*}}existing' is not empty and holds no normjit aot manifest; refusing to replace it
 // RUN: not normjit aot %{spec} --out %t/file --force 2>&1 | %{check}=FILE
+// A file named like a kernel or a target of the earlier output is the
+// user's, not the output's: --force refuses to replace it.
+// RUN: rm -rf %t-earlier && normjit aot %{spec} --target x86-64 --no-cache --out %t-earlier > /dev/null
+// RUN: touch %t-earlier/k %t-earlier/x86-64
+// RUN: not normjit aot %{spec} --target x86-64 --no-cache --out %t-earlier --force 2>&1 | %{check}=USER-FILE
+// USER-FILE: normjit: error: the output directory '{{.*}}earlier' holds 'k', which is not a file of the earlier output its manifest describes; refusing to replace it (and lose that)
+// RUN: ls %t-earlier/k %t-earlier/x86-64
 // FILE: normjit: error: the output directory '{{.*}}file' exists and is not a directory
 
 // Malformed spec files: the file, the line and the reason.

@@ -481,7 +481,10 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
       "typedef",      "typeid",   "typename",      "union",
       "unsigned",     "using",    "virtual",       "void",
       "volatile",     "wchar_t",  "while",         "xor",
-      "xor_eq",       "main"};
+      "xor_eq",       "main",
+      // C++20, C23 and GNU C keywords.
+      "char8_t", "concept", "consteval", "constinit", "co_await",
+      "co_return", "co_yield", "requires", "typeof", "typeof_unqual"};
   auto fail = [&](const llvm::Twine &why) {
     return invalid(what + " '" + name + "' " + why);
   };
@@ -510,12 +513,18 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
   for (const char *keyword : kKeywords)
     if (name == keyword)
       return fail("is a C or C++ keyword");
+  // Macros GCC and Clang predefine in their GNU modes (their default).
+  for (const char *macro : {"linux", "unix", "i386"})
+    if (name == macro)
+      return fail("is a macro GCC and Clang predefine (in their default GNU "
+                  "modes)");
   // A macro of the headers the generated header includes (INT64_MAX, NULL):
   // the header itself would not compile.
   static const llvm::Regex kHeaderMacros(
-      "^(U?INT(_LEAST|_FAST)?(8|16|32|64)_(MIN|MAX)|U?INT(8|16|32|64|MAX)_C|"
-      "U?INT(PTR|MAX)_(MIN|MAX)|(PTRDIFF|SIG_ATOMIC|WCHAR|WINT)_(MIN|MAX)|"
-      "SIZE_MAX|NULL|offsetof)$");
+      "^(U?INT(_LEAST|_FAST)?(8|16|32|64)_(MIN|MAX|WIDTH)|"
+      "U?INT(8|16|32|64|MAX)_C|U?INT(PTR|MAX)_(MIN|MAX|WIDTH)|"
+      "(PTRDIFF|SIG_ATOMIC|WCHAR|WINT)_(MIN|MAX|WIDTH)|SIZE_(MAX|WIDTH)|"
+      "NULL|offsetof|unreachable)$");
   if (kHeaderMacros.match(name))
     return fail("is a macro of <stdint.h> or <stddef.h>, which the generated "
                 "header includes");

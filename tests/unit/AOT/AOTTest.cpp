@@ -902,6 +902,20 @@ TEST(AotBadInputTest, BadNames) {
        "kernel name 'a__b' must not contain \"__\" (reserved "
        "in C++ and for normjit's own symbols)"},
       {"lib", "int", "kernel name 'int' is a C or C++ keyword"},
+      {"lib", "requires", "kernel name 'requires' is a C or C++ keyword"},
+      {"lib", "typeof", "kernel name 'typeof' is a C or C++ keyword"},
+      {"linux", "k",
+       "library name 'linux' is a macro GCC and Clang predefine (in their "
+       "default GNU modes)"},
+      {"lib", "unix",
+       "kernel name 'unix' is a macro GCC and Clang predefine (in their "
+       "default GNU modes)"},
+      {"lib", "INT8_WIDTH",
+       "kernel name 'INT8_WIDTH' is a macro of <stdint.h> or <stddef.h>, "
+       "which the generated header includes"},
+      {"lib", "UINTPTR_WIDTH",
+       "kernel name 'UINTPTR_WIDTH' is a macro of <stdint.h> or <stddef.h>, "
+       "which the generated header includes"},
       {"lib", "memcpy",
        "kernel name 'memcpy' is the name of a C library function "
        "(libc.so.6); the kernel's function would clash with it"},

@@ -407,7 +407,9 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
     bool needed = llvm::any_of(
         kernels, [](const AotKernel &k) { return k.knobs.empty(); });
     if (needed) {
-      if (llvm::Error error = cache.load())
+      // aot only reads the cache: a file it cannot trust (perhaps not a
+      // cache at all) is left alone.
+      if (llvm::Error error = cache.load(/*setAside=*/false))
         return makeToolError("--cache: " + llvm::toString(std::move(error)));
       for (const std::string &warning : cache.getWarnings())
         llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";

@@ -1130,7 +1130,7 @@ TuningCache::TuningCache(std::string path) : path(std::move(path)) {
   }
 }
 
-llvm::Error TuningCache::load() {
+llvm::Error TuningCache::load(bool setAsideUntrusted) {
   warnings.clear();
   entries.clear();
   DiskState state;
@@ -1138,6 +1138,11 @@ llvm::Error TuningCache::load() {
     return error;
   if (state.kind != DiskState::Corrupt) {
     entries = std::move(state.entries);
+    return llvm::Error::success();
+  }
+  if (!setAsideUntrusted) {
+    warnings.push_back("tuning cache '" + path + "' cannot be trusted (" +
+                       state.problem + "); not used, and left as it is");
     return llvm::Error::success();
   }
   // Set the file aside only with the lock held, after reading it again: a

@@ -9,6 +9,15 @@
 // since (FMA4, XOP, TBM): they are checked before its code runs. Features
 // it cannot read are left out of the code (the target still tunes for the
 // CPU), so no target runs an instruction its check did not see.
+// aot only reads the tuning cache: a file that is no cache (here a spec
+// file given by mistake) is warned about and left where it is.
+// RUN: rm -rf %t-rc && mkdir %t-rc && cp %S/Inputs/aot-unknown-key.toml %t-rc/specs.toml
+// RUN: normjit aot --name rc --op rms_norm --cols 64 --target x86-64 --cache %t-rc/specs.toml --out %t-rc/out 2>&1 | FileCheck %s --check-prefix=READONLY
+// RUN: ls %t-rc | FileCheck %s --check-prefix=READONLY-FILES --implicit-check-not={{.}}
+// READONLY: warning: tuning cache '{{.*}}specs.toml' cannot be trusted ({{.*}}); not used, and left as it is
+// READONLY-FILES: out
+// READONLY-FILES-NEXT: specs.toml
+
 // RUN: rm -rf %t-amd
 // RUN: normjit aot --name amd --op rms_norm --cols 100 --target bdver2,knl,x86-64 --no-cache --out %t-amd > /dev/null
 // RUN: FileCheck %s --check-prefix=AMD < %t-amd/amd.manifest.toml

@@ -117,8 +117,10 @@ public:
   /// trusted (not TOML, truncated, wrong types, out-of-range or negative
   /// values, unknown keys, another schema version) adds a warning, is
   /// renamed to `<path>.corrupt-<UTC timestamp>` and the cache starts empty.
-  /// Fails only when the file exists but cannot be read at all.
-  llvm::Error load();
+  /// Fails only when the file exists but cannot be read at all. With
+  /// `setAsideUntrusted` false (a reader that never writes the cache, e.g. `normjit
+  /// aot`), an untrusted file is only warned about and left where it is.
+  llvm::Error load(bool setAsideUntrusted = true);
 
   /// The entry for `key`, if one was loaded or stored.
   std::optional<CacheEntry> lookup(const CacheKey &key) const;

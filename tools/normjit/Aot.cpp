@@ -241,7 +241,11 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
     auto threads = getThreadsOption(options);
     if (!threads)
       return threads.takeError();
-    knobs.threads = *threads;
+    // 0 (all cores) is what a config says by leaving the knob out: not a
+    // knob of its own, so a tuned config still applies (and the manifest,
+    // which records the knobs as config text, reads back the same).
+    if (*threads > 0)
+      knobs.threads = *threads;
   }
   if (std::optional<std::string> algorithm = options.getString("algorithm")) {
     if (*algorithm != "two_pass" && *algorithm != "welford")

@@ -18,6 +18,11 @@
 // READONLY-FILES: out
 // READONLY-FILES-NEXT: specs.toml
 
+// --threads 0 (all cores) is no knob: the config still comes from the
+// default heuristic (or the tuning cache), as the manifest then says.
+// RUN: rm -rf %t-t0 && normjit aot --name t0 --op rms_norm --cols 64 --target x86-64 --threads 0 --no-cache --out %t-t0 | FileCheck %s --check-prefix=THREADS0
+// THREADS0: t0: rms_norm cols=64, config from the default heuristic
+
 // RUN: rm -rf %t-amd
 // RUN: normjit aot --name amd --op rms_norm --cols 100 --target bdver2,knl,x86-64 --no-cache --out %t-amd > /dev/null
 // RUN: FileCheck %s --check-prefix=AMD < %t-amd/amd.manifest.toml

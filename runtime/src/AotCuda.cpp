@@ -145,10 +145,14 @@ normjit_status_t loadBest(const normjit_aot_cuda_kernel_t &kernel, int device,
                                    "): " + errors);
 }
 
-/// The kernel's state, and an error unless `device` is one of the driver's.
-normjit_status_t checkDevice(normjit_aot_cuda_kernel_t &kernel, int device,
+/// The kernel's state, and an error unless `kernel` is given and `device`
+/// is one of the driver's.
+normjit_status_t checkDevice(normjit_aot_cuda_kernel_t *kernel, int device,
                              KernelState **out) {
-  NORMJIT_RETURN_IF_ERROR(getState(kernel, out));
+  if (!kernel)
+    return setError(NORMJIT_INVALID_ARGUMENT,
+                    "AOT GPU kernel must not be null");
+  NORMJIT_RETURN_IF_ERROR(getState(*kernel, out));
   int count = (*out)->count;
   if (device < 0 || device >= count)
     return setError(NORMJIT_INVALID_ARGUMENT,
@@ -170,11 +174,8 @@ ContextLaunches::Loader loaderFor(const normjit_aot_cuda_kernel_t &kernel,
 normjit_status_t getLoaded(normjit_aot_cuda_kernel_t *kernel, int device,
                            void *stream, const ContextLaunches::Entry **out) {
   *out = nullptr;
-  if (!kernel)
-    return setError(NORMJIT_INVALID_ARGUMENT,
-                    "AOT GPU kernel must not be null");
   KernelState *state = nullptr;
-  NORMJIT_RETURN_IF_ERROR(checkDevice(*kernel, device, &state));
+  NORMJIT_RETURN_IF_ERROR(checkDevice(kernel, device, &state));
   return state->launches.get(device, stream, loaderFor(*kernel, device), out);
 }
 
@@ -221,13 +222,10 @@ extern "C" const char *normjit_aot_cuda_image(normjit_aot_cuda_kernel_t *kernel,
 extern "C" normjit_status_t
 normjit_aot_cuda_run(normjit_aot_cuda_kernel_t *kernel, int device,
                      const normjit_run_args_t *args, void *stream) {
-  if (!kernel)
-    return setError(NORMJIT_INVALID_ARGUMENT,
-                    "AOT GPU kernel must not be null");
-  if (!args)
+  if (kernel && !args)
     return setError(NORMJIT_INVALID_ARGUMENT, "run arguments must not be null");
   KernelState *state = nullptr;
-  NORMJIT_RETURN_IF_ERROR(checkDevice(*kernel, device, &state));
+  NORMJIT_RETURN_IF_ERROR(checkDevice(kernel, device, &state));
   return state->launches.launch(device, stream, loaderFor(*kernel, device),
                                 kernel->spec, *args);
 }

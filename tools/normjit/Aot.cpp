@@ -413,10 +413,9 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
     if (needed) {
       // aot only reads the cache: a file it cannot trust (perhaps not a
       // cache at all) is left alone.
-      if (llvm::Error error = cache.load(/*setAside=*/false))
+      if (llvm::Error error = cache.load(/*setAsideUntrusted=*/false))
         return makeToolError("--cache: " + llvm::toString(std::move(error)));
-      for (const std::string &warning : cache.getWarnings())
-        llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+      printCacheWarnings(cache);
       for (AotKernel &kernel : kernels) {
         if (!kernel.knobs.empty() ||
             normjit_kernel_spec_validate(&kernel.spec) != NORMJIT_OK)

@@ -105,16 +105,12 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
   }
   if (llvm::Error error = cache.load())
     return error;
-  auto printWarnings = [&cache] {
-    for (const std::string &warning : cache.takeWarnings())
-      llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
-  };
-  printWarnings();
+  printCacheWarnings(cache);
 
   if (action == "merge") {
     std::vector<std::string> messages;
     llvm::Error merged = cache.merge(files, messages);
-    printWarnings();
+    printCacheWarnings(cache);
     if (merged)
       return merged;
     for (const std::string &message : messages)

@@ -18,6 +18,10 @@
 
 #include <string>
 
+namespace normjit::tuner {
+class TuningCache;
+} // namespace normjit::tuner
+
 namespace normjit::tool {
 
 /// `normjit run`: computes a norm on .npy inputs and writes .npy outputs.
@@ -77,6 +81,10 @@ llvm::Expected<float> parseEpsilonOption(const ParsedOptions &options,
 
 /// "cpu" for -1, else "cuda:N".
 std::string getDeviceName(int device);
+
+/// Prints the warnings `cache` has not handed over yet ("normjit: warning:
+/// ...", one line each): after a load, a store or a merge.
+void printCacheWarnings(tuner::TuningCache &cache);
 
 /// Fails, saying so, when the `#norm.config<...>` text given with `flag` is
 /// for the other kind of device than `device` (a gpu config with --device

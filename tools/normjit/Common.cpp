@@ -11,8 +11,10 @@
 
 #include "normjit/JIT/GpuKernelCompiler.h"
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/tuner/TuningCache.h"
 
 #include "llvm/Support/Format.h"
+#include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -108,6 +110,11 @@ normjit::tool::parseDeviceOption(const ParsedOptions &options) {
 
 std::string normjit::tool::getDeviceName(int device) {
   return device < 0 ? "cpu" : "cuda:" + std::to_string(device);
+}
+
+void normjit::tool::printCacheWarnings(tuner::TuningCache &cache) {
+  for (const std::string &warning : cache.takeWarnings())
+    llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
 }
 
 llvm::Error normjit::tool::checkConfigDevice(llvm::StringRef flag,

@@ -377,8 +377,7 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
       normjit::tuner::TuningCache::getDefaultPath()));
   if (llvm::Error error = cache.load())
     return prefixError(std::move(error), "--cache");
-  for (const std::string &warning : cache.getWarnings())
-    llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
+  printCacheWarnings(cache);
   // One of the two, by device.
   std::shared_ptr<const normjit::Kernel> cpuKernel;
   std::shared_ptr<const normjit::CompiledGpuKernel> gpuKernel;

@@ -590,11 +590,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
                          "' is the sweep file; give another --cache");
   if (llvm::Error error = cache.load())
     return error;
-  auto printWarnings = [&cache] {
-    for (const std::string &warning : cache.takeWarnings())
-      llvm::WithColor::warning(llvm::errs(), "normjit") << warning << "\n";
-  };
-  printWarnings();
+  printCacheWarnings(cache);
   std::vector<size_t> mine;
   for (size_t i = 0; i < items.size(); ++i)
     if (static_cast<int64_t>(i % shard.second) == shard.first)
@@ -685,7 +681,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
             *result, makeGpuCacheEntry(item.spec, item.rows, *result));
       }
       llvm::Error stored = cache.store({outcome.entry});
-      printWarnings(); // a file corrupted since it was read is set aside
+      printCacheWarnings(cache); // one corrupted since it was read is set aside
       if (stored)
         return stored;
       ++tuned;

@@ -452,6 +452,12 @@ CUresult fakeLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz,
 
 CUresult pointerAttribute(void *data, int attribute, CUdeviceptr pointer);
 
+/// FAKE_CUDA_MANAGED=1: every allocation is managed memory.
+bool allManaged() {
+  const char *managed = std::getenv("FAKE_CUDA_MANAGED");
+  return managed && std::strcmp(managed, "1") == 0;
+}
+
 CUresult fakePointerGetAttribute(void *data, int attribute,
                                  CUdeviceptr pointer) {
   ++pointerQueries;
@@ -477,16 +483,12 @@ CUresult pointerAttribute(void *data, int attribute, CUdeviceptr pointer) {
     // on the same device has no address in this one (managed memory and
     // other devices' memory, whose access is peer access, aside).
     if (allocation->context != current() &&
-        allocation->context->device == current()->device &&
-        !(std::getenv("FAKE_CUDA_MANAGED") &&
-          std::strcmp(std::getenv("FAKE_CUDA_MANAGED"), "1") == 0))
+        allocation->context->device == current()->device && !allManaged())
       return kInvalidValue;
     *static_cast<CUdeviceptr *>(data) = pointer;
     return kSuccess;
-  case 8: // IS_MANAGED: FAKE_CUDA_MANAGED=1 says every allocation is
-    *static_cast<int *>(data) = std::getenv("FAKE_CUDA_MANAGED") &&
-                                std::strcmp(std::getenv("FAKE_CUDA_MANAGED"),
-                                            "1") == 0;
+  case 8: // IS_MANAGED
+    *static_cast<int *>(data) = allManaged();
     return kSuccess;
   case 9: // DEVICE_ORDINAL
     *static_cast<int *>(data) = allocation->context->device;

@@ -151,6 +151,8 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
     if (entry.key.threads)
       out << " on " << entry.key.threads
           << (entry.key.threads == 1 ? " thread" : " threads");
+    if (entry.key.coldCache)
+      out << " cold cache";
     out << ": "
         << llvm::format("%.2f GB/s (default %.2f)", entry.gbps,
                         entry.defaultGbps)

@@ -69,7 +69,9 @@ const OptionInfo kTuneOptions[] = {
     {"device", OptionKind::String, "cpu|cuda|cuda:N",
      "the device to tune for (default: cpu)"},
     {"cold-cache", OptionKind::Flag, "",
-     "evict the CPU caches (GPU: flush L2) before every timed sample"},
+     "evict the CPU caches (GPU: flush L2) before every timed sample; the "
+     "results are entries of their own (cold_cache), which warm runs never "
+     "use"},
     {"threads", OptionKind::Int, "N",
      "CPU: tune on N worker threads, recorded in the entry (default 0: all "
      "cores)"},
@@ -575,9 +577,11 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     dramGbps = info.dram_bandwidth_gbps;
   }
   auto keyFor = [&](const SweepItem &item) {
-    return *device < 0
-               ? makeCacheKey(item.spec, item.rows, tuneOptions.threads)
-               : makeCacheKey(item.spec, item.rows, deviceKey);
+    CacheKey key =
+        *device < 0 ? makeCacheKey(item.spec, item.rows, tuneOptions.threads)
+                    : makeCacheKey(item.spec, item.rows, deviceKey);
+    key.coldCache = tuneOptions.coldCache;
+    return key;
   };
 
   TuningCache cache(options.getString("cache").value_or(

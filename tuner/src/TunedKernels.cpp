@@ -76,6 +76,7 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
     return std::move(error);
   CacheKey key = makeCacheKey(spec, rows, options.threads);
+  key.coldCache = options.coldCache; // what the tuning below would store
   // The cache object is not thread-safe: every access holds `mutex`, and so
   // does a tuning run (others asking meanwhile wait for its result rather
   // than tune the same spec again).
@@ -112,6 +113,7 @@ TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   auto key = makeGpuCacheKey(spec, rows, device);
   if (!key)
     return key.takeError();
+  key->coldCache = options.coldCache;
   std::unique_lock<std::mutex> lock(mutex);
   if (std::optional<CacheEntry> entry = cache.lookup(*key)) {
     lock.unlock();

@@ -377,6 +377,7 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   }
   TuneResult result;
   result.threads = options.threads;
+  result.coldCache = options.coldCache;
   result.defaultConfig = candidates.front();
   std::vector<std::string> compileErrors;
   auto kernels = compileAll<std::shared_ptr<const Kernel>>(
@@ -464,6 +465,7 @@ normjit::tuner::tuneGpu(Context &context, const normjit_kernel_spec_t &spec,
   std::vector<GpuConfig> candidates = pickGpuCandidates(
       buildGpuSearchSpace(spec, rows, *target), options.strategy);
   GpuTuneResult result;
+  result.coldCache = options.coldCache;
   result.device = device;
   result.deviceName = info.name;
   result.fingerprint = *fingerprint;
@@ -564,6 +566,7 @@ CacheEntry makeEntry(const normjit_kernel_spec_t &spec, int64_t rows,
                      const BasicTuneResult<Config> &result) {
   CacheEntry entry;
   entry.key = makeCacheKey(spec, rows, deviceKey);
+  entry.key.coldCache = result.coldCache;
   entry.gbps = result.bestGbps;
   entry.defaultGbps = result.defaultGbps;
   entry.runnerUpGbps = result.runnerUp ? result.runnerUpGbps : 0;

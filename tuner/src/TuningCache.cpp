@@ -148,7 +148,8 @@ std::string describeKey(const CacheKey &key) {
   return "key " + key.spec + " " + getRowBucketLabel(key.rowBucket) + " on " +
          key.device +
          (key.threads ? " at " + std::to_string(key.threads) + " threads"
-                      : std::string());
+                      : std::string()) +
+         (key.coldCache ? " (cold cache)" : "");
 }
 
 /// A float as TOML text that reads back as the same double: the shortest
@@ -598,7 +599,7 @@ private:
 
   bool readEntry(const toml::table &table, CacheEntry &entry) {
     if (!checkKeys(table,
-                   {"spec", "row_bucket", "threads", "device",
+                   {"spec", "row_bucket", "threads", "cold_cache", "device",
                     "normjit_version", "llvm_version", "gbps", "default_gbps", "candidates",
                     "tuned_at", "fusion", "fusion_margin", "config",
                     "runner_up", "runner_up_gbps"},
@@ -619,6 +620,9 @@ private:
       return false;
     if (table.contains("threads") &&
         !getInteger(table, "threads", key.threads))
+      return false;
+    if (table.contains("cold_cache") &&
+        !getBoolean(table, "cold_cache", key.coldCache, ""))
       return false;
     // The device decides which kind of config the entry holds.
     bool gpu = entry.isGpu();
@@ -807,6 +811,8 @@ std::string formatDocument(const std::vector<CacheEntry> &entries) {
     out += "row_bucket = " + std::to_string(key.rowBucket) + "\n";
     if (key.threads)
       out += "threads = " + std::to_string(key.threads) + "\n";
+    if (key.coldCache)
+      out += "cold_cache = true\n";
     out += "device = " + quote(key.device) + "\n";
     out += "normjit_version = " + quote(key.normjitVersion) + "\n";
     out += "llvm_version = " + quote(key.llvmVersion) + "\n";
@@ -1063,16 +1069,18 @@ std::string normjit::tuner::getUtcTimestamp() {
 
 bool CacheKey::operator==(const CacheKey &other) const {
   return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion,
-                  threads) ==
+                  threads, coldCache) ==
          std::tie(other.spec, other.rowBucket, other.device,
-                  other.normjitVersion, other.llvmVersion, other.threads);
+                  other.normjitVersion, other.llvmVersion, other.threads,
+                  other.coldCache);
 }
 
 bool CacheKey::operator<(const CacheKey &other) const {
   return std::tie(spec, rowBucket, device, normjitVersion, llvmVersion,
-                  threads) <
+                  threads, coldCache) <
          std::tie(other.spec, other.rowBucket, other.device,
-                  other.normjitVersion, other.llvmVersion, other.threads);
+                  other.normjitVersion, other.llvmVersion, other.threads,
+                  other.coldCache);
 }
 
 //===----------------------------------------------------------------------===//

@@ -382,6 +382,42 @@ TEST_F(TuningCacheTest, ThreadCountIsPartOfTheKey) {
   EXPECT_EQ(all->key.threads, 0);
 }
 
+TEST_F(TuningCacheTest, ColdCacheIsPartOfTheKey) {
+  // The same spec tuned warm and with the caches flushed: two entries; the
+  // cold one alone writes cold_cache, reads it back, and is found only by
+  // a cold lookup (what wins cold can lose warm).
+  CacheEntry warm = makeEntry(kSpec, 10);
+  CacheEntry cold = makeEntry(kSpec, 4);
+  cold.key.coldCache = true;
+  {
+    TuningCache cache(path);
+    ASSERT_EQ(takeMessage(cache.store({warm})), "");
+    ASSERT_EQ(takeMessage(cache.store({cold})), "");
+  }
+  std::string text = readBytes(path);
+  size_t first = text.find("\ncold_cache = true\n");
+  ASSERT_NE(first, std::string::npos) << text;
+  EXPECT_EQ(text.find("cold_cache", first + 2), std::string::npos) << text;
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.load()), "");
+  ASSERT_EQ(cache.getEntries().size(), 2u);
+  auto warmFound = cache.lookup(warm.key);
+  ASSERT_TRUE(warmFound.has_value());
+  EXPECT_EQ(warmFound->gbps, 10);
+  EXPECT_FALSE(warmFound->key.coldCache);
+  auto coldFound = cache.lookup(cold.key);
+  ASSERT_TRUE(coldFound.has_value());
+  EXPECT_EQ(coldFound->gbps, 4);
+  EXPECT_TRUE(coldFound->key.coldCache);
+  // A cold entry alone: a warm lookup finds nothing.
+  TuningCache coldOnly(dir + "/cold-only.toml");
+  ASSERT_EQ(takeMessage(coldOnly.store({cold})), "");
+  EXPECT_FALSE(coldOnly.lookup(warm.key).has_value());
+  // A file whose cold_cache is not a boolean is not trusted.
+  expectUntrusted(replaceOnce(text, "cold_cache = true", "cold_cache = 1"),
+                  "cold_cache must be a boolean, got an integer");
+}
+
 TEST_F(TuningCacheTest, StoreReplacesSameKeyAndKeepsOthers) {
   TuningCache cache(path);
   ASSERT_EQ(takeMessage(cache.store({makeEntry("a", 10), makeEntry("b", 20)})),

@@ -60,6 +60,7 @@ template <typename Config> struct BasicTuneResult {
   std::vector<std::string> failures; ///< "config: why", compile or check
   double seconds = 0;                ///< wall time of the whole run
   int threads = 0; ///< CPU: TuneOptions::threads of the run (0: all cores)
+  bool coldCache = false; ///< TuneOptions::coldCache of the run
 };
 
 /// A CPU tuning result.

@@ -71,6 +71,11 @@ struct CacheKey {
   /// (what wins depends on it: streaming stores, say, pay on two threads
   /// of a memory-bound shape and lose on one). Written only when nonzero.
   int64_t threads = 0;
+  /// Tuned with the caches flushed before every sample (`normjit tune
+  /// --cold-cache`). What wins cold can lose warm, so such an entry is
+  /// found only by a cold-cache lookup: never by a context, `run` or
+  /// `aot`, which look up warm entries. Written only when true.
+  bool coldCache = false;
   bool operator==(const CacheKey &other) const;
   bool operator<(const CacheKey &other) const;
 };

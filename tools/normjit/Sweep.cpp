@@ -146,13 +146,18 @@ public:
     if (!budget)
       return budget.takeError();
 
-    for (int64_t c : *cols)
-      if (c < 1 || c > (int64_t(1) << 30))
-        return error(group.get("cols"),
+    // (Said at the value's line: an array may span lines.)
+    auto element = [&](const char *key, size_t i) -> const toml::node * {
+      const toml::array *values = group.get(key)->as_array();
+      return values->get(i);
+    };
+    for (size_t i = 0; i < cols->size(); ++i)
+      if (int64_t c = (*cols)[i]; c < 1 || c > (int64_t(1) << 30))
+        return error(element("cols", i),
                      "'cols' must be in [1, 2^30], got " + llvm::Twine(c));
-    for (int64_t r : *rows)
-      if (r < 1 || r > (int64_t(1) << 40))
-        return error(group.get("rows"),
+    for (size_t i = 0; i < rows->size(); ++i)
+      if (int64_t r = (*rows)[i]; r < 1 || r > (int64_t(1) << 40))
+        return error(element("rows", i),
                      "'rows' must be in [1, 2^40], got " + llvm::Twine(r));
 
     for (const std::string &opName : *ops) {

@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -97,10 +98,12 @@ constexpr const char *kTuneDescription =
     "rejected, never chosen) and timed (median of repetitions until stable);\n"
     "the winner, its runner-up and the default's speed go to the tuning\n"
     "cache. Entries already tuned for this device and build are skipped, so\n"
-    "an interrupted sweep resumes. Workloads are capped at 256 MiB per\n"
-    "second of budget (64 to 512 MiB): larger row counts are measured on as\n"
-    "many rows as fit (one row at least, which may take longer than the\n"
-    "budget); a spec whose one row takes more than 512 MiB is refused.";
+    "an interrupted sweep resumes; sweep rows that share an entry (rows of\n"
+    "one row bucket, a spec listed twice) are tuned once. Workloads are\n"
+    "capped at 256 MiB per second of budget (64 to 512 MiB): larger row\n"
+    "counts are measured on as many rows as fit (one row at least, which\n"
+    "may take longer than the budget); a spec whose one row takes more than\n"
+    "512 MiB is refused.";
 
 /// What the report compares the tuned GB/s with.
 struct Ceiling {
@@ -108,6 +111,9 @@ struct Ceiling {
   const char *column; ///< in the CSV
   const char *note;   ///< below the Markdown table
 };
+/// Sweep rows sharing an earlier row's cache entry named one by one.
+constexpr size_t kDuplicatesShown = 5;
+
 constexpr Ceiling kCpuCeiling = {
     "memcpy", "memcpy_gbps",
     "the memcpy ceiling moves the same bytes, the faster of all cores and "
@@ -583,6 +589,40 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     key.coldCache = tuneOptions.coldCache;
     return key;
   };
+  // Sweep rows that share a cache entry (a spec listed twice, or rows of one
+  // row bucket such as 1000 and 1024) are tuned once, as the first of them,
+  // and said so; they are not counted as already in the cache.
+  size_t duplicates = 0;
+  if (sweep) {
+    std::map<CacheKey, size_t> firstOf;
+    std::vector<SweepItem> unique;
+    for (const SweepItem &item : items) {
+      CacheKey key = keyFor(item);
+      auto [it, inserted] = firstOf.try_emplace(key, unique.size());
+      if (inserted) {
+        unique.push_back(item);
+        continue;
+      }
+      if (++duplicates <= kDuplicatesShown) {
+        const SweepItem &first = unique[it->second];
+        std::string name = describeSpec(item.spec, item.rows);
+        std::string firstName = describeSpec(first.spec, first.rows);
+        llvm::WithColor::note(llvm::errs(), "normjit")
+            << name
+            << (name == firstName
+                    ? " is in the sweep twice: tuned once\n"
+                    : " shares the cache entry of " + firstName +
+                          " (row bucket " +
+                          tuner::getRowBucketLabel(key.rowBucket) +
+                          "): tuned once, as the first\n");
+      }
+    }
+    if (duplicates > kDuplicatesShown)
+      llvm::WithColor::note(llvm::errs(), "normjit")
+          << duplicates - kDuplicatesShown
+          << " more sweep rows share an earlier row's cache entry\n";
+    items = std::move(unique);
+  }
 
   TuningCache cache(options.getString("cache").value_or(
       TuningCache::getDefaultPath()));
@@ -778,6 +818,9 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     out << "tuned " << tuned << ", already in the cache " << skipped
         << " (shard " << shard.first << "/" << shard.second << ": "
         << mine.size() << " of " << items.size() << " specs"
+        << (duplicates ? ", " + std::to_string(duplicates) +
+                             " sweep rows sharing another's entry"
+                       : std::string())
         << (*device >= 0 ? ", " + deviceDescription : std::string())
         << "), cache " << cache.getPath() << "\n";
   if (auto dir = options.getString("report")) {

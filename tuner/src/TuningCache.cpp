@@ -420,7 +420,7 @@ public:
         return false;
       std::string entryProblem = checkEntry(entry);
       if (!entryProblem.empty())
-        return failAt(*table, entryProblem);
+        return failAt(nodeOfProblem(*table, entryProblem), entryProblem);
       entries.push_back(std::move(entry));
       lines.push_back(table->source().begin.line);
     }
@@ -431,6 +431,26 @@ public:
   std::string problem;
 
 private:
+  /// The node a problem of checkEntry names first ("row_bucket must ...",
+  /// "config: rows_per_task must ..."), for its line: the key's, or the
+  /// entry's table when the problem names none of its keys.
+  static const toml::node &nodeOfProblem(const toml::table &entry,
+                                         llvm::StringRef problem) {
+    auto name = [](llvm::StringRef text) {
+      return text.take_while([](char c) { return llvm::isAlnum(c) || c == '_'; });
+    };
+    llvm::StringRef field = name(problem);
+    const toml::node *node = entry.get(field);
+    if (!node)
+      return entry;
+    llvm::StringRef rest = problem.drop_front(field.size());
+    if (const toml::table *inner = node->as_table();
+        inner && (rest.consume_front(": ") || rest.consume_front(".")))
+      if (const toml::node *knob = inner->get(name(rest)))
+        return *knob;
+    return *node;
+  }
+
   /// "entry N: " while reading an entry.
   std::string context;
   /// The line of each entry read, for duplicate-key messages.

@@ -8,6 +8,10 @@
 // RUN: not normjit tune --sweep %S/Inputs/sweep-not-toml.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=SYNTAX
 // RUN: not normjit tune --sweep %S/Inputs/sweep-tiny-eps.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TINY-EPS
 // TINY-EPS: normjit: error: malformed sweep file {{.*}}sweep-tiny-eps.toml:6: 'eps' must be positive and finite as an f32, got 1e-50
+// A value out of range is said at its own line, in an array over lines.
+// RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [\n  1,\n  0,\n]\n' > %t.rows.toml
+// RUN: not normjit tune --sweep %t.rows.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=ROWS-LINE
+// ROWS-LINE: normjit: error: malformed sweep file {{.*}}rows.toml:6: 'rows' must be in [1, 2^40], got 0
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --eps 1e-50 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TINY-EPS-FLAG
 // TINY-EPS-FLAG: normjit: error: --eps must be positive and finite as an f32, got '1e-50'
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --eps 1e39 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=HUGE-EPS-FLAG

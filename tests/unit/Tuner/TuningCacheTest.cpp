@@ -750,6 +750,28 @@ TEST_F(TuningCacheTest, WrongTypesAreSetAside) {
                   "algorithm must be");
 }
 
+TEST_F(TuningCacheTest, OutOfRangeValuesAreReportedAtTheirLine) {
+  // A value read with the right type but out of range is reported at its
+  // key's line (of a knob, its config's line), not at its [[entry]].
+  std::string text = validText();
+  auto lineOf = [&](const std::string &needle) {
+    size_t at = text.find(needle);
+    EXPECT_NE(at, std::string::npos) << needle;
+    return "line " +
+           std::to_string(1 + std::count(text.begin(), text.begin() + at,
+                                         '\n')) +
+           ": entry 2: "; // (the full entry sorts second)
+  };
+  expectUntrusted(replaceOnce(text, "row_bucket = 2048", "row_bucket = 3"),
+                  lineOf("row_bucket = 2048") + "row_bucket must be");
+  expectUntrusted(replaceOnce(text, "candidates = 987654321",
+                              "candidates = -1"),
+                  lineOf("candidates = 987654321") + "candidates must be");
+  expectUntrusted(replaceOnce(text, "rows_per_task = 32", "rows_per_task = 0"),
+                  lineOf("rows_per_task = 32") +
+                      "config: rows_per_task must be");
+}
+
 TEST_F(TuningCacheTest, HugeValuesAreSetAside) {
   std::string text = validText();
   expectUntrusted(replaceOnce(text, "vector_width = 16", "vector_width = 1e12"),

@@ -356,6 +356,7 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
   // What to compile.
   AotDevice device = deviceOption.value_or(AotDevice::CPU);
   std::string library;
+  bool namedAfterFile = false; // the library's name is the spec file's
   std::vector<std::string> targets;
   std::vector<AotKernel> kernels;
   if (std::optional<std::string> specs = options.getString("specs")) {
@@ -376,6 +377,7 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
       llvm::StringRef stem = llvm::sys::path::stem(*specs);
       stem.consume_back(".manifest");
       library = stem.str();
+      namedAfterFile = true;
     }
   } else {
     if (device == AotDevice::CUDA)
@@ -387,10 +389,18 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
     library = kernel->name;
     kernels.push_back(std::move(*kernel));
   }
-  if (std::optional<std::string> lib = options.getString("lib"))
+  if (std::optional<std::string> lib = options.getString("lib")) {
     library = *lib;
-  if (llvm::Error error = validateLibraryName(library))
-    return error;
+    namedAfterFile = false;
+  }
+  if (llvm::Error error = validateLibraryName(library)) {
+    if (!namedAfterFile)
+      return error;
+    return makeToolError(llvm::toString(std::move(error)) +
+                         "; the library is named after the spec file when "
+                         "the file has no `library = \"NAME\"`: set one "
+                         "there or give --lib NAME");
+  }
   if (std::optional<std::string> text = options.getString("target")) {
     auto list = splitTargets(*text);
     if (!list)

@@ -237,7 +237,7 @@ public:
 
   llvm::Error parseKernel(const toml::table &table, int64_t defaultRowsHint,
                           AotDevice device, AotSpecFile &file,
-                          llvm::StringSet<> &names) const {
+                          llvm::StringMap<std::string> &symbols) const {
     if (llvm::Error e = checkKeys(table, kKernelKeys, "a [[kernel]] table"))
       return e;
     if (llvm::Error e = checkTables(table.get("variant"), kVariantKeys,
@@ -253,9 +253,24 @@ public:
     kernel.name = *nameNode.value_exact<std::string>();
     if (llvm::Error e = validateName("kernel name", kernel.name))
       return error(nameNode, llvm::toString(std::move(e)));
-    if (!names.insert(kernel.name).second)
-      return error(nameNode,
-                   "kernel '" + kernel.name + "' is defined more than once");
+    // A kernel NAME defines the C functions NAME, NAME_spec and
+    // NAME_target (CPU) or NAME_image (GPU): no two kernels may share one.
+    std::string alsoFunction =
+        device == AotDevice::CUDA ? "_image" : "_target";
+    for (std::string suffix : {std::string(), std::string("_spec"),
+                               alsoFunction}) {
+      std::string symbol = kernel.name + suffix;
+      auto [it, inserted] = symbols.try_emplace(symbol, kernel.name);
+      if (inserted)
+        continue;
+      if (it->second == kernel.name)
+        return error(nameNode,
+                     "kernel '" + kernel.name + "' is defined more than once");
+      return error(nameNode, "kernel '" + kernel.name + "': its C function '" +
+                                 symbol + "' is also one of kernel '" +
+                                 it->second + "' (a kernel NAME defines NAME, "
+                                 "NAME_spec and NAME" + alsoFunction + ")");
+    }
     std::string prefix = "kernel '" + kernel.name + "': ";
 
     const toml::node &opNode = *table.get("op");
@@ -316,7 +331,9 @@ public:
     if (normjit_kernel_spec_validate(&spec) != NORMJIT_OK) {
       std::string message = normjit_last_error();
       normjit_clear_error();
-      return error(table, prefix + message);
+      // A column count out of range at its own line.
+      bool aboutCols = llvm::StringRef(message).starts_with("cols");
+      return error(aboutCols ? *table.get("cols") : table, prefix + message);
     }
     kernel.spec = spec;
 
@@ -400,6 +417,9 @@ public:
                   : resolveCpuTarget(name).takeError();
           if (unknown)
             return error(target, llvm::toString(std::move(unknown)));
+          if (llvm::is_contained(file.targets, name))
+            return error(target, "target '" + name +
+                                     "' is given more than once");
           file.targets.push_back(std::move(name));
         }
     }
@@ -413,10 +433,10 @@ public:
     if (!kernels || kernels->as_array()->empty())
       return error(toml::source_region(),
                    "no [[kernel]] table: nothing to compile");
-    llvm::StringSet<> names;
+    llvm::StringMap<std::string> symbols;
     for (const toml::node &kernel : *kernels->as_array())
       if (llvm::Error e = parseKernel(*kernel.as_table(), rowsHint, compiledFor,
-                                      file, names))
+                                      file, symbols))
         return std::move(e);
     return file;
   }

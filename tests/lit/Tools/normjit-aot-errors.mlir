@@ -73,6 +73,21 @@
 // NO-OUT: normjit: error: missing required option '--out' (see 'normjit aot --help')
 // RUN: not normjit aot --op rms_norm --cols 64 --out %t/out/a 2>&1 | %{check}=NO-NAME
 // NO-NAME: normjit: error: missing required option '--name' (see 'normjit aot --help')
+// Errors of the whole file, at the line that causes them: kernels whose C
+// functions clash, a target twice, a column count out of range; a library
+// named after a file whose name is no C identifier says so.
+// RUN: printf '[[kernel]]\nname = "a"\nop = "rms_norm"\ncols = 64\n\n[[kernel]]\nname = "a_spec"\nop = "rms_norm"\ncols = 64\n' > %t/clash.toml
+// RUN: not normjit aot --specs %t/clash.toml --out %t/out/a 2>&1 | %{check}=CLASH
+// CLASH: normjit: error: malformed spec file {{.*}}clash.toml:7: kernel 'a_spec': its C function 'a_spec' is also one of kernel 'a' (a kernel NAME defines NAME, NAME_spec and NAME_target)
+// RUN: printf 'targets = ["x86-64",\n  "x86-64-v3",\n  "x86-64"]\n[[kernel]]\nname = "a"\nop = "rms_norm"\ncols = 64\n' > %t/targets.toml
+// RUN: not normjit aot --specs %t/targets.toml --out %t/out/a 2>&1 | %{check}=TARGETS
+// TARGETS: normjit: error: malformed spec file {{.*}}targets.toml:3: target 'x86-64' is given more than once
+// RUN: printf '[[kernel]]\nname = "a"\nop = "rms_norm"\ncols = 0\n' > %t/cols.toml
+// RUN: not normjit aot --specs %t/cols.toml --out %t/out/a 2>&1 | %{check}=ZERO-COLS
+// ZERO-COLS: normjit: error: malformed spec file {{.*}}cols.toml:4: kernel 'a': cols must be at least 1, got 0
+// RUN: printf '[[kernel]]\nname = "a"\nop = "rms_norm"\ncols = 64\n' > %t/my-kernels.toml
+// RUN: not normjit aot --specs %t/my-kernels.toml --out %t/out/a 2>&1 | %{check}=FILE-NAME
+// FILE-NAME: normjit: error: library name 'my-kernels' may hold only letters, digits and '_' (it is a C identifier); the library is named after the spec file when the file has no `library = "NAME"`: set one there or give --lib NAME
 // RUN: not normjit aot %{spec} --algorithm fast --out %t/out/a 2>&1 | %{check}=ALGORITHM
 // ALGORITHM: normjit: error: unknown --algorithm 'fast'; expected two_pass or welford
 
@@ -83,5 +98,9 @@
 // RUN: ls -A %t/out/existing | FileCheck %s --check-prefix=KEPT --implicit-check-not={{.}}
 // KEPT: notes.txt
 // RUN: ls -A %t | FileCheck %s --check-prefix=TOP --implicit-check-not={{.}}
-// TOP: file
+// TOP: clash.toml
+// TOP-NEXT: cols.toml
+// TOP-NEXT: file
+// TOP-NEXT: my-kernels.toml
 // TOP-NEXT: out
+// TOP-NEXT: targets.toml

@@ -37,7 +37,8 @@
 //
 //   config = { vector_width = 8, threads_per_row = 32, rows_per_block = 8,
 //              elements_per_thread = 8, row_storage = "registers",
-//              persistent = false }
+//              persistent = false }         # min_blocks_per_sm = N after
+//                                              # it when N is not 0
 //
 // (row_storage "registers", "shared" or "global"; fusion is "" for GPU
 // entries as normjit writes them, never "split": GPU kernels always fuse.) A
@@ -46,7 +47,8 @@
 //
 // The first five keys are the entry's identity (CacheKey). Every key above
 // is required except runner_up and runner_up_gbps, which come together or
-// not at all, and a config's prefetch_rows (absent: 0). Floats may be written as integers. Reading is all-or-nothing:
+// not at all, a CPU config's prefetch_rows and a GPU config's
+// min_blocks_per_sm (absent: 0). Floats may be written as integers. Reading is all-or-nothing:
 // a syntax error, a missing or unknown key (at any level), a wrong type, a
 // value out of range (GB/s finite in [0, 1e5], candidates in [0, 1e9],
 // rows_per_task <= 2^20, what validateCpuConfig rejects; GPU knobs outside
@@ -115,6 +117,9 @@ constexpr int64_t kMaxThreads = 1024;
 constexpr int64_t kMaxGpuBlock = 1024;
 constexpr int64_t kMaxGpuVectorWidth = 8;
 constexpr int64_t kMaxGpuElementsPerThread = 1024; // as #norm.config
+/// min_blocks_per_sm: at most 32 blocks, 2048 threads on a multiprocessor.
+constexpr int64_t kMaxGpuMinBlocks = 32;
+constexpr int64_t kMaxGpuThreadsPerSm = 2048;
 
 //===----------------------------------------------------------------------===//
 // Small helpers
@@ -291,6 +296,12 @@ std::string checkGpuConfig(llvm::StringRef name, const GpuConfig &config) {
            "elements_per_thread must be a multiple of vector_width "
            "in [1, 1024], got " +
            std::to_string(config.elementsPerThread);
+  if (config.minBlocksPerSm < 0 || config.minBlocksPerSm > kMaxGpuMinBlocks ||
+      config.minBlocksPerSm * config.blockSize() > kMaxGpuThreadsPerSm)
+    return prefix +
+           "min_blocks_per_sm must be in [0, 32] with min_blocks_per_sm * "
+           "threads_per_row * rows_per_block <= 2048, got " +
+           std::to_string(config.minBlocksPerSm);
   return "";
 }
 
@@ -596,8 +607,13 @@ private:
     std::string prefix = key.str() + ".";
     if (!checkKeys(*table,
                    {"vector_width", "threads_per_row", "rows_per_block",
-                    "elements_per_thread", "row_storage", "persistent"},
+                    "elements_per_thread", "row_storage", "persistent",
+                    "min_blocks_per_sm"},
                    prefix))
+      return false;
+    if (table->get("min_blocks_per_sm") &&
+        !getInteger(*table, "min_blocks_per_sm", config.minBlocksPerSm,
+                    prefix))
       return false;
     std::string storage;
     if (!getInteger(*table, "vector_width", config.vectorWidth, prefix) ||
@@ -813,7 +829,11 @@ void writeConfig(std::string &out, const char *key, const GpuConfig &config) {
          ", rows_per_block = " + std::to_string(config.rowsPerBlock) +
          ", elements_per_thread = " + std::to_string(config.elementsPerThread) +
          ", row_storage = " + storage +
-         ", persistent = " + (config.persistent ? "true" : "false") + " }\n";
+         ", persistent = " + (config.persistent ? "true" : "false") +
+         (config.minBlocksPerSm > 0
+              ? ", min_blocks_per_sm = " + std::to_string(config.minBlocksPerSm)
+              : std::string()) +
+         " }\n";
 }
 
 /// The file's text for sorted `entries`.

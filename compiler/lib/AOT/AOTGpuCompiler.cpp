@@ -58,7 +58,7 @@ llvm::Error invalid(const llvm::Twine &message) {
 
 bool GpuConfigKnobs::empty() const {
   return !threadsPerRow && !rowsPerBlock && !elementsPerThread &&
-         !vectorWidth && !rowStorage && !persistent;
+         !vectorWidth && !rowStorage && !persistent && !minBlocksPerSm;
 }
 
 GpuConfig GpuConfigKnobs::applyTo(GpuConfig base) const {
@@ -74,6 +74,8 @@ GpuConfig GpuConfigKnobs::applyTo(GpuConfig base) const {
     base.rowStorage = *rowStorage;
   if (persistent)
     base.persistent = *persistent;
+  if (minBlocksPerSm)
+    base.minBlocksPerSm = *minBlocksPerSm;
   return base;
 }
 
@@ -93,6 +95,8 @@ std::string GpuConfigKnobs::str() const {
     os << ", row_storage = " << getGpuRowStorageName(*rowStorage);
   if (persistent)
     os << ", persistent = " << (*persistent ? "true" : "false");
+  if (minBlocksPerSm)
+    os << ", min_blocks_per_sm = " << *minBlocksPerSm;
   os << ">";
   return text;
 }
@@ -120,6 +124,7 @@ normjit::aot::parseGpuConfigKnobs(llvm::StringRef text) {
   if (config.rowStorage)
     knobs.rowStorage = normjit::detail::toGpuRowStorage(*config.rowStorage);
   knobs.persistent = config.persistent;
+  knobs.minBlocksPerSm = config.minBlocksPerSm;
   return knobs;
 }
 

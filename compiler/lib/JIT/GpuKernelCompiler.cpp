@@ -110,6 +110,8 @@ normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
   knobs.elementsPerThread = config.elementsPerThread;
   knobs.rowStorage = toNormRowStorage(config.rowStorage);
   knobs.persistent = config.persistent;
+  if (config.minBlocksPerSm > 0)
+    knobs.minBlocksPerSm = config.minBlocksPerSm;
   return normjit::norm::getConfigChecked(
       [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
 }
@@ -291,7 +293,10 @@ std::string normjit::GpuConfig::str() const {
      << ", rows_per_block = " << rowsPerBlock
      << ", elements_per_thread = " << elementsPerThread
      << ", row_storage = " << storage
-     << ", persistent = " << (persistent ? "true" : "false") << ">";
+     << ", persistent = " << (persistent ? "true" : "false");
+  if (minBlocksPerSm > 0)
+    os << ", min_blocks_per_sm = " << minBlocksPerSm;
+  os << ">";
   return text;
 }
 
@@ -300,7 +305,8 @@ bool normjit::GpuConfig::operator==(const GpuConfig &other) const {
          rowsPerBlock == other.rowsPerBlock &&
          elementsPerThread == other.elementsPerThread &&
          vectorWidth == other.vectorWidth && rowStorage == other.rowStorage &&
-         persistent == other.persistent;
+         persistent == other.persistent &&
+         minBlocksPerSm == other.minBlocksPerSm;
 }
 
 unsigned normjit::getWidestElementBits(const normjit_kernel_spec_t &spec) {
@@ -557,6 +563,8 @@ applyGpuKnobs(const normjit::norm::ConfigKnobs &knobs, llvm::StringRef text,
     result.rowStorage = toGpuRowStorage(*v);
   if (auto v = knobs.persistent)
     result.persistent = *v;
+  if (auto v = knobs.minBlocksPerSm)
+    result.minBlocksPerSm = *v;
   return result;
 }
 

@@ -337,6 +337,7 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
   knobs.elementsPerThread = config.getElementsPerThread();
   knobs.rowStorage = config.getRowStorage();
   knobs.persistent = config.getPersistent();
+  knobs.minBlocksPerSm = config.getMinBlocksPerSm();
   return knobs;
 }
 

@@ -142,6 +142,37 @@ std::map<std::string, EntryReport> parseReport(const std::string &text) {
   return entries;
 }
 
+/// Runs `ptxas -v` on `ptx` for `chip`; false (with `report` saying why)
+/// when it fails. `report` is its output.
+bool assemble(const std::string &ptxas, const std::string &ptx,
+              const std::string &chip, std::string &report) {
+  llvm::SmallString<128> ptxPath, logPath;
+  if (llvm::sys::fs::createTemporaryFile("normjit", "ptx", ptxPath) ||
+      llvm::sys::fs::createTemporaryFile("normjit", "log", logPath)) {
+    report = "cannot create temporary files";
+    return false;
+  }
+  {
+    std::error_code error;
+    llvm::raw_fd_ostream os(ptxPath, error);
+    os << ptx;
+  }
+  std::string arch = "-arch=" + chip;
+  llvm::StringRef args[] = {ptxas, arch, "-v", ptxPath, "-o", "/dev/null"};
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, logPath.str(),
+                                                logPath.str()};
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects,
+                                     /*SecondsToWait=*/600, 0, &message);
+  auto log = llvm::MemoryBuffer::getFile(logPath);
+  report = log ? (*log)->getBuffer().str() : "";
+  llvm::sys::fs::remove(ptxPath);
+  llvm::sys::fs::remove(logPath);
+  if (rc != 0)
+    report = "ptxas failed " + message + ":\n" + report;
+  return rc == 0;
+}
+
 class PtxasTest
     : public ::testing::TestWithParam<std::tuple<Variant, std::string>> {};
 
@@ -172,27 +203,8 @@ TEST_P(PtxasTest, EveryConfigAssembles) {
   EXPECT_EQ(image->ptx.find(".extern .func"), std::string::npos)
       << "a kernel calls a function the driver cannot resolve";
 
-  llvm::SmallString<128> ptxPath, logPath;
-  ASSERT_FALSE(llvm::sys::fs::createTemporaryFile("normjit", "ptx", ptxPath));
-  ASSERT_FALSE(llvm::sys::fs::createTemporaryFile("normjit", "log", logPath));
-  {
-    std::error_code error;
-    llvm::raw_fd_ostream os(ptxPath, error);
-    ASSERT_FALSE(error);
-    os << image->ptx;
-  }
-  std::string arch = "-arch=" + chip;
-  llvm::StringRef args[] = {ptxas, arch, "-v", ptxPath, "-o", "/dev/null"};
-  std::optional<llvm::StringRef> redirects[] = {std::nullopt, logPath.str(),
-                                                logPath.str()};
-  std::string message;
-  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects,
-                                     /*SecondsToWait=*/600, 0, &message);
-  auto log = llvm::MemoryBuffer::getFile(logPath);
-  std::string report = log ? (*log)->getBuffer().str() : "";
-  llvm::sys::fs::remove(ptxPath);
-  llvm::sys::fs::remove(logPath);
-  ASSERT_EQ(rc, 0) << "ptxas failed " << message << ":\n" << report;
+  std::string report;
+  ASSERT_TRUE(assemble(ptxas, image->ptx, chip, report)) << report;
 
   std::map<std::string, EntryReport> entries = parseReport(report);
   EXPECT_EQ(entries.size(), configOf.size()) << report;
@@ -215,6 +227,52 @@ TEST_P(PtxasTest, EveryConfigAssembles) {
         << name << " " << config.str() << " spills " << r.spillBytes
         << " bytes with " << r.registers << " of " << registerBound
         << " registers";
+  }
+}
+
+// min_blocks_per_sm reaches ptxas, which caps registers so that that many
+// blocks fit a multiprocessor: a bf16 LayerNorm of 4096 columns, whose
+// default config takes more registers than 5 or 6 blocks of 256 threads
+// allow, held to 65536 / (blocks * 256) (whatever it spills for that: the
+// price the knob names).
+TEST(PtxasMinBlocksTest, CapsRegistersForTheBlocksAsked) {
+  std::string ptxas = findPtxas();
+  if (ptxas.empty())
+    GTEST_SKIP() << "no ptxas (set NORMJIT_PTXAS or install the CUDA toolkit "
+                    "in /usr/local/cuda): GPU code is not assembled";
+  normjit_kernel_spec_t spec = makeSpec(NORMJIT_LAYER_NORM, 4096, NORMJIT_BF16,
+                                        NORMJIT_BF16, /*everything=*/false);
+  spec.has_gamma = spec.has_beta = 1;
+  spec.gamma_dtype = spec.beta_dtype = NORMJIT_BF16;
+  for (const char *chip : {"sm_80", "sm_90"}) {
+    auto target = parseGpuChip(chip);
+    ASSERT_TRUE(static_cast<bool>(target))
+        << llvm::toString(target.takeError());
+    GpuConfig base = getDefaultGpuConfig(spec, *target);
+    ASSERT_EQ(base.blockSize(), 256) << base.str();
+    std::vector<GpuKernelRequest> requests;
+    for (int64_t blocks : {0, 5, 6}) {
+      GpuConfig config = base;
+      config.minBlocksPerSm = blocks;
+      requests.push_back({spec, config, "k" + std::to_string(blocks)});
+    }
+    auto image = compileGpuPtx(requests, *target);
+    ASSERT_TRUE(static_cast<bool>(image)) << llvm::toString(image.takeError());
+    EXPECT_NE(image->ptx.find(".minnctapersm 5"), std::string::npos);
+    EXPECT_NE(image->ptx.find(".minnctapersm 6"), std::string::npos);
+    std::string report;
+    ASSERT_TRUE(assemble(ptxas, image->ptx, chip, report)) << report;
+    std::map<std::string, EntryReport> entries = parseReport(report);
+    int uncapped = entries["k0"].registers;
+    EXPECT_GT(uncapped, 65536 / (5 * 256))
+        << chip << ": the default config no longer needs the cap; pick a "
+        << "spec that does\n" << report;
+    for (int64_t blocks : {5, 6}) {
+      const EntryReport &r = entries["k" + std::to_string(blocks)];
+      EXPECT_GE(r.registers, 1) << report;
+      EXPECT_LE(r.registers, 65536 / (blocks * 256))
+          << chip << " min_blocks_per_sm = " << blocks << "\n" << report;
+    }
   }
 }
 

@@ -1190,6 +1190,39 @@ TEST(TuningCacheFunctionsTest, GpuDeviceKeys) {
   EXPECT_EQ(cpu.getRunnerUpText().value_or(""), cpu.runnerUp->str());
 }
 
+TEST_F(TuningCacheTest, GpuMinBlocksPerSmIsWrittenWhenSetAndChecked) {
+  // A GPU config's min_blocks_per_sm: written only when not 0, read back,
+  // absent reads as 0; out of range or more threads than an SM holds, the
+  // file is not trusted.
+  CacheEntry gpu = makeGpuEntry();
+  gpu.gpuConfig.minBlocksPerSm = 4; // blocks of 128 threads: 512 per SM
+  {
+    TuningCache cache(path);
+    ASSERT_EQ(takeMessage(cache.store({gpu})), "");
+  }
+  std::string text = readBytes(path);
+  EXPECT_NE(text.find("persistent = true, min_blocks_per_sm = 4 }"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("min_blocks_per_sm = 0"), std::string::npos) << text;
+  TuningCache cache(path);
+  ASSERT_EQ(takeMessage(cache.load()), "");
+  std::optional<CacheEntry> found = cache.lookup(gpu.key);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->gpuConfig.minBlocksPerSm, 4);
+  ASSERT_TRUE(found->gpuRunnerUp.has_value());
+  EXPECT_EQ(found->gpuRunnerUp->minBlocksPerSm, 0);
+  expectUntrusted(replaceOnce(text, "min_blocks_per_sm = 4",
+                              "min_blocks_per_sm = 33"),
+                  "config: min_blocks_per_sm must be in [0, 32]");
+  expectUntrusted(replaceOnce(text, "min_blocks_per_sm = 4",
+                              "min_blocks_per_sm = 17"),
+                  "config: min_blocks_per_sm must be in [0, 32] with");
+  expectUntrusted(replaceOnce(text, "min_blocks_per_sm = 4",
+                              "min_blocks_per_sm = true"),
+                  "config.min_blocks_per_sm must be an integer");
+}
+
 TEST_F(TuningCacheTest, GpuEntryRoundTripsBesideCpuEntries) {
   CacheEntry gpu = makeGpuEntry();
   CacheEntry cpu = makeFullEntry(); // same spec and bucket, the CPU's key

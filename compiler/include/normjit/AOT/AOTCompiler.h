@@ -76,6 +76,7 @@ struct GpuConfigKnobs {
   std::optional<int64_t> vectorWidth;
   std::optional<GpuRowStorage> rowStorage;
   std::optional<bool> persistent;
+  std::optional<int64_t> minBlocksPerSm;
 
   /// Whether no knob is set.
   bool empty() const;

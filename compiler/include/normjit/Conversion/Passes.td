@@ -111,6 +111,10 @@ def ConvertNormToGPUPass
     `global`: the same centred two-pass statistics, their second pass and
     the output pass reading the row again (usually from L2).
 
+    `min_blocks_per_sm = N` (N > 0) sets `nvvm.minctasm = N` on the kernel
+    (PTX `.minnctapersm`): ptxas caps registers so that N blocks fit a
+    multiprocessor.
+
     Rows past the end are clamped, not skipped, so that every thread takes
     part in every shuffle and barrier; their stores are guarded. Element
     types are extended to f32 on load and rounded on store; `sum` is

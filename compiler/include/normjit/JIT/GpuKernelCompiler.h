@@ -51,6 +51,9 @@ struct GpuConfig {
   int64_t vectorWidth = 4;       ///< elements per access, <= 128 bits
   GpuRowStorage rowStorage = GpuRowStorage::Registers;
   bool persistent = false; ///< grid-stride loop over row groups
+  /// PTX .minnctapersm: blocks ptxas must fit on a multiprocessor (its
+  /// register cap); 0: none.
+  int64_t minBlocksPerSm = 0;
 
   /// The config as `#norm.config<gpu, ...>` text.
   std::string str() const;

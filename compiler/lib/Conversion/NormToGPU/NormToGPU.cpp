@@ -410,6 +410,11 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
   }
   func.setKnownBlockSizeAttr(
       rewriter.getDenseI32ArrayAttr({static_cast<int32_t>(blockSize), 1, 1}));
+  // min_blocks_per_sm: PTX .minnctapersm (the NVVM lowering's
+  // nvvm.minctasm), which ptxas meets by capping registers.
+  if (k.minBlocksPerSm > 0)
+    func->setAttr("nvvm.minctasm", rewriter.getI32IntegerAttr(
+                                       static_cast<int32_t>(k.minBlocksPerSm)));
 
   rewriter.setInsertionPoint(op);
   ImplicitLocOpBuilder b(op.getLoc(), rewriter);

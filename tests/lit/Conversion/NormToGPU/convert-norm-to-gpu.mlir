@@ -94,6 +94,23 @@ gpu.func @ln_global_persistent(%x: memref<?x8192xbf16, #rows>, %r: memref<?x8192
   gpu.return
 }
 
+// min_blocks_per_sm: the kernel asks the NVVM lowering for .minnctapersm;
+// without it (or with 0), nothing.
+// CHECK-LABEL: gpu.func @rms_min_blocks
+// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
+// CHECK-SAME: nvvm.minctasm = 5 : i32
+// CHECK-LABEL: gpu.func @rms_min_blocks_zero
+// CHECK-NOT: nvvm.minctasm
+// CHECK: gpu.return
+gpu.func @rms_min_blocks(%x: memref<?x1024xbf16, #rows>, %y: memref<?x1024xbf16, #rows>) kernel {
+  norm.rms_norm x(%x : memref<?x1024xbf16, #rows>) -> y(%y : memref<?x1024xbf16, #rows>) eps = 1.0e-6 config = <gpu, vector_width = 8, threads_per_row = 32, rows_per_block = 8, elements_per_thread = 32, row_storage = registers, min_blocks_per_sm = 5>
+  gpu.return
+}
+gpu.func @rms_min_blocks_zero(%x: memref<?x1024xbf16, #rows>, %y: memref<?x1024xbf16, #rows>) kernel {
+  norm.rms_norm x(%x : memref<?x1024xbf16, #rows>) -> y(%y : memref<?x1024xbf16, #rows>) eps = 1.0e-6 config = <gpu, vector_width = 8, threads_per_row = 32, rows_per_block = 8, elements_per_thread = 32, row_storage = registers, min_blocks_per_sm = 0>
+  gpu.return
+}
+
 // A row that ends inside a vector: the last vector is read element by
 // element (clamped addresses, lanes past the row are 0) and written
 // element by element.

@@ -35,11 +35,17 @@ func.func @backend_only(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
 // CHECK-LABEL: func.func @limits
 //       CHECK:   config = <cpu, vector_width = 64, accumulators = 16, rows_per_task = 65536, threads = 1024, algorithm = welford>
 //       CHECK:   config = <gpu, vector_width = 8, threads_per_row = 1024, rows_per_block = 1, elements_per_thread = 1024, row_storage = shared, persistent = true>
+//       CHECK:   config = <gpu, threads_per_row = 32, rows_per_block = 2, min_blocks_per_sm = 32>
+//       CHECK:   config = <gpu, min_blocks_per_sm = 0>
 func.func @limits(%x: memref<?x8xf16>, %y: memref<?x8xf16>) {
   norm.layer_norm x(%x : memref<?x8xf16>) -> y(%y : memref<?x8xf16>) eps = 1.0e-05
       config = #norm.config<cpu, vector_width = 64, accumulators = 16, rows_per_task = 65536, threads = 1024, algorithm = welford>
   norm.layer_norm x(%x : memref<?x8xf16>) -> y(%y : memref<?x8xf16>) eps = 1.0e-05
       config = #norm.config<gpu, vector_width = 8, threads_per_row = 1024, rows_per_block = 1, elements_per_thread = 1024, row_storage = shared, persistent = true>
+  norm.layer_norm x(%x : memref<?x8xf16>) -> y(%y : memref<?x8xf16>) eps = 1.0e-05
+      config = #norm.config<gpu, min_blocks_per_sm = 32, rows_per_block = 2, threads_per_row = 32>
+  norm.layer_norm x(%x : memref<?x8xf16>) -> y(%y : memref<?x8xf16>) eps = 1.0e-05
+      config = #norm.config<gpu, min_blocks_per_sm = 0>
   return
 }
 

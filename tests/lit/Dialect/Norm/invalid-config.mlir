@@ -99,3 +99,18 @@
 
 // expected-error @+1 {{'persistent' is a gpu knob; it is not valid for backend 'cpu'}}
 #c = #norm.config<cpu, persistent = true>
+
+// -----
+
+// expected-error @+1 {{'min_blocks_per_sm' is a gpu knob; it is not valid for backend 'cpu'}}
+#c = #norm.config<cpu, min_blocks_per_sm = 2>
+
+// -----
+
+// expected-error @+1 {{'min_blocks_per_sm' must be in [0, 32], got 33}}
+#c = #norm.config<gpu, min_blocks_per_sm = 33>
+
+// -----
+
+// expected-error @+1 {{'min_blocks_per_sm' must be in [0, 32], got -1}}
+#c = #norm.config<gpu, min_blocks_per_sm = -1>

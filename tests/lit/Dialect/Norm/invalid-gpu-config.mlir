@@ -97,3 +97,21 @@ func.func @registers_for_huge_columns(%x: memref<?x9223372036854775807xf32>, %y:
   norm.rms_norm x(%x : memref<?x9223372036854775807xf32>) -> y(%y : memref<?x9223372036854775807xf32>) eps = 1.0e-05 config = <gpu, vector_width = 4>
   return
 }
+
+// -----
+
+// min_blocks_per_sm blocks of the block's threads must fit the 2048 threads
+// of a multiprocessor, with the knobs the lowering fills in (a warp per row).
+func.func @too_many_blocks_per_sm(%x: memref<?x1024xf32>, %y: memref<?x1024xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config asks for min_blocks_per_sm = 9 blocks of 256 threads on a multiprocessor, 2304 threads, more than the 2048 it holds}}
+  norm.rms_norm x(%x : memref<?x1024xf32>) -> y(%y : memref<?x1024xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 128, rows_per_block = 2, min_blocks_per_sm = 9>
+  return
+}
+
+// -----
+
+func.func @too_many_blocks_default_block(%x: memref<?x1024xf32>, %y: memref<?x1024xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config asks for min_blocks_per_sm = 32 blocks of 128 threads on a multiprocessor, 4096 threads, more than the 2048 it holds}}
+  norm.rms_norm x(%x : memref<?x1024xf32>) -> y(%y : memref<?x1024xf32>) eps = 1.0e-05 config = <gpu, rows_per_block = 4, min_blocks_per_sm = 32>
+  return
+}

@@ -62,6 +62,7 @@ constexpr KnobInfo kKnobs[] = {
     {"elements_per_thread", KnobScope::GPU},
     {"row_storage", KnobScope::GPU},
     {"persistent", KnobScope::GPU},
+    {"min_blocks_per_sm", KnobScope::GPU},
 };
 
 std::string knownKeys() {
@@ -154,6 +155,8 @@ ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
                                  "'registers', 'shared' or 'global'");
   if (key == "persistent")
     return parseBool(parser, key, f.persistent);
+  if (key == "min_blocks_per_sm")
+    return parseInt(parser, key, f.minBlocksPerSm);
   llvm_unreachable("key was checked against kKnobs");
 }
 
@@ -229,8 +232,8 @@ ConfigAttr normjit::norm::getConfigChecked(
   return ConfigAttr::getChecked(
       emitError, context, k.backend, k.vectorWidth, k.fuseResidual,
       k.accumulators, k.rowsPerTask, k.threads, k.algorithm, k.streamingStores,
-      k.prefetchRows, k.threadsPerRow, k.rowsPerBlock, k.elementsPerThread, k.rowStorage,
-      k.persistent);
+      k.prefetchRows, k.threadsPerRow, k.rowsPerBlock, k.elementsPerThread,
+      k.rowStorage, k.persistent, k.minBlocksPerSm);
 }
 
 void ConfigAttr::print(AsmPrinter &printer) const {
@@ -258,6 +261,7 @@ void ConfigAttr::print(AsmPrinter &printer) const {
   if (getRowStorage())
     printer << ", row_storage = " << stringifyRowStorage(*getRowStorage());
   printBool("persistent", getPersistent());
+  printInt("min_blocks_per_sm", getMinBlocksPerSm());
   printer << ">";
 }
 
@@ -269,7 +273,8 @@ LogicalResult ConfigAttr::verify(
     std::optional<bool> streamingStores, std::optional<int64_t> prefetchRows,
     std::optional<int64_t> threadsPerRow, std::optional<int64_t> rowsPerBlock,
     std::optional<int64_t> elementsPerThread,
-    std::optional<RowStorage> rowStorage, std::optional<bool> persistent) {
+    std::optional<RowStorage> rowStorage, std::optional<bool> persistent,
+    std::optional<int64_t> minBlocksPerSm) {
   (void)fuseResidual;
   // Knobs of the other backend make no sense and are rejected, so that a
   // config always means what it says.
@@ -279,7 +284,8 @@ LogicalResult ConfigAttr::verify(
                     streamingStores.has_value(), prefetchRows.has_value(),
                     threadsPerRow.has_value(),
                     rowsPerBlock.has_value(),  elementsPerThread.has_value(),
-                    rowStorage.has_value(),    persistent.has_value()};
+                    rowStorage.has_value(),    persistent.has_value(),
+                    minBlocksPerSm.has_value()};
   static_assert(std::size(present) == std::size(kKnobs),
                 "one presence flag per knob");
   KnobScope wrongScope =
@@ -302,7 +308,9 @@ LogicalResult ConfigAttr::verify(
                         /*powerOfTwo=*/true)) ||
       failed(checkRange(emitError, "rows_per_block", rowsPerBlock, 1, 1024)) ||
       failed(checkRange(emitError, "elements_per_thread", elementsPerThread, 1,
-                        1024)))
+                        1024)) ||
+      failed(checkRange(emitError, "min_blocks_per_sm", minBlocksPerSm, 0,
+                        32)))
     return failure();
 
   if (threadsPerRow && rowsPerBlock && *threadsPerRow * *rowsPerBlock > 1024)
@@ -325,6 +333,7 @@ normjit::norm::GpuKnobs normjit::norm::resolveGpuKnobs(ConfigAttr config,
   k.rowsPerBlock = config.getRowsPerBlock().value_or(1);
   k.storage = config.getRowStorage().value_or(RowStorage::Registers);
   k.persistent = config.getPersistent().value_or(false);
+  k.minBlocksPerSm = config.getMinBlocksPerSm().value_or(0);
   int64_t perThread = llvm::divideCeilSigned(cols, k.threadsPerRow);
   k.elementsPerThread = config.getElementsPerThread().value_or(
       k.storage == RowStorage::Registers

@@ -129,6 +129,13 @@ LogicalResult verifyConfigForOp(Operation *op, ConfigAttr config,
            << k.threadsPerRow * k.rowsPerBlock
            << " threads per block (absent knobs as the lowering fills "
               "them in), more than 1024";
+  if (k.minBlocksPerSm * k.threadsPerRow * k.rowsPerBlock > kMaxThreadsPerSm)
+    return op->emitOpError("config asks for min_blocks_per_sm = ")
+           << k.minBlocksPerSm << " blocks of "
+           << k.threadsPerRow * k.rowsPerBlock << " threads on a "
+           << "multiprocessor, "
+           << k.minBlocksPerSm * k.threadsPerRow * k.rowsPerBlock
+           << " threads, more than the " << kMaxThreadsPerSm << " it holds";
   if (k.storage == RowStorage::Registers) {
     // (In 128-bit arithmetic: the elements per thread the lowering fills in
     // for columns near 2^63 make a product past int64.)

@@ -34,6 +34,11 @@ constexpr int64_t getSharedRowLength(int64_t cols, int64_t vectorWidth) {
 /// Threads of a CUDA warp: the default threads per row of a GPU op.
 constexpr int64_t kWarpSize = 32;
 
+/// The most threads a multiprocessor holds (sm_80 and sm_90; 1536 on
+/// sm_86 and sm_89): `min_blocks_per_sm` times the block size is at most
+/// this.
+constexpr int64_t kMaxThreadsPerSm = 2048;
+
 /// The knobs a GPU op is lowered with: those of its #norm.config, absent
 /// ones filled in as convert-norm-to-gpu does (a warp per row, one row per
 /// block, scalar accesses, the row in registers, each thread a whole share
@@ -45,6 +50,7 @@ struct GpuKnobs {
   int64_t vectorWidth;
   RowStorage storage;
   bool persistent;
+  int64_t minBlocksPerSm; ///< 0: no .minnctapersm
 };
 GpuKnobs resolveGpuKnobs(ConfigAttr config, int64_t cols);
 
@@ -65,6 +71,7 @@ struct ConfigKnobs {
   std::optional<int64_t> elementsPerThread;
   std::optional<RowStorage> rowStorage;
   std::optional<bool> persistent;
+  std::optional<int64_t> minBlocksPerSm;
 };
 
 /// Builds the #norm.config for `knobs`, or returns null after reporting why

@@ -70,6 +70,14 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       usually from L2; any column count).
     - `persistent` (`true`/`false`): a persistent grid looping over rows
       instead of one block per group of rows.
+    - `min_blocks_per_sm` (0 to 32): asks the PTX assembler to fit this
+      many blocks on a multiprocessor (PTX `.minnctapersm`, CUDA's
+      `__launch_bounds__` minimum), capping each thread's registers at
+      about 65536 / (blocks * block size): more warps to hide memory
+      latency, paid for in spills when the kernel needs more registers.
+      `blocks * threads_per_row * rows_per_block` is at most 2048 (checked
+      on the op, with the knobs as they are filled in). 0 (the default)
+      leaves the registers to the assembler.
 
     Example:
 
@@ -93,14 +101,15 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
     "std::optional<int64_t>":$rowsPerBlock,
     "std::optional<int64_t>":$elementsPerThread,
     "std::optional<::normjit::norm::RowStorage>":$rowStorage,
-    "std::optional<bool>":$persistent
+    "std::optional<bool>":$persistent,
+    "std::optional<int64_t>":$minBlocksPerSm
   );
   let builders = [
     AttrBuilder<(ins "::normjit::norm::Backend":$backend), [{
       return $_get($_ctxt, backend, std::nullopt, std::nullopt, std::nullopt,
                    std::nullopt, std::nullopt, std::nullopt, std::nullopt,
                    std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                   std::nullopt, std::nullopt);
+                   std::nullopt, std::nullopt, std::nullopt);
     }]>
   ];
   let hasCustomAssemblyFormat = 1;

@@ -356,7 +356,9 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
   // What to compile.
   AotDevice device = deviceOption.value_or(AotDevice::CPU);
   std::string library;
-  bool namedAfterFile = false; // the library's name is the spec file's
+  // Where the library's name came from, when not from --lib or the spec
+  // file's `library`: "the spec file" or "--name".
+  const char *namedAfter = nullptr;
   std::vector<std::string> targets;
   std::vector<AotKernel> kernels;
   if (std::optional<std::string> specs = options.getString("specs")) {
@@ -377,7 +379,7 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
       llvm::StringRef stem = llvm::sys::path::stem(*specs);
       stem.consume_back(".manifest");
       library = stem.str();
-      namedAfterFile = true;
+      namedAfter = "the spec file";
     }
   } else {
     if (device == AotDevice::CUDA)
@@ -387,19 +389,22 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
     if (!kernel)
       return kernel.takeError();
     library = kernel->name;
+    namedAfter = "--name";
     kernels.push_back(std::move(*kernel));
   }
   if (std::optional<std::string> lib = options.getString("lib")) {
     library = *lib;
-    namedAfterFile = false;
+    namedAfter = nullptr;
   }
   if (llvm::Error error = validateLibraryName(library)) {
-    if (!namedAfterFile)
+    if (!namedAfter)
       return error;
-    return makeToolError(llvm::toString(std::move(error)) +
-                         "; the library is named after the spec file when "
-                         "the file has no `library = \"NAME\"`: set one "
-                         "there or give --lib NAME");
+    std::string remedy =
+        llvm::StringRef(namedAfter) == "--name"
+            ? "the library is named after --name unless --lib NAME is given"
+            : "the library is named after the spec file when the file has "
+              "no `library = \"NAME\"`: set one there or give --lib NAME";
+    return makeToolError(llvm::toString(std::move(error)) + "; " + remedy);
   }
   if (std::optional<std::string> text = options.getString("target")) {
     auto list = splitTargets(*text);

@@ -146,10 +146,13 @@ public:
     if (!budget)
       return budget.takeError();
 
-    // (Said at the value's line: an array may span lines.)
+    // (Said at the value's line: an array may span lines; a default one,
+    // absent from the file, at the table's.)
     auto element = [&](const char *key, size_t i) -> const toml::node * {
-      const toml::array *values = group.get(key)->as_array();
-      return values->get(i);
+      const toml::node *node = group.get(key);
+      if (!node)
+        return &group;
+      return node->as_array()->get(i);
     };
     for (size_t i = 0; i < cols->size(); ++i)
       if (int64_t c = (*cols)[i]; c < 1 || c > (int64_t(1) << 30))
@@ -160,19 +163,21 @@ public:
         return error(element("rows", i),
                      "'rows' must be in [1, 2^40], got " + llvm::Twine(r));
 
-    for (const std::string &opName : *ops) {
+    for (size_t o = 0; o < ops->size(); ++o) {
+      const std::string &opName = (*ops)[o];
       normjit_op_t op;
       if (opName == "layer_norm")
         op = NORMJIT_LAYER_NORM;
       else if (opName == "rms_norm")
         op = NORMJIT_RMS_NORM;
       else
-        return error(group.get("ops"), "unknown op '" + llvm::Twine(opName) +
-                                           "'; expected layer_norm or rms_norm");
-      for (const std::string &dtypeName : *dtypes) {
+        return error(element("ops", o), "unknown op '" + llvm::Twine(opName) +
+                                            "'; expected layer_norm or rms_norm");
+      for (size_t d = 0; d < dtypes->size(); ++d) {
+        const std::string &dtypeName = (*dtypes)[d];
         normjit_dtype_t dtype;
         if (normjit_dtype_parse(dtypeName.c_str(), &dtype) != NORMJIT_OK)
-          return error(group.get("dtypes"),
+          return error(element("dtypes", d),
                        "unknown dtype '" + llvm::Twine(dtypeName) +
                            "'; expected f32, f16 or bf16");
         for (bool residual : *residuals)

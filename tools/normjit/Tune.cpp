@@ -367,7 +367,7 @@ llvm::Error checkReportDirectory(const std::string &dir) {
 
 llvm::Error writeReport(const std::string &dir,
                         const std::vector<ReportRow> &rows,
-                        const Ceiling &ceiling) {
+                        const Ceiling &ceiling, bool coldCache) {
   if (llvm::Error error = checkReportDirectory(dir))
     return error;
   std::string md, csv;
@@ -425,6 +425,9 @@ llvm::Error writeReport(const std::string &dir,
   mdOs << "\nMeasured rows are capped so a workload fits in 256 MiB per "
           "second of budget (64 to 512 MiB); "
        << ceiling.note << "\n";
+  if (coldCache)
+    mdOs << "\nTuned with --cold-cache: the caches were flushed before every "
+            "sample, so the tuned and default GB/s are cold ones.\n";
   if (llvm::Error error = writeFileAtomically(dir + "/report.md", md))
     return error;
   if (llvm::Error error = writeFileAtomically(dir + "/report.csv", csv))
@@ -610,7 +613,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
         llvm::WithColor::note(llvm::errs(), "normjit")
             << name
             << (name == firstName
-                    ? " is in the sweep twice: tuned once\n"
+                    ? " is in the sweep more than once: tuned once\n"
                     : " shares the cache entry of " + firstName +
                           " (row bucket " +
                           tuner::getRowBucketLabel(key.rowBucket) +
@@ -620,7 +623,10 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     if (duplicates > kDuplicatesShown)
       llvm::WithColor::note(llvm::errs(), "normjit")
           << duplicates - kDuplicatesShown
-          << " more sweep rows share an earlier row's cache entry\n";
+          << (duplicates - kDuplicatesShown == 1
+                  ? " more sweep row shares"
+                  : " more sweep rows share")
+          << " an earlier row's cache entry\n";
     items = std::move(unique);
   }
 
@@ -687,6 +693,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
           json.attribute("device", deviceName);
           json.attribute("fingerprint", key.device);
           json.attribute("cached", true);
+          json.attribute("cold_cache", tuneOptions.coldCache);
           json.attribute("config", configText);
           json.attribute("gbps", cached->gbps);
           json.attribute("default_gbps", cached->defaultGbps);
@@ -696,7 +703,8 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
         out << "\n";
       } else if (!sweep) {
         out << "spec      " << describeSpec(item.spec, item.rows) << "\n"
-            << "cached    " << configText << "\n"
+            << "cached    " << configText
+            << (tuneOptions.coldCache ? " (cold cache)" : "") << "\n"
             << "          "
             << llvm::format("%.2f GB/s, tuned %s; --force tunes again",
                             cached->gbps, cached->tunedAt.c_str())
@@ -743,6 +751,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
           json.attribute("device", deviceName);
           json.attribute("fingerprint", key.device);
           json.attribute("cached", false);
+          json.attribute("cold_cache", tuneOptions.coldCache);
           json.attribute("config", outcome.best);
           json.attribute("gbps", outcome.bestGbps);
           json.attribute("default_config", outcome.defaultConfig);
@@ -790,6 +799,8 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
             << llvm::format("%.2f s", outcome.seconds);
         if (measuredRows != item.rows)
           out << ", measured on " << measuredRows << " rows";
+        if (tuneOptions.coldCache)
+          out << ", caches flushed before every sample (a cold-cache entry)";
         out << "\ncache     " << cache.getPath() << "\n";
       }
       if (!sweep)
@@ -818,14 +829,17 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
     out << "tuned " << tuned << ", already in the cache " << skipped
         << " (shard " << shard.first << "/" << shard.second << ": "
         << mine.size() << " of " << items.size() << " specs"
-        << (duplicates ? ", " + std::to_string(duplicates) +
-                             " sweep rows sharing another's entry"
+        << (duplicates ? "; the whole sweep has " +
+                             std::to_string(duplicates) +
+                             (duplicates == 1 ? " row" : " rows") +
+                             " sharing an earlier row's entry"
                        : std::string())
         << (*device >= 0 ? ", " + deviceDescription : std::string())
         << "), cache " << cache.getPath() << "\n";
   if (auto dir = options.getString("report")) {
-    if (llvm::Error error = writeReport(
-            *dir, report, *device < 0 ? kCpuCeiling : kGpuCeiling))
+    if (llvm::Error error =
+            writeReport(*dir, report, *device < 0 ? kCpuCeiling : kGpuCeiling,
+                        tuneOptions.coldCache))
       return error;
     if (!asJson)
       out << "report    " << *dir << "/report.{md,csv,svg}\n";

@@ -67,6 +67,8 @@
 // NAME: normjit: error: --name 'my-kernel' may hold only letters, digits and '_' (it is a C identifier)
 // RUN: not normjit aot %{spec} --lib int --out %t/out/a 2>&1 | %{check}=LIB
 // LIB: normjit: error: library name 'int' is a C or C++ keyword
+// RUN: not normjit aot --name math --op rms_norm --cols 64 --out %t/out/a 2>&1 | %{check}=NAME-LIB
+// NAME-LIB: normjit: error: library name 'math' would make math.h, the name of a standard C header; the library is named after --name unless --lib NAME is given
 // RUN: not normjit aot --specs %S/Inputs/aot-specs.toml --op rms_norm --out %t/out/a 2>&1 | %{check}=BOTH
 // BOTH: normjit: error: --op cannot be used with --specs: the spec file describes the kernels
 // RUN: not normjit aot %{spec} 2>&1 | %{check}=NO-OUT

@@ -7,6 +7,7 @@
 // RUN: normjit tune --op rms_norm --rows 64 --cols 96 --budget 0.2 --candidates 2 --cold-cache --cache %t/c.toml | FileCheck %s --check-prefix=COLD
 // RUN: FileCheck %s --check-prefix=FILE < %t/c.toml
 // RUN: normjit tune --op rms_norm --rows 64 --cols 96 --budget 0.2 --candidates 2 --cold-cache --cache %t/c.toml | FileCheck %s --check-prefix=COLD-AGAIN
+// RUN: normjit tune --op rms_norm --rows 64 --cols 96 --budget 0.2 --candidates 2 --cold-cache --json --cache %t/c.toml | FileCheck %s --check-prefix=COLD-JSON
 // RUN: normjit tune --op rms_norm --rows 64 --cols 96 --budget 0.2 --candidates 2 --cache %t/c.toml | FileCheck %s --check-prefix=WARM
 // RUN: normjit cache show --cache %t/c.toml | FileCheck %s --check-prefix=SHOW
 // RUN: cp %t/c.toml %t/d.toml
@@ -22,7 +23,9 @@
 // COLD: spec {{.*}}rms_norm
 // COLD-NOT: cached
 // FILE: cold_cache = true
-// COLD-AGAIN: cached
+// COLD: caches flushed before every sample (a cold-cache entry)
+// COLD-AGAIN: cached {{.*}} (cold cache)
+// COLD-JSON: "cached":true,"cold_cache":true
 // WARM-NOT: cached
 // WARM: best
 // SHOW: 2 entries

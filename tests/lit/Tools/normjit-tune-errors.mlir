@@ -12,6 +12,12 @@
 // RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [\n  1,\n  0,\n]\n' > %t.rows.toml
 // RUN: not normjit tune --sweep %t.rows.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=ROWS-LINE
 // ROWS-LINE: normjit: error: malformed sweep file {{.*}}rows.toml:6: 'rows' must be in [1, 2^40], got 0
+// RUN: printf '[[sweep]]\nops = ["rms_norm",\n  "rms_nrom"]\ncols = [64]\nrows = [1]\n' > %t.ops.toml
+// RUN: not normjit tune --sweep %t.ops.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=OPS-LINE
+// OPS-LINE: normjit: error: malformed sweep file {{.*}}ops.toml:3: unknown op 'rms_nrom'
+// RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [1]\ndtypes = ["f32",\n  "f64"]\n' > %t.dtypes.toml
+// RUN: not normjit tune --sweep %t.dtypes.toml --cache %t.toml 2>&1 | FileCheck %s --check-prefix=DTYPES-LINE
+// DTYPES-LINE: normjit: error: malformed sweep file {{.*}}dtypes.toml:6: unknown dtype 'f64'
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --eps 1e-50 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=TINY-EPS-FLAG
 // TINY-EPS-FLAG: normjit: error: --eps must be positive and finite as an f32, got '1e-50'
 // RUN: not normjit tune --op rms_norm --rows 8 --cols 64 --eps 1e39 --cache %t.toml 2>&1 | FileCheck %s --check-prefix=HUGE-EPS-FLAG

@@ -14,9 +14,9 @@
 // RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [1000, 1024, 8]\n[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\n' > %t/dup.toml
 // RUN: normjit tune --sweep %t/dup.toml --cache %t/dup-cache.toml --budget 0.2 --candidates 2 --no-progress 2>%t/dup-notes | FileCheck %s --check-prefix=DUP
 // RUN: FileCheck %s --check-prefix=DUP-NOTES < %t/dup-notes
-// DUP: tuned 2, already in the cache 0 (shard 0/1: 2 of 2 specs, 2 sweep rows sharing another's entry)
+// DUP: tuned 2, already in the cache 0 (shard 0/1: 2 of 2 specs; the whole sweep has 2 rows sharing an earlier row's entry)
 // DUP-NOTES: note: rms_norm rows=1024 cols=64 {{.*}} shares the cache entry of rms_norm rows=1000 cols=64 {{.*}} (row bucket rows<=1024): tuned once, as the first
-// DUP-NOTES: note: rms_norm rows=8 cols=64 {{.*}} is in the sweep twice: tuned once
+// DUP-NOTES: note: rms_norm rows=8 cols=64 {{.*}} is in the sweep more than once: tuned once
 // A sweep split into two shards; a run stopped after half the specs (the
 // first shard's cache) continues where it stopped; the shards merged, and a
 // resumed run that finds everything tuned already and writes the report.

@@ -13,6 +13,10 @@
 
 using namespace normjit;
 
+/// Rows held in registers with at least this many values per thread get
+/// register-capped (min_blocks_per_sm) variants in the GPU space.
+static constexpr int64_t kMinCappedElements = 16;
+
 std::vector<CpuConfig>
 normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
                                     int64_t rows, const HostCpu &host,
@@ -186,6 +190,25 @@ normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
       }
     }
   }
+  // A register cap for rows held in registers, 16 values a thread or more
+  // (the kernels whose registers limit their blocks per multiprocessor):
+  // enough blocks for 1280 threads per multiprocessor (48 registers), or
+  // 1536 (40) for 24 values or fewer, where the block size divides them.
+  // Whether the warps won are worth the spills is for the timing to say.
+  size_t uncapped = space.size();
+  for (size_t i = 0; i < uncapped; ++i) {
+    GpuConfig config = space[i];
+    if (config.rowStorage != GpuRowStorage::Registers || config.persistent ||
+        config.elementsPerThread < kMinCappedElements)
+      continue;
+    for (int64_t threadsPerSm : {1280, 1536})
+      if (threadsPerSm % config.blockSize() == 0 &&
+          threadsPerSm / config.blockSize() >= 2 &&
+          (threadsPerSm == 1280 || config.elementsPerThread <= 24)) {
+        config.minBlocksPerSm = threadsPerSm / config.blockSize();
+        add(config);
+      }
+  }
   return space;
 }
 
@@ -273,7 +296,8 @@ int normjit::tuner::knobsApart(const GpuConfig &a, const GpuConfig &b) {
   return (a.vectorWidth != b.vectorWidth) +
          (a.threadsPerRow != b.threadsPerRow) +
          (a.blockSize() != b.blockSize()) + (a.rowStorage != b.rowStorage) +
-         (a.persistent != b.persistent);
+         (a.persistent != b.persistent) +
+         (a.minBlocksPerSm != b.minBlocksPerSm);
 }
 
 std::vector<GpuConfig>
@@ -284,17 +308,21 @@ normjit::tuner::pickGpuCandidates(const std::vector<GpuConfig> &space,
   // How the row is split over threads first (on the H200, 256 threads of
   // two vectors each beat the default's 128 threads of four by 13-17% on
   // 2048x4096 bf16 RMSNorm, two knobs of the space apart), then the block
-  // size, the persistent grid, the row's storage, the vector width.
+  // size, a register cap (more blocks per multiprocessor: what Nsight
+  // Compute found limiting the L2-resident bf16 LayerNorm), the persistent
+  // grid, the row's storage, the vector width.
   const GpuConfig &base = space.front();
   return pickNeighboursFirst(space, strategy, [&](const GpuConfig &config) {
     if (config.threadsPerRow != base.threadsPerRow)
       return 0;
     if (config.blockSize() != base.blockSize())
       return 1;
-    if (config.persistent != base.persistent)
+    if (config.minBlocksPerSm != base.minBlocksPerSm)
       return 2;
-    if (config.rowStorage != base.rowStorage)
+    if (config.persistent != base.persistent)
       return 3;
-    return 4;
+    if (config.rowStorage != base.rowStorage)
+      return 4;
+    return 5;
   });
 }

@@ -100,6 +100,59 @@ TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
   EXPECT_EQ(pickCpuCandidates(space, strategy).size(), space.size());
 }
 
+TEST(SearchSpaceTest, GpuSpaceCapsRegistersOfRowsHeldInRegisters) {
+  // 2048x4096 bf16 LayerNorm on sm_90: the default holds 32 values a thread
+  // in blocks of 256 (ptxas: 62 registers, 4 blocks per multiprocessor).
+  // The space has it capped for 1280 threads per multiprocessor (5
+  // blocks), not for 1536 (40 registers for 32 values spilled 100-200
+  // bytes); the capped default is among the first candidates, after the
+  // changes of threads per row and block size.
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 4096);
+  spec.x_dtype = spec.y_dtype = spec.gamma_dtype = spec.beta_dtype =
+      NORMJIT_BF16;
+  GpuTarget target;
+  target.ccMajor = 9;
+  target.smCount = 132;
+  std::vector<GpuConfig> space = buildGpuSearchSpace(spec, 2048, target);
+  const GpuConfig &base = space.front();
+  ASSERT_EQ(base.blockSize(), 256);
+  ASSERT_EQ(base.elementsPerThread, 32);
+  EXPECT_EQ(base.minBlocksPerSm, 0);
+  GpuConfig capped = base;
+  capped.minBlocksPerSm = 5;
+  EXPECT_NE(std::find(space.begin(), space.end(), capped), space.end());
+  capped.minBlocksPerSm = 6;
+  EXPECT_EQ(std::find(space.begin(), space.end(), capped), space.end());
+  for (const GpuConfig &config : space) {
+    if (config.minBlocksPerSm == 0)
+      continue;
+    // Only rows in registers, 16 values a thread or more, not persistent;
+    // 1280 threads, or 1536 for 24 values or fewer.
+    EXPECT_EQ(config.rowStorage, GpuRowStorage::Registers) << config.str();
+    EXPECT_FALSE(config.persistent) << config.str();
+    EXPECT_GE(config.elementsPerThread, 16) << config.str();
+    int64_t threads = config.minBlocksPerSm * config.blockSize();
+    EXPECT_TRUE(threads == 1280 ||
+                (threads == 1536 && config.elementsPerThread <= 24))
+        << config.str();
+    GpuConfig uncapped = config;
+    uncapped.minBlocksPerSm = 0;
+    EXPECT_NE(std::find(space.begin(), space.end(), uncapped), space.end())
+        << config.str();
+  }
+  StrategyOptions strategy;
+  strategy.maxCandidates = 12;
+  std::vector<GpuConfig> candidates = pickGpuCandidates(space, strategy);
+  capped.minBlocksPerSm = 5;
+  auto at = std::find(candidates.begin(), candidates.end(), capped);
+  ASSERT_NE(at, candidates.end());
+  for (auto it = candidates.begin() + 1; it != at; ++it)
+    EXPECT_TRUE(it->threadsPerRow != base.threadsPerRow ||
+                it->blockSize() != base.blockSize())
+        << it->str();
+}
+
 TEST(SearchSpaceTest, GpuCandidatesTryEachSingleChangeOfTheDefaultFirst) {
   // 2048x4096 bf16 RMSNorm on an H200-like sm_90: the default holds the
   // row in 128 threads of four vectors; 256 threads of two vectors (one

@@ -212,10 +212,19 @@ TEST(GpuConfigErrorTest, ParseRejectsWhatIsNotAGpuConfig) {
   EXPECT_TRUE(failsWith(
       takeFailure(parseGpuConfig("#norm.config<gpu, fuse_residual = false>")),
       NORMJIT_UNSUPPORTED, "always fuses"));
-  // And a good one, for contrast.
+  EXPECT_TRUE(failsWith(
+      takeFailure(parseGpuConfig("#norm.config<gpu, min_blocks_per_sm = 33>")),
+      NORMJIT_INVALID_ARGUMENT, "'min_blocks_per_sm' must be in [0, 32]"));
+  // And good ones, for contrast: text round trips, min_blocks_per_sm with it.
   auto good = parseGpuConfig(getDefaultGpuConfig(layerNormSpec()).str());
   ASSERT_TRUE(!!good) << llvm::toString(good.takeError());
   EXPECT_EQ(*good, getDefaultGpuConfig(layerNormSpec()));
+  GpuConfig capped = getDefaultGpuConfig(layerNormSpec());
+  capped.minBlocksPerSm = 3;
+  auto cappedParsed = parseGpuConfig(capped.str());
+  ASSERT_TRUE(!!cappedParsed) << llvm::toString(cappedParsed.takeError());
+  EXPECT_EQ(*cappedParsed, capped) << capped.str();
+  EXPECT_FALSE(*cappedParsed == *good);
 }
 
 // A user's knobs over the default: elements per thread follow the threads

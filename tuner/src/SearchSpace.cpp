@@ -195,6 +195,7 @@ normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
   // enough blocks for 1280 threads per multiprocessor (48 registers), or
   // 1536 (40) for 24 values or fewer, where the block size divides them.
   // Whether the warps won are worth the spills is for the timing to say.
+  SmResidency sm = getSmResidency(target);
   size_t uncapped = space.size();
   for (size_t i = 0; i < uncapped; ++i) {
     GpuConfig config = space[i];
@@ -204,6 +205,8 @@ normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
     for (int64_t threadsPerSm : {1280, 1536})
       if (threadsPerSm % config.blockSize() == 0 &&
           threadsPerSm / config.blockSize() >= 2 &&
+          threadsPerSm <= sm.maxThreads &&
+          threadsPerSm / config.blockSize() <= sm.maxBlocks &&
           (threadsPerSm == 1280 || config.elementsPerThread <= 24)) {
         config.minBlocksPerSm = threadsPerSm / config.blockSize();
         add(config);

@@ -110,7 +110,8 @@ normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
   knobs.elementsPerThread = config.elementsPerThread;
   knobs.rowStorage = toNormRowStorage(config.rowStorage);
   knobs.persistent = config.persistent;
-  if (config.minBlocksPerSm > 0)
+  // (Any value but 0 goes to the verifier, which refuses one out of range.)
+  if (config.minBlocksPerSm != 0)
     knobs.minBlocksPerSm = config.minBlocksPerSm;
   return normjit::norm::getConfigChecked(
       [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
@@ -294,7 +295,7 @@ std::string normjit::GpuConfig::str() const {
      << ", elements_per_thread = " << elementsPerThread
      << ", row_storage = " << storage
      << ", persistent = " << (persistent ? "true" : "false");
-  if (minBlocksPerSm > 0)
+  if (minBlocksPerSm != 0)
     os << ", min_blocks_per_sm = " << minBlocksPerSm;
   os << ">";
   return text;
@@ -445,8 +446,28 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
   return config;
 }
 
+namespace {
+/// fitGpuKnobs for the knobs that shape the row's split over threads.
+void fitRowKnobs(GpuConfig &config, int64_t cols,
+                 const normjit::GpuKnobsGiven &given);
+} // namespace
+
 void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
                           const GpuKnobsGiven &given) {
+  fitRowKnobs(config, cols, given);
+  // min_blocks_per_sm given, rows per block not: fewer rows per block
+  // where the blocks asked for would pass the threads a multiprocessor
+  // holds.
+  if (given.minBlocksPerSm && !given.rowsPerBlock && config.minBlocksPerSm > 0)
+    while (config.rowsPerBlock > 1 &&
+           config.minBlocksPerSm * config.blockSize() >
+               normjit::norm::kMaxThreadsPerSm)
+      config.rowsPerBlock /= 2;
+}
+
+namespace {
+void fitRowKnobs(GpuConfig &config, int64_t cols,
+                 const normjit::GpuKnobsGiven &given) {
   if (given.threadsPerRow && !given.rowsPerBlock)
     config.rowsPerBlock = std::max<int64_t>(
         1, kDefaultBlockThreads / std::max<int64_t>(1, config.threadsPerRow));
@@ -505,6 +526,40 @@ void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
   }
   config.elementsPerThread = static_cast<int64_t>(
       llvm::alignTo(std::max<int64_t>(1, config.elementsPerThread), width));
+}
+} // namespace
+
+normjit::SmResidency normjit::getSmResidency(const GpuTarget &target) {
+  switch (target.ccMajor * 10 + target.ccMinor) {
+  case 75:
+    return {16, 1024};
+  case 86:
+  case 87:
+    return {16, 1536};
+  case 89:
+  case 120:
+    return {24, 1536};
+  default:
+    return {32, 2048};
+  }
+}
+
+llvm::Error normjit::checkMinBlocksPerSm(const GpuConfig &config,
+                                         const GpuTarget &target) {
+  if (config.minBlocksPerSm <= 0)
+    return llvm::Error::success();
+  SmResidency sm = getSmResidency(target);
+  if (config.minBlocksPerSm <= sm.maxBlocks &&
+      config.minBlocksPerSm * config.blockSize() <= sm.maxThreads)
+    return llvm::Error::success();
+  return makeError(NORMJIT_INVALID_ARGUMENT,
+                   "config " + config.str() + ": min_blocks_per_sm = " +
+                       std::to_string(config.minBlocksPerSm) +
+                       " blocks of " + std::to_string(config.blockSize()) +
+                       " threads, but an " + target.chip() +
+                       " multiprocessor runs at most " +
+                       std::to_string(sm.maxBlocks) + " blocks and " +
+                       std::to_string(sm.maxThreads) + " threads");
 }
 
 normjit::GpuRowStorage
@@ -653,6 +708,9 @@ llvm::Expected<normjit::GpuModuleImage>
 normjit::compileGpuPtx(llvm::ArrayRef<GpuKernelRequest> kernels,
                        const GpuTarget &target) {
   auto start = std::chrono::steady_clock::now();
+  for (const GpuKernelRequest &kernel : kernels)
+    if (llvm::Error error = checkMinBlocksPerSm(kernel.config, target))
+      return std::move(error);
   auto ir = buildVerifiedGpuIR(kernels);
   if (!ir)
     return ir.takeError();

@@ -13,6 +13,10 @@
 // RUN: not normjit aot %{spec} --target sm_80,sm_xx --out %t/out/a 2>&1 | %{check}=UNKNOWN
 // UNKNOWN: normjit: error: unknown GPU chip 'sm_xx'; expected one of sm_80, sm_86, {{.*}}sm_90{{.*}}
 // RUN: not normjit aot %{spec} --target sm_85 --out %t/out/a 2>&1 | %{check}=NO-SUCH
+// min_blocks_per_sm past what a chip's multiprocessors run (sm_86: 1536
+// threads), which ptxas would ignore: refused for that chip.
+// RUN: not normjit aot %{spec} --target sm_90,sm_86 --config '#norm.config<gpu, threads_per_row = 32, rows_per_block = 8, min_blocks_per_sm = 8>' --out %t/out/a 2>&1 | %{check}=MIN-BLOCKS
+// MIN-BLOCKS: normjit: error: compiling for sm_86: config #norm.config<gpu, {{.*}}min_blocks_per_sm = 8>: min_blocks_per_sm = 8 blocks of 256 threads, but an sm_86 multiprocessor runs at most 16 blocks and 1536 threads
 // NO-SUCH: normjit: error: unknown GPU chip 'sm_85'; expected one of sm_80, {{.*}}
 // RUN: not normjit aot %{spec} --target sm_90a --out %t/out/a 2>&1 | %{check}=ARCH
 // ARCH: normjit: error: GPU chip 'sm_90a': arch-specific chips are not supported; use sm_90 (its PTX also runs on newer chips)

@@ -295,6 +295,16 @@ TEST(GpuConfigErrorTest, KnobsNotGivenFollowThoseGiven) {
       {4096, "rows_per_block = 4, persistent = true",
        "vector_width = 8, threads_per_row = 128, rows_per_block = 4, "
        "elements_per_thread = 32, row_storage = registers, persistent = true"},
+      // min_blocks_per_sm given, rows per block not: fewer rows per block
+      // where the blocks would pass 2048 threads (16 of 256 would).
+      {4096, "min_blocks_per_sm = 16",
+       "vector_width = 8, threads_per_row = 128, rows_per_block = 1, "
+       "elements_per_thread = 32, row_storage = registers, "
+       "persistent = false, min_blocks_per_sm = 16"},
+      {4096, "min_blocks_per_sm = 5",
+       "vector_width = 8, threads_per_row = 128, rows_per_block = 2, "
+       "elements_per_thread = 32, row_storage = registers, "
+       "persistent = false, min_blocks_per_sm = 5"},
   };
   for (const Case &c : cases) {
     std::string text = std::string("#norm.config<gpu, ") + c.knobs + ">";
@@ -318,6 +328,54 @@ TEST(GpuConfigErrorTest, KnobsNotGivenFollowThoseGiven) {
   EXPECT_TRUE(failsWith(takeFailure(validateGpuConfig(spec(tooLong), *config)),
                         NORMJIT_INVALID_ARGUMENT,
                         "less than the 1048584 columns"));
+}
+
+// min_blocks_per_sm: a value out of range is refused on every path (a
+// C++ GpuConfig too); blocks a chip's multiprocessors cannot run are
+// refused when compiling for that chip, naming its limits.
+TEST(GpuConfigErrorTest, MinBlocksPerSmIsCheckedForTheChip) {
+  normjit_kernel_spec_t spec = layerNormSpec();
+  GpuConfig config = getDefaultGpuConfig(spec);
+  config.minBlocksPerSm = -5;
+  EXPECT_TRUE(failsWith(takeFailure(validateGpuConfig(spec, config)),
+                        NORMJIT_INVALID_ARGUMENT,
+                        "'min_blocks_per_sm' must be in [0, 32], got -5"));
+  config.threadsPerRow = 32;
+  config.rowsPerBlock = 8; // 256 threads
+  config.minBlocksPerSm = 6;
+  struct Chip {
+    int major, minor;
+    bool six; // 6 blocks of 256 threads fit
+  } chips[] = {{7, 5, false}, {8, 0, true}, {8, 6, true},
+               {8, 9, true},  {9, 0, true}, {12, 0, true}};
+  for (const Chip &chip : chips) {
+    GpuTarget target;
+    target.ccMajor = chip.major;
+    target.ccMinor = chip.minor;
+    llvm::Error error = checkMinBlocksPerSm(config, target);
+    EXPECT_EQ(static_cast<bool>(error), !chip.six) << target.chip();
+    llvm::consumeError(std::move(error));
+  }
+  GpuTarget sm86;
+  sm86.ccMajor = 8;
+  sm86.ccMinor = 6;
+  config.minBlocksPerSm = 7; // 1792 threads: more than sm_86's 1536
+  EXPECT_TRUE(failsWith(takeFailure(checkMinBlocksPerSm(config, sm86)),
+                        NORMJIT_INVALID_ARGUMENT,
+                        "min_blocks_per_sm = 7 blocks of 256 threads, but an "
+                        "sm_86 multiprocessor runs at most 16 blocks and "
+                        "1536 threads"));
+  EXPECT_TRUE(failsWith(takeFailure(compileGpuPtx(
+                            {{spec, config, "k"}}, sm86)),
+                        NORMJIT_INVALID_ARGUMENT, "sm_86 multiprocessor"));
+  config.rowsPerBlock = 1; // 32 threads: blocks are sm_86's limit
+  config.minBlocksPerSm = 17;
+  EXPECT_TRUE(failsWith(takeFailure(checkMinBlocksPerSm(config, sm86)),
+                        NORMJIT_INVALID_ARGUMENT, "at most 16 blocks"));
+  config.minBlocksPerSm = 16;
+  EXPECT_FALSE(checkMinBlocksPerSm(config, sm86));
+  config.minBlocksPerSm = 0; // no cap: nothing to check
+  EXPECT_FALSE(checkMinBlocksPerSm(config, sm86));
 }
 
 TEST(GpuConfigErrorTest, ValidateRejectsConfigsThatDoNotFitTheSpec) {

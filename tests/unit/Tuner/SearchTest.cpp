@@ -141,6 +141,31 @@ TEST(SearchSpaceTest, GpuSpaceCapsRegistersOfRowsHeldInRegisters) {
     EXPECT_NE(std::find(space.begin(), space.end(), uncapped), space.end())
         << config.str();
   }
+  // On every chip, only caps its multiprocessors run (sm_75 holds 1024
+  // threads: none).
+  for (auto [major, minor] : {std::pair{7, 5}, {8, 0}, {8, 6}, {8, 9},
+                              {9, 0}, {12, 0}}) {
+    GpuTarget chip;
+    chip.ccMajor = major;
+    chip.ccMinor = minor;
+    for (int64_t cols : {768, 1024, 4096})
+      for (normjit_dtype_t dtype : {NORMJIT_F32, NORMJIT_BF16}) {
+        normjit_kernel_spec_t s = spec;
+        s.cols = cols;
+        s.x_dtype = s.y_dtype = s.gamma_dtype = s.beta_dtype = dtype;
+        size_t caps = 0;
+        for (const GpuConfig &config : buildGpuSearchSpace(s, 4096, chip)) {
+          caps += config.minBlocksPerSm > 0;
+          llvm::Error error = checkMinBlocksPerSm(config, chip);
+          EXPECT_FALSE(static_cast<bool>(error))
+              << chip.chip() << ": " << config.str();
+          llvm::consumeError(std::move(error));
+        }
+        if (major == 7) {
+          EXPECT_EQ(caps, 0u) << cols;
+        }
+      }
+  }
   StrategyOptions strategy;
   strategy.maxCandidates = 12;
   std::vector<GpuConfig> candidates = pickGpuCandidates(space, strategy);

@@ -70,6 +70,22 @@ struct GpuTarget {
   std::string chip() const;
 };
 
+/// What one multiprocessor of a chip runs at once: the bounds of
+/// min_blocks_per_sm (as ptxas 13.0 takes .minnctapersm: sm_75 16 blocks
+/// and 1024 threads; sm_80, sm_90, sm_100, sm_103 32 and 2048; sm_86 and
+/// sm_87 16 and 1536; sm_89 and sm_120 24 and 1536; chips it does not
+/// list, 32 and 2048).
+struct SmResidency {
+  int64_t maxBlocks = 32;
+  int64_t maxThreads = 2048;
+};
+SmResidency getSmResidency(const GpuTarget &target);
+
+/// An error when `config`'s min_blocks_per_sm asks more of `target`'s
+/// multiprocessors than they run (ptxas would ignore it).
+llvm::Error checkMinBlocksPerSm(const GpuConfig &config,
+                                const GpuTarget &target);
+
 /// "sm_<digits>" as its number (sm_121: 121), or 0 for anything else
 /// (sm_90a, sm_100f: arch-specific chips, whose code runs on no other).
 unsigned getPlainChipNumber(llvm::StringRef name);
@@ -111,6 +127,7 @@ struct GpuKnobsGiven {
   bool rowsPerBlock = false;
   bool elementsPerThread = false;
   bool rowStorage = false;
+  bool minBlocksPerSm = false;
 };
 
 /// Which of `knobs`' optional GPU knobs are set (norm::ConfigKnobs parsed
@@ -122,6 +139,7 @@ template <typename Knobs> GpuKnobsGiven getKnobsGiven(const Knobs &knobs) {
   given.rowsPerBlock = knobs.rowsPerBlock.has_value();
   given.elementsPerThread = knobs.elementsPerThread.has_value();
   given.rowStorage = knobs.rowStorage.has_value();
+  given.minBlocksPerSm = knobs.minBlocksPerSm.has_value();
   return given;
 }
 

@@ -76,10 +76,13 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       about 65536 / (blocks * block size): more warps to hide memory
       latency, paid for in spills when the kernel needs more registers.
       `blocks * threads_per_row * rows_per_block` is at most 2048 (checked
-      on the op, with the knobs as they are filled in); on chips whose
-      multiprocessors hold fewer threads (1536 on sm_86 and sm_89), ptxas
-      ignores a request past that, with a warning. 0 (the default) leaves
-      the registers to the assembler.
+      on the op, with the knobs as they are filled in), and a kernel
+      compiled for a chip whose multiprocessors run fewer (sm_86 and sm_87:
+      16 blocks, 1536 threads; sm_89 and sm_120: 24 blocks, 1536 threads)
+      is refused past those, which ptxas would ignore. Where it is given
+      without `rows_per_block`, the rows per block are halved until the
+      blocks fit 2048 threads. 0 (the default) leaves the registers to the
+      assembler.
 
     Example:
 

@@ -95,7 +95,10 @@ constexpr const char *kBenchDescription =
     "device's theoretical DRAM bandwidth. With --versus, a second CPU config\n"
     "is timed in turns with the first (seven rounds each, on the same\n"
     "buffers), so that two configs are compared under the same machine\n"
-    "state; the ratio is versus time / config time (> 1: --config faster).";
+    "state; the ratio is versus time / config time (> 1: --config faster).\n"
+    "--threads sets both configs' threads; otherwise the versus config keeps\n"
+    "a thread count it names and runs on the first config's when it names\n"
+    "none.";
 
 struct FreeDeleter {
   void operator()(void *pointer) const { std::free(pointer); }
@@ -493,8 +496,14 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
         *versusText, normjit::getDefaultCpuConfig(spec));
     if (!parsedVersus)
       return parsedVersus.takeError();
-    if (options.has("threads") || !options.has("config"))
+    // --threads sets both; otherwise the versus config keeps a thread
+    // count it names, and takes the first config's when it names none (so
+    // that `--versus '#norm.config<cpu, threads = 1>'` compares one
+    // thread with the default).
+    if (options.has("threads"))
       parsedVersus->threads = static_cast<int>(*threads);
+    else if (parsedVersus->threads == 0)
+      parsedVersus->threads = config.threads;
     auto versusKernel = context.getKernel(spec, *parsedVersus);
     if (!versusKernel)
       return versusKernel.takeError();

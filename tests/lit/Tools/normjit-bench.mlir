@@ -73,6 +73,14 @@
 // RUN: normjit bench --op rms_norm --rows 4 --cols 32 --reps 1 --warmup 0 --min-time 0 --versus '#norm.config<cpu, accumulators = 1>' --json | FileCheck %s --check-prefix=VERSUS-JSON
 // VERSUS-JSON: "versus_config":"#norm.config<cpu, {{.*}}accumulators = 1,
 // VERSUS-JSON-SAME: "versus_median_us":{{[0-9.]+}},"versus_gbps":{{[0-9.]+}},"versus_ratio":{{[0-9.]+}}
+// A thread count the versus config names is kept (without --threads);
+// one it leaves out is the first config's.
+// RUN: normjit bench --op rms_norm --rows 4 --cols 32 --reps 1 --warmup 0 --min-time 0 --versus '#norm.config<cpu, threads = 1>' --json | FileCheck %s --check-prefix=VERSUS-THREADS
+// VERSUS-THREADS: "versus_config":"#norm.config<cpu, {{.*}}threads = 1,
+// RUN: normjit bench --op rms_norm --rows 4 --cols 32 --reps 1 --warmup 0 --min-time 0 --config '#norm.config<cpu, threads = 1>' --versus '#norm.config<cpu, accumulators = 2>' --json | FileCheck %s --check-prefix=VERSUS-FIRST-THREADS
+// VERSUS-FIRST-THREADS: "versus_config":"#norm.config<cpu, {{.*}}accumulators = 2, {{.*}}threads = 1,
+// RUN: normjit bench --op rms_norm --rows 4 --cols 32 --reps 1 --warmup 0 --min-time 0 --threads 1 --versus '#norm.config<cpu, threads = 2>' --json | FileCheck %s --check-prefix=VERSUS-OPTION-THREADS
+// VERSUS-OPTION-THREADS: "versus_config":"#norm.config<cpu, {{.*}}threads = 1,
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 32 --versus '#norm.config<cpu, vector_width = 3>' 2>&1 | FileCheck %s --check-prefix=BAD-VERSUS
 // BAD-VERSUS: normjit: error: invalid config {{.*}}'vector_width' must be a power of two, got 3
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 32 --device cuda --versus '#norm.config<cpu>' 2>&1 | FileCheck %s --check-prefix=GPU-VERSUS

@@ -105,6 +105,13 @@ std::string normjit::aot::detail::quoteToml(llvm::StringRef text) {
   return quoted + "\"";
 }
 
+std::string normjit::aot::detail::describeKernel(const AotKernel &kernel) {
+  std::string text = "kernel '" + kernel.name + "'";
+  if (!kernel.origin.empty())
+    text += " (" + kernel.origin + ")";
+  return text;
+}
+
 llvm::Error normjit::aot::detail::prefixError(llvm::Error error,
                                               const llvm::Twine &prefix) {
   normjit_status_t status = NORMJIT_INTERNAL;
@@ -1024,6 +1031,7 @@ buildArchive(llvm::ArrayRef<const AotFile *> objects) {
 // The library
 //===----------------------------------------------------------------------===//
 
+using normjit::aot::detail::describeKernel;
 using normjit::aot::detail::normalizeSpec;
 
 llvm::Expected<std::vector<AotFile>>
@@ -1083,11 +1091,11 @@ normjit::aot::buildAotLibrary(llvm::StringRef library,
                        "'");
     }
     if (kernel.rowsHint < 1)
-      return invalid("kernel '" + kernel.name +
-                     "': rows_hint must be at least 1, got " +
+      return invalid(describeKernel(kernel) +
+                     ": rows_hint must be at least 1, got " +
                      llvm::Twine(kernel.rowsHint));
     if (!kernel.gpuKnobs.empty())
-      return invalid("kernel '" + kernel.name + "': its config " +
+      return invalid(describeKernel(kernel) + ": its config " +
                      kernel.gpuKnobs.str() +
                      " is for the gpu backend; GPU kernels are compiled with "
                      "--device cuda");
@@ -1096,7 +1104,7 @@ normjit::aot::buildAotLibrary(llvm::StringRef library,
       CpuConfig config = kernel.getConfig(*target);
       if (llvm::Error error =
               normjit::detail::checkKernelInputs(kernel.spec, config))
-        return prefixError(std::move(error), "kernel '" + kernel.name + "'");
+        return prefixError(std::move(error), describeKernel(kernel));
       kernelConfigs.push_back(config);
     }
     configs.push_back(std::move(kernelConfigs));
@@ -1122,8 +1130,8 @@ normjit::aot::buildAotLibrary(llvm::StringRef library,
           compileKernelModule(llvmContext, kernel.spec, configs[k][t],
                               **machine, kernelFunctionName(kernel, target));
       if (!module)
-        return prefixError(module.takeError(), "kernel '" + kernel.name +
-                                                   "' for target '" +
+        return prefixError(module.takeError(), describeKernel(kernel) +
+                                                   " for target '" +
                                                    target.name + "'");
       if (!combined) {
         combined = std::move(*module);

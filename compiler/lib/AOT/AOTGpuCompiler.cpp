@@ -39,6 +39,7 @@
 
 using namespace normjit;
 using namespace normjit::aot;
+using normjit::aot::detail::describeKernel;
 using normjit::aot::detail::describeSpec;
 using normjit::aot::detail::prefixError;
 using normjit::aot::detail::quoteToml;
@@ -665,7 +666,7 @@ llvm::Expected<AotGpuLibrary> normjit::aot::buildAotGpuLibrary(
   for (const AotKernel &kernel : kernels) {
     if (llvm::Error error = validateName("kernel name", kernel.name))
       return std::move(error);
-    std::string prefix = "kernel '" + kernel.name + "'";
+    std::string prefix = describeKernel(kernel);
     for (llvm::StringRef suffix : {"", "_spec", "_image"}) {
       std::string symbol = kernel.name + suffix.str();
       if (!symbols.insert(symbol).second)
@@ -685,12 +686,14 @@ llvm::Expected<AotGpuLibrary> normjit::aot::buildAotGpuLibrary(
       GpuConfig config = kernel.getGpuConfig(chip.target);
       if (llvm::Error error = validateGpuConfig(kernel.spec, config))
         return prefixError(std::move(error), prefix);
+      if (llvm::Error error = checkMinBlocksPerSm(config, chip.target))
+        return prefixError(std::move(error), prefix);
       for (const std::string &entry :
            {kernel.name, getUnalignedEntryName(kernel.name, config)}) {
         auto [it, inserted] = entryOwners.try_emplace(entry, kernel.name);
         if (!inserted && it->second != kernel.name)
-          return invalid("kernels '" + it->second + "' and '" + kernel.name +
-                         "' both have a GPU entry named '" + entry +
+          return invalid(prefix + ": its GPU entry '" + entry +
+                         "' is also an entry of kernel '" + it->second +
                          "' (the unaligned twin of a kernel is "
                          "<name>_unaligned)");
       }

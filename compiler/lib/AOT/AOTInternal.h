@@ -17,6 +17,10 @@
 
 #include <string>
 
+namespace normjit::aot {
+struct AotKernel;
+} // namespace normjit::aot
+
 namespace normjit::aot::detail {
 
 /// The first line of every manifest; writeAotOutput replaces a directory
@@ -38,6 +42,9 @@ std::string quoteToml(llvm::StringRef text);
 
 /// Rewrites an error's text as "<prefix>: <text>", keeping its status.
 llvm::Error prefixError(llvm::Error error, const llvm::Twine &prefix);
+
+/// "kernel 'NAME'", with " (FILE:LINE)" when a spec file defines it.
+std::string describeKernel(const AotKernel &kernel);
 
 /// "f32", "f16", "bf16" ("?" for anything else).
 const char *dtypeName(normjit_dtype_t dtype);

@@ -338,6 +338,8 @@ public:
     kernel.spec = spec;
 
     kernel.rowsHint = defaultRowsHint;
+    if (unsigned line = table.source().begin.line)
+      kernel.origin = path + ":" + std::to_string(line);
     if (const toml::node *rows = table.get("rows_hint")) {
       kernel.rowsHint = *rows->value_exact<int64_t>();
       if (kernel.rowsHint < 1)

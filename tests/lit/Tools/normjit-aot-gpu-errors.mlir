@@ -16,7 +16,11 @@
 // min_blocks_per_sm past what a chip's multiprocessors run (sm_86: 1536
 // threads), which ptxas would ignore: refused for that chip.
 // RUN: not normjit aot %{spec} --target sm_90,sm_86 --config '#norm.config<gpu, threads_per_row = 32, rows_per_block = 8, min_blocks_per_sm = 8>' --out %t/out/a 2>&1 | %{check}=MIN-BLOCKS
-// MIN-BLOCKS: normjit: error: compiling for sm_86: config #norm.config<gpu, {{.*}}min_blocks_per_sm = 8>: min_blocks_per_sm = 8 blocks of 256 threads, but an sm_86 multiprocessor runs at most 16 blocks and 1536 threads
+// MIN-BLOCKS: normjit: error: kernel 'k': config #norm.config<gpu, {{.*}}min_blocks_per_sm = 8>: min_blocks_per_sm = 8 blocks of 256 threads, but an sm_86 multiprocessor runs at most 16 blocks and 1536 threads
+// A kernel of a spec file is named with its file and line.
+// RUN: printf 'device = "cuda"\n[[kernel]]\nname = "a"\nop = "rms_norm"\ncols = 1024\ndtype = "bf16"\n\n[[kernel]]\nname = "a_unaligned"\nop = "rms_norm"\ncols = 64\n' > %t/twin.toml
+// RUN: not normjit aot --specs %t/twin.toml --no-cubin --out %t/out/a 2>&1 | %{check}=TWIN
+// TWIN: normjit: error: kernel 'a_unaligned' ({{.*}}twin.toml:8): its GPU entry 'a_unaligned' is also an entry of kernel 'a' (the unaligned twin of a kernel is <name>_unaligned)
 // NO-SUCH: normjit: error: unknown GPU chip 'sm_85'; expected one of sm_80, {{.*}}
 // RUN: not normjit aot %{spec} --target sm_90a --out %t/out/a 2>&1 | %{check}=ARCH
 // ARCH: normjit: error: GPU chip 'sm_90a': arch-specific chips are not supported; use sm_90 (its PTX also runs on newer chips)
@@ -90,3 +94,4 @@
 // TOP: file
 // TOP-NEXT: out
 // TOP-NEXT: ptxas
+// TOP-NEXT: twin.toml

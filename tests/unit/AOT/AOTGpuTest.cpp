@@ -667,8 +667,8 @@ TEST(AotGpuBadInputTest, ChipsAndNames) {
       noCubins());
   ASSERT_FALSE(static_cast<bool>(clash));
   EXPECT_EQ(errorText(clash.takeError()),
-            "kernels 'a' and 'a_unaligned' both have a GPU entry named "
-            "'a_unaligned' (the unaligned twin of a kernel is "
+            "kernel 'a_unaligned': its GPU entry 'a_unaligned' is also an "
+            "entry of kernel 'a' (the unaligned twin of a kernel is "
             "<name>_unaligned)");
   auto twice = buildAotGpuLibrary(
       "gk", {"sm_80"}, {makeKernel("a", spec), makeKernel("a_spec", spec)},

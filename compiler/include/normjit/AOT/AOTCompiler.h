@@ -119,6 +119,9 @@ struct AotKernel {
   /// GPU knobs set by the user, over each chip's default heuristic (GPU
   /// kernels do not read the tuning cache).
   GpuConfigKnobs gpuKnobs;
+  /// Where a spec file defines it ("FILE:LINE" of its [[kernel]] table),
+  /// for errors; empty otherwise.
+  std::string origin;
 
   ConfigSource getConfigSource() const;
   /// The config for `target`: the tuned config, else the target's default

@@ -195,22 +195,19 @@ normjit::tuner::buildGpuSearchSpace(const normjit_kernel_spec_t &spec,
   // enough blocks for 1280 threads per multiprocessor (48 registers), or
   // 1536 (40) for 24 values or fewer, where the block size divides them.
   // Whether the warps won are worth the spills is for the timing to say.
-  SmResidency sm = getSmResidency(target);
   size_t uncapped = space.size();
   for (size_t i = 0; i < uncapped; ++i) {
     GpuConfig config = space[i];
     if (config.rowStorage != GpuRowStorage::Registers || config.persistent ||
         config.elementsPerThread < kMinCappedElements)
       continue;
-    for (int64_t threadsPerSm : {1280, 1536})
+    for (int64_t threadsPerSm : {1280, 1536}) {
+      config.minBlocksPerSm = threadsPerSm / config.blockSize();
       if (threadsPerSm % config.blockSize() == 0 &&
-          threadsPerSm / config.blockSize() >= 2 &&
-          threadsPerSm <= sm.maxThreads &&
-          threadsPerSm / config.blockSize() <= sm.maxBlocks &&
-          (threadsPerSm == 1280 || config.elementsPerThread <= 24)) {
-        config.minBlocksPerSm = threadsPerSm / config.blockSize();
+          config.minBlocksPerSm >= 2 && fitsSmResidency(config, target) &&
+          (threadsPerSm == 1280 || config.elementsPerThread <= 24))
         add(config);
-      }
+    }
   }
   return space;
 }

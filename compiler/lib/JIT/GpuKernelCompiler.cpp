@@ -449,24 +449,6 @@ normjit::getDefaultGpuConfig(const normjit_kernel_spec_t &spec,
 namespace {
 /// fitGpuKnobs for the knobs that shape the row's split over threads.
 void fitRowKnobs(GpuConfig &config, int64_t cols,
-                 const normjit::GpuKnobsGiven &given);
-} // namespace
-
-void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
-                          const GpuKnobsGiven &given) {
-  fitRowKnobs(config, cols, given);
-  // min_blocks_per_sm given, rows per block not: fewer rows per block
-  // where the blocks asked for would pass the threads a multiprocessor
-  // holds.
-  if (given.minBlocksPerSm && !given.rowsPerBlock && config.minBlocksPerSm > 0)
-    while (config.rowsPerBlock > 1 &&
-           config.minBlocksPerSm * config.blockSize() >
-               normjit::norm::kMaxThreadsPerSm)
-      config.rowsPerBlock /= 2;
-}
-
-namespace {
-void fitRowKnobs(GpuConfig &config, int64_t cols,
                  const normjit::GpuKnobsGiven &given) {
   if (given.threadsPerRow && !given.rowsPerBlock)
     config.rowsPerBlock = std::max<int64_t>(
@@ -529,6 +511,19 @@ void fitRowKnobs(GpuConfig &config, int64_t cols,
 }
 } // namespace
 
+void normjit::fitGpuKnobs(GpuConfig &config, int64_t cols,
+                          const GpuKnobsGiven &given) {
+  fitRowKnobs(config, cols, given);
+  // min_blocks_per_sm given, rows per block not: fewer rows per block
+  // where the blocks asked for would pass the threads a multiprocessor
+  // holds.
+  if (given.minBlocksPerSm && !given.rowsPerBlock && config.minBlocksPerSm > 0)
+    while (config.rowsPerBlock > 1 &&
+           config.minBlocksPerSm * config.blockSize() >
+               normjit::norm::kMaxThreadsPerSm)
+      config.rowsPerBlock /= 2;
+}
+
 normjit::SmResidency normjit::getSmResidency(const GpuTarget &target) {
   switch (target.ccMajor * 10 + target.ccMinor) {
   case 75:
@@ -544,14 +539,19 @@ normjit::SmResidency normjit::getSmResidency(const GpuTarget &target) {
   }
 }
 
+bool normjit::fitsSmResidency(const GpuConfig &config,
+                              const GpuTarget &target) {
+  SmResidency sm = getSmResidency(target);
+  return config.minBlocksPerSm <= 0 ||
+         (config.minBlocksPerSm <= sm.maxBlocks &&
+          config.minBlocksPerSm * config.blockSize() <= sm.maxThreads);
+}
+
 llvm::Error normjit::checkMinBlocksPerSm(const GpuConfig &config,
                                          const GpuTarget &target) {
-  if (config.minBlocksPerSm <= 0)
+  if (fitsSmResidency(config, target))
     return llvm::Error::success();
   SmResidency sm = getSmResidency(target);
-  if (config.minBlocksPerSm <= sm.maxBlocks &&
-      config.minBlocksPerSm * config.blockSize() <= sm.maxThreads)
-    return llvm::Error::success();
   return makeError(NORMJIT_INVALID_ARGUMENT,
                    "config " + config.str() + ": min_blocks_per_sm = " +
                        std::to_string(config.minBlocksPerSm) +

@@ -81,6 +81,10 @@ struct SmResidency {
 };
 SmResidency getSmResidency(const GpuTarget &target);
 
+/// Whether `target`'s multiprocessors run the blocks `config`'s
+/// min_blocks_per_sm asks for (always, without one).
+bool fitsSmResidency(const GpuConfig &config, const GpuTarget &target);
+
 /// An error when `config`'s min_blocks_per_sm asks more of `target`'s
 /// multiprocessors than they run (ptxas would ignore it).
 llvm::Error checkMinBlocksPerSm(const GpuConfig &config,

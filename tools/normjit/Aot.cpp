@@ -91,6 +91,8 @@ const OptionInfo kAotOptions[] = {
     {"prefetch-rows", OptionKind::Int, "N",
      "CPU config knob (one spec): software prefetches N rows ahead, 0 for "
      "none"},
+    {"row-group", OptionKind::Int, "N",
+     "CPU config knob (one spec): rows normalized together"},
     {"rows-hint", OptionKind::Int, "N",
      "rows per call the kernel is for: picks the tuning cache's row bucket "
      "(one CPU spec; default 4096)"},
@@ -138,13 +140,14 @@ const char *const kSpecOnlyOptions[] = {
     "gamma",         "beta",       "store-mean",     "store-rstd",
     "eps",           "config",     "vector-width",   "accumulators",
     "rows-per-task", "threads",    "algorithm",      "streaming-stores",
-    "fuse-residual", "prefetch-rows", "rows-hint"};
+    "fuse-residual", "prefetch-rows", "row-group",     "rows-hint"};
 
 /// The options that only CPU kernels take.
 const char *const kCpuOnlyOptions[] = {
     "vector-width",  "accumulators", "rows-per-task",
     "threads",       "algorithm",    "streaming-stores",
-    "fuse-residual", "prefetch-rows", "rows-hint",    "cache"};
+    "fuse-residual", "prefetch-rows", "row-group",    "rows-hint",
+    "cache"};
 
 /// The dtype an option names, or `otherwise`.
 llvm::Expected<normjit_dtype_t> getDType(const ParsedOptions &options,
@@ -259,6 +262,8 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
     knobs.fuseResidual = options.getFlag("fuse-residual", true);
   if (options.has("prefetch-rows"))
     knobs.prefetchRows = options.getInt("prefetch-rows", 0);
+  if (options.has("row-group"))
+    knobs.rowGroup = options.getInt("row-group", 0);
   return kernel;
 }
 

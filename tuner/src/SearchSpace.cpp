@@ -6,6 +6,8 @@
 
 #include "normjit/tuner/SearchSpace.h"
 
+#include "normjit/Conversion/NormToVector/RowGroup.h"
+
 #include "llvm/ADT/ArrayRef.h"
 
 #include <algorithm>
@@ -16,6 +18,38 @@ using namespace normjit;
 /// Rows held in registers with at least this many values per thread get
 /// register-capped (min_blocks_per_sm) variants in the GPU space.
 static constexpr int64_t kMinCappedElements = 16;
+
+/// Rows normalized together in column tiles: the CPU space's tiled
+/// variant (row_group) for rows whose data with gamma and beta are over
+/// twice the L1 the default plans for.
+static constexpr int64_t kTiledRowGroup = 8;
+
+namespace {
+/// The CPU space's row_group variants of configs for inputs beyond the
+/// cache (streaming stores or prefetches): single rows where the default
+/// pairs them (a pair's rows with gamma and beta overflow even a 48 KiB
+/// L1, and the prefetched rows evict them: on the Zen 5, 2048x4096 f32
+/// LayerNorm on one thread went from 44 to 51 GB/s with prefetches one
+/// row ahead), and column tiles over kTiledRowGroup rows where a row with
+/// gamma and beta is over twice the L1 (512x12288 f32 LayerNorm: 1.10x
+/// against single rows). Empty when neither applies.
+std::vector<int64_t> rowGroupVariants(const normjit_kernel_spec_t &spec) {
+  auto bytes = [](bool present, normjit_dtype_t dtype) -> int64_t {
+    return present ? static_cast<int64_t>(normjit_dtype_size(dtype)) : 0;
+  };
+  int64_t xBytes = bytes(true, spec.x_dtype);
+  int64_t gammaBytes = bytes(spec.has_gamma, spec.gamma_dtype);
+  int64_t betaBytes = bytes(spec.has_beta, spec.beta_dtype);
+  std::vector<int64_t> groups;
+  if (getDefaultRowGroup(spec.cols, xBytes, gammaBytes, betaBytes) == 2)
+    groups.push_back(1);
+  if (gammaBytes + betaBytes > 0 &&
+      spec.cols * (xBytes + gammaBytes + betaBytes) >
+          2 * kDefaultRowGroupL1Bytes)
+    groups.push_back(kTiledRowGroup);
+  return groups;
+}
+} // namespace
 
 std::vector<CpuConfig>
 normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
@@ -103,6 +137,17 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
                   config.fuseResidual = fused;
                   add(config);
                 }
+    }
+  // Other row groups for the configs meant for inputs beyond the cache.
+  std::vector<int64_t> groups = rowGroupVariants(spec);
+  size_t ungrouped = space.size();
+  for (int64_t group : groups)
+    for (size_t i = 0; i < ungrouped; ++i) {
+      CpuConfig config = space[i];
+      if (!config.streamingStores && config.prefetchRows == 0)
+        continue;
+      config.rowGroup = group;
+      add(config);
     }
   return space;
 }
@@ -216,7 +261,7 @@ int normjit::tuner::knobsApart(const CpuConfig &a, const CpuConfig &b) {
   return (a.vectorWidth != b.vectorWidth) + (a.accumulators != b.accumulators) +
          (a.rowsPerTask != b.rowsPerTask) + (a.threads != b.threads) +
          (a.welford != b.welford) + (a.streamingStores != b.streamingStores) +
-         (a.prefetchRows != b.prefetchRows) +
+         (a.prefetchRows != b.prefetchRows) + (a.rowGroup != b.rowGroup) +
          (a.fuseResidual != b.fuseResidual);
 }
 
@@ -266,13 +311,26 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
   // The other fusion form first (the tuner must time both forms of a
   // residual spec), then streaming stores, streaming stores with
   // prefetches two rows ahead (two knobs away, but together what large
-  // inputs want), prefetches alone, the other algorithm, and the other
-  // single changes in the space's order.
+  // inputs want) and the same one row ahead in each other row group of
+  // the space (three knobs away), prefetches alone, the other algorithm,
+  // and the other single changes in the space's order.
   const CpuConfig &base = space.front();
   CpuConfig streamingAhead = base;
   streamingAhead.streamingStores = true;
   streamingAhead.prefetchRows = 2;
-  std::pair<CpuConfig, int> extras[] = {{streamingAhead, 2}};
+  std::vector<std::pair<CpuConfig, int>> extras = {{streamingAhead, 2}};
+  std::vector<int64_t> groups;
+  for (const CpuConfig &config : space)
+    if (config.rowGroup != base.rowGroup &&
+        std::find(groups.begin(), groups.end(), config.rowGroup) ==
+            groups.end())
+      groups.push_back(config.rowGroup);
+  for (int64_t group : groups) {
+    CpuConfig grouped = streamingAhead;
+    grouped.prefetchRows = 1;
+    grouped.rowGroup = group;
+    extras.push_back({grouped, 2});
+  }
   return pickNeighboursFirst(
       space, strategy,
       [&](const CpuConfig &config) {

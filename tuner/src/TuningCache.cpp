@@ -26,8 +26,9 @@
 //   config = { vector_width = 16, accumulators = 4, rows_per_task = 8,
 //              threads = 0, algorithm = "two_pass", streaming_stores = false,
 //              fuse_residual = true }   # (one line in the file; with
-//                                       # prefetch_rows = N after them
-//                                       # when N is not 0)
+//                                       # prefetch_rows = N and
+//                                       # row_group = N after them when
+//                                       # N is not 0)
 //   runner_up = { ...the same keys... }        # optional, with:
 //   runner_up_gbps = 38.0
 //
@@ -47,8 +48,8 @@
 //
 // The first five keys are the entry's identity (CacheKey). Every key above
 // is required except runner_up and runner_up_gbps, which come together or
-// not at all, a CPU config's prefetch_rows and a GPU config's
-// min_blocks_per_sm (absent: 0). Floats may be written as integers. Reading is all-or-nothing:
+// not at all, a CPU config's prefetch_rows and row_group and a GPU
+// config's min_blocks_per_sm (absent: 0). Floats may be written as integers. Reading is all-or-nothing:
 // a syntax error, a missing or unknown key (at any level), a wrong type, a
 // value out of range (GB/s finite in [0, 1e5], candidates in [0, 1e9],
 // rows_per_task <= 2^20, what validateCpuConfig rejects; GPU knobs outside
@@ -563,7 +564,7 @@ private:
     if (!checkKeys(*table,
                    {"vector_width", "accumulators", "rows_per_task", "threads",
                     "algorithm", "streaming_stores", "fuse_residual",
-                    "prefetch_rows"},
+                    "prefetch_rows", "row_group"},
                    prefix))
       return false;
     // Optional: written only when not 0 (never by normjit 0.2.0, which
@@ -571,6 +572,12 @@ private:
     config.prefetchRows = 0;
     if (table->get("prefetch_rows") &&
         !getInteger(*table, "prefetch_rows", config.prefetchRows, prefix))
+      return false;
+    // The same for row_group (normjit 0.3.0 builds before it sets aside a
+    // file that has one).
+    config.rowGroup = 0;
+    if (table->get("row_group") &&
+        !getInteger(*table, "row_group", config.rowGroup, prefix))
       return false;
     int64_t threads = 0;
     std::string algorithm;
@@ -816,6 +823,9 @@ void writeConfig(std::string &out, const char *key, const CpuConfig &config) {
          ", fuse_residual = " + (config.fuseResidual ? "true" : "false") +
          (config.prefetchRows > 0
               ? ", prefetch_rows = " + std::to_string(config.prefetchRows)
+              : std::string()) +
+         (config.rowGroup > 0
+              ? ", row_group = " + std::to_string(config.rowGroup)
               : std::string()) +
          " }\n";
 }

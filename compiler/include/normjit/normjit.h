@@ -44,6 +44,8 @@ typedef struct normjit_cpu_config_t {
   int fuse_residual;     /**< one kernel, or norm.add then the norm */
   int prefetch_rows;     /**< [0, 16]: software prefetches of the inputs
                               this many rows ahead; 0: none (since 0.3.0) */
+  /* row_group (rows normalized together) is left to the default here; a
+   * host sets it through config text (normjit_kernel_get_for_device). */
 } normjit_cpu_config_t;
 
 normjit_status_t normjit_context_create(normjit_context_t **out);

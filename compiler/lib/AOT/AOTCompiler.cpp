@@ -351,7 +351,8 @@ llvm::Expected<CpuTarget> normjit::aot::resolveCpuTarget(llvm::StringRef name) {
 
 bool CpuConfigKnobs::empty() const {
   return !vectorWidth && !accumulators && !rowsPerTask && !threads &&
-         !welford && !streamingStores && !fuseResidual && !prefetchRows;
+         !welford && !streamingStores && !fuseResidual && !prefetchRows &&
+         !rowGroup;
 }
 
 CpuConfig CpuConfigKnobs::applyTo(CpuConfig base) const {
@@ -371,6 +372,8 @@ CpuConfig CpuConfigKnobs::applyTo(CpuConfig base) const {
     base.fuseResidual = *fuseResidual;
   if (prefetchRows)
     base.prefetchRows = *prefetchRows;
+  if (rowGroup)
+    base.rowGroup = *rowGroup;
   return base;
 }
 
@@ -395,6 +398,8 @@ std::string CpuConfigKnobs::str() const {
     os << ", streaming_stores = " << flag(*streamingStores);
   if (prefetchRows)
     os << ", prefetch_rows = " << *prefetchRows;
+  if (rowGroup)
+    os << ", row_group = " << *rowGroup;
   os << ">";
   return text;
 }
@@ -420,6 +425,7 @@ normjit::aot::parseCpuConfigKnobs(llvm::StringRef text) {
   knobs.streamingStores = config.streamingStores;
   knobs.fuseResidual = config.fuseResidual;
   knobs.prefetchRows = config.prefetchRows;
+  knobs.rowGroup = config.rowGroup;
   return knobs;
 }
 

@@ -112,6 +112,8 @@ std::string normjit::CpuConfig::str() const {
      << ", streaming_stores = " << (streamingStores ? "true" : "false");
   if (prefetchRows > 0)
     os << ", prefetch_rows = " << prefetchRows;
+  if (rowGroup > 0)
+    os << ", row_group = " << rowGroup;
   os << ">";
   return text;
 }
@@ -122,7 +124,7 @@ bool normjit::CpuConfig::operator==(const CpuConfig &other) const {
          rowsPerTask == other.rowsPerTask && threads == other.threads &&
          welford == other.welford && streamingStores == other.streamingStores &&
          fuseResidual == other.fuseResidual &&
-         prefetchRows == other.prefetchRows;
+         prefetchRows == other.prefetchRows && rowGroup == other.rowGroup;
 }
 
 int64_t normjit::HostCpu::nativeVectorWidth() const {
@@ -332,6 +334,7 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
   knobs.algorithm = config.getAlgorithm();
   knobs.streamingStores = config.getStreamingStores();
   knobs.prefetchRows = config.getPrefetchRows();
+  knobs.rowGroup = config.getRowGroup();
   knobs.threadsPerRow = config.getThreadsPerRow();
   knobs.rowsPerBlock = config.getRowsPerBlock();
   knobs.elementsPerThread = config.getElementsPerThread();
@@ -364,6 +367,8 @@ normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {
     result.streamingStores = *v;
   if (auto v = knobs->prefetchRows)
     result.prefetchRows = *v;
+  if (auto v = knobs->rowGroup)
+    result.rowGroup = *v;
   if (auto v = knobs->fuseResidual)
     result.fuseResidual = *v;
   if (llvm::Error error = validateCpuConfig(result))
@@ -397,6 +402,11 @@ llvm::Error normjit::validateCpuConfig(const CpuConfig &config) {
                      "prefetch_rows must be in [0, " +
                          llvm::Twine(kMaxPrefetchRows) + "], got " +
                          llvm::Twine(config.prefetchRows));
+  if (config.rowGroup < 0 || config.rowGroup > kMaxRowGroup)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "row_group must be in [0, " + llvm::Twine(kMaxRowGroup) +
+                         "] (0: the default), got " +
+                         llvm::Twine(config.rowGroup));
   return llvm::Error::success();
 }
 
@@ -447,6 +457,8 @@ normjit::norm::ConfigAttr toConfigAttr(MLIRContext *context,
   knobs.streamingStores = config.streamingStores;
   if (config.prefetchRows > 0)
     knobs.prefetchRows = config.prefetchRows;
+  if (config.rowGroup > 0)
+    knobs.rowGroup = config.rowGroup;
   return normjit::norm::getConfigChecked(
       [&] { return emitError(UnknownLoc::get(context)); }, context, knobs);
 }

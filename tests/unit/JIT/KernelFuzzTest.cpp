@@ -9,7 +9,7 @@
 // strides, normal, constant, special and far-mean rows, and configs from
 // the whole knob space (any vector width, 1-16 accumulators, either
 // algorithm, streaming stores, split residual, rows per task, threads,
-// prefetches),
+// prefetches, row groups),
 // and y or the sum written over the input they replace.
 // Each case is JIT-compiled and checked against the fp64 reference with the
 // tolerances of the matrix. The cases are the same on every run; a case's
@@ -62,6 +62,8 @@ FuzzCase drawFuzzCase(std::mt19937 &rng, unsigned index) {
     config.threads = static_cast<int>(rng() % 3);
     if (rng() % 3 == 0)
       config.prefetchRows = 1 + static_cast<int64_t>(rng() % 4);
+    if (rng() % 3 == 0)
+      config.rowGroup = 1 + static_cast<int64_t>(rng() % 9);
     c.config = config;
   }
   std::ostringstream name;
@@ -72,7 +74,7 @@ FuzzCase drawFuzzCase(std::mt19937 &rng, unsigned index) {
          << (c.config->streamingStores ? "nt" : "")
          << (c.config->fuseResidual ? "" : "split") << "t"
          << c.config->rowsPerTask << "th" << c.config->threads << "p"
-         << c.config->prefetchRows;
+         << c.config->prefetchRows << "g" << c.config->rowGroup;
   c.name = name.str();
   return c;
 }

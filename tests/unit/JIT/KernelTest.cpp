@@ -43,6 +43,8 @@ std::string describe(const Case &c) {
        << c.config->rowsPerTask;
   if (c.config && c.config->prefetchRows > 0)
     os << "p" << c.config->prefetchRows;
+  if (c.config && c.config->rowGroup > 0)
+    os << "g" << c.config->rowGroup;
   return os.str();
 }
 
@@ -228,6 +230,38 @@ std::vector<Case> allCases() {
           add(makeSpec(op, cols, NORMJIT_F32, NORMJIT_F32, residual, residual,
                        true, op == NORMJIT_LAYER_NORM, true, NORMJIT_F32),
               ahead == 1 ? 1 : 19, cols == 100 ? 3 : 0, Data::Normal, config);
+        }
+  // Rows in groups (row_group): single rows where the default pairs
+  // (4096 f32 columns with gamma and beta), pairs where it would not (100
+  // columns), and groups of 3 and 8 swept in column tiles: fewer columns
+  // than a tile, a tile and a half with leftover vectors and a tail (1600
+  // = 25 groups of 64 columns), several tiles and a tail (4097); row counts
+  // that leave the last group short, tasks shorter than a group, strided
+  // rows, a residual, prefetches, streaming stores, narrow dtypes, and
+  // the far-mean and special rows.
+  for (normjit_op_t op : ops)
+    for (int64_t group : {1, 2, 3, 8})
+      for (int64_t cols : {100, 1600, 4097})
+        for (bool residual : {false, true}) {
+          if (group == 1 && cols != 4097)
+            continue;
+          CpuConfig config;
+          config.vectorWidth = 16;
+          config.accumulators = 4;
+          config.rowGroup = group;
+          config.prefetchRows = residual ? 1 : 0;
+          config.streamingStores = cols != 1600;
+          config.rowsPerTask = group == 8 ? 5 : 16;
+          config.threads = 2;
+          normjit_dtype_t dtype = cols == 1600 ? NORMJIT_BF16 : NORMJIT_F32;
+          add(makeSpec(op, cols, dtype, dtype, residual, residual, true,
+                       op == NORMJIT_LAYER_NORM, true, dtype),
+              group == 8 ? 21 : 7, cols == 100 ? 3 : 0,
+              residual ? Data::FarMean : Data::Normal, config);
+          if (!residual && cols == 4097)
+            add(makeSpec(op, cols, NORMJIT_F32, NORMJIT_F32, false, false,
+                         true, op == NORMJIT_LAYER_NORM, true, NORMJIT_F32),
+                11, 16, Data::Special, config);
         }
   return cases;
 }

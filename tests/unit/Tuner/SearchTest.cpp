@@ -285,6 +285,61 @@ TEST(SearchSpaceTest, ConstraintsFollowTheSpec) {
       hasPrefetch(buildCpuSearchSpace(residual, 1 << 15, avx512Host())));
 }
 
+TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
+  auto groupsOf = [](const std::vector<CpuConfig> &space) {
+    std::set<int64_t> groups;
+    for (const CpuConfig &config : space) {
+      groups.insert(config.rowGroup);
+      // Only configs meant for inputs beyond the cache change the group.
+      if (config.rowGroup != 0)
+        EXPECT_TRUE(config.streamingStores || config.prefetchRows > 0)
+            << config.str();
+    }
+    return groups;
+  };
+  auto f32 = [](normjit_op_t op, int64_t cols) {
+    normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
+    spec.has_gamma = 1;
+    spec.has_beta = op == NORMJIT_LAYER_NORM;
+    return spec;
+  };
+  // 4096 f32 columns with gamma and beta (48 KiB): the default pairs the
+  // rows; single rows are tried, no tiles (under twice 32 KiB).
+  normjit_kernel_spec_t ln4096 = f32(NORMJIT_LAYER_NORM, 4096);
+  std::vector<CpuConfig> space =
+      buildCpuSearchSpace(ln4096, 2048, avx512Host());
+  EXPECT_EQ(groupsOf(space), (std::set<int64_t>{0, 1}));
+  // ... early: right after streaming stores with prefetches two rows
+  // ahead, the same one row ahead in single rows.
+  StrategyOptions strategy;
+  strategy.maxCandidates = 24;
+  std::vector<CpuConfig> candidates = pickCpuCandidates(space, strategy);
+  CpuConfig single = space.front();
+  single.streamingStores = true;
+  single.prefetchRows = 1;
+  single.rowGroup = 1;
+  ASSERT_GE(candidates.size(), 4u);
+  EXPECT_EQ(candidates[3], single) << candidates[3].str();
+  // 12288 columns (144 KiB with gamma and beta): single rows and tiles of
+  // eight rows.
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(f32(NORMJIT_LAYER_NORM, 12288), 512,
+                                         avx512Host())),
+            (std::set<int64_t>{0, 1, 8}));
+  // RMSNorm of 4096 f32 (gamma and the row: 32 KiB, not over it): the
+  // default already takes single rows.
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(f32(NORMJIT_RMS_NORM, 4096), 8192,
+                                         avx512Host())),
+            (std::set<int64_t>{0}));
+  // Inputs within the cache: the default alone.
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(ln4096, 16, avx512Host())),
+            (std::set<int64_t>{0}));
+  // Without gamma and beta nothing pairs and nothing is tiled.
+  normjit_kernel_spec_t bare = ln4096;
+  bare.has_gamma = bare.has_beta = 0;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(bare, 8192, avx512Host())),
+            (std::set<int64_t>{0}));
+}
+
 TEST(StrategyTest, DeterministicForASeed) {
   auto landscape = [](size_t i, int effort) -> std::optional<double> {
     return static_cast<double>((i * 7919) % 101) + 0.01 * effort;

@@ -160,6 +160,7 @@ CacheEntry makeFullEntry() {
   entry.config.threads = 12;
   entry.config.rowsPerTask = 32;
   entry.config.prefetchRows = 2;
+  entry.config.rowGroup = 8;
   CpuConfig runnerUp;
   runnerUp.vectorWidth = 8;
   runnerUp.accumulators = 2;
@@ -192,6 +193,7 @@ void expectSameEntry(const CacheEntry &a, const CacheEntry &b) {
   EXPECT_EQ(a.config.streamingStores, b.config.streamingStores);
   EXPECT_EQ(a.config.fuseResidual, b.config.fuseResidual);
   EXPECT_EQ(a.config.prefetchRows, b.config.prefetchRows);
+  EXPECT_EQ(a.config.rowGroup, b.config.rowGroup);
   EXPECT_EQ(a.gbps, b.gbps);
   EXPECT_EQ(a.defaultGbps, b.defaultGbps);
   ASSERT_EQ(a.runnerUp.has_value(), b.runnerUp.has_value());
@@ -303,7 +305,7 @@ TEST_F(TuningCacheTest, RoundTripKeepsEveryField) {
   EXPECT_NE(text.find("config = { vector_width = 16, accumulators = 4, "
                       "rows_per_task = 32, threads = 12, algorithm = "
                       "\"welford\", streaming_stores = true, fuse_residual = "
-                      "false, prefetch_rows = 2 }\n"),
+                      "false, prefetch_rows = 2, row_group = 8 }\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("runner_up_gbps = 38.0625\n"), std::string::npos) << text;
@@ -689,6 +691,8 @@ TEST_F(TuningCacheTest, HandWrittenFileIsTrusted) {
   EXPECT_EQ(cache.getEntries()[0].gbps, 41.0);
   // No prefetch_rows (files from before the knob): none.
   EXPECT_EQ(cache.getEntries()[0].config.prefetchRows, 0);
+  // No row_group: the lowering's default.
+  EXPECT_EQ(cache.getEntries()[0].config.rowGroup, 0);
 }
 
 TEST_F(TuningCacheTest, TruncatedFileIsSetAside) {
@@ -786,6 +790,10 @@ TEST_F(TuningCacheTest, HugeValuesAreSetAside) {
                   "prefetch_rows must be in [0, 16], got 17");
   expectUntrusted(replaceOnce(text, "prefetch_rows = 2", "prefetch_rows = -1"),
                   "prefetch_rows must be in [0, 16], got -1");
+  expectUntrusted(replaceOnce(text, "row_group = 8", "row_group = 65"),
+                  "row_group must be in [0, 64] (0: the default), got 65");
+  expectUntrusted(replaceOnce(text, "row_group = 8", "row_group = -2"),
+                  "row_group must be in [0, 64] (0: the default), got -2");
   expectUntrusted(replaceOnce(text, "threads = 12", "threads = 4294967296"),
                   "threads must be in [0, 1024]");
   expectUntrusted(replaceOnce(text, "candidates = 987654321",
@@ -845,8 +853,8 @@ TEST_F(TuningCacheTest, UnknownKeysAreSetAside) {
   expectUntrusted(
       replaceOnce(text, "spec = \"b\"\n", "spec = \"b\"\ncolor = \"red\"\n"),
       "unknown key 'color'");
-  expectUntrusted(replaceOnce(text, "prefetch_rows = 2 }",
-                              "prefetch_rows = 2, unroll = 2 }"),
+  expectUntrusted(replaceOnce(text, "row_group = 8 }",
+                              "row_group = 8, unroll = 2 }"),
                   "unknown key 'config.unroll'");
   expectUntrusted(replaceOnce(text, "runner_up = { vector_width = 8",
                               "runner_up = { lanes = 8, vector_width = 8"),
@@ -1279,7 +1287,8 @@ TEST_F(TuningCacheTest, CpuAndGpuConfigsNeverCross) {
   std::string cpuConfig = "config = { vector_width = 16, accumulators = 4, "
                           "rows_per_task = 32, threads = 12, algorithm = "
                           "\"welford\", streaming_stores = true, "
-                          "fuse_residual = false, prefetch_rows = 2 }";
+                          "fuse_residual = false, prefetch_rows = 2, "
+                          "row_group = 8 }";
   ASSERT_NE(text.find(gpuConfig), std::string::npos) << text;
   ASSERT_NE(text.find(cpuConfig), std::string::npos) << text;
   // A CPU config under a CUDA device, or a GPU config under a CPU, is not

@@ -56,6 +56,7 @@ struct CpuConfigKnobs {
   std::optional<bool> streamingStores;
   std::optional<bool> fuseResidual;
   std::optional<int64_t> prefetchRows;
+  std::optional<int64_t> rowGroup;
 
   /// Whether no knob is set.
   bool empty() const;

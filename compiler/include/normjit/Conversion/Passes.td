@@ -36,9 +36,17 @@ def ConvertNormToVectorPass
     ordinary stores (x86 has no unaligned non-temporal vector store).
     `prefetch_rows = d` adds `memref.prefetch`es (read, locality 2) of
     `x`, and of the residual, to the output pass: the same columns of the
-    row d rows ahead (d pairs ahead when rows go in pairs), clamped to the
-    last row of the buffer, one per 64-byte line a step covers (two for a
-    vector of 32 f32, one every four steps for vectors of 4 f32).
+    row d rows ahead (d groups ahead when rows go in groups), clamped to
+    the last row of the buffer, one per 64-byte line a step covers (two for
+    a vector of 32 f32, one every four steps for vectors of 4 f32).
+    `row_group = n` normalizes n rows together: an `scf.for` computes the
+    statistics of each row of the group onto the stack, then the output
+    pass writes them; for a pair, every step writes both rows from one
+    load of gamma and beta; for 3 or more, an `scf.for` over tiles of 1024
+    columns (whole groups of vectors) holds an `scf.for` over the group's
+    rows, each sweeping the tile, and the columns after the tiles follow
+    row by row. Absent, rows go in pairs when gamma, beta and a row
+    together exceed 32 KiB.
 
     With `dot-bf16` (set for targets with AVX512-BF16), rows of bf16
     values (x without a residual, or s = x + r stored to a bf16 sum;

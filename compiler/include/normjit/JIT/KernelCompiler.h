@@ -32,6 +32,9 @@ constexpr int64_t kMaxRowsPerTask = 65536;
 /// The farthest software prefetch, in rows (`prefetch_rows` of
 /// `#norm.config` has the same bound).
 constexpr int64_t kMaxPrefetchRows = 16;
+/// The most rows normalized together (`row_group` of `#norm.config` has
+/// the same bound).
+constexpr int64_t kMaxRowGroup = 64;
 
 struct CpuConfig {
   int64_t vectorWidth = 8;   ///< f32 lanes per vector (power of two, 1-64)
@@ -44,9 +47,12 @@ struct CpuConfig {
   /// Software prefetches of the inputs this many rows ahead, [0,
   /// kMaxPrefetchRows]; 0: none.
   int64_t prefetchRows = 0;
+  /// Rows normalized together, [0, kMaxRowGroup]; 0: the lowering's
+  /// default (pairs where gamma, beta and a row overflow 32 KiB).
+  int64_t rowGroup = 0;
 
-  /// The config as `#norm.config<cpu, ...>` text (prefetch_rows only when
-  /// it is not 0).
+  /// The config as `#norm.config<cpu, ...>` text (prefetch_rows and
+  /// row_group only when they are not 0).
   std::string str() const;
   bool operator==(const CpuConfig &other) const;
 };

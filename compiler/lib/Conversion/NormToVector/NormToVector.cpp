@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "../Common/LayerNormShift.h"
+#include "normjit/Conversion/NormToVector/RowGroup.h"
 #include "normjit/Conversion/Passes.h"
 #include "normjit/Dialect/Norm/IR/NormOps.h"
 
@@ -42,10 +43,10 @@ namespace {
 /// LayerNorm ones 1.4x slower).
 constexpr int64_t kMaxWidenedColumnBytes = 8 * 1024;
 
-/// The L1 data cache the lowering plans for: when gamma, beta and a row
-/// overflow it, rows are normalized in pairs that share gamma/beta loads
-/// (Zen 4's, and most x86 cores', 32 KiB; larger ones only pair less).
-constexpr int64_t kL1Bytes = 32 * 1024;
+/// Columns of one tile of a row group's output sweep (row_group >= 3):
+/// every row of the group sweeps a tile before the next tile, so the
+/// tile's gamma and beta (4 KiB each in f32) stay in L1 for all of them.
+constexpr int64_t kGroupTileColumns = 1024;
 
 /// LayerNorm's one-sweep statistics take M2 = sum(d^2) - n mean(d)^2 only
 /// while n mean(d)^2 <= kFarShift * M2, i.e. the shift lies within two
@@ -67,13 +68,14 @@ struct LoweringKnobs {
   bool welford;
   bool streaming;
   int64_t prefetchRows; ///< 0: no software prefetches
+  int64_t rowGroup;     ///< rows normalized together; 0: the default
   bool dotBf16; ///< the target has AVX512-BF16 (vdpbf16ps)
 };
 
 LoweringKnobs resolveKnobs(std::optional<ConfigAttr> config,
                            const NormToVectorDefaults &defaults) {
   LoweringKnobs knobs{defaults.vectorWidth, defaults.accumulators,
-                      defaults.welford, false, 0, defaults.dotBf16};
+                      defaults.welford, false, 0, 0, defaults.dotBf16};
   if (!config)
     return knobs;
   if (auto width = config->getVectorWidth())
@@ -86,6 +88,8 @@ LoweringKnobs resolveKnobs(std::optional<ConfigAttr> config,
     knobs.streaming = *streaming;
   if (auto prefetch = config->getPrefetchRows())
     knobs.prefetchRows = *prefetch;
+  if (auto group = config->getRowGroup())
+    knobs.rowGroup = *group;
   return knobs;
 }
 
@@ -690,40 +694,50 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   gamma = widenColumns(gamma);
   beta = widenColumns(beta);
 
-  // Rows whose gamma/beta and row data overflow the L1 cache are
-  // normalized two at a time: gamma and beta are then read once per pair
-  // of rows instead of once per row (they would come from L2 every time).
-  auto columnBytes = [&](Value columns) -> int64_t {
+  // Rows are normalized in groups of row_group: the statistics of each
+  // row of a group, then the group's output sweep. A pair's output steps
+  // take both rows, sharing the loads of gamma and beta; a larger group
+  // sweeps column tiles, each tile row after row, so that only a tile of
+  // gamma and beta need stay in L1 while the rows stream (with
+  // prefetches, the next group's rows come in as this one goes out).
+  // By default, rows whose gamma/beta and row data overflow the L1 cache
+  // are normalized two at a time: gamma and beta are then read once per
+  // pair of rows instead of once per row (they would come from L2 every
+  // time).
+  // (gamma and beta as the sweeps read them: widened copies are f32. Only
+  // rows of 2048 columns or fewer are widened, which never pair, so the
+  // spec's own dtypes give the same default: see getDefaultRowGroup.)
+  auto elementBytes = [&](Value columns) -> int64_t {
     if (!columns)
       return 0;
-    // (Capped: only the comparison with the L1's size matters.)
-    return std::min<int64_t>(cols, kL1Bytes) *
-           static_cast<int64_t>(cast<MemRefType>(columns.getType())
-                                    .getElementType()
-                                    .getIntOrFloatBitWidth() /
-                                8);
+    return cast<MemRefType>(columns.getType())
+               .getElementType()
+               .getIntOrFloatBitWidth() /
+           8;
   };
-  int64_t pairBytes = columnBytes(gamma) + columnBytes(beta);
-  bool pairRows = pairBytes > 0 && pairBytes + columnBytes(x) > kL1Bytes;
+  int64_t group = knobs.rowGroup;
+  if (group == 0)
+    group = getDefaultRowGroup(cols, elementBytes(x), elementBytes(gamma),
+                               elementBytes(beta));
+  bool pairRows = group > 1;
 
   e.usePairedBf16(statsPaired);
-  auto rowLoop =
-      scf::ForOp::create(b, e.index(0), rows, e.index(pairRows ? 2 : 1));
+  auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(group));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
   Value row = rowLoop.getInductionVar();
   Value pairStart = row;
-  // With pairs: the statistics of each row of the pair, kept on the stack
-  // for the output sweep.
+  // With groups: the statistics of each row of the group, kept on the
+  // stack for the output sweep.
   Value pairCentre, pairRstd, pairOffset, pairCount;
   Block *statsBlock = nullptr;
   if (pairRows) {
-    auto statsType = MemRefType::get({2}, b.getF32Type());
+    auto statsType = MemRefType::get({group}, b.getF32Type());
     pairCentre = createAlloca(statsType);
     pairRstd = createAlloca(statsType);
     pairOffset = createAlloca(statsType);
     pairCount = arith::MinSIOp::create(
-        b, e.index(2), arith::SubIOp::create(b, rows, pairStart));
+        b, e.index(group), arith::SubIOp::create(b, rows, pairStart));
     auto statsLoop = scf::ForOp::create(b, e.index(0), pairCount, e.index(1));
     statsBlock = statsLoop.getBody();
     b.setInsertionPointToStart(statsBlock);
@@ -1077,7 +1091,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value present;                   // i1, or null: the row is always there
   };
   // With prefetch_rows = d, each row's sweep also prefetches the inputs of
-  // the row d rows (d pairs) ahead, the last of the task's rows at most:
+  // the row d rows (d groups) ahead, the last of the task's rows at most:
   // the output pass reads the row from L1 and would leave the memory idle.
   SmallVector<Value> inputs;
   if (knobs.prefetchRows > 0) {
@@ -1087,7 +1101,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   }
   auto prefetchRowOf = [&](Value rowIndex) -> Value {
     Value ahead = arith::AddIOp::create(
-        b, rowIndex, e.index(knobs.prefetchRows * (pairRows ? 2 : 1)));
+        b, rowIndex, e.index(knobs.prefetchRows * group));
     return arith::MinSIOp::create(b, ahead,
                                   arith::SubIOp::create(b, rows, e.index(1)));
   };
@@ -1117,6 +1131,46 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       offsets.push_back(0);
     return offsets;
   };
+  // Prefetches, at one output step, of the inputs of row `aheadRow`.
+  auto prefetchAhead = [&](Value aheadRow, Value col, Value mask) {
+    for (Value input : inputs)
+      for (int64_t offset : prefetchOffsets(input, mask))
+        memref::PrefetchOp::create(
+            b, input,
+            ValueRange{aheadRow,
+                       offset ? arith::AddIOp::create(b, col, e.index(offset))
+                              : col},
+            /*isWrite=*/false, /*localityHint=*/2,
+            /*isDataCache=*/true);
+  };
+  // One row's output step: y at `col`, from gamma and beta loaded (`g`,
+  // `bt`; null where absent).
+  auto outputRow = [&](const RowStats &stats, Value g, Value bt, Value col,
+                       Value mask, bool stream) {
+    // A row that may be absent (the second of a pair, when the row count
+    // is odd) is swept under a uniform branch.
+    OpBuilder::InsertionGuard rowGuard(b);
+    if (stats.present) {
+      auto ifPresent = scf::IfOp::create(b, stats.present,
+                                         /*withElseRegion=*/false);
+      b.setInsertionPointToStart(ifPresent.thenBlock());
+    }
+    row = stats.row;
+    Value s = laterS(e, col, mask);
+    Value out = stats.centre ? e.sub(e.mul(e.sub(s, stats.centre), stats.rstd),
+                                     stats.offset)
+                             : e.mul(s, stats.rstd);
+    if (g)
+      out = e.mul(out, g);
+    if (bt)
+      out = e.add(out, bt);
+    e.store(y, {stats.row, col}, out, mask, stream);
+  };
+  auto loadParams = [&](Value col, Value mask) -> std::pair<Value, Value> {
+    return {gamma ? e.load(gamma, {col}, mask) : Value(),
+            beta ? e.load(beta, {col}, mask) : Value()};
+  };
+  // One row or a pair: each step covers every row, sharing gamma and beta.
   auto outputSweep = [&](ArrayRef<RowStats> rowStats, bool stream) {
     e.usePairedBf16(outputPaired);
     SmallVector<Value> ahead;
@@ -1124,57 +1178,79 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       for (const RowStats &stats : rowStats)
         ahead.push_back(prefetchRowOf(stats.row));
     e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
-      Value g = gamma ? e.load(gamma, {col}, mask) : Value();
-      Value bt = beta ? e.load(beta, {col}, mask) : Value();
-      for (const RowStats &stats : rowStats) {
-        // A row that may be absent (the second of a pair, when the row
-        // count is odd) is swept under a uniform branch.
-        OpBuilder::InsertionGuard rowGuard(b);
-        if (stats.present) {
-          auto ifPresent = scf::IfOp::create(b, stats.present,
-                                             /*withElseRegion=*/false);
-          b.setInsertionPointToStart(ifPresent.thenBlock());
-        }
-        row = stats.row;
-        Value s = laterS(e, col, mask);
-        Value out =
-            stats.centre
-                ? e.sub(e.mul(e.sub(s, stats.centre), stats.rstd), stats.offset)
-                : e.mul(s, stats.rstd);
-        if (g)
-          out = e.mul(out, g);
-        if (bt)
-          out = e.add(out, bt);
-        e.store(y, {stats.row, col}, out, mask, stream);
-      }
+      auto [g, bt] = loadParams(col, mask);
+      for (const RowStats &stats : rowStats)
+        outputRow(stats, g, bt, col, mask, stream);
       for (Value aheadRow : ahead)
-        for (Value input : inputs)
-          for (int64_t offset : prefetchOffsets(input, mask))
-            memref::PrefetchOp::create(
-                b, input,
-                ValueRange{aheadRow, offset ? arith::AddIOp::create(
-                                                  b, col, e.index(offset))
-                                            : col},
-                /*isWrite=*/false, /*localityHint=*/2,
-                /*isDataCache=*/true);
+        prefetchAhead(aheadRow, col, mask);
       return SmallVector<Value>{};
     });
   };
+  // A group of three rows or more: tiles of kGroupTileColumns columns (of
+  // the main part, whole groups of vectors), each swept by every row of
+  // the group in turn; then what the main part leaves, row by row.
+  auto tiledSweep = [&](function_ref<RowStats(Value)> statsOf, Value count,
+                        bool stream) {
+    e.usePairedBf16(outputPaired);
+    auto forEachRow = [&](function_ref<void(const RowStats &, Value)> body) {
+      auto loop = scf::ForOp::create(b, e.index(0), count, e.index(1));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      RowStats stats = statsOf(loop.getInductionVar());
+      body(stats, inputs.empty() ? Value() : prefetchRowOf(stats.row));
+    };
+    auto sweepRow = [&](const RowStats &stats, Value ahead,
+                        function_ref<void(RowEmitter::StepFn)> sweep) {
+      sweep([&](Value col, Value mask, ValueRange) {
+        auto [g, bt] = loadParams(col, mask);
+        outputRow(stats, g, bt, col, mask, stream);
+        if (ahead)
+          prefetchAhead(ahead, col, mask);
+        return SmallVector<Value>{};
+      });
+    };
+    if (int64_t mainIters = e.getMainIters()) {
+      int64_t tileGroups =
+          std::max<int64_t>(1, kGroupTileColumns / e.getGroupElements());
+      int64_t tiles = llvm::divideCeil(mainIters, tileGroups);
+      auto tileLoop =
+          scf::ForOp::create(b, e.index(0), e.index(tiles), e.index(1));
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(tileLoop.getBody());
+      Value first = arith::MulIOp::create(b, tileLoop.getInductionVar(),
+                                          e.index(tileGroups));
+      Value last = arith::MinSIOp::create(
+          b, arith::AddIOp::create(b, first, e.index(tileGroups)),
+          e.index(mainIters));
+      forEachRow([&](const RowStats &stats, Value ahead) {
+        sweepRow(stats, ahead, [&](RowEmitter::StepFn step) {
+          e.emitGroupLoop(first, last, {}, 0, step);
+        });
+      });
+    }
+    if (e.getMainElements() < cols)
+      forEachRow([&](const RowStats &stats, Value ahead) {
+        sweepRow(stats, ahead,
+                 [&](RowEmitter::StepFn step) { e.sweepRest({}, 0, step); });
+      });
+  };
   // With streaming stores, rows of y whose start is aligned for them are
   // swept with non-temporal stores, the others (a misaligned buffer or row
-  // stride) with ordinary ones.
-  auto emitOutput = [&](ArrayRef<RowStats> rowStats) {
+  // stride) with ordinary ones: `sweep` is emitted under a branch on
+  // whether every row of `alignRows` is aligned.
+  auto emitOutput = [&](ArrayRef<Value> alignRows,
+                        function_ref<void(bool stream)> sweep) {
     if (!knobs.streaming)
-      return outputSweep(rowStats, false);
+      return sweep(false);
     Type yElement = cast<MemRefType>(y.getType()).getElementType();
     int64_t alignment = e.streamAlignment(yElement);
     auto metadata = memref::ExtractStridedMetadataOp::create(b, y);
     Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, y);
     Value aligned;
-    for (const RowStats &stats : rowStats) {
+    for (Value alignRow : alignRows) {
       Value element = arith::AddIOp::create(
           b, metadata.getOffset(),
-          arith::MulIOp::create(b, stats.row, metadata.getStrides()[0]));
+          arith::MulIOp::create(b, alignRow, metadata.getStrides()[0]));
       Value address = arith::AddIOp::create(
           b, base,
           arith::MulIOp::create(
@@ -1189,15 +1265,16 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     auto branch = scf::IfOp::create(b, aligned, /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(branch.thenBlock());
-    outputSweep(rowStats, true);
+    sweep(true);
     b.setInsertionPointToStart(branch.elseBlock());
-    outputSweep(rowStats, false);
+    sweep(false);
   };
   if (!pairRows) {
-    emitOutput(RowStats{row, centre ? e.splat(centre) : Value(),
-                        offset ? e.splat(offset) : Value(), e.splat(rstd)});
+    RowStats stats{row, centre ? e.splat(centre) : Value(),
+                   offset ? e.splat(offset) : Value(), e.splat(rstd)};
+    emitOutput({row}, [&](bool stream) { outputSweep(stats, stream); });
   } else {
-    // Keep this row's statistics, then sweep the pair (or the last row).
+    // Keep this row's statistics, then sweep the group (or the last rows).
     Value slot = arith::SubIOp::create(b, row, pairStart);
     memref::StoreOp::create(b, rstd, pairRstd, ValueRange{slot});
     if (centre) {
@@ -1205,11 +1282,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       memref::StoreOp::create(b, offset, pairOffset, ValueRange{slot});
     }
     b.setInsertionPointAfter(statsBlock->getParentOp());
-    Value full = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, pairCount,
-                                       e.index(2));
-    // The second row's statistics slot, clamped to the first when the row
-    // count is odd (its sweep is then skipped, but reads valid values).
-    Value second = arith::SubIOp::create(b, pairCount, e.index(1));
     auto statsOf = [&](Value slotIndex) {
       RowStats stats;
       stats.row = arith::AddIOp::create(b, pairStart, slotIndex);
@@ -1223,9 +1295,27 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       }
       return stats;
     };
-    RowStats first = statsOf(e.index(0)), next = statsOf(second);
-    next.present = full;
-    emitOutput({first, next});
+    // The group's last row: every row of it is aligned for streaming
+    // stores when the first and the next are (the stride then keeps
+    // them so).
+    Value second = arith::SubIOp::create(b, pairCount, e.index(1));
+    Value secondRow = arith::AddIOp::create(
+        b, pairStart, arith::MinSIOp::create(b, second, e.index(1)));
+    if (group == 2) {
+      Value full = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                         pairCount, e.index(2));
+      // The second row's statistics slot, clamped to the first when the
+      // row count is odd (its sweep is then skipped, but reads valid
+      // values).
+      RowStats first = statsOf(e.index(0)), next = statsOf(second);
+      next.present = full;
+      emitOutput({first.row, secondRow},
+                 [&](bool stream) { outputSweep({first, next}, stream); });
+    } else {
+      emitOutput({pairStart, secondRow}, [&](bool stream) {
+        tiledSweep(statsOf, pairCount, stream);
+      });
+    }
   }
 
   rewriter.eraseOp(op);

@@ -409,3 +409,51 @@ func.func @huge_columns(%x: memref<?x4611686018427387904xbf16>, %g: memref<46116
   norm.layer_norm x(%x : memref<?x4611686018427387904xbf16>) gamma(%g : memref<4611686018427387904xf32>) beta(%b : memref<4611686018427387904xf32>) -> y(%y : memref<?x4611686018427387904xbf16>) eps = 1.0e-05
   return
 }
+
+// -----
+
+// row_group = 3: the statistics of up to three rows onto the stack, then
+// the output in tiles of 1024 columns (16 groups of 4 vectors of 16; 2100
+// columns are two tiles of the 32 groups, then 3 vectors and a tail),
+// every row of the group sweeping a tile before the next; the columns
+// after the tiles row by row. Prefetches go a group ahead (3 rows).
+// CHECK-LABEL: func.func @row_group_tiles
+//   CHECK-DAG:   memref.alloca() : memref<3xf32>
+//       CHECK:   scf.for %[[START:.+]] = %c0{{.*}} to %{{.+}} step %c3
+//       CHECK:     %[[COUNT:.+]] = arith.minsi %c3
+//       CHECK:     scf.for %{{.+}} = %c0{{.*}} to %[[COUNT]] step %c1
+//       CHECK:       memref.store %{{.+}}, %{{.+}} : memref<3xf32>
+//       CHECK:     scf.for %[[TILE:.+]] = %c0{{.*}} to %c2{{.*}} step %c1
+//       CHECK:       %[[FIRST:.+]] = arith.muli %[[TILE]], %c16
+//       CHECK:       %[[END:.+]] = arith.addi %[[FIRST]], %c16
+//       CHECK:       %[[LAST:.+]] = arith.minsi %[[END]], %c32
+//       CHECK:       scf.for %[[K:.+]] = %c0{{.*}} to %[[COUNT]] step %c1
+//       CHECK:         %[[ROW:.+]] = arith.addi %[[START]], %[[K]]
+//       CHECK:         memref.load %{{.+}}[%[[K]]] : memref<3xf32>
+//       CHECK:         %[[AHEAD:.+]] = arith.addi %[[ROW]], %c3
+//       CHECK:         %[[PF:.+]] = arith.minsi %[[AHEAD]]
+//       CHECK:         scf.for %{{.+}} = %[[FIRST]] to %[[LAST]] step %c1
+//       CHECK:           vector.store %{{.+}}, %{{.+}}[%[[ROW]], %{{.+}}] : memref<?x2100xf32>, vector<16xf32>
+//       CHECK:           memref.prefetch %{{.+}}[%[[PF]], %{{.+}}]
+//       CHECK:     scf.for %[[K2:.+]] = %c0{{.*}} to %[[COUNT]] step %c1
+//       CHECK:       %[[ROW2:.+]] = arith.addi %[[START]], %[[K2]]
+//       CHECK:       vector.store %{{.+}}, %{{.+}}[%[[ROW2]], %c2048{{.*}}] : memref<?x2100xf32>, vector<16xf32>
+//       CHECK:       vector.maskedstore %{{.+}}[%[[ROW2]], %c2096{{.*}}]
+func.func @row_group_tiles(%x: memref<?x2100xf32>, %g: memref<2100xf32>, %b: memref<2100xf32>, %y: memref<?x2100xf32>) {
+  norm.layer_norm x(%x : memref<?x2100xf32>) gamma(%g : memref<2100xf32>) beta(%b : memref<2100xf32>) -> y(%y : memref<?x2100xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 4, row_group = 3, prefetch_rows = 1>
+  return
+}
+
+// -----
+
+// row_group = 1 where the default would pair the rows (4096 f32 columns
+// with gamma and beta overflow 32 KiB): one row at a time.
+// CHECK-LABEL: func.func @row_group_single
+//   CHECK-NOT:   memref.alloca
+//       CHECK:   scf.for %{{.+}} = %c0{{.*}} to %{{.+}} step %c1
+func.func @row_group_single(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %b: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.layer_norm x(%x : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) beta(%b : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, row_group = 1>
+  return
+}

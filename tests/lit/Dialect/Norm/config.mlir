@@ -3,10 +3,10 @@
 // order it was written in; absent knobs stay absent (default heuristic).
 
 // CHECK-LABEL: func.func @cpu_all
-//       CHECK:   config = <cpu, vector_width = 16, fuse_residual = false, accumulators = 4, rows_per_task = 8, threads = 2, algorithm = two_pass, streaming_stores = true, prefetch_rows = 2>
+//       CHECK:   config = <cpu, vector_width = 16, fuse_residual = false, accumulators = 4, rows_per_task = 8, threads = 2, algorithm = two_pass, streaming_stores = true, prefetch_rows = 2, row_group = 8>
 func.func @cpu_all(%x: memref<?x768xf32>, %y: memref<?x768xf32>) {
   norm.layer_norm x(%x : memref<?x768xf32>) -> y(%y : memref<?x768xf32>) eps = 1.0e-05
-      config = #norm.config<cpu, prefetch_rows = 2, streaming_stores = true, algorithm = two_pass, threads = 2, rows_per_task = 8, accumulators = 4, fuse_residual = false, vector_width = 16>
+      config = #norm.config<cpu, row_group = 8, prefetch_rows = 2, streaming_stores = true, algorithm = two_pass, threads = 2, rows_per_task = 8, accumulators = 4, fuse_residual = false, vector_width = 16>
   return
 }
 

@@ -11,7 +11,7 @@
 
 // -----
 
-// expected-error @+1 {{unknown config key 'tile_size'; known keys: vector_width, fuse_residual, accumulators, rows_per_task, threads, algorithm, streaming_stores, prefetch_rows, threads_per_row, rows_per_block, elements_per_thread, row_storage, persistent, min_blocks_per_sm}}
+// expected-error @+1 {{unknown config key 'tile_size'; known keys: vector_width, fuse_residual, accumulators, rows_per_task, threads, algorithm, streaming_stores, prefetch_rows, row_group, threads_per_row, rows_per_block, elements_per_thread, row_storage, persistent, min_blocks_per_sm}}
 #c = #norm.config<cpu, tile_size = 8>
 
 // -----

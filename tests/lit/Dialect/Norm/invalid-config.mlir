@@ -97,6 +97,21 @@
 
 // -----
 
+// expected-error @+1 {{'row_group' is a cpu knob; it is not valid for backend 'gpu'}}
+#c = #norm.config<gpu, row_group = 2>
+
+// -----
+
+// expected-error @+1 {{'row_group' must be in [1, 64], got 0}}
+#c = #norm.config<cpu, row_group = 0>
+
+// -----
+
+// expected-error @+1 {{'row_group' must be in [1, 64], got 65}}
+#c = #norm.config<cpu, row_group = 65>
+
+// -----
+
 // expected-error @+1 {{'persistent' is a gpu knob; it is not valid for backend 'cpu'}}
 #c = #norm.config<cpu, persistent = true>
 

@@ -31,7 +31,11 @@ namespace normjit::tuner {
 /// - rows per task: the default, and splits into 1x, 4x and 16x as many
 ///   tasks as cores;
 /// - threads: all cores, and one thread for inputs too small to share;
-/// - fusion: fused and add-then-norm when the spec has a residual.
+/// - fusion: fused and add-then-norm when the spec has a residual;
+/// - row group: the lowering's default, and for the configs with streaming
+///   stores or prefetches, single rows where the default pairs them and
+///   column tiles over 8 rows where a row with gamma and beta is over twice
+///   the 32 KiB the default plans for.
 std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),
@@ -44,7 +48,8 @@ int knobsApart(const CpuConfig &a, const CpuConfig &b);
 /// default (space[0]), then every config of `space` one knob away from it
 /// (the other fusion form, streaming stores on, prefetches, the other
 /// algorithm, another width, ...; streaming stores with prefetches two rows
-/// ahead right after streaming stores alone), then
+/// ahead right after streaming stores alone, and with prefetches one row
+/// ahead in each other row group of the space), then
 /// the strategy's draw (drawCandidates), `maxCandidates` in all (every
 /// config for an exhaustive search). A search cut short by its budget (a
 /// workload of hundreds of MiB leaves time for a few timings) has then

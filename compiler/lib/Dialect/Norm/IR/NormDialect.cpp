@@ -57,6 +57,7 @@ constexpr KnobInfo kKnobs[] = {
     {"algorithm", KnobScope::CPU},
     {"streaming_stores", KnobScope::CPU},
     {"prefetch_rows", KnobScope::CPU},
+    {"row_group", KnobScope::CPU},
     {"threads_per_row", KnobScope::GPU},
     {"rows_per_block", KnobScope::GPU},
     {"elements_per_thread", KnobScope::GPU},
@@ -143,6 +144,8 @@ ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
     return parseBool(parser, key, f.streamingStores);
   if (key == "prefetch_rows")
     return parseInt(parser, key, f.prefetchRows);
+  if (key == "row_group")
+    return parseInt(parser, key, f.rowGroup);
   if (key == "threads_per_row")
     return parseInt(parser, key, f.threadsPerRow);
   if (key == "rows_per_block")
@@ -232,8 +235,8 @@ ConfigAttr normjit::norm::getConfigChecked(
   return ConfigAttr::getChecked(
       emitError, context, k.backend, k.vectorWidth, k.fuseResidual,
       k.accumulators, k.rowsPerTask, k.threads, k.algorithm, k.streamingStores,
-      k.prefetchRows, k.threadsPerRow, k.rowsPerBlock, k.elementsPerThread,
-      k.rowStorage, k.persistent, k.minBlocksPerSm);
+      k.prefetchRows, k.rowGroup, k.threadsPerRow, k.rowsPerBlock,
+      k.elementsPerThread, k.rowStorage, k.persistent, k.minBlocksPerSm);
 }
 
 void ConfigAttr::print(AsmPrinter &printer) const {
@@ -255,6 +258,7 @@ void ConfigAttr::print(AsmPrinter &printer) const {
     printer << ", algorithm = " << stringifyAlgorithm(*getAlgorithm());
   printBool("streaming_stores", getStreamingStores());
   printInt("prefetch_rows", getPrefetchRows());
+  printInt("row_group", getRowGroup());
   printInt("threads_per_row", getThreadsPerRow());
   printInt("rows_per_block", getRowsPerBlock());
   printInt("elements_per_thread", getElementsPerThread());
@@ -271,7 +275,8 @@ LogicalResult ConfigAttr::verify(
     std::optional<int64_t> accumulators, std::optional<int64_t> rowsPerTask,
     std::optional<int64_t> threads, std::optional<Algorithm> algorithm,
     std::optional<bool> streamingStores, std::optional<int64_t> prefetchRows,
-    std::optional<int64_t> threadsPerRow, std::optional<int64_t> rowsPerBlock,
+    std::optional<int64_t> rowGroup, std::optional<int64_t> threadsPerRow,
+    std::optional<int64_t> rowsPerBlock,
     std::optional<int64_t> elementsPerThread,
     std::optional<RowStorage> rowStorage, std::optional<bool> persistent,
     std::optional<int64_t> minBlocksPerSm) {
@@ -282,6 +287,7 @@ LogicalResult ConfigAttr::verify(
                     accumulators.has_value(),  rowsPerTask.has_value(),
                     threads.has_value(),       algorithm.has_value(),
                     streamingStores.has_value(), prefetchRows.has_value(),
+                    rowGroup.has_value(),
                     threadsPerRow.has_value(),
                     rowsPerBlock.has_value(),  elementsPerThread.has_value(),
                     rowStorage.has_value(),    persistent.has_value(),
@@ -304,6 +310,7 @@ LogicalResult ConfigAttr::verify(
       failed(checkRange(emitError, "rows_per_task", rowsPerTask, 1, 65536)) ||
       failed(checkRange(emitError, "threads", threads, 1, 1024)) ||
       failed(checkRange(emitError, "prefetch_rows", prefetchRows, 0, 16)) ||
+      failed(checkRange(emitError, "row_group", rowGroup, 1, 64)) ||
       failed(checkRange(emitError, "threads_per_row", threadsPerRow, 1, 1024,
                         /*powerOfTwo=*/true)) ||
       failed(checkRange(emitError, "rows_per_block", rowsPerBlock, 1, 1024)) ||

@@ -66,6 +66,7 @@ struct ConfigKnobs {
   std::optional<Algorithm> algorithm;
   std::optional<bool> streamingStores;
   std::optional<int64_t> prefetchRows;
+  std::optional<int64_t> rowGroup;
   std::optional<int64_t> threadsPerRow;
   std::optional<int64_t> rowsPerBlock;
   std::optional<int64_t> elementsPerThread;

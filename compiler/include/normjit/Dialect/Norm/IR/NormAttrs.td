@@ -52,6 +52,14 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       ahead (with rows in pairs, pairs ahead), within the task's rows; 0
       issues none. For inputs beyond the cache, where the output pass
       would otherwise leave the memory idle.
+    - `row_group` (1 to 64): rows normalized together: the statistics of
+      each row of the group, then the group's output. With 2, each step of
+      the output sweep writes both rows, which share the loads of `gamma`
+      and `beta`; with 3 or more, the output is swept in tiles of 1024
+      columns, every row of the group in turn, so that only a tile of
+      `gamma` and `beta` stays in L1 while the rows stream through it.
+      Absent: pairs when `gamma`, `beta` and a row together exceed 32 KiB,
+      single rows otherwise.
 
     GPU knobs:
     - `threads_per_row` (power of two, 1 to 1024): a sub-warp, a warp,
@@ -102,6 +110,7 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
     "std::optional<::normjit::norm::Algorithm>":$algorithm,
     "std::optional<bool>":$streamingStores,
     "std::optional<int64_t>":$prefetchRows,
+    "std::optional<int64_t>":$rowGroup,
     "std::optional<int64_t>":$threadsPerRow,
     "std::optional<int64_t>":$rowsPerBlock,
     "std::optional<int64_t>":$elementsPerThread,
@@ -114,7 +123,7 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       return $_get($_ctxt, backend, std::nullopt, std::nullopt, std::nullopt,
                    std::nullopt, std::nullopt, std::nullopt, std::nullopt,
                    std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-                   std::nullopt, std::nullopt, std::nullopt);
+                   std::nullopt, std::nullopt, std::nullopt, std::nullopt);
     }]>
   ];
   let hasCustomAssemblyFormat = 1;

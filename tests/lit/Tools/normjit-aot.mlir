@@ -124,6 +124,19 @@
 // PREFETCH-RANGE: normjit: error: {{.*}}prefetch_rows must be in [0, 16], got 17
 // RUN: not ls %t/pf2
 
+// --row-group: the same; 0 is the default (the knob left out).
+// RUN: normjit aot --name rg --op layer_norm --cols 4096 --row-group 1 --prefetch-rows 1 --out %t/rg | FileCheck %s --check-prefix=GROUP
+// GROUP: rg: layer_norm cols=4096, config from the given knobs
+// RUN: FileCheck %s --input-file %t/rg/rg.manifest.toml --check-prefix=GROUP-MANIFEST
+// GROUP-MANIFEST: config = "#norm.config<cpu, prefetch_rows = 1, row_group = 1>"
+// GROUP-MANIFEST: config = "#norm.config<cpu, {{.*}}streaming_stores = false, prefetch_rows = 1, row_group = 1>"
+// RUN: normjit aot --name rg0 --op layer_norm --cols 64 --row-group 0 --out %t/rg0
+// RUN: FileCheck %s --input-file %t/rg0/rg0.manifest.toml --check-prefix=GROUP-DEFAULT
+// GROUP-DEFAULT-NOT: row_group = {{[1-9]}}
+// RUN: not normjit aot --name rg2 --op rms_norm --cols 64 --row-group 65 --out %t/rg2 2>&1 | FileCheck %s --check-prefix=GROUP-RANGE
+// GROUP-RANGE: normjit: error: {{.*}}row_group must be in [0, 64] (0: the default), got 65
+// RUN: not ls %t/rg2
+
 // A spec file with two kernels; its targets and library name.
 // RUN: normjit aot --specs %S/Inputs/aot-specs.toml --out %t/specs | FileCheck %s --check-prefix=SPECS
 // SPECS: wrote {{.*}}specs: blocks.h, blocks.x86-64-v3.o, blocks.x86-64.o, blocks.dispatch.o, libblocks.a, blocks.manifest.toml
@@ -163,6 +176,8 @@
 // TOP-NEXT: nocache
 // TOP-NEXT: other
 // TOP-NEXT: pf
+// TOP-NEXT: rg
+// TOP-NEXT: rg0
 // TOP-NEXT: specs
 // TOP-NEXT: tuned
 

@@ -291,9 +291,10 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
     for (const CpuConfig &config : space) {
       groups.insert(config.rowGroup);
       // Only configs meant for inputs beyond the cache change the group.
-      if (config.rowGroup != 0)
+      if (config.rowGroup != 0) {
         EXPECT_TRUE(config.streamingStores || config.prefetchRows > 0)
             << config.str();
+      }
     }
     return groups;
   };

@@ -80,7 +80,7 @@ endforeach()
 file(WRITE ${SCRATCH}/c-only/CMakeLists.txt "
 cmake_minimum_required(VERSION 3.25)
 project(normjit_c_only LANGUAGES C)
-find_package(normjit 0.3 REQUIRED)
+find_package(normjit 0.4 REQUIRED)
 add_library(aot_kernels STATIC IMPORTED)
 set_target_properties(aot_kernels PROPERTIES
   IMPORTED_LOCATION \"${SCRATCH}/kernels/libaot_kernels.a\"

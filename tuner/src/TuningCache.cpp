@@ -15,7 +15,7 @@
 //   threads = 1                    # optional, CPU: tuned on 1..1024
 //                                  # worker threads; absent: all cores
 //   device = "cpu|AuthenticAMD|AMD EPYC 9R14|avx,avx2,...|96"
-//   normjit_version = "0.3.0"
+//   normjit_version = "0.4.0"
 //   llvm_version = "22.1.0"
 //   gbps = 41.2                    # the winner's measured GB/s
 //   default_gbps = 30.5            # the default heuristic's, same run
@@ -573,8 +573,8 @@ private:
     if (table->get("prefetch_rows") &&
         !getInteger(*table, "prefetch_rows", config.prefetchRows, prefix))
       return false;
-    // The same for row_group (normjit 0.3.0 builds before it sets aside a
-    // file that has one).
+    // The same for row_group (normjit 0.3 sets aside a file that has
+    // one).
     config.rowGroup = 0;
     if (table->get("row_group") &&
         !getInteger(*table, "row_group", config.rowGroup, prefix))

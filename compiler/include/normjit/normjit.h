@@ -44,8 +44,11 @@ typedef struct normjit_cpu_config_t {
   int fuse_residual;     /**< one kernel, or norm.add then the norm */
   int prefetch_rows;     /**< [0, 16]: software prefetches of the inputs
                               this many rows ahead; 0: none (since 0.3.0) */
-  /* row_group (rows normalized together) is left to the default here; a
-   * host sets it through config text (normjit_kernel_get_for_device). */
+  int row_group;         /**< [0, 64]: rows normalized together (a pair's
+                              output steps share gamma and beta loads; 3
+                              or more sweep column tiles); 0: the default,
+                              pairs where gamma, beta and a row overflow
+                              32 KiB (since 0.4.0) */
 } normjit_cpu_config_t;
 
 normjit_status_t normjit_context_create(normjit_context_t **out);
@@ -61,7 +64,7 @@ normjit_status_t normjit_kernel_get(normjit_context_t *context,
                                     const normjit_kernel_spec_t *spec,
                                     normjit_kernel_t **out);
 
-/** The library's version, "0.3.0" (that of the normjit it was built as). */
+/** The library's version, "0.4.0" (that of the normjit it was built as). */
 const char *normjit_version(void);
 
 /** Same as normjit_kernel_get, with an explicit config (e.g. a tuned one). */

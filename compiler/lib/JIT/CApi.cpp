@@ -52,6 +52,7 @@ CpuConfig fromC(const normjit_cpu_config_t &c) {
   config.streamingStores = c.streaming_stores != 0;
   config.fuseResidual = c.fuse_residual != 0;
   config.prefetchRows = c.prefetch_rows;
+  config.rowGroup = c.row_group;
   return config;
 }
 
@@ -115,7 +116,9 @@ normjit_default_cpu_config(const normjit_kernel_spec_t *spec,
   *out = normjit_cpu_config_t{config.vectorWidth, config.accumulators,
                               config.rowsPerTask, config.threads,
                               config.welford,     config.streamingStores,
-                              config.fuseResidual, static_cast<int>(config.prefetchRows)};
+                              config.fuseResidual,
+                              static_cast<int>(config.prefetchRows),
+                              static_cast<int>(config.rowGroup)};
   return NORMJIT_OK;
 }
 

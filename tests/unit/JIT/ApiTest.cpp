@@ -461,6 +461,21 @@ TEST(CApiTest, EndToEnd) {
   for (int i = 0; i < 10; ++i)
     EXPECT_EQ(again[i], y[i]) << i;
   normjit_kernel_release(tuned);
+  // Row groups: the default's 0; groups of 3 (column tiles) compute the
+  // same.
+  EXPECT_EQ(config.row_group, 0);
+  config.row_group = 3;
+  ASSERT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &tuned),
+            NORMJIT_OK);
+  EXPECT_NE(std::string(normjit_kernel_config(tuned)).find("row_group = 3"),
+            std::string::npos);
+  float grouped[10] = {0};
+  args.y = grouped;
+  ASSERT_EQ(normjit_kernel_run(tuned, &args), NORMJIT_OK)
+      << normjit_last_error();
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(grouped[i], y[i]) << i;
+  normjit_kernel_release(tuned);
   normjit_kernel_release(kernel);
   normjit_context_destroy(context);
 }
@@ -491,6 +506,12 @@ TEST(CApiTest, BadInputIsAStatusAndAMessage) {
   EXPECT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &kernel),
             NORMJIT_INVALID_ARGUMENT);
   EXPECT_NE(std::string(normjit_last_error()).find("prefetch_rows"),
+            std::string::npos)
+      << normjit_last_error();
+  config = normjit_cpu_config_t{4, 1, 1, 0, 0, 0, 1, 0, 65};
+  EXPECT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("row_group"),
             std::string::npos)
       << normjit_last_error();
 

@@ -20,34 +20,18 @@ using namespace normjit;
 static constexpr int64_t kMinCappedElements = 16;
 
 /// Rows normalized together in column tiles: the CPU space's tiled
-/// variant (row_group) for rows whose data with gamma and beta are over
-/// twice the L1 the default plans for.
+/// variant (row_group) of configs with prefetches.
 static constexpr int64_t kTiledRowGroup = 8;
 
 namespace {
-/// The CPU space's row_group variants of configs for inputs beyond the
-/// cache (streaming stores or prefetches): single rows where the default
-/// pairs them (a pair's rows with gamma and beta overflow even a 48 KiB
-/// L1, and the prefetched rows evict them: on the Zen 5, 2048x4096 f32
-/// LayerNorm on one thread went from 44 to 51 GB/s with prefetches one
-/// row ahead), and column tiles over kTiledRowGroup rows where a row with
-/// gamma and beta is over twice the L1 (512x12288 f32 LayerNorm: 1.10x
-/// against single rows). Empty when neither applies.
-std::vector<int64_t> rowGroupVariants(const normjit_kernel_spec_t &spec) {
+/// Whether the default normalizes the rows of `spec` in pairs.
+bool defaultPairsRows(const normjit_kernel_spec_t &spec) {
   auto bytes = [](bool present, normjit_dtype_t dtype) -> int64_t {
     return present ? static_cast<int64_t>(normjit_dtype_size(dtype)) : 0;
   };
-  int64_t xBytes = bytes(true, spec.x_dtype);
-  int64_t gammaBytes = bytes(spec.has_gamma, spec.gamma_dtype);
-  int64_t betaBytes = bytes(spec.has_beta, spec.beta_dtype);
-  std::vector<int64_t> groups;
-  if (getDefaultRowGroup(spec.cols, xBytes, gammaBytes, betaBytes) == 2)
-    groups.push_back(1);
-  if (gammaBytes + betaBytes > 0 &&
-      spec.cols * (xBytes + gammaBytes + betaBytes) >
-          2 * kDefaultRowGroupL1Bytes)
-    groups.push_back(kTiledRowGroup);
-  return groups;
+  return getDefaultRowGroup(spec.cols, bytes(true, spec.x_dtype),
+                            bytes(spec.has_gamma, spec.gamma_dtype),
+                            bytes(spec.has_beta, spec.beta_dtype)) == 2;
 }
 } // namespace
 
@@ -138,17 +122,29 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
                   add(config);
                 }
     }
-  // Other row groups for the configs meant for inputs beyond the cache.
-  std::vector<int64_t> groups = rowGroupVariants(spec);
+  // Other row groups for the configs meant for inputs beyond the cache:
+  // single rows, where the default pairs them, for those with streaming
+  // stores or prefetches (a pair's rows with gamma and beta overflow even
+  // a 48 KiB L1, and the prefetched rows evict them: on the Zen 5,
+  // 2048x4096 f32 LayerNorm on one thread went from 41-44 to 51 GB/s with
+  // prefetches one row ahead); and tiles of kTiledRowGroup rows, which
+  // prefetch the next group's rows in their memory order, for those with
+  // prefetches (one thread: 1.06-1.23x over single rows on 512x12288,
+  // 1024x8192, 2048x4096 and 8192x1024, 0.88-0.95x on 8192x4096 and
+  // 65536x1024; within tasks of a few rows they prefetch little).
+  bool pairs = defaultPairsRows(spec);
   size_t ungrouped = space.size();
-  for (int64_t group : groups)
-    for (size_t i = 0; i < ungrouped; ++i) {
-      CpuConfig config = space[i];
-      if (!config.streamingStores && config.prefetchRows == 0)
-        continue;
-      config.rowGroup = group;
+  for (size_t i = 0; i < ungrouped; ++i) {
+    CpuConfig config = space[i];
+    if (pairs && (config.streamingStores || config.prefetchRows > 0)) {
+      config.rowGroup = 1;
       add(config);
     }
+    if (config.prefetchRows > 0) {
+      config.rowGroup = kTiledRowGroup;
+      add(config);
+    }
+  }
   return space;
 }
 

@@ -72,22 +72,29 @@ TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
   welford.welford = true;
   CpuConfig split = space.front();
   split.fuseResidual = false;
+  // Tiles of 8 rows with streaming stores and prefetches one row ahead
+  // (the rows of 1024 bf16 are not paired by default: no single rows).
+  CpuConfig tiles = streaming;
+  tiles.prefetchRows = 1;
+  tiles.rowGroup = 8;
   // In this order: the other fusion form (both forms must be timed),
   // streaming stores, streaming stores with prefetches two rows ahead
-  // (the one pair of changes tried early), prefetches, the other
-  // algorithm; then the other neighbours.
+  // and the same one row ahead in tiles (the changes of several knobs
+  // tried early), prefetches, the other algorithm; then the other
+  // neighbours.
   EXPECT_EQ(candidates[1], split);
   EXPECT_EQ(candidates[2], streaming);
   EXPECT_EQ(candidates[3], streamingAhead);
-  EXPECT_EQ(candidates[4], ahead1);
-  EXPECT_EQ(candidates[5], ahead2);
-  EXPECT_EQ(candidates[6], welford);
+  EXPECT_EQ(candidates[4], tiles);
+  EXPECT_EQ(candidates[5], ahead1);
+  EXPECT_EQ(candidates[6], ahead2);
+  EXPECT_EQ(candidates[7], welford);
   // Prefetches only in fused kernels (the split form's norm reads the sum
   // the add has just written).
   for (const CpuConfig &config : space)
     EXPECT_TRUE(config.fuseResidual || config.prefetchRows == 0)
         << config.str();
-  for (size_t i = 4; i <= neighbours + 1; ++i)
+  for (size_t i = 5; i <= neighbours + 2; ++i)
     EXPECT_EQ(knobsApart(candidates[i], space.front()), 1)
         << i << ": " << candidates[i].str();
   // No duplicates; the same strategy gives the same order; exhaustive
@@ -290,10 +297,14 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
     std::set<int64_t> groups;
     for (const CpuConfig &config : space) {
       groups.insert(config.rowGroup);
-      // Only configs meant for inputs beyond the cache change the group.
+      // Only configs meant for inputs beyond the cache change the group;
+      // tiles only with prefetches.
       if (config.rowGroup != 0) {
         EXPECT_TRUE(config.streamingStores || config.prefetchRows > 0)
             << config.str();
+      }
+      if (config.rowGroup == 8) {
+        EXPECT_GT(config.prefetchRows, 0) << config.str();
       }
     }
     return groups;
@@ -305,13 +316,13 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
     return spec;
   };
   // 4096 f32 columns with gamma and beta (48 KiB): the default pairs the
-  // rows; single rows are tried, no tiles (under twice 32 KiB).
+  // rows; single rows and tiles of 8 are tried.
   normjit_kernel_spec_t ln4096 = f32(NORMJIT_LAYER_NORM, 4096);
   std::vector<CpuConfig> space =
       buildCpuSearchSpace(ln4096, 2048, avx512Host());
-  EXPECT_EQ(groupsOf(space), (std::set<int64_t>{0, 1}));
+  EXPECT_EQ(groupsOf(space), (std::set<int64_t>{0, 1, 8}));
   // ... early: right after streaming stores with prefetches two rows
-  // ahead, the same one row ahead in single rows.
+  // ahead, the same one row ahead in single rows, then in tiles.
   StrategyOptions strategy;
   strategy.maxCandidates = 24;
   std::vector<CpuConfig> candidates = pickCpuCandidates(space, strategy);
@@ -319,26 +330,24 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
   single.streamingStores = true;
   single.prefetchRows = 1;
   single.rowGroup = 1;
-  ASSERT_GE(candidates.size(), 4u);
+  CpuConfig tiles = single;
+  tiles.rowGroup = 8;
+  ASSERT_GE(candidates.size(), 5u);
   EXPECT_EQ(candidates[3], single) << candidates[3].str();
-  // 12288 columns (144 KiB with gamma and beta): single rows and tiles of
-  // eight rows.
-  EXPECT_EQ(groupsOf(buildCpuSearchSpace(f32(NORMJIT_LAYER_NORM, 12288), 512,
-                                         avx512Host())),
-            (std::set<int64_t>{0, 1, 8}));
+  EXPECT_EQ(candidates[4], tiles) << candidates[4].str();
   // RMSNorm of 4096 f32 (gamma and the row: 32 KiB, not over it): the
-  // default already takes single rows.
+  // default already takes single rows; tiles are tried.
   EXPECT_EQ(groupsOf(buildCpuSearchSpace(f32(NORMJIT_RMS_NORM, 4096), 8192,
                                          avx512Host())),
-            (std::set<int64_t>{0}));
+            (std::set<int64_t>{0, 8}));
   // Inputs within the cache: the default alone.
   EXPECT_EQ(groupsOf(buildCpuSearchSpace(ln4096, 16, avx512Host())),
             (std::set<int64_t>{0}));
-  // Without gamma and beta nothing pairs and nothing is tiled.
+  // Without gamma and beta nothing pairs.
   normjit_kernel_spec_t bare = ln4096;
   bare.has_gamma = bare.has_beta = 0;
   EXPECT_EQ(groupsOf(buildCpuSearchSpace(bare, 8192, avx512Host())),
-            (std::set<int64_t>{0}));
+            (std::set<int64_t>{0, 8}));
 }
 
 TEST(StrategyTest, DeterministicForASeed) {

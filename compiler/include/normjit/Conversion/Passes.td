@@ -45,8 +45,11 @@ def ConvertNormToVectorPass
     load of gamma and beta; for 3 or more, an `scf.for` over tiles of 1024
     columns (whole groups of vectors) holds an `scf.for` over the group's
     rows, each sweeping the tile, and the columns after the tiles follow
-    row by row. Absent, rows go in pairs when gamma, beta and a row
-    together exceed 32 KiB.
+    row by row; there the prefetches take the rows d groups ahead in
+    their memory order (the step writing the group's s-th element, in the
+    order of the steps, prefetches row s / columns and column s % columns
+    of them). Absent, rows go in pairs when gamma, beta and a row together
+    exceed 32 KiB.
 
     With `dot-bf16` (set for targets with AVX512-BF16), rows of bf16
     values (x without a residual, or s = x + r stored to a bf16 sum;

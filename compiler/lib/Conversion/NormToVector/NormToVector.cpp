@@ -1188,30 +1188,66 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   };
   // A group of three rows or more: tiles of kGroupTileColumns columns (of
   // the main part, whole groups of vectors), each swept by every row of
-  // the group in turn; then what the main part leaves, row by row.
-  auto tiledSweep = [&](function_ref<RowStats(Value)> statsOf, Value count,
-                        bool stream) {
+  // the group in turn; then what the main part leaves, row by row. With
+  // prefetch_rows = d, the rows d groups ahead are prefetched in their
+  // memory order, one line per line written: the step that writes the
+  // group's s-th element (in the order the steps write them) prefetches
+  // element s of those rows, row (s / columns) and column (s % columns),
+  // the last of the task's rows at most. (The same columns of the row d
+  // groups ahead, as single rows and pairs take them, ran 0.7-0.8x single
+  // rows on 4096 f32 columns; in this order a C++ model of the loop ran
+  // 1.1-1.2x.)
+  auto tiledSweep = [&](Value start, function_ref<RowStats(Value)> statsOf,
+                        Value count, bool stream) {
     e.usePairedBf16(outputPaired);
-    auto forEachRow = [&](function_ref<void(const RowStats &, Value)> body) {
+    Value nextStart, lastRow;
+    if (!inputs.empty()) {
+      nextStart = arith::AddIOp::create(
+          b, start, e.index(knobs.prefetchRows * group));
+      lastRow = arith::SubIOp::create(b, rows, e.index(1));
+    }
+    auto forEachRow = [&](function_ref<void(Value, const RowStats &)> body) {
       auto loop = scf::ForOp::create(b, e.index(0), count, e.index(1));
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(loop.getBody());
-      RowStats stats = statsOf(loop.getInductionVar());
-      body(stats, inputs.empty() ? Value() : prefetchRowOf(stats.row));
+      body(loop.getInductionVar(), statsOf(loop.getInductionVar()));
     };
-    auto sweepRow = [&](const RowStats &stats, Value ahead,
+    // A row's sweep, whose step at `col` writes the group's element
+    // linearBase + (col - colStart).
+    auto sweepRow = [&](const RowStats &stats, Value linearBase,
+                        Value colStart,
                         function_ref<void(RowEmitter::StepFn)> sweep) {
       sweep([&](Value col, Value mask, ValueRange) {
         auto [g, bt] = loadParams(col, mask);
         outputRow(stats, g, bt, col, mask, stream);
-        if (ahead)
-          prefetchAhead(ahead, col, mask);
+        if (!nextStart)
+          return SmallVector<Value>{};
+        Value linear = arith::AddIOp::create(
+            b, linearBase, arith::SubIOp::create(b, col, colStart));
+        for (Value input : inputs)
+          for (int64_t offset : prefetchOffsets(input, mask)) {
+            Value element =
+                offset ? arith::AddIOp::create(b, linear, e.index(offset))
+                       : linear;
+            Value aheadRow = arith::MinSIOp::create(
+                b,
+                arith::AddIOp::create(
+                    b, nextStart,
+                    arith::DivUIOp::create(b, element, e.index(cols))),
+                lastRow);
+            Value aheadCol =
+                arith::RemUIOp::create(b, element, e.index(cols));
+            memref::PrefetchOp::create(b, input,
+                                       ValueRange{aheadRow, aheadCol},
+                                       /*isWrite=*/false, /*localityHint=*/2,
+                                       /*isDataCache=*/true);
+          }
         return SmallVector<Value>{};
       });
     };
+    int64_t groupElements = e.getGroupElements();
     if (int64_t mainIters = e.getMainIters()) {
-      int64_t tileGroups =
-          std::max<int64_t>(1, kGroupTileColumns / e.getGroupElements());
+      int64_t tileGroups = std::max<int64_t>(1, kGroupTileColumns / groupElements);
       int64_t tiles = llvm::divideCeil(mainIters, tileGroups);
       auto tileLoop =
           scf::ForOp::create(b, e.index(0), e.index(tiles), e.index(1));
@@ -1222,15 +1258,27 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       Value last = arith::MinSIOp::create(
           b, arith::AddIOp::create(b, first, e.index(tileGroups)),
           e.index(mainIters));
-      forEachRow([&](const RowStats &stats, Value ahead) {
-        sweepRow(stats, ahead, [&](RowEmitter::StepFn step) {
+      // The tile's first column, and its columns.
+      Value tileStart = arith::MulIOp::create(b, first, e.index(groupElements));
+      Value tileColumns = arith::MulIOp::create(
+          b, arith::SubIOp::create(b, last, first), e.index(groupElements));
+      forEachRow([&](Value k, const RowStats &stats) {
+        // The tiles before this one, all rows; this tile, rows before k.
+        Value linearBase = arith::AddIOp::create(
+            b, arith::MulIOp::create(b, count, tileStart),
+            arith::MulIOp::create(b, k, tileColumns));
+        sweepRow(stats, linearBase, tileStart, [&](RowEmitter::StepFn step) {
           e.emitGroupLoop(first, last, {}, 0, step);
         });
       });
     }
-    if (e.getMainElements() < cols)
-      forEachRow([&](const RowStats &stats, Value ahead) {
-        sweepRow(stats, ahead,
+    int64_t mainElements = e.getMainElements();
+    if (mainElements < cols)
+      forEachRow([&](Value k, const RowStats &stats) {
+        Value linearBase = arith::AddIOp::create(
+            b, arith::MulIOp::create(b, count, e.index(mainElements)),
+            arith::MulIOp::create(b, k, e.index(cols - mainElements)));
+        sweepRow(stats, linearBase, e.index(mainElements),
                  [&](RowEmitter::StepFn step) { e.sweepRest({}, 0, step); });
       });
   };
@@ -1313,7 +1361,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
                  [&](bool stream) { outputSweep({first, next}, stream); });
     } else {
       emitOutput({pairStart, secondRow}, [&](bool stream) {
-        tiledSweep(statsOf, pairCount, stream);
+        tiledSweep(pairStart, statsOf, pairCount, stream);
       });
     }
   }

@@ -416,25 +416,37 @@ func.func @huge_columns(%x: memref<?x4611686018427387904xbf16>, %g: memref<46116
 // the output in tiles of 1024 columns (16 groups of 4 vectors of 16; 2100
 // columns are two tiles of the 32 groups, then 3 vectors and a tail),
 // every row of the group sweeping a tile before the next; the columns
-// after the tiles row by row. Prefetches go a group ahead (3 rows).
+// after the tiles row by row. Prefetches go a group ahead (3 rows), in
+// the rows' memory order: the step writing the group's s-th element (in
+// the order of the steps) prefetches element s of the next group's rows,
+// row s / 2100 (the task's last at most) and column s % 2100.
 // CHECK-LABEL: func.func @row_group_tiles
 //   CHECK-DAG:   memref.alloca() : memref<3xf32>
 //       CHECK:   scf.for %[[START:.+]] = %c0{{.*}} to %{{.+}} step %c3
 //       CHECK:     %[[COUNT:.+]] = arith.minsi %c3
 //       CHECK:     scf.for %{{.+}} = %c0{{.*}} to %[[COUNT]] step %c1
 //       CHECK:       memref.store %{{.+}}, %{{.+}} : memref<3xf32>
+//       CHECK:     %[[NEXT:.+]] = arith.addi %[[START]], %c3
+//       CHECK:     %[[LASTROW:.+]] = arith.subi %{{.+}}, %c1
 //       CHECK:     scf.for %[[TILE:.+]] = %c0{{.*}} to %c2{{.*}} step %c1
 //       CHECK:       %[[FIRST:.+]] = arith.muli %[[TILE]], %c16
 //       CHECK:       %[[END:.+]] = arith.addi %[[FIRST]], %c16
 //       CHECK:       %[[LAST:.+]] = arith.minsi %[[END]], %c32
+//       CHECK:       %[[TILESTART:.+]] = arith.muli %[[FIRST]], %c64
 //       CHECK:       scf.for %[[K:.+]] = %c0{{.*}} to %[[COUNT]] step %c1
 //       CHECK:         %[[ROW:.+]] = arith.addi %[[START]], %[[K]]
 //       CHECK:         memref.load %{{.+}}[%[[K]]] : memref<3xf32>
-//       CHECK:         %[[AHEAD:.+]] = arith.addi %[[ROW]], %c3
-//       CHECK:         %[[PF:.+]] = arith.minsi %[[AHEAD]]
+//       CHECK:         %[[BEFORE:.+]] = arith.muli %[[COUNT]], %[[TILESTART]]
+//       CHECK:         %[[BASE:.+]] = arith.addi %[[BEFORE]], %{{.+}}
 //       CHECK:         scf.for %{{.+}} = %[[FIRST]] to %[[LAST]] step %c1
-//       CHECK:           vector.store %{{.+}}, %{{.+}}[%[[ROW]], %{{.+}}] : memref<?x2100xf32>, vector<16xf32>
-//       CHECK:           memref.prefetch %{{.+}}[%[[PF]], %{{.+}}]
+//       CHECK:           vector.store %{{.+}}, %{{.+}}[%[[ROW]], %[[COL:.+]]] : memref<?x2100xf32>, vector<16xf32>
+//       CHECK:           %[[INTILE:.+]] = arith.subi %[[COL]], %[[TILESTART]]
+//       CHECK:           %[[EL:.+]] = arith.addi %[[BASE]], %[[INTILE]]
+//       CHECK:           %[[Q:.+]] = arith.divui %[[EL]], %c2100
+//       CHECK:           %[[R:.+]] = arith.addi %[[NEXT]], %[[Q]]
+//       CHECK:           %[[PF:.+]] = arith.minsi %[[R]], %[[LASTROW]]
+//       CHECK:           %[[C:.+]] = arith.remui %[[EL]], %c2100
+//       CHECK:           memref.prefetch %{{.+}}[%[[PF]], %[[C]]]
 //       CHECK:     scf.for %[[K2:.+]] = %c0{{.*}} to %[[COUNT]] step %c1
 //       CHECK:       %[[ROW2:.+]] = arith.addi %[[START]], %[[K2]]
 //       CHECK:       vector.store %{{.+}}, %{{.+}}[%[[ROW2]], %c2048{{.*}}] : memref<?x2100xf32>, vector<16xf32>

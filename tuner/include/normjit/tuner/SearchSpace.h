@@ -32,10 +32,9 @@ namespace normjit::tuner {
 ///   tasks as cores;
 /// - threads: all cores, and one thread for inputs too small to share;
 /// - fusion: fused and add-then-norm when the spec has a residual;
-/// - row group: the lowering's default, and for the configs with streaming
-///   stores or prefetches, single rows where the default pairs them and
-///   column tiles over 8 rows where a row with gamma and beta is over twice
-///   the 32 KiB the default plans for.
+/// - row group: the lowering's default; single rows where the default
+///   pairs them, for the configs with streaming stores or prefetches; and
+///   column tiles over 8 rows for the configs with prefetches.
 std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),

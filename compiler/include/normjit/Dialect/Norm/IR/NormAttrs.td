@@ -57,7 +57,9 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       the output sweep writes both rows, which share the loads of `gamma`
       and `beta`; with 3 or more, the output is swept in tiles of 1024
       columns, every row of the group in turn, so that only a tile of
-      `gamma` and `beta` stays in L1 while the rows stream through it.
+      `gamma` and `beta` stays in L1 while the rows stream through it
+      (with `prefetch_rows`, the rows of the groups ahead are prefetched
+      in their memory order, a line per line written).
       Absent: pairs when `gamma`, `beta` and a row together exceed 32 KiB,
       single rows otherwise.
 

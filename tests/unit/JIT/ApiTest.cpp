@@ -446,36 +446,29 @@ TEST(CApiTest, EndToEnd) {
   EXPECT_NE(std::string(normjit_kernel_config(tuned)).find("vector_width = 4"),
             std::string::npos);
   normjit_kernel_release(tuned);
-  // Prefetches: none by default; a kernel with them computes the same.
+  // A kernel with `knob` in its config computes what the default did.
+  auto expectSameWith = [&](const char *knob) {
+    ASSERT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &tuned),
+              NORMJIT_OK);
+    EXPECT_NE(std::string(normjit_kernel_config(tuned)).find(knob),
+              std::string::npos)
+        << knob;
+    float again[10] = {0};
+    args.y = again;
+    ASSERT_EQ(normjit_kernel_run(tuned, &args), NORMJIT_OK)
+        << normjit_last_error();
+    for (int i = 0; i < 10; ++i)
+      EXPECT_EQ(again[i], y[i]) << knob << " " << i;
+    normjit_kernel_release(tuned);
+  };
+  // Prefetches: none by default.
   EXPECT_EQ(config.prefetch_rows, 0);
   config.prefetch_rows = 1;
-  ASSERT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &tuned),
-            NORMJIT_OK);
-  EXPECT_NE(
-      std::string(normjit_kernel_config(tuned)).find("prefetch_rows = 1"),
-      std::string::npos);
-  float again[10] = {0};
-  args.y = again;
-  ASSERT_EQ(normjit_kernel_run(tuned, &args), NORMJIT_OK)
-      << normjit_last_error();
-  for (int i = 0; i < 10; ++i)
-    EXPECT_EQ(again[i], y[i]) << i;
-  normjit_kernel_release(tuned);
-  // Row groups: the default's 0; groups of 3 (column tiles) compute the
-  // same.
+  expectSameWith("prefetch_rows = 1");
+  // Row groups: the default's 0; groups of 3 (column tiles).
   EXPECT_EQ(config.row_group, 0);
   config.row_group = 3;
-  ASSERT_EQ(normjit_kernel_get_with_config(context, &spec, &config, &tuned),
-            NORMJIT_OK);
-  EXPECT_NE(std::string(normjit_kernel_config(tuned)).find("row_group = 3"),
-            std::string::npos);
-  float grouped[10] = {0};
-  args.y = grouped;
-  ASSERT_EQ(normjit_kernel_run(tuned, &args), NORMJIT_OK)
-      << normjit_last_error();
-  for (int i = 0; i < 10; ++i)
-    EXPECT_EQ(grouped[i], y[i]) << i;
-  normjit_kernel_release(tuned);
+  expectSameWith("row_group = 3");
   normjit_kernel_release(kernel);
   normjit_context_destroy(context);
 }

@@ -77,6 +77,7 @@ TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
   CpuConfig tiles = streaming;
   tiles.prefetchRows = 1;
   tiles.rowGroup = 8;
+  tiles.rowsPerTask = (tiles.rowsPerTask + 7) / 8 * 8; // whole groups
   // In this order: the other fusion form (both forms must be timed),
   // streaming stores, streaming stores with prefetches two rows ahead
   // and the same one row ahead in tiles (the changes of several knobs
@@ -305,6 +306,7 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
       }
       if (config.rowGroup == 8) {
         EXPECT_GT(config.prefetchRows, 0) << config.str();
+        EXPECT_EQ(config.rowsPerTask % 8, 0) << config.str();
       }
     }
     return groups;
@@ -332,6 +334,7 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
   single.rowGroup = 1;
   CpuConfig tiles = single;
   tiles.rowGroup = 8;
+  tiles.rowsPerTask = (tiles.rowsPerTask + 7) / 8 * 8; // whole groups
   ASSERT_GE(candidates.size(), 5u);
   EXPECT_EQ(candidates[3], single) << candidates[3].str();
   EXPECT_EQ(candidates[4], tiles) << candidates[4].str();

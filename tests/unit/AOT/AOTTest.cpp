@@ -367,6 +367,8 @@ std::vector<Case> allCases() {
       knobs.threads = static_cast<int>(rng() % 3);
       if (rng() % 3 == 0)
         knobs.prefetchRows = 1 + static_cast<int64_t>(rng() % 4);
+      if (rng() % 3 == 0)
+        knobs.rowGroup = 1 + static_cast<int64_t>(rng() % 9);
     }
     add(d.spec, d.rows, d.padding, Data::Normal, knobs,
         "drawn" + std::to_string(i) + "_" + d.describe());

@@ -72,30 +72,26 @@ TEST(SearchSpaceTest, CandidatesTryEachSingleChangeOfTheDefaultFirst) {
   welford.welford = true;
   CpuConfig split = space.front();
   split.fuseResidual = false;
-  // Tiles of 8 rows with streaming stores and prefetches one row ahead
-  // (the rows of 1024 bf16 are not paired by default: no single rows).
-  CpuConfig tiles = streaming;
-  tiles.prefetchRows = 1;
-  tiles.rowGroup = 8;
-  tiles.rowsPerTask = (tiles.rowsPerTask + 7) / 8 * 8; // whole groups
   // In this order: the other fusion form (both forms must be timed),
   // streaming stores, streaming stores with prefetches two rows ahead
-  // and the same one row ahead in tiles (the changes of several knobs
-  // tried early), prefetches, the other algorithm; then the other
-  // neighbours.
+  // (the one pair of changes tried early), prefetches, the other
+  // algorithm; then the other neighbours. (Rows of 1024 bf16 are not
+  // paired by default, and a spec that stores the residual's sum gets
+  // no tiles: no other row group.)
   EXPECT_EQ(candidates[1], split);
   EXPECT_EQ(candidates[2], streaming);
   EXPECT_EQ(candidates[3], streamingAhead);
-  EXPECT_EQ(candidates[4], tiles);
-  EXPECT_EQ(candidates[5], ahead1);
-  EXPECT_EQ(candidates[6], ahead2);
-  EXPECT_EQ(candidates[7], welford);
+  EXPECT_EQ(candidates[4], ahead1);
+  EXPECT_EQ(candidates[5], ahead2);
+  EXPECT_EQ(candidates[6], welford);
+  for (const CpuConfig &config : space)
+    EXPECT_EQ(config.rowGroup, 0) << config.str();
   // Prefetches only in fused kernels (the split form's norm reads the sum
   // the add has just written).
   for (const CpuConfig &config : space)
     EXPECT_TRUE(config.fuseResidual || config.prefetchRows == 0)
         << config.str();
-  for (size_t i = 5; i <= neighbours + 2; ++i)
+  for (size_t i = 4; i <= neighbours + 1; ++i)
     EXPECT_EQ(knobsApart(candidates[i], space.front()), 1)
         << i << ": " << candidates[i].str();
   // No duplicates; the same strategy gives the same order; exhaustive
@@ -351,6 +347,15 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
   bare.has_gamma = bare.has_beta = 0;
   EXPECT_EQ(groupsOf(buildCpuSearchSpace(bare, 8192, avx512Host())),
             (std::set<int64_t>{0, 8}));
+  // A residual whose sum is stored: single rows, no tiles; without the
+  // stored sum, tiles again.
+  normjit_kernel_spec_t residual = ln4096;
+  residual.has_residual = residual.store_sum = 1;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(residual, 2048, avx512Host())),
+            (std::set<int64_t>{0, 1}));
+  residual.store_sum = 0;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(residual, 2048, avx512Host())),
+            (std::set<int64_t>{0, 1, 8}));
 }
 
 TEST(StrategyTest, DeterministicForASeed) {

@@ -34,7 +34,8 @@ namespace normjit::tuner {
 /// - fusion: fused and add-then-norm when the spec has a residual;
 /// - row group: the lowering's default; single rows where the default
 ///   pairs them, for the configs with streaming stores or prefetches; and
-///   column tiles over 8 rows for the configs with prefetches.
+///   column tiles over 8 rows (in tasks of whole groups) for the configs
+///   with prefetches, unless the spec stores the residual's sum.
 std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),

@@ -263,8 +263,8 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
   if (options.has("prefetch-rows"))
     knobs.prefetchRows = options.getInt("prefetch-rows", 0);
   // (0, the default, is the knob left out: #norm.config has no 0.)
-  if (options.has("row-group") && options.getInt("row-group", 0) != 0)
-    knobs.rowGroup = options.getInt("row-group", 0);
+  if (int64_t group = options.getInt("row-group", 0))
+    knobs.rowGroup = group;
   return kernel;
 }
 

@@ -321,25 +321,21 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
   // The other fusion form first (the tuner must time both forms of a
   // residual spec), then streaming stores, streaming stores with
   // prefetches two rows ahead (two knobs away, but together what large
-  // inputs want) and the same one row ahead in each other row group of
-  // the space (three knobs away), prefetches alone, the other algorithm,
-  // and the other single changes in the space's order.
+  // inputs want) and the same one row ahead in single rows and in tiles,
+  // where the space holds them (three knobs away or more), prefetches
+  // alone, the other algorithm, and the other single changes in the
+  // space's order.
   const CpuConfig &base = space.front();
   CpuConfig streamingAhead = base;
   streamingAhead.streamingStores = true;
   streamingAhead.prefetchRows = 2;
-  std::vector<std::pair<CpuConfig, int>> extras = {{streamingAhead, 2}};
-  std::vector<int64_t> groups;
-  for (const CpuConfig &config : space)
-    if (config.rowGroup != base.rowGroup &&
-        std::find(groups.begin(), groups.end(), config.rowGroup) ==
-            groups.end())
-      groups.push_back(config.rowGroup);
-  for (int64_t group : groups) {
-    CpuConfig ahead = streamingAhead;
-    ahead.prefetchRows = 1;
-    extras.push_back({withRowGroup(ahead, group), 2});
-  }
+  // (Extras the space does not hold are passed over.)
+  CpuConfig ahead = streamingAhead;
+  ahead.prefetchRows = 1;
+  std::pair<CpuConfig, int> extras[] = {
+      {streamingAhead, 2},
+      {withRowGroup(ahead, 1), 2},
+      {withRowGroup(ahead, kTiledRowGroup), 2}};
   return pickNeighboursFirst(
       space, strategy,
       [&](const CpuConfig &config) {

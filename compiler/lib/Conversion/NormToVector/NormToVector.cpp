@@ -715,33 +715,34 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
                .getIntOrFloatBitWidth() /
            8;
   };
-  int64_t group = knobs.rowGroup;
-  if (group == 0)
-    group = getDefaultRowGroup(cols, elementBytes(x), elementBytes(gamma),
-                               elementBytes(beta));
-  bool pairRows = group > 1;
+  int64_t groupRows = knobs.rowGroup;
+  if (groupRows == 0)
+    groupRows = getDefaultRowGroup(cols, elementBytes(x), elementBytes(gamma),
+                                   elementBytes(beta));
+  bool grouped = groupRows > 1;
 
   e.usePairedBf16(statsPaired);
-  auto rowLoop = scf::ForOp::create(b, e.index(0), rows, e.index(group));
+  auto rowLoop =
+      scf::ForOp::create(b, e.index(0), rows, e.index(groupRows));
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(rowLoop.getBody());
   Value row = rowLoop.getInductionVar();
-  Value pairStart = row;
+  Value groupStart = row;
   // With groups: the statistics of each row of the group, kept on the
   // stack for the output sweep.
-  Value pairCentre, pairRstd, pairOffset, pairCount;
+  Value groupCentre, groupRstd, groupOffset, groupCount;
   Block *statsBlock = nullptr;
-  if (pairRows) {
-    auto statsType = MemRefType::get({group}, b.getF32Type());
-    pairCentre = createAlloca(statsType);
-    pairRstd = createAlloca(statsType);
-    pairOffset = createAlloca(statsType);
-    pairCount = arith::MinSIOp::create(
-        b, e.index(group), arith::SubIOp::create(b, rows, pairStart));
-    auto statsLoop = scf::ForOp::create(b, e.index(0), pairCount, e.index(1));
+  if (grouped) {
+    auto statsType = MemRefType::get({groupRows}, b.getF32Type());
+    groupCentre = createAlloca(statsType);
+    groupRstd = createAlloca(statsType);
+    groupOffset = createAlloca(statsType);
+    groupCount = arith::MinSIOp::create(
+        b, e.index(groupRows), arith::SubIOp::create(b, rows, groupStart));
+    auto statsLoop = scf::ForOp::create(b, e.index(0), groupCount, e.index(1));
     statsBlock = statsLoop.getBody();
     b.setInsertionPointToStart(statsBlock);
-    row = arith::AddIOp::create(b, pairStart, statsLoop.getInductionVar());
+    row = arith::AddIOp::create(b, groupStart, statsLoop.getInductionVar());
   }
 
   // x + residual in f32.
@@ -1101,7 +1102,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   }
   auto prefetchRowOf = [&](Value rowIndex) -> Value {
     Value ahead = arith::AddIOp::create(
-        b, rowIndex, e.index(knobs.prefetchRows * group));
+        b, rowIndex, e.index(knobs.prefetchRows * groupRows));
     return arith::MinSIOp::create(b, ahead,
                                   arith::SubIOp::create(b, rows, e.index(1)));
   };
@@ -1131,17 +1132,29 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       offsets.push_back(0);
     return offsets;
   };
-  // Prefetches, at one output step, of the inputs of row `aheadRow`.
+  // The prefetches of one output step: for each input and each line the
+  // step covers (prefetchOffsets), the element `at` gives for that
+  // column offset in the step, as (row, column).
+  auto emitPrefetches =
+      [&](Value mask,
+          function_ref<std::pair<Value, Value>(int64_t offset)> at) {
+        for (Value input : inputs)
+          for (int64_t offset : prefetchOffsets(input, mask)) {
+            auto [aheadRow, aheadCol] = at(offset);
+            memref::PrefetchOp::create(b, input,
+                                       ValueRange{aheadRow, aheadCol},
+                                       /*isWrite=*/false, /*localityHint=*/2,
+                                       /*isDataCache=*/true);
+          }
+      };
+  auto plusOffset = [&](Value index, int64_t offset) -> Value {
+    return offset ? arith::AddIOp::create(b, index, e.index(offset)) : index;
+  };
+  // Prefetches, at one output step, of the same columns of row `aheadRow`.
   auto prefetchAhead = [&](Value aheadRow, Value col, Value mask) {
-    for (Value input : inputs)
-      for (int64_t offset : prefetchOffsets(input, mask))
-        memref::PrefetchOp::create(
-            b, input,
-            ValueRange{aheadRow,
-                       offset ? arith::AddIOp::create(b, col, e.index(offset))
-                              : col},
-            /*isWrite=*/false, /*localityHint=*/2,
-            /*isDataCache=*/true);
+    emitPrefetches(mask, [&](int64_t offset) {
+      return std::make_pair(aheadRow, plusOffset(col, offset));
+    });
   };
   // One row's output step: y at `col`, from gamma and beta loaded (`g`,
   // `bt`; null where absent).
@@ -1203,7 +1216,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value nextStart, lastRow;
     if (!inputs.empty()) {
       nextStart = arith::AddIOp::create(
-          b, start, e.index(knobs.prefetchRows * group));
+          b, start, e.index(knobs.prefetchRows * groupRows));
       lastRow = arith::SubIOp::create(b, rows, e.index(1));
     }
     auto forEachRow = [&](function_ref<void(Value, const RowStats &)> body) {
@@ -1224,30 +1237,26 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           return SmallVector<Value>{};
         Value linear = arith::AddIOp::create(
             b, linearBase, arith::SubIOp::create(b, col, colStart));
-        for (Value input : inputs)
-          for (int64_t offset : prefetchOffsets(input, mask)) {
-            Value element =
-                offset ? arith::AddIOp::create(b, linear, e.index(offset))
-                       : linear;
-            Value aheadRow = arith::MinSIOp::create(
-                b,
-                arith::AddIOp::create(
-                    b, nextStart,
-                    arith::DivUIOp::create(b, element, e.index(cols))),
-                lastRow);
-            Value aheadCol =
-                arith::RemUIOp::create(b, element, e.index(cols));
-            memref::PrefetchOp::create(b, input,
-                                       ValueRange{aheadRow, aheadCol},
-                                       /*isWrite=*/false, /*localityHint=*/2,
-                                       /*isDataCache=*/true);
-          }
+        emitPrefetches(mask, [&](int64_t offset) {
+          Value element = plusOffset(linear, offset);
+          Value aheadRow = arith::MinSIOp::create(
+              b,
+              arith::AddIOp::create(
+                  b, nextStart,
+                  arith::DivUIOp::create(b, element, e.index(cols))),
+              lastRow);
+          return std::make_pair(
+              aheadRow, arith::RemUIOp::create(b, element, e.index(cols))
+                            .getResult());
+        });
         return SmallVector<Value>{};
       });
     };
-    int64_t groupElements = e.getGroupElements();
+    // Columns per iteration of the group loop (a group of vectors).
+    int64_t stepColumns = e.getGroupElements();
     if (int64_t mainIters = e.getMainIters()) {
-      int64_t tileGroups = std::max<int64_t>(1, kGroupTileColumns / groupElements);
+      int64_t tileGroups =
+          std::max<int64_t>(1, kGroupTileColumns / stepColumns);
       int64_t tiles = llvm::divideCeil(mainIters, tileGroups);
       auto tileLoop =
           scf::ForOp::create(b, e.index(0), e.index(tiles), e.index(1));
@@ -1259,9 +1268,9 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           b, arith::AddIOp::create(b, first, e.index(tileGroups)),
           e.index(mainIters));
       // The tile's first column, and its columns.
-      Value tileStart = arith::MulIOp::create(b, first, e.index(groupElements));
+      Value tileStart = arith::MulIOp::create(b, first, e.index(stepColumns));
       Value tileColumns = arith::MulIOp::create(
-          b, arith::SubIOp::create(b, last, first), e.index(groupElements));
+          b, arith::SubIOp::create(b, last, first), e.index(stepColumns));
       forEachRow([&](Value k, const RowStats &stats) {
         // The tiles before this one, all rows; this tile, rows before k.
         Value linearBase = arith::AddIOp::create(
@@ -1317,41 +1326,41 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     b.setInsertionPointToStart(branch.elseBlock());
     sweep(false);
   };
-  if (!pairRows) {
+  if (!grouped) {
     RowStats stats{row, centre ? e.splat(centre) : Value(),
                    offset ? e.splat(offset) : Value(), e.splat(rstd)};
     emitOutput({row}, [&](bool stream) { outputSweep(stats, stream); });
   } else {
     // Keep this row's statistics, then sweep the group (or the last rows).
-    Value slot = arith::SubIOp::create(b, row, pairStart);
-    memref::StoreOp::create(b, rstd, pairRstd, ValueRange{slot});
+    Value slot = arith::SubIOp::create(b, row, groupStart);
+    memref::StoreOp::create(b, rstd, groupRstd, ValueRange{slot});
     if (centre) {
-      memref::StoreOp::create(b, centre, pairCentre, ValueRange{slot});
-      memref::StoreOp::create(b, offset, pairOffset, ValueRange{slot});
+      memref::StoreOp::create(b, centre, groupCentre, ValueRange{slot});
+      memref::StoreOp::create(b, offset, groupOffset, ValueRange{slot});
     }
     b.setInsertionPointAfter(statsBlock->getParentOp());
     auto statsOf = [&](Value slotIndex) {
       RowStats stats;
-      stats.row = arith::AddIOp::create(b, pairStart, slotIndex);
+      stats.row = arith::AddIOp::create(b, groupStart, slotIndex);
       stats.rstd =
-          e.splat(memref::LoadOp::create(b, pairRstd, ValueRange{slotIndex}));
+          e.splat(memref::LoadOp::create(b, groupRstd, ValueRange{slotIndex}));
       if (centre) {
         stats.centre = e.splat(
-            memref::LoadOp::create(b, pairCentre, ValueRange{slotIndex}));
+            memref::LoadOp::create(b, groupCentre, ValueRange{slotIndex}));
         stats.offset = e.splat(
-            memref::LoadOp::create(b, pairOffset, ValueRange{slotIndex}));
+            memref::LoadOp::create(b, groupOffset, ValueRange{slotIndex}));
       }
       return stats;
     };
-    // The group's last row: every row of it is aligned for streaming
-    // stores when the first and the next are (the stride then keeps
-    // them so).
-    Value second = arith::SubIOp::create(b, pairCount, e.index(1));
+    // The group's second row (its first, for a group of one row): every
+    // row of the group is aligned for streaming stores when the first and
+    // the second are (the stride then keeps them so).
+    Value second = arith::SubIOp::create(b, groupCount, e.index(1));
     Value secondRow = arith::AddIOp::create(
-        b, pairStart, arith::MinSIOp::create(b, second, e.index(1)));
-    if (group == 2) {
+        b, groupStart, arith::MinSIOp::create(b, second, e.index(1)));
+    if (groupRows == 2) {
       Value full = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                         pairCount, e.index(2));
+                                         groupCount, e.index(2));
       // The second row's statistics slot, clamped to the first when the
       // row count is odd (its sweep is then skipped, but reads valid
       // values).
@@ -1360,8 +1369,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       emitOutput({first.row, secondRow},
                  [&](bool stream) { outputSweep({first, next}, stream); });
     } else {
-      emitOutput({pairStart, secondRow}, [&](bool stream) {
-        tiledSweep(pairStart, statsOf, pairCount, stream);
+      emitOutput({groupStart, secondRow}, [&](bool stream) {
+        tiledSweep(groupStart, statsOf, groupCount, stream);
       });
     }
   }

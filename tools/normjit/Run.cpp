@@ -59,7 +59,8 @@ const OptionInfo kRunOptions[] = {
     {"op", OptionKind::String, "layer_norm|rms_norm",
      "the normalization (required)"},
     {"x", OptionKind::String, "FILE",
-     "input rows: a 2-D .npy array (rows, cols) (required)"},
+     "input rows: a .npy array normalized over its last dimension, "
+     "(rows, cols) or (..., cols) (required)"},
     {"residual", OptionKind::String, "FILE",
      "added to x before normalizing; x's shape"},
     {"gamma", OptionKind::String, "FILE", "scale: a 1-D .npy array of cols"},
@@ -314,15 +315,24 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   auto x = readInput("--x", xPath);
   if (!x)
     return x.takeError();
-  if (x->shape.size() != 2)
-    return makeToolError("--x: '" + xPath + "' has shape " +
-                         shapeText(x->shape) +
-                         " but must be a 2-D array (rows, cols)");
-  int64_t rows = x->shape[0], cols = x->shape[1];
+  // Normalized over the last dimension, as torch's layer_norm over
+  // (cols,): a (batch, tokens, hidden) array is batch * tokens rows.
+  if (x->shape.empty())
+    return makeToolError("--x: '" + xPath +
+                         "' has shape () but must have at least one "
+                         "dimension: rows of the last one's length");
+  int64_t cols = x->shape.back();
   if (cols < 1)
     return makeToolError("--x: '" + xPath + "' has shape " +
                          shapeText(x->shape) +
                          " but a row needs at least one column");
+  // The leading dimensions, the shape of the per-row statistics (() for a
+  // single row of shape (cols,)); with cols >= 1 their product fits, as
+  // x's element count did.
+  std::vector<int64_t> rowShape(x->shape.begin(), x->shape.end() - 1);
+  int64_t rows = 1;
+  for (int64_t dim : rowShape)
+    rows *= dim;
 
   std::optional<NpyArray> residual;
   if (auto path = options.getString("residual")) {
@@ -415,8 +425,12 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   NpyArray y = makeOutput(spec.y_dtype, x->shape);
   NpyArray sum = makeOutput(
       spec.sum_dtype, spec.store_sum ? x->shape : std::vector<int64_t>{0});
-  NpyArray mean = makeOutput(NORMJIT_F32, {spec.store_mean ? rows : 0});
-  NpyArray rstd = makeOutput(NORMJIT_F32, {spec.store_rstd ? rows : 0});
+  NpyArray mean = makeOutput(NORMJIT_F32, spec.store_mean
+                                              ? rowShape
+                                              : std::vector<int64_t>{0});
+  NpyArray rstd = makeOutput(NORMJIT_F32, spec.store_rstd
+                                              ? rowShape
+                                              : std::vector<int64_t>{0});
   normjit_run_args_t runArgs{};
   runArgs.rows = rows;
   runArgs.x = x->data.data();

@@ -5,7 +5,6 @@
 // DEFINE: %{check} = FileCheck %s --implicit-check-not={{.}} --check-prefix
 // RUN: rm -rf %t && mkdir %t %t/out
 // RUN: %{npy} gen %t/x.npy --dtype f32 --shape 4,8
-// RUN: %{npy} gen %t/x1.npy --dtype f32 --shape 8
 // RUN: %{npy} gen %t/r.npy --dtype f32 --shape 4,7
 // RUN: %{npy} gen %t/g.npy --dtype f32 --shape 7
 // RUN: %{npy} gen %t/f8.npy --dtype f64 --shape 4,8
@@ -30,8 +29,9 @@
 // RUN: not normjit run --op layer_norm --x %t/f8.npy --out %t/out/y.npy 2>&1 | %{check}=F8
 // F8: normjit: error: --x: {{.*}}f8.npy: unsupported dtype '<f8'; expected <f4 (f32), <f2 (f16) or <u2 (bf16 bits)
 
-// RUN: not normjit run --op layer_norm --x %t/x1.npy --out %t/out/y.npy 2>&1 | %{check}=RANK
-// RANK: normjit: error: --x: '{{.*}}x1.npy' has shape (8,) but must be a 2-D array (rows, cols)
+// RUN: %{npy} gen %t/x0.npy --dtype f32 --shape ""
+// RUN: not normjit run --op layer_norm --x %t/x0.npy --out %t/out/y.npy 2>&1 | %{check}=RANK
+// RANK: normjit: error: --x: '{{.*}}x0.npy' has shape () but must have at least one dimension: rows of the last one's length
 
 // RUN: not normjit run --op rms_norm --x %t/x.npy --residual %t/r.npy --out %t/out/y.npy 2>&1 | %{check}=RESIDUAL
 // RESIDUAL: normjit: error: --residual: '{{.*}}r.npy' has shape (4, 7) but must have the shape of --x '{{.*}}x.npy', (4, 8)

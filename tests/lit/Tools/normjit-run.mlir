@@ -25,6 +25,33 @@
 // LN-NEXT: OK mean: 5 values
 // LN-NEXT: OK rstd: 5 values
 
+// Arrays of any rank are rows of their last dimension, as torch's
+// layer_norm over (cols,) reads them: (batch, tokens, hidden) is batch *
+// tokens rows, the statistics have the leading dimensions' shape, and one
+// row of shape (cols,) has statistics of shape ().
+// RUN: %{npy} gen %t/x3.npy --dtype f32 --shape 2,3,100 --scale 2 --offset 0.5
+// RUN: %{npy} gen %t/r3.npy --dtype f32 --shape 2,3,100 --seed 9
+// RUN: normjit run --op layer_norm --x %t/x3.npy --residual %t/r3.npy --gamma %t/g.npy --beta %t/b.npy --out %t/ln3.npy --sum-out %t/ln3-sum.npy --mean-out %t/ln3-mean.npy --rstd-out %t/ln3-rstd.npy
+// RUN: %{npy} show %t/ln3.npy | FileCheck %s --check-prefix=RANK3-SHAPE
+// RUN: %{npy} show %t/ln3-mean.npy | FileCheck %s --check-prefix=RANK3-STATS
+// RUN: %{npy} check --op layer_norm --x %t/x3.npy --residual %t/r3.npy --gamma %t/g.npy --beta %t/b.npy --y %t/ln3.npy --sum %t/ln3-sum.npy --mean %t/ln3-mean.npy --rstd %t/ln3-rstd.npy --tol 1e-5 | FileCheck %s --check-prefix=RANK3
+// RANK3-SHAPE: dtype <f4 shape (2, 3, 100)
+// RANK3-STATS: dtype <f4 shape (2, 3)
+// RANK3: OK y: 600 values
+// RANK3-NEXT: OK sum: 600 values
+// RANK3-NEXT: OK mean: 6 values
+// RANK3-NEXT: OK rstd: 6 values
+// RUN: %{npy} gen %t/x1.npy --dtype f32 --shape 100 --seed 10
+// RUN: normjit run --op rms_norm --x %t/x1.npy --gamma %t/g.npy --out %t/rms1.npy --rstd-out %t/rms1-rstd.npy
+// RUN: %{npy} show %t/rms1-rstd.npy | FileCheck %s --check-prefix=RANK1-STATS
+// RUN: %{npy} check --op rms_norm --x %t/x1.npy --gamma %t/g.npy --y %t/rms1.npy --rstd %t/rms1-rstd.npy --tol 1e-5 | FileCheck %s --check-prefix=RANK1
+// RANK1-STATS: dtype <f4 shape ()
+// RANK1: OK y: 100 values
+// RANK1-NEXT: OK rstd: 1 values
+// A residual must have x's shape, not only its element count.
+// RUN: not normjit run --op layer_norm --x %t/x3.npy --residual %t/x.npy --out %t/bad.npy 2>&1 | FileCheck %s --check-prefix=RANK-MISMATCH
+// RANK-MISMATCH: normjit: error: --residual: '{{.*}}x.npy' has shape (5, 100) but must have the shape of --x '{{.*}}x3.npy', (2, 3, 100)
+
 // An explicit epsilon, the --name=value form, --device cpu and --threads.
 // RUN: normjit run --op=layer_norm --x=%t/x.npy --eps=0.5 --device cpu --threads 1 --out %t/ln-eps.npy
 // RUN: %{npy} check --op layer_norm --x %t/x.npy --eps 0.5 --y %t/ln-eps.npy --tol 1e-5 | FileCheck %s --check-prefix=LN-EPS

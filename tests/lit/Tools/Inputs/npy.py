@@ -215,7 +215,9 @@ def main():
         return 0
 
     xd, xshape, x = read_npy(args.x)
-    rows, cols = xshape
+    # Rows of the last dimension: (..., cols), as normjit run reads x.
+    cols = xshape[-1]
+    rows = math.prod(xshape[:-1])
     inputs = {}
     for name in ["residual", "gamma", "beta"]:
         path = getattr(args, name)
@@ -238,10 +240,15 @@ def main():
         exact = argparse.Namespace(ulps=0, tol=0)
         ok &= compare("sum", sd, s, want[1], exact)
     stats = argparse.Namespace(ulps=None, tol=max(args.tol, 1e-5))
-    if args.mean:
-        ok &= compare("mean", "<f4", read_npy(args.mean)[2], want[2], stats)
-    if args.rstd:
-        ok &= compare("rstd", "<f4", read_npy(args.rstd)[2], want[3], stats)
+    for name, index in [("mean", 2), ("rstd", 3)]:
+        path = getattr(args, name)
+        if not path:
+            continue
+        _, shape, values = read_npy(path)
+        if shape != xshape[:-1]:
+            print("MISMATCH %s shape %s, want %s" % (name, shape, xshape[:-1]))
+            return 1
+        ok &= compare(name, "<f4", values, want[index], stats)
     return 0 if ok else 1
 
 

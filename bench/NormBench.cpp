@@ -6,8 +6,8 @@
 // layer_normalization, a naive scalar loop, and a memcpy of the same bytes
 // as the ceiling; normjit also with the config its tuner finds and, in bf16,
 // with bf16 gamma/beta; plus the residual form fused vs add-then-norm (in one
-// kernel, and as two calls: a vectorized add, then the norm), and the JIT's
-// compile and cache-hit latency. Every case reports GB/s (bytes read +
+// kernel, and as two calls: a vectorized add, then the norm), the JIT's
+// compile and cache-hit latency, and what a call costs beside its kernel. Every case reports GB/s (bytes read +
 // written) as a counter.
 //
 //===----------------------------------------------------------------------===//
@@ -466,6 +466,52 @@ void BM_jit_cache_hit(benchmark::State &state) {
   }
 }
 
+/// What a call costs beside its kernel: one row of `cols` f32 LayerNorm
+/// (in L1) through Kernel::run (argument checks, the launch, the kernel),
+/// the compiled function alone on descriptors made once (`bare`), or the
+/// argument checks alone (`checks`).
+void BM_call_overhead(benchmark::State &state, int part) {
+  int64_t cols = state.range(0);
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  spec.has_gamma = spec.has_beta = 1;
+  auto kernel = context().getKernel(spec);
+  if (!kernel) {
+    state.SkipWithError(llvm::toString(kernel.takeError()).c_str());
+    return;
+  }
+  size_t bytes = static_cast<size_t>(cols) * sizeof(float);
+  Aligned x(bytes), y(bytes), gamma(bytes), beta(bytes);
+  normjit_run_args_t args{};
+  args.rows = 1;
+  args.x = x.data;
+  args.y = y.data;
+  args.gamma = gamma.data;
+  args.beta = beta.data;
+  normjit_memref2d_t xDesc{x.data, x.data, 0, {1, cols}, {cols, 1}};
+  normjit_memref2d_t yDesc{y.data, y.data, 0, {1, cols}, {cols, 1}};
+  normjit_memref2d_t none2d{};
+  normjit_memref1d_t gammaDesc{gamma.data, gamma.data, 0, {cols}, {1}};
+  normjit_memref1d_t betaDesc{beta.data, beta.data, 0, {cols}, {1}};
+  normjit_memref1d_t none1d{}, noneStats{};
+  normjit_memref2d_t noneSum{};
+  normjit_cpu_kernel_fn fn = (*kernel)->getFunction();
+  for (auto _ : state) {
+    if (part == 0) {
+      if (llvm::Error error = (*kernel)->run(args)) {
+        state.SkipWithError(llvm::toString(std::move(error)).c_str());
+        return;
+      }
+    } else if (part == 1) {
+      fn(&xDesc, &none2d, &gammaDesc, &betaDesc, &yDesc, &noneSum, &none1d,
+         &noneStats);
+    } else {
+      benchmark::DoNotOptimize(normjit_run_args_validate(&spec, &args));
+    }
+    benchmark::ClobberMemory();
+  }
+}
+
 void shapes(benchmark::internal::Benchmark *b, bool bf16 = true) {
   b->ArgNames({"rows", "cols", "bf16", "threads"});
   for (const auto &shape : kShapes)
@@ -515,5 +561,8 @@ BENCHMARK(BM_add_then_rms_norm_two_calls)
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
 BENCHMARK(BM_jit_compile)->Unit(benchmark::kMillisecond)->Iterations(20);
 BENCHMARK(BM_jit_cache_hit);
+BENCHMARK_CAPTURE(BM_call_overhead, run, 0)->ArgName("cols")->Arg(16)->Arg(768);
+BENCHMARK_CAPTURE(BM_call_overhead, bare, 1)->ArgName("cols")->Arg(16)->Arg(768);
+BENCHMARK_CAPTURE(BM_call_overhead, checks, 2)->ArgName("cols")->Arg(16);
 
 BENCHMARK_MAIN();

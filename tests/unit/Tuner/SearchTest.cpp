@@ -358,6 +358,72 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
             (std::set<int64_t>{0, 1, 8}));
 }
 
+TEST(SearchSpaceTest, PairsForInputsWithinTheCache) {
+  auto groupsOf = [](const std::vector<CpuConfig> &space) {
+    std::set<int64_t> groups;
+    for (const CpuConfig &config : space)
+      groups.insert(config.rowGroup);
+    return groups;
+  };
+  // 512 rows of 768 bf16 with bf16 gamma and beta (768 KiB of x): the
+  // default takes single rows; every config is tried in pairs too, in
+  // tasks of whole pairs, and the default in pairs right after it.
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 768);
+  spec.x_dtype = spec.y_dtype = spec.gamma_dtype = spec.beta_dtype =
+      NORMJIT_BF16;
+  spec.has_gamma = spec.has_beta = 1;
+  std::vector<CpuConfig> space = buildCpuSearchSpace(spec, 512, avx512Host());
+  EXPECT_EQ(groupsOf(space), (std::set<int64_t>{0, 2}));
+  size_t single = 0, paired = 0;
+  for (const CpuConfig &config : space) {
+    if (config.rowGroup == 2) {
+      ++paired;
+      EXPECT_EQ(config.rowsPerTask % 2, 0) << config.str();
+      CpuConfig unpaired = config;
+      unpaired.rowGroup = 0;
+      // The config it pairs is in the space (its rows per task perhaps one
+      // fewer).
+      bool found = std::find(space.begin(), space.end(), unpaired) !=
+                   space.end();
+      unpaired.rowsPerTask -= 1;
+      found |= std::find(space.begin(), space.end(), unpaired) != space.end();
+      EXPECT_TRUE(found) << config.str();
+    } else {
+      ++single;
+    }
+  }
+  EXPECT_EQ(paired, single);
+  StrategyOptions strategy;
+  strategy.maxCandidates = 24;
+  std::vector<CpuConfig> candidates = pickCpuCandidates(space, strategy);
+  ASSERT_GE(candidates.size(), 2u);
+  CpuConfig basePaired = space.front();
+  basePaired.rowGroup = 2;
+  basePaired.rowsPerTask = (basePaired.rowsPerTask + 1) / 2 * 2;
+  EXPECT_EQ(candidates[1], basePaired) << candidates[1].str();
+  EXPECT_EQ(std::count(candidates.begin(), candidates.end(), basePaired), 1);
+  // Not for one row, nor without gamma and beta, nor where the default
+  // pairs already (4096 f32 with gamma and beta), nor for inputs past the
+  // threshold (8192 rows of 1024 bf16: 16 MiB).
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(spec, 1, avx512Host())),
+            (std::set<int64_t>{0}));
+  normjit_kernel_spec_t bare = spec;
+  bare.has_gamma = bare.has_beta = 0;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(bare, 512, avx512Host())),
+            (std::set<int64_t>{0}));
+  normjit_kernel_spec_t wide =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 4096);
+  wide.has_gamma = wide.has_beta = 1;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(wide, 16, avx512Host())),
+            (std::set<int64_t>{0}));
+  normjit_kernel_spec_t large = spec;
+  large.cols = 1024;
+  for (const CpuConfig &config :
+       buildCpuSearchSpace(large, 8192, avx512Host()))
+    EXPECT_NE(config.rowGroup, 2) << config.str();
+}
+
 TEST(StrategyTest, DeterministicForASeed) {
   auto landscape = [](size_t i, int effort) -> std::optional<double> {
     return static_cast<double>((i * 7919) % 101) + 0.01 * effort;

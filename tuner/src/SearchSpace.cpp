@@ -149,17 +149,22 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
   // with a stored sum: the statistics pass writes the group's sum rows
   // and the output pass reads them back from far caches (0.58-0.99x
   // streaming alone on 2048x4096 and 512x12288 f32 with a residual).
-  // And pairs, where the default takes single rows, for inputs within the
-  // caches (as far as the threshold above says), when there are gamma or
-  // beta to share: each output step loads (and widens, when 16-bit) one
-  // vector of gamma and beta for both rows. On the Zen 5, one thread, 64
-  // rows: 1.10-1.30x single rows for 768-4096 columns of bf16 or f16 (bf16
-  // or f32 gamma and beta), 1.15x for 768 f32, 0.89x for 2048 f32; but
-  // for 8192-65536 rows of 1024 bf16 (L3 and beyond) 0.86-0.91x.
+  // And pairs and tiles of kTiledRowGroup rows, where the default takes
+  // single rows, for inputs within the caches (as far as the threshold
+  // above says) with gamma or beta: a pair loads (and widens, when 16-bit)
+  // one vector of gamma and beta for both rows, and the statistics of a
+  // group's rows, computed one row after the other, overlap their
+  // reductions and divisions. On the Zen 5, one thread, 64 rows, pairs
+  // against single rows: 1.10-1.30x for 768-4096 columns of bf16 or f16
+  // (bf16 or f32 gamma and beta), 1.15x for 768 f32, 0.89x for 2048 f32;
+  // tiles of 8: 1.21-1.44x for 768 columns of f32, f16 and bf16, as pairs
+  // for 1024-2048. Beyond the L3 both lose (pairs 0.86-0.91x, tiles
+  // without prefetches 0.58-0.87x on one thread), hence not there.
   bool pairs = defaultPairsRows(spec);
   bool tiles = !(spec.has_residual && spec.store_sum);
-  bool addPairs = !pairs && rows >= 2 && (spec.has_gamma || spec.has_beta) &&
-                  inputBytes <= streamingThresholdBytes;
+  bool addGroups = !pairs && rows >= 2 &&
+                   (spec.has_gamma || spec.has_beta) &&
+                   inputBytes <= streamingThresholdBytes;
   size_t ungrouped = space.size();
   for (size_t i = 0; i < ungrouped; ++i) {
     CpuConfig config = space[i];
@@ -167,8 +172,11 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
       add(withRowGroup(config, 1));
     if (tiles && config.prefetchRows > 0)
       add(withRowGroup(config, kTiledRowGroup));
-    if (addPairs && !config.streamingStores && config.prefetchRows == 0)
+    if (addGroups && !config.streamingStores && config.prefetchRows == 0) {
       add(withRowGroup(config, 2));
+      if (tiles)
+        add(withRowGroup(config, kTiledRowGroup));
+    }
   }
   return space;
 }
@@ -344,9 +352,9 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
   // prefetches two rows ahead (two knobs away, but together what large
   // inputs want) and the same one row ahead in single rows and in tiles,
   // where the space holds them (three knobs away or more), the default in
-  // pairs where the space has them (rows per task made even: perhaps two
-  // knobs away), prefetches alone, the other algorithm, and the other
-  // single changes in the space's order.
+  // pairs and in tiles where the space has them (rows per task rounded to
+  // whole groups: perhaps two knobs away), prefetches alone, the other
+  // algorithm, and the other single changes in the space's order.
   const CpuConfig &base = space.front();
   CpuConfig streamingAhead = base;
   streamingAhead.streamingStores = true;
@@ -358,7 +366,8 @@ normjit::tuner::pickCpuCandidates(const std::vector<CpuConfig> &space,
       {streamingAhead, 2},
       {withRowGroup(ahead, 1), 2},
       {withRowGroup(ahead, kTiledRowGroup), 2},
-      {withRowGroup(base, 2), 2}};
+      {withRowGroup(base, 2), 2},
+      {withRowGroup(base, kTiledRowGroup), 2}};
   return pickNeighboursFirst(
       space, strategy,
       [&](const CpuConfig &config) {

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <cstdlib>
 #include <set>
 
@@ -358,7 +359,7 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
             (std::set<int64_t>{0, 1, 8}));
 }
 
-TEST(SearchSpaceTest, PairsForInputsWithinTheCache) {
+TEST(SearchSpaceTest, RowGroupsForInputsWithinTheCache) {
   auto groupsOf = [](const std::vector<CpuConfig> &space) {
     std::set<int64_t> groups;
     for (const CpuConfig &config : space)
@@ -366,46 +367,60 @@ TEST(SearchSpaceTest, PairsForInputsWithinTheCache) {
     return groups;
   };
   // 512 rows of 768 bf16 with bf16 gamma and beta (768 KiB of x): the
-  // default takes single rows; every config is tried in pairs too, in
-  // tasks of whole pairs, and the default in pairs right after it.
+  // default takes single rows; every config is tried in pairs and in tiles
+  // of 8 too, in tasks of whole groups, and the default so right after it.
   normjit_kernel_spec_t spec =
       normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 768);
   spec.x_dtype = spec.y_dtype = spec.gamma_dtype = spec.beta_dtype =
       NORMJIT_BF16;
   spec.has_gamma = spec.has_beta = 1;
   std::vector<CpuConfig> space = buildCpuSearchSpace(spec, 512, avx512Host());
-  EXPECT_EQ(groupsOf(space), (std::set<int64_t>{0, 2}));
-  size_t single = 0, paired = 0;
+  EXPECT_EQ(groupsOf(space), (std::set<int64_t>{0, 2, 8}));
+  std::map<int64_t, size_t> perGroup;
   for (const CpuConfig &config : space) {
-    if (config.rowGroup == 2) {
-      ++paired;
-      EXPECT_EQ(config.rowsPerTask % 2, 0) << config.str();
-      CpuConfig unpaired = config;
-      unpaired.rowGroup = 0;
-      // The config it pairs is in the space (its rows per task perhaps one
-      // fewer).
-      bool found = std::find(space.begin(), space.end(), unpaired) !=
-                   space.end();
-      unpaired.rowsPerTask -= 1;
-      found |= std::find(space.begin(), space.end(), unpaired) != space.end();
-      EXPECT_TRUE(found) << config.str();
-    } else {
-      ++single;
+    ++perGroup[config.rowGroup];
+    if (config.rowGroup == 0)
+      continue;
+    EXPECT_FALSE(config.streamingStores || config.prefetchRows > 0)
+        << config.str();
+    EXPECT_EQ(config.rowsPerTask % config.rowGroup, 0) << config.str();
+    // The config it groups is in the space, its rows per task perhaps
+    // rounded up to whole groups.
+    bool found = false;
+    for (int64_t fewer = 0; fewer < config.rowGroup; ++fewer) {
+      CpuConfig ungrouped = config;
+      ungrouped.rowGroup = 0;
+      ungrouped.rowsPerTask -= fewer;
+      found |= std::find(space.begin(), space.end(), ungrouped) != space.end();
     }
+    EXPECT_TRUE(found) << config.str();
   }
-  EXPECT_EQ(paired, single);
+  EXPECT_EQ(perGroup[2], perGroup[0]);
+  EXPECT_EQ(perGroup[8], perGroup[0]);
   StrategyOptions strategy;
   strategy.maxCandidates = 24;
   std::vector<CpuConfig> candidates = pickCpuCandidates(space, strategy);
-  ASSERT_GE(candidates.size(), 2u);
-  CpuConfig basePaired = space.front();
-  basePaired.rowGroup = 2;
-  basePaired.rowsPerTask = (basePaired.rowsPerTask + 1) / 2 * 2;
-  EXPECT_EQ(candidates[1], basePaired) << candidates[1].str();
-  EXPECT_EQ(std::count(candidates.begin(), candidates.end(), basePaired), 1);
-  // Not for one row, nor without gamma and beta, nor where the default
-  // pairs already (4096 f32 with gamma and beta), nor for inputs past the
-  // threshold (8192 rows of 1024 bf16: 16 MiB).
+  ASSERT_GE(candidates.size(), 3u);
+  auto grouped = [&](int64_t group) {
+    CpuConfig config = space.front();
+    config.rowGroup = group;
+    config.rowsPerTask = (config.rowsPerTask + group - 1) / group * group;
+    return config;
+  };
+  EXPECT_EQ(candidates[1], grouped(2)) << candidates[1].str();
+  EXPECT_EQ(candidates[2], grouped(8)) << candidates[2].str();
+  for (int64_t group : {2, 8})
+    EXPECT_EQ(std::count(candidates.begin(), candidates.end(), grouped(group)),
+              1);
+  // Pairs only when the spec stores the residual's sum (no tiles then).
+  normjit_kernel_spec_t residual = spec;
+  residual.has_residual = residual.store_sum = 1;
+  residual.residual_dtype = residual.sum_dtype = NORMJIT_BF16;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(residual, 512, avx512Host())),
+            (std::set<int64_t>{0, 2}));
+  // Nothing for one row, nor without gamma and beta, nor where the
+  // default pairs already (4096 f32 with gamma and beta), nor for inputs
+  // past the threshold (8192 rows of 1024 bf16: 16 MiB).
   EXPECT_EQ(groupsOf(buildCpuSearchSpace(spec, 1, avx512Host())),
             (std::set<int64_t>{0}));
   normjit_kernel_spec_t bare = spec;
@@ -421,7 +436,8 @@ TEST(SearchSpaceTest, PairsForInputsWithinTheCache) {
   large.cols = 1024;
   for (const CpuConfig &config :
        buildCpuSearchSpace(large, 8192, avx512Host()))
-    EXPECT_NE(config.rowGroup, 2) << config.str();
+    EXPECT_TRUE(config.rowGroup == 0 || config.prefetchRows > 0)
+        << config.str();
 }
 
 TEST(StrategyTest, DeterministicForASeed) {

@@ -36,9 +36,9 @@ namespace normjit::tuner {
 ///   pairs them, for the configs with streaming stores or prefetches;
 ///   column tiles over 8 rows (in tasks of whole groups) for the configs
 ///   with prefetches, unless the spec stores the residual's sum; and pairs
-///   where the default takes single rows, for inputs of 2 rows or more up
-///   to `streamingThresholdBytes` with gamma or beta (configs without
-///   streaming stores or prefetches).
+///   and tiles of 8 (tiles as above) where the default takes single rows,
+///   for inputs of 2 rows or more up to `streamingThresholdBytes` with
+///   gamma or beta (configs without streaming stores or prefetches).
 std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),
@@ -53,7 +53,7 @@ int knobsApart(const CpuConfig &a, const CpuConfig &b);
 /// algorithm, another width, ...; streaming stores with prefetches two rows
 /// ahead right after streaming stores alone, and with prefetches one row
 /// ahead in each other row group of the space, and the default in pairs
-/// where the space has them), then
+/// and in tiles where the space has them), then
 /// the strategy's draw (drawCandidates), `maxCandidates` in all (every
 /// config for an exhaustive search). A search cut short by its budget (a
 /// workload of hundreds of MiB leaves time for a few timings) has then

@@ -65,12 +65,12 @@ const OptionInfo kAotOptions[] = {
      "the backend (default: the spec file's, else cpu)"},
     {"lib", OptionKind::String, "NAME",
      "the library: file names and header guard (default: --name, or the "
-     "spec file's library or name)"},
+     "spec file's library or name; given, the file's is not read)"},
     {"target", OptionKind::String, "T[,T...]",
      "CPU targets: native, x86-64, x86-64-v2, x86-64-v3, x86-64-v4 or a CPU "
      "name (default: the spec file's, else native); with --device cuda, GPU "
      "chips: sm_80, sm_86, sm_89, sm_90, ... (default: the spec file's, else "
-     "sm_80,sm_90)"},
+     "sm_80,sm_90); given, the file's are not read"},
     {"no-cubin", OptionKind::Flag, "",
      "--device cuda: PTX only, no cubins even when ptxas is found "
      "($NORMJIT_PTXAS, /usr/local/cuda/bin/ptxas or PATH)"},
@@ -373,7 +373,13 @@ llvm::Error normjit::tool::aotCommand(llvm::ArrayRef<std::string> args,
         return makeToolError("--" + llvm::Twine(option) +
                              " cannot be used with --specs: the spec file "
                              "describes the kernels");
-    auto file = parseAotSpecFile(*specs, deviceOption);
+    // The file's library name and targets, when --lib and --target replace
+    // them, are not read (nor checked: a file written for another machine
+    // builds for this one's targets).
+    AotSpecReplaced replaced;
+    replaced.library = options.has("lib");
+    replaced.targets = options.has("target");
+    auto file = parseAotSpecFile(*specs, deviceOption, replaced);
     if (!file)
       return file.takeError();
     device = deviceOption.value_or(file->device.value_or(AotDevice::CPU));

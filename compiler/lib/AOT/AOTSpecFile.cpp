@@ -370,7 +370,8 @@ public:
   }
 
   llvm::Expected<AotSpecFile> parse(llvm::StringRef text,
-                                    std::optional<AotDevice> device) const {
+                                    std::optional<AotDevice> device,
+                                    AotSpecReplaced replaced) const {
     toml::parse_result result = toml::parse(
         std::string_view(text.data(), text.size()), std::string_view(path));
     if (!result) {
@@ -390,7 +391,8 @@ public:
                                   "; this normjit reads schema 1");
 
     AotSpecFile file;
-    if (const toml::node *library = root.get("library")) {
+    const toml::node *library = root.get("library");
+    if (library && !replaced.library) {
       file.library = *library->value_exact<std::string>();
       if (llvm::Error e = validateLibraryName(file.library))
         return error(*library, llvm::toString(std::move(e)));
@@ -406,7 +408,8 @@ public:
     // file's targets are for its own device.
     AotDevice compiledFor =
         device.value_or(file.device.value_or(AotDevice::CPU));
-    if (const toml::node *targets = root.get("targets")) {
+    const toml::node *targets = root.get("targets");
+    if (targets && !replaced.targets) {
       if (targets->as_array()->empty())
         return error(*targets, "'targets' must not be empty");
       if (compiledFor == file.device.value_or(AotDevice::CPU))
@@ -451,16 +454,18 @@ private:
 
 llvm::Expected<AotSpecFile>
 normjit::aot::parseAotSpecText(llvm::StringRef text, llvm::StringRef path,
-                               std::optional<AotDevice> device) {
-  return SpecFileParser(path).parse(text, device);
+                               std::optional<AotDevice> device,
+                               AotSpecReplaced replaced) {
+  return SpecFileParser(path).parse(text, device, replaced);
 }
 
 llvm::Expected<AotSpecFile>
 normjit::aot::parseAotSpecFile(llvm::StringRef path,
-                               std::optional<AotDevice> device) {
+                               std::optional<AotDevice> device,
+                               AotSpecReplaced replaced) {
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
   if (!buffer)
     return makeError(NORMJIT_IO_ERROR, "cannot read spec file '" + path +
                                            "': " + buffer.getError().message());
-  return parseAotSpecText((*buffer)->getBuffer(), path, device);
+  return parseAotSpecText((*buffer)->getBuffer(), path, device, replaced);
 }

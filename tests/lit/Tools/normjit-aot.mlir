@@ -149,6 +149,18 @@
 // --target and --lib override the file.
 // RUN: normjit aot --specs %S/Inputs/aot-specs.toml --target native --lib other --out %t/other | FileCheck %s --check-prefix=OVERRIDE
 // OVERRIDE: wrote {{.*}}other: other.h, other.native.o, other.dispatch.o, libother.a, other.manifest.toml
+// A file written for another machine (a target this LLVM does not know)
+// with a name that is no C identifier: the file's values that --target
+// and --lib replace are not read; either one alone leaves the other an
+// error at its line.
+// RUN: rm -rf %t-foreign && mkdir %t-foreign
+// RUN: printf 'library = "not-a-name"\ntargets = ["znver99"]\n[[kernel]]\nname = "ln"\nop = "layer_norm"\ncols = 64\n' > %t-foreign/foreign.toml
+// RUN: normjit aot --specs %t-foreign/foreign.toml --target x86-64 --lib mine --out %t-foreign/out | FileCheck %s --check-prefix=FOREIGN
+// FOREIGN: wrote {{.*}}out: mine.h, mine.x86-64.o, mine.dispatch.o, libmine.a, mine.manifest.toml
+// RUN: not normjit aot --specs %t-foreign/foreign.toml --lib mine --out %t-foreign/t 2>&1 | FileCheck %s --check-prefix=FOREIGN-TARGET
+// FOREIGN-TARGET: normjit: error: malformed spec file {{.*}}foreign.toml:2: unknown CPU target 'znver99'
+// RUN: not normjit aot --specs %t-foreign/foreign.toml --target x86-64 --out %t-foreign/l 2>&1 | FileCheck %s --check-prefix=FOREIGN-LIB
+// FOREIGN-LIB: normjit: error: malformed spec file {{.*}}foreign.toml:1: library name 'not-a-name' may hold only letters
 
 // The tuned config from the cache, for the row bucket of --rows-hint.
 // RUN: normjit tune --op rms_norm --rows 64 --cols 256 --budget 0.5 --cache %t/cache/tuning.toml > /dev/null

@@ -225,18 +225,29 @@ struct AotSpecFile {
   std::vector<AotKernel> kernels;   ///< none has a tuned config yet
 };
 
+/// Values of a spec file that the command line replaces (`--lib`,
+/// `--target`): the file's own are then left out unchecked, so that a file
+/// written for another machine (a target this LLVM does not know) builds
+/// with other targets without being edited.
+struct AotSpecReplaced {
+  bool library = false;
+  bool targets = false;
+};
+
 /// Parses a spec file (see docs in AOTSpecFile.cpp; a manifest is one too).
 /// Configs are read for `device` when given, else for the file's device
 /// (default cpu): `knobs` or `gpuKnobs` of each kernel. Errors read
 /// "malformed spec file PATH:LINE: reason".
 llvm::Expected<AotSpecFile>
 parseAotSpecFile(llvm::StringRef path,
-                 std::optional<AotDevice> device = std::nullopt);
+                 std::optional<AotDevice> device = std::nullopt,
+                 AotSpecReplaced replaced = {});
 
 /// Parses spec file text; `path` names it in errors.
 llvm::Expected<AotSpecFile>
 parseAotSpecText(llvm::StringRef text, llvm::StringRef path,
-                 std::optional<AotDevice> device = std::nullopt);
+                 std::optional<AotDevice> device = std::nullopt,
+                 AotSpecReplaced replaced = {});
 
 /// Checks that `name` can name a library or kernel: a C identifier of at
 /// most 64 characters, no keyword, not reserved (leading "_", "__" inside,

@@ -38,26 +38,12 @@ const OptionInfo kAotOptions[] = {
     {"cols", OptionKind::Int, "C", "columns per row"},
     {"dtype", OptionKind::String, "f32|f16|bf16",
      "dtype of every buffer (default f32)"},
-    {"x-dtype", OptionKind::String, "DTYPE", "dtype of x (default --dtype)"},
-    {"y-dtype", OptionKind::String, "DTYPE", "dtype of y (default --dtype)"},
-    {"residual-dtype", OptionKind::String, "DTYPE",
-     "dtype of the residual (default --dtype)"},
-    {"sum-dtype", OptionKind::String, "DTYPE",
-     "dtype of the stored sum (default --dtype)"},
-    {"gamma-dtype", OptionKind::String, "DTYPE",
-     "dtype of gamma (default --dtype)"},
-    {"beta-dtype", OptionKind::String, "DTYPE",
-     "dtype of beta (default --dtype)"},
     {"residual", OptionKind::Flag, "",
      "add a residual and store the sum (the fused pre-norm block)"},
-    {"store-sum", OptionKind::NegatableFlag, "",
-     "store x + residual (default on with --residual)"},
     {"gamma", OptionKind::NegatableFlag, "", "scale by gamma (default on)"},
     {"beta", OptionKind::NegatableFlag, "",
      "shift by beta (default on for layer_norm)"},
-    {"store-mean", OptionKind::Flag, "", "store the f32 mean of each row"},
-    {"store-rstd", OptionKind::Flag, "",
-     "store the f32 reciprocal standard deviation of each row"},
+    NORMJIT_SPEC_DETAIL_OPTIONS,
     {"eps", OptionKind::Double, "E", "epsilon (default 1e-5, rms_norm 1e-6)"},
     {"specs", OptionKind::String, "FILE.toml",
      "compile the kernels of a spec file (or a manifest) instead"},
@@ -149,16 +135,6 @@ const char *const kCpuOnlyOptions[] = {
     "fuse-residual", "prefetch-rows", "row-group",    "rows-hint",
     "cache"};
 
-/// The dtype an option names, or `otherwise`.
-llvm::Expected<normjit_dtype_t> getDType(const ParsedOptions &options,
-                                         llvm::StringRef name,
-                                         normjit_dtype_t otherwise) {
-  std::optional<std::string> text = options.getString(name);
-  if (!text)
-    return otherwise;
-  return parseDType("--" + name.str(), *text);
-}
-
 /// The one kernel that the spec flags describe, for `device`.
 llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
                                     AotDevice device) {
@@ -171,45 +147,10 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
   kernel.name = *options.getString("name");
   if (llvm::Error error = validateName("--name", kernel.name))
     return std::move(error);
-  auto op = parseOp("--op", *options.getString("op"));
-  if (!op)
-    return op.takeError();
-  bool isLayerNorm = *op == NORMJIT_LAYER_NORM;
-  int64_t cols = options.getInt("cols", 0);
-  if (cols < 1)
-    return makeToolError("--cols must be at least 1, got " + llvm::Twine(cols));
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, cols);
-  auto dtype = getDType(options, "dtype", NORMJIT_F32);
-  if (!dtype)
-    return dtype.takeError();
-  struct {
-    const char *option;
-    normjit_dtype_t *field;
-  } dtypes[] = {{"x-dtype", &spec.x_dtype},
-                {"y-dtype", &spec.y_dtype},
-                {"residual-dtype", &spec.residual_dtype},
-                {"sum-dtype", &spec.sum_dtype},
-                {"gamma-dtype", &spec.gamma_dtype},
-                {"beta-dtype", &spec.beta_dtype}};
-  for (const auto &entry : dtypes) {
-    auto value = getDType(options, entry.option, *dtype);
-    if (!value)
-      return value.takeError();
-    *entry.field = *value;
-  }
-  spec.has_residual = options.getFlag("residual", false);
-  spec.store_sum = options.getFlag("store-sum", spec.has_residual);
-  spec.has_gamma = options.getFlag("gamma", true);
-  spec.has_beta = options.getFlag("beta", isLayerNorm);
-  spec.store_mean = options.getFlag("store-mean", false);
-  spec.store_rstd = options.getFlag("store-rstd", false);
-  auto eps = parseEpsilonOption(options, isLayerNorm ? 1e-5f : 1e-6f);
-  if (!eps)
-    return eps.takeError();
-  spec.epsilon = *eps;
-  if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
-    return std::move(error);
-  kernel.spec = spec;
+  auto spec = parseSpecOptions(options, "aot");
+  if (!spec)
+    return spec.takeError();
+  kernel.spec = *spec;
 
   kernel.rowsHint = options.getInt("rows-hint", 4096);
   if (kernel.rowsHint < 1)

@@ -61,6 +61,7 @@ const OptionInfo kBenchOptions[] = {
     {"gamma", OptionKind::NegatableFlag, "", "scale by gamma (default on)"},
     {"beta", OptionKind::NegatableFlag, "",
      "shift by beta (default on for layer_norm, off for rms_norm)"},
+    NORMJIT_SPEC_DETAIL_OPTIONS,
     {"device", OptionKind::String, "cpu|cuda|cuda:N",
      "where to run (default: cpu)"},
     {"threads", OptionKind::Int, "N",
@@ -207,6 +208,37 @@ void writeMeasurement(llvm::json::OStream &json, llvm::StringRef key,
   json.attributeEnd();
 }
 
+/// The spec's buffers in a JSON result: "dtype" (x's), whether each
+/// optional buffer is there, and each buffer's dtype.
+void writeSpecAttributes(llvm::json::OStream &json,
+                         const normjit_kernel_spec_t &spec) {
+  json.attribute("dtype", normjit_dtype_name(spec.x_dtype));
+  json.attribute("residual", spec.has_residual != 0);
+  json.attribute("store_sum", spec.store_sum != 0);
+  json.attribute("gamma", spec.has_gamma != 0);
+  json.attribute("beta", spec.has_beta != 0);
+  json.attribute("store_mean", spec.store_mean != 0);
+  json.attribute("store_rstd", spec.store_rstd != 0);
+  json.attribute("x_dtype", normjit_dtype_name(spec.x_dtype));
+  json.attribute("y_dtype", normjit_dtype_name(spec.y_dtype));
+  if (spec.has_residual)
+    json.attribute("residual_dtype", normjit_dtype_name(spec.residual_dtype));
+  if (spec.store_sum)
+    json.attribute("sum_dtype", normjit_dtype_name(spec.sum_dtype));
+  if (spec.has_gamma)
+    json.attribute("gamma_dtype", normjit_dtype_name(spec.gamma_dtype));
+  if (spec.has_beta)
+    json.attribute("beta_dtype", normjit_dtype_name(spec.beta_dtype));
+}
+
+/// The report's residual line.
+const char *describeResidual(const normjit_kernel_spec_t &spec) {
+  return spec.store_sum ? "fused pre-norm block: y = norm(x + residual), "
+                          "the sum stored too"
+                        : "fused pre-norm block: y = norm(x + residual), "
+                          "the sum not stored";
+}
+
 /// Rounds of each config when --versus compares two.
 constexpr int kVersusRounds = 7;
 
@@ -313,11 +345,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       json.attribute("op", getOpName(spec.op));
       json.attribute("rows", rows);
       json.attribute("cols", spec.cols);
-      json.attribute("dtype", normjit_dtype_name(spec.x_dtype));
-      json.attribute("residual", spec.has_residual != 0);
-      json.attribute("store_sum", spec.store_sum != 0);
-      json.attribute("gamma", spec.has_gamma != 0);
-      json.attribute("beta", spec.has_beta != 0);
+      writeSpecAttributes(json, spec);
       json.attribute("device", deviceName);
       json.attribute("device_name", info.name);
       json.attribute("chip", deviceChip);
@@ -345,8 +373,7 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
   };
   line("spec") << describeSpec(spec, rows) << "\n";
   if (spec.has_residual)
-    line("residual") << "fused pre-norm block: y = norm(x + residual), "
-                        "the sum stored too\n";
+    line("residual") << describeResidual(spec) << "\n";
   line("device") << deviceName << " " << info.name << " (" << deviceChip
                  << ", " << info.sm_count << " SMs"
                  << (deviceChip != target->chip()
@@ -510,32 +537,41 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
     versus = std::move(*versusKernel);
   }
 
-  // Sizes, with every product checked.
-  int64_t elementSize = static_cast<int64_t>(normjit_dtype_size(dtype));
-  int64_t elements = 0, rowBytes = 0, vectorBytes = 0, traffic = 0;
-  int64_t rowBuffers = residual ? 4 : 2; // x, y (+ residual, sum)
-  int64_t vectors = (gamma ? 1 : 0) + (beta ? 1 : 0);
+  // Sizes, with every product checked: each buffer in its own dtype.
+  int64_t elements = 0;
   if (llvm::MulOverflow(*rows, *cols, elements) ||
-      llvm::MulOverflow(elements, elementSize, rowBytes) ||
-      llvm::MulOverflow(rowBytes, rowBuffers, traffic) ||
-      llvm::AddOverflow(traffic, *cols * elementSize * vectors, traffic))
+      elements > (int64_t(1) << 40))
     return makeToolError("--rows " + llvm::Twine(*rows) + " times --cols " +
                          llvm::Twine(*cols) + " is too large");
-  vectorBytes = *cols * elementSize;
+  auto bytesOf = [](normjit_dtype_t type, int64_t count) {
+    return count * static_cast<int64_t>(normjit_dtype_size(type));
+  };
+  int64_t xBytes = bytesOf(dtype, elements);
+  int64_t residualBytes = residual ? bytesOf(spec.residual_dtype, elements) : 0;
+  int64_t yBytes = bytesOf(spec.y_dtype, elements);
+  int64_t sumBytes = spec.store_sum ? bytesOf(spec.sum_dtype, elements) : 0;
+  int64_t gammaBytes = gamma ? bytesOf(spec.gamma_dtype, *cols) : 0;
+  int64_t betaBytes = beta ? bytesOf(spec.beta_dtype, *cols) : 0;
+  int64_t meanBytes = spec.store_mean ? bytesOf(NORMJIT_F32, *rows) : 0;
+  int64_t rstdBytes = spec.store_rstd ? bytesOf(NORMJIT_F32, *rows) : 0;
+  int64_t traffic = xBytes + residualBytes + yBytes + sumBytes + gammaBytes +
+                    betaBytes + meanBytes + rstdBytes;
   int64_t copyBytes = traffic / 2;
 
   // Buffers, filled deterministically.
-  AlignedBuffer x, res, y, sum, g, b, copySource, copyTarget;
+  AlignedBuffer x, res, y, sum, g, b, mean, rstd, copySource, copyTarget;
   struct Allocation {
     AlignedBuffer *buffer;
     int64_t bytes;
     const char *what;
-  } allocations[] = {{&x, rowBytes, "x"},
-                     {&res, residual ? rowBytes : 0, "residual"},
-                     {&y, rowBytes, "y"},
-                     {&sum, residual ? rowBytes : 0, "sum"},
-                     {&g, gamma ? vectorBytes : 0, "gamma"},
-                     {&b, beta ? vectorBytes : 0, "beta"},
+  } allocations[] = {{&x, xBytes, "x"},
+                     {&res, residualBytes, "residual"},
+                     {&y, yBytes, "y"},
+                     {&sum, sumBytes, "sum"},
+                     {&g, gammaBytes, "gamma"},
+                     {&b, betaBytes, "beta"},
+                     {&mean, meanBytes, "mean"},
+                     {&rstd, rstdBytes, "rstd"},
                      {&copySource, copyBytes, "the memcpy source"},
                      {&copyTarget, copyBytes, "the memcpy target"}};
   for (const Allocation &allocation : allocations) {
@@ -549,14 +585,16 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   }
   fill(x.get(), elements, dtype, 1, 0.25f, 2.0f);
   if (residual)
-    fill(res.get(), elements, dtype, 2, 0.0f, 1.0f);
+    fill(res.get(), elements, spec.residual_dtype, 2, 0.0f, 1.0f);
   if (gamma)
-    fill(g.get(), *cols, dtype, 3, 1.0f, 0.1f);
+    fill(g.get(), *cols, spec.gamma_dtype, 3, 1.0f, 0.1f);
   if (beta)
-    fill(b.get(), *cols, dtype, 4, 0.0f, 0.1f);
-  std::memset(y.get(), 0, static_cast<size_t>(rowBytes));
-  if (residual)
-    std::memset(sum.get(), 0, static_cast<size_t>(rowBytes));
+    fill(b.get(), *cols, spec.beta_dtype, 4, 0.0f, 0.1f);
+  for (auto [output, bytes] :
+       {std::pair{&y, yBytes}, {&sum, sumBytes}, {&mean, meanBytes},
+        {&rstd, rstdBytes}})
+    if (bytes)
+      std::memset(output->get(), 0, static_cast<size_t>(bytes));
   std::memset(copySource.get(), 1, static_cast<size_t>(copyBytes));
   std::memset(copyTarget.get(), 0, static_cast<size_t>(copyBytes));
 
@@ -569,6 +607,8 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   runArgs.beta = b.get();
   runArgs.y = y.get();
   runArgs.sum = sum.get();
+  runArgs.mean = reinterpret_cast<float *>(mean.get());
+  runArgs.rstd = reinterpret_cast<float *>(rstd.get());
   const normjit::Kernel &k = **kernel;
   std::optional<Timing> versusTiming;
   llvm::Expected<Timing> kernelTiming = Timing();
@@ -647,11 +687,7 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       json.attribute("op", getOpName(spec.op));
       json.attribute("rows", *rows);
       json.attribute("cols", *cols);
-      json.attribute("dtype", normjit_dtype_name(dtype));
-      json.attribute("residual", residual);
-      json.attribute("store_sum", residual);
-      json.attribute("gamma", gamma);
-      json.attribute("beta", beta);
+      writeSpecAttributes(json, spec);
       json.attribute("device", "cpu");
       json.attribute("threads", static_cast<int64_t>(usedThreads));
       json.attribute("config", kernelConfig);
@@ -692,9 +728,8 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
     return out << llvm::left_justify(label, 11) << " ";
   };
   line("spec") << describeSpec(spec, *rows) << "\n";
-  if (residual)
-    line("residual") << "fused pre-norm block: y = norm(x + residual), "
-                        "the sum stored too\n";
+  if (spec.has_residual)
+    line("residual") << describeResidual(spec) << "\n";
   line("config") << kernelConfig << "\n";
   if (!normjit::getDisabledHostCpuFeatures().empty())
     line("cpu") << "compiled without "

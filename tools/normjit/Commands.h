@@ -61,13 +61,37 @@ llvm::Expected<normjit_dtype_t> parseDType(llvm::StringRef flag,
 
 class ParsedOptions;
 
-/// The spec described by the options that `bench` and `tune` share: --op
-/// and --cols (required), --dtype (every buffer; default f32), --residual
-/// (the sum is stored too), --[no-]gamma (default on), --[no-]beta (default
-/// on for layer_norm), --eps when the command has it (default 1e-5, rms_norm
-/// 1e-6). `command` names the command in messages.
+/// The spec described by the options that `bench`, `tune` and `aot` share:
+/// --op and --cols (required), --dtype (every buffer; default f32) and the
+/// dtype of each buffer over it (--x-dtype, ...), --residual (the sum is
+/// stored too unless --no-store-sum), --[no-]gamma (default on), --[no-]beta
+/// (default on for layer_norm), --store-mean, --store-rstd, --eps (default
+/// 1e-5, rms_norm 1e-6). `command` names the command in messages.
 llvm::Expected<normjit_kernel_spec_t>
 parseSpecOptions(const ParsedOptions &options, llvm::StringRef command);
+
+/// The entries of NORMJIT_SPEC_DETAIL_OPTIONS for an option table (after
+/// --op, --cols, --dtype, --residual, --gamma and --beta): each buffer's
+/// dtype, whether the sum is stored, the row statistics. Every command with
+/// parseSpecOptions lists them.
+#define NORMJIT_SPEC_DETAIL_OPTIONS                                            \
+  {"x-dtype", OptionKind::String, "DTYPE", "dtype of x (default --dtype)"},    \
+      {"y-dtype", OptionKind::String, "DTYPE",                                 \
+       "dtype of y (default --dtype)"},                                        \
+      {"residual-dtype", OptionKind::String, "DTYPE",                          \
+       "dtype of the residual (default --dtype)"},                             \
+      {"sum-dtype", OptionKind::String, "DTYPE",                               \
+       "dtype of the stored sum (default --dtype)"},                           \
+      {"gamma-dtype", OptionKind::String, "DTYPE",                             \
+       "dtype of gamma (default --dtype)"},                                    \
+      {"beta-dtype", OptionKind::String, "DTYPE",                              \
+       "dtype of beta (default --dtype)"},                                     \
+      {"store-sum", OptionKind::NegatableFlag, "",                             \
+       "store x + residual (default on with --residual)"},                     \
+      {"store-mean", OptionKind::Flag, "",                                     \
+       "store the f32 mean of each row (layer_norm)"},                         \
+      {"store-rstd", OptionKind::Flag, "",                                     \
+       "store the f32 reciprocal standard deviation of each row"}
 
 /// The device that `--device` names (absent: "cpu"): -1 for the CPU, else
 /// the CUDA ordinal ("cuda" is cuda:0). Other names are an error that says

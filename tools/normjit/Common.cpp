@@ -58,20 +58,38 @@ normjit::tool::parseSpecOptions(const ParsedOptions &options,
   if (cols < 1)
     return makeToolError("--cols must be at least 1, got " +
                          llvm::Twine(cols));
-  normjit_dtype_t dtype = NORMJIT_F32;
-  if (auto text = options.getString("dtype")) {
-    auto parsed = parseDType("--dtype", *text);
-    if (!parsed)
-      return parsed.takeError();
-    dtype = *parsed;
-  }
+  auto getDType = [&](llvm::StringRef name, normjit_dtype_t otherwise)
+      -> llvm::Expected<normjit_dtype_t> {
+    if (std::optional<std::string> text = options.getString(name))
+      return parseDType("--" + name.str(), *text);
+    return otherwise;
+  };
+  auto dtype = getDType("dtype", NORMJIT_F32);
+  if (!dtype)
+    return dtype.takeError();
   bool isLayerNorm = *op == NORMJIT_LAYER_NORM;
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, cols);
-  spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype =
-      spec.gamma_dtype = spec.beta_dtype = dtype;
-  spec.has_residual = spec.store_sum = options.getFlag("residual", false);
+  struct {
+    const char *option;
+    normjit_dtype_t *field;
+  } dtypes[] = {{"x-dtype", &spec.x_dtype},
+                {"y-dtype", &spec.y_dtype},
+                {"residual-dtype", &spec.residual_dtype},
+                {"sum-dtype", &spec.sum_dtype},
+                {"gamma-dtype", &spec.gamma_dtype},
+                {"beta-dtype", &spec.beta_dtype}};
+  for (const auto &entry : dtypes) {
+    auto value = getDType(entry.option, *dtype);
+    if (!value)
+      return value.takeError();
+    *entry.field = *value;
+  }
+  spec.has_residual = options.getFlag("residual", false);
+  spec.store_sum = options.getFlag("store-sum", spec.has_residual);
   spec.has_gamma = options.getFlag("gamma", true);
   spec.has_beta = options.getFlag("beta", isLayerNorm);
+  spec.store_mean = options.getFlag("store-mean", false);
+  spec.store_rstd = options.getFlag("store-rstd", false);
   auto eps = parseEpsilonOption(options, isLayerNorm ? 1e-5f : 1e-6f);
   if (!eps)
     return eps.takeError();

@@ -55,6 +55,7 @@ const OptionInfo kTuneOptions[] = {
     {"gamma", OptionKind::NegatableFlag, "", "scale by gamma (default on)"},
     {"beta", OptionKind::NegatableFlag, "",
      "shift by beta (default on for layer_norm)"},
+    NORMJIT_SPEC_DETAIL_OPTIONS,
     {"eps", OptionKind::Double, "E", "epsilon (default 1e-5, rms_norm 1e-6)"},
     {"sweep", OptionKind::String, "FILE.toml",
      "tune every spec of a sweep file instead of one spec"},

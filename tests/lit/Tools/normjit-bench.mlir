@@ -21,6 +21,20 @@
 // TABLE-NEXT: memcpy      {{[0-9.]+}} GB/s (13400 bytes copied per call on 1 thread)
 // TABLE-NEXT: of memcpy   {{[0-9.]+}} %
 
+// Each buffer in its own dtype, the residual's sum not stored, the row
+// statistics stored: 64x100 bf16 x (12800 bytes), an f32 residual and y
+// (25600 each), f32 gamma and beta (400 each), mean and rstd (256 each).
+// RUN: normjit bench --op layer_norm --rows 64 --cols 100 --dtype f32 --x-dtype bf16 --residual --no-store-sum --store-mean --store-rstd --threads 1 --reps 2 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=MIXED
+// MIXED:      spec        layer_norm rows=64 cols=100 x=bf16 y=f32 residual=f32 gamma=f32 beta=f32 mean=f32 rstd=f32 eps=1e-05
+// MIXED-NEXT: residual    fused pre-norm block: y = norm(x + residual), the sum not stored
+// MIXED:      bytes       65312 read + written per call
+// RUN: normjit bench --op layer_norm --rows 64 --cols 100 --dtype f32 --x-dtype bf16 --residual --no-store-sum --store-mean --store-rstd --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=MIXED-JSON
+// MIXED-JSON: "dtype":"bf16","residual":true,"store_sum":false,"gamma":true,"beta":true,"store_mean":true,"store_rstd":true,"x_dtype":"bf16","y_dtype":"f32","residual_dtype":"f32","gamma_dtype":"f32","beta_dtype":"f32",
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --store-mean 2>&1 | FileCheck %s --check-prefix=RMS-MEAN
+// RMS-MEAN: normjit: error: rms_norm computes no mean; store_mean must be 0
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --gamma-dtype f8 2>&1 | FileCheck %s --check-prefix=BAD-DTYPE
+// BAD-DTYPE: normjit: error: unknown --gamma-dtype 'f8'; expected f32, f16 or bf16
+
 // --no-gamma, and beta switched on for rms_norm.
 // RUN: normjit bench --op rms_norm --rows 4 --cols 16 --no-gamma --beta --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=FLAGS
 // FLAGS: "gamma":false,"beta":true,

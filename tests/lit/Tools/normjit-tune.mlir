@@ -22,3 +22,15 @@
 
 // AGAIN: cached    #norm.config<cpu,
 // AGAIN: --force tunes again
+
+// A mixed-precision spec (bf16 rows, f32 gamma and beta) that stores the
+// row statistics: tuned and cached under its own key.
+// RUN: rm -f %t-mixed.toml
+// RUN: normjit tune --op layer_norm --rows 64 --cols 128 --dtype bf16 --gamma-dtype f32 --beta-dtype f32 --store-mean --store-rstd --budget 0.3 --candidates 4 --cache %t-mixed.toml | FileCheck %s --check-prefix=MIXED
+// MIXED: spec      layer_norm rows=64 cols=128 x=bf16 y=bf16 gamma=f32 beta=f32 mean=f32 rstd=f32 eps=1e-05
+// MIXED: best      #norm.config<cpu,
+// RUN: normjit tune --op layer_norm --rows 64 --cols 128 --dtype bf16 --gamma-dtype f32 --beta-dtype f32 --store-mean --store-rstd --cache %t-mixed.toml | FileCheck %s --check-prefix=MIXED-AGAIN
+// MIXED-AGAIN: cached    #norm.config<cpu,
+// The same rows without the statistics are another spec: not cached.
+// RUN: normjit tune --op layer_norm --rows 64 --cols 128 --dtype bf16 --gamma-dtype f32 --beta-dtype f32 --budget 0.3 --candidates 4 --cache %t-mixed.toml | FileCheck %s --check-prefix=MIXED-OTHER
+// MIXED-OTHER: best      #norm.config<cpu,

@@ -8,6 +8,10 @@
 //   rows = [1, 16, 4096]
 //   dtypes = ["f32", "bf16"]       # optional, default ["f32"]
 //   residual = [false, true]       # optional, default [false]
+//   param_dtype = "f32"            # optional: gamma's and beta's dtype,
+//                                  # default each spec's dtype
+//   store_stats = true             # optional, default false: store rstd,
+//                                  # and the mean for layer_norm
 //   gamma = true                   # optional, default true
 //   beta = true                    # optional, default true for layer_norm
 //   eps = 1e-5                     # optional, default 1e-5 / 1e-6 (rms)
@@ -80,8 +84,10 @@ public:
 
   llvm::Error parseGroup(const toml::table &group,
                          std::vector<SweepItem> &items) {
-    static const char *kKeys[] = {"ops",   "cols", "rows", "dtypes", "residual",
-                                  "gamma", "beta", "eps",  "budget"};
+    static const char *kKeys[] = {"ops",         "cols",        "rows",
+                                  "dtypes",      "residual",    "param_dtype",
+                                  "store_stats", "gamma",       "beta",
+                                  "eps",         "budget"};
     for (const auto &[key, value] : group) {
       bool known = false;
       for (const char *name : kKeys)
@@ -89,7 +95,8 @@ public:
       if (!known)
         return error(&value, "unknown key '" + llvm::Twine(key.str()) +
                                  "' (known: ops, cols, rows, dtypes, "
-                                 "residual, gamma, beta, eps, budget)");
+                                 "residual, param_dtype, store_stats, gamma, "
+                                 "beta, eps, budget)");
     }
     auto ops = array<std::string>(group, "ops", true);
     if (!ops)
@@ -128,6 +135,20 @@ public:
     auto gamma = flag("gamma", true);
     if (!gamma)
       return gamma.takeError();
+    auto storeStats = flag("store_stats", false);
+    if (!storeStats)
+      return storeStats.takeError();
+    std::optional<normjit_dtype_t> paramDtype;
+    if (const toml::node *node = group.get("param_dtype")) {
+      std::optional<std::string> name = node->value_exact<std::string>();
+      normjit_dtype_t parsed;
+      if (!name || normjit_dtype_parse(name->c_str(), &parsed) != NORMJIT_OK) {
+        normjit_clear_error();
+        return error(node, "'param_dtype' must be \"f32\", \"f16\" or "
+                           "\"bf16\"");
+      }
+      paramDtype = parsed;
+    }
     const toml::node *betaNode = group.get("beta");
     auto beta = flag("beta", true);
     if (!beta)
@@ -188,7 +209,11 @@ public:
               item.spec.x_dtype = item.spec.y_dtype = item.spec.residual_dtype =
                   item.spec.sum_dtype = item.spec.gamma_dtype =
                       item.spec.beta_dtype = dtype;
+              if (paramDtype)
+                item.spec.gamma_dtype = item.spec.beta_dtype = *paramDtype;
               item.spec.has_residual = item.spec.store_sum = residual;
+              item.spec.store_rstd = *storeStats;
+              item.spec.store_mean = *storeStats && op == NORMJIT_LAYER_NORM;
               item.spec.has_gamma = *gamma;
               // beta: on for layer_norm unless turned off; for rms_norm only
               // when asked for explicitly.

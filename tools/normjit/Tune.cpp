@@ -348,6 +348,25 @@ std::string svgPlot(const std::vector<ReportRow> &rows,
   return svg;
 }
 
+/// gamma's (else beta's) dtype; "-" without either.
+const char *paramDtypeName(const normjit_kernel_spec_t &spec) {
+  if (spec.has_gamma)
+    return normjit_dtype_name(spec.gamma_dtype);
+  return spec.has_beta ? normjit_dtype_name(spec.beta_dtype) : "-";
+}
+
+/// The report's dtype cell: x's, with gamma's and beta's when another, and
+/// "+ stats" when the row statistics are stored.
+std::string describeDtypes(const normjit_kernel_spec_t &spec) {
+  std::string text = normjit_dtype_name(spec.x_dtype);
+  llvm::StringRef params = paramDtypeName(spec);
+  if (params != "-" && params != text)
+    text += " (" + params.str() + " gamma/beta)";
+  if (spec.store_mean || spec.store_rstd)
+    text += " + stats";
+  return text;
+}
+
 /// Creates the report directory and checks it is writable: before tuning,
 /// so that a sweep does not fail at its end.
 llvm::Error checkReportDirectory(const std::string &dir) {
@@ -381,7 +400,8 @@ llvm::Error writeReport(const std::string &dir,
        << "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---|---|\n";
   csvOs << "op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,"
            "speedup,"
-        << ceiling.column << ",fusion,fusion_margin,from_cache,config\n";
+        << ceiling.column
+        << ",fusion,fusion_margin,from_cache,config,param_dtype,stats\n";
   double logSum = 0;
   int counted = 0;
   for (const ReportRow &row : rows) {
@@ -398,8 +418,8 @@ llvm::Error writeReport(const std::string &dir,
                   llvm::formatv(" ({0:F2}x)", row.fusionMargin).str()
             : row.fusion + " (other form not measured)";
     mdOs << "| " << getOpName(row.spec.op) << " | " << row.rows << " | "
-         << row.spec.cols << " | " << normjit_dtype_name(row.spec.x_dtype)
-         << " | " << (row.spec.has_residual ? "yes" : "no") << " | "
+         << row.spec.cols << " | " << describeDtypes(row.spec) << " | "
+         << (row.spec.has_residual ? "yes" : "no") << " | "
          << llvm::format("%.1f", row.tunedGbps) << " | "
          << llvm::format("%.1f", row.defaultGbps) << " | "
          << llvm::format("%.2fx", speedup) << " | "
@@ -417,7 +437,9 @@ llvm::Error writeReport(const std::string &dir,
           << llvm::format("%.4f", speedup) << ","
           << llvm::format("%.3f", row.copyGbps) << "," << row.fusion << ","
           << llvm::format("%.4f", row.fusionMargin) << ","
-          << (row.fromCache ? 1 : 0) << "," << csvEscape(row.config) << "\n";
+          << (row.fromCache ? 1 : 0) << "," << csvEscape(row.config) << ","
+          << paramDtypeName(row.spec) << ","
+          << (row.spec.store_rstd || row.spec.store_mean ? 1 : 0) << "\n";
   }
   if (counted)
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "

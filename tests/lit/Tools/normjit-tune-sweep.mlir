@@ -17,6 +17,24 @@
 // DUP: tuned 2, already in the cache 0 (shard 0/1: 2 of 2 specs; the whole sweep has 2 rows sharing an earlier row's entry)
 // DUP-NOTES: note: rms_norm rows=1024 cols=64 {{.*}} shares the cache entry of rms_norm rows=1000 cols=64 {{.*}} (row bucket rows<=1024): tuned once, as the first
 // DUP-NOTES: note: rms_norm rows=8 cols=64 {{.*}} is in the sweep more than once: tuned once
+// Mixed precision and stored statistics: bf16 rows with f32 gamma and
+// beta, LayerNorm storing mean and rstd, RMSNorm rstd; the report says so.
+// RUN: printf '[[sweep]]\nops = ["layer_norm", "rms_norm"]\ncols = [64]\nrows = [8]\ndtypes = ["bf16"]\nparam_dtype = "f32"\nstore_stats = true\nbudget = 0.2\n' > %t/mixed.toml
+// RUN: normjit tune --sweep %t/mixed.toml --cache %t/mixed-cache.toml --candidates 2 --no-progress --report %t/mixed-report 2>%t/mixed-lines | FileCheck %s --check-prefix=MIXED
+// RUN: FileCheck %s --check-prefix=MIXED-LINES < %t/mixed-lines
+// RUN: FileCheck %s --check-prefix=MIXED-REPORT < %t/mixed-report/report.md
+// RUN: FileCheck %s --check-prefix=MIXED-CSV < %t/mixed-report/report.csv
+// MIXED: tuned 2, already in the cache 0
+// MIXED-LINES: layer_norm rows=8 cols=64 x=bf16 y=bf16 gamma=f32 beta=f32 mean=f32 rstd=f32
+// MIXED-LINES: rms_norm rows=8 cols=64 x=bf16 y=bf16 gamma=f32 rstd=f32
+// MIXED-REPORT: | layer_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
+// MIXED-REPORT: | rms_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
+// MIXED-CSV: layer_norm,8,8,64,bf16,0,{{.*}},f32,1
+// MIXED-CSV: rms_norm,8,8,64,bf16,0,{{.*}},f32,1
+// RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\nparam_dtype = "f64"\n' > %t/bad-param.toml
+// RUN: not normjit tune --sweep %t/bad-param.toml --cache %t/bad.toml 2>&1 | FileCheck %s --check-prefix=BAD-PARAM
+// BAD-PARAM: normjit: error: {{.*}}bad-param.toml:5{{.*}}'param_dtype' must be "f32", "f16" or "bf16"
+
 // A sweep split into two shards; a run stopped after half the specs (the
 // first shard's cache) continues where it stopped; the shards merged, and a
 // resumed run that finds everything tuned already and writes the report.
@@ -32,7 +50,7 @@
 // REPORT: | op | rows | cols | dtype | residual | tuned GB/s | default GB/s | speedup | memcpy GB/s
 // REPORT-COUNT-4: | rms_norm | 8 |
 // REPORT: Geometric-mean speedup of the tuned over the default config: {{[0-9.]+}}x over 4 shapes.
-// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config
+// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config,param_dtype,stats
 // CSV-COUNT-4: rms_norm,8,8,
 // SVG: <svg xmlns="http://www.w3.org/2000/svg"
 // SVG: memcpy ceiling

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 using normjit::runtime::setError;
@@ -87,8 +88,8 @@ inline int64_t elementBytes(normjit_dtype_t dtype) {
 
 /// Whether normjit_kernel_spec_validate accepts `spec`, by the same rules
 /// without building its messages. (Each call checks its spec and arguments:
-/// done field by field with messages ready to build, that was 36 ns of a
-/// 1x16 call's 75 on the Zen 5, more than the kernel itself.)
+/// done field by field with messages ready to build, that was 33 ns of a
+/// 71 ns call of one 16-column row on the Zen 5, three times the kernel.)
 bool isValidSpec(const normjit_kernel_spec_t &spec) {
   auto dtypeOk = [](bool used, normjit_dtype_t dtype) {
     return !used || elementBytes(dtype) != 0;
@@ -101,7 +102,8 @@ bool isValidSpec(const normjit_kernel_spec_t &spec) {
          dtypeOk(spec.has_gamma, spec.gamma_dtype) &&
          dtypeOk(spec.has_beta, spec.beta_dtype) &&
          // Positive and finite (NaN fails both).
-         spec.epsilon > 0.0f && spec.epsilon <= 3.40282347e38f &&
+         spec.epsilon > 0.0f &&
+         spec.epsilon <= std::numeric_limits<float>::max() &&
          (!spec.store_sum || spec.has_residual) &&
          !(spec.store_mean && spec.op == NORMJIT_RMS_NORM);
 }

@@ -165,6 +165,14 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
   bool addGroups = !pairs && rows >= 2 &&
                    (spec.has_gamma || spec.has_beta) &&
                    inputBytes <= streamingThresholdBytes;
+  // Tiles there only while the group's rows of x fit in 32 KiB (bf16 rows
+  // of up to 2048 columns, f32 of up to 1024): beyond, they lost to single
+  // rows (f32 rows of 2048 columns: 0.71-0.82x in groups of 3, 4 or 8).
+  bool addTiles =
+      addGroups && tiles &&
+      kTiledRowGroup * cols *
+              static_cast<int64_t>(normjit_dtype_size(spec.x_dtype)) <=
+          (32 << 10);
   size_t ungrouped = space.size();
   for (size_t i = 0; i < ungrouped; ++i) {
     CpuConfig config = space[i];
@@ -174,7 +182,7 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
       add(withRowGroup(config, kTiledRowGroup));
     if (addGroups && !config.streamingStores && config.prefetchRows == 0) {
       add(withRowGroup(config, 2));
-      if (tiles)
+      if (addTiles)
         add(withRowGroup(config, kTiledRowGroup));
     }
   }

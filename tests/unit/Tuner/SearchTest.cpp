@@ -412,6 +412,20 @@ TEST(SearchSpaceTest, RowGroupsForInputsWithinTheCache) {
   for (int64_t group : {2, 8})
     EXPECT_EQ(std::count(candidates.begin(), candidates.end(), grouped(group)),
               1);
+  // Pairs only where 8 rows of x overflow 32 KiB: 512 rows of 4096 bf16
+  // (8 KiB a row, 4 MiB in all, the threshold), or of 2048 f32.
+  normjit_kernel_spec_t wideBf16 = spec;
+  wideBf16.cols = 4096;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(wideBf16, 512, avx512Host())),
+            (std::set<int64_t>{0, 2}));
+  normjit_kernel_spec_t f32Rows =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 2048);
+  f32Rows.has_gamma = f32Rows.has_beta = 1;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(f32Rows, 64, avx512Host())),
+            (std::set<int64_t>{0, 2}));
+  f32Rows.cols = 1024;
+  EXPECT_EQ(groupsOf(buildCpuSearchSpace(f32Rows, 64, avx512Host())),
+            (std::set<int64_t>{0, 2, 8}));
   // Pairs only when the spec stores the residual's sum (no tiles then).
   normjit_kernel_spec_t residual = spec;
   residual.has_residual = residual.store_sum = 1;

@@ -36,9 +36,10 @@ namespace normjit::tuner {
 ///   pairs them, for the configs with streaming stores or prefetches;
 ///   column tiles over 8 rows (in tasks of whole groups) for the configs
 ///   with prefetches, unless the spec stores the residual's sum; and pairs
-///   and tiles of 8 (tiles as above) where the default takes single rows,
-///   for inputs of 2 rows or more up to `streamingThresholdBytes` with
-///   gamma or beta (configs without streaming stores or prefetches).
+///   where the default takes single rows, for inputs of 2 rows or more up
+///   to `streamingThresholdBytes` with gamma or beta (configs without
+///   streaming stores or prefetches), and there tiles of 8 too (as above)
+///   while 8 rows of x fit in 32 KiB.
 std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),

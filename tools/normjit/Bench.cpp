@@ -456,10 +456,6 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
                          "combined with --device " +
                          getDeviceName(*device));
   const int64_t *cols = &spec.cols;
-  normjit_dtype_t dtype = spec.x_dtype;
-  bool residual = spec.has_residual != 0;
-  bool gamma = spec.has_gamma != 0;
-  bool beta = spec.has_beta != 0;
   auto threads = getAtLeast(options, "threads", 0, 0);
   if (!threads)
     return threads.takeError();
@@ -546,12 +542,13 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   auto bytesOf = [](normjit_dtype_t type, int64_t count) {
     return count * static_cast<int64_t>(normjit_dtype_size(type));
   };
-  int64_t xBytes = bytesOf(dtype, elements);
-  int64_t residualBytes = residual ? bytesOf(spec.residual_dtype, elements) : 0;
+  int64_t xBytes = bytesOf(spec.x_dtype, elements);
+  int64_t residualBytes =
+      spec.has_residual ? bytesOf(spec.residual_dtype, elements) : 0;
   int64_t yBytes = bytesOf(spec.y_dtype, elements);
   int64_t sumBytes = spec.store_sum ? bytesOf(spec.sum_dtype, elements) : 0;
-  int64_t gammaBytes = gamma ? bytesOf(spec.gamma_dtype, *cols) : 0;
-  int64_t betaBytes = beta ? bytesOf(spec.beta_dtype, *cols) : 0;
+  int64_t gammaBytes = spec.has_gamma ? bytesOf(spec.gamma_dtype, *cols) : 0;
+  int64_t betaBytes = spec.has_beta ? bytesOf(spec.beta_dtype, *cols) : 0;
   int64_t meanBytes = spec.store_mean ? bytesOf(NORMJIT_F32, *rows) : 0;
   int64_t rstdBytes = spec.store_rstd ? bytesOf(NORMJIT_F32, *rows) : 0;
   int64_t traffic = xBytes + residualBytes + yBytes + sumBytes + gammaBytes +
@@ -583,12 +580,12 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       return buffer.takeError();
     *allocation.buffer = std::move(*buffer);
   }
-  fill(x.get(), elements, dtype, 1, 0.25f, 2.0f);
-  if (residual)
+  fill(x.get(), elements, spec.x_dtype, 1, 0.25f, 2.0f);
+  if (spec.has_residual)
     fill(res.get(), elements, spec.residual_dtype, 2, 0.0f, 1.0f);
-  if (gamma)
+  if (spec.has_gamma)
     fill(g.get(), *cols, spec.gamma_dtype, 3, 1.0f, 0.1f);
-  if (beta)
+  if (spec.has_beta)
     fill(b.get(), *cols, spec.beta_dtype, 4, 0.0f, 0.1f);
   for (auto [output, bytes] :
        {std::pair{&y, yBytes}, {&sum, sumBytes}, {&mean, meanBytes},

@@ -422,15 +422,15 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   }
 
   // Run.
+  // An output the spec does not store: an empty array, never written.
+  auto outputIf = [](bool stored, normjit_dtype_t dtype,
+                     const std::vector<int64_t> &shape) {
+    return makeOutput(dtype, stored ? shape : std::vector<int64_t>{0});
+  };
   NpyArray y = makeOutput(spec.y_dtype, x->shape);
-  NpyArray sum = makeOutput(
-      spec.sum_dtype, spec.store_sum ? x->shape : std::vector<int64_t>{0});
-  NpyArray mean = makeOutput(NORMJIT_F32, spec.store_mean
-                                              ? rowShape
-                                              : std::vector<int64_t>{0});
-  NpyArray rstd = makeOutput(NORMJIT_F32, spec.store_rstd
-                                              ? rowShape
-                                              : std::vector<int64_t>{0});
+  NpyArray sum = outputIf(spec.store_sum, spec.sum_dtype, x->shape);
+  NpyArray mean = outputIf(spec.store_mean, NORMJIT_F32, rowShape);
+  NpyArray rstd = outputIf(spec.store_rstd, NORMJIT_F32, rowShape);
   normjit_run_args_t runArgs{};
   runArgs.rows = rows;
   runArgs.x = x->data.data();

@@ -392,7 +392,8 @@ llvm::Error normjit::tool::runCommand(llvm::ArrayRef<std::string> args,
   std::shared_ptr<const normjit::Kernel> cpuKernel;
   std::shared_ptr<const normjit::CompiledGpuKernel> gpuKernel;
   if (*device < 0) {
-    normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
+    normjit::CpuConfig config =
+        normjit::getDefaultCpuConfigForRows(spec, rows);
     // Entries tuned on the thread count asked for (all cores by default).
     int asked = options.has("threads") ? static_cast<int>(threads) : 0;
     if (auto entry =

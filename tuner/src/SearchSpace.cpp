@@ -20,10 +20,6 @@ using namespace normjit;
 /// register-capped (min_blocks_per_sm) variants in the GPU space.
 static constexpr int64_t kMinCappedElements = 16;
 
-/// Rows normalized together in column tiles: the CPU space's tiled
-/// variant (row_group) of configs with prefetches.
-static constexpr int64_t kTiledRowGroup = 8;
-
 namespace {
 /// Whether the default normalizes the rows of `spec` in pairs.
 bool defaultPairsRows(const normjit_kernel_spec_t &spec) {

@@ -63,12 +63,12 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
       -> llvm::Expected<std::shared_ptr<const Kernel>> {
     if (source)
       *source = from;
+    // Without a tuned config, the default heuristic for this row count.
+    if (!config)
+      config = getDefaultCpuConfigForRows(spec, rows);
     // Kernels run on the thread count they were asked (and tuned) for.
-    if (options.threads > 0) {
-      if (!config)
-        config = getDefaultCpuConfig(spec);
+    if (options.threads > 0)
       config->threads = options.threads;
-    }
     return context.getKernel(spec, config);
   };
   if (policy == TuningPolicy::Heuristic)

@@ -462,7 +462,8 @@ llvm::Expected<AotDevice> normjit::aot::parseAotDevice(llvm::StringRef name,
 
 CpuConfig AotKernel::getConfig(const CpuTarget &target) const {
   CpuConfig base = tunedConfig ? *tunedConfig
-                               : getDefaultCpuConfig(spec, target.description);
+                               : getDefaultCpuConfigForRows(
+                                     spec, rowsHint, target.description);
   return knobs.applyTo(base);
 }
 

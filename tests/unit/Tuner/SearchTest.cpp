@@ -359,6 +359,121 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
             (std::set<int64_t>{0, 1, 8}));
 }
 
+TEST(SearchSpaceTest, RowsAwareDefaultGroupsRowsWithinTheCache) {
+  HostCpu host = avx512Host();
+  auto spec = [](normjit_op_t op, int64_t cols, normjit_dtype_t dtype,
+                 normjit_dtype_t params, bool residual, bool storeSum) {
+    normjit_kernel_spec_t s = normjit_kernel_spec_default(op, cols);
+    s.x_dtype = s.y_dtype = s.residual_dtype = s.sum_dtype = dtype;
+    s.gamma_dtype = s.beta_dtype = params;
+    s.has_gamma = 1;
+    s.has_beta = op == NORMJIT_LAYER_NORM;
+    s.has_residual = residual;
+    s.store_sum = residual && storeSum;
+    return s;
+  };
+  auto groupOf = [&](const normjit_kernel_spec_t &s, int64_t rows) {
+    CpuConfig config = getDefaultCpuConfigForRows(s, rows, host);
+    // Only the grouping (and the task size, to whole groups) differs from
+    // the spec's default.
+    CpuConfig plain = getDefaultCpuConfig(s, host);
+    CpuConfig same = config;
+    same.rowGroup = plain.rowGroup;
+    same.rowsPerTask = plain.rowsPerTask;
+    EXPECT_EQ(same, plain) << config.str();
+    if (config.rowGroup > 0) {
+      EXPECT_EQ(config.rowsPerTask % config.rowGroup, 0) << config.str();
+      EXPECT_GE(config.rowsPerTask, plain.rowsPerTask) << config.str();
+      EXPECT_LT(config.rowsPerTask - plain.rowsPerTask, config.rowGroup);
+    }
+    // The tuner tries it.
+    std::vector<CpuConfig> space = buildCpuSearchSpace(s, rows, host);
+    EXPECT_NE(std::find(space.begin(), space.end(), config), space.end())
+        << config.str() << " at " << rows << " rows";
+    return config.rowGroup;
+  };
+  auto ln = [&](int64_t cols, normjit_dtype_t dtype,
+                normjit_dtype_t params) {
+    return spec(NORMJIT_LAYER_NORM, cols, dtype, params, false, false);
+  };
+  // bf16 rows (bf16 or f32 gamma and beta) and f16 rows: tiles of 8 from
+  // 2 rows up to 4 MiB of x (2048 rows of 1024 columns; 4096 rows take
+  // 8 MiB), while 8 rows fit in 32 KiB (2048 columns).
+  for (normjit_dtype_t params : {NORMJIT_BF16, NORMJIT_F32}) {
+    EXPECT_EQ(groupOf(ln(768, NORMJIT_BF16, params), 1), 0);
+    EXPECT_EQ(groupOf(ln(768, NORMJIT_BF16, params), 2), 8);
+    EXPECT_EQ(groupOf(ln(1024, NORMJIT_BF16, params), 2048), 8);
+    EXPECT_EQ(groupOf(ln(1024, NORMJIT_BF16, params), 1500), 8);
+    EXPECT_EQ(groupOf(ln(1024, NORMJIT_BF16, params), 2049), 0);
+    EXPECT_EQ(groupOf(ln(2048, NORMJIT_BF16, params), 16), 8);
+    EXPECT_EQ(groupOf(ln(2049, NORMJIT_BF16, params), 16), 0);
+  }
+  EXPECT_EQ(groupOf(ln(768, NORMJIT_F16, NORMJIT_F16), 512), 8);
+  // The default's pairs stand (4096 bf16 columns with f32 gamma and beta
+  // overflow the L1).
+  EXPECT_EQ(groupOf(ln(4096, NORMJIT_BF16, NORMJIT_F32), 16), 0);
+  // f32 rows: up to 16 rows of up to 1024 columns.
+  EXPECT_EQ(groupOf(ln(768, NORMJIT_F32, NORMJIT_F32), 16), 8);
+  EXPECT_EQ(groupOf(ln(768, NORMJIT_F32, NORMJIT_F32), 9), 8);
+  EXPECT_EQ(groupOf(ln(768, NORMJIT_F32, NORMJIT_F32), 17), 0);
+  EXPECT_EQ(groupOf(ln(1025, NORMJIT_F32, NORMJIT_F32), 8), 0);
+  // RMSNorm alike.
+  EXPECT_EQ(groupOf(spec(NORMJIT_RMS_NORM, 1024, NORMJIT_BF16, NORMJIT_BF16,
+                         false, false),
+                    64),
+            8);
+  // A residual not stored: tiles while 8 rows of x and residual fit in
+  // 32 KiB, 16-bit rows only.
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 1024, NORMJIT_BF16, NORMJIT_BF16,
+                         true, false),
+                    64),
+            8);
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 2048, NORMJIT_BF16, NORMJIT_BF16,
+                         true, false),
+                    64),
+            0);
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 256, NORMJIT_F32, NORMJIT_F32,
+                         true, false),
+                    8),
+            0);
+  // The sum stored: pairs of 16-bit rows of up to 2048 columns, never
+  // tiles; f32 rows alone.
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 2048, NORMJIT_BF16, NORMJIT_BF16,
+                         true, true),
+                    64),
+            2);
+  EXPECT_EQ(groupOf(spec(NORMJIT_RMS_NORM, 768, NORMJIT_BF16, NORMJIT_F32,
+                         true, true),
+                    3),
+            2);
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 4096, NORMJIT_BF16, NORMJIT_BF16,
+                         true, true),
+                    64),
+            0);
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 768, NORMJIT_F32, NORMJIT_F32,
+                         true, true),
+                    8),
+            0);
+  // Neither gamma nor beta: nothing shared, nothing measured.
+  normjit_kernel_spec_t bare = ln(768, NORMJIT_BF16, NORMJIT_BF16);
+  bare.has_gamma = bare.has_beta = 0;
+  EXPECT_EQ(groupOf(bare, 64), 0);
+  // Row counts the runtime rejects, specs it rejects: the spec's default.
+  normjit_kernel_spec_t tiled = ln(768, NORMJIT_BF16, NORMJIT_BF16);
+  EXPECT_EQ(getDefaultCpuConfigForRows(tiled, 0, host),
+            getDefaultCpuConfig(tiled, host));
+  EXPECT_EQ(getDefaultCpuConfigForRows(tiled, -5, host),
+            getDefaultCpuConfig(tiled, host));
+  EXPECT_EQ(getDefaultCpuConfigForRows(tiled, INT64_MAX, host),
+            getDefaultCpuConfig(tiled, host));
+  normjit_kernel_spec_t invalid = tiled;
+  invalid.cols = 0;
+  EXPECT_EQ(getDefaultCpuConfigForRows(invalid, 64, host).rowGroup, 0);
+  invalid = tiled;
+  invalid.x_dtype = static_cast<normjit_dtype_t>(77);
+  EXPECT_EQ(getDefaultCpuConfigForRows(invalid, 64, host).rowGroup, 0);
+}
+
 TEST(SearchSpaceTest, RowGroupsForInputsWithinTheCache) {
   auto groupsOf = [](const std::vector<CpuConfig> &space) {
     std::set<int64_t> groups;
@@ -776,7 +891,7 @@ TEST(TunedKernelsTest, PoliciesUseTheCacheAsTheySay) {
   kernel = heuristic.getKernel(spec, 100, &source);
   ASSERT_TRUE(!!kernel);
   EXPECT_EQ(source, ConfigSource::Default);
-  EXPECT_EQ((*kernel)->getConfig(), getDefaultCpuConfig(spec));
+  EXPECT_EQ((*kernel)->getConfig(), getDefaultCpuConfigForRows(spec, 100));
 
   TuneOptions quick;
   quick.budgetSeconds = 0.3;

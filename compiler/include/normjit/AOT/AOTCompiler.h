@@ -102,7 +102,7 @@ llvm::Expected<AotDevice> parseAotDevice(llvm::StringRef name,
 
 /// Where the config of a kernel comes from.
 enum class ConfigSource {
-  Default,  ///< the default heuristic of each target
+  Default,  ///< the default heuristic of each target for rowsHint rows
   Cache,    ///< the tuning cache (one config for every target)
   Explicit, ///< knobs given by the user over the default heuristic
 };
@@ -112,7 +112,9 @@ const char *getConfigSourceName(ConfigSource source);
 struct AotKernel {
   std::string name; ///< its C function; a C identifier without "__"
   normjit_kernel_spec_t spec;
-  int64_t rowsHint = 4096; ///< picks the tuning cache's row bucket (CPU)
+  /// Rows per call the kernel is for (CPU): picks the tuning cache's row
+  /// bucket, and the default heuristic's row grouping without one.
+  int64_t rowsHint = 4096;
   /// The tuned config for every target, if the tuning cache had one (CPU).
   std::optional<CpuConfig> tunedConfig;
   /// Knobs set by the user; they win over the tuned and default configs.

@@ -91,6 +91,37 @@ const std::vector<std::string> &getDisabledHostCpuFeatures();
 CpuConfig getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
                               const HostCpu &host = getHostCpu());
 
+/// Rows per group of the tiled row grouping (`row_group`) that the CPU
+/// heuristics choose (the rows-aware default below, the tuner's space).
+constexpr int64_t kTiledRowGroup = 8;
+
+/// Inputs (x and the residual) of up to this many bytes per call are taken
+/// to stay in the caches: the rows-aware default and the tuner's space
+/// (its streaming threshold) plan for them so.
+constexpr int64_t kCacheResidentInputBytes = int64_t(4) << 20;
+
+/// Whether kTiledRowGroup rows of `spec`'s x and residual fit in 32 KiB
+/// (bf16 rows of up to 2048 columns, f32 of up to 1024, half that with a
+/// residual): beyond, tiles lost to single rows on every input measured.
+bool rowTilesFitL1(const normjit_kernel_spec_t &spec);
+
+/// The heuristic config for `spec` called with `rows` rows: the spec's
+/// (getDefaultCpuConfig), with rows normalized in groups (rows per task
+/// rounded up to whole groups) where those are known to pay: where the
+/// default takes single rows, with gamma or beta, 2 rows or more, and
+/// every row count of `rows`' power-of-two bucket within
+/// kCacheResidentInputBytes. Tiles of kTiledRowGroup rows where
+/// rowTilesFitL1 and the sum is not stored (f32 rows: without a residual,
+/// up to 16 rows); pairs of 16-bit rows of up to 16 KiB a pair (x and
+/// residual) where the sum is stored. A row is a chain of dependent steps
+/// (its sums, reduction, division and output) that leaves the core mostly
+/// idle; the rows of a group overlap them. What a kernel gets where the
+/// row count is known and no tuned config is: TunedKernels' fallback
+/// (`normjit_kernel_get_tuned`), AOT's `--rows-hint`.
+CpuConfig getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
+                                     int64_t rows,
+                                     const HostCpu &host = getHostCpu());
+
 /// Parses `#norm.config<cpu, ...>` text (as CpuConfig::str() writes it, or
 /// written by hand: absent knobs keep the values of `base`).
 llvm::Expected<CpuConfig> parseCpuConfig(llvm::StringRef text,

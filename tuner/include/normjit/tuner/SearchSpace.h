@@ -39,11 +39,12 @@ namespace normjit::tuner {
 ///   where the default takes single rows, for inputs of 2 rows or more up
 ///   to `streamingThresholdBytes` with gamma or beta (configs without
 ///   streaming stores or prefetches), and there tiles of 8 too (as above)
-///   while 8 rows of x fit in 32 KiB.
+///   while 8 rows of x fit in 32 KiB. (So the space holds
+///   getDefaultCpuConfigForRows for `rows` too.)
 std::vector<CpuConfig>
 buildCpuSearchSpace(const normjit_kernel_spec_t &spec, int64_t rows,
                     const HostCpu &host = getHostCpu(),
-                    int64_t streamingThresholdBytes = 4ll << 20);
+                    int64_t streamingThresholdBytes = kCacheResidentInputBytes);
 
 /// How many knobs two CPU configs set differently.
 int knobsApart(const CpuConfig &a, const CpuConfig &b);

@@ -21,7 +21,9 @@ namespace normjit::tuner {
 
 /// What a miss in the tuning cache leads to.
 enum class TuningPolicy {
-  Heuristic,  ///< ignore the cache: always the default heuristic
+  /// ignore the cache: always the default heuristic for the row count
+  /// (getDefaultCpuConfigForRows; the GPU's for the spec)
+  Heuristic,
   CacheOnly,  ///< the cached config, else the default heuristic
   TuneOnMiss, ///< the cached config, else tune (with a budget) and store
 };
@@ -29,7 +31,6 @@ enum class TuningPolicy {
 /// Parses "heuristic", "cache-only" or "tune-on-miss".
 std::optional<TuningPolicy> parseTuningPolicy(const std::string &name);
 
-/// Where the config of a kernel came from.
 /// Where a kernel's config came from. TunedNotSaved: tuned now, but the
 /// cache file could not be written (the entry is kept in memory, and the
 /// reason warned about on stderr).

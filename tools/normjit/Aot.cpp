@@ -80,8 +80,9 @@ const OptionInfo kAotOptions[] = {
     {"row-group", OptionKind::Int, "N",
      "CPU config knob (one spec): rows normalized together"},
     {"rows-hint", OptionKind::Int, "N",
-     "rows per call the kernel is for: picks the tuning cache's row bucket "
-     "(one CPU spec; default 4096)"},
+     "rows per call the kernel is for: picks the tuning cache's row bucket, "
+     "and the default heuristic's row grouping without a tuned config (one "
+     "CPU spec; default 4096)"},
     {"cache", OptionKind::String, "FILE",
      "the tuning cache of CPU kernels (default: $NORMJIT_CACHE_DIR, "
      "$XDG_CACHE_HOME or ~/.cache)"},

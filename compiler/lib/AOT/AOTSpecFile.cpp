@@ -27,6 +27,7 @@
 //   store_rstd = false             # optional (false)
 //   eps = 1e-5                     # optional (1e-5, or 1e-6 for rms_norm)
 //   rows_hint = 4096               # optional: the tuning cache's row bucket
+//                                  # (and the default's row grouping)
 //   config = "#norm.config<cpu, vector_width = 16>"   # optional knobs; a
 //                                  # kernel without one takes the tuned
 //                                  # config from the cache, if there is one

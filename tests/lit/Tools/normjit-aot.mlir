@@ -174,6 +174,20 @@
 // RUN: normjit aot --name rms --op rms_norm --cols 256 --rows-hint 64 --no-cache --out %t/nocache | FileCheck %s --check-prefix=DEFAULT
 // DEFAULT: rms: rms_norm cols=256, config from the default heuristic
 
+// The default heuristic for the rows hint: 64 rows of 768 bf16 columns stay
+// in the caches, in tiles of 8 rows (rows per task 42 -> 48); 4096 rows
+// (6 MiB) do not, single rows.
+// RUN: rm -rf %t-rows && mkdir -p %t-rows
+// RUN: normjit aot --name ln --op layer_norm --cols 768 --dtype bf16 --rows-hint 64 --no-cache --out %t-rows/r64 | FileCheck %s --check-prefix=DEFAULT-LN
+// RUN: FileCheck %s --input-file %t-rows/r64/ln.manifest.toml --check-prefix=ROWS64
+// ROWS64: rows_hint = 64
+// ROWS64: config = "#norm.config<cpu, {{.*}}rows_per_task = 48, {{.*}}row_group = 8>"
+// RUN: normjit aot --name ln --op layer_norm --cols 768 --dtype bf16 --no-cache --out %t-rows/r4096 | FileCheck %s --check-prefix=DEFAULT-LN
+// RUN: FileCheck %s --input-file %t-rows/r4096/ln.manifest.toml --check-prefix=ROWS4096
+// ROWS4096: rows_hint = 4096
+// ROWS4096-NOT: row_group
+// DEFAULT-LN: ln: layer_norm cols=768, config from the default heuristic
+
 // RUN: normjit aot --help | FileCheck %s --check-prefix=HELP
 // HELP: USAGE: normjit aot (--name NAME --op OP --cols C [spec options] | --specs FILE.toml) [--device cpu|cuda] --out DIR [options]
 // HELP: --target T[,T...]

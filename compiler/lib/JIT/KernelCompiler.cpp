@@ -339,9 +339,13 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   // rows on (rowTilesFitL1 leaves both out). With the sum stored, tiles
   // write 8 sum rows and read them back from farther caches; pairs (G = 2)
   // of bf16 rows gained 1.03-1.12x, of f32 rows 0.73-1.00x. A single row
-  // is a tile of one (1.00x).
+  // is a tile of one (1.00x). The code of other x86 levels, on the same
+  // machine (NORMJIT_DISABLE_CPU_FEATURES): at the AVX2 level bf16 tiles
+  // 1.01-1.11x, f32 0.96-1.35x (16 rows of 1024 columns the loss); at the
+  // SSE level bf16 0.99-1.03x, f32 0.94-0.98x at 768-1024 columns. Hence
+  // groups from AVX2 on, f32 tiles with AVX-512 only.
   if (rows < 2 || spec.cols < 1 || rowInputBytes(spec) < 1 ||
-      !(spec.has_gamma || spec.has_beta))
+      !(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;
   auto bytes = [](bool present, normjit_dtype_t dtype) -> int64_t {
     return present ? static_cast<int64_t>(normjit_dtype_size(dtype)) : 0;
@@ -366,7 +370,7 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
       static_cast<uint64_t>(std::min<int64_t>(rows, int64_t(1) << 40))));
   if (!group ||
       bucket > kCacheResidentInputBytes / (spec.cols * rowInputBytes(spec)) ||
-      (!sixteenBit && (spec.has_residual || bucket > 16)))
+      (!sixteenBit && (spec.has_residual || bucket > 16 || !host.avx512f)))
     return config;
   config.rowGroup = group;
   config.rowsPerTask = std::min<int64_t>(

@@ -176,13 +176,13 @@
 
 // The default heuristic for the rows hint: 64 rows of 768 bf16 columns stay
 // in the caches, in tiles of 8 rows (rows per task 42 -> 48); 4096 rows
-// (6 MiB) do not, single rows.
+// (6 MiB) do not, single rows. (An AVX2 target, whatever the host.)
 // RUN: rm -rf %t-rows && mkdir -p %t-rows
-// RUN: normjit aot --name ln --op layer_norm --cols 768 --dtype bf16 --rows-hint 64 --no-cache --out %t-rows/r64 | FileCheck %s --check-prefix=DEFAULT-LN
+// RUN: normjit aot --name ln --op layer_norm --cols 768 --dtype bf16 --rows-hint 64 --no-cache --target x86-64-v3 --out %t-rows/r64 | FileCheck %s --check-prefix=DEFAULT-LN
 // RUN: FileCheck %s --input-file %t-rows/r64/ln.manifest.toml --check-prefix=ROWS64
 // ROWS64: rows_hint = 64
 // ROWS64: config = "#norm.config<cpu, {{.*}}rows_per_task = 48, {{.*}}row_group = 8>"
-// RUN: normjit aot --name ln --op layer_norm --cols 768 --dtype bf16 --no-cache --out %t-rows/r4096 | FileCheck %s --check-prefix=DEFAULT-LN
+// RUN: normjit aot --name ln --op layer_norm --cols 768 --dtype bf16 --no-cache --target x86-64-v3 --out %t-rows/r4096 | FileCheck %s --check-prefix=DEFAULT-LN
 // RUN: FileCheck %s --input-file %t-rows/r4096/ln.manifest.toml --check-prefix=ROWS4096
 // ROWS4096: rows_hint = 4096
 // ROWS4096-NOT: row_group

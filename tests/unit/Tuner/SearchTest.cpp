@@ -458,6 +458,17 @@ TEST(SearchSpaceTest, RowsAwareDefaultGroupsRowsWithinTheCache) {
   normjit_kernel_spec_t bare = ln(768, NORMJIT_BF16, NORMJIT_BF16);
   bare.has_gamma = bare.has_beta = 0;
   EXPECT_EQ(groupOf(bare, 64), 0);
+  // Other x86 levels: 16-bit rows from AVX2 on, f32 rows with AVX-512.
+  HostCpu avx2 = host;
+  avx2.avx512f = false;
+  HostCpu sse = avx2;
+  sse.avx2 = false;
+  normjit_kernel_spec_t bf16Rows = ln(768, NORMJIT_BF16, NORMJIT_BF16);
+  normjit_kernel_spec_t f32Rows = ln(768, NORMJIT_F32, NORMJIT_F32);
+  EXPECT_EQ(getDefaultCpuConfigForRows(bf16Rows, 64, avx2).rowGroup, 8);
+  EXPECT_EQ(getDefaultCpuConfigForRows(f32Rows, 16, avx2).rowGroup, 0);
+  EXPECT_EQ(getDefaultCpuConfigForRows(bf16Rows, 64, sse),
+            getDefaultCpuConfig(bf16Rows, sse));
   // Row counts the runtime rejects, specs it rejects: the spec's default.
   normjit_kernel_spec_t tiled = ln(768, NORMJIT_BF16, NORMJIT_BF16);
   EXPECT_EQ(getDefaultCpuConfigForRows(tiled, 0, host),

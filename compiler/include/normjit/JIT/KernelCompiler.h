@@ -108,12 +108,12 @@ bool rowTilesFitL1(const normjit_kernel_spec_t &spec);
 /// The heuristic config for `spec` called with `rows` rows: the spec's
 /// (getDefaultCpuConfig), with rows normalized in groups (rows per task
 /// rounded up to whole groups) where those are known to pay: where the
-/// default takes single rows, with gamma or beta, 2 rows or more, and
-/// every row count of `rows`' power-of-two bucket within
-/// kCacheResidentInputBytes. Tiles of kTiledRowGroup rows where
-/// rowTilesFitL1 and the sum is not stored (f32 rows: without a residual,
-/// up to 16 rows); pairs of 16-bit rows of up to 16 KiB a pair (x and
-/// residual) where the sum is stored. A row is a chain of dependent steps
+/// default takes single rows, with gamma or beta, 2 rows or more, every
+/// row count of `rows`' power-of-two bucket within
+/// kCacheResidentInputBytes, and a host with AVX2. Tiles of kTiledRowGroup
+/// rows where rowTilesFitL1 and the sum is not stored (f32 rows: with
+/// AVX-512, without a residual, up to 16 rows); pairs of 16-bit rows of up
+/// to 16 KiB a pair (x and residual) where the sum is stored. A row is a chain of dependent steps
 /// (its sums, reduction, division and output) that leaves the core mostly
 /// idle; the rows of a group overlap them. What a kernel gets where the
 /// row count is known and no tuned config is: TunedKernels' fallback

@@ -73,8 +73,10 @@ const OptionInfo kBenchOptions[] = {
      "and at least this much time in timed calls (default 0.2)"},
     {"config", OptionKind::String, "'#norm.config<cpu|gpu, ...>'",
      "compile with this config, cpu or gpu as --device (absent knobs: the "
-     "default heuristic's; gpu elements_per_thread follows the threads_per_row "
-     "and vector_width given)"},
+     "spec's default heuristic's, as Context::getKernel; gpu "
+     "elements_per_thread follows the threads_per_row and vector_width "
+     "given). Without it the spec's default is timed, and a last line says "
+     "the default for the row count when that differs"},
     {"versus", OptionKind::String, "'#norm.config<cpu, ...>'",
      "CPU: also time this config, in turns with the first (same buffers, "
      "same process), and report the ratio"},
@@ -509,6 +511,14 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
   }
   if (options.has("threads") || !options.has("config"))
     config.threads = static_cast<int>(*threads);
+  // What a kernel gets where the row count is known (TunedKernels, run,
+  // aot --rows-hint) without a tuned config, said when it differs from the
+  // spec's default timed here.
+  normjit::CpuConfig rowsDefault =
+      normjit::getDefaultCpuConfigForRows(spec, *rows);
+  rowsDefault.threads = config.threads;
+  bool showRowsDefault = !options.has("config") && !options.has("versus") &&
+                         !(rowsDefault == config);
   normjit::Context context;
   auto kernel = context.getKernel(spec, config);
   if (!kernel)
@@ -688,6 +698,8 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
       json.attribute("device", "cpu");
       json.attribute("threads", static_cast<int64_t>(usedThreads));
       json.attribute("config", kernelConfig);
+      if (showRowsDefault)
+        json.attribute("rows_default_config", rowsDefault.str());
       if (!normjit::getDisabledHostCpuFeatures().empty())
         json.attributeArray("disabled_features", [&] {
           for (const std::string &feature :
@@ -764,5 +776,9 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
                              std::max(kernelTiming->medianSeconds, 1e-12))
                   << "\n";
   }
+  if (showRowsDefault)
+    line("rows hint") << "where the row count is known (TunedKernels, run, "
+                         "aot --rows-hint), the default for "
+                      << *rows << " rows is " << rowsDefault.str() << "\n";
   return llvm::Error::success();
 }

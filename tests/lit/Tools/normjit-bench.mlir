@@ -20,6 +20,17 @@
 // TABLE-NEXT: bandwidth   {{[0-9.]+}} GB/s
 // TABLE-NEXT: memcpy      {{[0-9.]+}} GB/s (13400 bytes copied per call on 1 thread)
 // TABLE-NEXT: of memcpy   {{[0-9.]+}} %
+// The spec's default is timed; where the row count is known, 33 such rows
+// (16-bit, the sum stored) are normalized in pairs.
+// TABLE-NEXT: rows hint   where the row count is known (TunedKernels, run, aot --rows-hint), the default for 33 rows is #norm.config<cpu, {{.*}}threads = 1, {{.*}}row_group = 2>
+
+// Not where both defaults agree (8192 rows of 768 bf16 columns: 12 MiB),
+// nor with --config or --versus.
+// RUN: normjit bench --op layer_norm --rows 8192 --cols 768 --dtype bf16 --threads 1 --reps 1 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=NO-HINT --implicit-check-not="rows hint"
+// RUN: normjit bench --op layer_norm --rows 64 --cols 768 --dtype bf16 --threads 1 --reps 1 --warmup 0 --min-time 0 --config '#norm.config<cpu, accumulators = 2>' | FileCheck %s --check-prefix=NO-HINT --implicit-check-not="rows hint"
+// NO-HINT: of memcpy
+// RUN: normjit bench --op layer_norm --rows 64 --cols 768 --dtype bf16 --threads 1 --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=JSON-HINT
+// JSON-HINT: "config":"#norm.config<cpu, {{[^"]*}}rows_per_task = 42, {{[^"]*}}","rows_default_config":"#norm.config<cpu, {{[^"]*}}rows_per_task = 48, {{[^"]*}}row_group = 8>"
 
 // Each buffer in its own dtype, the residual's sum not stored, the row
 // statistics stored: 64x100 bf16 x (12800 bytes), an f32 residual and y

@@ -128,6 +128,9 @@ constexpr Ceiling kGpuCeiling = {
 struct Outcome {
   std::string best, runnerUp, defaultConfig;
   double bestGbps = 0, runnerUpGbps = 0, defaultGbps = 0;
+  /// CPU: the default for the row count, where it is another config.
+  std::string rowsDefault;
+  double rowsDefaultGbps = 0;
   bool hasRunnerUp = false;
   std::string fusion;
   double fusionMargin = 0;
@@ -149,6 +152,10 @@ Outcome makeOutcome(const BasicTuneResult<Config> &result, CacheEntry entry) {
   }
   outcome.defaultConfig = result.defaultConfig.str();
   outcome.defaultGbps = result.defaultGbps;
+  if (result.rowsDefault) {
+    outcome.rowsDefault = result.rowsDefault->str();
+    outcome.rowsDefaultGbps = result.rowsDefaultGbps;
+  }
   outcome.fusion = result.fusion;
   outcome.fusionMargin = result.fusionMargin;
   outcome.candidates = result.candidates;
@@ -165,6 +172,9 @@ struct ReportRow {
   int64_t measuredRows = 0;
   std::string config;
   double tunedGbps = 0, defaultGbps = 0, copyGbps = 0;
+  /// The default for the row count's GB/s where it is another config and
+  /// was timed (tuned now, CPU); 0 otherwise.
+  double rowsDefaultGbps = 0;
   std::string fusion;
   double fusionMargin = 0;
   bool fromCache = false;
@@ -401,14 +411,24 @@ llvm::Error writeReport(const std::string &dir,
   csvOs << "op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,"
            "speedup,"
         << ceiling.column
-        << ",fusion,fusion_margin,from_cache,config,param_dtype,stats\n";
+        << ",fusion,fusion_margin,from_cache,config,param_dtype,stats,"
+           "rows_default_gbps\n";
   double logSum = 0;
   int counted = 0;
+  // Against the default for the row count, where it differs: the tuned
+  // config's speedup over it, and its own over the spec's default.
+  double rowsLogSum = 0, rowsDefaultLogSum = 0;
+  int rowsCounted = 0;
   for (const ReportRow &row : rows) {
     double speedup = row.defaultGbps > 0 ? row.tunedGbps / row.defaultGbps : 0;
     if (speedup > 0) {
       logSum += std::log(speedup);
       ++counted;
+      if (row.rowsDefaultGbps > 0) {
+        rowsLogSum += std::log(row.tunedGbps / row.rowsDefaultGbps);
+        rowsDefaultLogSum += std::log(row.rowsDefaultGbps / row.defaultGbps);
+        ++rowsCounted;
+      }
     }
     // A margin of 0: the other form was not measured (out of budget).
     std::string fusion =
@@ -439,12 +459,23 @@ llvm::Error writeReport(const std::string &dir,
           << llvm::format("%.4f", row.fusionMargin) << ","
           << (row.fromCache ? 1 : 0) << "," << csvEscape(row.config) << ","
           << paramDtypeName(row.spec) << ","
-          << (row.spec.store_rstd || row.spec.store_mean ? 1 : 0) << "\n";
+          << (row.spec.store_rstd || row.spec.store_mean ? 1 : 0) << ","
+          << llvm::format("%.3f", row.rowsDefaultGbps) << "\n";
   }
   if (counted)
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "
          << llvm::format("%.3fx", std::exp(logSum / counted)) << " over "
          << counted << " shapes.\n";
+  if (rowsCounted)
+    mdOs << "\nWhere the default for the row count (what TunedKernels gives "
+            "without a cache entry: row groups for inputs within the caches) "
+            "is another config, "
+         << rowsCounted << " shapes: the tuned config "
+         << llvm::format("%.3fx", std::exp(rowsLogSum / rowsCounted))
+         << " over it, it "
+         << llvm::format("%.3fx", std::exp(rowsDefaultLogSum / rowsCounted))
+         << " over the spec's default (geometric means; `rows_default_gbps` "
+            "in the CSV).\n";
   mdOs << "\nMeasured rows are capped so a workload fits in 256 MiB per "
           "second of budget (64 to 512 MiB); "
        << ceiling.note << "\n";
@@ -763,6 +794,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
       row.config = outcome.best;
       row.tunedGbps = outcome.bestGbps;
       row.defaultGbps = outcome.defaultGbps;
+      row.rowsDefaultGbps = outcome.rowsDefaultGbps;
       row.fusion = outcome.fusion;
       row.fusionMargin = outcome.fusionMargin;
       double speedup =
@@ -779,6 +811,10 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
           json.attribute("gbps", outcome.bestGbps);
           json.attribute("default_config", outcome.defaultConfig);
           json.attribute("default_gbps", outcome.defaultGbps);
+          if (!outcome.rowsDefault.empty()) {
+            json.attribute("rows_default_config", outcome.rowsDefault);
+            json.attribute("rows_default_gbps", outcome.rowsDefaultGbps);
+          }
           json.attribute("speedup", speedup);
           if (outcome.hasRunnerUp) {
             json.attribute("runner_up", outcome.runnerUp);
@@ -810,6 +846,18 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
         out << "default   " << outcome.defaultConfig << "\n"
             << "          " << llvm::format("%.2f GB/s", outcome.defaultGbps)
             << llvm::format(" (tuned is %.2fx)", speedup) << "\n";
+        if (!outcome.rowsDefault.empty()) {
+          out << "for rows  " << outcome.rowsDefault << "\n"
+              << "          ";
+          if (outcome.rowsDefaultGbps > 0)
+            out << llvm::format("%.2f GB/s (tuned is %.2fx)",
+                                outcome.rowsDefaultGbps,
+                                outcome.bestGbps / outcome.rowsDefaultGbps);
+          else
+            out << "not timed (out of budget)";
+          out << ": the default for this row count, without a cache "
+                 "entry\n";
+        }
         if (!outcome.fusion.empty())
           out << "fusion    " << outcome.fusion
               << (outcome.fusionMargin > 0

@@ -78,19 +78,22 @@ TimingOptions timingFor(int effort, bool coldCache) {
 constexpr double kCompileShare = 0.4;
 
 /// Compiles the candidates in order, a few at a time, with `compile` (which
-/// must be thread-safe), until `outOfTime` says so (the first candidate is
-/// compiled regardless). A candidate left out has no kernel and no error.
+/// must be thread-safe), until `outOfTime` says so (the first `always`
+/// candidates are compiled regardless: the default, and on the CPU the
+/// default for the row count). A candidate left out has no kernel and no
+/// error.
 template <typename KernelPtr, typename Config, typename Compile>
 std::vector<KernelPtr>
 compileAll(const std::vector<Config> &configs, unsigned threads,
            std::vector<std::string> &errors,
-           Compile compile, const std::function<bool()> &outOfTime) {
+           Compile compile, const std::function<bool()> &outOfTime,
+           size_t always = 1) {
   std::vector<KernelPtr> kernels(configs.size());
   errors.assign(configs.size(), "");
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < configs.size(); i = next++) {
-      if (i > 0 && outOfTime())
+      if (i >= always && outOfTime())
         break;
       auto kernel = compile(configs[i]);
       if (kernel)
@@ -191,15 +194,26 @@ public:
   /// default stays unless beaten, so a tuned config is never slower than the
   /// default it replaces, and near-ties are settled the same way each time
   /// a spec is tuned again.
+  /// With `baseline` (the CPU's default for the row count, where it is
+  /// another config), that candidate runs in the final too, right after
+  /// the default (checked first if the search did not get to it), so that
+  /// its GB/s is measured beside the default's and the winner's; a
+  /// finalist after it must beat it too.
   void runFinal() {
     std::vector<size_t> finalists;
     if (hooks.compiled(0) && checked[0] > 0)
       finalists.push_back(0);
+    if (baseline && *baseline != 0 && hooks.compiled(*baseline)) {
+      if (checked[*baseline] == 0)
+        (void)evaluate(*baseline, 0);
+      if (checked[*baseline] > 0)
+        finalists.push_back(*baseline);
+    }
     // Past the budget already: the best one alone against the default.
     size_t wanted = outOfBudget() ? 1 : kFinalists;
     std::vector<size_t> others;
     for (const auto &[index, score] : found.ranking)
-      if (index != 0 && others.size() < wanted)
+      if (index != 0 && index != baseline && others.size() < wanted)
         others.push_back(index);
     std::sort(others.begin(), others.end());
     finalists.insert(finalists.end(), others.begin(), others.end());
@@ -246,6 +260,8 @@ public:
   }
 
   const std::vector<Config> &candidates;
+  /// A candidate the final always times (see runFinal).
+  std::optional<size_t> baseline;
   SearchResult found;
   /// Median GB/s of the finalists in the final, by candidate.
   std::map<size_t, double> finalScores;
@@ -379,13 +395,32 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   result.threads = options.threads;
   result.coldCache = options.coldCache;
   result.defaultConfig = candidates.front();
+  // The default for the row count (what TunedKernels gives without a cache
+  // entry), where it is another config: the second candidate, always
+  // compiled and timed in the final, so that reports can say what tuning
+  // gains over it too.
+  CpuConfig rowsDefault = getDefaultCpuConfigForRows(spec, rows);
+  if (options.threads > 0)
+    rowsDefault.threads = options.threads;
+  std::optional<size_t> baseline;
+  if (!(rowsDefault == candidates.front())) {
+    // (Where the strategy did not pick it, it comes on top of those it
+    // picked, which all stay: a residual spec keeps its other fusion form.)
+    auto at = llvm::find(candidates, rowsDefault);
+    if (at != candidates.end())
+      candidates.erase(at);
+    candidates.insert(candidates.begin() + 1, rowsDefault);
+    baseline = 1;
+    result.rowsDefault = rowsDefault;
+  }
   std::vector<std::string> compileErrors;
   auto kernels = compileAll<std::shared_ptr<const Kernel>>(
       candidates, options.compileThreads, compileErrors,
       [&](const CpuConfig &config) { return context.getKernel(spec, config); },
       [&] {
         return secondsSince(start) > kCompileShare * options.budgetSeconds;
-      });
+      },
+      baseline ? 2 : 1);
 
   Workload timingWorkload(spec, rows);
   Workload checkWorkload(spec, std::min<int64_t>(rows, kCheckRows), 99);
@@ -400,10 +435,13 @@ normjit::tuner::tuneCpu(Context &context, const normjit_kernel_spec_t &spec,
   };
   CandidateSearch<CpuConfig> search(candidates, std::move(compileErrors),
                                     std::move(hooks), options, start, result);
+  search.baseline = baseline;
   if (llvm::Error error = search.run())
     return std::move(error);
 
   search.runFinal();
+  if (baseline && search.finalScores.count(*baseline))
+    result.rowsDefaultGbps = search.finalScores[*baseline];
 
   if (spec.has_residual) {
     // Which form won, and by how much: against the best finalist of the

@@ -29,6 +29,9 @@
 // MIXED-LINES: rms_norm rows=8 cols=64 x=bf16 y=bf16 gamma=f32 rstd=f32
 // MIXED-REPORT: | layer_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
 // MIXED-REPORT: | rms_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
+// Both take tiles of 8 rows by the default for their row count, timed in
+// the final beside the spec's default.
+// MIXED-REPORT: Where the default for the row count {{.*}} is another config, 2 shapes: the tuned config {{[0-9.]+}}x over it, it {{[0-9.]+}}x over the spec's default
 // MIXED-CSV: layer_norm,8,8,64,bf16,0,{{.*}},f32,1
 // MIXED-CSV: rms_norm,8,8,64,bf16,0,{{.*}},f32,1
 // RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\nparam_dtype = "f64"\n' > %t/bad-param.toml
@@ -50,7 +53,7 @@
 // REPORT: | op | rows | cols | dtype | residual | tuned GB/s | default GB/s | speedup | memcpy GB/s
 // REPORT-COUNT-4: | rms_norm | 8 |
 // REPORT: Geometric-mean speedup of the tuned over the default config: {{[0-9.]+}}x over 4 shapes.
-// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config,param_dtype,stats
+// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config,param_dtype,stats,rows_default_gbps
 // CSV-COUNT-4: rms_norm,8,8,
 // SVG: <svg xmlns="http://www.w3.org/2000/svg"
 // SVG: memcpy ceiling

@@ -29,6 +29,11 @@
 // RUN: normjit tune --op layer_norm --rows 64 --cols 128 --dtype bf16 --gamma-dtype f32 --beta-dtype f32 --store-mean --store-rstd --budget 0.3 --candidates 4 --cache %t-mixed.toml | FileCheck %s --check-prefix=MIXED
 // MIXED: spec      layer_norm rows=64 cols=128 x=bf16 y=bf16 gamma=f32 beta=f32 mean=f32 rstd=f32 eps=1e-05
 // MIXED: best      #norm.config<cpu,
+// 64 rows of 128 bf16 columns stay in the caches: the default for the row
+// count (tiles of 8 rows) is timed beside the spec's default.
+// MIXED: default   #norm.config<cpu,
+// MIXED: for rows  #norm.config<cpu, {{.*}}row_group = 8>
+// MIXED-NEXT: {{[0-9.]+}} GB/s (tuned is {{[0-9.]+}}x): the default for this row count, without a cache entry
 // RUN: normjit tune --op layer_norm --rows 64 --cols 128 --dtype bf16 --gamma-dtype f32 --beta-dtype f32 --store-mean --store-rstd --cache %t-mixed.toml | FileCheck %s --check-prefix=MIXED-AGAIN
 // MIXED-AGAIN: cached    #norm.config<cpu,
 // The same rows without the statistics are another spec: not cached.

@@ -845,17 +845,57 @@ TEST(TunerTest, TunesOnTheThreadCountAsked) {
 
 TEST(TunerTest, CompilesNoMoreThanTheBudgetAllows) {
   // The budget counts compilation: past its share of it, no candidate is
-  // compiled but the default, which then wins alone.
+  // compiled but the default (and the default for the row count, where
+  // that is another config), which then wins alone.
   Context context;
-  normjit_kernel_spec_t spec = layerNormSpec(320);
+  for (int64_t rows : {64, 1}) {
+    normjit_kernel_spec_t spec = layerNormSpec(320);
+    TuneOptions options;
+    options.budgetSeconds = 1e-6;
+    options.strategy.kind = StrategyKind::Exhaustive;
+    auto result = tuneCpu(context, spec, rows, options);
+    ASSERT_TRUE(!!result) << llvm::toString(result.takeError());
+    // 64 rows of 320 bf16 columns: tiles of 8; one row: the spec's default.
+    EXPECT_EQ(result->rowsDefault.has_value(), rows == 64);
+    EXPECT_EQ(result->candidates, rows == 64 ? 2 : 1);
+    EXPECT_TRUE(result->best == result->defaultConfig ||
+                result->best == result->rowsDefault)
+        << result->best.str();
+    EXPECT_TRUE(result->failures.empty());
+  }
+}
+
+TEST(TunerTest, TimesTheDefaultForTheRowCount) {
+  // Where the default for the row count is another config than the
+  // spec's, it is the second candidate and runs in the final: its GB/s is
+  // known beside the default's, and the winner is it or beats it.
+  Context context;
+  normjit_kernel_spec_t spec = layerNormSpec(768);
   TuneOptions options;
-  options.budgetSeconds = 1e-6;
-  options.strategy.kind = StrategyKind::Exhaustive;
+  options.budgetSeconds = 0.6;
+  options.strategy.maxCandidates = 5;
   auto result = tuneCpu(context, spec, 64, options);
   ASSERT_TRUE(!!result) << llvm::toString(result.takeError());
-  EXPECT_EQ(result->candidates, 1);
-  EXPECT_EQ(result->best, result->defaultConfig);
-  EXPECT_TRUE(result->failures.empty());
+  ASSERT_TRUE(result->rowsDefault.has_value());
+  EXPECT_EQ(*result->rowsDefault, getDefaultCpuConfigForRows(spec, 64));
+  EXPECT_EQ(result->rowsDefault->rowGroup, 8);
+  EXPECT_FALSE(*result->rowsDefault == result->defaultConfig);
+  EXPECT_GT(result->rowsDefaultGbps, 0);
+  EXPECT_GT(result->defaultGbps, 0);
+  EXPECT_EQ(result->candidates, 5);
+  // On one thread the default for the row count takes it too.
+  options.threads = 1;
+  result = tuneCpu(context, spec, 64, options);
+  ASSERT_TRUE(!!result) << llvm::toString(result.takeError());
+  ASSERT_TRUE(result->rowsDefault.has_value());
+  EXPECT_EQ(result->rowsDefault->threads, 1);
+  // Where both defaults are one config: nothing more.
+  normjit_kernel_spec_t wide = layerNormSpec(4096);
+  options.threads = 0;
+  result = tuneCpu(context, wide, 64, options);
+  ASSERT_TRUE(!!result) << llvm::toString(result.takeError());
+  EXPECT_FALSE(result->rowsDefault.has_value());
+  EXPECT_EQ(result->rowsDefaultGbps, 0);
 }
 
 TEST(TunedKernelsTest, PoliciesUseTheCacheAsTheySay) {

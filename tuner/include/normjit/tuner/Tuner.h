@@ -51,6 +51,12 @@ template <typename Config> struct BasicTuneResult {
   double runnerUpGbps = 0;
   Config defaultConfig;
   double defaultGbps = 0;
+  /// CPU: the default for the row count (getDefaultCpuConfigForRows, what
+  /// TunedKernels gives without a cache entry) where it is another config
+  /// than defaultConfig, and its GB/s in the final (0 when the final did
+  /// not time it). The winner beats it by more than the noise or is it.
+  std::optional<Config> rowsDefault;
+  double rowsDefaultGbps = 0;
   /// CPU: "fused"/"split" for residual specs (which form won), else empty;
   /// margin = winner GB/s / best GB/s of the other form. GPU: always empty
   /// (its kernels always fuse the residual add; there is no choice).

@@ -338,7 +338,10 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   // 0.60-0.79x from 4 rows on, and f32 with a residual 0.75-0.94x from 8
   // rows on (rowTilesFitL1 leaves both out). With the sum stored, tiles
   // write 8 sum rows and read them back from farther caches; pairs (G = 2)
-  // of bf16 rows gained 1.03-1.12x, of f32 rows 0.73-1.00x. A single row
+  // of bf16 rows gained 1.01-1.13x at 768 columns, 0.95-1.09x at 1024
+  // (LayerNorm about 1.0, RMSNorm 1.06-1.09x on one thread), 0.85-1.08x
+  // at 2048 (left out: 8 KiB of x and residual a pair at most), f32 rows
+  // 0.73-1.00x. A single row
   // is a tile of one (1.00x). The code of other x86 levels, on the same
   // machine (NORMJIT_DISABLE_CPU_FEATURES): at the AVX2 level bf16 tiles
   // 1.01-1.11x, f32 0.96-1.35x (16 rows of 1024 columns the loss); at the
@@ -362,7 +365,7 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   else if (storesSum && sixteenBit &&
            normjit_dtype_size(spec.sum_dtype) == 2 &&
            2 * std::min<int64_t>(spec.cols, int64_t(1) << 20) *
-                   rowInputBytes(spec) <= (16 << 10))
+                   rowInputBytes(spec) <= (8 << 10))
     group = 2;
   // Every row count of the tuning cache's row bucket (the next power of
   // two) decides alike.

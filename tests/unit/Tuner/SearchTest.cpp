@@ -436,12 +436,16 @@ TEST(SearchSpaceTest, RowsAwareDefaultGroupsRowsWithinTheCache) {
                          true, false),
                     8),
             0);
-  // The sum stored: pairs of 16-bit rows of up to 2048 columns, never
+  // The sum stored: pairs of 16-bit rows of up to 1024 columns, never
   // tiles; f32 rows alone.
-  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 2048, NORMJIT_BF16, NORMJIT_BF16,
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 1024, NORMJIT_BF16, NORMJIT_BF16,
                          true, true),
                     64),
             2);
+  EXPECT_EQ(groupOf(spec(NORMJIT_LAYER_NORM, 1025, NORMJIT_BF16, NORMJIT_BF16,
+                         true, true),
+                    64),
+            0);
   EXPECT_EQ(groupOf(spec(NORMJIT_RMS_NORM, 768, NORMJIT_BF16, NORMJIT_F32,
                          true, true),
                     3),

@@ -113,7 +113,8 @@ bool rowTilesFitL1(const normjit_kernel_spec_t &spec);
 /// kCacheResidentInputBytes, and a host with AVX2. Tiles of kTiledRowGroup
 /// rows where rowTilesFitL1 and the sum is not stored (f32 rows: with
 /// AVX-512, without a residual, up to 16 rows); pairs of 16-bit rows of up
-/// to 16 KiB a pair (x and residual) where the sum is stored. A row is a chain of dependent steps
+/// to 8 KiB a pair (x and residual: 1024 bf16 columns) where the sum is
+/// stored. A row is a chain of dependent steps
 /// (its sums, reduction, division and output) that leaves the core mostly
 /// idle; the rows of a group overlap them. What a kernel gets where the
 /// row count is known and no tuned config is: TunedKernels' fallback

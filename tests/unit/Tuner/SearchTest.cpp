@@ -489,6 +489,52 @@ TEST(SearchSpaceTest, RowsAwareDefaultGroupsRowsWithinTheCache) {
   EXPECT_EQ(getDefaultCpuConfigForRows(invalid, 64, host).rowGroup, 0);
 }
 
+TEST(SearchSpaceTest, RowsAwareDefaultKernelsMatchTheReference) {
+  // The host's own default for each row count, compiled and run against
+  // the fp64 reference: row counts around the groups (a last group of 1-7
+  // rows, of 1 row in a pair), on all cores and on one thread, 16-bit and
+  // f32 rows, with a residual stored or not, 16-bit gamma widened within
+  // the first row's sweep.
+  Context context;
+  auto spec = [](normjit_op_t op, int64_t cols, normjit_dtype_t dtype,
+                 normjit_dtype_t params, bool residual, bool storeSum) {
+    normjit_kernel_spec_t s = normjit_kernel_spec_default(op, cols);
+    s.x_dtype = s.y_dtype = s.residual_dtype = s.sum_dtype = dtype;
+    s.gamma_dtype = s.beta_dtype = params;
+    s.has_gamma = 1;
+    s.has_beta = op == NORMJIT_LAYER_NORM;
+    s.has_residual = residual;
+    s.store_sum = residual && storeSum;
+    s.store_rstd = 1;
+    return s;
+  };
+  const normjit_kernel_spec_t specs[] = {
+      spec(NORMJIT_LAYER_NORM, 768, NORMJIT_BF16, NORMJIT_BF16, false, false),
+      spec(NORMJIT_RMS_NORM, 1024, NORMJIT_BF16, NORMJIT_F32, true, true),
+      spec(NORMJIT_LAYER_NORM, 100, NORMJIT_F16, NORMJIT_F16, true, false),
+      spec(NORMJIT_LAYER_NORM, 257, NORMJIT_F32, NORMJIT_F32, false, false),
+      spec(NORMJIT_RMS_NORM, 64, NORMJIT_BF16, NORMJIT_BF16, false, false)};
+  int grouped = 0;
+  for (const normjit_kernel_spec_t &s : specs)
+    for (int64_t rows : {1, 2, 3, 7, 9, 16, 17, 33, 100})
+      for (int threads : {0, 1}) {
+        CpuConfig config = getDefaultCpuConfigForRows(s, rows);
+        config.threads = threads;
+        grouped += config.rowGroup > 0;
+        auto kernel = context.getKernel(s, config);
+        ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+        Workload workload(s, rows, static_cast<unsigned>(rows * 31 + threads));
+        llvm::Error error = workload.check(**kernel);
+        EXPECT_FALSE(!!error) << config.str() << " on " << rows << " rows of "
+                              << s.cols << ": "
+                              << llvm::toString(std::move(error));
+      }
+  // (On a host without AVX2 every config is the spec's default.)
+  if (getHostCpu().avx2) {
+    EXPECT_GT(grouped, 40);
+  }
+}
+
 TEST(SearchSpaceTest, RowGroupsForInputsWithinTheCache) {
   auto groupsOf = [](const std::vector<CpuConfig> &space) {
     std::set<int64_t> groups;

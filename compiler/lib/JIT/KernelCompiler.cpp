@@ -328,25 +328,24 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   CpuConfig config = getDefaultCpuConfig(spec, host);
   // Measured on the Zen 5 (`normjit bench --config '#norm.config<cpu,
   // row_group = G, rows_per_task = R>' --versus '#norm.config<cpu>'`, R the
-  // default's rows per task rounded up to G; 2-2048 rows of 768, 1024 and
-  // 2048 columns, inputs up to 4 MiB, 1 and 2 threads), tiles of 8 over
-  // the default: LayerNorm bf16 1.16-1.42x at 768-1024 columns and
-  // 1.01-1.17x at 2048 (bf16 or f32 gamma and beta alike), f16 1.04-1.27x,
-  // RMSNorm bf16 1.03-1.65x, with a residual (not stored) bf16 1.03-1.19x
-  // at 768-1024 columns; f32 rows 1.11-1.43x at 2-16 rows of 768-1024
-  // columns, but 0.75-1.25x from 64 rows on; f32 rows of 2048 columns
-  // 0.60-0.79x from 4 rows on, and f32 with a residual 0.75-0.94x from 8
-  // rows on (rowTilesFitL1 leaves both out). With the sum stored, tiles
-  // write 8 sum rows and read them back from farther caches; pairs (G = 2)
-  // of bf16 rows gained 1.01-1.13x at 768 columns, 0.95-1.09x at 1024
-  // (LayerNorm about 1.0, RMSNorm 1.06-1.09x on one thread), 0.85-1.08x
-  // at 2048 (left out: 8 KiB of x and residual a pair at most), f32 rows
-  // 0.73-1.00x. A single row
-  // is a tile of one (1.00x). The code of other x86 levels, on the same
-  // machine (NORMJIT_DISABLE_CPU_FEATURES): at the AVX2 level bf16 tiles
-  // 1.01-1.11x, f32 0.96-1.35x (16 rows of 1024 columns the loss); at the
-  // SSE level bf16 0.99-1.03x, f32 0.94-0.98x at 768-1024 columns. Hence
-  // groups from AVX2 on, f32 tiles with AVX-512 only.
+  // default's rows per task rounded up to G; 2-2048 rows of 768-2048
+  // columns, inputs up to 4 MiB, 1 and 2 threads; bench/README.md, "A
+  // default that knows the row count"), over single rows:
+  // - tiles of 8: LayerNorm bf16 1.16-1.42x at 768-1024 columns and
+  //   1.01-1.17x at 2048 (bf16 or f32 gamma and beta alike), f16
+  //   1.04-1.27x, RMSNorm bf16 1.03-1.65x, with a residual not stored bf16
+  //   1.03-1.19x at 768-1024 columns; f32 rows 1.11-1.43x at 2-16 rows of
+  //   768-1024 columns but 0.75-1.25x from 64 rows on. Left out by
+  //   rowTilesFitL1: f32 rows of 2048 columns (0.60-0.79x from 4 rows on),
+  //   f32 with a residual (0.75-0.94x from 8 rows on);
+  // - with the sum stored, tiles write 8 sum rows and read them back from
+  //   farther caches; pairs of bf16 rows: 1.01-1.13x at 768 columns,
+  //   0.95-1.09x at 1024, 0.85-1.08x at 2048 (left out: at most 8 KiB of
+  //   x and residual a pair); of f32 rows 0.73-1.00x (left out);
+  // - other x86 levels (NORMJIT_DISABLE_CPU_FEATURES): AVX2 bf16 tiles
+  //   1.01-1.11x, f32 0.96-1.35x; SSE bf16 0.99-1.03x, f32 0.94-0.98x at
+  //   768-1024 columns. Hence groups from AVX2 on, f32 tiles with AVX-512.
+  // A single row is a group of one (1.00x): the spec's default stays.
   if (rows < 2 || spec.cols < 1 || rowInputBytes(spec) < 1 ||
       !(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;

@@ -85,7 +85,11 @@ normjit_status_t normjit_kernel_get_for_device(normjit_context_t *context,
                                                const char *config,
                                                normjit_kernel_t **out);
 
-/** What normjit_kernel_get_tuned does with the tuning cache. */
+/** What normjit_kernel_get_tuned does with the tuning cache. "The default"
+ * there is the default for the row count: on the CPU, rows that stay in the
+ * caches are normalized in groups (see getDefaultCpuConfigForRows in
+ * normjit/JIT/KernelCompiler.h), where normjit_kernel_get's default, which
+ * does not know the row count, takes single rows. */
 typedef enum normjit_tuning_policy_t {
   NORMJIT_TUNING_HEURISTIC = 0,   /**< ignore the cache: the default config */
   NORMJIT_TUNING_CACHE_ONLY = 1,  /**< the cached config, else the default */

@@ -61,7 +61,11 @@ def ConvertNormToVectorPass
     instruction flushes denormal products and partial sums; a sum of
     squares below n * 2^-102 is therefore taken again in plain f32 (the
     centred pass for LayerNorm, a second sum-of-squares pass for RMSNorm).
-    Without `dot-bf16` there is no f32 -> bf16 instruction either: full
+    With `dot-bf16` the f32 -> bf16 roundings of vectors of 8 lanes or more
+    (y, the stored sum) are `llvm.call_intrinsic` of vcvtne2ps2bf16, two
+    halves into one vector (LLVM selects a `truncf` of 32 lanes as two
+    vcvtneps2bf16 and a lane insert). Without `dot-bf16` there is no f32 ->
+    bf16 instruction either: full
     vectors of a sweep whose buffers are all bf16 (read in the paired lane
     order: the even columns, then the odd ones) are rounded in the integer
     unit as arith-expand rounds `truncf` (to nearest even, NaN to 0x7fc0)
@@ -80,7 +84,8 @@ def ConvertNormToVectorPass
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
-    "::mlir::x86vector::X86VectorDialect"
+    "::mlir::x86vector::X86VectorDialect",
+    "::mlir::LLVM::LLVMDialect"
   ];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"8",

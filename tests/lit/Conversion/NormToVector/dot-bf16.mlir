@@ -64,11 +64,16 @@ func.func @wide(%x: memref<?x128xbf16>, %y: memref<?x128xbf16>) {
 // -----
 
 // A residual whose sum is stored in bf16: s = x + r is rounded to bf16 for
-// the store, and that rounded vector is what the dots sum.
+// the store, and that rounded vector is what the dots sum. Rounded with
+// vcvtne2ps2bf16: the upper 16 lanes and the lower 16 into one vector of
+// 32 bf16, the lower ones first.
 // CHECK-LABEL: func.func @residual_sum
 //       CHECK:   scf.for
 //       CHECK:     %[[S:.+]] = arith.addf
-//       CHECK:     %[[ROUNDED:.+]] = arith.truncf %[[S]] : vector<32xf32> to vector<32xbf16>
+//       CHECK:     %[[HI:.+]] = vector.extract_strided_slice %[[S]] {offsets = [16], sizes = [16], strides = [1]} : vector<32xf32> to vector<16xf32>
+//       CHECK:     %[[LO:.+]] = vector.extract_strided_slice %[[S]] {offsets = [0], sizes = [16], strides = [1]} : vector<32xf32> to vector<16xf32>
+//       CHECK:     %[[ROUNDED:.+]] = llvm.call_intrinsic "llvm.x86.avx512bf16.cvtne2ps2bf16.512"(%[[HI]], %[[LO]]) : (vector<16xf32>, vector<16xf32>) -> vector<32xbf16>
+//   CHECK-NOT:     arith.truncf
 //       CHECK:     vector.store %{{.*}}, %{{.*}} : memref<?x64xbf16>, vector<32xbf16>
 //       CHECK:     x86vector.avx512.dot %{{.*}}, %[[ROUNDED]], %[[ROUNDED]]
 func.func @residual_sum(%x: memref<?x64xbf16>, %r: memref<?x64xbf16>, %y: memref<?x64xbf16>, %s: memref<?x64xbf16>) {
@@ -112,11 +117,11 @@ func.func @narrow(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
 // -----
 
 // With an f32 -> bf16 conversion instruction (AVX512-BF16), a full bf16
-// vector in the paired lane order is rounded with truncf and interleaved
-// back with one shuffle (without it, in the integer unit: see
-// convert-norm-to-vector.mlir @bf16_paired).
+// vector in the paired lane order is rounded with it (vcvtne2ps2bf16 on
+// two halves) and interleaved back with one shuffle (without it, in the
+// integer unit: see convert-norm-to-vector.mlir @bf16_paired).
 // CHECK-LABEL: func.func @paired_store
-//       CHECK:   %[[T:.+]] = arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+//       CHECK:   %[[T:.+]] = llvm.call_intrinsic "llvm.x86.avx512bf16.cvtne2ps2bf16.128"(%{{.*}}, %{{.*}}) : (vector<4xf32>, vector<4xf32>) -> vector<8xbf16>
 //       CHECK:   %[[I:.+]] = vector.shuffle %[[T]], %[[T]] [0, 4, 1, 5, 2, 6, 3, 7] : vector<8xbf16>, vector<8xbf16>
 //       CHECK:   vector.store %[[I]], %{{.*}} : memref<?x16xbf16>, vector<8xbf16>
 func.func @paired_store(%x: memref<?x16xbf16>, %g: memref<16xbf16>, %y: memref<?x16xbf16>) {
@@ -135,9 +140,35 @@ func.func @paired_store(%x: memref<?x16xbf16>, %g: memref<16xbf16>, %y: memref<?
 //       CHECK:   math.sqrt
 //       CHECK:   arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
 //       CHECK:   vector.load %arg1[%{{.*}}] : memref<16xf32>, vector<8xf32>
-//       CHECK:   arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+//       CHECK:   llvm.call_intrinsic "llvm.x86.avx512bf16.cvtne2ps2bf16.128"
 func.func @bf16_rows_f32_gamma(%x: memref<?x16xbf16>, %g: memref<16xf32>, %y: memref<?x16xbf16>) {
   norm.rms_norm x(%x : memref<?x16xbf16>) gamma(%g : memref<16xf32>) -> y(%y : memref<?x16xbf16>) eps = 1.0e-05
       config = #norm.config<cpu, vector_width = 8, accumulators = 2>
+  return
+}
+
+// -----
+
+// Vectors of 64 lanes are rounded 32 at a time and joined; a masked tail
+// stores the rounded vector under its mask; fewer than 8 lanes keep truncf.
+// CHECK-LABEL: func.func @round_wide
+//       CHECK:   %[[A:.+]] = llvm.call_intrinsic "llvm.x86.avx512bf16.cvtne2ps2bf16.512"
+//       CHECK:   %[[B:.+]] = llvm.call_intrinsic "llvm.x86.avx512bf16.cvtne2ps2bf16.512"
+//       CHECK:   vector.shuffle %[[A]], %[[B]] [0, 1, 2, {{.*}}, 62, 63] : vector<32xbf16>, vector<32xbf16>
+//       CHECK:   vector.maskedstore {{.*}} : memref<?x100xbf16>, vector<{{[0-9]+}}xi1>, vector<{{[0-9]+}}xbf16>
+func.func @round_wide(%x: memref<?x100xf32>, %y: memref<?x100xbf16>) {
+  norm.rms_norm x(%x : memref<?x100xf32>) -> y(%y : memref<?x100xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 64, accumulators = 1>
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func.func @round_narrow
+//   CHECK-NOT:   llvm.call_intrinsic
+//       CHECK:   arith.truncf %{{.*}} : vector<4xf32> to vector<4xbf16>
+func.func @round_narrow(%x: memref<?x10xf32>, %y: memref<?x10xbf16>) {
+  norm.rms_norm x(%x : memref<?x10xf32>) -> y(%y : memref<?x10xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 4, accumulators = 1>
   return
 }

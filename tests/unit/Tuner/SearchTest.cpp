@@ -37,6 +37,22 @@ normjit_kernel_spec_t layerNormSpec(int64_t cols, bool residual = false) {
   return spec;
 }
 
+/// A LayerNorm (gamma and beta) or RMSNorm (gamma) spec whose row buffers
+/// are `dtype` and gamma and beta `params`, with a residual (its sum stored
+/// or not) if asked.
+normjit_kernel_spec_t normSpec(normjit_op_t op, int64_t cols,
+                               normjit_dtype_t dtype, normjit_dtype_t params,
+                               bool residual, bool storeSum) {
+  normjit_kernel_spec_t s = normjit_kernel_spec_default(op, cols);
+  s.x_dtype = s.y_dtype = s.residual_dtype = s.sum_dtype = dtype;
+  s.gamma_dtype = s.beta_dtype = params;
+  s.has_gamma = 1;
+  s.has_beta = op == NORMJIT_LAYER_NORM;
+  s.has_residual = residual;
+  s.store_sum = residual && storeSum;
+  return s;
+}
+
 HostCpu avx512Host() {
   HostCpu host;
   host.name = "test";
@@ -361,17 +377,7 @@ TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {
 
 TEST(SearchSpaceTest, RowsAwareDefaultGroupsRowsWithinTheCache) {
   HostCpu host = avx512Host();
-  auto spec = [](normjit_op_t op, int64_t cols, normjit_dtype_t dtype,
-                 normjit_dtype_t params, bool residual, bool storeSum) {
-    normjit_kernel_spec_t s = normjit_kernel_spec_default(op, cols);
-    s.x_dtype = s.y_dtype = s.residual_dtype = s.sum_dtype = dtype;
-    s.gamma_dtype = s.beta_dtype = params;
-    s.has_gamma = 1;
-    s.has_beta = op == NORMJIT_LAYER_NORM;
-    s.has_residual = residual;
-    s.store_sum = residual && storeSum;
-    return s;
-  };
+  auto spec = normSpec;
   auto groupOf = [&](const normjit_kernel_spec_t &s, int64_t rows) {
     CpuConfig config = getDefaultCpuConfigForRows(s, rows, host);
     // Only the grouping (and the task size, to whole groups) differs from
@@ -498,13 +504,8 @@ TEST(SearchSpaceTest, RowsAwareDefaultKernelsMatchTheReference) {
   Context context;
   auto spec = [](normjit_op_t op, int64_t cols, normjit_dtype_t dtype,
                  normjit_dtype_t params, bool residual, bool storeSum) {
-    normjit_kernel_spec_t s = normjit_kernel_spec_default(op, cols);
-    s.x_dtype = s.y_dtype = s.residual_dtype = s.sum_dtype = dtype;
-    s.gamma_dtype = s.beta_dtype = params;
-    s.has_gamma = 1;
-    s.has_beta = op == NORMJIT_LAYER_NORM;
-    s.has_residual = residual;
-    s.store_sum = residual && storeSum;
+    normjit_kernel_spec_t s =
+        normSpec(op, cols, dtype, params, residual, storeSum);
     s.store_rstd = 1;
     return s;
   };

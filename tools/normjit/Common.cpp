@@ -69,20 +69,11 @@ normjit::tool::parseSpecOptions(const ParsedOptions &options,
     return dtype.takeError();
   bool isLayerNorm = *op == NORMJIT_LAYER_NORM;
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(*op, cols);
-  struct {
-    const char *option;
-    normjit_dtype_t *field;
-  } dtypes[] = {{"x-dtype", &spec.x_dtype},
-                {"y-dtype", &spec.y_dtype},
-                {"residual-dtype", &spec.residual_dtype},
-                {"sum-dtype", &spec.sum_dtype},
-                {"gamma-dtype", &spec.gamma_dtype},
-                {"beta-dtype", &spec.beta_dtype}};
-  for (const auto &entry : dtypes) {
-    auto value = getDType(entry.option, *dtype);
+  for (const normjit::SpecBufferDtype &entry : normjit::kSpecBufferDtypes) {
+    auto value = getDType(std::string(entry.buffer) + "-dtype", *dtype);
     if (!value)
       return value.takeError();
-    *entry.field = *value;
+    spec.*entry.field = *value;
   }
   spec.has_residual = options.getFlag("residual", false);
   spec.store_sum = options.getFlag("store-sum", spec.has_residual);

@@ -23,12 +23,7 @@ static constexpr int64_t kMinCappedElements = 16;
 namespace {
 /// Whether the default normalizes the rows of `spec` in pairs.
 bool defaultPairsRows(const normjit_kernel_spec_t &spec) {
-  auto bytes = [](bool present, normjit_dtype_t dtype) -> int64_t {
-    return present ? static_cast<int64_t>(normjit_dtype_size(dtype)) : 0;
-  };
-  return getDefaultRowGroup(spec.cols, bytes(true, spec.x_dtype),
-                            bytes(spec.has_gamma, spec.gamma_dtype),
-                            bytes(spec.has_beta, spec.beta_dtype)) == 2;
+  return getDefaultRowGroup(spec) == 2;
 }
 
 /// `config` with rows normalized `group` at a time; the rows of a task

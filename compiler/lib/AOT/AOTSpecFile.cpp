@@ -291,20 +291,12 @@ public:
     auto dtype = getDType(table, "dtype", NORMJIT_F32);
     if (!dtype)
       return dtype.takeError();
-    struct {
-      const char *key;
-      normjit_dtype_t *field;
-    } dtypes[] = {{"x_dtype", &spec.x_dtype},
-                  {"y_dtype", &spec.y_dtype},
-                  {"residual_dtype", &spec.residual_dtype},
-                  {"sum_dtype", &spec.sum_dtype},
-                  {"gamma_dtype", &spec.gamma_dtype},
-                  {"beta_dtype", &spec.beta_dtype}};
-    for (const auto &entry : dtypes) {
-      auto value = getDType(table, entry.key, *dtype);
+    for (const SpecBufferDtype &entry : kSpecBufferDtypes) {
+      std::string key = std::string(entry.buffer) + "_dtype";
+      auto value = getDType(table, key.c_str(), *dtype);
       if (!value)
         return value.takeError();
-      *entry.field = *value;
+      spec.*entry.field = *value;
     }
     spec.has_residual = getBool(table, "residual", false);
     spec.store_sum = getBool(table, "store_sum", false);

@@ -316,6 +316,15 @@ int64_t rowInputBytes(const normjit_kernel_spec_t &spec) {
 }
 } // namespace
 
+int64_t normjit::getDefaultRowGroup(const normjit_kernel_spec_t &spec) {
+  auto bytes = [](bool present, normjit_dtype_t dtype) -> int64_t {
+    return present ? static_cast<int64_t>(normjit_dtype_size(dtype)) : 0;
+  };
+  return getDefaultRowGroup(spec.cols, bytes(true, spec.x_dtype),
+                            bytes(spec.has_gamma, spec.gamma_dtype),
+                            bytes(spec.has_beta, spec.beta_dtype));
+}
+
 bool normjit::rowTilesFitL1(const normjit_kernel_spec_t &spec) {
   // (Columns capped: only the comparison with 32 KiB matters.)
   int64_t cols = std::min<int64_t>(spec.cols, int64_t(1) << 20);
@@ -349,12 +358,7 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   if (rows < 2 || spec.cols < 1 || rowInputBytes(spec) < 1 ||
       !(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;
-  auto bytes = [](bool present, normjit_dtype_t dtype) -> int64_t {
-    return present ? static_cast<int64_t>(normjit_dtype_size(dtype)) : 0;
-  };
-  if (getDefaultRowGroup(spec.cols, bytes(true, spec.x_dtype),
-                         bytes(spec.has_gamma, spec.gamma_dtype),
-                         bytes(spec.has_beta, spec.beta_dtype)) != 1)
+  if (getDefaultRowGroup(spec) != 1)
     return config;
   bool sixteenBit = normjit_dtype_size(spec.x_dtype) == 2;
   bool storesSum = spec.has_residual && spec.store_sum;

@@ -91,6 +91,25 @@ const std::vector<std::string> &getDisabledHostCpuFeatures();
 CpuConfig getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
                               const HostCpu &host = getHostCpu());
 
+/// The lowering's default `row_group` for `spec` (getDefaultRowGroup of
+/// RowGroup.h on its x, gamma and beta element sizes): 2 where gamma, beta
+/// and a row overflow 32 KiB, else 1.
+int64_t getDefaultRowGroup(const normjit_kernel_spec_t &spec);
+
+/// The spec's per-buffer dtype fields by buffer name: what the CLI's
+/// `--NAME-dtype` options and spec files' `NAME_dtype` keys set.
+struct SpecBufferDtype {
+  const char *buffer;
+  normjit_dtype_t normjit_kernel_spec_t::*field;
+};
+inline constexpr SpecBufferDtype kSpecBufferDtypes[] = {
+    {"x", &normjit_kernel_spec_t::x_dtype},
+    {"y", &normjit_kernel_spec_t::y_dtype},
+    {"residual", &normjit_kernel_spec_t::residual_dtype},
+    {"sum", &normjit_kernel_spec_t::sum_dtype},
+    {"gamma", &normjit_kernel_spec_t::gamma_dtype},
+    {"beta", &normjit_kernel_spec_t::beta_dtype}};
+
 /// Rows per group of the tiled row grouping (`row_group`) that the CPU
 /// heuristics choose (the rows-aware default below, the tuner's space).
 constexpr int64_t kTiledRowGroup = 8;

@@ -260,12 +260,18 @@ public:
       storeColumnOrder(buffer, indices, narrowPairedBf16(value), nontemporal);
       return;
     }
+    storeRounded(buffer, indices, narrow(value, element), mask, nontemporal);
+  }
+
+  /// An f32 vector rounded to `element` (f32: as it is).
+  Value narrow(Value value, Type element) {
+    if (element.isF32())
+      return value;
     if (element.isBF16())
-      value = truncToBf16(value);
-    else if (!element.isF32())
-      value =
-          arith::TruncFOp::create(b, VectorType::get({width}, element), value);
-    storeRounded(buffer, indices, value, mask, nontemporal);
+      return truncToBf16(value);
+    auto type = cast<VectorType>(value.getType());
+    return arith::TruncFOp::create(
+        b, VectorType::get({type.getNumElements()}, element), value);
   }
 
   /// An f32 vector rounded to bf16 (to nearest even), in its lanes' order.
@@ -800,13 +806,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // s = x + residual rounded to the sum's type and stored into sum (with
   // a residual and a sum): the vector stored, in the sum's type.
   auto storedSum = [&](Value col, Value mask) -> Value {
-    Value s = addRows(col, mask);
-    if (sumElement.isBF16())
-      s = e.truncToBf16(s);
-    else if (!sumElement.isF32())
-      s = arith::TruncFOp::create(
-          b, VectorType::get({e.getVectorType().getNumElements()}, sumElement),
-          s);
+    Value s = e.narrow(addRows(col, mask), sumElement);
     e.storeRounded(sum, {row, col}, s, mask);
     return s;
   };

@@ -67,10 +67,11 @@ extern "C" normjit_status_t normjit_kernel_get_tuned(
     normjit_context_t *context, const normjit_kernel_spec_t *spec, int64_t rows,
     const char *device, const normjit_tuning_options_t *options,
     normjit_kernel_t **out) {
+  if (out) // null on every failure, the checks' too
+    *out = nullptr;
   if (!context || !spec || !out)
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "context, spec and out must not be null");
-  *out = nullptr;
   NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
   if (rows < 0)
     return setError(NORMJIT_INVALID_ARGUMENT,

@@ -14,6 +14,9 @@
  *   normjit_kernel_release(kernel);
  *   normjit_context_destroy(ctx);
  *
+ * The normjit_kernel_get* functions set *out (when out is not NULL) to
+ * NULL on every failure, so releasing it afterwards is always safe.
+ *
  *===----------------------------------------------------------------------===*/
 
 #ifndef NORMJIT_NORMJIT_H

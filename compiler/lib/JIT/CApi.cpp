@@ -60,10 +60,11 @@ normjit_status_t getKernel(normjit_context_t *context,
                            const normjit_kernel_spec_t *spec,
                            std::optional<CpuConfig> config,
                            normjit_kernel_t **out) {
+  if (out) // null on every failure, the checks' too
+    *out = nullptr;
   if (!context || !spec || !out)
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "context, spec and out must not be null");
-  *out = nullptr;
   auto kernel = context->context.getKernel(*spec, config);
   if (!kernel)
     return errorToStatus(kernel.takeError());
@@ -131,6 +132,8 @@ normjit_kernel_get(normjit_context_t *context,
 extern "C" normjit_status_t normjit_kernel_get_with_config(
     normjit_context_t *context, const normjit_kernel_spec_t *spec,
     const normjit_cpu_config_t *config, normjit_kernel_t **out) {
+  if (out)
+    *out = nullptr;
   if (!config)
     return setError(NORMJIT_INVALID_ARGUMENT, "config must not be null");
   return getKernel(context, spec, fromC(*config), out);
@@ -139,10 +142,11 @@ extern "C" normjit_status_t normjit_kernel_get_with_config(
 extern "C" normjit_status_t normjit_kernel_get_for_device(
     normjit_context_t *context, const normjit_kernel_spec_t *spec,
     const char *device, const char *config, normjit_kernel_t **out) {
+  if (out)
+    *out = nullptr;
   if (!context || !spec || !device || !out)
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "context, spec, device and out must not be null");
-  *out = nullptr;
   // A bad spec is the caller's error on every device, whether or not the
   // device is there.
   NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));

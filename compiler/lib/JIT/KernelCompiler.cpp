@@ -386,6 +386,34 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
 
 llvm::Expected<normjit::norm::ConfigKnobs>
 normjit::detail::parseConfigKnobs(llvm::StringRef text) {
+  // Text from a user or a file is checked before MLIR's parser sees it: the
+  // parser recurses per nested bracket (about 1 KiB of stack a level), so
+  // "[[[[..." thousands deep would overflow the stack, and hundreds deep a
+  // small thread's. A config nests one level (#norm.config<...>); its
+  // longest form is a few hundred bytes.
+  constexpr size_t kMaxConfigBytes = 4096;
+  constexpr int kMaxConfigNesting = 4;
+  auto quoted = [&] {
+    return text.size() <= 200 ? "'" + text.str() + "'"
+                              : "'" + text.take_front(200).str() + "...' (" +
+                                    std::to_string(text.size()) + " bytes)";
+  };
+  if (text.size() > kMaxConfigBytes)
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "invalid config " + quoted() + ": longer than " +
+                         std::to_string(kMaxConfigBytes) +
+                         " bytes; expected #norm.config<cpu|gpu, ...>");
+  int depth = 0;
+  for (char c : text) {
+    depth += llvm::StringRef("<([{").contains(c);
+    if (depth > kMaxConfigNesting)
+      return makeError(NORMJIT_INVALID_ARGUMENT,
+                       "invalid config " + quoted() +
+                           ": brackets nested more than " +
+                           std::to_string(kMaxConfigNesting) +
+                           " deep; expected #norm.config<cpu|gpu, ...>");
+    depth -= depth > 0 && llvm::StringRef(">)]}").contains(c);
+  }
   MLIRContext context(getKernelDialectRegistry(),
                       MLIRContext::Threading::DISABLED);
   context.loadDialect<normjit::norm::NormDialect>();

@@ -16,8 +16,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <optional>
+#include <pthread.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -611,6 +613,117 @@ std::string makeCacheDir(const char *name) {
 
 bool fileExists(const std::string &path) { return std::ifstream(path).good(); }
 } // namespace
+
+// Config text as a host may pass it from a user or a file: nesting that
+// would take MLIR's recursive parser through the stack, on the caller's
+// thread or a small one, is refused with a message; threads = 0 and
+// row_group = 0 mean what they mean in normjit_cpu_config_t (absent).
+TEST(CApiTest, ConfigTextIsCheckedBeforeParsing) {
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 8);
+  auto get = [&](const std::string &text) {
+    normjit_kernel_t *kernel = nullptr;
+    normjit_status_t status = normjit_kernel_get_for_device(
+        context, &spec, "cpu", text.c_str(), &kernel);
+    std::string config = kernel ? normjit_kernel_config(kernel) : "";
+    normjit_kernel_release(kernel);
+    return std::make_pair(status, config);
+  };
+  for (const std::string &text :
+       {std::string(100000, '['), std::string(100000, '('),
+        "#norm.config<cpu, vector_width = " + std::string(5000, '[') + ">",
+        std::string(8, '<')}) {
+    // On a thread of 128 KiB of stack: about 100 levels of the parser.
+    std::pair<normjit_status_t, std::string> result;
+    std::string message;
+    pthread_attr_t attributes;
+    ASSERT_EQ(pthread_attr_init(&attributes), 0);
+    ASSERT_EQ(pthread_attr_setstacksize(&attributes, 128 << 10), 0);
+    struct Job {
+      std::function<void()> run;
+    } job{[&] {
+      result = get(text);
+      message = normjit_last_error();
+    }};
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(
+                  &thread, &attributes,
+                  [](void *arg) -> void * {
+                    static_cast<Job *>(arg)->run();
+                    return nullptr;
+                  },
+                  &job),
+              0);
+    pthread_join(thread, nullptr);
+    pthread_attr_destroy(&attributes);
+    EXPECT_EQ(result.first, NORMJIT_INVALID_ARGUMENT) << text.substr(0, 40);
+    EXPECT_NE(message.find("invalid config"), std::string::npos) << message;
+    EXPECT_LT(message.size(), 600u) << "the text is cut in the message";
+  }
+  EXPECT_EQ(get(std::string(5000, ' ') + "#norm.config<cpu>").first,
+            NORMJIT_INVALID_ARGUMENT)
+      << "longer than any config";
+
+  auto [status, config] =
+      get("#norm.config<cpu, threads = 0, row_group = 0, vector_width = 4>");
+  EXPECT_EQ(status, NORMJIT_OK) << normjit_last_error();
+  EXPECT_EQ(config, get("#norm.config<cpu, vector_width = 4>").second);
+  EXPECT_EQ(config.find("threads"), std::string::npos) << config;
+  EXPECT_EQ(config.find("row_group = 0"), std::string::npos) << config;
+  EXPECT_EQ(get("#norm.config<gpu, threads = 0>").first,
+            NORMJIT_INVALID_ARGUMENT)
+      << "a CPU knob in a GPU config, 0 or not";
+  EXPECT_EQ(get("#norm.config<cpu, threads = -1>").first,
+            NORMJIT_INVALID_ARGUMENT);
+  normjit_context_destroy(context);
+}
+
+// Every normjit_kernel_get* sets *out to NULL when it fails, its argument
+// checks too, so that a host may release it whatever the status.
+TEST(CApiTest, FailedGetsLeaveNoHandle) {
+  normjit_context_t *context = nullptr;
+  ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 8);
+  normjit_cpu_config_t config;
+  ASSERT_EQ(normjit_default_cpu_config(&spec, &config), NORMJIT_OK);
+  normjit_tuning_options_t options = normjit_tuning_options_default();
+  options.policy = NORMJIT_TUNING_HEURISTIC;
+  auto *stale = reinterpret_cast<normjit_kernel_t *>(uintptr_t(1));
+  const normjit_kernel_spec_t *someSpec = &spec, *noSpec = nullptr;
+  normjit_context_t *noContext = nullptr;
+  for (normjit_context_t *ctx : {context, noContext})
+    for (const normjit_kernel_spec_t *s : {someSpec, noSpec}) {
+      if (ctx && s)
+        continue;
+      normjit_kernel_t *kernel = stale;
+      EXPECT_EQ(normjit_kernel_get(ctx, s, &kernel), NORMJIT_INVALID_ARGUMENT);
+      EXPECT_EQ(kernel, nullptr);
+      kernel = stale;
+      EXPECT_EQ(normjit_kernel_get_with_config(ctx, s, &config, &kernel),
+                NORMJIT_INVALID_ARGUMENT);
+      EXPECT_EQ(kernel, nullptr);
+      kernel = stale;
+      EXPECT_EQ(normjit_kernel_get_for_device(ctx, s, "cpu", nullptr, &kernel),
+                NORMJIT_INVALID_ARGUMENT);
+      EXPECT_EQ(kernel, nullptr);
+      kernel = stale;
+      EXPECT_EQ(
+          normjit_kernel_get_tuned(ctx, s, 16, "cpu", &options, &kernel),
+          NORMJIT_INVALID_ARGUMENT);
+      EXPECT_EQ(kernel, nullptr);
+    }
+  normjit_kernel_t *kernel = stale;
+  EXPECT_EQ(normjit_kernel_get_with_config(context, &spec, nullptr, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(kernel, nullptr);
+  kernel = stale;
+  EXPECT_EQ(normjit_kernel_get_for_device(context, &spec, nullptr, nullptr,
+                                          &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_EQ(kernel, nullptr);
+  normjit_context_destroy(context);
+}
 
 // normjit_kernel_get_tuned: each policy, the cache file written by a tune
 // and read by another context, and bad input.

@@ -31,6 +31,17 @@ func.func @backend_only(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
 
 // -----
 
+// threads = 0 (all cores) and row_group = 0 (the default) are what an
+// absent knob means, as in normjit_cpu_config_t: they parse as absent.
+// CHECK-LABEL: func.func @zero_means_absent
+//       CHECK:   config = <cpu, vector_width = 8>{{$}}
+func.func @zero_means_absent(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
+  norm.layer_norm x(%x : memref<?x8xf32>) -> y(%y : memref<?x8xf32>) eps = 1.0e-05 config = #norm.config<cpu, threads = 0, row_group = 0, vector_width = 8>
+  return
+}
+
+// -----
+
 // Welford, a whole block per row keeping the row in shared memory, limits.
 // CHECK-LABEL: func.func @limits
 //       CHECK:   config = <cpu, vector_width = 64, accumulators = 16, rows_per_task = 65536, threads = 1024, algorithm = welford>

@@ -32,8 +32,13 @@
 
 // -----
 
-// expected-error @+1 {{'threads' must be in [1, 1024], got 0}}
-#c = #norm.config<cpu, threads = 0>
+// expected-error @+1 {{'threads' must be in [1, 1024], got -1}}
+#c = #norm.config<cpu, threads = -1>
+
+// -----
+
+// expected-error @+1 {{'threads' is a cpu knob; it is not valid for backend 'gpu'}}
+#c = #norm.config<gpu, threads = 0>
 
 // -----
 
@@ -102,8 +107,8 @@
 
 // -----
 
-// expected-error @+1 {{'row_group' must be in [1, 64], got 0}}
-#c = #norm.config<cpu, row_group = 0>
+// expected-error @+1 {{'row_group' must be in [1, 64], got -2}}
+#c = #norm.config<cpu, row_group = -2>
 
 // -----
 

@@ -135,8 +135,18 @@ ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
     return parseInt(parser, key, f.accumulators);
   if (key == "rows_per_task")
     return parseInt(parser, key, f.rowsPerTask);
+  // threads = 0 (all cores) and row_group = 0 (the lowering's default)
+  // mean what an absent knob means, as in normjit_cpu_config_t: the same
+  // config, printed without them.
+  auto parseZeroAsAbsent = [&](std::optional<int64_t> &out) -> ParseResult {
+    if (failed(parseInt(parser, key, out)))
+      return failure();
+    if (out == 0 && f.backend == Backend::CPU) // a GPU config: rejected
+      out.reset();
+    return success();
+  };
   if (key == "threads")
-    return parseInt(parser, key, f.threads);
+    return parseZeroAsAbsent(f.threads);
   if (key == "algorithm")
     return parseEnum<Algorithm>(parser, key, f.algorithm, symbolizeAlgorithm,
                                 "'two_pass' or 'welford'");
@@ -145,7 +155,7 @@ ParseResult parseKnob(AsmParser &parser, StringRef key, ConfigKnobs &f) {
   if (key == "prefetch_rows")
     return parseInt(parser, key, f.prefetchRows);
   if (key == "row_group")
-    return parseInt(parser, key, f.rowGroup);
+    return parseZeroAsAbsent(f.rowGroup);
   if (key == "threads_per_row")
     return parseInt(parser, key, f.threadsPerRow);
   if (key == "rows_per_block")

@@ -38,7 +38,8 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       handles; a call's rows are split into as many tasks of equal size,
       and a call left with fewer tasks than threads into more while each
       keeps about 20K row elements read or written.
-    - `threads` (1 to 1024): worker threads; absent means all cores.
+    - `threads` (1 to 1024): worker threads; absent (or 0, which parses
+      as absent) means all cores.
     - `algorithm` (`two_pass` or `welford`): LayerNorm statistics from
       shifted sums of the values and their squares, corrected by a centred
       second pass over the cache-resident row when the shift lies far from
@@ -60,8 +61,8 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       `gamma` and `beta` stays in L1 while the rows stream through it
       (with `prefetch_rows`, the rows of the groups ahead are prefetched
       in their memory order, a line per line written).
-      Absent: pairs when `gamma`, `beta` and a row together exceed 32 KiB,
-      single rows otherwise.
+      Absent (or 0, which parses as absent): pairs when `gamma`, `beta`
+      and a row together exceed 32 KiB, single rows otherwise.
 
     GPU knobs:
     - `threads_per_row` (power of two, 1 to 1024): a sub-warp, a warp,

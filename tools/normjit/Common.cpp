@@ -85,6 +85,17 @@ normjit::tool::parseSpecOptions(const ParsedOptions &options,
   if (!eps)
     return eps.takeError();
   spec.epsilon = *eps;
+  // A dtype for a buffer the spec does not have is a mistake in the
+  // command (a forgotten --residual, say), not something to drop quietly.
+  for (const normjit::SpecBufferDtype &entry : normjit::kSpecBufferDtypes) {
+    std::string option = std::string(entry.buffer) + "-dtype";
+    if (entry.present && !(spec.*entry.present) && options.has(option))
+      return makeToolError(
+          "--" + option + " given, but the spec has no " + entry.buffer +
+          (llvm::StringRef(entry.buffer) == "sum"
+               ? " (a sum is stored with --residual, unless --no-store-sum)"
+               : " (add --" + std::string(entry.buffer) + ")"));
+  }
   if (llvm::Error error =
           normjit::statusToError(normjit_kernel_spec_validate(&spec)))
     return std::move(error);

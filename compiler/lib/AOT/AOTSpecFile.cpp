@@ -321,6 +321,17 @@ public:
       return error(*table.get("store_sum"),
                    prefix + "store_sum = true needs residual = true: without "
                             "a residual the sum would only copy x");
+    for (const SpecBufferDtype &entry : kSpecBufferDtypes) {
+      std::string key = std::string(entry.buffer) + "_dtype";
+      if (entry.present && !(spec.*entry.present))
+        if (const toml::node *node = table.get(key))
+          return error(*node, prefix + key + " given, but the kernel has no " +
+                                  entry.buffer +
+                                  (llvm::StringRef(entry.buffer) == "sum"
+                                       ? " (store_sum = true stores one)"
+                                       : " (" + std::string(entry.buffer) +
+                                             " = true adds one)"));
+    }
     if (normjit_kernel_spec_validate(&spec) != NORMJIT_OK) {
       std::string message = normjit_last_error();
       normjit_clear_error();

@@ -45,6 +45,15 @@
 // RMS-MEAN: normjit: error: rms_norm computes no mean; store_mean must be 0
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --gamma-dtype f8 2>&1 | FileCheck %s --check-prefix=BAD-DTYPE
 // BAD-DTYPE: normjit: error: unknown --gamma-dtype 'f8'; expected f32, f16 or bf16
+// A dtype for a buffer the spec does not have is refused, not dropped.
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --residual-dtype bf16 2>&1 | FileCheck %s --check-prefix=NO-RESIDUAL
+// NO-RESIDUAL: normjit: error: --residual-dtype given, but the spec has no residual (add --residual)
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --residual --no-store-sum --sum-dtype bf16 2>&1 | FileCheck %s --check-prefix=NO-SUM
+// NO-SUM: normjit: error: --sum-dtype given, but the spec has no sum (a sum is stored with --residual, unless --no-store-sum)
+// RUN: not normjit tune --op rms_norm --rows 4 --cols 16 --beta-dtype f16 2>&1 | FileCheck %s --check-prefix=NO-BETA
+// NO-BETA: normjit: error: --beta-dtype given, but the spec has no beta (add --beta)
+// RUN: not normjit aot --op layer_norm --cols 16 --no-gamma --gamma-dtype f16 --name k --out %t-aot 2>&1 | FileCheck %s --check-prefix=NO-GAMMA
+// NO-GAMMA: normjit: error: --gamma-dtype given, but the spec has no gamma (add --gamma)
 
 // --no-gamma, and beta switched on for rms_norm.
 // RUN: normjit bench --op rms_norm --rows 4 --cols 16 --no-gamma --beta --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=FLAGS

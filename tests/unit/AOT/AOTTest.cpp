@@ -1026,6 +1026,17 @@ TEST(AotBadInputTest, MalformedSpecFiles) {
       {std::string(kernel) + "store_mean = true\n",
        "malformed spec file f.toml:5: kernel 'k': store_mean = true, but "
        "rms_norm computes no mean"},
+      {std::string(kernel) + "residual_dtype = \"bf16\"\n",
+       "malformed spec file f.toml:5: kernel 'k': residual_dtype given, but "
+       "the kernel has no residual (residual = true adds one)"},
+      {std::string(kernel) + "residual = true\nsum_dtype = \"f16\"\n",
+       "malformed spec file f.toml:6: kernel 'k': sum_dtype given, but the "
+       "kernel has no sum (store_sum = true stores one)"},
+      {std::string(kernel) + "beta_dtype = \"f16\"\n",
+       "malformed spec file f.toml:5: kernel 'k': beta_dtype given, but the "
+       "kernel has no beta (beta = true adds one)"},
+      {std::string(kernel) + "config = \"" + std::string(3000, '[') + "\"\n",
+       "malformed spec file f.toml:5: kernel 'k': invalid config '[[[["},
       {std::string(kernel) + "store_sum = true\n",
        "malformed spec file f.toml:5: kernel 'k': store_sum = true needs "
        "residual = true: without a residual the sum would only copy x"},

@@ -97,18 +97,24 @@ CpuConfig getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
 int64_t getDefaultRowGroup(const normjit_kernel_spec_t &spec);
 
 /// The spec's per-buffer dtype fields by buffer name: what the CLI's
-/// `--NAME-dtype` options and spec files' `NAME_dtype` keys set.
+/// `--NAME-dtype` options and spec files' `NAME_dtype` keys set, and the
+/// flag that says whether the spec has the buffer (null: always).
 struct SpecBufferDtype {
   const char *buffer;
   normjit_dtype_t normjit_kernel_spec_t::*field;
+  int normjit_kernel_spec_t::*present;
 };
 inline constexpr SpecBufferDtype kSpecBufferDtypes[] = {
-    {"x", &normjit_kernel_spec_t::x_dtype},
-    {"y", &normjit_kernel_spec_t::y_dtype},
-    {"residual", &normjit_kernel_spec_t::residual_dtype},
-    {"sum", &normjit_kernel_spec_t::sum_dtype},
-    {"gamma", &normjit_kernel_spec_t::gamma_dtype},
-    {"beta", &normjit_kernel_spec_t::beta_dtype}};
+    {"x", &normjit_kernel_spec_t::x_dtype, nullptr},
+    {"y", &normjit_kernel_spec_t::y_dtype, nullptr},
+    {"residual", &normjit_kernel_spec_t::residual_dtype,
+     &normjit_kernel_spec_t::has_residual},
+    {"sum", &normjit_kernel_spec_t::sum_dtype,
+     &normjit_kernel_spec_t::store_sum},
+    {"gamma", &normjit_kernel_spec_t::gamma_dtype,
+     &normjit_kernel_spec_t::has_gamma},
+    {"beta", &normjit_kernel_spec_t::beta_dtype,
+     &normjit_kernel_spec_t::has_beta}};
 
 /// Rows per group of the tiled row grouping (`row_group`) that the CPU
 /// heuristics choose (the rows-aware default below, the tuner's space).

@@ -37,7 +37,8 @@ constexpr const char *kCacheUsage =
     "                     into this one; for a key tuned in several, the "
     "faster\n"
     "                     measured entry is kept, and said so\n"
-    "  clear              remove the cache file\n\n"
+    "  clear              remove the cache file (refused for a file that\n"
+    "                     is no tuning cache)\n\n"
     "  --cache FILE       the cache (default: $NORMJIT_CACHE_DIR/tuning.toml,\n"
     "                     $XDG_CACHE_HOME/normjit/tuning.toml or\n"
     "                     ~/.cache/normjit/tuning.toml)\n";

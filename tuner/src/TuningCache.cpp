@@ -1338,6 +1338,30 @@ llvm::Error TuningCache::merge(const std::vector<std::string> &inputs,
   return llvm::Error::success();
 }
 
+namespace {
+/// Whether the file at `path` could be a tuning cache: empty, or its first
+/// 4 KiB hold normjit's header or a `schema` key (a truncated or hand-made
+/// cache too). `clear` removes nothing else: a mistyped --cache must not
+/// delete someone's data.
+bool looksLikeTuningCache(const std::string &path) {
+  std::FILE *file = std::fopen(path.c_str(), "rb");
+  if (!file)
+    return true; // unlink reports what is wrong
+  char buffer[4096];
+  size_t size = std::fread(buffer, 1, sizeof buffer, file);
+  std::fclose(file);
+  llvm::StringRef head(buffer, size);
+  if (head.empty() || head.starts_with("# normjit tuning cache"))
+    return true;
+  llvm::SmallVector<llvm::StringRef> lines;
+  head.split(lines, '\n');
+  return llvm::any_of(lines, [](llvm::StringRef line) {
+    line = line.trim();
+    return line.consume_front("schema") && line.ltrim().starts_with("=");
+  });
+}
+} // namespace
+
 llvm::Error TuningCache::clear() {
   entries.clear();
   struct stat info;
@@ -1351,6 +1375,13 @@ llvm::Error TuningCache::clear() {
   if (S_ISDIR(info.st_mode))
     return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
                                            "': it is a directory");
+  if (S_ISREG(info.st_mode) && !looksLikeTuningCache(path))
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "not clearing '" + path +
+                         "': it does not look like a normjit tuning cache "
+                         "(no '# normjit tuning cache' header or 'schema' "
+                         "key in its first 4 KiB); remove it by hand if it "
+                         "is one");
   ScopedFd lock;
   if (llvm::Error error = lockCache(path, lock))
     return error;

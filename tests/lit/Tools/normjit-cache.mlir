@@ -21,6 +21,24 @@
 // RUN: not normjit cache clear --cache %t/dir-cache 2>&1 | FileCheck %s --check-prefix=DIRCLEAR
 // RUN: ls %t | FileCheck %s --check-prefix=NOLOCK
 // DIRCLEAR: normjit: error: cannot clear tuning cache '{{.*}}dir-cache': it is a directory
+// clear removes a tuning cache, truncated or hand-written too, and nothing
+// that is not one (a mistyped --cache).
+// RUN: printf '\x93NUMPY data' > %t/weights.npy
+// RUN: not normjit cache clear --cache %t/weights.npy 2>&1 | FileCheck %s --check-prefix=NOTCACHE
+// RUN: ls %t | FileCheck %s --check-prefix=KEPT
+// NOTCACHE: normjit: error: not clearing '{{.*}}weights.npy': it does not look like a normjit tuning cache
+// KEPT: weights.npy
+// RUN: printf '# norm''jit tuning cache: the best' > %t/truncated.toml
+// RUN: printf '\n  schema= 1\n' > %t/handmade.toml
+// RUN: : > %t/empty.toml
+// RUN: normjit cache clear --cache %t/truncated.toml | FileCheck %s --check-prefix=CLEAR-ANY
+// RUN: normjit cache clear --cache %t/handmade.toml | FileCheck %s --check-prefix=CLEAR-ANY
+// RUN: normjit cache clear --cache %t/empty.toml | FileCheck %s --check-prefix=CLEAR-ANY
+// RUN: ls %t | FileCheck %s --check-prefix=GONE
+// CLEAR-ANY: cleared {{.*}}.toml
+// GONE-NOT: {{^}}truncated.toml{{$}}
+// GONE-NOT: {{^}}handmade.toml{{$}}
+// GONE-NOT: {{^}}empty.toml{{$}}
 // NOLOCK: dir-cache
 // NOLOCK-NOT: dir-cache.lock
 // The cache subcommands, a corrupt cache set aside with a warning, and a

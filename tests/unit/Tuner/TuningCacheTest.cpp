@@ -579,6 +579,30 @@ TEST_F(TuningCacheTest, Clear) {
   EXPECT_TRUE(again.getEntries().empty());
 }
 
+// clear removes only what could be a tuning cache: a file of other data
+// given by mistake is refused and kept.
+TEST_F(TuningCacheTest, ClearKeepsFilesThatAreNoCache) {
+  TuningCache cache(path);
+  for (const std::string &bytes :
+       {std::string("\x93NUMPY\x01\x00v\x00{'descr': '<f4'"),
+        std::string("\0\1\2binary", 9), std::string("schemas = 1\n"),
+        std::string(5000, ' ') + "schema = 1\n"}) {
+    writeBytes(path, bytes);
+    EXPECT_NE(takeMessage(cache.clear()).find("does not look like a normjit "
+                                              "tuning cache"),
+              std::string::npos);
+    EXPECT_EQ(readBytes(path), bytes);
+  }
+  for (const std::string &bytes :
+       {std::string(), std::string("# normjit tuning cache: the be"),
+        std::string("# by hand\n\n  schema=1\n[[entry]]\n"),
+        std::string("schema = 99\n"), std::string("schema = \"x\"")}) {
+    writeBytes(path, bytes);
+    EXPECT_EQ(takeMessage(cache.clear()), "") << bytes;
+    EXPECT_FALSE(exists(path)) << bytes;
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // The default path
 //===----------------------------------------------------------------------===//

@@ -344,6 +344,22 @@ public:
   std::FILE *file;
 };
 
+/// `text` for a message: bytes outside printable ASCII as \xNN (a NUL
+/// would end the C string of the message).
+std::string printable(const std::string &text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    char escaped[5];
+    std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+    out += escaped;
+  }
+  return out;
+}
+
 /// Maps a descr string to a dtype, or reports why it is not supported.
 normjit_status_t parseDescr(const Reader &reader, const std::string &descr,
                             normjit_dtype_t &dtype) {
@@ -359,10 +375,10 @@ normjit_status_t parseDescr(const Reader &reader, const std::string &descr,
       return NORMJIT_OK;
     }
     if (known && descr[0] == '>')
-      return reader.invalid("big-endian dtype '" + descr +
+      return reader.invalid("big-endian dtype '" + printable(descr) +
                             "' is not supported; " + kExpectedDTypes);
   }
-  return reader.invalid("unsupported dtype '" + descr + "'; " +
+  return reader.invalid("unsupported dtype '" + printable(descr) + "'; " +
                         kExpectedDTypes);
 }
 

@@ -448,6 +448,14 @@ TEST_F(NpyTest, RejectsUnsupportedDTypes) {
       readFromBytes(
           npyBytes(1, header("[('a', '<f4'), ('b', '<f4')]"), "12345678"), out),
       NORMJIT_INVALID_ARGUMENT, {"x.npy: unsupported structured dtype"}));
+  // Bytes a message cannot hold as they are (a NUL would end it) are
+  // written escaped, and the message goes on.
+  EXPECT_TRUE(failsWith(
+      readFromBytes(npyBytes(1, header(std::string("'<f4\0\x7f'", 7)), "1234"),
+                    out),
+      NORMJIT_INVALID_ARGUMENT,
+      {"x.npy: unsupported dtype '<f4\\x00\\x7f'; " +
+       std::string(kExpectedDTypes)}));
 }
 
 TEST_F(NpyTest, RejectsFortranOrder) {

@@ -13,7 +13,12 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlow.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
@@ -23,11 +28,17 @@
 
 namespace normjit {
 
-/// Adds the dialects normjit IR is written in to `registry`.
+/// Adds the dialects normjit IR is written in to `registry`, and those its
+/// lowerings produce (convert-norm-to-vector's and convert-norm-to-gpu's
+/// dependent dialects), so that lowered IR reads back in.
 inline void registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<norm::NormDialect, mlir::arith::ArithDialect,
                   mlir::cf::ControlFlowDialect, mlir::func::FuncDialect,
-                  mlir::gpu::GPUDialect, mlir::memref::MemRefDialect>();
+                  mlir::gpu::GPUDialect, mlir::memref::MemRefDialect,
+                  mlir::math::MathDialect, mlir::scf::SCFDialect,
+                  mlir::vector::VectorDialect,
+                  mlir::x86vector::X86VectorDialect,
+                  mlir::LLVM::LLVMDialect>();
 }
 
 /// Registers normjit's passes and the generic cleanups used around them.

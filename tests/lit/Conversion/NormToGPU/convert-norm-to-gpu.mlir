@@ -1,4 +1,5 @@
 // RUN: normjit-opt %s --pass-pipeline='builtin.module(gpu.module(convert-norm-to-gpu,canonicalize,cse))' | FileCheck %s
+// RUN: normjit-opt %s --pass-pipeline='builtin.module(gpu.module(convert-norm-to-gpu,canonicalize,cse))' | normjit-opt > /dev/null
 // What the GPU knobs of #norm.config produce.
 
 #rows = strided<[?, 1]>

@@ -1,4 +1,6 @@
 // RUN: normjit-opt %s --split-input-file --convert-norm-to-vector="dot-bf16=true" | FileCheck %s
+// The lowered IR reads back in and verifies (normjit-opt knows its dialects).
+// RUN: normjit-opt %s --split-input-file --convert-norm-to-vector="dot-bf16=true" | normjit-opt --split-input-file > /dev/null
 // With dot-bf16 (a target with AVX512-BF16), the statistics of rows of bf16
 // values (x alone, or x + r rounded to a bf16 sum) are summed with x86vector.avx512.dot (vdpbf16ps): squares by
 // a dot of the row with itself, LayerNorm's sums by a dot with ones, on the

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <utility>
 
 using normjit::runtime::setError;
 
@@ -153,6 +154,18 @@ bool isValidRunArgs(const normjit_kernel_spec_t &spec,
   if ((args.sum && args.sum == args.y) ||
       (args.mean && args.mean == args.rstd))
     return false;
+  // No output over gamma or beta (every row reads them), and mean and rstd
+  // over no row buffer (a row's statistics would land in rows not yet
+  // read).
+  const void *outputs[] = {args.y, args.sum, args.mean, args.rstd};
+  for (const void *out : outputs)
+    if (out && (out == args.gamma || out == args.beta))
+      return false;
+  const void *stats[] = {args.mean, args.rstd};
+  for (const void *stat : stats)
+    if (stat && (stat == args.x || stat == args.residual || stat == args.y ||
+                 stat == args.sum))
+      return false;
   // An output over an input must overlay it element for element.
   auto overlays = [&](const void *out, int64_t outStride,
                       normjit_dtype_t outDtype, const void *in,
@@ -310,6 +323,29 @@ normjit::runtime::validateRunArgsByField(const normjit_kernel_spec_t *spec,
     }
   if (args->mean && args->mean == args->rstd)
     return invalid("mean and rstd must be different buffers");
+  const std::pair<const char *, const void *> outputs1D[] = {
+      {"y", args->y}, {"sum", args->sum}, {"mean", args->mean},
+      {"rstd", args->rstd}};
+  for (auto [outName, out] : outputs1D)
+    for (auto [paramName, param] :
+         {std::pair<const char *, const void *>{"gamma", args->gamma},
+          {"beta", args->beta}})
+      if (out && out == param)
+        return invalid(std::string(outName) + " and " + paramName +
+                       " must be different buffers: every row reads " +
+                       paramName);
+  for (auto [statName, stat] :
+       {std::pair<const char *, const void *>{"mean", args->mean},
+        {"rstd", args->rstd}})
+    for (auto [rowsName, rowsData] :
+         {std::pair<const char *, const void *>{"x", args->x},
+          {"residual", args->residual},
+          {"y", args->y},
+          {"sum", args->sum}})
+      if (stat && stat == rowsData)
+        return invalid(std::string(statName) + " and " + rowsName +
+                       " must be different buffers: " + statName +
+                       " holds one value per row");
   return NORMJIT_OK;
 }
 

@@ -303,6 +303,61 @@ TEST(KernelRunTest, InPlaceNeedsTheInputsLayout) {
             std::string::npos);
 }
 
+// Outputs over gamma or beta, which every row reads, and statistics over a
+// row buffer would be read back by later rows: refused, with the two
+// buffers named.
+TEST(KernelRunTest, OutputsOverParametersOrStatisticsOverRowsAreRefused) {
+  Context context;
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 16);
+  spec.has_gamma = spec.has_beta = 1;
+  spec.store_mean = spec.store_rstd = 1;
+  auto kernel = context.getKernel(spec);
+  ASSERT_TRUE(!!kernel) << messageOf(kernel.takeError());
+  std::vector<float> x(64, 1.0f), y(64), gamma(64, 1.0f), beta(64),
+      mean(64), rstd(64);
+  auto args = [&] {
+    normjit_run_args_t a{};
+    a.rows = 4;
+    a.x = x.data();
+    a.y = y.data();
+    a.gamma = gamma.data();
+    a.beta = beta.data();
+    a.mean = mean.data();
+    a.rstd = rstd.data();
+    return a;
+  };
+  ASSERT_FALSE(!!(*kernel)->run(args()));
+  struct {
+    std::function<void(normjit_run_args_t &)> change;
+    const char *message;
+  } cases[] = {
+      {[&](normjit_run_args_t &a) { a.mean = gamma.data(); },
+       "mean and gamma must be different buffers: every row reads gamma"},
+      {[&](normjit_run_args_t &a) { a.rstd = beta.data(); },
+       "rstd and beta must be different buffers: every row reads beta"},
+      {[&](normjit_run_args_t &a) { a.y = gamma.data(); },
+       "y and gamma must be different buffers"},
+      {[&](normjit_run_args_t &a) { a.mean = x.data(); },
+       "mean and x must be different buffers: mean holds one value per row"},
+      {[&](normjit_run_args_t &a) { a.rstd = y.data(); },
+       "rstd and y must be different buffers"},
+  };
+  for (const auto &c : cases) {
+    normjit_run_args_t a = args();
+    c.change(a);
+    llvm::Error error = (*kernel)->run(a);
+    ASSERT_TRUE(!!error) << c.message;
+    EXPECT_NE(messageOf(std::move(error)).find(c.message), std::string::npos)
+        << c.message;
+    EXPECT_EQ(normjit_run_args_validate(&spec, &a), NORMJIT_INVALID_ARGUMENT);
+  }
+  // Inputs may share: gamma and beta one buffer, x read as the residual.
+  normjit_run_args_t shared = args();
+  shared.beta = gamma.data();
+  EXPECT_FALSE(!!(*kernel)->run(shared));
+}
+
 TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
   // Buffers need only element alignment, not vector alignment.
   Context context;

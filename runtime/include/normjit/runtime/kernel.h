@@ -54,7 +54,9 @@ normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
  * residual), in place, when both have elements of one size and the same
  * row stride (f16 over bf16 is fine, f16 over f32 is not: its rows would
  * overwrite input not yet read); otherwise outputs must not overlap
- * inputs. */
+ * inputs. No output may be gamma or beta (every row reads them), nor mean
+ * or rstd a row buffer: both are refused (partial overlaps are not
+ * checked). */
 typedef struct normjit_run_args_t {
   int64_t rows; /**< >= 0 */
   const void *x;

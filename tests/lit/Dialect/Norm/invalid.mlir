@@ -97,6 +97,30 @@ func.func @same_mean_and_rstd(%x: memref<?x8xf32>, %y: memref<?x8xf32>, %m: memr
 
 // -----
 
+func.func @mean_over_gamma(%x: memref<?x8xf32>, %y: memref<?x8xf32>, %v: memref<8xf32>) {
+  // expected-error @+1 {{'norm.layer_norm' op expects mean in a buffer other than gamma: every row reads gamma, and mean is written row by row}}
+  norm.layer_norm x(%x : memref<?x8xf32>) gamma(%v : memref<8xf32>) -> y(%y : memref<?x8xf32>) mean(%v : memref<8xf32>) eps = 1.0e-05
+  return
+}
+
+// -----
+
+func.func @rstd_over_beta(%x: memref<?x8xf32>, %y: memref<?x8xf32>, %v: memref<8xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op expects rstd in a buffer other than beta}}
+  norm.rms_norm x(%x : memref<?x8xf32>) beta(%v : memref<8xf32>) -> y(%y : memref<?x8xf32>) rstd(%v : memref<8xf32>) eps = 1.0e-05
+  return
+}
+
+// -----
+
+func.func @stats_of_two_lengths(%x: memref<?x8xf32>, %y: memref<?x8xf32>, %m: memref<3xf32>, %r: memref<4xf32>) {
+  // expected-error @+1 {{'norm.layer_norm' op expects mean and rstd of one length (one per row), got 3 and 4}}
+  norm.layer_norm x(%x : memref<?x8xf32>) -> y(%y : memref<?x8xf32>) mean(%m : memref<3xf32>) rstd(%r : memref<4xf32>) eps = 1.0e-05
+  return
+}
+
+// -----
+
 // Generic form: x and y are one operand each, whatever operandSegmentSizes
 // says (ODS checks only the optional groups).
 func.func @generic_without_y(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {

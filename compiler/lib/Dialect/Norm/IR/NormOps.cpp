@@ -32,9 +32,16 @@ LogicalResult verifyRowBuffer(Operation *op, StringRef name, Value value) {
   if (failed(type.getStridesAndOffset(strides, offset)))
     return op->emitOpError("expects a strided layout for ")
            << name << ", got " << type;
-  if (strides[1] != 1)
-    return op->emitOpError("expects unit stride along the rows of ")
-           << name << ", got stride " << strides[1];
+  if (strides[1] != 1) {
+    InFlightDiagnostic diag = op->emitOpError(
+        "expects unit stride along the rows of ");
+    diag << name << ", got stride ";
+    if (ShapedType::isDynamic(strides[1]))
+      diag << "? (dynamic)";
+    else
+      diag << strides[1];
+    return diag;
+  }
   if (!ShapedType::isDynamic(strides[0]) && strides[0] < cols &&
       type.getDimSize(0) != 1)
     return op->emitOpError("expects the row stride of ")
@@ -227,7 +234,29 @@ LogicalResult verifyNormOp(NormOpT op, bool isLayerNorm) {
       return failure();
     if (rstd == op.getMean())
       return op.emitOpError("expects distinct buffers for mean and rstd");
+    int64_t rstdLength = cast<MemRefType>(rstd.getType()).getDimSize(0);
+    if (Value mean = op.getMean()) {
+      int64_t meanLength = cast<MemRefType>(mean.getType()).getDimSize(0);
+      if (!ShapedType::isDynamic(meanLength) &&
+          !ShapedType::isDynamic(rstdLength) && meanLength != rstdLength)
+        return op.emitOpError("expects mean and rstd of one length (one per "
+                              "row), got ")
+               << meanLength << " and " << rstdLength;
+    }
   }
+  // The statistics are written row by row while every row reads gamma and
+  // beta: written over them, later rows would read the statistics.
+  for (auto [statName, stat] : {std::pair<const char *, Value>{"mean",
+                                                               op.getMean()},
+                                {"rstd", op.getRstd()}})
+    for (auto [paramName, param] :
+         {std::pair<const char *, Value>{"gamma", op.getGamma()},
+          {"beta", op.getBeta()}})
+      if (stat && stat == param)
+        return op.emitOpError("expects ")
+               << statName << " in a buffer other than " << paramName
+               << ": every row reads " << paramName << ", and " << statName
+               << " is written row by row";
 
   float eps = op.getEpsilon().convertToFloat();
   if (!(eps > 0.0f) || !std::isfinite(eps))

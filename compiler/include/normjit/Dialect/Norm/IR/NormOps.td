@@ -41,9 +41,10 @@ class Norm_NormOp<string mnemonic, string opSummary, string formula>
     `mean`/`rstd` are contiguous 1-D f32 memrefs with one entry per row.
 
     The op behaves as if it read all its inputs before writing any output, so
-    an output may be the very same buffer as an input (in place), but two
-    outputs may not be the same buffer, and buffers that partially overlap
-    are not allowed.
+    an output may be the very same buffer as an input (in place), except
+    that `mean` and `rstd` may not be `gamma` or `beta` (every row reads
+    those); two outputs may not be the same buffer, and buffers that
+    partially overlap are not allowed.
 
     `config` is the tuning decision (`#norm.config`); absent, the compiler
     picks its default heuristic.

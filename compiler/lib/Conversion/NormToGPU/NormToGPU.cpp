@@ -39,6 +39,10 @@ namespace {
 /// Full steps per block of a thread's blocked sums (see RowEmitter::sweep).
 constexpr int64_t kBlock = 16;
 
+/// Static shared memory a thread block may have (CUDA's limit without an
+/// opt-in to more).
+constexpr int64_t kMaxStaticSharedBytes = 48 * 1024;
+
 /// Emits the SIMT code of one norm op: vector accesses of a thread's
 /// columns, sweeps over them and reductions over a row's threads.
 class GpuEmitter {
@@ -408,6 +412,23 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
              << blockSize << " threads, but the kernel's known_block_size "
              << "differs";
   }
+  // The NVVM bounds a kernel may carry already: blocks of blockSize
+  // threads must meet them.
+  if (auto maxThreads = func->template getAttrOfType<DenseI32ArrayAttr>("nvvm.maxntid")) {
+    int64_t allowed = 1;
+    for (int32_t extent : maxThreads.asArrayRef())
+      allowed *= extent;
+    if (allowed < blockSize)
+      return op.emitOpError("needs blocks of ")
+             << blockSize << " threads, but the kernel's nvvm.maxntid allows "
+             << allowed;
+  }
+  if (auto required = func->template getAttrOfType<DenseI32ArrayAttr>("nvvm.reqntid"))
+    if (required.asArrayRef() !=
+        ArrayRef<int32_t>{static_cast<int32_t>(blockSize), 1, 1})
+      return op.emitOpError("needs blocks of ")
+             << blockSize << " threads, but the kernel's nvvm.reqntid "
+             << "differs";
   func.setKnownBlockSizeAttr(
       rewriter.getDenseI32ArrayAttr({static_cast<int32_t>(blockSize), 1, 1}));
   // min_blocks_per_sm: PTX .minnctapersm (the NVVM lowering's
@@ -701,6 +722,27 @@ struct ConvertNormToGPUPass
                         "the residual add into the norm kernel");
       if (failed(result))
         return signalPassFailure();
+    }
+    // The kernels' static shared memory, the buffers they had and those
+    // the lowering added: a block may have 48 KiB.
+    for (auto [func, op] : firstInKernel) {
+      auto kernel = cast<gpu::GPUFuncOp>(func);
+      int64_t bytes = 0;
+      for (BlockArgument buffer : kernel.getWorkgroupAttributions()) {
+        auto type = cast<MemRefType>(buffer.getType());
+        if (!type.hasStaticShape())
+          continue; // the verifier of gpu.func refuses it
+        bytes += type.getNumElements() *
+                 llvm::divideCeil(type.getElementTypeBitWidth(), 8);
+      }
+      if (bytes > kMaxStaticSharedBytes) {
+        kernel.emitOpError("keeps ")
+            << bytes << " bytes in workgroup (shared) buffers, its own and "
+            << "those its norm op was lowered to, more than the "
+            << kMaxStaticSharedBytes << " bytes of static shared memory a "
+            << "block may have";
+        return signalPassFailure();
+      }
     }
   }
 };

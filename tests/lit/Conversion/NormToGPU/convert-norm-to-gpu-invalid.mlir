@@ -85,3 +85,42 @@ gpu.func @known_block_size_differs(%x: memref<?x64xf32>, %y: memref<?x64xf32>) k
 }
 }
 }
+
+// -----
+
+// NVVM bounds on the block the config's blocks do not meet.
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @max_threads_below(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel attributes {nvvm.maxntid = array<i32: 32, 1, 1>} {
+  // expected-error @+1 {{needs blocks of 64 threads, but the kernel's nvvm.maxntid allows 32}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 2>
+  gpu.return
+}
+}
+}
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @required_threads_differ(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel attributes {nvvm.reqntid = array<i32: 128, 1, 1>} {
+  // expected-error @+1 {{needs blocks of 64 threads, but the kernel's nvvm.reqntid differs}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 2>
+  gpu.return
+}
+}
+}
+
+// -----
+
+// Rows kept in shared memory beside a workgroup buffer the kernel had:
+// together over the 48 KiB a block may have.
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+// expected-error @+1 {{keeps 64512 bytes in workgroup (shared) buffers, its own and those its norm op was lowered to, more than the 49152 bytes}}
+gpu.func @shared_over_the_limit(%x: memref<?x376xf32>, %y: memref<?x376xf32>) workgroup(%mine : memref<4096xf32, #gpu.address_space<workgroup>>) kernel {
+  norm.rms_norm x(%x : memref<?x376xf32>) -> y(%y : memref<?x376xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32, rows_per_block = 32, row_storage = shared>
+  gpu.return
+}
+}
+}

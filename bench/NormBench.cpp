@@ -137,9 +137,12 @@ compileOrSkip(benchmark::State &state, const normjit_kernel_spec_t &spec,
 /// Args: rows, cols, dtype (0 f32, 1 bf16), threads.
 /// `narrowParams`: gamma and beta in the rows' dtype (bf16 as a bf16 model
 /// stores them) instead of f32 (what oneDNN takes).
+/// `keepSum` (with `residual`): the sum is stored, in place over the
+/// residual, as a pre-norm block keeps its residual stream; without it
+/// only y is written, as in a post-norm block (y = norm(x + r)).
 void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
                            bool residual, bool fuse, bool tuned = false,
-                           bool narrowParams = false) {
+                           bool narrowParams = false, bool keepSum = true) {
   int64_t rows = state.range(0), cols = state.range(1);
   normjit_dtype_t dtype = dtypeArg(state.range(2));
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
@@ -148,7 +151,8 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
     spec.gamma_dtype = spec.beta_dtype = dtype;
   spec.has_gamma = 1;
   spec.has_beta = op == NORMJIT_LAYER_NORM;
-  spec.has_residual = spec.store_sum = residual;
+  spec.has_residual = residual;
+  spec.store_sum = residual && keepSum;
   normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
   if (tuned) {
     auto found =
@@ -199,7 +203,7 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   if (residual) {
     // The residual stream is read and updated in place, as in a model.
     args.residual = r.data;
-    args.sum = r.data;
+    args.sum = spec.store_sum ? r.data : nullptr;
   }
   for (auto _ : state) {
     if (llvm::Error error = kernel->run(args)) {
@@ -210,7 +214,7 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   }
   // gamma and beta are vectors read once per call.
   double bytes =
-      static_cast<double>(matrix) * (residual ? 4 : 2) +
+      static_cast<double>(matrix) * (residual ? (spec.store_sum ? 4 : 3) : 2) +
       static_cast<double>(normjit_dtype_size(spec.gamma_dtype)) * cols *
           (spec.has_beta ? 2 : 1);
   setCounters(state, bytes);
@@ -255,14 +259,14 @@ void BM_layer_norm_onednn(benchmark::State &state) {
 } // namespace
 
 // The add of a framework that runs the residual add and the norm as two
-// operations: r += x elementwise, vectorized for the CPU at hand (clones
-// chosen at load time), outside the anonymous namespace so that the clones'
-// resolver has external linkage.
+// operations: out = x + r elementwise (out may be r: the add in place),
+// vectorized for the CPU at hand (clones chosen at load time), outside the
+// anonymous namespace so that the clones' resolver has external linkage.
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void
-normjitBenchAddF32(const float *x, float *r, size_t n) {
+normjitBenchAddF32(const float *x, const float *r, float *out, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; ++i)
-    r[i] += x[i];
+    out[i] = x[i] + r[i];
 }
 
 /// The same for bf16 (as bit patterns): widened to f32, added, rounded to
@@ -271,7 +275,8 @@ normjitBenchAddF32(const float *x, float *r, size_t n) {
 /// spends four times the instructions); the plain loop where AVX-512 is
 /// absent.
 __attribute__((target_clones("arch=x86-64-v3", "default"))) void
-normjitBenchAddBf16Loop(const uint16_t *x, uint16_t *r, size_t n) {
+normjitBenchAddBf16Loop(const uint16_t *x, const uint16_t *r, uint16_t *out,
+                        size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; ++i) {
     uint32_t a = static_cast<uint32_t>(x[i]) << 16,
@@ -282,7 +287,7 @@ normjitBenchAddBf16Loop(const uint16_t *x, uint16_t *r, size_t n) {
     float sum = fa + fb;
     uint32_t bits;
     std::memcpy(&bits, &sum, 4);
-    r[i] = static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+    out[i] = static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
   }
 }
 
@@ -299,7 +304,7 @@ roundedSum(BenchWords a, BenchWords b) {
 }
 
 __attribute__((target("avx512f,avx512bw,prefer-vector-width=512"))) static void
-addBf16Avx512(const uint16_t *x, uint16_t *r, size_t n) {
+addBf16Avx512(const uint16_t *x, const uint16_t *r, uint16_t *out, size_t n) {
   // 32 bf16 as 16 words: a word's high half is already an f32 once its low
   // half is cleared, its low half one once shifted up.
   size_t i = 0;
@@ -309,31 +314,33 @@ addBf16Avx512(const uint16_t *x, uint16_t *r, size_t n) {
     std::memcpy(&wr, r + i, sizeof wr);
     BenchWords high = roundedSum(wx & 0xffff0000u, wr & 0xffff0000u),
                low = roundedSum(wx << 16, wr << 16);
-    BenchWords out = (high & 0xffff0000u) | (low >> 16);
-    std::memcpy(r + i, &out, sizeof out);
+    BenchWords sum = (high & 0xffff0000u) | (low >> 16);
+    std::memcpy(out + i, &sum, sizeof sum);
   }
-  normjitBenchAddBf16Loop(x + i, r + i, n - i);
+  normjitBenchAddBf16Loop(x + i, r + i, out + i, n - i);
 }
 
-void normjitBenchAddBf16(const uint16_t *x, uint16_t *r, size_t n) {
+void normjitBenchAddBf16(const uint16_t *x, const uint16_t *r, uint16_t *out,
+                         size_t n) {
   static const bool avx512 = __builtin_cpu_supports("avx512bw");
   if (avx512)
-    addBf16Avx512(x, r, n);
+    addBf16Avx512(x, r, out, n);
   else
-    normjitBenchAddBf16Loop(x, r, n);
+    normjitBenchAddBf16Loop(x, r, out, n);
 }
 
 namespace {
 
 /// The residual form as a host without a fused kernel runs it: two calls,
 /// each over the whole tensor. A vectorized add updates the residual stream
-/// in place (r = x + r), split into tasks on normjit's own thread pool as
-/// normjit's kernels are (a second thread runtime beside it, such as
-/// oneDNN's OpenMP, would fight it for the two cores); then normjit's
-/// RMSNorm (default config, no residual) normalizes r into y. Same buffers,
-/// threads and bytes counted as the fused case, so the GB/s ratio is the
-/// time ratio.
-void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
+/// in place (r = x + r; with `keepSum` false, as a post-norm block, into a
+/// temporary t = x + r that nothing reads after the norm), split into tasks
+/// on normjit's own thread pool as normjit's kernels are (a second thread
+/// runtime beside it, such as oneDNN's OpenMP, would fight it for the two
+/// cores); then normjit's RMSNorm (default config, no residual) normalizes
+/// r (or t) into y. Same buffers, threads and bytes counted as the fused
+/// case, so the GB/s ratio is the time ratio.
+void addThenRmsNormTwoCalls(benchmark::State &state, bool keepSum) {
   int64_t rows = state.range(0), cols = state.range(1);
   normjit_dtype_t dtype = dtypeArg(state.range(2));
   int threads = static_cast<int>(state.range(3));
@@ -347,7 +354,8 @@ void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
     return;
   size_t element = normjit_dtype_size(dtype);
   size_t matrix = static_cast<size_t>(rows * cols) * element;
-  Aligned x(matrix), y(matrix, yShift()), r(matrix);
+  Aligned x(matrix), y(matrix, yShift()), r(matrix), t(keepSum ? 0 : matrix);
+  void *sum = keepSum ? r.data : t.data;
   AlignedFloats gamma(cols);
   fillFloats(gamma.data(), gamma.size());
   auto addRows = [&](int64_t begin, int64_t end) {
@@ -355,14 +363,16 @@ void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
            count = static_cast<size_t>((end - begin) * cols);
     if (dtype == NORMJIT_BF16)
       normjitBenchAddBf16(reinterpret_cast<const uint16_t *>(x.data) + first,
-                          reinterpret_cast<uint16_t *>(r.data) + first, count);
+                          reinterpret_cast<const uint16_t *>(r.data) + first,
+                          static_cast<uint16_t *>(sum) + first, count);
     else
       normjitBenchAddF32(reinterpret_cast<const float *>(x.data) + first,
-                         reinterpret_cast<float *>(r.data) + first, count);
+                         reinterpret_cast<const float *>(r.data) + first,
+                         static_cast<float *>(sum) + first, count);
   };
   normjit_run_args_t args{};
   args.rows = rows;
-  args.x = r.data;
+  args.x = sum;
   args.y = y.data;
   args.gamma = gamma.data();
   auto &pool = normjit::runtime::ThreadPool::global();
@@ -378,9 +388,17 @@ void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
     }
     benchmark::ClobberMemory();
   }
-  setCounters(state, static_cast<double>(matrix) * 4 +
+  setCounters(state, static_cast<double>(matrix) * (keepSum ? 4 : 3) +
                          static_cast<double>(sizeof(float)) * cols);
   state.SetLabel(kernel->getConfig().str());
+}
+
+void BM_add_then_rms_norm_two_calls(benchmark::State &state) {
+  addThenRmsNormTwoCalls(state, true);
+}
+
+void BM_add_then_rms_norm_two_calls_post_norm(benchmark::State &state) {
+  addThenRmsNormTwoCalls(state, false);
 }
 
 /// A straightforward C++ LayerNorm, f32 only: what a user writes by hand.
@@ -558,6 +576,13 @@ BENCHMARK_CAPTURE(BM_layer_norm_normjit, add_then_rms_norm, NORMJIT_RMS_NORM,
                   true, false)
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
 BENCHMARK(BM_add_then_rms_norm_two_calls)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+// The post-norm form (y = norm(x + r), the sum not kept), fused and as two
+// calls through a temporary.
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, add_rms_norm_fused_post_norm,
+                  NORMJIT_RMS_NORM, true, true, false, false, false)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK(BM_add_then_rms_norm_two_calls_post_norm)
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
 BENCHMARK(BM_jit_compile)->Unit(benchmark::kMillisecond)->Iterations(20);
 BENCHMARK(BM_jit_cache_hit);

@@ -358,6 +358,74 @@ TEST(KernelRunTest, OutputsOverParametersOrStatisticsOverRowsAreRefused) {
   EXPECT_FALSE(!!(*kernel)->run(shared));
 }
 
+// A post-norm row wide enough that the kernel keeps s = x + r in y's row
+// between its sweeps: in place over x or over the residual, the results
+// are those of separate buffers, bit for bit.
+TEST(KernelRunTest, PostNormInPlaceMatchesSeparateBuffers) {
+  Context context;
+  for (normjit_op_t op : {NORMJIT_LAYER_NORM, NORMJIT_RMS_NORM}) {
+    const int64_t cols = 4100, rows = 5;
+    normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
+    spec.has_residual = 1;
+    spec.has_gamma = 1;
+    spec.has_beta = op == NORMJIT_LAYER_NORM;
+    auto kernel = context.getKernel(spec);
+    ASSERT_TRUE(!!kernel) << messageOf(kernel.takeError());
+    size_t n = static_cast<size_t>(rows * cols);
+    std::vector<float> x(n), r(n), gamma(cols), beta(cols), y(n);
+    for (size_t i = 0; i < n; ++i) {
+      x[i] = std::sin(0.37f * static_cast<float>(i)) * 3.0f + 1e3f;
+      r[i] = std::cos(0.11f * static_cast<float>(i));
+    }
+    for (int64_t c = 0; c < cols; ++c) {
+      gamma[c] = 1.0f + 0.001f * static_cast<float>(c % 97);
+      beta[c] = 0.01f * static_cast<float>(c % 13);
+    }
+    normjit_run_args_t args{};
+    args.rows = rows;
+    args.x = x.data();
+    args.residual = r.data();
+    args.gamma = gamma.data();
+    args.beta = spec.has_beta ? beta.data() : nullptr;
+    args.y = y.data();
+    ASSERT_FALSE(!!(*kernel)->run(args));
+    std::vector<float> overX = x, overR = r;
+    normjit_run_args_t inX = args, inR = args;
+    inX.x = inX.y = overX.data();
+    inR.residual = inR.y = overR.data();
+    ASSERT_FALSE(!!(*kernel)->run(inX));
+    ASSERT_FALSE(!!(*kernel)->run(inR));
+    EXPECT_EQ(overX, y) << "y over x";
+    EXPECT_EQ(overR, y) << "y over the residual";
+    // And the reference: LayerNorm's mean of about 1e3 in f32 rows.
+    for (int64_t row = 0; row < rows; ++row) {
+      double mean = 0, square = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        double s = static_cast<double>(x[row * cols + c]) + r[row * cols + c];
+        mean += s;
+        square += s * s;
+      }
+      mean /= cols;
+      double var = op == NORMJIT_LAYER_NORM ? 0 : square / cols;
+      if (op == NORMJIT_LAYER_NORM)
+        for (int64_t c = 0; c < cols; ++c) {
+          double d = static_cast<double>(x[row * cols + c]) +
+                     r[row * cols + c] - mean;
+          var += d * d / cols;
+        }
+      double rstd = 1.0 / std::sqrt(var + spec.epsilon);
+      for (int64_t c = 0; c < cols; c += 97) {
+        double s = static_cast<double>(x[row * cols + c]) + r[row * cols + c];
+        double want = (op == NORMJIT_LAYER_NORM ? (s - mean) : s) * rstd *
+                          gamma[c] +
+                      (spec.has_beta ? beta[c] : 0.0);
+        EXPECT_NEAR(y[row * cols + c], want, 2e-4 * (std::fabs(want) + 1))
+            << "row " << row << " col " << c;
+      }
+    }
+  }
+}
+
 TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
   // Buffers need only element alignment, not vector alignment.
   Context context;

@@ -29,7 +29,12 @@ def ConvertNormToVectorPass
     algorithm). Then the output pass, (s - centre) * rstd - offset with
     centre = s0 + mean rounded to f32 and offset its rounding error times
     rstd.
-    RMSNorm: a sum-of-squares pass and an output pass. `streaming_stores`
+    RMSNorm: a sum-of-squares pass and an output pass. With a residual
+    and no `sum`, later passes add x and the residual again; but where y
+    is f32, the rows are not bf16, streaming stores are off and a row of
+    x, the residual, gamma and beta overflows 32 KiB, the first pass
+    stores s, exact in f32, into y's row and the later passes read it from
+    there (the output pass overwrites it). `streaming_stores`
     makes the full-vector stores of `y` non-temporal, with the alignment of
     the vector (64 bytes at most), in rows of `y` whose start has it; an
     `scf.if` sends the other rows to a copy of the output pass with

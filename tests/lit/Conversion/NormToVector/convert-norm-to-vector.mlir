@@ -474,3 +474,52 @@ func.func @row_group_single(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %b: me
       config = #norm.config<cpu, vector_width = 16, row_group = 1>
   return
 }
+
+// -----
+
+// A post-norm block (a residual, no sum kept) with an f32 y whose row,
+// residual and gamma overflow 32 KiB: the first sweep writes s = x + r
+// into y's row, and the output sweep reads s back from y, not x and r.
+// CHECK-LABEL: func.func @post_norm_sum_in_y
+//  CHECK-SAME:   (%[[X:[^:]+]]: memref<?x4096xf32>, %[[R:[^:]+]]: memref<?x4096xf32>, %[[G:[^:]+]]: memref<4096xf32>, %[[Y:[^:]+]]: memref<?x4096xf32>)
+//       CHECK:   vector.load %[[R]]
+//       CHECK:   vector.load %[[X]]
+//       CHECK:   vector.store %{{.+}}, %[[Y]]
+//       CHECK:   vector.load %[[G]]
+//   CHECK-NOT:   vector.load %[[X]]
+//   CHECK-NOT:   vector.load %[[R]]
+//       CHECK:   vector.load %[[Y]]
+//       CHECK:   vector.store %{{.+}}, %[[Y]]
+//       CHECK:   return
+func.func @post_norm_sum_in_y(%x: memref<?x4096xf32>, %r: memref<?x4096xf32>, %g: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.rms_norm x(%x : memref<?x4096xf32>) residual(%r : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 1>
+  return
+}
+
+// -----
+
+// Rows that stay in L1 (768 columns), or streaming stores: x and r are
+// read again, y is written once.
+// CHECK-LABEL: func.func @post_norm_recomputed
+//  CHECK-SAME:   (%[[X:[^:]+]]: memref<?x768xf32>, %[[R:[^:]+]]: memref<?x768xf32>, %[[G:[^:]+]]: memref<768xf32>, %[[Y:[^:]+]]: memref<?x768xf32>
+//   CHECK-NOT:   vector.load %[[Y]]
+//       CHECK:   vector.load %[[G]]
+//   CHECK-DAG:   vector.load %[[R]]
+//   CHECK-DAG:   vector.load %[[X]]
+//       CHECK:   vector.store %{{.+}}, %[[Y]]
+//   CHECK-NOT:   vector.load %[[Y]]
+//       CHECK:   return
+// CHECK-LABEL: func.func @post_norm_streaming
+//   CHECK-NOT:   vector.load %arg3
+//       CHECK:   return
+func.func @post_norm_recomputed(%x: memref<?x768xf32>, %r: memref<?x768xf32>, %g: memref<768xf32>, %y: memref<?x768xf32>) {
+  norm.rms_norm x(%x : memref<?x768xf32>) residual(%r : memref<?x768xf32>) gamma(%g : memref<768xf32>) -> y(%y : memref<?x768xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 1>
+  return
+}
+func.func @post_norm_streaming(%x: memref<?x4096xf32>, %r: memref<?x4096xf32>, %g: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.rms_norm x(%x : memref<?x4096xf32>) residual(%r : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, accumulators = 1, streaming_stores = true>
+  return
+}

@@ -1351,13 +1351,18 @@ bool looksLikeTuningCache(const std::string &path) {
   size_t size = std::fread(buffer, 1, sizeof buffer, file);
   std::fclose(file);
   llvm::StringRef head(buffer, size);
+  head.consume_front("\xEF\xBB\xBF"); // a UTF-8 byte order mark
   if (head.empty() || head.starts_with("# normjit tuning cache"))
     return true;
   llvm::SmallVector<llvm::StringRef> lines;
   head.split(lines, '\n');
   return llvm::any_of(lines, [](llvm::StringRef line) {
     line = line.trim();
-    return line.consume_front("schema") && line.ltrim().starts_with("=");
+    // schema, "schema" or 'schema' (TOML's bare, basic and literal keys).
+    for (llvm::StringRef key : {"schema", "\"schema\"", "'schema'"})
+      if (line.consume_front(key))
+        return line.ltrim().starts_with("=");
+    return false;
   });
 }
 } // namespace

@@ -404,7 +404,12 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
                          std::to_string(kMaxConfigBytes) +
                          " bytes; expected #norm.config<cpu|gpu, ...>");
   int depth = 0;
-  for (char c : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (text.substr(i).starts_with("//")) { // a comment, to the line's end
+      i = std::min(text.find('\n', i), text.size());
+      continue;
+    }
     depth += llvm::StringRef("<([{").contains(c);
     if (depth > kMaxConfigNesting)
       return makeError(NORMJIT_INVALID_ARGUMENT,

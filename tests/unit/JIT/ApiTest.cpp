@@ -787,6 +787,10 @@ TEST(CApiTest, ConfigTextIsCheckedBeforeParsing) {
   EXPECT_EQ(get(std::string(5000, ' ') + "#norm.config<cpu>").first,
             NORMJIT_INVALID_ARGUMENT)
       << "longer than any config";
+  // Brackets in a comment after the config are no nesting.
+  EXPECT_EQ(get("#norm.config<cpu, vector_width = 4> // <<<<<< ((((").first,
+            NORMJIT_OK)
+      << normjit_last_error();
 
   auto [status, config] =
       get("#norm.config<cpu, threads = 0, row_group = 0, vector_width = 4>");

@@ -596,7 +596,9 @@ TEST_F(TuningCacheTest, ClearKeepsFilesThatAreNoCache) {
   for (const std::string &bytes :
        {std::string(), std::string("# normjit tuning cache: the be"),
         std::string("# by hand\n\n  schema=1\n[[entry]]\n"),
-        std::string("schema = 99\n"), std::string("schema = \"x\"")}) {
+        std::string("schema = 99\n"), std::string("schema = \"x\""),
+        std::string("\"schema\" = 1\n"), std::string("'schema' = 1\n"),
+        std::string("\xEF\xBB\xBFschema = 1\n")}) {
     writeBytes(path, bytes);
     EXPECT_EQ(takeMessage(cache.clear()), "") << bytes;
     EXPECT_FALSE(exists(path)) << bytes;

@@ -423,12 +423,17 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
              << blockSize << " threads, but the kernel's nvvm.maxntid allows "
              << allowed;
   }
-  if (auto required = func->template getAttrOfType<DenseI32ArrayAttr>("nvvm.reqntid"))
-    if (required.asArrayRef() !=
+  if (auto required =
+          func->template getAttrOfType<DenseI32ArrayAttr>("nvvm.reqntid")) {
+    // One to three extents; those not given are 1.
+    SmallVector<int32_t, 3> extents(required.asArrayRef());
+    extents.resize(std::max<size_t>(extents.size(), 3), 1);
+    if (ArrayRef<int32_t>(extents) !=
         ArrayRef<int32_t>{static_cast<int32_t>(blockSize), 1, 1})
       return op.emitOpError("needs blocks of ")
              << blockSize << " threads, but the kernel's nvvm.reqntid "
              << "differs";
+  }
   func.setKnownBlockSizeAttr(
       rewriter.getDenseI32ArrayAttr({static_cast<int32_t>(blockSize), 1, 1}));
   // min_blocks_per_sm: PTX .minnctapersm (the NVVM lowering's

@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <string>
-#include <utility>
 
 using normjit::runtime::setError;
 
@@ -129,6 +129,38 @@ bool isValidRows(const void *pointer, int64_t stride, int64_t cols,
                                  static_cast<uintptr_t>(span), &end);
 }
 
+/// Two buffers of a call that must not be the same one: an output over
+/// gamma or beta (`overParameter`), or mean or rstd over a row buffer.
+struct SharedBuffer {
+  const char *output, *other;
+  bool overParameter;
+};
+
+/// The first output of `args` that is the very buffer of gamma or beta
+/// (every row reads them), or mean or rstd over a row buffer (a row's
+/// statistics would land in rows not yet read); null when none is. Both
+/// the quick check and the field-by-field one ask it.
+std::optional<SharedBuffer> findForbiddenSharing(const normjit_run_args_t &args) {
+  struct Named {
+    const char *name;
+    const void *data;
+  };
+  const Named params[] = {{"gamma", args.gamma}, {"beta", args.beta}};
+  const Named outputs[] = {
+      {"y", args.y}, {"sum", args.sum}, {"mean", args.mean}, {"rstd", args.rstd}};
+  for (const Named &out : outputs)
+    for (const Named &param : params)
+      if (out.data && out.data == param.data)
+        return SharedBuffer{out.name, param.name, true};
+  const Named rowBuffers[] = {
+      {"x", args.x}, {"residual", args.residual}, {"y", args.y}, {"sum", args.sum}};
+  for (const Named &stat : {outputs[2], outputs[3]})
+    for (const Named &rowBuffer : rowBuffers)
+      if (stat.data && stat.data == rowBuffer.data)
+        return SharedBuffer{stat.name, rowBuffer.name, false};
+  return std::nullopt;
+}
+
 /// Whether normjit_run_args_validate accepts `args` for the valid `spec`,
 /// by the same rules without building its messages.
 bool isValidRunArgs(const normjit_kernel_spec_t &spec,
@@ -154,18 +186,8 @@ bool isValidRunArgs(const normjit_kernel_spec_t &spec,
   if ((args.sum && args.sum == args.y) ||
       (args.mean && args.mean == args.rstd))
     return false;
-  // No output over gamma or beta (every row reads them), and mean and rstd
-  // over no row buffer (a row's statistics would land in rows not yet
-  // read).
-  const void *outputs[] = {args.y, args.sum, args.mean, args.rstd};
-  for (const void *out : outputs)
-    if (out && (out == args.gamma || out == args.beta))
-      return false;
-  const void *stats[] = {args.mean, args.rstd};
-  for (const void *stat : stats)
-    if (stat && (stat == args.x || stat == args.residual || stat == args.y ||
-                 stat == args.sum))
-      return false;
+  if (findForbiddenSharing(args))
+    return false;
   // An output over an input must overlay it element for element.
   auto overlays = [&](const void *out, int64_t outStride,
                       normjit_dtype_t outDtype, const void *in,
@@ -323,29 +345,13 @@ normjit::runtime::validateRunArgsByField(const normjit_kernel_spec_t *spec,
     }
   if (args->mean && args->mean == args->rstd)
     return invalid("mean and rstd must be different buffers");
-  const std::pair<const char *, const void *> outputs1D[] = {
-      {"y", args->y}, {"sum", args->sum}, {"mean", args->mean},
-      {"rstd", args->rstd}};
-  for (auto [outName, out] : outputs1D)
-    for (auto [paramName, param] :
-         {std::pair<const char *, const void *>{"gamma", args->gamma},
-          {"beta", args->beta}})
-      if (out && out == param)
-        return invalid(std::string(outName) + " and " + paramName +
-                       " must be different buffers: every row reads " +
-                       paramName);
-  for (auto [statName, stat] :
-       {std::pair<const char *, const void *>{"mean", args->mean},
-        {"rstd", args->rstd}})
-    for (auto [rowsName, rowsData] :
-         {std::pair<const char *, const void *>{"x", args->x},
-          {"residual", args->residual},
-          {"y", args->y},
-          {"sum", args->sum}})
-      if (stat && stat == rowsData)
-        return invalid(std::string(statName) + " and " + rowsName +
-                       " must be different buffers: " + statName +
-                       " holds one value per row");
+  if (std::optional<SharedBuffer> shared = findForbiddenSharing(*args))
+    return invalid(std::string(shared->output) + " and " + shared->other +
+                   " must be different buffers: " +
+                   (shared->overParameter
+                        ? "every row reads " + std::string(shared->other)
+                        : std::string(shared->output) +
+                              " holds one value per row"));
   return NORMJIT_OK;
 }
 

@@ -675,6 +675,19 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
              cast<MemRefType>(buffer.getType()).getElementType().isBF16();
     });
   };
+  auto isF32 = [](Value columns) {
+    return columns &&
+           cast<MemRefType>(columns.getType()).getElementType().isF32();
+  };
+  // Bytes of an element of `columns` (0 when absent).
+  auto elementBytes = [](Value columns) -> int64_t {
+    if (!columns)
+      return 0;
+    return cast<MemRefType>(columns.getType())
+               .getElementType()
+               .getIntOrFloatBitWidth() /
+           8;
+  };
   // A post-norm block (a residual, the sum not kept) with an f32 y, whose
   // row, residual, gamma and beta overflow a 32 KiB L1: the first sweep
   // writes s = x + residual, exact in f32, into y's row, and the later
@@ -686,18 +699,12 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // inputs stay in L1, 0.78-0.86x, hence the bound. Not with streaming
   // stores (the first sweep's ordinary stores would bring y's lines in),
   // nor for bf16 rows, whose sweeps take the paired order.
-  auto bytesOf = [](Value buffer) -> int64_t {
-    return buffer ? cast<MemRefType>(buffer.getType())
-                            .getElementTypeBitWidth() /
-                        8
-                  : 0;
-  };
-  int64_t inputRowBytes = std::min<int64_t>(cols, int64_t(1) << 40) *
-                          (bytesOf(x) + bytesOf(residual) +
-                           bytesOf(op.getGamma()) + bytesOf(op.getBeta()));
+  int64_t inputRowBytes =
+      std::min<int64_t>(cols, int64_t(1) << 40) *
+      (elementBytes(x) + elementBytes(residual) + elementBytes(gamma) +
+       elementBytes(beta));
   if (residual && !sum && !knobs.streaming && !allBf16({x, residual}) &&
-      inputRowBytes > (32 << 10) &&
-      cast<MemRefType>(y.getType()).getElementType().isF32()) {
+      inputRowBytes > (32 << 10) && isF32(y)) {
     sum = y;
     sumElement = b.getF32Type();
   }
@@ -706,10 +713,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // is bf16 (the widened copies of gamma and beta are written in the output
   // sweep's order).
   bool statsPaired = allBf16({x, residual, sum});
-  auto isF32 = [](Value columns) {
-    return columns &&
-           cast<MemRefType>(columns.getType()).getElementType().isF32();
-  };
   // f32 gamma and beta beside bf16 rows and a bf16 y (mixed precision:
   // the parameters kept in f32) are copied onto the stack in the paired
   // order, as bf16 ones are widened there, when the copies fit: the
@@ -786,14 +789,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // (gamma and beta as the sweeps read them: widened copies are f32. Only
   // rows of 2048 columns or fewer are widened, which never pair, so the
   // spec's own dtypes give the same default: see getDefaultRowGroup.)
-  auto elementBytes = [&](Value columns) -> int64_t {
-    if (!columns)
-      return 0;
-    return cast<MemRefType>(columns.getType())
-               .getElementType()
-               .getIntOrFloatBitWidth() /
-           8;
-  };
   int64_t groupRows = knobs.rowGroup;
   if (groupRows == 0)
     groupRows = getDefaultRowGroup(cols, elementBytes(x), elementBytes(gamma),

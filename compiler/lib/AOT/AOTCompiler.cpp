@@ -342,6 +342,10 @@ llvm::Expected<CpuTarget> normjit::aot::resolveCpuTarget(llvm::StringRef name) {
   result.description.avx512bf16 =
       features.lookup("avx512bf16") && features.lookup("avx512vl");
   result.description.cores = getHostCpu().cores;
+  // The host's cache for `native`; a named CPU's is not known (the
+  // rows-aware default then assumes kAssumedLastLevelCacheBytes).
+  if (name == "native")
+    result.description.lastLevelCacheBytes = getHostCpu().lastLevelCacheBytes;
   return result;
 }
 

@@ -61,6 +61,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -244,6 +245,49 @@ const std::vector<std::string> &normjit::getDisabledHostCpuFeatures() {
   return getHostFeatures().disabled;
 }
 
+namespace {
+/// The size of the highest-level data or unified cache that CPU 0 lists in
+/// Linux's sysfs ("32768K", "1M"); 0 where there is none (another OS, a
+/// container without /sys).
+int64_t readLastLevelCacheBytes() {
+  auto read = [](const std::string &path) {
+    std::ifstream file(path);
+    std::string text;
+    std::getline(file, text);
+    return llvm::StringRef(text).trim().str();
+  };
+  int64_t bytes = 0;
+  unsigned bestLevel = 0;
+  for (int index = 0; index < 32; ++index) {
+    std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" +
+                      std::to_string(index) + "/";
+    std::string levelText = read(dir + "level");
+    unsigned level = 0;
+    if (levelText.empty())
+      break; // the indices are numbered from 0 without gaps
+    if (llvm::StringRef(levelText).getAsInteger(10, level) ||
+        read(dir + "type") == "Instruction")
+      continue;
+    llvm::StringRef size = read(dir + "size");
+    int64_t scale = 1;
+    if (size.consume_back("K"))
+      scale = int64_t(1) << 10;
+    else if (size.consume_back("M"))
+      scale = int64_t(1) << 20;
+    else if (size.consume_back("G"))
+      scale = int64_t(1) << 30;
+    int64_t count = 0;
+    if (size.getAsInteger(10, count) || count <= 0 || count > (1 << 20))
+      continue;
+    if (level > bestLevel || (level == bestLevel && count * scale > bytes)) {
+      bestLevel = level;
+      bytes = count * scale;
+    }
+  }
+  return bytes;
+}
+} // namespace
+
 const normjit::HostCpu &normjit::getHostCpu() {
   static const HostCpu host = [] {
     HostCpu cpu;
@@ -258,6 +302,7 @@ const normjit::HostCpu &normjit::getHostCpu() {
     cpu.avx512bf16 =
         features.lookup("avx512bf16") && features.lookup("avx512vl");
     cpu.cores = std::max(1u, std::thread::hardware_concurrency());
+    cpu.lastLevelCacheBytes = readLastLevelCacheBytes();
     return cpu;
   }();
   return host;
@@ -355,13 +400,67 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   //   1.01-1.11x, f32 0.96-1.35x; SSE bf16 0.99-1.03x, f32 0.94-0.98x at
   //   768-1024 columns. Hence groups from AVX2 on, f32 tiles with AVX-512.
   // A single row is a group of one (1.00x): the spec's default stays.
-  if (rows < 2 || spec.cols < 1 || rowInputBytes(spec) < 1 ||
-      !(spec.has_gamma || spec.has_beta) || !host.avx2)
+  if (rows < 2 || spec.cols < 1 || rowInputBytes(spec) < 1)
+    return config;
+  bool storesSum = spec.has_residual && spec.store_sum;
+  // Every row count of the tuning cache's row bucket (the next power of
+  // two) decides alike.
+  int64_t bucket = static_cast<int64_t>(llvm::PowerOf2Ceil(
+      static_cast<uint64_t>(std::min<int64_t>(rows, int64_t(1) << 40))));
+  // Streaming stores and prefetches one row ahead for calls far beyond
+  // the last-level cache, rows normalized one by one where the default
+  // pairs them. Over the example sweep (240 specs, two threads, the Zen 5
+  // of bench/README.md, two runs), the tuner's winners streamed on 90 and
+  // 91 of the 96 specs that move 64 MiB or more (x, residual, y and sum;
+  // the others kept the default within noise), 72 of them prefetching;
+  // from 8 to 48 MiB they went either way. Timed against the spec's
+  // default (bench/README.md, "Streaming by default beyond the cache"),
+  // streaming alone lost on f32 LayerNorm of 1024 columns (0.91-0.99x),
+  // which the prefetches turn into 1.43-1.55x; single rows with
+  // prefetches beat pairs with them on 4096-16384 columns. Rows of y
+  // whose bytes are not a multiple of the streaming alignment are stored
+  // ordinarily anyway (the lowering streams aligned rows only): no change
+  // there (streaming 0.98-1.02x, with prefetches 0.89-0.99x). The bytes
+  // of `rows` itself must fit int64_t (beyond, the runtime refuses the
+  // call).
+  {
+    uint64_t elementBytes =
+        static_cast<uint64_t>(rowInputBytes(spec)) +
+        normjit_dtype_size(spec.y_dtype) +
+        (storesSum ? normjit_dtype_size(spec.sum_dtype) : 0);
+    bool rowOverflow = false, callOverflow = false;
+    uint64_t perRow = llvm::SaturatingMultiply<uint64_t>(
+        static_cast<uint64_t>(spec.cols), elementBytes, &rowOverflow);
+    uint64_t callBytes = llvm::SaturatingMultiply<uint64_t>(
+        static_cast<uint64_t>(rows), perRow, &callOverflow);
+    if (rowOverflow || callOverflow ||
+        callBytes > static_cast<uint64_t>(INT64_MAX))
+      return config;
+    uint64_t bucketBytes = llvm::SaturatingMultiply<uint64_t>(
+        static_cast<uint64_t>(bucket), perRow);
+    int64_t cache = host.lastLevelCacheBytes > 0
+                        ? std::min<int64_t>(host.lastLevelCacheBytes,
+                                            int64_t(1) << 50)
+                        : kAssumedLastLevelCacheBytes;
+    uint64_t threshold = static_cast<uint64_t>(
+        std::max<int64_t>(kStreamingDefaultMinBytes, 2 * cache));
+    int64_t yBytes = normjit_dtype_size(spec.y_dtype);
+    int64_t alignment = std::min<int64_t>(config.vectorWidth * yBytes, 64);
+    if (bucketBytes >= threshold) {
+      if (spec.cols % std::max<int64_t>(1, alignment / yBytes) != 0)
+        return config;
+      config.streamingStores = true;
+      config.prefetchRows = 1;
+      if (getDefaultRowGroup(spec) != 1)
+        config.rowGroup = 1;
+      return config; // (groups are for rows within the caches)
+    }
+  }
+  if (!(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;
   if (getDefaultRowGroup(spec) != 1)
     return config;
   bool sixteenBit = normjit_dtype_size(spec.x_dtype) == 2;
-  bool storesSum = spec.has_residual && spec.store_sum;
   int64_t group = 0;
   if (!storesSum && rowTilesFitL1(spec))
     group = kTiledRowGroup;
@@ -370,10 +469,6 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
            2 * std::min<int64_t>(spec.cols, int64_t(1) << 20) *
                    rowInputBytes(spec) <= (8 << 10))
     group = 2;
-  // Every row count of the tuning cache's row bucket (the next power of
-  // two) decides alike.
-  int64_t bucket = static_cast<int64_t>(llvm::PowerOf2Ceil(
-      static_cast<uint64_t>(std::min<int64_t>(rows, int64_t(1) << 40))));
   if (!group ||
       bucket > kCacheResidentInputBytes / (spec.cols * rowInputBytes(spec)) ||
       (!sixteenBit && (spec.has_residual || bucket > 16 || !host.avx512f)))

@@ -125,7 +125,7 @@
 // RUN: not ls %t/pf2
 
 // --row-group: the same; 0 is the default (the knob left out).
-// RUN: normjit aot --name rg --op layer_norm --cols 4096 --row-group 1 --prefetch-rows 1 --out %t/rg | FileCheck %s --check-prefix=GROUP
+// RUN: normjit aot --name rg --op layer_norm --cols 4096 --rows-hint 16 --row-group 1 --prefetch-rows 1 --out %t/rg | FileCheck %s --check-prefix=GROUP
 // GROUP: rg: layer_norm cols=4096, config from the given knobs
 // RUN: FileCheck %s --input-file %t/rg/rg.manifest.toml --check-prefix=GROUP-MANIFEST
 // GROUP-MANIFEST: config = "#norm.config<cpu, prefetch_rows = 1, row_group = 1>"
@@ -187,6 +187,15 @@
 // ROWS4096: rows_hint = 4096
 // ROWS4096-NOT: row_group
 // DEFAULT-LN: ln: layer_norm cols=768, config from the default heuristic
+// 65536 rows of 768 f32 columns (384 MiB through the kernel, beyond twice
+// any last-level cache so far): streaming stores and prefetches one row
+// ahead; explicit knobs still win over them.
+// RUN: normjit aot --name big --op layer_norm --cols 768 --rows-hint 65536 --no-cache --target x86-64-v3 --out %t-rows/big
+// RUN: FileCheck %s --input-file %t-rows/big/big.manifest.toml --check-prefix=ROWSBIG
+// ROWSBIG: config = "#norm.config<cpu, {{.*}}streaming_stores = true, prefetch_rows = 1>"
+// RUN: normjit aot --name big --op layer_norm --cols 768 --rows-hint 65536 --no-cache --target x86-64-v3 --no-streaming-stores --prefetch-rows 0 --out %t-rows/big-off
+// RUN: FileCheck %s --input-file %t-rows/big-off/big.manifest.toml --check-prefix=ROWSBIG-OFF
+// ROWSBIG-OFF: config = "#norm.config<cpu, {{.*}}streaming_stores = false>"
 
 // RUN: normjit aot --help | FileCheck %s --check-prefix=HELP
 // HELP: USAGE: normjit aot (--name NAME --op OP --cols C [spec options] | --specs FILE.toml) [--device cpu|cuda] --out DIR [options]

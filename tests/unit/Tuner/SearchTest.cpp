@@ -495,6 +495,105 @@ TEST(SearchSpaceTest, RowsAwareDefaultGroupsRowsWithinTheCache) {
   EXPECT_EQ(getDefaultCpuConfigForRows(invalid, 64, host).rowGroup, 0);
 }
 
+TEST(SearchSpaceTest, RowsAwareDefaultStreamsFarBeyondTheCache) {
+  // Streaming stores and prefetches one row ahead (single rows where the
+  // default pairs them), nothing else changed, where a call of the row
+  // bucket's rows moves at least 64 MiB and twice the last-level cache,
+  // and y's rows keep the streaming alignment.
+  HostCpu host = avx512Host();
+  host.lastLevelCacheBytes = int64_t(32) << 20;
+  auto streams = [&](const normjit_kernel_spec_t &s, int64_t rows,
+                     const HostCpu &on) {
+    CpuConfig config = getDefaultCpuConfigForRows(s, rows, on);
+    CpuConfig plain = getDefaultCpuConfig(s, on);
+    if (!config.streamingStores) {
+      EXPECT_EQ(config.prefetchRows, 0) << config.str();
+    } else {
+      plain.streamingStores = true;
+      plain.prefetchRows = 1;
+      if (getDefaultRowGroup(s) != 1)
+        plain.rowGroup = 1;
+      EXPECT_EQ(config, plain) << config.str();
+      // The tuner's space has it, at the bottom of the bucket too.
+      std::vector<CpuConfig> space = buildCpuSearchSpace(s, rows, on);
+      EXPECT_NE(std::find(space.begin(), space.end(), config), space.end())
+          << config.str() << " at " << rows << " rows";
+    }
+    return config.streamingStores;
+  };
+  // LayerNorm f32, 1024 columns: 8 bytes an element (x and y).
+  normjit_kernel_spec_t ln = normSpec(NORMJIT_LAYER_NORM, 1024, NORMJIT_F32,
+                                      NORMJIT_F32, false, false);
+  EXPECT_FALSE(streams(ln, 4096, host));  // 32 MiB
+  EXPECT_TRUE(streams(ln, 8192, host));   // 64 MiB
+  EXPECT_TRUE(streams(ln, 4097, host));   // the bucket of 8192 rows
+  EXPECT_TRUE(streams(ln, 65536, host));
+  EXPECT_FALSE(streams(ln, 1, host));
+  // Twice a larger cache; an unknown cache is taken as 32 MiB; a small
+  // cache does not go below 64 MiB.
+  HostCpu large = host;
+  large.lastLevelCacheBytes = int64_t(64) << 20;
+  EXPECT_FALSE(streams(ln, 8192, large));
+  EXPECT_TRUE(streams(ln, 16384, large));
+  HostCpu unknown = host;
+  unknown.lastLevelCacheBytes = 0;
+  EXPECT_FALSE(streams(ln, 4096, unknown));
+  EXPECT_TRUE(streams(ln, 8192, unknown));
+  HostCpu small = host;
+  small.lastLevelCacheBytes = int64_t(2) << 20;
+  EXPECT_FALSE(streams(ln, 4096, small));
+  EXPECT_TRUE(streams(ln, 8192, small));
+  // The residual and the stored sum count: bf16 x, residual, y and sum
+  // are 8 bytes an element; without the stored sum, 6.
+  normjit_kernel_spec_t residual = normSpec(
+      NORMJIT_RMS_NORM, 1024, NORMJIT_BF16, NORMJIT_BF16, true, true);
+  EXPECT_TRUE(streams(residual, 8192, host));
+  residual.store_sum = 0;
+  EXPECT_FALSE(streams(residual, 8192, host));
+  EXPECT_TRUE(streams(residual, 16384, host));
+  // Mixed dtypes: f32 x, residual and sum, a bf16 y (14 bytes an
+  // element), at the bottom of the smallest bucket that streams.
+  normjit_kernel_spec_t mixed = normSpec(NORMJIT_LAYER_NORM, 4800, NORMJIT_F32,
+                                         NORMJIT_F32, true, true);
+  mixed.y_dtype = NORMJIT_BF16;
+  EXPECT_FALSE(streams(mixed, 512, host));  // 32.8 MiB
+  EXPECT_TRUE(streams(mixed, 513, host));   // the bucket of 1024 rows
+  // Without AVX2, without gamma and beta: streaming all the same (groups
+  // need both).
+  HostCpu sse = host;
+  sse.avx2 = sse.avx512f = false;
+  EXPECT_TRUE(streams(ln, 8192, sse));
+  normjit_kernel_spec_t bare = ln;
+  bare.has_gamma = bare.has_beta = 0;
+  EXPECT_TRUE(streams(bare, 8192, host));
+  // Rows of y that are not whole streaming vectors (64 bytes here; 32
+  // with AVX2): the spec's default.
+  normjit_kernel_spec_t odd = normSpec(NORMJIT_LAYER_NORM, 1000, NORMJIT_F32,
+                                       NORMJIT_F32, false, false);
+  EXPECT_EQ(getDefaultCpuConfigForRows(odd, 65536, host),
+            getDefaultCpuConfig(odd, host));
+  HostCpu avx2 = host;
+  avx2.avx512f = false;
+  EXPECT_TRUE(streams(odd, 65536, avx2)); // 4000 bytes: 125 of 32
+  odd.cols = 777;
+  EXPECT_FALSE(streams(odd, 65536, avx2));
+  EXPECT_FALSE(streams(odd, 65536, host));
+  // Rows the default pairs (gamma, beta and a row of 4096 f32 columns
+  // overflow 32 KiB) are normalized one by one.
+  normjit_kernel_spec_t wide = normSpec(NORMJIT_LAYER_NORM, 4096, NORMJIT_F32,
+                                        NORMJIT_F32, false, false);
+  ASSERT_EQ(getDefaultRowGroup(wide), 2);
+  EXPECT_TRUE(streams(wide, 2048, host));
+  EXPECT_EQ(getDefaultCpuConfigForRows(wide, 2048, host).rowGroup, 1);
+  // Calls whose bytes overflow (which the runtime refuses): the spec's
+  // default.
+  EXPECT_EQ(getDefaultCpuConfigForRows(ln, INT64_MAX / 4096, host),
+            getDefaultCpuConfig(ln, host));
+  EXPECT_TRUE(streams(ln, INT64_MAX / 8192, host));
+  // The host's own cache, as detected (0 where sysfs says nothing).
+  EXPECT_GE(getHostCpu().lastLevelCacheBytes, 0);
+}
+
 TEST(SearchSpaceTest, RowsAwareDefaultKernelsMatchTheReference) {
   // The host's own default for each row count, compiled and run against
   // the fp64 reference: row counts around the groups (a last group of 1-7

@@ -65,6 +65,9 @@ struct HostCpu {
   bool f16c = false;
   bool avx512bf16 = false; ///< f32 -> bf16 rounding in one instruction
   unsigned cores = 1;
+  /// Bytes of the largest cache a core reports (Linux sysfs); 0 where
+  /// unknown (a named AOT target), taken as kAssumedLastLevelCacheBytes.
+  int64_t lastLevelCacheBytes = 0;
   /// f32 lanes of the widest vector unit worth using.
   int64_t nativeVectorWidth() const;
 };
@@ -125,6 +128,17 @@ constexpr int64_t kTiledRowGroup = 8;
 /// (its streaming threshold) plan for them so.
 constexpr int64_t kCacheResidentInputBytes = int64_t(4) << 20;
 
+/// The last-level cache assumed where the host does not say (HostCpu::
+/// lastLevelCacheBytes 0).
+constexpr int64_t kAssumedLastLevelCacheBytes = int64_t(32) << 20;
+
+/// Calls that move at least this many bytes (rows x and residual read, y
+/// and the sum written), and twice the last-level cache, stream their
+/// stores (and prefetch) in the rows-aware default: the smallest such call's y is more
+/// than kCacheResidentInputBytes at the bottom of its row bucket, so the
+/// tuner's space has the config too.
+constexpr int64_t kStreamingDefaultMinBytes = int64_t(64) << 20;
+
 /// Whether kTiledRowGroup rows of `spec`'s x and residual fit in 32 KiB
 /// (bf16 rows of up to 2048 columns, f32 of up to 1024, half that with a
 /// residual): beyond, tiles lost to single rows on every input measured.
@@ -141,7 +155,13 @@ bool rowTilesFitL1(const normjit_kernel_spec_t &spec);
 /// to 8 KiB a pair (x and residual: 1024 bf16 columns) where the sum is
 /// stored. A row is a chain of dependent steps
 /// (its sums, reduction, division and output) that leaves the core mostly
-/// idle; the rows of a group overlap them. What a kernel gets where the
+/// idle; the rows of a group overlap them. Streaming stores and
+/// prefetches one row ahead (rows one by one where the default pairs
+/// them) where a call of the row bucket's rows moves at least
+/// kStreamingDefaultMinBytes and twice the host's last-level cache, and
+/// y's rows are whole multiples of the streaming alignment (its output
+/// would not stay in the caches for the next call anyway). What a kernel
+/// gets where the
 /// row count is known and no tuned config is: TunedKernels' fallback
 /// (`normjit_kernel_get_tuned`), AOT's `--rows-hint`.
 CpuConfig getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,

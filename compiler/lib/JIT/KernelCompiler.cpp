@@ -410,8 +410,8 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   // Streaming stores and prefetches one row ahead for calls far beyond
   // the last-level cache, rows normalized one by one where the default
   // pairs them. Over the example sweep (240 specs, two threads, the Zen 5
-  // of bench/README.md, two runs), the tuner's winners streamed on 90 and
-  // 91 of the 96 specs that move 64 MiB or more (x, residual, y and sum;
+  // of bench/README.md, two runs), the tuner's winners streamed on 91 and
+  // 89 of the 96 specs that move 64 MiB or more (x, residual, y and sum;
   // the others kept the default within noise), 72 of them prefetching;
   // from 8 to 48 MiB they went either way. Timed against the spec's
   // default (bench/README.md, "Streaming by default beyond the cache"),

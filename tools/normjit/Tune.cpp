@@ -468,7 +468,8 @@ llvm::Error writeReport(const std::string &dir,
          << counted << " shapes.\n";
   if (rowsCounted)
     mdOs << "\nWhere the default for the row count (what TunedKernels gives "
-            "without a cache entry: row groups for inputs within the caches) "
+            "without a cache entry: row groups for inputs within the caches, "
+            "streaming stores and prefetches far beyond them) "
             "is another config, "
          << rowsCounted << " shapes: the tuned config "
          << llvm::format("%.3fx", std::exp(rowsLogSum / rowsCounted))

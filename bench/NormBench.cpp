@@ -142,7 +142,8 @@ compileOrSkip(benchmark::State &state, const normjit_kernel_spec_t &spec,
 /// only y is written, as in a post-norm block (y = norm(x + r)).
 void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
                            bool residual, bool fuse, bool tuned = false,
-                           bool narrowParams = false, bool keepSum = true) {
+                           bool narrowParams = false, bool keepSum = true,
+                           bool rowsDefault = false) {
   int64_t rows = state.range(0), cols = state.range(1);
   normjit_dtype_t dtype = dtypeArg(state.range(2));
   normjit_kernel_spec_t spec = normjit_kernel_spec_default(op, cols);
@@ -153,7 +154,11 @@ void BM_layer_norm_normjit(benchmark::State &state, normjit_op_t op,
   spec.has_beta = op == NORMJIT_LAYER_NORM;
   spec.has_residual = residual;
   spec.store_sum = residual && keepSum;
-  normjit::CpuConfig config = normjit::getDefaultCpuConfig(spec);
+  // The spec's default (Context::getKernel), or with rowsDefault the
+  // default for the row count (TunedKernels without a cache entry).
+  normjit::CpuConfig config =
+      rowsDefault ? normjit::getDefaultCpuConfigForRows(spec, rows)
+                  : normjit::getDefaultCpuConfig(spec);
   if (tuned) {
     auto found =
         tunedConfig(spec, rows, static_cast<int>(state.range(3)));
@@ -557,6 +562,9 @@ BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit, NORMJIT_LAYER_NORM, false,
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
 BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit_tuned, NORMJIT_LAYER_NORM,
                   false, true, true)
+    ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
+BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit_rows_default,
+                  NORMJIT_LAYER_NORM, false, true, false, false, true, true)
     ->Apply([](benchmark::internal::Benchmark *b) { shapes(b); });
 BENCHMARK_CAPTURE(BM_layer_norm_normjit, normjit_bf16_params,
                   NORMJIT_LAYER_NORM, false, true, false, true)

@@ -62,6 +62,8 @@ const OptionInfo kBenchOptions[] = {
     {"beta", OptionKind::NegatableFlag, "",
      "shift by beta (default on for layer_norm, off for rms_norm)"},
     NORMJIT_SPEC_DETAIL_OPTIONS,
+    {"eps", OptionKind::Double, "E",
+     "epsilon (default 1e-5, rms_norm 1e-6; the spec's, as tune and aot)"},
     {"device", OptionKind::String, "cpu|cuda|cuda:N",
      "where to run (default: cpu)"},
     {"threads", OptionKind::Int, "N",

@@ -41,6 +41,11 @@
 // MIXED:      bytes       65312 read + written per call
 // RUN: normjit bench --op layer_norm --rows 64 --cols 100 --dtype f32 --x-dtype bf16 --residual --no-store-sum --store-mean --store-rstd --reps 1 --warmup 0 --min-time 0 --json | FileCheck %s --check-prefix=MIXED-JSON
 // MIXED-JSON: "dtype":"bf16","residual":true,"store_sum":false,"gamma":true,"beta":true,"store_mean":true,"store_rstd":true,"x_dtype":"bf16","y_dtype":"f32","residual_dtype":"f32","gamma_dtype":"f32","beta_dtype":"f32",
+// --eps sets the spec's epsilon, as in tune and aot, checked alike.
+// RUN: normjit bench --op rms_norm --rows 4 --cols 64 --eps 1e-3 --threads 1 --reps 1 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=EPS
+// EPS: spec        rms_norm rows=4 cols=64 x=f32 y=f32 gamma=f32 eps=0.001
+// RUN: not normjit bench --op rms_norm --rows 4 --cols 64 --eps 0 2>&1 | FileCheck %s --check-prefix=EPS-BAD
+// EPS-BAD: normjit: error: --eps must be positive and finite as an f32, got '0'
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --store-mean 2>&1 | FileCheck %s --check-prefix=RMS-MEAN
 // RMS-MEAN: normjit: error: rms_norm computes no mean; store_mean must be 0
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 16 --gamma-dtype f8 2>&1 | FileCheck %s --check-prefix=BAD-DTYPE

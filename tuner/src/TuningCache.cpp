@@ -73,6 +73,8 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/xxhash.h"
 
 // The build has no exceptions: toml++ then reports errors in its
 // parse_result. Debian's libtomlplusplus.so is built with exceptions (another
@@ -747,7 +749,56 @@ struct DiskState {
   Kind kind = Missing;
   std::vector<CacheEntry> entries; ///< when Valid, sorted
   std::string problem;             ///< when Corrupt
+  /// When Corrupt: the file does not look like a tuning cache at all (see
+  /// isForeignFile), so it is someone's data under a mistyped path: it is
+  /// neither set aside nor overwritten.
+  bool foreign = false;
 };
+
+/// Whether the first bytes of a file could be a tuning cache's: empty, or
+/// normjit's header, or a `schema` key given a value (a number, a string
+/// or a sign: a truncated or hand-made cache, another schema version) on a
+/// line of its own within the first 4 KiB.
+bool headLooksLikeCache(llvm::StringRef head) {
+  head = head.take_front(4096);
+  head.consume_front("\xEF\xBB\xBF"); // a UTF-8 byte order mark
+  if (head.empty() || head.starts_with("# normjit tuning cache"))
+    return true;
+  llvm::SmallVector<llvm::StringRef> lines;
+  head.split(lines, '\n');
+  return llvm::any_of(lines, [](llvm::StringRef line) {
+    line = line.trim();
+    // schema, "schema" or 'schema' (TOML's bare, basic and literal keys).
+    for (llvm::StringRef key : {"schema", "\"schema\"", "'schema'"})
+      if (line.consume_front(key)) {
+        line = line.ltrim();
+        if (!line.consume_front("="))
+          return false;
+        line = line.ltrim();
+        return !line.empty() && (llvm::isDigit(line.front()) ||
+                                 llvm::StringRef("\"'+-").contains(
+                                     line.front()));
+      }
+    return false;
+  });
+}
+
+/// Whether a file that is no valid tuning cache is someone else's data
+/// rather than a damaged cache: its head does not look like a cache's,
+/// and either its name does not end in ".toml" (`--cache weights.npy`) or
+/// it is a valid TOML document without a cache's top-level keys (a sweep
+/// file). A damaged cache (truncated, garbage, wrong values) is set aside;
+/// such a file is left where it is.
+bool isForeignFile(const std::string &path, llvm::StringRef content) {
+  if (headLooksLikeCache(content))
+    return false;
+  if (!llvm::StringRef(path).ends_with(".toml"))
+    return true;
+  toml::parse_result result = toml::parse(
+      std::string_view(content.data(), content.size()), path);
+  return result && !result.table().contains("schema") &&
+         !result.table().contains("entry");
+}
 
 /// Reads and validates the file at `path`. Errors only when it exists but
 /// cannot be read.
@@ -778,6 +829,15 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
     state.kind = DiskState::Corrupt;
     state.problem = "the file is " + std::to_string(info.st_size) +
                     " bytes, over the limit of 64 MiB";
+    // Its head tells a huge damaged cache from someone's large file.
+    char head[4096];
+    ssize_t got;
+    do
+      got = ::pread(file.fd, head, sizeof head, 0);
+    while (got < 0 && errno == EINTR);
+    state.foreign =
+        got > 0 && !headLooksLikeCache(llvm::StringRef(head, size_t(got))) &&
+        !llvm::StringRef(path).ends_with(".toml");
     return llvm::Error::success();
   }
   std::string content;
@@ -798,13 +858,17 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
     if (content.size() > kMaxFileSize) {
       state.kind = DiskState::Corrupt;
       state.problem = "the file is over the limit of 64 MiB";
+      state.foreign = !headLooksLikeCache(content) &&
+                      !llvm::StringRef(path).ends_with(".toml");
       return llvm::Error::success();
     }
   }
-  if (parseDocument(content, path, state.entries, state.problem))
+  if (parseDocument(content, path, state.entries, state.problem)) {
     state.kind = DiskState::Valid;
-  else
+  } else {
     state.kind = DiskState::Corrupt;
+    state.foreign = isForeignFile(path, content);
+  }
   return llvm::Error::success();
 }
 
@@ -908,13 +972,24 @@ std::string getDirectory(const std::string &path) {
   return directory.empty() ? "." : directory.str();
 }
 
+/// The name that the temporaries of `path`'s writers start with:
+/// ".<file name>.tmp-", the file name cut to 160 bytes and a hash of it
+/// where it is longer, so that the temporary's name (six more characters)
+/// stays within NAME_MAX (255) wherever the lock file's does.
+std::string getTemporaryPrefix(const std::string &path) {
+  llvm::StringRef name = llvm::sys::path::filename(path);
+  if (name.size() <= 160)
+    return "." + name.str() + ".tmp-";
+  return "." + name.take_front(160).str() + "-" +
+         llvm::utohexstr(llvm::xxh3_64bits(name)) + ".tmp-";
+}
+
 /// Replaces `path` with `content`: a temporary file in the same directory,
 /// fsync, rename(2), fsync of the directory.
 llvm::Error writeAtomically(const std::string &path,
                             const std::string &content) {
   std::string directory = getDirectory(path);
-  std::string pattern =
-      directory + "/." + llvm::sys::path::filename(path).str() + ".tmp-XXXXXX";
+  std::string pattern = directory + "/" + getTemporaryPrefix(path) + "XXXXXX";
   std::vector<char> name(pattern.begin(), pattern.end());
   name.push_back('\0');
   int fd = ::mkostemp(name.data(), O_CLOEXEC);
@@ -975,10 +1050,25 @@ llvm::Error openLockFile(const std::string &path, ScopedFd &lock,
 llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
   if (llvm::Error error = openLockFile(path, lock, "cannot lock"))
     return error;
+  // Writers hold the lock for milliseconds; one that holds it longer (a
+  // process stopped with Ctrl-Z, a hung file system) is waited for, but
+  // not in silence.
   int result;
-  do
-    result = ::flock(lock.fd, LOCK_EX);
-  while (result != 0 && errno == EINTR);
+  for (int attempt = 0;; ++attempt) {
+    result = ::flock(lock.fd, LOCK_EX | LOCK_NB);
+    if (result == 0 || (errno != EWOULDBLOCK && errno != EINTR))
+      break;
+    if (attempt == 100) {
+      llvm::errs() << "normjit: waiting for the lock on tuning cache '"
+                   << path << "' ('" << path
+                   << ".lock', held by another process)\n";
+      do
+        result = ::flock(lock.fd, LOCK_EX);
+      while (result != 0 && errno == EINTR);
+      break;
+    }
+    ::usleep(10000);
+  }
   if (result != 0)
     return makeError(NORMJIT_IO_ERROR,
                      "cannot lock tuning cache '" + path +
@@ -987,8 +1077,10 @@ llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
 }
 
 /// Renames an untrusted cache file out of the way (with the lock held) and
-/// returns the warning that says so.
-std::string setAside(const std::string &path, const std::string &problem) {
+/// returns the warning that says so, ending with `then` (what the cache
+/// goes on with).
+std::string setAside(const std::string &path, const std::string &problem,
+                     const std::string &then = "starting with an empty cache") {
   std::string base = path + ".corrupt-" + formatUtcNow("%Y%m%dT%H%M%SZ");
   std::string target = base;
   struct stat info;
@@ -999,10 +1091,8 @@ std::string setAside(const std::string &path, const std::string &problem) {
       "tuning cache '" + path + "' cannot be trusted (" + problem + "): ";
   if (::rename(path.c_str(), target.c_str()) != 0)
     return warning + "cannot set it aside as '" + target +
-           "': " + normjit::runtime::errorText(errno) +
-           "; starting with an empty cache";
-  return warning + "set aside as '" + target +
-         "'; starting with an empty cache";
+           "': " + normjit::runtime::errorText(errno) + "; " + then;
+  return warning + "set aside as '" + target + "'; " + then;
 }
 
 /// Sorted entries with replacements: `add` wins over `base` for equal keys,
@@ -1042,13 +1132,21 @@ std::pair<std::string, std::string> formatRates(double a, double b) {
 /// SIGKILL mid-write). Called under the cache's lock: every writer holds it
 /// while its temporary exists, so any found then is stale.
 void removeStaleTemporaries(const std::string &path) {
-  std::string prefix =
-      "." + llvm::sys::path::filename(path).str() + ".tmp-";
+  std::string prefix = getTemporaryPrefix(path);
   std::error_code ec;
   for (llvm::sys::fs::directory_iterator it(getDirectory(path), ec), end;
        it != end && !ec; it.increment(ec))
     if (llvm::sys::path::filename(it->path()).starts_with(prefix))
       (void)llvm::sys::fs::remove(it->path());
+}
+
+/// Why a foreign file (DiskState::foreign) is not written over.
+std::string describeForeign(const std::string &path, const DiskState &state) {
+  return "not writing tuning cache '" + path +
+         "': the file there does not look like one (no '# normjit tuning "
+         "cache' header or 'schema' key in its first 4 KiB; " +
+         state.problem +
+         "); it is left as it is: pass another --cache, or remove it";
 }
 
 llvm::Error lockAndRead(const std::string &path,
@@ -1069,8 +1167,14 @@ llvm::Error lockAndRead(const std::string &path,
   base.clear();
   if (state.kind == DiskState::Valid) {
     base = std::move(state.entries);
+  } else if (state.foreign) {
+    return makeError(NORMJIT_INVALID_ARGUMENT, describeForeign(path, state));
   } else if (state.kind == DiskState::Corrupt) {
-    warnings.push_back(setAside(path, state.problem));
+    warnings.push_back(setAside(
+        path, state.problem,
+        current.empty() ? std::string("starting with an empty cache")
+                        : "keeping the " + std::to_string(current.size()) +
+                              " entries read before"));
     base = current;
   }
   return llvm::Error::success();
@@ -1198,6 +1302,13 @@ llvm::Error TuningCache::load(bool setAsideUntrusted) {
     entries = std::move(state.entries);
     return llvm::Error::success();
   }
+  if (state.foreign) {
+    warnings.push_back("'" + path +
+                       "' does not look like a normjit tuning cache (" +
+                       state.problem +
+                       "); not used, and left as it is");
+    return llvm::Error::success();
+  }
   if (!setAsideUntrusted) {
     warnings.push_back("tuning cache '" + path + "' cannot be trusted (" +
                        state.problem + "); not used, and left as it is");
@@ -1215,7 +1326,11 @@ llvm::Error TuningCache::load(bool setAsideUntrusted) {
   }
   if (llvm::Error error = readDisk(path, state))
     return error;
-  if (state.kind == DiskState::Corrupt)
+  if (state.foreign)
+    warnings.push_back("'" + path +
+                       "' does not look like a normjit tuning cache (" +
+                       state.problem + "); not used, and left as it is");
+  else if (state.kind == DiskState::Corrupt)
     warnings.push_back(setAside(path, state.problem));
   else
     entries = std::move(state.entries);
@@ -1270,6 +1385,12 @@ llvm::Error TuningCache::checkWritable() const {
                      "cannot write tuning cache '" + path + "': directory '" +
                          directory + "': " +
                          normjit::runtime::errorText(errno));
+  // Nor over someone's file (a mistyped --cache).
+  DiskState state;
+  if (llvm::Error error = readDisk(path, state))
+    return error;
+  if (state.foreign)
+    return makeError(NORMJIT_INVALID_ARGUMENT, describeForeign(path, state));
   return llvm::Error::success();
 }
 
@@ -1350,27 +1471,17 @@ bool looksLikeTuningCache(const std::string &path) {
   char buffer[4096];
   size_t size = std::fread(buffer, 1, sizeof buffer, file);
   std::fclose(file);
-  llvm::StringRef head(buffer, size);
-  head.consume_front("\xEF\xBB\xBF"); // a UTF-8 byte order mark
-  if (head.empty() || head.starts_with("# normjit tuning cache"))
-    return true;
-  llvm::SmallVector<llvm::StringRef> lines;
-  head.split(lines, '\n');
-  return llvm::any_of(lines, [](llvm::StringRef line) {
-    line = line.trim();
-    // schema, "schema" or 'schema' (TOML's bare, basic and literal keys).
-    for (llvm::StringRef key : {"schema", "\"schema\"", "'schema'"})
-      if (line.consume_front(key))
-        return line.ltrim().starts_with("=");
-    return false;
-  });
+  return headLooksLikeCache(llvm::StringRef(buffer, size));
 }
 } // namespace
 
 llvm::Error TuningCache::clear() {
   entries.clear();
+  // What the path names: only a regular file is ever removed, never a
+  // device, FIFO or socket given by mistake. (The constructor resolved a
+  // link to the cache it names, which reads and writes go to as well.)
   struct stat info;
-  if (::lstat(path.c_str(), &info) != 0) {
+  if (::stat(path.c_str(), &info) != 0) {
     if (errno == ENOENT)
       return llvm::Error::success();
     return makeError(NORMJIT_IO_ERROR,
@@ -1380,7 +1491,11 @@ llvm::Error TuningCache::clear() {
   if (S_ISDIR(info.st_mode))
     return makeError(NORMJIT_IO_ERROR, "cannot clear tuning cache '" + path +
                                            "': it is a directory");
-  if (S_ISREG(info.st_mode) && !looksLikeTuningCache(path))
+  if (!S_ISREG(info.st_mode))
+    return makeError(NORMJIT_INVALID_ARGUMENT,
+                     "not clearing '" + path +
+                         "': not a regular file (a device, FIFO or socket)");
+  if (!looksLikeTuningCache(path))
     return makeError(NORMJIT_INVALID_ARGUMENT,
                      "not clearing '" + path +
                          "': it does not look like a normjit tuning cache "

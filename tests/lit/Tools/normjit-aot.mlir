@@ -14,7 +14,7 @@
 // RUN: rm -rf %t-rc && mkdir %t-rc && cp %S/Inputs/aot-unknown-key.toml %t-rc/specs.toml
 // RUN: normjit aot --name rc --op rms_norm --cols 64 --target x86-64 --cache %t-rc/specs.toml --out %t-rc/out 2>&1 | FileCheck %s --check-prefix=READONLY
 // RUN: ls %t-rc | FileCheck %s --check-prefix=READONLY-FILES --implicit-check-not={{.}}
-// READONLY: warning: tuning cache '{{.*}}specs.toml' cannot be trusted ({{.*}}); not used, and left as it is
+// READONLY: warning: '{{.*}}specs.toml' does not look like a normjit tuning cache ({{.*}}); not used, and left as it is
 // READONLY-FILES: out
 // READONLY-FILES-NEXT: specs.toml
 

@@ -28,6 +28,21 @@
 // RUN: ls %t | FileCheck %s --check-prefix=KEPT
 // NOTCACHE: normjit: error: not clearing '{{.*}}weights.npy': it does not look like a normjit tuning cache
 // KEPT: weights.npy
+// Nor do show, run or tune move or write over it: show warns and leaves
+// it, tune refuses before it tunes.
+// RUN: normjit cache show --cache %t/weights.npy 2>&1 | FileCheck %s --check-prefix=SHOW-FOREIGN
+// SHOW-FOREIGN: normjit: warning: '{{.*}}weights.npy' does not look like a normjit tuning cache ({{.*}}); not used, and left as it is
+// RUN: not normjit tune --op rms_norm --rows 4 --cols 64 --budget 0.1 --cache %t/weights.npy 2>&1 | FileCheck %s --check-prefix=TUNE-FOREIGN
+// TUNE-FOREIGN: normjit: error: not writing tuning cache '{{.*}}weights.npy': the file there does not look like one
+// RUN: ls %t | grep weights | FileCheck %s --check-prefix=STILL-KEPT
+// STILL-KEPT: weights.npy
+// STILL-KEPT-NOT: corrupt
+// A FIFO is no file to remove.
+// RUN: mkfifo %t/fifo.toml
+// RUN: not normjit cache clear --cache %t/fifo.toml 2>&1 | FileCheck %s --check-prefix=FIFOCLEAR
+// RUN: test -p %t/fifo.toml
+// RUN: rm %t/fifo.toml
+// FIFOCLEAR: normjit: error: not clearing '{{.*}}fifo.toml': not a regular file
 // RUN: printf '# norm''jit tuning cache: the best' > %t/truncated.toml
 // RUN: printf '\n  schema= 1\n' > %t/handmade.toml
 // RUN: : > %t/empty.toml

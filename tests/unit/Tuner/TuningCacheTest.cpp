@@ -29,7 +29,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -605,6 +607,120 @@ TEST_F(TuningCacheTest, ClearKeepsFilesThatAreNoCache) {
   }
 }
 
+// Nor anything but a regular file: a FIFO, a socket (a device alike).
+TEST_F(TuningCacheTest, ClearRemovesOnlyRegularFiles) {
+  std::string fifo = dir + "/fifo.toml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  TuningCache byFifo(fifo);
+  EXPECT_NE(takeMessage(byFifo.clear()).find("not a regular file"),
+            std::string::npos);
+  struct stat info;
+  ASSERT_EQ(::lstat(fifo.c_str(), &info), 0);
+  EXPECT_TRUE(S_ISFIFO(info.st_mode));
+  std::string socketPath = dir + "/socket.toml";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  ASSERT_LT(socketPath.size(), sizeof address.sun_path);
+  std::strcpy(address.sun_path, socketPath.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address),
+            0);
+  TuningCache bySocket(socketPath);
+  EXPECT_NE(takeMessage(bySocket.clear()).find("not a regular file"),
+            std::string::npos);
+  EXPECT_EQ(::lstat(socketPath.c_str(), &info), 0);
+  ::close(fd);
+  // A link to a cache: the cache it names is cleared (as reads and
+  // writes go through the link to it), the link stays.
+  writeBytes(path, "schema = 1\n");
+  std::string link = dir + "/link.toml";
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  TuningCache byLink(link);
+  EXPECT_EQ(takeMessage(byLink.clear()), "");
+  EXPECT_EQ(::lstat(link.c_str(), &info), 0);
+  EXPECT_FALSE(exists(path));
+  // A script with a `schema = ...` line that is no value a cache has.
+  writeBytes(path, "import x\nschema = load()\n");
+  TuningCache script(path);
+  EXPECT_NE(takeMessage(script.clear()).find("does not look like a normjit "
+                                             "tuning cache"),
+            std::string::npos);
+  EXPECT_TRUE(exists(path));
+}
+
+// Someone's data under a mistyped --cache (not a .toml file, or a TOML
+// file without a cache's keys, and no cache's header or schema key) is
+// neither set aside by a read nor written over by a store.
+TEST_F(TuningCacheTest, ForeignFilesAreLeftAsTheyAre) {
+  const std::string npy("\x93NUMPY\x01\x00v\x00{'descr': '<f4', "
+                        "'fortran_order': False, 'shape': (4,), }\n",
+                        68);
+  struct Case {
+    std::string name, content;
+  };
+  for (const Case &c :
+       {Case{"weights.npy", npy}, Case{"notes.md", "# notes\nschema = load()\n"},
+        Case{"sweep.toml", "[[sweep]]\nop = \"rms_norm\"\ncols = [768]\n"},
+        Case{"binary.bin", std::string("\0\1\2\3garbage", 11)}}) {
+    SCOPED_TRACE(c.name);
+    std::string file = dir + "/" + c.name;
+    writeBytes(file, c.content);
+    TuningCache cache(file);
+    ASSERT_EQ(takeMessage(cache.load()), "");
+    ASSERT_EQ(cache.getWarnings().size(), 1u);
+    EXPECT_NE(cache.getWarnings()[0].find("does not look like a normjit "
+                                          "tuning cache"),
+              std::string::npos)
+        << cache.getWarnings()[0];
+    EXPECT_NE(cache.getWarnings()[0].find("left as it is"), std::string::npos);
+    EXPECT_TRUE(cache.getEntries().empty());
+    EXPECT_EQ(readBytes(file), c.content);
+    EXPECT_TRUE(listNames(dir, c.name + ".corrupt-").empty());
+    std::string refusal = takeMessage(cache.checkWritable());
+    EXPECT_NE(refusal.find("not writing tuning cache"), std::string::npos)
+        << refusal;
+    refusal = takeMessage(cache.store({makeEntry("a")}));
+    EXPECT_NE(refusal.find("does not look like one"), std::string::npos)
+        << refusal;
+    EXPECT_EQ(readBytes(file), c.content);
+    std::vector<std::string> messages;
+    EXPECT_NE(takeMessage(cache.merge({}, messages)), "");
+    EXPECT_EQ(readBytes(file), c.content);
+  }
+  // Damaged caches are still set aside: garbage in a .toml file, a cache's
+  // head with anything after it, whatever the name.
+  for (const Case &c :
+       {Case{"garbage.toml", std::string("\0\1\2\3garbage", 11)},
+        Case{"cut.cache", "# normjit tuning cache: the best\nschema = 1\n[[en"},
+        Case{"old.bin", "schema = 7\n"}}) {
+    SCOPED_TRACE(c.name);
+    std::string file = dir + "/" + c.name;
+    writeBytes(file, c.content);
+    TuningCache cache(file);
+    ASSERT_EQ(takeMessage(cache.load()), "");
+    ASSERT_EQ(cache.getWarnings().size(), 1u);
+    EXPECT_NE(cache.getWarnings()[0].find("set aside"), std::string::npos)
+        << cache.getWarnings()[0];
+    EXPECT_FALSE(exists(file));
+    EXPECT_EQ(takeMessage(cache.store({makeEntry("a")})), "");
+  }
+}
+
+// A cache file name so long that ".<name>.tmp-XXXXXX" would pass NAME_MAX:
+// the temporaries take a shorter name, and stores work.
+TEST_F(TuningCacheTest, LongFileNamesStore) {
+  std::string file = dir + "/" + std::string(240, 'c') + ".toml";
+  TuningCache cache(file);
+  ASSERT_EQ(takeMessage(cache.checkWritable()), "");
+  ASSERT_EQ(takeMessage(cache.store({makeEntry("a")})), "");
+  ASSERT_EQ(takeMessage(cache.store({makeEntry("b")})), "");
+  TuningCache again(file);
+  ASSERT_EQ(takeMessage(again.load()), "");
+  EXPECT_EQ(again.getEntries().size(), 2u);
+  EXPECT_TRUE(listNames(dir, ".tmp-").empty()); // no temporaries left
+}
+
 //===----------------------------------------------------------------------===//
 // The default path
 //===----------------------------------------------------------------------===//
@@ -995,6 +1111,10 @@ TEST_F(TuningCacheTest, StoreSetsAsideAFileCorruptedSinceLoad) {
   ASSERT_EQ(takeMessage(cache.store({makeEntry("b")})), "");
   ASSERT_EQ(cache.getWarnings().size(), 1u);
   EXPECT_NE(cache.getWarnings()[0].find("set aside"), std::string::npos);
+  // The entries this object had are kept, and the warning says so.
+  EXPECT_NE(cache.getWarnings()[0].find("keeping the 1 entries read before"),
+            std::string::npos)
+      << cache.getWarnings()[0];
   EXPECT_EQ(listNames(dir, ".corrupt-").size(), 1u);
   // What the CLI and TunedKernels print after each store: taken once.
   std::vector<std::string> taken = cache.takeWarnings();

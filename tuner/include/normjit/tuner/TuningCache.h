@@ -122,6 +122,9 @@ public:
   /// trusted (not TOML, truncated, wrong types, out-of-range or negative
   /// values, unknown keys, another schema version) adds a warning, is
   /// renamed to `<path>.corrupt-<UTC timestamp>` and the cache starts empty.
+  /// A file that is no cache at all (someone's data under a mistyped path:
+  /// see tuner/README.md) is warned about and left where it is, and
+  /// store(), merge() and checkWritable() refuse to write over it.
   /// Fails only when the file exists but cannot be read at all. With
   /// `setAsideUntrusted` false (a reader that never writes the cache, e.g. `normjit
   /// aot`), an untrusted file is only warned about and left where it is.
@@ -152,7 +155,8 @@ public:
   /// cache. Lets a long tuning run fail before it starts, not after.
   llvm::Error checkWritable() const;
 
-  /// Removes the cache file (not the set-aside copies).
+  /// Removes the cache file (not the set-aside copies): only a regular file
+  /// that could be a cache; anything else is refused and kept.
   llvm::Error clear();
 
   /// All entries, sorted by key.

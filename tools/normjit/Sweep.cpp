@@ -22,6 +22,7 @@
 #include "Sweep.h"
 
 #include "normjit/JIT/KernelCompiler.h"
+#include "normjit/runtime/Error.h"
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/ADT/Twine.h"
@@ -31,8 +32,10 @@
 #define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 
 using namespace normjit;
 using namespace normjit::tool;
@@ -242,16 +245,34 @@ public:
     if (llvm::sys::fs::is_directory(status))
       return makeError(NORMJIT_IO_ERROR, "cannot read sweep file '" + path +
                                              "': it is a directory");
-    toml::parse_result result = toml::parse_file(path);
+    // Read here, not by TOML++'s parse_file, which cannot read a pipe
+    // (`--sweep <(...)`, /dev/stdin) and says nothing of why a file cannot
+    // be read; at most kMaxSweepFileBytes (/dev/zero is no sweep file).
+    constexpr size_t kMaxSweepFileBytes = size_t(16) << 20;
+    std::ifstream file(path, std::ios::binary);
+    if (!file)
+      return makeError(NORMJIT_IO_ERROR,
+                       "cannot read sweep file '" + path +
+                           "': " + normjit::runtime::errorText(errno));
+    std::string content;
+    char buffer[65536];
+    while (file.read(buffer, sizeof buffer) || file.gcount() > 0) {
+      content.append(buffer, static_cast<size_t>(file.gcount()));
+      if (content.size() > kMaxSweepFileBytes)
+        return makeError(NORMJIT_INVALID_ARGUMENT,
+                         "sweep file '" + path + "' is larger than 16 MiB");
+    }
+    if (file.bad())
+      return makeError(NORMJIT_IO_ERROR,
+                       "cannot read sweep file '" + path +
+                           "': " + normjit::runtime::errorText(errno));
+    toml::parse_result result = toml::parse(std::string_view(content), path);
     if (!result) {
       const toml::parse_error &failure = result.error();
       std::string where = path;
       if (failure.source().begin.line)
         where += ":" + std::to_string(failure.source().begin.line);
       std::string what(failure.description());
-      if (what.find("File could not be opened") != std::string::npos)
-        return makeError(NORMJIT_IO_ERROR, "cannot read sweep file '" + path +
-                                               "'");
       return makeError(NORMJIT_INVALID_ARGUMENT,
                        "malformed sweep file " + where + ": " + what);
     }

@@ -259,13 +259,16 @@ std::string shapeLabel(const ReportRow &row) {
 /// Writes `text` to `path` atomically (temporary file + rename).
 llvm::Error writeFileAtomically(const std::string &path,
                                 const std::string &text) {
-  std::string temporary = path + ".tmp";
+  // A temporary of its own (two runs may write reports into one
+  // directory at once), beside the file so that the rename is atomic.
+  int fd = -1;
+  llvm::SmallString<256> temporary;
+  if (std::error_code code = llvm::sys::fs::createUniqueFile(
+          path + ".tmp-%%%%%%%%", fd, temporary))
+    return makeError(NORMJIT_IO_ERROR,
+                     "cannot write '" + path + "': " + code.message());
   {
-    std::error_code code;
-    llvm::raw_fd_ostream os(temporary, code);
-    if (code)
-      return makeError(NORMJIT_IO_ERROR,
-                       "cannot write '" + path + "': " + code.message());
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
     os << text;
     os.close();
     if (os.has_error()) {

@@ -343,6 +343,16 @@ std::string checkEntry(const CacheEntry &entry) {
       entry.fusion != "split")
     first("fusion must be \"fused\", \"split\" or empty, got \"" +
           entry.fusion + "\"");
+  // The spec key says whether there is a residual (":r-1:": none; see
+  // getSpecKey), and a residual spec's form must be its config's.
+  if (!entry.fusion.empty() &&
+      llvm::StringRef(key.spec).contains(":r-1:"))
+    first("fusion must be empty for a spec without a residual, got \"" +
+          entry.fusion + "\"");
+  if (!entry.isGpu() && !entry.fusion.empty() &&
+      (entry.fusion == "fused") != entry.config.fuseResidual)
+    first("fusion is \"" + entry.fusion + "\" but config.fuse_residual is " +
+          (entry.config.fuseResidual ? "true" : "false"));
   if (entry.isGpu()) {
     if (entry.fusion == "split")
       first("fusion cannot be \"split\" for a GPU entry: GPU kernels always "

@@ -43,6 +43,9 @@ namespace {
 const char *const kDevice = "cpu|TestVendor|Test CPU 9000|avx,avx2,fma|8";
 const char *const kSpec =
     "layer_norm:4096:x0:y0:r-1:s-1:g0:b0:m0:rs0:eps3727c5ac";
+/// The same with a residual whose sum is stored (entries with a fusion).
+const char *const kResidualSpec =
+    "layer_norm:4096:x0:y0:r0:s0:g0:b0:m0:rs0:eps3727c5ac";
 
 //===----------------------------------------------------------------------===//
 // Helpers
@@ -155,7 +158,7 @@ CacheEntry makeEntry(const std::string &spec, double gbps = 41.25,
 
 /// An entry that uses every field, the runner-up included.
 CacheEntry makeFullEntry() {
-  CacheEntry entry = makeEntry(kSpec, 41.2, 2048);
+  CacheEntry entry = makeEntry(kResidualSpec, 41.2, 2048);
   entry.config.welford = true;
   entry.config.streamingStores = true;
   entry.config.fuseResidual = false;
@@ -871,6 +874,14 @@ TEST_F(TuningCacheTest, WrongTypesAreSetAside) {
   expectUntrusted(replaceOnce(text, "tuned_at = \"2027-01-02T03:04:05Z\"",
                               "tuned_at = 2027-01-02T03:04:05Z"),
                   "tuned_at must be a string, got a date-time");
+  // The winner's form must be its config's, and a spec without a
+  // residual has none.
+  expectUntrusted(replaceOnce(text, "fusion = \"split\"", "fusion = \"fused\""),
+                  "fusion is \"fused\" but config.fuse_residual is false");
+  expectUntrusted(
+      replaceOnce(text, std::string("spec = \"") + kResidualSpec + "\"",
+                  std::string("spec = \"") + kSpec + "\""),
+      "fusion must be empty for a spec without a residual");
   for (const char *time : {"yesterday, probably", "2027-01-02 03:04:05Z",
                            "2027-01-02T03:04:05", "2027-13-02T03:04:05Z",
                            "2027-02-29T03:04:05Z", "2027-01-02T24:04:05Z",
@@ -1295,10 +1306,10 @@ namespace {
 const char *const kGpuDevice =
     "cuda | Test GPU | sm_90 | 132 SMs | 79.1 GiB | driver 13000";
 
-/// A GPU entry for kSpec with every field used.
+/// A GPU entry for kResidualSpec with every field used.
 CacheEntry makeGpuEntry() {
   CacheEntry entry;
-  entry.key = makeKey(kSpec, 2048);
+  entry.key = makeKey(kResidualSpec, 2048);
   entry.key.device = kGpuDevice;
   entry.gpuConfig.vectorWidth = 8;
   entry.gpuConfig.threadsPerRow = 64;

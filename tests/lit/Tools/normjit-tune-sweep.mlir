@@ -37,6 +37,9 @@
 // RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\nparam_dtype = "f64"\n' > %t/bad-param.toml
 // RUN: not normjit tune --sweep %t/bad-param.toml --cache %t/bad.toml 2>&1 | FileCheck %s --check-prefix=BAD-PARAM
 // BAD-PARAM: normjit: error: {{.*}}bad-param.toml:5{{.*}}'param_dtype' must be "f32", "f16" or "bf16"
+// A sweep file from a pipe is read (and checked) as one on disk.
+// RUN: cat %t/bad-param.toml | not normjit tune --sweep /dev/stdin --cache %t/bad.toml 2>&1 | FileCheck %s --check-prefix=PIPE-PARAM
+// PIPE-PARAM: normjit: error: {{.*}}/dev/stdin:5{{.*}}'param_dtype' must be "f32", "f16" or "bf16"
 
 // A sweep split into two shards; a run stopped after half the specs (the
 // first shard's cache) continues where it stopped; the shards merged, and a

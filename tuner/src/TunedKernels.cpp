@@ -90,8 +90,18 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
     return finish(ConfigSource::Default, std::nullopt);
   }
   auto tuned = tuneCpu(context, spec, rows, options);
-  if (!tuned)
-    return tuned.takeError();
+  if (!tuned) {
+    // A spec the tuner cannot take (a row too large for a tuning workload,
+    // every candidate failing) still gets a kernel: the default heuristic,
+    // as without the policy, and stderr says why. (A spec that cannot be
+    // compiled at all fails there too, with its own error.)
+    llvm::errs() << "normjit: warning: cannot tune "
+                 << getSpecKey(spec) << " at " << rows << " rows ("
+                 << llvm::toString(tuned.takeError())
+                 << "); using the default heuristic\n";
+    lock.unlock();
+    return finish(ConfigSource::Default, std::nullopt);
+  }
   ConfigSource from = storeOrRemember(makeCacheEntry(spec, rows, *tuned));
   lock.unlock();
   return finish(from, tuned->best);

@@ -90,14 +90,18 @@ normjit_status_t normjit_kernel_get_for_device(normjit_context_t *context,
 
 /** What normjit_kernel_get_tuned does with the tuning cache. "The default"
  * there is the default for the row count: on the CPU, rows that stay in the
- * caches are normalized in groups (see getDefaultCpuConfigForRows in
+ * caches are normalized in groups, and calls far beyond the last-level
+ * cache stream their stores (see getDefaultCpuConfigForRows in
  * normjit/JIT/KernelCompiler.h), where normjit_kernel_get's default, which
- * does not know the row count, takes single rows. */
+ * does not know the row count, takes single rows and ordinary stores. */
 typedef enum normjit_tuning_policy_t {
   NORMJIT_TUNING_HEURISTIC = 0,   /**< ignore the cache: the default config */
   NORMJIT_TUNING_CACHE_ONLY = 1,  /**< the cached config, else the default */
   NORMJIT_TUNING_TUNE_ON_MISS = 2 /**< the cached config, else tune within
-                                       the budget, store the result, use it */
+                                       the budget, store the result, use it
+                                       (a CPU spec the tuner cannot take, a
+                                       row over its workload limit, gets the
+                                       default, with a warning on stderr) */
 } normjit_tuning_policy_t;
 
 /** Options of normjit_kernel_get_tuned. */

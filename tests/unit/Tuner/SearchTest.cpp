@@ -1107,5 +1107,15 @@ TEST(TunedKernelsTest, PoliciesUseTheCacheAsTheySay) {
   TuningCache reloaded(dir + "/tuning.toml");
   ASSERT_FALSE(!!reloaded.load());
   EXPECT_EQ(reloaded.getEntries().size(), 2u);
+  // A spec the tuner cannot take (one row over its workload limit) still
+  // gets a kernel under tune-on-miss: the default, nothing stored.
+  normjit_kernel_spec_t huge = normjit_kernel_spec_default(NORMJIT_RMS_NORM,
+                                                           int64_t(1) << 27);
+  kernel = tuning.getKernel(huge, 1, &source);
+  ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+  EXPECT_EQ(source, ConfigSource::Default);
+  EXPECT_EQ((*kernel)->getConfig(), getDefaultCpuConfigForRows(huge, 1));
+  ASSERT_FALSE(!!reloaded.load());
+  EXPECT_EQ(reloaded.getEntries().size(), 2u);
   std::system(("rm -rf '" + dir + "'").c_str());
 }

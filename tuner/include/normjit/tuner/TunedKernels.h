@@ -25,7 +25,9 @@ enum class TuningPolicy {
   /// (getDefaultCpuConfigForRows; the GPU's for the spec)
   Heuristic,
   CacheOnly,  ///< the cached config, else the default heuristic
-  TuneOnMiss, ///< the cached config, else tune (with a budget) and store
+  TuneOnMiss, ///< the cached config, else tune (with a budget) and store;
+              ///< a spec the CPU tuner cannot take (a row over its
+              ///< workload limit) gets the default, with a warning
 };
 
 /// Parses "heuristic", "cache-only" or "tune-on-miss".

@@ -214,7 +214,10 @@ extern "C" normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
   spec.cols = cols;
   spec.x_dtype = spec.y_dtype = spec.residual_dtype = spec.sum_dtype =
       spec.gamma_dtype = spec.beta_dtype = NORMJIT_F32;
-  spec.epsilon = 1e-5f;
+  // The CLI's, spec files' and sweeps' defaults too (the tuning cache's key
+  // holds epsilon: a C host's default spec finds what `normjit tune`
+  // stored): LayerNorm 1e-5 (PyTorch's), RMSNorm 1e-6 (LLaMA's).
+  spec.epsilon = op == NORMJIT_RMS_NORM ? 1e-6f : 1e-5f;
   return spec;
 }
 

@@ -44,7 +44,9 @@ typedef struct normjit_kernel_spec_t {
   float epsilon;             /**< > 0 and finite */
 } normjit_kernel_spec_t;
 
-/** A spec with defaults: f32 everywhere, nothing optional, epsilon 1e-5. */
+/** A spec with defaults: f32 everywhere, nothing optional, epsilon 1e-5
+ * for LayerNorm and 1e-6 for RMSNorm (as the `normjit` CLI, AOT spec files
+ * and tuning sweeps default: the tuning cache's key holds epsilon). */
 normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
                                                   int64_t cols);
 

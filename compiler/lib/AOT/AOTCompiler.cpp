@@ -475,34 +475,39 @@ CpuConfig AotKernel::getConfig(const CpuTarget &target) const {
 // Names
 //===----------------------------------------------------------------------===//
 
-llvm::Error normjit::aot::validateName(llvm::StringRef what,
-                                       llvm::StringRef name) {
-  static const char *const kKeywords[] = {
-      "alignas",      "alignof",  "and",           "and_eq",
-      "asm",          "auto",     "bitand",        "bitor",
-      "bool",         "break",    "case",          "catch",
-      "char",         "char16_t", "char32_t",      "class",
-      "compl",        "const",    "const_cast",    "constexpr",
-      "continue",     "decltype", "default",       "delete",
-      "do",           "double",   "dynamic_cast",  "else",
-      "enum",         "explicit", "export",        "extern",
-      "false",        "float",    "for",           "friend",
-      "goto",         "if",       "inline",        "int",
-      "long",         "mutable",  "namespace",     "new",
-      "noexcept",     "not",      "not_eq",        "nullptr",
-      "operator",     "or",       "or_eq",         "private",
-      "protected",    "public",   "register",      "reinterpret_cast",
-      "restrict",     "return",   "short",         "signed",
-      "sizeof",       "static",   "static_assert", "static_cast",
-      "struct",       "switch",   "template",      "this",
-      "thread_local", "throw",    "true",          "try",
-      "typedef",      "typeid",   "typename",      "union",
-      "unsigned",     "using",    "virtual",       "void",
-      "volatile",     "wchar_t",  "while",         "xor",
-      "xor_eq",       "main",
-      // C++20, C23 and GNU C keywords.
-      "char8_t", "concept", "consteval", "constinit", "co_await",
-      "co_return", "co_yield", "requires", "typeof", "typeof_unqual"};
+namespace {
+/// C and C++ keywords (and `main`), which no name may be.
+const char *const kKeywords[] = {
+    "alignas",      "alignof",  "and",           "and_eq",
+    "asm",          "auto",     "bitand",        "bitor",
+    "bool",         "break",    "case",          "catch",
+    "char",         "char16_t", "char32_t",      "class",
+    "compl",        "const",    "const_cast",    "constexpr",
+    "continue",     "decltype", "default",       "delete",
+    "do",           "double",   "dynamic_cast",  "else",
+    "enum",         "explicit", "export",        "extern",
+    "false",        "float",    "for",           "friend",
+    "goto",         "if",       "inline",        "int",
+    "long",         "mutable",  "namespace",     "new",
+    "noexcept",     "not",      "not_eq",        "nullptr",
+    "operator",     "or",       "or_eq",         "private",
+    "protected",    "public",   "register",      "reinterpret_cast",
+    "restrict",     "return",   "short",         "signed",
+    "sizeof",       "static",   "static_assert", "static_cast",
+    "struct",       "switch",   "template",      "this",
+    "thread_local", "throw",    "true",          "try",
+    "typedef",      "typeid",   "typename",      "union",
+    "unsigned",     "using",    "virtual",       "void",
+    "volatile",     "wchar_t",  "while",         "xor",
+    "xor_eq",       "main",
+    // C++20, C23 and GNU C keywords.
+    "char8_t", "concept", "consteval", "constinit", "co_await",
+    "co_return", "co_yield", "requires", "typeof", "typeof_unqual"};
+
+/// The rules of any name normjit writes into C (a kernel's symbol, a
+/// library's file names and include guard): a C identifier of at most 64
+/// characters, no "__", not normjit's prefix.
+llvm::Error validateIdentifier(llvm::StringRef what, llvm::StringRef name) {
   auto fail = [&](const llvm::Twine &why) {
     return invalid(what + " '" + name + "' " + why);
   };
@@ -523,6 +528,18 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
     return fail("must not start with \"normjit_\" or \"NORMJIT_\" (the "
                 "runtime's prefix, and that of its macros, enumerators and "
                 "the generated header's include guard)");
+  return llvm::Error::success();
+}
+} // namespace
+
+llvm::Error normjit::aot::validateName(llvm::StringRef what,
+                                       llvm::StringRef name) {
+
+  auto fail = [&](const llvm::Twine &why) {
+    return invalid(what + " '" + name + "' " + why);
+  };
+  if (llvm::Error error = validateIdentifier(what, name))
+    return error;
   // The type names of <stdint.h> and <stddef.h> (uint16_t, size_t) end in
   // "_t", a suffix POSIX reserves for the system's types.
   if (name.ends_with("_t"))
@@ -546,6 +563,36 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
   if (kHeaderMacros.match(name))
     return fail("is a macro of <stdint.h> or <stddef.h>, which the generated "
                 "header includes");
+  // A macro of another standard C header (C11, with <math.h>'s
+  // classification macros): a host that includes it before the generated
+  // header would not compile.
+  static const llvm::Regex kStandardMacros(
+      "^(assert|errno|EOF|BUFSIZ|FILENAME_MAX|FOPEN_MAX|L_tmpnam|TMP_MAX|"
+      "SEEK_(SET|CUR|END)|_IO[FLN]BF|stdin|stdout|stderr|EXIT_(SUCCESS|"
+      "FAILURE)|RAND_MAX|MB_CUR_MAX|MB_LEN_MAX|CHAR_BIT|(S|U)?CHAR_(MIN|"
+      "MAX)|(U?(SHRT|INT|LONG|LLONG))_(MIN|MAX)|(FLT|DBL|LDBL)_[A-Z_0-9]+|"
+      "DECIMAL_DIG|complex|imaginary|I|NAN|INFINITY|HUGE_VAL[FL]?|"
+      "FP_[A-Z_]+|MATH_ERR[A-Z]+|math_errhandling|signbit|fpclassify|"
+      "is(finite|inf|nan|normal|greater|greaterequal|less|lessequal|"
+      "lessgreater|unordered)|va_(arg|start|end|copy)|setjmp|"
+      "static_assert|noreturn|alignas|alignof|thread_local|bool|true|false|"
+      "__bool_true_false_are_defined|E[A-Z0-9]+|SIG[A-Z0-9]+|LC_[A-Z]+|"
+      "CLOCKS_PER_SEC|TIME_UTC|WEOF|WCHAR_(MIN|MAX)|ATOMIC_[A-Z_]+|"
+      "ONCE_FLAG_INIT|TSS_DTOR_ITERATIONS|PRI[a-zA-Z0-9]+|SCN[a-zA-Z0-9]+)$");
+  if (kStandardMacros.match(name))
+    return fail("is a macro of a standard C header (<assert.h>, <math.h>, "
+                "<stdio.h>, <limits.h>, ...): a host that includes that "
+                "header would not compile the generated one");
+  // Functions of glibc's libc_nonshared.a, which the dynamic library does
+  // not export (so dlsym below does not see them): a kernel of that name
+  // would replace the host's.
+  for (const char *function :
+       {"atexit", "at_quick_exit", "pthread_atfork", "stat", "fstat", "lstat",
+        "fstatat", "mknod", "mknodat", "stat64", "fstat64", "lstat64",
+        "fstatat64"})
+    if (name == function)
+      return fail("is the name of a C library function (libc_nonshared.a); "
+                  "the kernel's function would replace it");
   // A global function of the C library's (memcpy, sqrt): a kernel of that
   // name would clash with it in every host, or quietly replace it.
   std::string symbol = name.str();
@@ -562,8 +609,15 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
 }
 
 llvm::Error normjit::aot::validateLibraryName(llvm::StringRef name) {
-  if (llvm::Error error = validateName("library name", name))
+  // The library's name makes file names and the header's include guard
+  // (NORMJIT_AOT_<name>_H), no C symbol: a C identifier and no keyword,
+  // but a C library function's or a macro's name (random, index, linux)
+  // is fine.
+  if (llvm::Error error = validateIdentifier("library name", name))
     return error;
+  for (const char *keyword : kKeywords)
+    if (name == keyword)
+      return invalid("library name '" + name + "' is a C or C++ keyword");
   // The library's header is NAME.h: one named as a standard C header would
   // stand in for it wherever the output directory is on the include path.
   static const char *const kStandardHeaders[] = {

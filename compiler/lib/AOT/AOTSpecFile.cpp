@@ -58,6 +58,7 @@
 #include <toml++/toml.h>
 
 #include <cmath>
+#include <limits>
 #include <string_view>
 
 using namespace normjit;
@@ -306,7 +307,13 @@ public:
     spec.store_rstd = getBool(table, "store_rstd", false);
     spec.epsilon = isLayerNorm ? 1e-5f : 1e-6f;
     if (const toml::node *eps = table.get("eps")) {
-      double value = *eps->value<double>();
+      // (Its type was checked; an integer that a double cannot hold
+      // exactly, which value<double>() refuses, is rounded as any other.)
+      double value =
+          eps->is_integer()
+              ? static_cast<double>(eps->as_integer()->get())
+              : eps->value<double>().value_or(
+                    std::numeric_limits<double>::quiet_NaN());
       float asFloat = static_cast<float>(value);
       if (!std::isfinite(value) || !(asFloat > 0) || !std::isfinite(asFloat))
         return error(*eps, prefix + "eps must be positive and finite as an "

@@ -907,9 +907,46 @@ TEST(AotBadInputTest, BadNames) {
       {"lib", "int", "kernel name 'int' is a C or C++ keyword"},
       {"lib", "requires", "kernel name 'requires' is a C or C++ keyword"},
       {"lib", "typeof", "kernel name 'typeof' is a C or C++ keyword"},
-      {"linux", "k",
-       "library name 'linux' is a macro GCC and Clang predefine (in their "
+      {"lib", "linux",
+       "kernel name 'linux' is a macro GCC and Clang predefine (in their "
        "default GNU modes)"},
+      {"int", "k", "library name 'int' is a C or C++ keyword"},
+      // Macros of standard C headers a host may include first.
+      {"lib", "assert",
+       "kernel name 'assert' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      {"lib", "EOF",
+       "kernel name 'EOF' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      {"lib", "complex",
+       "kernel name 'complex' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      {"lib", "NAN",
+       "kernel name 'NAN' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      {"lib", "FLT_MAX",
+       "kernel name 'FLT_MAX' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      {"lib", "signbit",
+       "kernel name 'signbit' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      {"lib", "ERANGE",
+       "kernel name 'ERANGE' is a macro of a standard C header "
+       "(<assert.h>, <math.h>, <stdio.h>, <limits.h>, ...): a host that "
+       "includes that header would not compile the generated one"},
+      // glibc functions the shared library does not export.
+      {"lib", "atexit",
+       "kernel name 'atexit' is the name of a C library function "
+       "(libc_nonshared.a); the kernel's function would replace it"},
+      {"lib", "pthread_atfork",
+       "kernel name 'pthread_atfork' is the name of a C library function "
+       "(libc_nonshared.a); the kernel's function would replace it"},
       {"lib", "unix",
        "kernel name 'unix' is a macro GCC and Clang predefine (in their "
        "default GNU modes)"},
@@ -949,8 +986,8 @@ TEST(AotBadInputTest, BadNames) {
       {"lib", "uint16_t",
        "kernel name 'uint16_t' must not end in \"_t\" (reserved for the "
        "types of <stdint.h>, <stddef.h> and POSIX)"},
-      {"size_t", "k",
-       "library name 'size_t' must not end in \"_t\" (reserved for the "
+      {"lib", "size_t",
+       "kernel name 'size_t' must not end in \"_t\" (reserved for the "
        "types of <stdint.h>, <stddef.h> and POSIX)"},
       {"lib", "", "kernel name must not be empty"},
   };
@@ -959,6 +996,14 @@ TEST(AotBadInputTest, BadNames) {
         buildAotLibrary(c.library, {"native"}, {makeKernel(c.kernel, spec)});
     ASSERT_FALSE(static_cast<bool>(files));
     EXPECT_EQ(errorText(files.takeError()), c.message);
+  }
+  // A library's name makes only file names and the include guard: names
+  // of C functions and macros are fine there.
+  for (const char *library : {"random", "index", "linux", "size_t", "EOF"}) {
+    auto built =
+        buildAotLibrary(library, {"native"}, {makeKernel("k", spec)});
+    EXPECT_TRUE(static_cast<bool>(built))
+        << library << ": " << errorText(built.takeError());
   }
   auto files = buildAotLibrary(
       "lib", {"native"}, {makeKernel("a_spec", spec), makeKernel("a", spec)});
@@ -1093,6 +1138,18 @@ TEST(AotBadInputTest, SpecFileDefaults) {
   EXPECT_EQ(rms.store_sum, 1);
   EXPECT_EQ(rms.epsilon, 1e-3f);
   EXPECT_EQ(file->kernels[1].rowsHint, 1);
+  // An integer epsilon, one a double cannot hold exactly too (2^53 + 1):
+  // rounded as any number, not refused as non-finite.
+  for (const char *eps : {"1", "9007199254740993"}) {
+    auto integer = parseAotSpecText(
+        std::string("[[kernel]]\nname = \"k\"\nop = \"rms_norm\"\n"
+                    "cols = 8\neps = ") +
+            eps + "\n",
+        "f.toml");
+    ASSERT_TRUE(static_cast<bool>(integer)) << errorText(integer.takeError());
+    EXPECT_EQ(integer->kernels[0].spec.epsilon,
+              static_cast<float>(std::strtod(eps, nullptr)));
+  }
 }
 
 TEST(AotBadInputTest, OutputDirectories) {

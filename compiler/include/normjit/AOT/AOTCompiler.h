@@ -251,13 +251,17 @@ parseAotSpecText(llvm::StringRef text, llvm::StringRef path,
                  std::optional<AotDevice> device = std::nullopt,
                  AotSpecReplaced replaced = {});
 
-/// Checks that `name` can name a library or kernel: a C identifier of at
-/// most 64 characters, no keyword, not reserved (leading "_", "__" inside,
-/// "normjit_" or "_mlir" prefixes). `what` names it in the error.
+/// Checks that `name` can name a kernel (a C function of the library): a
+/// C identifier of at most 64 characters, no keyword, not reserved (leading
+/// "_", "__" inside, the "normjit_" prefix, a "_t" suffix), no macro of a
+/// standard C header, no function of the C library. `what` names it in the
+/// error.
 llvm::Error validateName(llvm::StringRef what, llvm::StringRef name);
 
-/// validateName for a library, whose header NAME.h must not be named as a
-/// standard C header.
+/// Checks a library's name, which makes only file names and the header's
+/// include guard: a C identifier of at most 64 characters without "__" or
+/// the "normjit_" prefix, whose header NAME.h is not named as a standard C
+/// header.
 llvm::Error validateLibraryName(llvm::StringRef name);
 
 } // namespace normjit::aot

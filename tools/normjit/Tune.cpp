@@ -468,13 +468,14 @@ llvm::Error writeReport(const std::string &dir,
   if (counted)
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "
          << llvm::format("%.3fx", std::exp(logSum / counted)) << " over "
-         << counted << " shapes.\n";
+         << counted << (counted == 1 ? " shape.\n" : " shapes.\n");
   if (rowsCounted)
     mdOs << "\nWhere the default for the row count (what TunedKernels gives "
             "without a cache entry: row groups for inputs within the caches, "
             "streaming stores and prefetches far beyond them) "
             "is another config, "
-         << rowsCounted << " shapes: the tuned config "
+         << rowsCounted << (rowsCounted == 1 ? " shape" : " shapes")
+         << ": the tuned config "
          << llvm::format("%.3fx", std::exp(rowsLogSum / rowsCounted))
          << " over it, it "
          << llvm::format("%.3fx", std::exp(rowsDefaultLogSum / rowsCounted))

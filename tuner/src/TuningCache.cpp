@@ -155,7 +155,8 @@ std::string formatUtcNow(const char *format) {
 std::string describeKey(const CacheKey &key) {
   return "key " + key.spec + " " + getRowBucketLabel(key.rowBucket) + " on " +
          key.device +
-         (key.threads ? " at " + std::to_string(key.threads) + " threads"
+         (key.threads ? " at " + std::to_string(key.threads) +
+                                (key.threads == 1 ? " thread" : " threads")
                       : std::string()) +
          (key.coldCache ? " (cold cache)" : "");
 }

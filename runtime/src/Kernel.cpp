@@ -17,6 +17,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 
 using normjit::runtime::setError;
 
@@ -110,8 +111,11 @@ bool isValidSpec(const normjit_kernel_spec_t &spec) {
 }
 
 /// Whether checkRows accepts a buffer, without building its messages.
+/// Sets `end` to one past the buffer's last byte (its start when it is
+/// null or has no rows).
 bool isValidRows(const void *pointer, int64_t stride, int64_t cols,
-                 int64_t bytes, bool required, int64_t rows) {
+                 int64_t bytes, bool required, int64_t rows, uintptr_t &end) {
+  end = reinterpret_cast<uintptr_t>(pointer);
   if (!required)
     return !pointer;
   if (!pointer || (stride != 0 && stride < cols) ||
@@ -120,7 +124,6 @@ bool isValidRows(const void *pointer, int64_t stride, int64_t cols,
   if (rows <= 0)
     return true;
   int64_t span = 0;
-  uintptr_t end = 0;
   return !__builtin_mul_overflow(rows - 1, stride == 0 ? cols : stride,
                                  &span) &&
          !__builtin_add_overflow(span, cols, &span) &&
@@ -161,27 +164,203 @@ std::optional<SharedBuffer> findForbiddenSharing(const normjit_run_args_t &args)
   return std::nullopt;
 }
 
+/// The bytes of a row buffer: `rows` rows of `width` bytes, `stride` bytes
+/// apart from `start` (stride >= width > 0, and the whole extent inside
+/// the address space: the checks before make sure of both).
+struct RowBytes {
+  const char *name = nullptr;
+  uint64_t start = 0;
+  uint64_t stride = 0;
+  uint64_t width = 0;
+  uint64_t rows = 0;
+  uint64_t last = 0; ///< one past the last byte of the last row
+
+  uint64_t end() const { return last; }
+};
+
+/// Whether a row of `family` shares a byte with [begin, end).
+bool rowsMeet(const RowBytes &family, uint64_t begin, uint64_t end) {
+  if (end <= family.start || begin >= family.end())
+    return false;
+  // The first row that ends after `begin`.
+  uint64_t first = begin < family.start + family.width
+                       ? 0
+                       : (begin - family.start - family.width) / family.stride +
+                             1;
+  return first < family.rows && family.start + first * family.stride < end;
+}
+
+/// Whether two row buffers share a byte (an element of one is an element
+/// of the other); exact for interleaved rows, which share none.
+bool rowBytesMeet(const RowBytes &a, const RowBytes &b) {
+  if (a.end() <= b.start || b.end() <= a.start)
+    return false;
+  if (a.rows == 1)
+    return rowsMeet(b, a.start, a.end());
+  if (b.rows == 1)
+    return rowsMeet(a, b.start, b.end());
+  if (a.stride == b.stride) {
+    // Row i of a meets row j of b where t = i - j puts b's row within
+    // (-b.width, a.width) of a's: at most two t around (b - a) / stride.
+    int64_t d = static_cast<int64_t>(b.start - a.start);
+    int64_t s = static_cast<int64_t>(a.stride);
+    int64_t t0 = d >= 0 ? d / s : -((-d + s - 1) / s);
+    for (int64_t t : {t0 - 1, t0, t0 + 1}) {
+      if (t > static_cast<int64_t>(a.rows) - 1 ||
+          t < -(static_cast<int64_t>(b.rows) - 1))
+        continue;
+      int64_t offset = d - t * s; // b's row start minus a's
+      if (offset < static_cast<int64_t>(a.width) &&
+          offset > -static_cast<int64_t>(b.width))
+        return true;
+    }
+    return false;
+  }
+  // Other strides: walk the rows of both in address order, each step
+  // skipping to the next row of one that can meet the current row of the
+  // other (only buffers whose extents cross get here).
+  uint64_t i = 0, j = 0;
+  while (i < a.rows && j < b.rows) {
+    uint64_t aBegin = a.start + i * a.stride, aEnd = aBegin + a.width;
+    uint64_t bBegin = b.start + j * b.stride, bEnd = bBegin + b.width;
+    if (aBegin < bEnd && bBegin < aEnd)
+      return true;
+    if (aEnd <= bBegin)
+      i = bBegin < a.start + a.width
+              ? i + 1
+              : std::max(i + 1, (bBegin - a.start - a.width) / a.stride + 1);
+    else
+      j = aBegin < b.start + b.width
+              ? j + 1
+              : std::max(j + 1, (aBegin - b.start - b.width) / b.stride + 1);
+  }
+  return false;
+}
+
+/// The buffers of a call in the order findPartialOverlap takes their
+/// extents: the outputs, then the inputs.
+constexpr const char *kBufferNames[8] = {"y", "sum",      "mean",  "rstd",
+                                         "x", "residual", "gamma", "beta"};
+
+/// findPartialOverlap on the extents of the buffers in kBufferNames'
+/// order: `lo` each one's first byte, `hi` one past its last (lo == hi
+/// for a null buffer or no rows).
+std::optional<std::pair<const char *, const char *>>
+findPartialOverlapIn(const normjit_kernel_spec_t &spec,
+                     const normjit_run_args_t &args, const uintptr_t lo[8],
+                     const uintptr_t hi[8]) {
+  // Every call asks this, so the common case (no two extents cross) costs
+  // a few comparisons; the rows themselves are looked at only for
+  // extents that cross.
+  for (int out = 0; out < 4; ++out) {
+    if (lo[out] == hi[out])
+      continue; // no such output
+    for (int other = out + 1; other < 8; ++other) {
+      // Empty extents, extents apart, and one start (in place, or refused
+      // before) go on.
+      if (lo[out] >= hi[other] || lo[other] >= hi[out] ||
+          lo[out] == lo[other])
+        continue;
+      uint64_t rows = static_cast<uint64_t>(args.rows);
+      uint64_t cols = static_cast<uint64_t>(spec.cols);
+      auto bytesOf = [&](int index) {
+        RowBytes buffer;
+        buffer.name = kBufferNames[index];
+        buffer.start = lo[index];
+        buffer.last = hi[index];
+        buffer.rows = 1;
+        buffer.width = buffer.stride = hi[index] - lo[index];
+        const int64_t strides[8] = {args.y_stride, args.sum_stride, 0, 0,
+                                    args.x_stride, args.residual_stride, 0,
+                                    0};
+        const normjit_dtype_t dtypes[8] = {spec.y_dtype, spec.sum_dtype,
+                                           NORMJIT_F32,  NORMJIT_F32,
+                                           spec.x_dtype, spec.residual_dtype,
+                                           NORMJIT_F32,  NORMJIT_F32};
+        if (index == 0 || index == 1 || index == 4 || index == 5) {
+          uint64_t bytes = static_cast<uint64_t>(elementBytes(dtypes[index]));
+          buffer.rows = rows;
+          buffer.width = cols * bytes;
+          buffer.stride =
+              static_cast<uint64_t>(strideOr(strides[index], spec.cols)) *
+              bytes;
+        }
+        return buffer;
+      };
+      if (rowBytesMeet(bytesOf(out), bytesOf(other)))
+        return std::make_pair(kBufferNames[out], kBufferNames[other]);
+    }
+  }
+  return std::nullopt;
+}
+
+/// The first output of a call whose bytes partly overlap another buffer's
+/// (an input or another output), and that buffer; null when none does.
+/// The very same buffer in place (y or sum over x or the residual, checked
+/// before to overlay element for element) is no overlap here; other pairs
+/// of one pointer were refused before. Rows that interleave (x and y rows
+/// alternating in one allocation) share no byte and pass. For arguments
+/// that pass every other check (extents inside the address space).
+std::optional<std::pair<const char *, const char *>>
+findPartialOverlap(const normjit_kernel_spec_t &spec,
+                   const normjit_run_args_t &args) {
+  uintptr_t lo[8], hi[8];
+  int64_t cols = spec.cols, rows = args.rows;
+  auto rowBuffer = [&](int index, const void *data, int64_t stride,
+                       normjit_dtype_t dtype, int64_t width, int64_t count) {
+    isValidRows(data, stride, width, elementBytes(dtype), data != nullptr,
+                count, hi[index]);
+    lo[index] = reinterpret_cast<uintptr_t>(data);
+  };
+  rowBuffer(0, args.y, args.y_stride, spec.y_dtype, cols, rows);
+  rowBuffer(1, args.sum, args.sum_stride, spec.sum_dtype, cols, rows);
+  rowBuffer(2, args.mean, 0, NORMJIT_F32, 1, rows);
+  rowBuffer(3, args.rstd, 0, NORMJIT_F32, 1, rows);
+  rowBuffer(4, args.x, args.x_stride, spec.x_dtype, cols, rows);
+  rowBuffer(5, args.residual, args.residual_stride, spec.residual_dtype, cols,
+            rows);
+  rowBuffer(6, args.gamma, 0, spec.gamma_dtype, cols, 1);
+  rowBuffer(7, args.beta, 0, spec.beta_dtype, cols, 1);
+  if (rows <= 0)
+    return std::nullopt;
+  return findPartialOverlapIn(spec, args, lo, hi);
+}
+
+/// The first bytes of a call's buffers, in kBufferNames' order.
+struct BufferStarts {
+  uintptr_t values[8];
+  operator const uintptr_t *() const { return values; }
+};
+BufferStarts lo(const normjit_run_args_t &args) {
+  auto at = [](const void *data) { return reinterpret_cast<uintptr_t>(data); };
+  return {{at(args.y), at(args.sum), at(args.mean), at(args.rstd), at(args.x),
+           at(args.residual), at(args.gamma), at(args.beta)}};
+}
+
 /// Whether normjit_run_args_validate accepts `args` for the valid `spec`,
 /// by the same rules without building its messages.
 bool isValidRunArgs(const normjit_kernel_spec_t &spec,
                     const normjit_run_args_t &args) {
   int64_t cols = spec.cols, rows = args.rows;
+  // Each buffer's extent, in kBufferNames' order, for the overlap check.
+  uintptr_t hi[8];
   if (rows < 0 ||
       !isValidRows(args.x, args.x_stride, cols, elementBytes(spec.x_dtype),
-                   true, rows) ||
+                   true, rows, hi[4]) ||
       !isValidRows(args.residual, args.residual_stride, cols,
                    elementBytes(spec.residual_dtype), spec.has_residual != 0,
-                   rows) ||
+                   rows, hi[5]) ||
       !isValidRows(args.y, args.y_stride, cols, elementBytes(spec.y_dtype),
-                   true, rows) ||
+                   true, rows, hi[0]) ||
       !isValidRows(args.sum, args.sum_stride, cols,
-                   elementBytes(spec.sum_dtype), spec.store_sum != 0, rows) ||
+                   elementBytes(spec.sum_dtype), spec.store_sum != 0, rows,
+                   hi[1]) ||
       !isValidRows(args.gamma, 0, cols, elementBytes(spec.gamma_dtype),
-                   spec.has_gamma != 0, 1) ||
+                   spec.has_gamma != 0, 1, hi[6]) ||
       !isValidRows(args.beta, 0, cols, elementBytes(spec.beta_dtype),
-                   spec.has_beta != 0, 1) ||
-      !isValidRows(args.mean, 0, 1, 4, spec.store_mean != 0, rows) ||
-      !isValidRows(args.rstd, 0, 1, 4, spec.store_rstd != 0, rows))
+                   spec.has_beta != 0, 1, hi[7]) ||
+      !isValidRows(args.mean, 0, 1, 4, spec.store_mean != 0, rows, hi[2]) ||
+      !isValidRows(args.rstd, 0, 1, 4, spec.store_rstd != 0, rows, hi[3]))
     return false;
   if ((args.sum && args.sum == args.y) ||
       (args.mean && args.mean == args.rstd))
@@ -203,7 +382,8 @@ bool isValidRunArgs(const normjit_kernel_spec_t &spec,
          overlays(args.sum, args.sum_stride, spec.sum_dtype, args.x,
                   args.x_stride, spec.x_dtype) &&
          overlays(args.sum, args.sum_stride, spec.sum_dtype, args.residual,
-                  args.residual_stride, spec.residual_dtype);
+                  args.residual_stride, spec.residual_dtype) &&
+         (rows == 0 || !findPartialOverlapIn(spec, args, lo(args), hi));
 }
 } // namespace
 
@@ -355,6 +535,11 @@ normjit::runtime::validateRunArgsByField(const normjit_kernel_spec_t *spec,
                         ? "every row reads " + std::string(shared->other)
                         : std::string(shared->output) +
                               " holds one value per row"));
+  if (auto overlap = findPartialOverlap(*spec, *args))
+    return invalid(std::string(overlap->first) + " partly overlaps " +
+                   overlap->second +
+                   ": an output may only be an input's very buffer (in "
+                   "place, element for element), or share no byte with it");
   return NORMJIT_OK;
 }
 

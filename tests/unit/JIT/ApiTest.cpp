@@ -358,6 +358,121 @@ TEST(KernelRunTest, OutputsOverParametersOrStatisticsOverRowsAreRefused) {
   EXPECT_FALSE(!!(*kernel)->run(shared));
 }
 
+// Outputs that partly overlap another buffer are refused, by both checks;
+// rows that interleave in one allocation share no element and run.
+TEST(KernelRunTest, PartialOverlapsAreRefusedInterleavedRowsRun) {
+  Context context;
+  const int64_t cols = 16, rows = 4;
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  spec.has_residual = spec.store_sum = 1;
+  spec.has_gamma = spec.has_beta = 1;
+  spec.store_mean = spec.store_rstd = 1;
+  auto kernel = context.getKernel(spec);
+  ASSERT_TRUE(!!kernel) << messageOf(kernel.takeError());
+  // One allocation for everything, rows three times cols apart.
+  std::vector<float> pool(4096);
+  for (size_t i = 0; i < pool.size(); ++i)
+    pool[i] = static_cast<float>((i * 37) % 101) / 17.0f;
+  float *base = pool.data();
+  auto args = [&] {
+    normjit_run_args_t a{};
+    a.rows = rows;
+    a.x = base;
+    a.x_stride = 3 * cols;
+    a.y = base + cols; // between x's rows
+    a.y_stride = 3 * cols;
+    a.residual = base + 2 * cols; // and between again
+    a.residual_stride = 3 * cols;
+    a.sum = base + 1024;
+    a.gamma = base + 2048;
+    a.beta = base + 2048 + cols;
+    a.mean = base + 3000;
+    a.rstd = base + 3000 + rows;
+    return a;
+  };
+  // Interleaved rows run, and give what separate buffers give.
+  normjit_run_args_t ok = args();
+  ASSERT_EQ(normjit_run_args_validate(&spec, &ok), NORMJIT_OK)
+      << normjit_last_error();
+  std::vector<float> x(rows * cols), r(rows * cols), y(rows * cols),
+      sum(rows * cols), mean(rows), rstd(rows);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      x[i * cols + j] = base[i * 3 * cols + j];
+      r[i * cols + j] = base[i * 3 * cols + 2 * cols + j];
+    }
+  normjit_run_args_t separate{};
+  separate.rows = rows;
+  separate.x = x.data();
+  separate.residual = r.data();
+  separate.y = y.data();
+  separate.sum = sum.data();
+  separate.gamma = ok.gamma;
+  separate.beta = ok.beta;
+  separate.mean = mean.data();
+  separate.rstd = rstd.data();
+  ASSERT_FALSE(!!(*kernel)->run(separate));
+  ASSERT_FALSE(!!(*kernel)->run(ok));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      EXPECT_EQ(base[i * 3 * cols + cols + j], y[i * cols + j]);
+  // Strides that differ and still share no element: sum's rows, 6 * cols
+  // apart, in the gaps of rows 3 * cols apart.
+  normjit_run_args_t gaps = args();
+  gaps.y = base + 1024;
+  gaps.y_stride = 0;
+  gaps.sum = base + cols;
+  gaps.sum_stride = 6 * cols;
+  EXPECT_EQ(normjit_run_args_validate(&spec, &gaps), NORMJIT_OK)
+      << normjit_last_error();
+  struct {
+    std::function<void(normjit_run_args_t &)> change;
+    const char *message;
+  } cases[] = {
+      {[&](normjit_run_args_t &a) { a.y = base + 1; },
+       "y partly overlaps x"},
+      {[&](normjit_run_args_t &a) { a.y = base + 2 * cols - 3; },
+       "y partly overlaps residual"},
+      {[&](normjit_run_args_t &a) {
+         // Rows 5 * cols apart from half a row into x's fourth: the first
+         // meets y's fourth row (other strides than y's).
+         a.sum = base + 9 * cols + 8;
+         a.sum_stride = 5 * cols;
+       },
+       "y partly overlaps sum"},
+      {[&](normjit_run_args_t &a) { a.sum = base + 2040; },
+       "sum partly overlaps gamma"},
+      {[&](normjit_run_args_t &a) { a.rstd = base + 3001; },
+       "mean partly overlaps rstd"},
+      {[&](normjit_run_args_t &a) { a.mean = base + 2 * cols + 5; },
+       "mean partly overlaps residual"},
+      {[&](normjit_run_args_t &a) {
+         a.y = base + 1024 + 5;
+         a.y_stride = 0;
+       },
+       "y partly overlaps sum"},
+  };
+  for (const auto &c : cases) {
+    normjit_run_args_t a = args();
+    c.change(a);
+    llvm::Error error = (*kernel)->run(a);
+    ASSERT_TRUE(!!error) << c.message;
+    std::string message = messageOf(std::move(error));
+    EXPECT_NE(message.find(c.message), std::string::npos) << message;
+    EXPECT_NE(message.find("may only be an input's very buffer"),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(normjit_run_args_validate(&spec, &a), NORMJIT_INVALID_ARGUMENT);
+  }
+  // In place, the very buffer, stays allowed.
+  normjit_run_args_t inPlace = args();
+  inPlace.y = base;
+  inPlace.sum = base + 2 * cols;
+  inPlace.sum_stride = inPlace.residual_stride;
+  EXPECT_FALSE(!!(*kernel)->run(inPlace));
+}
+
 // A post-norm row wide enough that the kernel keeps s = x + r in y's row
 // between its sweeps: in place over x or over the residual, the results
 // are those of separate buffers, bit for bit.

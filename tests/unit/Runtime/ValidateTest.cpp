@@ -134,9 +134,11 @@ TEST(ValidateTest, QuickAndFieldByFieldChecksAgree) {
     }
     (quick == NORMJIT_OK ? accepted : rejected)++;
   }
-  // Both verdicts are drawn often (the draws reach the quick path).
+  // Both verdicts are drawn often (the draws reach the quick path). (The
+  // three buffers are adjacent and small: rows that run past one into the
+  // next, outputs over inputs, are partial overlaps, refused by both.)
   EXPECT_GT(specsAccepted, 20000);
-  EXPECT_GT(accepted, 5000);
+  EXPECT_GT(accepted, 2000);
   EXPECT_GT(rejected, 5000);
   EXPECT_EQ(normjit_kernel_spec_validate(nullptr), validateSpecByField(nullptr));
   normjit_kernel_spec_t spec =

@@ -55,10 +55,12 @@ normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
  * NULL. An output (y, sum) may be the very same buffer as an input (x,
  * residual), in place, when both have elements of one size and the same
  * row stride (f16 over bf16 is fine, f16 over f32 is not: its rows would
- * overwrite input not yet read); otherwise outputs must not overlap
- * inputs. No output may be gamma or beta (every row reads them), nor mean
- * or rstd a row buffer: both are refused (partial overlaps are not
- * checked). */
+ * overwrite input not yet read); otherwise an output shares no byte with
+ * any other buffer: a partial overlap (y one element past x, rows of sum
+ * running into gamma, mean into rstd) is refused, while rows that
+ * interleave in one allocation (x and y rows alternating, strides apart)
+ * share none and run. No output may be gamma or beta (every row reads
+ * them), nor mean or rstd a row buffer: both are refused. */
 typedef struct normjit_run_args_t {
   int64_t rows; /**< >= 0 */
   const void *x;

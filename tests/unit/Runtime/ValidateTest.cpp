@@ -148,3 +148,121 @@ TEST(ValidateTest, QuickAndFieldByFieldChecksAgree) {
   EXPECT_EQ(normjit_run_args_validate(nullptr, nullptr),
             NORMJIT_INVALID_ARGUMENT);
 }
+
+// The overlap check is exact: over random layouts in one small arena
+// (rows of x, y and the sum at any element offsets and strides, y in f32
+// or bf16, gamma anywhere), a call is refused exactly when an output
+// shares a byte with another buffer, except an output that is an input's
+// very buffer element for element (in place); both checks agree.
+TEST(ValidateTest, OverlapVerdictsMatchTheBytes) {
+  alignas(64) static char arena[4096];
+  std::mt19937_64 random(20261128);
+  int refused = 0, accepted = 0, interleaved = 0;
+  for (int draw = 0; draw < 30000; ++draw) {
+    int64_t cols = 1 + static_cast<int64_t>(random() % 8);
+    int64_t rows = 1 + static_cast<int64_t>(random() % 6);
+    normjit_kernel_spec_t spec =
+        normjit_kernel_spec_default(NORMJIT_RMS_NORM, cols);
+    spec.has_gamma = 1;
+    spec.has_residual = random() % 2;
+    spec.store_sum = spec.has_residual && random() % 2;
+    spec.y_dtype = random() % 2 ? NORMJIT_BF16 : NORMJIT_F32;
+    struct Buffer {
+      int64_t offset = -1; // bytes into the arena; -1: absent
+      int64_t stride = 0;  // elements
+      int64_t elementBytes = 4;
+      int64_t rows = 0;
+    };
+    auto place = [&](int64_t elementBytes, bool rowBuffer) {
+      Buffer buffer;
+      buffer.elementBytes = elementBytes;
+      buffer.rows = rowBuffer ? rows : 1;
+      buffer.stride =
+          rowBuffer ? cols + static_cast<int64_t>(random() % (2 * cols + 1))
+                    : cols;
+      // Mostly near the start, so that buffers often meet.
+      buffer.offset =
+          static_cast<int64_t>(random() % 96) / elementBytes * elementBytes;
+      return buffer;
+    };
+    Buffer x = place(4, true);
+    Buffer y = place(static_cast<int64_t>(normjit_dtype_size(spec.y_dtype)),
+                     true);
+    Buffer gamma = place(4, false);
+    Buffer residual, sum;
+    if (spec.has_residual)
+      residual = place(4, true);
+    if (spec.store_sum)
+      sum = place(4, true);
+    // Now and then in place, exactly.
+    if (random() % 8 == 0 && spec.y_dtype == NORMJIT_F32) {
+      y.offset = x.offset;
+      y.stride = x.stride;
+    }
+    if (spec.store_sum && random() % 4 == 0) {
+      sum.offset = residual.offset;
+      sum.stride = residual.stride;
+    }
+    // Who owns each byte: the buffers' bytes, by brute force.
+    auto bytesOf = [&](const Buffer &b) {
+      std::vector<int64_t> bytes;
+      if (b.offset < 0)
+        return bytes;
+      for (int64_t r = 0; r < b.rows; ++r)
+        for (int64_t c = 0; c < cols * b.elementBytes; ++c)
+          bytes.push_back(b.offset + r * b.stride * b.elementBytes + c);
+      return bytes;
+    };
+    auto meet = [&](const Buffer &a, const Buffer &b) {
+      if (a.offset < 0 || b.offset < 0)
+        return false;
+      std::vector<char> seen(sizeof arena, 0);
+      for (int64_t byte : bytesOf(a))
+        seen[static_cast<size_t>(byte)] = 1;
+      for (int64_t byte : bytesOf(b))
+        if (seen[static_cast<size_t>(byte)])
+          return true;
+      return false;
+    };
+    auto inPlace = [&](const Buffer &out, const Buffer &in) {
+      return out.offset == in.offset && out.stride == in.stride &&
+             out.elementBytes == in.elementBytes;
+    };
+    bool expectRefused =
+        (meet(y, x) && !inPlace(y, x)) ||
+        (meet(y, residual) && !inPlace(y, residual)) || meet(y, gamma) ||
+        meet(y, sum) || (meet(sum, x) && !inPlace(sum, x)) ||
+        (meet(sum, residual) && !inPlace(sum, residual)) || meet(sum, gamma);
+    normjit_run_args_t args{};
+    args.rows = rows;
+    auto at = [&](const Buffer &b) -> void * {
+      return b.offset < 0 ? nullptr : arena + b.offset;
+    };
+    args.x = at(x);
+    args.x_stride = x.stride;
+    args.y = at(y);
+    args.y_stride = y.stride;
+    args.gamma = at(gamma);
+    args.residual = at(residual);
+    args.residual_stride = residual.stride;
+    args.sum = at(sum);
+    args.sum_stride = sum.stride;
+    normjit_status_t quick = normjit_run_args_validate(&spec, &args);
+    ASSERT_EQ(quick, validateRunArgsByField(&spec, &args)) << "draw " << draw;
+    ASSERT_EQ(quick != NORMJIT_OK, expectRefused)
+        << "draw " << draw << ": " << (quick ? normjit_last_error() : "")
+        << " cols " << cols << " rows " << rows << " x " << x.offset << "/"
+        << x.stride << " y " << y.offset << "/" << y.stride << "/"
+        << y.elementBytes << " gamma " << gamma.offset;
+    (expectRefused ? refused : accepted)++;
+    // Accepted layouts whose extents cross: rows that interleave.
+    if (!expectRefused && y.offset != x.offset &&
+        y.offset < x.offset + (rows - 1) * x.stride * 4 + cols * 4 &&
+        x.offset < y.offset + (rows - 1) * y.stride * y.elementBytes +
+                       cols * y.elementBytes)
+      ++interleaved;
+  }
+  EXPECT_GT(refused, 3000);
+  EXPECT_GT(accepted, 3000);
+  EXPECT_GT(interleaved, 100);
+}

@@ -168,6 +168,14 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
       out << " [other device or build: " << entry.key.device << ", normjit "
           << entry.key.normjitVersion << ", LLVM " << entry.key.llvmVersion
           << "]";
+    else if (!entry.isGpu() && entry.key.threads != 0 &&
+             normjit::tuner::getCacheThreads(
+                 static_cast<int>(entry.key.threads)) == 0)
+      // (A hand-made entry: lookups for all cores, or more threads, ask
+      // for the entry without a thread count.)
+      out << " [never looked up: " << entry.key.threads
+          << " threads are all of this machine's cores or more; its "
+             "entries for all cores have no thread count]";
     out << "\n";
   }
   return llvm::Error::success();

@@ -7,6 +7,11 @@
 // RUN: ls %t | FileCheck %s --check-prefix=ASIDE
 // RUN: normjit tune --op layer_norm --rows 4 --cols 32 --budget 0.2 --candidates 2 --cache %t/a.toml > /dev/null
 // RUN: cp %t/a.toml %t/b.toml
+// A hand-made entry for 1024 threads (all cores or more: never looked up)
+// is shown marked.
+// RUN: sed 's/^row_bucket = \(.*\)/row_bucket = \1\nthreads = 1024/' %t/a.toml > %t/many.toml
+// RUN: normjit cache show --cache %t/many.toml | FileCheck %s --check-prefix=MANY
+// MANY: on 1024 threads: {{.*}} [never looked up: 1024 threads are all of this machine's cores or more; its entries for all cores have no thread count]
 // RUN: sed -i 's/^gbps = .*/gbps = 99999.0/' %t/b.toml
 // RUN: normjit cache merge --cache %t/merged.toml %t/a.toml %t/b.toml | FileCheck %s --check-prefix=MERGE
 // RUN: normjit cache clear --cache %t/merged.toml | FileCheck %s --check-prefix=CLEAR

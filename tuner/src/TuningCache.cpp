@@ -773,7 +773,11 @@ struct DiskState {
 bool headLooksLikeCache(llvm::StringRef head) {
   head = head.take_front(4096);
   head.consume_front("\xEF\xBB\xBF"); // a UTF-8 byte order mark
-  if (head.empty() || head.starts_with("# normjit tuning cache"))
+  // Empty or blank all through (a whole file under 4 KiB), the header or
+  // the header cut short.
+  constexpr llvm::StringLiteral header("# normjit tuning cache");
+  if ((head.size() < 4096 && head.trim().empty()) ||
+      head.starts_with(header) || header.starts_with(head))
     return true;
   llvm::SmallVector<llvm::StringRef> lines;
   head.split(lines, '\n');
@@ -807,7 +811,9 @@ bool isForeignFile(const std::string &path, llvm::StringRef content) {
     return true;
   toml::parse_result result = toml::parse(
       std::string_view(content.data(), content.size()), path);
-  return result && !result.table().contains("schema") &&
+  // (A document of comments alone, no key at all, is an empty cache.)
+  return result && !result.table().empty() &&
+         !result.table().contains("schema") &&
          !result.table().contains("entry");
 }
 
@@ -1091,8 +1097,20 @@ llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
 /// returns the warning that says so, ending with `then` (what the cache
 /// goes on with).
 std::string setAside(const std::string &path, const std::string &problem,
-                     const std::string &then = "starting with an empty cache") {
-  std::string base = path + ".corrupt-" + formatUtcNow("%Y%m%dT%H%M%SZ");
+                     const std::string &then = "starting with an empty cache",
+                     bool *done = nullptr, const char *thenIfNot = nullptr) {
+  // "<name>.corrupt-<time>[-N]", the name cut as the temporaries' are
+  // (getTemporaryPrefix) where it would pass NAME_MAX.
+  llvm::StringRef name = llvm::sys::path::filename(path);
+  std::string kept =
+      name.size() <= 200
+          ? name.str()
+          : name.take_front(160).str() + "-" +
+                llvm::utohexstr(llvm::xxh3_64bits(name));
+  std::string base = getDirectory(path) + "/" + kept + ".corrupt-" +
+                     formatUtcNow("%Y%m%dT%H%M%SZ");
+  if (done)
+    *done = false;
   std::string target = base;
   struct stat info;
   for (unsigned counter = 1;
@@ -1102,7 +1120,10 @@ std::string setAside(const std::string &path, const std::string &problem,
       "tuning cache '" + path + "' cannot be trusted (" + problem + "): ";
   if (::rename(path.c_str(), target.c_str()) != 0)
     return warning + "cannot set it aside as '" + target +
-           "': " + normjit::runtime::errorText(errno) + "; " + then;
+           "': " + normjit::runtime::errorText(errno) + "; " +
+           (thenIfNot ? std::string(thenIfNot) : then);
+  if (done)
+    *done = true;
   return warning + "set aside as '" + target + "'; " + then;
 }
 
@@ -1181,11 +1202,18 @@ llvm::Error lockAndRead(const std::string &path,
   } else if (state.foreign) {
     return makeError(NORMJIT_INVALID_ARGUMENT, describeForeign(path, state));
   } else if (state.kind == DiskState::Corrupt) {
-    warnings.push_back(setAside(
+    // A damaged file that cannot be set aside is not written over either:
+    // it is all that is left of its entries.
+    bool done = false;
+    std::string warning = setAside(
         path, state.problem,
         current.empty() ? std::string("starting with an empty cache")
                         : "keeping the " + std::to_string(current.size()) +
-                              " entries read before"));
+                              " entries read before",
+        &done, "so it is not written over: move or remove it by hand");
+    if (!done)
+      return makeError(NORMJIT_IO_ERROR, warning);
+    warnings.push_back(warning);
     base = current;
   }
   return llvm::Error::success();

@@ -696,7 +696,9 @@ TEST_F(TuningCacheTest, ForeignFilesAreLeftAsTheyAre) {
   for (const Case &c :
        {Case{"garbage.toml", std::string("\0\1\2\3garbage", 11)},
         Case{"cut.cache", "# normjit tuning cache: the best\nschema = 1\n[[en"},
-        Case{"old.bin", "schema = 7\n"}}) {
+        Case{"old.bin", "schema = 7\n"}, Case{"blank.toml", "\n  \n"},
+        Case{"comments.toml", "# tuned on the big box\n"},
+        Case{"cut-header", "# normjit tu"}}) {
     SCOPED_TRACE(c.name);
     std::string file = dir + "/" + c.name;
     writeBytes(file, c.content);
@@ -722,6 +724,20 @@ TEST_F(TuningCacheTest, LongFileNamesStore) {
   ASSERT_EQ(takeMessage(again.load()), "");
   EXPECT_EQ(again.getEntries().size(), 2u);
   EXPECT_TRUE(listNames(dir, ".tmp-").empty()); // no temporaries left
+  // Damaged, it is set aside under a shortened name too (not written over).
+  std::string damaged = dir + "/" + std::string(236, 'd') + ".toml";
+  writeBytes(damaged,
+             "# normjit tuning cache\nschema = 1\n[[entry]]\nspec = \"");
+  TuningCache repaired(damaged);
+  ASSERT_EQ(takeMessage(repaired.store({makeEntry("a")})), "");
+  ASSERT_EQ(repaired.getWarnings().size(), 1u);
+  EXPECT_NE(repaired.getWarnings()[0].find("set aside as"), std::string::npos)
+      << repaired.getWarnings()[0];
+  std::vector<std::string> aside = listNames(dir, ".corrupt-");
+  ASSERT_EQ(aside.size(), 1u);
+  EXPECT_LT(aside[0].size(), 255u);
+  EXPECT_EQ(readBytes(dir + "/" + aside[0]),
+            "# normjit tuning cache\nschema = 1\n[[entry]]\nspec = \"");
 }
 
 //===----------------------------------------------------------------------===//

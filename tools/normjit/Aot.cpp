@@ -81,7 +81,8 @@ const OptionInfo kAotOptions[] = {
      "CPU config knob (one spec): rows normalized together"},
     {"rows-hint", OptionKind::Int, "N",
      "rows per call the kernel is for: picks the tuning cache's row bucket, "
-     "and the default heuristic's row grouping without a tuned config (one "
+     "and without a tuned config the default heuristic's row grouping, and "
+     "its streaming stores for calls far beyond the cache (given only; one "
      "CPU spec; default 4096)"},
     {"cache", OptionKind::String, "FILE",
      "the tuning cache of CPU kernels (default: $NORMJIT_CACHE_DIR, "
@@ -154,6 +155,7 @@ llvm::Expected<AotKernel> getKernel(const ParsedOptions &options,
   kernel.spec = *spec;
 
   kernel.rowsHint = options.getInt("rows-hint", 4096);
+  kernel.rowsHintGiven = options.has("rows-hint");
   if (kernel.rowsHint < 1)
     return makeToolError("--rows-hint must be at least 1, got " +
                          llvm::Twine(kernel.rowsHint));

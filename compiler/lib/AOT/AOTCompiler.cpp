@@ -468,6 +468,10 @@ CpuConfig AotKernel::getConfig(const CpuTarget &target) const {
   CpuConfig base = tunedConfig ? *tunedConfig
                                : getDefaultCpuConfigForRows(
                                      spec, rowsHint, target.description);
+  // The default hint's streaming stores: not for a kernel that may be
+  // called for one row (see rowsHintGiven).
+  if (!tunedConfig && !rowsHintGiven && base.streamingStores)
+    base = getDefaultCpuConfig(spec, target.description);
   return knobs.applyTo(base);
 }
 

@@ -238,7 +238,8 @@ public:
   }
 
   llvm::Error parseKernel(const toml::table &table, int64_t defaultRowsHint,
-                          AotDevice device, AotSpecFile &file,
+                          bool rowsHintGiven, AotDevice device,
+                          AotSpecFile &file,
                           llvm::StringMap<std::string> &symbols) const {
     if (llvm::Error e = checkKeys(table, kKernelKeys, "a [[kernel]] table"))
       return e;
@@ -349,9 +350,11 @@ public:
     kernel.spec = spec;
 
     kernel.rowsHint = defaultRowsHint;
+    kernel.rowsHintGiven = rowsHintGiven;
     if (unsigned line = table.source().begin.line)
       kernel.origin = path + ":" + std::to_string(line);
     if (const toml::node *rows = table.get("rows_hint")) {
+      kernel.rowsHintGiven = true;
       kernel.rowsHint = *rows->value_exact<int64_t>();
       if (kernel.rowsHint < 1)
         return error(*rows, prefix + "rows_hint must be at least 1");
@@ -440,7 +443,9 @@ public:
         }
     }
     int64_t rowsHint = 4096;
+    bool rowsHintGiven = false;
     if (const toml::node *rows = root.get("rows_hint")) {
+      rowsHintGiven = true;
       rowsHint = *rows->value_exact<int64_t>();
       if (rowsHint < 1)
         return error(*rows, "rows_hint must be at least 1");
@@ -451,8 +456,9 @@ public:
                    "no [[kernel]] table: nothing to compile");
     llvm::StringMap<std::string> symbols;
     for (const toml::node &kernel : *kernels->as_array())
-      if (llvm::Error e = parseKernel(*kernel.as_table(), rowsHint, compiledFor,
-                                      file, symbols))
+      if (llvm::Error e = parseKernel(*kernel.as_table(), rowsHint,
+                                      rowsHintGiven, compiledFor, file,
+                                      symbols))
         return std::move(e);
     return file;
   }

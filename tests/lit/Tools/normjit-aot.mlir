@@ -193,6 +193,11 @@
 // RUN: normjit aot --name big --op layer_norm --cols 768 --rows-hint 65536 --no-cache --target x86-64-v3 --out %t-rows/big
 // RUN: FileCheck %s --input-file %t-rows/big/big.manifest.toml --check-prefix=ROWSBIG
 // ROWSBIG: config = "#norm.config<cpu, {{.*}}streaming_stores = true, prefetch_rows = 1>"
+// Without --rows-hint (4096 rows of 8192 f32 columns: 256 MiB) the kernel
+// may serve a row at a time: no streaming.
+// RUN: normjit aot --name nohint --op layer_norm --cols 8192 --no-cache --target x86-64-v3 --out %t-rows/nohint
+// RUN: FileCheck %s --input-file %t-rows/nohint/nohint.manifest.toml --check-prefix=NOHINT
+// NOHINT: config = "#norm.config<cpu, {{.*}}streaming_stores = false>"
 // RUN: normjit aot --name big --op layer_norm --cols 768 --rows-hint 65536 --no-cache --target x86-64-v3 --no-streaming-stores --prefetch-rows 0 --out %t-rows/big-off
 // RUN: FileCheck %s --input-file %t-rows/big-off/big.manifest.toml --check-prefix=ROWSBIG-OFF
 // ROWSBIG-OFF: config = "#norm.config<cpu, {{.*}}streaming_stores = false>"

@@ -1138,6 +1138,21 @@ TEST(AotBadInputTest, SpecFileDefaults) {
   EXPECT_EQ(rms.store_sum, 1);
   EXPECT_EQ(rms.epsilon, 1e-3f);
   EXPECT_EQ(file->kernels[1].rowsHint, 1);
+  // Given for the file or the kernel: the default may stream for it.
+  EXPECT_TRUE(file->kernels[0].rowsHintGiven);
+  EXPECT_TRUE(file->kernels[1].rowsHintGiven);
+  auto noHint = parseAotSpecText(
+      "[[kernel]]\nname = \"k\"\nop = \"layer_norm\"\ncols = 8192\n",
+      "f.toml");
+  ASSERT_TRUE(static_cast<bool>(noHint)) << errorText(noHint.takeError());
+  EXPECT_FALSE(noHint->kernels[0].rowsHintGiven);
+  EXPECT_EQ(noHint->kernels[0].rowsHint, 4096);
+  auto target = resolveCpuTarget("x86-64-v3");
+  ASSERT_TRUE(static_cast<bool>(target)) << errorText(target.takeError());
+  EXPECT_FALSE(noHint->kernels[0].getConfig(*target).streamingStores);
+  AotKernel hinted = noHint->kernels[0];
+  hinted.rowsHintGiven = true;
+  EXPECT_TRUE(hinted.getConfig(*target).streamingStores);
   // An integer epsilon, one a double cannot hold exactly too (2^53 + 1):
   // rounded as any number, not refused as non-finite.
   for (const char *eps : {"1", "9007199254740993"}) {

@@ -115,6 +115,11 @@ struct AotKernel {
   /// Rows per call the kernel is for (CPU): picks the tuning cache's row
   /// bucket, and the default heuristic's row grouping without one.
   int64_t rowsHint = 4096;
+  /// Whether the user gave rowsHint (--rows-hint, a spec file's rows_hint).
+  /// Only then may the default heuristic stream its stores for calls far
+  /// beyond the cache: a kernel built for no row count in particular may
+  /// serve a decode step of one row, whose output is read right away.
+  bool rowsHintGiven = false;
   /// The tuned config for every target, if the tuning cache had one (CPU).
   std::optional<CpuConfig> tunedConfig;
   /// Knobs set by the user; they win over the tuned and default configs.

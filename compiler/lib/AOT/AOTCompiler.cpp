@@ -580,9 +580,12 @@ llvm::Error normjit::aot::validateName(llvm::StringRef what,
       "is(finite|inf|nan|normal|greater|greaterequal|less|lessequal|"
       "lessgreater|unordered)|va_(arg|start|end|copy)|setjmp|"
       "static_assert|noreturn|alignas|alignof|thread_local|bool|true|false|"
-      "__bool_true_false_are_defined|E[A-Z0-9]+|SIG[A-Z0-9]+|LC_[A-Z]+|"
+      "__bool_true_false_are_defined|E[A-Z0-9]+|SIG[A-Z0-9_]+|LC_[A-Z]+|"
       "CLOCKS_PER_SEC|TIME_UTC|WEOF|WCHAR_(MIN|MAX)|ATOMIC_[A-Z_]+|"
-      "ONCE_FLAG_INIT|TSS_DTOR_ITERATIONS|PRI[a-zA-Z0-9]+|SCN[a-zA-Z0-9]+)$");
+      "atomic_[a-z_]+|kill_dependency|FE_[A-Z_]+|CMPLX[FL]?|"
+      "(U?(SHRT|INT|LONG|LLONG)|[SU]?CHAR|BOOL)_WIDTH|"
+      "ONCE_FLAG_INIT|TSS_DTOR_ITERATIONS|PRI[a-zX][a-zA-Z0-9]*|"
+      "SCN[a-zX][a-zA-Z0-9]*)$");
   if (kStandardMacros.match(name))
     return fail("is a macro of a standard C header (<assert.h>, <math.h>, "
                 "<stdio.h>, <limits.h>, ...): a host that includes that "

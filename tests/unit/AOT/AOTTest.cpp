@@ -999,6 +999,22 @@ TEST(AotBadInputTest, BadNames) {
   }
   // A library's name makes only file names and the include guard: names
   // of C functions and macros are fine there.
+  // Standard macros the list knows (SIG_DFL, FE_ALL_EXCEPT, CMPLX,
+  // INT_WIDTH, PRIx64), refused as kernel names; PRIME is no reserved name.
+  for (const char *macro : {"SIG_DFL", "FE_ALL_EXCEPT", "CMPLXF", "INT_WIDTH",
+                            "PRIx64", "SCNd32", "atomic_load"}) {
+    auto built = buildAotLibrary("lib", {"native"}, {makeKernel(macro, spec)});
+    ASSERT_FALSE(static_cast<bool>(built)) << macro;
+    EXPECT_NE(errorText(built.takeError()).find("is a macro of a standard C "
+                                                "header"),
+              std::string::npos)
+        << macro;
+  }
+  {
+    auto built =
+        buildAotLibrary("lib", {"native"}, {makeKernel("PRIME", spec)});
+    EXPECT_TRUE(static_cast<bool>(built)) << errorText(built.takeError());
+  }
   for (const char *library : {"random", "index", "linux", "size_t", "EOF"}) {
     auto built =
         buildAotLibrary(library, {"native"}, {makeKernel("k", spec)});

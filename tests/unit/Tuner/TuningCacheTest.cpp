@@ -663,7 +663,8 @@ TEST_F(TuningCacheTest, ForeignFilesAreLeftAsTheyAre) {
     std::string name, content;
   };
   for (const Case &c :
-       {Case{"weights.npy", npy}, Case{"notes.md", "# notes\nschema = load()\n"},
+       {Case{"weights.npy", npy},
+        Case{"notes.md", "# notes\nschema = load()\n"},
         Case{"sweep.toml", "[[sweep]]\nop = \"rms_norm\"\ncols = [768]\n"},
         Case{"binary.bin", std::string("\0\1\2\3garbage", 11)}}) {
     SCOPED_TRACE(c.name);

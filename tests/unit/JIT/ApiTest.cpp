@@ -559,7 +559,7 @@ TEST(KernelRunTest, MisalignedButElementAlignedBuffersWork) {
   double squares = 0;
   for (int i = 0; i < 33; ++i)
     squares += double(x[1 + i]) * x[1 + i];
-  double rstd = 1.0 / std::sqrt(squares / 33 + 1e-5);
+  double rstd = 1.0 / std::sqrt(squares / 33 + double(spec.epsilon));
   EXPECT_NEAR(y[1], x[1] * rstd, 1e-5);
 }
 
@@ -592,7 +592,7 @@ TEST(KernelRunTest, InPlaceResidualStream) {
       EXPECT_EQ(h[r * 300 + c], s);
       squares += double(s) * s;
     }
-    double rstd = 1.0 / std::sqrt(squares / 300 + 1e-5);
+    double rstd = 1.0 / std::sqrt(squares / 300 + double(spec.epsilon));
     for (int c = 0; c < 300; ++c)
       EXPECT_NEAR(x[r * 300 + c], h[r * 300 + c] * rstd,
                   1e-5 * (1 + std::fabs(h[r * 300 + c] * rstd)));

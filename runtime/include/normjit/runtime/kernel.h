@@ -59,7 +59,8 @@ normjit_kernel_spec_t normjit_kernel_spec_default(normjit_op_t op,
  * any other buffer: a partial overlap (y one element past x, rows of sum
  * running into gamma, mean into rstd) is refused, while rows that
  * interleave in one allocation (x and y rows alternating, strides apart)
- * share none and run. No output may be gamma or beta (every row reads
+ * share none and run. (Checking costs a few comparisons a call; only
+ * interleaved rows of different strides are walked row by row, O(rows).) No output may be gamma or beta (every row reads
  * them), nor mean or rstd a row buffer: both are refused. */
 typedef struct normjit_run_args_t {
   int64_t rows; /**< >= 0 */

@@ -168,19 +168,16 @@ std::optional<SharedBuffer> findForbiddenSharing(const normjit_run_args_t &args)
 /// apart from `start` (stride >= width > 0, and the whole extent inside
 /// the address space: the checks before make sure of both).
 struct RowBytes {
-  const char *name = nullptr;
   uint64_t start = 0;
   uint64_t stride = 0;
   uint64_t width = 0;
   uint64_t rows = 0;
   uint64_t last = 0; ///< one past the last byte of the last row
-
-  uint64_t end() const { return last; }
 };
 
 /// Whether a row of `family` shares a byte with [begin, end).
 bool rowsMeet(const RowBytes &family, uint64_t begin, uint64_t end) {
-  if (end <= family.start || begin >= family.end())
+  if (end <= family.start || begin >= family.last)
     return false;
   // The first row that ends after `begin`.
   uint64_t first = begin < family.start + family.width
@@ -193,12 +190,12 @@ bool rowsMeet(const RowBytes &family, uint64_t begin, uint64_t end) {
 /// Whether two row buffers share a byte (an element of one is an element
 /// of the other); exact for interleaved rows, which share none.
 bool rowBytesMeet(const RowBytes &a, const RowBytes &b) {
-  if (a.end() <= b.start || b.end() <= a.start)
+  if (a.last <= b.start || b.last <= a.start)
     return false;
   if (a.rows == 1)
-    return rowsMeet(b, a.start, a.end());
+    return rowsMeet(b, a.start, a.last);
   if (b.rows == 1)
-    return rowsMeet(a, b.start, b.end());
+    return rowsMeet(a, b.start, b.last);
   if (a.stride == b.stride) {
     // Row i of a meets row j of b where t = i - j puts b's row within
     // (-b.width, a.width) of a's: at most two t around (b - a) / stride.
@@ -265,7 +262,6 @@ findPartialOverlapIn(const normjit_kernel_spec_t &spec,
       uint64_t cols = static_cast<uint64_t>(spec.cols);
       auto bytesOf = [&](int index) {
         RowBytes buffer;
-        buffer.name = kBufferNames[index];
         buffer.start = lo[index];
         buffer.last = hi[index];
         buffer.rows = 1;
@@ -294,6 +290,17 @@ findPartialOverlapIn(const normjit_kernel_spec_t &spec,
   return std::nullopt;
 }
 
+/// The first bytes of a call's buffers, in kBufferNames' order.
+struct BufferStarts {
+  uintptr_t values[8];
+  operator const uintptr_t *() const { return values; }
+};
+BufferStarts lo(const normjit_run_args_t &args) {
+  auto at = [](const void *data) { return reinterpret_cast<uintptr_t>(data); };
+  return {{at(args.y), at(args.sum), at(args.mean), at(args.rstd), at(args.x),
+           at(args.residual), at(args.gamma), at(args.beta)}};
+}
+
 /// The first output of a call whose bytes partly overlap another buffer's
 /// (an input or another output), and that buffer; null when none does.
 /// The very same buffer in place (y or sum over x or the residual, checked
@@ -304,13 +311,12 @@ findPartialOverlapIn(const normjit_kernel_spec_t &spec,
 std::optional<std::pair<const char *, const char *>>
 findPartialOverlap(const normjit_kernel_spec_t &spec,
                    const normjit_run_args_t &args) {
-  uintptr_t lo[8], hi[8];
+  uintptr_t hi[8];
   int64_t cols = spec.cols, rows = args.rows;
   auto rowBuffer = [&](int index, const void *data, int64_t stride,
                        normjit_dtype_t dtype, int64_t width, int64_t count) {
     isValidRows(data, stride, width, elementBytes(dtype), data != nullptr,
                 count, hi[index]);
-    lo[index] = reinterpret_cast<uintptr_t>(data);
   };
   rowBuffer(0, args.y, args.y_stride, spec.y_dtype, cols, rows);
   rowBuffer(1, args.sum, args.sum_stride, spec.sum_dtype, cols, rows);
@@ -323,18 +329,7 @@ findPartialOverlap(const normjit_kernel_spec_t &spec,
   rowBuffer(7, args.beta, 0, spec.beta_dtype, cols, 1);
   if (rows <= 0)
     return std::nullopt;
-  return findPartialOverlapIn(spec, args, lo, hi);
-}
-
-/// The first bytes of a call's buffers, in kBufferNames' order.
-struct BufferStarts {
-  uintptr_t values[8];
-  operator const uintptr_t *() const { return values; }
-};
-BufferStarts lo(const normjit_run_args_t &args) {
-  auto at = [](const void *data) { return reinterpret_cast<uintptr_t>(data); };
-  return {{at(args.y), at(args.sum), at(args.mean), at(args.rstd), at(args.x),
-           at(args.residual), at(args.gamma), at(args.beta)}};
+  return findPartialOverlapIn(spec, args, lo(args), hi);
 }
 
 /// Whether normjit_run_args_validate accepts `args` for the valid `spec`,

@@ -803,12 +803,17 @@ bool headLooksLikeCache(llvm::StringRef head) {
 /// and either its name does not end in ".toml" (`--cache weights.npy`) or
 /// it is a valid TOML document without a cache's top-level keys (a sweep
 /// file). A damaged cache (truncated, garbage, wrong values) is set aside;
-/// such a file is left where it is.
-bool isForeignFile(const std::string &path, llvm::StringRef content) {
+/// such a file is left where it is. Without the `whole` content (a file
+/// over the size limit, of which only the head was read), a .toml file is
+/// taken for a damaged cache.
+bool isForeignFile(const std::string &path, llvm::StringRef content,
+                   bool whole = true) {
   if (headLooksLikeCache(content))
     return false;
   if (!llvm::StringRef(path).ends_with(".toml"))
     return true;
+  if (!whole)
+    return false;
   toml::parse_result result = toml::parse(
       std::string_view(content.data(), content.size()), path);
   // (A document of comments alone, no key at all, is an empty cache.)
@@ -853,8 +858,8 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
       got = ::pread(file.fd, head, sizeof head, 0);
     while (got < 0 && errno == EINTR);
     state.foreign =
-        got > 0 && !headLooksLikeCache(llvm::StringRef(head, size_t(got))) &&
-        !llvm::StringRef(path).ends_with(".toml");
+        got > 0 && isForeignFile(path, llvm::StringRef(head, size_t(got)),
+                                 /*whole=*/false);
     return llvm::Error::success();
   }
   std::string content;
@@ -875,8 +880,7 @@ llvm::Error readDisk(const std::string &path, DiskState &state) {
     if (content.size() > kMaxFileSize) {
       state.kind = DiskState::Corrupt;
       state.problem = "the file is over the limit of 64 MiB";
-      state.foreign = !headLooksLikeCache(content) &&
-                      !llvm::StringRef(path).ends_with(".toml");
+      state.foreign = isForeignFile(path, content, /*whole=*/false);
       return llvm::Error::success();
     }
   }
@@ -989,16 +993,23 @@ std::string getDirectory(const std::string &path) {
   return directory.empty() ? "." : directory.str();
 }
 
-/// The name that the temporaries of `path`'s writers start with:
-/// ".<file name>.tmp-", the file name cut to 160 bytes and a hash of it
-/// where it is longer, so that the temporary's name (six more characters)
-/// stays within NAME_MAX (255) wherever the lock file's does.
-std::string getTemporaryPrefix(const std::string &path) {
+/// `path`'s file name as the start of a name derived from it: as it is
+/// up to `keep` bytes, else its first 160 bytes and a hash of it (at most
+/// 177 bytes), so that what is added stays within NAME_MAX (255).
+std::string getShortFileName(const std::string &path, size_t keep) {
   llvm::StringRef name = llvm::sys::path::filename(path);
-  if (name.size() <= 160)
-    return "." + name.str() + ".tmp-";
-  return "." + name.take_front(160).str() + "-" +
-         llvm::utohexstr(llvm::xxh3_64bits(name)) + ".tmp-";
+  if (name.size() <= keep)
+    return name.str();
+  return name.take_front(160).str() + "-" +
+         llvm::utohexstr(llvm::xxh3_64bits(name));
+}
+
+/// The name that the temporaries of `path`'s writers start with:
+/// ".<file name>.tmp-", the file name shortened past 160 bytes, so that
+/// the temporary's name (six more characters) stays within NAME_MAX
+/// wherever the lock file's does.
+std::string getTemporaryPrefix(const std::string &path) {
+  return "." + getShortFileName(path, 160) + ".tmp-";
 }
 
 /// Replaces `path` with `content`: a temporary file in the same directory,
@@ -1099,16 +1110,10 @@ llvm::Error lockCache(const std::string &path, ScopedFd &lock) {
 std::string setAside(const std::string &path, const std::string &problem,
                      const std::string &then = "starting with an empty cache",
                      bool *done = nullptr, const char *thenIfNot = nullptr) {
-  // "<name>.corrupt-<time>[-N]", the name cut as the temporaries' are
-  // (getTemporaryPrefix) where it would pass NAME_MAX.
-  llvm::StringRef name = llvm::sys::path::filename(path);
-  std::string kept =
-      name.size() <= 200
-          ? name.str()
-          : name.take_front(160).str() + "-" +
-                llvm::utohexstr(llvm::xxh3_64bits(name));
-  std::string base = getDirectory(path) + "/" + kept + ".corrupt-" +
-                     formatUtcNow("%Y%m%dT%H%M%SZ");
+  // "<name>.corrupt-<time>[-N]", the name shortened where that would pass
+  // NAME_MAX.
+  std::string base = getDirectory(path) + "/" + getShortFileName(path, 200) +
+                     ".corrupt-" + formatUtcNow("%Y%m%dT%H%M%SZ");
   if (done)
     *done = false;
   std::string target = base;
@@ -1170,6 +1175,14 @@ void removeStaleTemporaries(const std::string &path) {
        it != end && !ec; it.increment(ec))
     if (llvm::sys::path::filename(it->path()).starts_with(prefix))
       (void)llvm::sys::fs::remove(it->path());
+}
+
+/// The warning of a read that leaves a foreign file (DiskState::foreign)
+/// alone.
+std::string describeForeignRead(const std::string &path,
+                                const DiskState &state) {
+  return "'" + path + "' does not look like a normjit tuning cache (" +
+         state.problem + "); not used, and left as it is";
 }
 
 /// Why a foreign file (DiskState::foreign) is not written over.
@@ -1342,10 +1355,7 @@ llvm::Error TuningCache::load(bool setAsideUntrusted) {
     return llvm::Error::success();
   }
   if (state.foreign) {
-    warnings.push_back("'" + path +
-                       "' does not look like a normjit tuning cache (" +
-                       state.problem +
-                       "); not used, and left as it is");
+    warnings.push_back(describeForeignRead(path, state));
     return llvm::Error::success();
   }
   if (!setAsideUntrusted) {
@@ -1366,9 +1376,7 @@ llvm::Error TuningCache::load(bool setAsideUntrusted) {
   if (llvm::Error error = readDisk(path, state))
     return error;
   if (state.foreign)
-    warnings.push_back("'" + path +
-                       "' does not look like a normjit tuning cache (" +
-                       state.problem + "); not used, and left as it is");
+    warnings.push_back(describeForeignRead(path, state));
   else if (state.kind == DiskState::Corrupt)
     warnings.push_back(setAside(path, state.problem));
   else

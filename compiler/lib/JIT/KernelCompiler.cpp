@@ -63,6 +63,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 using namespace mlir;
@@ -376,6 +377,68 @@ bool normjit::rowTilesFitL1(const normjit_kernel_spec_t &spec) {
   return kTiledRowGroup * cols * rowInputBytes(spec) <= (32 << 10);
 }
 
+namespace {
+/// For getDefaultCpuConfigForRows: the config of a call (`rows` rows, in
+/// the row bucket `bucket`) that moves too many bytes for the rest of its
+/// rules: `config` with streaming stores where the call is far beyond the
+/// last-level cache, `config` as it is where its bytes overflow or its
+/// rows of y cannot stream; none where the call stays near the caches.
+///
+/// Streaming stores and prefetches one row ahead for calls far beyond
+/// the last-level cache, rows normalized one by one where the default
+/// pairs them. Over the example sweep (240 specs, two threads, the Zen 5
+/// of bench/README.md, two runs), the tuner's winners streamed on 91 and
+/// 89 of the 96 specs that move 64 MiB or more (x, residual, y and sum;
+/// the others kept the default within noise), 72 of them prefetching;
+/// from 8 to 48 MiB they went either way. Timed against the spec's
+/// default (bench/README.md, "Streaming by default beyond the cache"),
+/// streaming alone lost on f32 LayerNorm of 1024 columns (0.91-0.99x),
+/// which the prefetches turn into 1.43-1.55x; single rows with
+/// prefetches beat pairs with them on 4096-16384 columns. Rows of y
+/// whose bytes are not a multiple of the streaming alignment are stored
+/// ordinarily anyway (the lowering streams aligned rows only): no change
+/// there (streaming 0.98-1.02x, with prefetches 0.89-0.99x). The bytes
+/// of `rows` itself must fit int64_t (beyond, the runtime refuses the
+/// call).
+std::optional<normjit::CpuConfig>
+getFarBeyondCacheConfig(const normjit_kernel_spec_t &spec, int64_t rows,
+                        int64_t bucket, normjit::CpuConfig config,
+                        const normjit::HostCpu &host) {
+  bool storesSum = spec.has_residual && spec.store_sum;
+  uint64_t elementBytes = static_cast<uint64_t>(rowInputBytes(spec)) +
+                          normjit_dtype_size(spec.y_dtype) +
+                          (storesSum ? normjit_dtype_size(spec.sum_dtype) : 0);
+  bool rowOverflow = false, callOverflow = false;
+  uint64_t perRow = llvm::SaturatingMultiply<uint64_t>(
+      static_cast<uint64_t>(spec.cols), elementBytes, &rowOverflow);
+  uint64_t callBytes = llvm::SaturatingMultiply<uint64_t>(
+      static_cast<uint64_t>(rows), perRow, &callOverflow);
+  if (rowOverflow || callOverflow ||
+      callBytes > static_cast<uint64_t>(INT64_MAX))
+    return config;
+  uint64_t bucketBytes = llvm::SaturatingMultiply<uint64_t>(
+      static_cast<uint64_t>(bucket), perRow);
+  int64_t cache =
+      host.lastLevelCacheBytes > 0
+          ? std::min<int64_t>(host.lastLevelCacheBytes, int64_t(1) << 50)
+          : normjit::kAssumedLastLevelCacheBytes;
+  uint64_t threshold = static_cast<uint64_t>(
+      std::max<int64_t>(normjit::kStreamingDefaultMinBytes, 2 * cache));
+  if (bucketBytes < threshold)
+    return std::nullopt;
+  // The lowering's streaming alignment: a vector of y, at most 64 bytes.
+  int64_t yBytes = normjit_dtype_size(spec.y_dtype);
+  int64_t alignment = std::min<int64_t>(config.vectorWidth * yBytes, 64);
+  if (spec.cols % std::max<int64_t>(1, alignment / yBytes) != 0)
+    return config;
+  config.streamingStores = true;
+  config.prefetchRows = 1;
+  if (normjit::getDefaultRowGroup(spec) != 1)
+    config.rowGroup = 1;
+  return config;
+}
+} // namespace
+
 normjit::CpuConfig
 normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
                                     int64_t rows, const HostCpu &host) {
@@ -402,65 +465,21 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   // A single row is a group of one (1.00x): the spec's default stays.
   if (rows < 2 || spec.cols < 1 || rowInputBytes(spec) < 1)
     return config;
-  bool storesSum = spec.has_residual && spec.store_sum;
   // Every row count of the tuning cache's row bucket (the next power of
   // two) decides alike.
   int64_t bucket = static_cast<int64_t>(llvm::PowerOf2Ceil(
       static_cast<uint64_t>(std::min<int64_t>(rows, int64_t(1) << 40))));
-  // Streaming stores and prefetches one row ahead for calls far beyond
-  // the last-level cache, rows normalized one by one where the default
-  // pairs them. Over the example sweep (240 specs, two threads, the Zen 5
-  // of bench/README.md, two runs), the tuner's winners streamed on 91 and
-  // 89 of the 96 specs that move 64 MiB or more (x, residual, y and sum;
-  // the others kept the default within noise), 72 of them prefetching;
-  // from 8 to 48 MiB they went either way. Timed against the spec's
-  // default (bench/README.md, "Streaming by default beyond the cache"),
-  // streaming alone lost on f32 LayerNorm of 1024 columns (0.91-0.99x),
-  // which the prefetches turn into 1.43-1.55x; single rows with
-  // prefetches beat pairs with them on 4096-16384 columns. Rows of y
-  // whose bytes are not a multiple of the streaming alignment are stored
-  // ordinarily anyway (the lowering streams aligned rows only): no change
-  // there (streaming 0.98-1.02x, with prefetches 0.89-0.99x). The bytes
-  // of `rows` itself must fit int64_t (beyond, the runtime refuses the
-  // call).
-  {
-    uint64_t elementBytes =
-        static_cast<uint64_t>(rowInputBytes(spec)) +
-        normjit_dtype_size(spec.y_dtype) +
-        (storesSum ? normjit_dtype_size(spec.sum_dtype) : 0);
-    bool rowOverflow = false, callOverflow = false;
-    uint64_t perRow = llvm::SaturatingMultiply<uint64_t>(
-        static_cast<uint64_t>(spec.cols), elementBytes, &rowOverflow);
-    uint64_t callBytes = llvm::SaturatingMultiply<uint64_t>(
-        static_cast<uint64_t>(rows), perRow, &callOverflow);
-    if (rowOverflow || callOverflow ||
-        callBytes > static_cast<uint64_t>(INT64_MAX))
-      return config;
-    uint64_t bucketBytes = llvm::SaturatingMultiply<uint64_t>(
-        static_cast<uint64_t>(bucket), perRow);
-    int64_t cache = host.lastLevelCacheBytes > 0
-                        ? std::min<int64_t>(host.lastLevelCacheBytes,
-                                            int64_t(1) << 50)
-                        : kAssumedLastLevelCacheBytes;
-    uint64_t threshold = static_cast<uint64_t>(
-        std::max<int64_t>(kStreamingDefaultMinBytes, 2 * cache));
-    int64_t yBytes = normjit_dtype_size(spec.y_dtype);
-    int64_t alignment = std::min<int64_t>(config.vectorWidth * yBytes, 64);
-    if (bucketBytes >= threshold) {
-      if (spec.cols % std::max<int64_t>(1, alignment / yBytes) != 0)
-        return config;
-      config.streamingStores = true;
-      config.prefetchRows = 1;
-      if (getDefaultRowGroup(spec) != 1)
-        config.rowGroup = 1;
-      return config; // (groups are for rows within the caches)
-    }
-  }
+  // Calls far beyond the last-level cache (see getFarBeyondCacheConfig);
+  // groups are for rows within the caches.
+  if (std::optional<CpuConfig> far =
+          getFarBeyondCacheConfig(spec, rows, bucket, config, host))
+    return *far;
   if (!(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;
   if (getDefaultRowGroup(spec) != 1)
     return config;
   bool sixteenBit = normjit_dtype_size(spec.x_dtype) == 2;
+  bool storesSum = spec.has_residual && spec.store_sum;
   int64_t group = 0;
   if (!storesSum && rowTilesFitL1(spec))
     group = kTiledRowGroup;

@@ -428,11 +428,10 @@ normjit::runtime::validateSpecByField(const normjit_kernel_spec_t *spec) {
                 {"gamma", spec->gamma_dtype, spec->has_gamma != 0},
                 {"beta", spec->beta_dtype, spec->has_beta != 0}};
   for (const auto &entry : dtypes)
-    if (entry.used && !isDType(entry.dtype))
-      return setError(NORMJIT_UNSUPPORTED,
-                      std::string("unsupported dtype ") +
-                          std::to_string(static_cast<int>(entry.dtype)) +
-                          " for " + entry.name + "; expected f32, f16 or bf16");
+    if (entry.used && !isDType(entry.dtype)) // not a normjit_dtype_t at all
+      return invalid(std::string("unknown dtype ") +
+                     std::to_string(static_cast<int>(entry.dtype)) + " for " +
+                     entry.name + "; expected f32, f16 or bf16");
   if (!(spec->epsilon > 0.0f) || !std::isfinite(spec->epsilon)) {
     char text[32];
     std::snprintf(text, sizeof(text), "%.9g", spec->epsilon);

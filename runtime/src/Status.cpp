@@ -7,17 +7,57 @@
 #include "normjit/runtime/Error.h"
 #include "normjit/runtime/status.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
-#include <utility>
 
 namespace {
-thread_local std::string lastError;
+/// The thread's last error. Trivially destructible on purpose: the C
+/// library destroys thread-local objects before it runs atexit handlers
+/// (and a host's later thread-local destructors may call in too), so a
+/// std::string here would be used after its destructor. The text is
+/// freed by `Reclaim` when the thread ends; a message set after that (at
+/// process exit) is kept until the process is gone.
+struct ErrorSlot {
+  char *text;
+  size_t capacity;
+};
+thread_local ErrorSlot lastError = {nullptr, 0};
+char emptyText[1] = "";
+
+struct Reclaim {
+  bool armed = false;
+  ~Reclaim() {
+    if (!armed)
+      return;
+    std::free(lastError.text);
+    lastError = {nullptr, 0};
+  }
+};
+thread_local Reclaim reclaim;
+
+void storeError(const char *message, size_t size) {
+  reclaim.armed = true; // constructs (and registers) it on first use
+  if (size + 1 > lastError.capacity) {
+    size_t capacity = size + 1 < 64 ? 64 : size + 1;
+    auto *text = static_cast<char *>(std::malloc(capacity));
+    if (!text) { // keep what fits of the message in the old text
+      if (!lastError.capacity)
+        return;
+      size = lastError.capacity - 1;
+    } else {
+      std::free(lastError.text);
+      lastError = {text, capacity};
+    }
+  }
+  std::memcpy(lastError.text, message, size);
+  lastError.text[size] = '\0';
+}
 } // namespace
 
 normjit_status_t normjit::runtime::setError(normjit_status_t status,
                                             std::string message) {
-  lastError = std::move(message);
+  storeError(message.data(), message.size());
   return status;
 }
 
@@ -60,6 +100,11 @@ extern "C" const char *normjit_status_name(normjit_status_t status) {
   return "unknown_status";
 }
 
-extern "C" const char *normjit_last_error(void) { return lastError.c_str(); }
+extern "C" const char *normjit_last_error(void) {
+  return lastError.text ? lastError.text : emptyText;
+}
 
-extern "C" void normjit_clear_error(void) { lastError.clear(); }
+extern "C" void normjit_clear_error(void) {
+  if (lastError.text)
+    lastError.text[0] = '\0';
+}

@@ -46,7 +46,7 @@ getCacheFile(normjit_context_t &context, const std::string &path) {
     auto loaded = std::make_unique<capi::TunedCaches::File>(path);
     if (llvm::Error error = loaded->cache.load())
       return std::move(error);
-    for (const std::string &warning : loaded->cache.getWarnings())
+    for (const std::string &warning : loaded->cache.takeWarnings())
       llvm::errs() << "normjit: warning: " << warning << "\n";
     file = std::move(loaded);
   }

@@ -32,6 +32,8 @@ const char *normjit::tuner::getConfigSourceName(ConfigSource source) {
     return "tuned now";
   case ConfigSource::TunedNotSaved:
     return "tuned now, not saved";
+  case ConfigSource::TunedEarlierNotSaved:
+    return "tuned earlier, not saved";
   }
   return "unknown";
 }
@@ -82,8 +84,11 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   // than tune the same spec again).
   std::unique_lock<std::mutex> lock(mutex);
   if (std::optional<CacheEntry> entry = cache.lookup(key)) {
+    ConfigSource from = cache.isUnsaved(entry->key)
+                            ? ConfigSource::TunedEarlierNotSaved
+                            : ConfigSource::Cache;
     lock.unlock();
-    return finish(ConfigSource::Cache, entry->config);
+    return finish(from, entry->config);
   }
   if (policy == TuningPolicy::CacheOnly || rows < 1) {
     lock.unlock();
@@ -126,11 +131,14 @@ TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   key->coldCache = options.coldCache;
   std::unique_lock<std::mutex> lock(mutex);
   if (std::optional<CacheEntry> entry = cache.lookup(*key)) {
+    ConfigSource from = cache.isUnsaved(entry->key)
+                            ? ConfigSource::TunedEarlierNotSaved
+                            : ConfigSource::Cache;
     lock.unlock();
     // The key's device is this GPU's fingerprint, so the entry holds a GPU
     // config (the cache reads nothing else under a CUDA device).
     if (entry->isGpu())
-      return finish(ConfigSource::Cache, entry->gpuConfig);
+      return finish(from, entry->gpuConfig);
     return finish(ConfigSource::Default, std::nullopt);
   }
   if (policy == TuningPolicy::CacheOnly || rows < 1) {

@@ -1191,13 +1191,30 @@ std::string describeForeign(const std::string &path, const DiskState &state) {
          "': the file there does not look like one (no '# normjit tuning "
          "cache' header or 'schema' key in its first 4 KiB; " +
          state.problem +
-         "); it is left as it is: pass another --cache, or remove it";
+         "); it is left as it is: choose another cache file (--cache, "
+         "cache_file), or remove it";
+}
+
+/// Refuses to write over a file that is no cache at all (a mistyped
+/// --cache) before its lock file is made beside it. (The check is made
+/// again with the lock held.)
+llvm::Error refuseForeignFile(const std::string &path) {
+  DiskState state;
+  if (llvm::Error error = readDisk(path, state)) {
+    llvm::consumeError(std::move(error)); // said again under the lock
+    return llvm::Error::success();
+  }
+  if (state.foreign)
+    return makeError(NORMJIT_INVALID_ARGUMENT, describeForeign(path, state));
+  return llvm::Error::success();
 }
 
 llvm::Error lockAndRead(const std::string &path,
                         const std::vector<CacheEntry> &current,
                         std::vector<std::string> &warnings, ScopedFd &lock,
                         std::vector<CacheEntry> &base) {
+  if (llvm::Error error = refuseForeignFile(path))
+    return error;
   if (std::error_code error =
           llvm::sys::fs::create_directories(getDirectory(path)))
     return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
@@ -1347,6 +1364,7 @@ TuningCache::TuningCache(std::string path) : path(std::move(path)) {
 llvm::Error TuningCache::load(bool setAsideUntrusted) {
   warnings.clear();
   entries.clear();
+  unsaved.clear();
   DiskState state;
   if (llvm::Error error = readDisk(path, state))
     return error;
@@ -1409,15 +1427,33 @@ llvm::Error TuningCache::store(const std::vector<CacheEntry> &newEntries) {
   std::vector<CacheEntry> result = combine(base, newEntries);
   if (llvm::Error error = writeAtomically(path, formatDocument(result)))
     return error;
-  entries = std::move(result);
+  // Remembered entries the file now has (these, or another process's of
+  // the same key) are saved; the others are kept for this object's lookups.
+  llvm::erase_if(unsaved, [&](const CacheEntry &entry) {
+    return std::binary_search(
+        result.begin(), result.end(), entry,
+        [](const CacheEntry &a, const CacheEntry &b) { return a.key < b.key; });
+  });
+  entries = combine(result, unsaved);
   return llvm::Error::success();
 }
 
 void TuningCache::remember(const std::vector<CacheEntry> &newEntries) {
   entries = combine(entries, newEntries);
+  unsaved = combine(unsaved, newEntries);
+}
+
+bool TuningCache::isUnsaved(const CacheKey &key) const {
+  auto it = std::lower_bound(unsaved.begin(), unsaved.end(), key,
+                             [](const CacheEntry &entry, const CacheKey &key) {
+                               return entry.key < key;
+                             });
+  return it != unsaved.end() && it->key == key;
 }
 
 llvm::Error TuningCache::checkWritable() const {
+  if (llvm::Error error = refuseForeignFile(path))
+    return error;
   std::string directory = getDirectory(path);
   if (std::error_code error = llvm::sys::fs::create_directories(directory))
     return makeError(NORMJIT_IO_ERROR, "cannot create the directory of "
@@ -1524,6 +1560,7 @@ bool looksLikeTuningCache(const std::string &path) {
 
 llvm::Error TuningCache::clear() {
   entries.clear();
+  unsaved.clear();
   // What the path names: only a regular file is ever removed, never a
   // device, FIFO or socket given by mistake. (The constructor resolved a
   // link to the cache it names, which reads and writes go to as well.)

@@ -170,8 +170,8 @@ const char *normjit_kernel_config(const normjit_kernel_t *kernel);
 /** Where the kernel's config came from: "default heuristic", "given"
  * (normjit_kernel_get_with_config, a config text), "tuning cache", "tuned
  * now" or "tuned now, not saved" (the cache file could not be written: the
- * reason is on stderr, and the context keeps the entry for later calls)
- * (owned by the kernel handle). */
+ * reason is on stderr, and the context keeps the entry for later calls,
+ * which say "tuned earlier, not saved") (owned by the kernel handle). */
 const char *normjit_kernel_config_source(const normjit_kernel_t *kernel);
 
 /** Milliseconds the kernel's compilation took. */

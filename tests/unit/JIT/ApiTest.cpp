@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -129,7 +130,7 @@ TEST(ContextTest, BadSpecsAreErrors) {
   expectError(spec, "epsilon must be positive");
   spec = layerNorm(8);
   spec.x_dtype = static_cast<normjit_dtype_t>(9);
-  expectError(spec, "unsupported dtype");
+  expectError(spec, "unknown dtype 9 for x");
   spec = layerNorm(8);
   spec.store_sum = 1;
   expectError(spec, "store_sum needs a residual");
@@ -729,7 +730,10 @@ TEST(CApiTest, BadInputIsAStatusAndAMessage) {
   EXPECT_EQ(kernel, nullptr);
   spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 8);
   spec.y_dtype = static_cast<normjit_dtype_t>(17);
-  EXPECT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_UNSUPPORTED);
+  EXPECT_EQ(normjit_kernel_get(context, &spec, &kernel),
+            NORMJIT_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(normjit_last_error()).find("unknown dtype 17 for y"),
+            std::string::npos);
 
   normjit_cpu_config_t config{3, 1, 1, 0, 0, 0, 1, 0};
   spec = normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 8);
@@ -1151,7 +1155,8 @@ TEST(CApiTest, TunedKernelsSurviveAnUnwritableCache) {
       normjit_kernel_get_tuned(context, &spec, 64, "cpu", &options, &kernel),
       NORMJIT_OK)
       << normjit_last_error();
-  EXPECT_STREQ(normjit_kernel_config_source(kernel), "tuning cache");
+  EXPECT_STREQ(normjit_kernel_config_source(kernel),
+               "tuned earlier, not saved");
   EXPECT_EQ(normjit_kernel_config(kernel), config);
   normjit_kernel_release(kernel);
 
@@ -1208,4 +1213,62 @@ TEST(CApiTest, TunedKernelsSurviveABadCacheAndNoDriver) {
   }
   normjit_context_destroy(context);
   std::filesystem::remove_all(dir);
+}
+
+namespace {
+/// Asks for, runs and checks an RMSNorm of 8 columns through the C ABI;
+/// "compiled" or the refusal's message on stderr.
+void getKernelAtExit(const char *who) {
+  normjit_context_t *context = nullptr;
+  normjit_kernel_t *kernel = nullptr;
+  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 8);
+  spec.epsilon = 1e-6f;
+  if (normjit_context_create(&context) != NORMJIT_OK)
+    std::_Exit(3);
+  normjit_status_t status = normjit_kernel_get(context, &spec, &kernel);
+  if (status == NORMJIT_OK) {
+    float x[8] = {1, -2, 3, -4, 5, -6, 7, -8}, y[8] = {};
+    normjit_run_args_t args{};
+    args.rows = 1;
+    args.x = x;
+    args.y = y;
+    double rstd = 1.0 / std::sqrt(204.0 / 8 + 1e-6);
+    if (normjit_kernel_run(kernel, &args) != NORMJIT_OK ||
+        std::fabs(y[7] - (-8 * rstd)) > 1e-5)
+      std::_Exit(4);
+    normjit_kernel_release(kernel);
+    std::fprintf(stderr, "%s: compiled\n", who);
+  } else {
+    std::fprintf(stderr, "%s: %s: %s\n", who, normjit_status_name(status),
+                 normjit_last_error());
+  }
+  normjit_context_destroy(context);
+}
+void earlyExitHandler() { getKernelAtExit("early handler"); }
+void lateExitHandler() { getKernelAtExit("late handler"); }
+} // namespace
+
+TEST(ApiDeathTest, KernelsAskedForAtExit) {
+  // exit() destroys the main thread's thread-local objects (the last error,
+  // MLIR's caches) before it runs the exit handlers, and the compiler's
+  // static objects before the handlers registered ahead of its first
+  // compile. A handler registered after that compile gets a kernel (built
+  // on a thread of its own); one registered before gets a clear refusal;
+  // the last error is readable in both. A fresh process (threadsafe style)
+  // so that nothing compiled before the first handler.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        std::atexit(earlyExitHandler);
+        getKernelAtExit("main");
+        normjit_kernel_spec_t bad =
+            normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 0);
+        if (normjit_kernel_spec_validate(&bad) == NORMJIT_OK)
+          std::_Exit(5);
+        std::atexit(lateExitHandler);
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0),
+      "main: compiled\nlate handler: compiled\nearly handler: unsupported: "
+      "cannot compile a kernel while the process exits");
 }

@@ -454,6 +454,26 @@ TEST_F(TuningCacheTest, StoreKeepsEntriesOtherWritersAdded) {
   EXPECT_EQ(second.getEntries().size(), 2u);
 }
 
+TEST_F(TuningCacheTest, RememberedEntriesOutliveOtherStores) {
+  // An entry the file could not take is kept for this object's lookups,
+  // marked unsaved, through the store of another entry, until a store
+  // saves it.
+  TuningCache cache(path);
+  CacheEntry remembered = makeEntry("a", 10), other = makeEntry("b", 20);
+  cache.remember({remembered});
+  EXPECT_TRUE(cache.isUnsaved(remembered.key));
+  ASSERT_EQ(takeMessage(cache.store({other})), "");
+  ASSERT_TRUE(cache.lookup(remembered.key).has_value());
+  EXPECT_TRUE(cache.isUnsaved(remembered.key));
+  EXPECT_FALSE(cache.isUnsaved(other.key));
+  TuningCache file(path);
+  ASSERT_EQ(takeMessage(file.load()), "");
+  EXPECT_EQ(file.getEntries().size(), 1u); // only the stored one
+  ASSERT_EQ(takeMessage(cache.store({remembered})), "");
+  EXPECT_FALSE(cache.isUnsaved(remembered.key));
+  EXPECT_EQ(cache.getEntries().size(), 2u);
+}
+
 TEST_F(TuningCacheTest, OutputIsSortedAndDeterministic) {
   std::string other = dir + "/other.toml";
   TuningCache one(path);

@@ -35,8 +35,15 @@ std::optional<TuningPolicy> parseTuningPolicy(const std::string &name);
 
 /// Where a kernel's config came from. TunedNotSaved: tuned now, but the
 /// cache file could not be written (the entry is kept in memory, and the
-/// reason warned about on stderr).
-enum class ConfigSource { Default, Cache, Tuned, TunedNotSaved };
+/// reason warned about on stderr); TunedEarlierNotSaved: that entry, asked
+/// for again.
+enum class ConfigSource {
+  Default,
+  Cache,
+  Tuned,
+  TunedNotSaved,
+  TunedEarlierNotSaved
+};
 const char *getConfigSourceName(ConfigSource source);
 
 /// Hands out kernels configured by the cache and the policy. Thread-safe.

@@ -140,8 +140,12 @@ public:
   llvm::Error store(const std::vector<CacheEntry> &entries);
 
   /// Adds or replaces entries in memory only, for this object's lookups:
-  /// what a process keeps when the file cannot be written.
+  /// what a process keeps when the file cannot be written. They stay until
+  /// a store saves them or the file has an entry of the same key.
   void remember(const std::vector<CacheEntry> &entries);
+
+  /// Whether lookup(key) finds an entry that was remembered, not saved.
+  bool isUnsaved(const CacheKey &key) const;
 
   /// Joins other cache files (e.g. shards of a sweep) into this one. For a
   /// key present in several, the entry with the higher measured GB/s wins;
@@ -177,6 +181,7 @@ public:
 private:
   std::string path;
   std::vector<CacheEntry> entries;
+  std::vector<CacheEntry> unsaved; ///< remembered only, sorted by key
   std::vector<std::string> warnings;
 };
 

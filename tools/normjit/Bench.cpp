@@ -530,7 +530,8 @@ llvm::Error normjit::tool::benchCommand(llvm::ArrayRef<std::string> args,
     auto parsedVersus = normjit::parseCpuConfig(
         *versusText, normjit::getDefaultCpuConfig(spec));
     if (!parsedVersus)
-      return parsedVersus.takeError();
+      return makeToolError("--versus: " +
+                           llvm::toString(parsedVersus.takeError()));
     // --threads sets both; otherwise the versus config keeps a thread
     // count it names, and takes the first config's when it names none (so
     // that `--versus '#norm.config<cpu, threads = 1>'` compares one

@@ -326,8 +326,8 @@ unsigned normjit::getWidestElementBits(const normjit_kernel_spec_t &spec) {
 
 bool normjit::sharedRowsFit(int64_t cols, int64_t rowsPerBlock,
                             int64_t vectorWidth) {
-  return rowsPerBlock * normjit::norm::getSharedRowLength(cols, vectorWidth) *
-             4 <=
+  return static_cast<__int128>(rowsPerBlock) *
+             normjit::norm::getSharedRowLength(cols, vectorWidth) * 4 <=
          normjit::norm::kMaxSharedRowBytes;
 }
 

@@ -520,6 +520,11 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
   int depth = 0;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
+    if (c == '"') { // a string literal (no comment in it), as MLIR lexes it
+      while (++i < text.size() && text[i] != '"' && text[i] != '\n')
+        i += text[i] == '\\';
+      continue;
+    }
     if (text.substr(i).starts_with("//")) { // a comment, to the line's end
       i = std::min(text.find('\n', i), text.size());
       continue;

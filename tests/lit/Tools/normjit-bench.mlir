@@ -121,6 +121,6 @@
 // RUN: normjit bench --op rms_norm --rows 4 --cols 32 --reps 1 --warmup 0 --min-time 0 --threads 1 --versus '#norm.config<cpu, threads = 2>' --json | FileCheck %s --check-prefix=VERSUS-OPTION-THREADS
 // VERSUS-OPTION-THREADS: "versus_config":"#norm.config<cpu, {{.*}}threads = 1,
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 32 --versus '#norm.config<cpu, vector_width = 3>' 2>&1 | FileCheck %s --check-prefix=BAD-VERSUS
-// BAD-VERSUS: normjit: error: invalid config {{.*}}'vector_width' must be a power of two, got 3
+// BAD-VERSUS: normjit: error: --versus: invalid config {{.*}}'vector_width' must be a power of two, got 3
 // RUN: not normjit bench --op rms_norm --rows 4 --cols 32 --device cuda --versus '#norm.config<cpu>' 2>&1 | FileCheck %s --check-prefix=GPU-VERSUS
 // GPU-VERSUS: normjit: error: --versus compares CPU configs; it cannot be used with --device cuda

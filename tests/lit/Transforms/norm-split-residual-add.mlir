@@ -51,3 +51,14 @@ func.func @nothing_to_split(%x: memref<?x8xf32>, %y: memref<?x8xf32>) {
   norm.rms_norm x(%x : memref<?x8xf32>) -> y(%y : memref<?x8xf32>) eps = 1.0e-05
   return
 }
+
+// -----
+
+// A config that says fuse_residual = true keeps the op fused.
+// CHECK-LABEL: func.func @told_to_fuse
+//   CHECK-NOT:   norm.add
+//       CHECK:   norm.rms_norm x(%{{.*}}) residual(%{{.*}}) -> y(%{{.*}}) eps = 9.99999997E-7 config = <cpu, fuse_residual = true>
+func.func @told_to_fuse(%x: memref<?x64xf32>, %r: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  norm.rms_norm x(%x : memref<?x64xf32>) residual(%r : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-06 config = #norm.config<cpu, fuse_residual = true>
+  return
+}

@@ -1023,6 +1023,49 @@ INSTANTIATE_TEST_SUITE_P(Emulated, GpuEmulatorTest,
                            return info.param.name;
                          });
 
+TEST(GpuEmulatorOutlierTest, MeanKeepsItsOwnPrecision) {
+  // As KernelOutlierTest on the CPU: outliers of 1e3 in the first three
+  // columns put LayerNorm's shift far from the mean. The centred sweep's
+  // correction is taken about the first mean; added to the mean of the
+  // shifted values (about -1e3), it was rounded at that magnitude. The
+  // mean within 2e-6 of |mean| + 1, with the row in registers, in shared
+  // memory and read again from global memory.
+  normjit_kernel_spec_t spec =
+      makeSpec(NORMJIT_LAYER_NORM, 4096, NORMJIT_F32, NORMJIT_F32, false, false,
+               false, false, true);
+  const int64_t rows = 3;
+  for (GpuRowStorage storage : {GpuRowStorage::Registers, GpuRowStorage::Shared,
+                                GpuRowStorage::Global}) {
+    std::optional<GpuConfig> config;
+    for (const GpuConfig &candidate : searchSpace(spec, rows))
+      if (candidate.rowStorage == storage && !candidate.persistent) {
+        config = candidate;
+        break;
+      }
+    ASSERT_TRUE(config.has_value());
+    std::string error;
+    auto kernel = getKernel(spec, *config, error);
+    ASSERT_TRUE(kernel) << error;
+    HostCall call(spec, rows, spec.cols, Data::Outliers, "outliers");
+    EmuCase c{spec,
+              rows,
+              0,
+              Data::Outliers,
+              *config,
+              Misalign::None,
+              InPlace::None,
+              emu::Schedule::Fibers,
+              "outliers"};
+    ASSERT_NO_FATAL_FAILURE(runEmulated(*kernel, call, c, 0));
+    tuner::ReferenceResult ref =
+        tuner::reference(spec, rows, call.x, nullptr, nullptr, nullptr);
+    for (int64_t r = 0; r < rows; ++r)
+      EXPECT_NEAR(call.mean[r], ref.mean[r],
+                  2e-6 * (std::fabs(ref.mean[r]) + 1))
+          << config->str() << ", row " << r;
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // The emulator itself
 //===----------------------------------------------------------------------===//

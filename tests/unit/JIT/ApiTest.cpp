@@ -875,7 +875,10 @@ TEST(CApiTest, ConfigTextIsCheckedBeforeParsing) {
   for (const std::string &text :
        {std::string(100000, '['), std::string(100000, '('),
         "#norm.config<cpu, vector_width = " + std::string(5000, '[') + ">",
-        std::string(8, '<')}) {
+        std::string(8, '<'),
+        // A "//" in a string is no comment: the brackets after it count.
+        "[\"//\", " + std::string(1900, '[') + std::string(1900, ']') + "]",
+        "[\"\\\"//\", " + std::string(1900, '[') + "]"}) {
     // On a thread of 128 KiB of stack: about 100 levels of the parser.
     std::pair<normjit_status_t, std::string> result;
     std::string message;

@@ -434,6 +434,57 @@ TEST(KernelOverflowTest, SquaresThatOverflowOnlyUncentred) {
   }
 }
 
+TEST(KernelOutlierTest, MeanKeepsItsOwnPrecision) {
+  // The first three values 1e4, the others normal(0.5, 1): LayerNorm's
+  // shift (their median) lies 1e4 from the mean, and the centred sweep
+  // corrects the first mean. That correction used to be added to the mean
+  // of the shifted values, about -1e4, and rounded at that magnitude: the
+  // mean of 70000 columns came out 6e-4 (relative) off, 4e-5 at 4096, and
+  // the outputs near it as far (thousands of ulps of a 16-bit y near 0).
+  // It is now the mean about the first mean: within 2e-6 of |mean| + 1
+  // (the others' spread), in every CPU algorithm.
+  for (int64_t cols : {4096, 70000})
+    for (const char *text :
+         {"#norm.config<cpu>", "#norm.config<cpu, algorithm = welford>",
+          "#norm.config<cpu, vector_width = 8, accumulators = 1>",
+          "#norm.config<cpu, vector_width = 32, accumulators = 8>"}) {
+      normjit_kernel_spec_t spec =
+          normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+      spec.store_mean = spec.store_rstd = 1;
+      auto config = parseCpuConfig(text, getDefaultCpuConfig(spec));
+      ASSERT_TRUE(!!config) << llvm::toString(config.takeError());
+      auto kernel = sharedContext().getKernel(spec, *config);
+      ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+      const int64_t rows = 2;
+      tuner::Buffer x(NORMJIT_F32, rows, cols, cols);
+      tuner::Buffer y(NORMJIT_F32, rows, cols, cols);
+      std::mt19937 rng(static_cast<unsigned>(cols));
+      std::normal_distribution<float> normal(0.5f, 1.0f);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          x.set(r, c, c < 3 ? 1e4f : normal(rng));
+      float mean[rows], rstd[rows];
+      normjit_run_args_t args =
+          tuner::makeRunArgs(spec, rows, x, x, x, x, y, y, mean, rstd);
+      llvm::Error error = (*kernel)->run(args);
+      ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+      tuner::ReferenceResult ref =
+          tuner::reference(spec, rows, x, nullptr, nullptr, nullptr);
+      for (int64_t r = 0; r < rows; ++r) {
+        std::string where = std::to_string(cols) + " columns, " + text +
+                            ", row " + std::to_string(r);
+        EXPECT_NEAR(mean[r], ref.mean[r], 2e-6 * (std::fabs(ref.mean[r]) + 1))
+            << where;
+        EXPECT_NEAR(rstd[r], ref.rstd[r], 1e-6 * ref.rstd[r]) << where;
+        for (int64_t c = 0; c < cols; ++c) {
+          double want = ref.y[static_cast<size_t>(r * cols + c)];
+          ASSERT_NEAR(y.get(r, c), want, 1e-7 + 2e-7 * std::fabs(want))
+              << where << ", column " << c;
+        }
+      }
+    }
+}
+
 TEST(KernelOverflowTest, VarianceThatOverflowsGivesBeta) {
   // Rows of alternating +-1e30: the variance itself overflows f32, and the
   // contract is rstd = 0, y = beta. Without FMA (SSE and AVX1 targets:

@@ -24,6 +24,7 @@
 
 #include <functional>
 #include <limits>
+#include <numeric>
 
 namespace normjit {
 #define GEN_PASS_DEF_CONVERTNORMTOGPUPASS
@@ -133,6 +134,31 @@ public:
     return k.vectorWidth * type.getElementTypeBitWidth() / 8;
   }
 
+  /// The alignment `buffer`'s vectors may claim: a whole vector's bytes
+  /// (the base pointer, and offsets and row strides not known here, are
+  /// the caller's to keep aligned: the JIT checks them at launch and takes
+  /// a scalar twin otherwise), less where the type's static offset or row
+  /// stride says they are not.
+  uint64_t vectorAlignment(Value buffer) {
+    auto type = cast<MemRefType>(buffer.getType());
+    uint64_t elementBytes = type.getElementTypeBitWidth() / 8;
+    uint64_t alignment = vectorBytes(buffer);
+    SmallVector<int64_t> strides;
+    int64_t offset = 0;
+    if (failed(type.getStridesAndOffset(strides, offset)))
+      return elementBytes;
+    // (Products modulo 2^64 keep the low bits, all a power of two needs.)
+    auto meet = [&](int64_t elements) {
+      if (!ShapedType::isDynamic(elements))
+        alignment =
+            std::gcd(alignment, static_cast<uint64_t>(elements) * elementBytes);
+    };
+    meet(offset);
+    if (strides.size() == 2)
+      meet(strides[0]);
+    return alignment;
+  }
+
   /// Loads the thread's vector at `col` (of row `row`, or of a 1-D buffer
   /// when `row` is null) widened to f32. A guarded vector may reach past
   /// the row: its lanes beyond the row read 0, and no address outside the
@@ -150,7 +176,7 @@ public:
     auto vectorLoad = [&](Value c) {
       return widen(vector::LoadOp::create(
           b, rawType, buffer, indices(c), /*nontemporal=*/false,
-          llvm::MaybeAlign(vectorBytes(buffer))));
+          llvm::MaybeAlign(vectorAlignment(buffer))));
     };
     if (!guarded)
       return vectorLoad(col);
@@ -190,7 +216,7 @@ public:
     auto vectorStore = [&] {
       vector::StoreOp::create(b, value, buffer, indices(col),
                               /*nontemporal=*/false,
-                              llvm::MaybeAlign(vectorBytes(buffer)));
+                              llvm::MaybeAlign(vectorAlignment(buffer)));
     };
     auto when = [&](Value condition, function_ref<void()> body) {
       if (!condition) {
@@ -399,9 +425,14 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
   if (!func || !func.isKernel())
     return op.emitOpError("with a gpu config must be inside a gpu.func "
                           "kernel");
-  if (config->getFuseResidual() == false && op.getResidual())
-    return op.emitOpError("config asks for fuse_residual = false; the GPU "
-                          "backend always fuses the residual add");
+  // Its barriers and shuffles need every thread of the block: the op must
+  // be where all of them pass, the kernel's entry block (not under an
+  // scf.if, a loop or a branch, which may depend on the thread).
+  if (op->getBlock() != &func.getBody().front())
+    return op.emitOpError("with a gpu config must be in the entry block of "
+                          "its gpu.func kernel, where every thread of the "
+                          "block reaches it (it has barriers and warp "
+                          "shuffles); not under control flow");
   int64_t cols = op.getNumColumns();
   GpuKnobs k = resolveGpuKnobs(*config, cols);
   int64_t blockSize = k.threadsPerRow * k.rowsPerBlock;
@@ -415,13 +446,19 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
   // The NVVM bounds a kernel may carry already: blocks of blockSize
   // threads must meet them.
   if (auto maxThreads = func->template getAttrOfType<DenseI32ArrayAttr>("nvvm.maxntid")) {
-    int64_t allowed = 1;
-    for (int32_t extent : maxThreads.asArrayRef())
+    // (In 128-bit arithmetic: three extents of 2^21 make 2^63.)
+    __int128 allowed = 1;
+    for (int32_t extent : maxThreads.asArrayRef()) {
+      if (extent < 1)
+        return op.emitOpError("is in a kernel whose nvvm.maxntid has an "
+                              "extent below 1: ")
+               << extent;
       allowed *= extent;
+    }
     if (allowed < blockSize)
       return op.emitOpError("needs blocks of ")
              << blockSize << " threads, but the kernel's nvvm.maxntid allows "
-             << allowed;
+             << static_cast<int64_t>(allowed);
   }
   if (auto required =
           func->template getAttrOfType<DenseI32ArrayAttr>("nvvm.reqntid")) {
@@ -559,6 +596,21 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
           e.f32Const(0.0));
       return arith::SelectOp::create(b, finite, m2, sumSquares);
     };
+    // The first mean becomes the shift of the centred sweep (its mean is
+    // then 0 plus the correction): the mean of d is as large as the shift
+    // is far from the mean, and a correction added to it would round at
+    // that magnitude, not the mean's (f32 rows of mean 0.42 whose first
+    // three values were 1e4 kept a mean 6e-4 off on the CPU, which had
+    // the same form). An infinite or NaN mean stays as it is.
+    auto recentre = [&] {
+      Value finite = arith::CmpFOp::create(
+          b, arith::CmpFPredicate::OLT, math::AbsFOp::create(b, meanD),
+          e.f32Const(std::numeric_limits<float>::infinity()));
+      s0 = arith::SelectOp::create(b, finite,
+                                   arith::AddFOp::create(b, s0, meanD), s0);
+      meanD = arith::SelectOp::create(b, finite, e.f32Const(0.0), meanD);
+      shift = e.splat(s0);
+    };
     auto rstdOf = [&](Value meanSquare) -> Value {
       return arith::DivFOp::create(
           b, e.f32Const(1.0),
@@ -581,6 +633,7 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
           total = e.add(total, e.maskOff(e.sub(values[c], shift),
                                          e.laneMask(chunkCols[c], guards[c])));
         meanD = e.mul(e.rowReduce({e.reduce(total)})[0], invCols);
+        recentre();
         Value squares = e.zeroVector(), deviations = e.zeroVector();
         Value meanVec = e.splat(meanD);
         for (int64_t c = 0; c < chunks; ++c) {
@@ -617,6 +670,7 @@ LogicalResult lowerNormOp(NormOpT op, RewriterBase &rewriter,
             return SmallVector<Value>{e.add(acc[0], d)};
           });
       meanD = e.mul(e.rowReduce({e.reduce(total[0])})[0], invCols);
+      recentre();
       Value meanVec = e.splat(meanD);
       SmallVector<Value> centred = e.sweep(
           {e.zeroVector(), e.zeroVector()},
@@ -732,17 +786,27 @@ struct ConvertNormToGPUPass
     // the lowering added: a block may have 48 KiB.
     for (auto [func, op] : firstInKernel) {
       auto kernel = cast<gpu::GPUFuncOp>(func);
-      int64_t bytes = 0;
+      // (In 128-bit arithmetic, so that huge buffers do not wrap.)
+      __int128 bytes = 0;
       for (BlockArgument buffer : kernel.getWorkgroupAttributions()) {
         auto type = cast<MemRefType>(buffer.getType());
-        if (!type.hasStaticShape())
-          continue; // the verifier of gpu.func refuses it
-        bytes += type.getNumElements() *
-                 llvm::divideCeil(type.getElementTypeBitWidth(), 8);
+        if (!type.hasStaticShape()) {
+          kernel.emitOpError("has a workgroup (shared) buffer of dynamic "
+                             "shape, ")
+              << type << ": a kernel with a norm op keeps static shared "
+              << "memory only";
+          return signalPassFailure();
+        }
+        __int128 elements = 1;
+        for (int64_t extent : type.getShape())
+          elements = std::min<__int128>(elements * extent, INT64_MAX);
+        bytes += elements * llvm::divideCeil(type.getElementTypeBitWidth(), 8);
       }
       if (bytes > kMaxStaticSharedBytes) {
         kernel.emitOpError("keeps ")
-            << bytes << " bytes in workgroup (shared) buffers, its own and "
+            << (bytes > INT64_MAX ? std::string("over 2^63")
+                                  : std::to_string(static_cast<int64_t>(bytes)))
+            << " bytes in workgroup (shared) buffers, its own and "
             << "those its norm op was lowered to, more than the "
             << kMaxStaticSharedBytes << " bytes of static shared memory a "
             << "block may have";

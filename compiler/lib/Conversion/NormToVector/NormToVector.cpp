@@ -1113,25 +1113,29 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         b, notNear,
         arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m2, inf));
     Value far = arith::AndIOp::create(b, finite, notNear);
-    // The centred sweep's results: the mean (of d), M2, and the shift the
-    // mean is relative to. Summed with vdpbf16ps, the sums were unshifted
-    // (s0 = 0), so a far mean is large: adding the correction to it would
-    // round both at the mean's magnitude (bf16 rows of mean 1000 and
-    // spread 1 came out 3e-5 off). There the first mean, an exact f32,
-    // becomes the shift and the correction the mean, which the TwoSum of
-    // centre below keeps whole.
+    // The centred sweep's results: the mean (relative to the new shift),
+    // M2, and that shift: the first estimate of the mean, s0 + mean
+    // rounded to f32. Far means the shift was far from the mean (an
+    // outlier among the first three values; unshifted vdpbf16ps sums), so
+    // the first mean (of d) is about as large as s0 - mean: adding the
+    // correction to it would round both at that magnitude, not the
+    // mean's (bf16 rows of mean 1000 and spread 1 came out 3e-5 off; f32
+    // rows of mean 0.42 whose first three values were 1e4, 6e-4). The
+    // correction is instead the mean of s minus the new shift, which the
+    // TwoSum of centre below keeps whole.
     auto recentred = scf::IfOp::create(
         b, TypeRange{b.getF32Type(), b.getF32Type(), b.getF32Type()}, far,
         /*addThenBlock=*/true, /*addElseBlock=*/true);
     {
       OpBuilder::InsertionGuard ifGuard(b);
       b.setInsertionPointToStart(recentred.thenBlock());
-      Value meanVec = rare.splat(mean);
+      Value newShift = arith::AddFOp::create(b, s0, mean);
+      Value newShiftVec = rare.splat(newShift);
       SmallVector<Value> sums = rare.sweep(
           {rare.zeroVector(), rare.zeroVector()}, 2,
           [&](Value col, Value mask, ValueRange acc) {
-            Value d =
-                rare.maskOff(rare.sub(laterD(rare, col, mask), meanVec), mask);
+            Value d = rare.maskOff(
+                rare.sub(laterS(rare, col, mask), newShiftVec), mask);
             return SmallVector<Value>{rare.add(acc[0], d),
                                       rare.add(acc[1], rare.mul(d, d))};
           });
@@ -1152,11 +1156,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           b,
           arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, squares, inf),
           inf, centredM2);
-      if (dotRows)
-        scf::YieldOp::create(b, ValueRange{correction, centredM2, mean});
-      else
-        scf::YieldOp::create(
-            b, ValueRange{e.add(mean, correction), centredM2, s0});
+      scf::YieldOp::create(b, ValueRange{correction, centredM2, newShift});
       b.setInsertionPointToStart(recentred.elseBlock());
       scf::YieldOp::create(b, ValueRange{mean, m2, s0});
     }
@@ -1530,6 +1530,23 @@ struct ConvertNormToVectorPass
                                "in [1, 16]");
       return signalPassFailure();
     }
+    // An op tuned for the GPU is said so, not left to the conversion's
+    // "failed to legalize".
+    WalkResult gpuOps = getOperation().walk([](Operation *op) {
+      std::optional<ConfigAttr> config;
+      if (auto layerNorm = dyn_cast<LayerNormOp>(op))
+        config = layerNorm.getConfig();
+      else if (auto rmsNorm = dyn_cast<RMSNormOp>(op))
+        config = rmsNorm.getConfig();
+      if (!config || !config->isGPU())
+        return WalkResult::advance();
+      op->emitOpError("has a #norm.config<gpu, ...>: it is lowered by "
+                      "convert-norm-to-gpu inside a gpu.func kernel, not for "
+                      "the CPU");
+      return WalkResult::interrupt();
+    });
+    if (gpuOps.wasInterrupted())
+      return signalPassFailure();
     NormToVectorDefaults defaults{vectorWidth, accumulators, welford,
                                   dotBf16};
     RewritePatternSet patterns(&getContext());

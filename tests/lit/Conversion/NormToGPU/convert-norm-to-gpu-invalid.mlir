@@ -124,3 +124,46 @@ gpu.func @shared_over_the_limit(%x: memref<?x376xf32>, %y: memref<?x376xf32>) wo
 }
 }
 }
+
+// -----
+
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @under_if(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel {
+  %tid = gpu.thread_id x
+  %c5 = arith.constant 5 : index
+  %few = arith.cmpi ult, %tid, %c5 : index
+  scf.if %few {
+    // expected-error @+1 {{must be in the entry block of its gpu.func kernel}}
+    norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 32>
+  }
+  gpu.return
+}
+}
+}
+
+// -----
+
+// Extents of nvvm.maxntid below 1 (their product would pass).
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+gpu.func @negative_bound(%x: memref<?x64xf32>, %y: memref<?x64xf32>) kernel attributes {nvvm.maxntid = array<i32: -64, -1, 1>} {
+  // expected-error @+1 {{is in a kernel whose nvvm.maxntid has an extent below 1: -64}}
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu, threads_per_row = 64>
+  gpu.return
+}
+}
+}
+
+// -----
+
+// Workgroup buffers whose bytes pass 2^64 (they used to wrap to 0).
+module attributes {gpu.container_module} {
+gpu.module @kernels {
+// expected-error @+1 {{keeps over 2^63 bytes in workgroup (shared) buffers}}
+gpu.func @huge_workgroup(%x: memref<?x64xf32>, %y: memref<?x64xf32>) workgroup(%w : memref<4611686018427387904xf32, #gpu.address_space<workgroup>>) kernel {
+  norm.rms_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05 config = <gpu>
+  gpu.return
+}
+}
+}

@@ -137,5 +137,15 @@ gpu.func @rms_shared_padded(%x: memref<?x1001xf32, #rows>, %y: memref<?x1001xf32
   norm.rms_norm x(%x : memref<?x1001xf32, #rows>) -> y(%y : memref<?x1001xf32, #rows>) eps = 1.0e-6 config = <gpu, vector_width = 4, threads_per_row = 8, rows_per_block = 2, elements_per_thread = 4, row_storage = shared>
   gpu.return
 }
+// Vectors claim the alignment the layout allows: x's static offset of 3
+// elements and row stride of 1001 leave 4 bytes; y (dynamic stride, the
+// caller's to keep aligned) keeps 16.
+// CHECK-LABEL: gpu.func @static_misaligned_layout
+// CHECK: vector.load %{{.*}} {alignment = 4 : i64} : memref<?x1000xf32, strided<[1001, 1], offset: 3>>, vector<4xf32>
+// CHECK: vector.store %{{.*}} {alignment = 16 : i64} : memref<?x1000xf32, strided<[?, 1]>>, vector<4xf32>
+gpu.func @static_misaligned_layout(%x: memref<?x1000xf32, strided<[1001, 1], offset: 3>>, %y: memref<?x1000xf32, #rows>) kernel {
+  norm.rms_norm x(%x : memref<?x1000xf32, strided<[1001, 1], offset: 3>>) -> y(%y : memref<?x1000xf32, #rows>) eps = 1.0e-6 config = <gpu, vector_width = 4>
+  gpu.return
+}
 }
 }

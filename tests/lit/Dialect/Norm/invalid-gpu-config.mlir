@@ -90,6 +90,17 @@ func.func @shared_size_does_not_wrap(%x: memref<?x2305843009213693952xf32>, %y: 
 
 // -----
 
+// Nor the padding of a row to whole vectors (INT64_MAX columns padded to
+// vectors of 2 used to wrap to the dynamic size).
+func.func @shared_padding_does_not_wrap(%x: memref<?x9223372036854775807xf32>, %y: memref<?x9223372036854775807xf32>) {
+  // expected-error @+1 {{'norm.rms_norm' op config keeps rows in shared memory: 1 rows of 9223372036854775807 f32 columns (padded to whole vectors) take over 2^63 bytes}}
+  norm.rms_norm x(%x : memref<?x9223372036854775807xf32>) -> y(%y : memref<?x9223372036854775807xf32>) eps = 1.0e-05
+      config = <gpu, vector_width = 2, row_storage = shared>
+  return
+}
+
+// -----
+
 // Columns near 2^63: the registers the row needs are counted without
 // wrapping (the product of the filled-in knobs passes int64).
 func.func @registers_for_huge_columns(%x: memref<?x9223372036854775807xf32>, %y: memref<?x9223372036854775807xf32>) {

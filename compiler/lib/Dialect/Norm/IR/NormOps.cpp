@@ -262,10 +262,16 @@ LogicalResult verifyNormOp(NormOpT op, bool isLayerNorm) {
   if (!(eps > 0.0f) || !std::isfinite(eps))
     return op.emitOpError("expects a positive, finite epsilon, got ") << eps;
 
-  if (std::optional<ConfigAttr> config = op.getConfig())
+  if (std::optional<ConfigAttr> config = op.getConfig()) {
+    // The GPU backend has one form of the residual add: fused.
+    if (config->isGPU() && op.getResidual() &&
+        config->getFuseResidual() == false)
+      return op.emitOpError("config asks for fuse_residual = false; the GPU "
+                            "backend always fuses the residual add");
     return verifyConfigForOp(operation, *config, cols,
                              {x, op.getResidual(), op.getGamma(), op.getBeta(),
                               op.getY(), op.getSum()});
+  }
   return success();
 }
 } // namespace

@@ -29,8 +29,11 @@ bool trySplit(NormOpT op) {
   Value residual = op.getResidual();
   if (!residual)
     return false;
-  // A GPU kernel always fuses the residual (its config has no other form).
-  if (ConfigAttr config = op.getConfigAttr(); config && config.isGPU())
+  // A GPU kernel always fuses the residual (its config has no other form),
+  // and a config that says fuse_residual = true keeps it fused (as the fuse
+  // pass leaves one that says false split).
+  if (ConfigAttr config = op.getConfigAttr();
+      config && (config.isGPU() || config.getFuseResidual().value_or(false)))
     return false;
   OpBuilder builder(op);
   Location loc = op.getLoc();

@@ -26,8 +26,12 @@ namespace normjit::norm {
 constexpr int64_t kMaxSharedRowBytes = 47 * 1024;
 
 /// The f32 elements of one shared-memory row of `cols` columns: padded to
-/// whole vectors of `vectorWidth` so that each row starts aligned.
+/// whole vectors of `vectorWidth` so that each row starts aligned. (Columns
+/// within a vector of INT64_MAX give INT64_MAX rounded down, not a wrapped
+/// value: such a row never fits, which is all callers ask.)
 constexpr int64_t getSharedRowLength(int64_t cols, int64_t vectorWidth) {
+  if (cols > INT64_MAX - (vectorWidth - 1))
+    return INT64_MAX / vectorWidth * vectorWidth;
   return (cols + vectorWidth - 1) / vectorWidth * vectorWidth;
 }
 

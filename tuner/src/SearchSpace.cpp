@@ -20,6 +20,11 @@ using namespace normjit;
 /// register-capped (min_blocks_per_sm) variants in the GPU space.
 static constexpr int64_t kMinCappedElements = 16;
 
+/// The most values one lane of Welford's running sums takes in a config of
+/// the CPU space (columns / (vector_width * accumulators)): f16 rows of mean
+/// 1e4 kept 5e-7 at 4096 values a lane (four lanes), 1.2e-5 at 8192.
+static constexpr int64_t kWelfordLaneValues = 4096;
+
 namespace {
 /// Whether the default normalizes the rows of `spec` in pairs.
 bool defaultPairsRows(const normjit_kernel_spec_t &spec) {
@@ -107,7 +112,12 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
       // A group of vectors longer than the row only adds masked work.
       if (accumulators > 1 && width * accumulators > std::max(cols, width))
         continue;
-      for (bool useWelford : welford)
+      for (bool useWelford : welford) {
+        // Welford's running sums lose precision as each lane takes more
+        // values: the tuner tries it only where a lane takes at most
+        // kWelfordLaneValues.
+        if (useWelford && cols > kWelfordLaneValues * width * accumulators)
+          continue;
         for (bool nt : streaming)
           for (int64_t ahead : prefetch)
             for (int64_t perTask : rowsPerTask)
@@ -126,6 +136,7 @@ normjit::tuner::buildCpuSearchSpace(const normjit_kernel_spec_t &spec,
                   config.fuseResidual = fused;
                   add(config);
                 }
+      }
     }
   // Other row groups for the configs meant for inputs beyond the cache:
   // single rows, where the default pairs them, for those with streaming

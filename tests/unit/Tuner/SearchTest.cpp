@@ -304,6 +304,20 @@ TEST(SearchSpaceTest, ConstraintsFollowTheSpec) {
   EXPECT_FALSE(hasPrefetch(buildCpuSearchSpace(spec, 1 << 15, avx512Host())));
   EXPECT_TRUE(
       hasPrefetch(buildCpuSearchSpace(residual, 1 << 15, avx512Host())));
+  // Welford only where each lane takes at most 4096 values of a row (its
+  // running sums lose precision beyond): at 65536 columns, 16 lanes or
+  // more; at 1024, any.
+  for (int64_t cols : {1024, 65536}) {
+    normjit_kernel_spec_t layerNorm =
+        normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+    int64_t fewestLanes = INT64_MAX;
+    for (const CpuConfig &config :
+         buildCpuSearchSpace(layerNorm, 64, avx512Host()))
+      if (config.welford)
+        fewestLanes =
+            std::min(fewestLanes, config.vectorWidth * config.accumulators);
+    EXPECT_EQ(fewestLanes, cols == 1024 ? 4 : 16) << cols << " columns";
+  }
 }
 
 TEST(SearchSpaceTest, RowGroupsForInputsBeyondTheCache) {

@@ -25,8 +25,9 @@ def ConvertNormToVectorPass
     welford`: one pass of per-lane Welford updates merged with Chan's
     formula. When the mean lies more than two standard deviations from s0
     (or M2 is NaN with a finite mean), a centred pass over the
-    cache-resident row corrects the mean and M2 (the corrected two-pass
-    algorithm). Then the output pass, (s - centre) * rstd - offset with
+    cache-resident row, about s0 + mean rounded to f32 (the new shift),
+    corrects the mean and M2 (the corrected two-pass algorithm). Then the
+    output pass, (s - centre) * rstd - offset with
     centre = s0 + mean rounded to f32 and offset its rounding error times
     rstd.
     RMSNorm: a sum-of-squares pass and an output pass. With a residual
@@ -115,16 +116,20 @@ def ConvertNormToGPUPass
     (`gpu.thread_id x`); block `b` handles rows `b * rows_per_block` and up
     (with `persistent = true`, a grid-stride loop over row groups). Each
     thread visits the row in vectors of `vector_width` elements
-    (`vector.load`/`vector.store` with their alignment), thread `t`'s
+    (`vector.load`/`vector.store` with the alignment of a whole vector,
+    less where the memref's static offset or row stride gives less; the
+    base pointer and dynamic offsets and strides are the caller's to keep
+    aligned, as the JIT checks before it launches), thread `t`'s
     vectors interleaved with its neighbours' so that a warp's accesses are
     contiguous. Partial sums are reduced with `gpu.shuffle xor` within a
     warp and, for rows of several warps, through shared memory with one
     `gpu.barrier` per reduction.
 
     `row_storage = registers`: the row is read once into SSA values (fully
-    unrolled: `elements_per_thread` per thread), then centred two-pass
-    statistics (shifted by the median of the row's first three elements)
-    and the output pass run
+    unrolled: `elements_per_thread` per thread), then two-pass statistics
+    (the first pass shifted by the median of the row's first three
+    elements, the second centred on the first pass's mean) and the output
+    pass run
     on registers; gamma and beta are loaded once per thread before the row
     loop of a persistent kernel. `shared`: a loop over the row with
     `elements_per_thread` elements per thread and step, keeping `s` in a
@@ -144,8 +149,9 @@ def ConvertNormToGPUPass
     shared rows and reduction slots. A kernel holds one norm op. The pass
     runs on each `gpu.module` and looks at the ops inside it only (norm ops
     elsewhere are the CPU lowering's, and are left as they are); there, ops
-    with a CPU config, outside a `gpu.func` kernel, a second norm op in a
-    kernel, and `norm.add` are rejected.
+    with a CPU config, outside a `gpu.func` kernel or outside its entry
+    block (under control flow that may depend on the thread), a second norm
+    op in a kernel, and `norm.add` are rejected.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

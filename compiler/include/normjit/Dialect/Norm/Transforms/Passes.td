@@ -57,7 +57,8 @@ def NormSplitResidualAddPass
     norm op on the sum. The add writes into the op's `sum` output when it has
     one; otherwise into a new f32 temporary (`memref.alloc` with the rows of
     `x`, freed after the norm op), which keeps `s` unrounded exactly as the
-    fused op computes it.
+    fused op computes it. An op whose config says `fuse_residual = true`,
+    or is a GPU config (a GPU kernel always fuses), is left fused.
   }];
   let dependentDialects = [
     "::normjit::norm::NormDialect",

@@ -178,7 +178,7 @@ CpuInfo readCpuInfo() { return CpuInfo(); }
 #endif
 
 const CpuInfo &getCpuInfo() {
-  static const CpuInfo info = readCpuInfo();
+  static const CpuInfo &info = *new CpuInfo(readCpuInfo()); // never destroyed
   return info;
 }
 

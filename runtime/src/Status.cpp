@@ -16,38 +16,47 @@ namespace {
 /// library destroys thread-local objects before it runs atexit handlers
 /// (and a host's later thread-local destructors may call in too), so a
 /// std::string here would be used after its destructor. The text is
-/// freed by `Reclaim` when the thread ends; a message set after that (at
-/// process exit) is kept until the process is gone.
+/// freed by `Reclaim` when the thread ends; a message set after that (by
+/// an exit handler, or a later thread-local destructor of the host) is
+/// kept until the thread's memory goes. `fixedText` is a message that
+/// needs no memory: where none can be had for the message itself.
 struct ErrorSlot {
   char *text;
   size_t capacity;
+  const char *fixedText;
 };
-thread_local ErrorSlot lastError = {nullptr, 0};
-char emptyText[1] = "";
+thread_local ErrorSlot lastError = {nullptr, 0, nullptr};
+thread_local bool reclaimed = false; // Reclaim has run on this thread
+const char kNoMemoryText[] =
+    "out of memory (the error's message could not be kept)";
 
 struct Reclaim {
   bool armed = false;
   ~Reclaim() {
-    if (!armed)
-      return;
-    std::free(lastError.text);
-    lastError = {nullptr, 0};
+    if (armed)
+      std::free(lastError.text);
+    lastError = {nullptr, 0, nullptr};
+    reclaimed = true;
   }
 };
 thread_local Reclaim reclaim;
 
 void storeError(const char *message, size_t size) {
-  reclaim.armed = true; // constructs (and registers) it on first use
+  if (!reclaimed)         // (not on a destroyed object)
+    reclaim.armed = true; // constructs (and registers) it on first use
+  lastError.fixedText = nullptr;
   if (size + 1 > lastError.capacity) {
     size_t capacity = size + 1 < 64 ? 64 : size + 1;
     auto *text = static_cast<char *>(std::malloc(capacity));
     if (!text) { // keep what fits of the message in the old text
-      if (!lastError.capacity)
+      if (!lastError.capacity) {
+        lastError.fixedText = kNoMemoryText;
         return;
+      }
       size = lastError.capacity - 1;
     } else {
       std::free(lastError.text);
-      lastError = {text, capacity};
+      lastError = {text, capacity, nullptr};
     }
   }
   std::memcpy(lastError.text, message, size);
@@ -101,10 +110,13 @@ extern "C" const char *normjit_status_name(normjit_status_t status) {
 }
 
 extern "C" const char *normjit_last_error(void) {
-  return lastError.text ? lastError.text : emptyText;
+  if (lastError.fixedText)
+    return lastError.fixedText;
+  return lastError.text ? lastError.text : "";
 }
 
 extern "C" void normjit_clear_error(void) {
+  lastError.fixedText = nullptr;
   if (lastError.text)
     lastError.text[0] = '\0';
 }

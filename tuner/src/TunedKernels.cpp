@@ -73,6 +73,8 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
       config->threads = options.threads;
     return context.getKernel(spec, config);
   };
+  if (llvm::Error error = checkThreadMayCompile())
+    return std::move(error);
   if (policy == TuningPolicy::Heuristic)
     return finish(ConfigSource::Default, std::nullopt);
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
@@ -121,6 +123,8 @@ TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
       *source = from;
     return context.getGpuKernel(spec, device, config);
   };
+  if (llvm::Error error = checkThreadMayCompile())
+    return std::move(error);
   if (policy == TuningPolicy::Heuristic)
     return finish(ConfigSource::Default, std::nullopt);
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))

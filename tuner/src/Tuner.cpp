@@ -560,7 +560,8 @@ CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
 
 CacheKey normjit::tuner::makeCacheKey(const normjit_kernel_spec_t &spec,
                                       int64_t rows, int threads) {
-  static const std::string device = detectCpuFingerprint().key();
+  static const std::string &device = // never destroyed (exit-time callers)
+      *new std::string(detectCpuFingerprint().key());
   CacheKey key = makeCacheKey(spec, rows, device);
   key.threads = getCacheThreads(threads);
   return key;

@@ -1427,15 +1427,19 @@ llvm::Error TuningCache::store(const std::vector<CacheEntry> &newEntries) {
   std::vector<CacheEntry> result = combine(base, newEntries);
   if (llvm::Error error = writeAtomically(path, formatDocument(result)))
     return error;
+  keepUnsaved(std::move(result));
+  return llvm::Error::success();
+}
+
+void TuningCache::keepUnsaved(std::vector<CacheEntry> written) {
   // Remembered entries the file now has (these, or another process's of
   // the same key) are saved; the others are kept for this object's lookups.
   llvm::erase_if(unsaved, [&](const CacheEntry &entry) {
     return std::binary_search(
-        result.begin(), result.end(), entry,
+        written.begin(), written.end(), entry,
         [](const CacheEntry &a, const CacheEntry &b) { return a.key < b.key; });
   });
-  entries = combine(result, unsaved);
-  return llvm::Error::success();
+  entries = combine(written, unsaved);
 }
 
 void TuningCache::remember(const std::vector<CacheEntry> &newEntries) {
@@ -1538,7 +1542,7 @@ llvm::Error TuningCache::merge(const std::vector<std::string> &inputs,
     result.push_back(std::move(item.second.first));
   if (llvm::Error error = writeAtomically(path, formatDocument(result)))
     return error;
-  entries = std::move(result);
+  keepUnsaved(std::move(result));
   return llvm::Error::success();
 }
 

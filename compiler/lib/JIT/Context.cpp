@@ -8,20 +8,17 @@
 
 #include "llvm/Support/raw_ostream.h"
 
-#include <atomic>
-#include <cstdlib>
-#include <optional>
-#include <thread>
-
 using namespace normjit;
 
 namespace {
-/// Set when this thread's thread-local objects are being destroyed: at the
-/// end of a thread, and on the main thread when exit() destroys them before
-/// it runs the atexit handlers and static destructors. MLIR's uniquer
-/// caches are thread-local objects, so a compile after that point would
-/// use freed memory. `ThreadEndWatch` is armed before the thread's first
-/// compile, so it is destroyed after the MLIR objects that compile creates.
+/// Set when this thread's thread-local objects are destroyed: at the end of
+/// a thread, and for the thread that calls exit(), before exit() runs the
+/// atexit handlers and the destructors of static objects (glibc). From
+/// then on the compiler's objects may be gone (LLVM's and MLIR's made on
+/// first use, normjit's own, each destroyed before the handlers registered
+/// ahead of it), so no kernel is compiled on this thread; kernels compiled
+/// before still run. The watch is armed on the thread that loads normjit
+/// and on each thread that makes a context or asks for a kernel.
 thread_local bool threadEnding = false;
 struct ThreadEndWatch {
   bool armed = false;
@@ -32,41 +29,27 @@ struct ThreadEndWatch {
 };
 thread_local ThreadEndWatch threadEndWatch;
 
-/// Set by an exit handler registered at the end of each of the first
-/// compiles: LLVM creates static objects as it first compiles, and exit()
-/// destroys them before it runs the handlers registered earlier (or the
-/// destructors of static objects constructed earlier). A compile asked for
-/// from those would use freed memory; it is refused instead. Handlers
-/// registered after the first compiles run while LLVM is whole.
-std::atomic<bool> processExiting{false};
-std::atomic<int> exitMarkersLeft{8};
-void markProcessExiting() { processExiting = true; }
-
-/// Runs `compile` on this thread, or on a thread of its own where this
-/// one's thread-local objects are gone (a kernel asked for by an atexit
-/// handler or a static destructor), or refuses it where the compiler's
-/// static objects may be gone.
-llvm::Expected<std::shared_ptr<const void>> compileOnLiveThread(
-    llvm::function_ref<llvm::Expected<std::shared_ptr<const void>>()>
-        compile) {
-  if (processExiting)
-    return makeError(NORMJIT_UNSUPPORTED,
-                     "cannot compile a kernel while the process exits "
-                     "(from an exit handler registered, or a static object "
-                     "constructed, before normjit first compiled): the "
-                     "compiler's static objects are gone; get the kernel "
-                     "before exit");
-  threadEndWatch.armed = true;
-  std::optional<llvm::Expected<std::shared_ptr<const void>>> result;
-  if (!threadEnding)
-    result.emplace(compile());
-  else
-    std::thread([&] { result.emplace(compile()); }).join();
-  if (exitMarkersLeft.fetch_sub(1) > 0)
-    std::atexit(markProcessExiting);
-  return std::move(*result);
+void armThreadEndWatch() {
+  if (!threadEnding) // (not once the watch itself is destroyed)
+    threadEndWatch.armed = true;
 }
+[[maybe_unused]] const bool armedAtLoad = (armThreadEndWatch(), true);
 } // namespace
+
+bool normjit::isThreadEnding() {
+  armThreadEndWatch();
+  return threadEnding;
+}
+
+llvm::Error normjit::checkThreadMayCompile() {
+  if (!isThreadEnding())
+    return llvm::Error::success();
+  return makeError(NORMJIT_UNSUPPORTED,
+                   "cannot compile a kernel on a thread that is ending, or "
+                   "from an exit handler or a static object's destructor: "
+                   "the compiler's objects are being destroyed; get the "
+                   "kernel before (a kernel got before runs)");
+}
 
 Kernel::Kernel(const normjit_kernel_spec_t &spec,
                std::unique_ptr<CompiledCpuKernel> compiled)
@@ -89,7 +72,7 @@ struct Context::Slot {
   std::string error;
 };
 
-Context::Context() = default;
+Context::Context() { armThreadEndWatch(); }
 Context::~Context() = default;
 
 std::string normjit::getSpecKey(const normjit_kernel_spec_t &spec) {
@@ -173,7 +156,10 @@ llvm::Expected<std::shared_ptr<const void>> Context::getOrCompile(
   }
   std::lock_guard<std::mutex> lock(slot->mutex);
   if (!slot->done) {
-    auto compiled = compileOnLiveThread(compile);
+    // (A kernel compiled before is handed out on any thread.)
+    if (llvm::Error error = checkThreadMayCompile())
+      return std::move(error);
+    auto compiled = compile();
     if (compiled) {
       slot->kernel = std::move(*compiled);
     } else {

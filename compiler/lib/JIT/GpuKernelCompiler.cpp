@@ -352,19 +352,20 @@ unsigned normjit::getPlainChipNumber(llvm::StringRef name) {
 }
 
 const llvm::MCSubtargetInfo *normjit::getNvptxSubtargetInfo(std::string &error) {
+  // Never destroyed: exit-time code may still ask.
   static std::once_flag once;
-  static std::unique_ptr<llvm::MCSubtargetInfo> info;
-  static std::string failure;
+  static llvm::MCSubtargetInfo *info = nullptr;
+  static std::string &failure = *new std::string;
   std::call_once(once, [] {
     const llvm::Target *target = lookupNvptx(failure);
     if (target)
-      info.reset(target->createMCSubtargetInfo(
-          llvm::Triple("nvptx64-nvidia-cuda"), "", ""));
+      info = target->createMCSubtargetInfo(llvm::Triple("nvptx64-nvidia-cuda"),
+                                           "", "");
     if (!info && failure.empty())
       failure = "no NVPTX subtarget information";
   });
   error = failure;
-  return info.get();
+  return info;
 }
 
 llvm::Expected<normjit::GpuTarget>

@@ -155,7 +155,9 @@ void warnDisabledFeature(const llvm::Twine &message) {
 }
 
 const HostFeatures &getHostFeatures() {
-  static const HostFeatures host = [] {
+  // Never destroyed: asked for by exit-time code too (the objects of a
+  // static destructor outlive it).
+  static const HostFeatures &host = *new HostFeatures([] {
     HostFeatures result;
     result.features = llvm::sys::getHostCPUFeatures();
     const char *list = std::getenv("NORMJIT_DISABLE_CPU_FEATURES");
@@ -233,7 +235,7 @@ const HostFeatures &getHostFeatures() {
     llvm::sort(result.disabled);
     result.targetFeatures = subtarget.getString();
     return result;
-  }();
+  }());
   return host;
 }
 } // namespace
@@ -290,7 +292,8 @@ int64_t readLastLevelCacheBytes() {
 } // namespace
 
 const normjit::HostCpu &normjit::getHostCpu() {
-  static const HostCpu host = [] {
+  // Never destroyed (as getHostFeatures).
+  static const HostCpu &host = *new HostCpu([] {
     HostCpu cpu;
     cpu.name = llvm::sys::getHostCPUName().str();
     const llvm::StringMap<bool> &features = getHostCpuFeatures();
@@ -305,7 +308,7 @@ const normjit::HostCpu &normjit::getHostCpu() {
     cpu.cores = std::max(1u, std::thread::hardware_concurrency());
     cpu.lastLevelCacheBytes = readLastLevelCacheBytes();
     return cpu;
-  }();
+  }());
   return host;
 }
 
@@ -961,7 +964,14 @@ normjit::buildKernelIR(const normjit_kernel_spec_t &spec,
   return text;
 }
 
-normjit::CompiledCpuKernel::~CompiledCpuKernel() = default;
+normjit::CompiledCpuKernel::~CompiledCpuKernel() {
+  // Released by an exit handler or a static destructor (a host's clean-up
+  // at exit): LLVM's objects the JIT's destruction uses may be gone
+  // already (it crashed or printed LLVM errors there). The process is
+  // ending; its memory goes with it.
+  if (isThreadEnding())
+    (void)engine.release();
+}
 
 llvm::Expected<std::unique_ptr<normjit::CompiledCpuKernel>>
 normjit::compileCpuKernel(const normjit_kernel_spec_t &spec,

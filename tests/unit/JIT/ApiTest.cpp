@@ -1219,59 +1219,85 @@ TEST(CApiTest, TunedKernelsSurviveABadCacheAndNoDriver) {
 }
 
 namespace {
-/// Asks for, runs and checks an RMSNorm of 8 columns through the C ABI;
-/// "compiled" or the refusal's message on stderr.
-void getKernelAtExit(const char *who) {
-  normjit_context_t *context = nullptr;
-  normjit_kernel_t *kernel = nullptr;
-  normjit_kernel_spec_t spec = normjit_kernel_spec_default(NORMJIT_RMS_NORM, 8);
-  spec.epsilon = 1e-6f;
-  if (normjit_context_create(&context) != NORMJIT_OK)
-    std::_Exit(3);
-  normjit_status_t status = normjit_kernel_get(context, &spec, &kernel);
-  if (status == NORMJIT_OK) {
-    float x[8] = {1, -2, 3, -4, 5, -6, 7, -8}, y[8] = {};
-    normjit_run_args_t args{};
-    args.rows = 1;
-    args.x = x;
-    args.y = y;
-    double rstd = 1.0 / std::sqrt(204.0 / 8 + 1e-6);
-    if (normjit_kernel_run(kernel, &args) != NORMJIT_OK ||
-        std::fabs(y[7] - (-8 * rstd)) > 1e-5)
-      std::_Exit(4);
-    normjit_kernel_release(kernel);
-    std::fprintf(stderr, "%s: compiled\n", who);
-  } else {
-    std::fprintf(stderr, "%s: %s: %s\n", who, normjit_status_name(status),
-                 normjit_last_error());
-  }
-  normjit_context_destroy(context);
+/// The context and kernel main got, for the exit handlers.
+normjit_context_t *exitContext = nullptr;
+normjit_kernel_t *exitKernel = nullptr;
+
+/// Runs `kernel` (an RMSNorm of 8 columns) on one row and checks it.
+bool runsCorrectly(const normjit_kernel_t *kernel) {
+  float x[8] = {1, -2, 3, -4, 5, -6, 7, -8}, y[8] = {};
+  normjit_run_args_t args{};
+  args.rows = 1;
+  args.x = x;
+  args.y = y;
+  double rstd = 1.0 / std::sqrt(204.0 / 8 + 1e-6);
+  return normjit_kernel_run(kernel, &args) == NORMJIT_OK &&
+         std::fabs(y[7] - (-8 * rstd)) <= 1e-5;
 }
-void earlyExitHandler() { getKernelAtExit("early handler"); }
-void lateExitHandler() { getKernelAtExit("late handler"); }
+
+normjit_kernel_spec_t exitSpec(int64_t cols) {
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, cols);
+  spec.epsilon = 1e-6f;
+  return spec;
+}
+
+/// What an exit handler gets: the kernel main got (run and checked), the
+/// same spec again from main's context, and a new one (which would need a
+/// compile); each said on stderr.
+void useKernelsAtExit(const char *who) {
+  std::fprintf(stderr, "%s: kernel got before %s\n", who,
+               runsCorrectly(exitKernel) ? "runs" : "FAILS");
+  normjit_kernel_spec_t same = exitSpec(8), other = exitSpec(24);
+  normjit_kernel_t *kernel = nullptr;
+  normjit_status_t status = normjit_kernel_get(exitContext, &same, &kernel);
+  std::fprintf(stderr, "%s: same spec %s\n", who,
+               status == NORMJIT_OK && runsCorrectly(kernel) ? "handed out"
+                                                             : "FAILS");
+  normjit_kernel_release(kernel);
+  status = normjit_kernel_get(exitContext, &other, &kernel);
+  std::fprintf(stderr, "%s: new spec %s: %s\n", who,
+               normjit_status_name(status), normjit_last_error());
+}
+void earlyExitHandler() {
+  useKernelsAtExit("early handler");
+  normjit_kernel_release(exitKernel);
+  normjit_context_destroy(exitContext);
+}
+void lateExitHandler() { useKernelsAtExit("late handler"); }
 } // namespace
 
 TEST(ApiDeathTest, KernelsAskedForAtExit) {
-  // exit() destroys the main thread's thread-local objects (the last error,
-  // MLIR's caches) before it runs the exit handlers, and the compiler's
-  // static objects before the handlers registered ahead of its first
-  // compile. A handler registered after that compile gets a kernel (built
-  // on a thread of its own); one registered before gets a clear refusal;
-  // the last error is readable in both. A fresh process (threadsafe style)
-  // so that nothing compiled before the first handler.
+  // exit() destroys the exiting thread's thread-local objects (the last
+  // error's text among them), then runs the exit handlers, and destroys
+  // the compiler's static objects before the handlers registered ahead of
+  // their making. No kernel is compiled there, whenever the handler was
+  // registered: a clear refusal, the last error readable; a kernel got
+  // before runs, and a context hands out the kernels it has. A fresh
+  // process (threadsafe style), so that nothing compiled before the first
+  // handler.
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
         std::atexit(earlyExitHandler);
-        getKernelAtExit("main");
+        normjit_kernel_spec_t spec = exitSpec(8);
+        if (normjit_context_create(&exitContext) != NORMJIT_OK ||
+            normjit_kernel_get(exitContext, &spec, &exitKernel) != NORMJIT_OK ||
+            !runsCorrectly(exitKernel))
+          std::_Exit(3);
         normjit_kernel_spec_t bad =
             normjit_kernel_spec_default(NORMJIT_LAYER_NORM, 0);
         if (normjit_kernel_spec_validate(&bad) == NORMJIT_OK)
-          std::_Exit(5);
+          std::_Exit(4); // (a message set on this thread before exit)
         std::atexit(lateExitHandler);
         std::exit(0);
       },
       ::testing::ExitedWithCode(0),
-      "main: compiled\nlate handler: compiled\nearly handler: unsupported: "
-      "cannot compile a kernel while the process exits");
+      "late handler: kernel got before runs\n"
+      "late handler: same spec handed out\n"
+      "late handler: new spec unsupported: cannot compile a kernel on a "
+      "thread that is ending, or from an exit handler[^\n]*\n"
+      "early handler: kernel got before runs\n"
+      "early handler: same spec handed out\n"
+      "early handler: new spec unsupported: cannot compile");
 }

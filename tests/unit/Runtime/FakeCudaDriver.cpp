@@ -95,7 +95,22 @@ std::atomic<long> pointerQueries{0};
 long eventClock;
 
 std::vector<std::unique_ptr<Context>> userContexts; ///< never destroyed early
-thread_local std::vector<Context *> contextStack;
+/// The thread's context stack, as the driver keeps it: trivially
+/// destructible, so that calls from exit handlers (after exit() destroyed
+/// the thread's thread-local objects) find it whole.
+struct ContextStack {
+  Context *items[64];
+  int count;
+  bool empty() const { return count == 0; }
+  Context *back() const { return items[count - 1]; }
+  void pop_back() { --count; }
+  void push_back(Context *context) {
+    if (count == 64)
+      std::abort(); // no test pushes so deep
+    items[count++] = context;
+  }
+};
+thread_local ContextStack contextStack = {{}, 0};
 
 Context *current() {
   return contextStack.empty() ? nullptr : contextStack.back();

@@ -469,9 +469,17 @@ TEST_F(TuningCacheTest, RememberedEntriesOutliveOtherStores) {
   TuningCache file(path);
   ASSERT_EQ(takeMessage(file.load()), "");
   EXPECT_EQ(file.getEntries().size(), 1u); // only the stored one
+  // A merge into the file keeps it too.
+  std::string shard = path + ".shard";
+  ASSERT_EQ(takeMessage(TuningCache(shard).store({makeEntry("c", 30)})), "");
+  std::vector<std::string> messages;
+  ASSERT_EQ(takeMessage(cache.merge({shard}, messages)), "");
+  ASSERT_TRUE(cache.lookup(remembered.key).has_value());
+  EXPECT_TRUE(cache.isUnsaved(remembered.key));
   ASSERT_EQ(takeMessage(cache.store({remembered})), "");
   EXPECT_FALSE(cache.isUnsaved(remembered.key));
-  EXPECT_EQ(cache.getEntries().size(), 2u);
+  EXPECT_EQ(cache.getEntries().size(), 3u);
+  std::remove(shard.c_str());
 }
 
 TEST_F(TuningCacheTest, OutputIsSortedAndDeterministic) {

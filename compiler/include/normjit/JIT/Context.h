@@ -40,6 +40,14 @@ private:
   std::unique_ptr<CompiledCpuKernel> compiled;
 };
 
+/// Success, or NORMJIT_UNSUPPORTED where this thread may not compile: its
+/// thread-local objects are destroyed (the thread is ending, or it called
+/// exit() and runs the exit handlers and static destructors, after which
+/// the compiler's objects may be gone). Kernels got before still run, and
+/// a context still hands out the kernels it has. Checked by every request
+/// that compiles, parses a config or tunes.
+llvm::Error checkThreadMayCompile();
+
 /// Hands out kernels. Thread-safe.
 class Context {
 public:

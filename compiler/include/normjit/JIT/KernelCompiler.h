@@ -206,6 +206,10 @@ private:
 llvm::Expected<std::unique_ptr<CompiledCpuKernel>>
 compileCpuKernel(const normjit_kernel_spec_t &spec, const CpuConfig &config);
 
+/// Whether this thread's thread-local objects are destroyed: it is ending,
+/// or it called exit() (see checkThreadMayCompile in Context.h).
+bool isThreadEnding();
+
 /// An error with the C ABI status it maps to, so that the C API returns
 /// the right code for each failure.
 class StatusError : public llvm::ErrorInfo<StatusError> {

@@ -179,6 +179,10 @@ public:
   }
 
 private:
+  /// `entries` after `written` went to the file: those and the remembered
+  /// entries it has no key of (the others count as saved).
+  void keepUnsaved(std::vector<CacheEntry> written);
+
   std::string path;
   std::vector<CacheEntry> entries;
   std::vector<CacheEntry> unsaved; ///< remembered only, sorted by key

@@ -134,6 +134,15 @@ normjit_status_t loadBest(const normjit_aot_cuda_kernel_t &kernel, int device,
       normjit_clear_error();
       return NORMJIT_OK;
     }
+    // Only an image the driver rejects (or one without the kernel's
+    // entries) gives way to the next: out of memory or a device error is
+    // said, and the next call tries the best image again (an older one
+    // loaded now would serve the rest of the process).
+    if (status != NORMJIT_COMPILE_ERROR && status != NORMJIT_INVALID_ARGUMENT)
+      return setError(status, kernelName(kernel) + " cannot load " +
+                                  kernel.images[order[i]].name +
+                                  " on CUDA device " + std::to_string(device) +
+                                  " (" + chip + "): " + normjit_last_error());
     if (firstStatus == NORMJIT_OK)
       firstStatus = status;
     errors += std::string(errors.empty() ? "" : "; ") +

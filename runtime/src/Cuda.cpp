@@ -58,6 +58,7 @@ static_assert(sizeof(CUdeviceptr) == sizeof(void *), "CUdeviceptr is 64-bit");
 
 // CUresult
 constexpr CUresult CUDA_SUCCESS = 0;
+constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
 constexpr CUresult CUDA_ERROR_OUT_OF_MEMORY = 2;
 constexpr CUresult CUDA_ERROR_INVALID_IMAGE = 200;
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
@@ -66,6 +67,9 @@ constexpr CUresult CUDA_ERROR_JIT_COMPILER_NOT_FOUND = 221;
 constexpr CUresult CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222;
 constexpr CUresult CUDA_ERROR_INVALID_SOURCE = 300;
 constexpr CUresult CUDA_ERROR_NOT_FOUND = 500;
+
+/// The most devices a driver's count is believed for.
+constexpr int kMaxDevices = 4096;
 
 // CUdevice_attribute
 constexpr int CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 1;
@@ -273,6 +277,19 @@ normjit_status_t driverError(const Driver &driver, const std::string &call,
 
 normjit_status_t invalid(const std::string &message) {
   return setError(NORMJIT_INVALID_ARGUMENT, message);
+}
+
+/// Waits on the legacy default stream for the copy or memset `what` just
+/// queued. A failure there is named as the wait's: it is where an error
+/// of an earlier kernel surfaces, not necessarily the copy's.
+normjit_status_t synchronizeAfter(const Driver &d, const char *what) {
+  CUresult result = d.cuStreamSynchronize(nullptr);
+  if (result == CUDA_SUCCESS)
+    return NORMJIT_OK;
+  return driverError(d,
+                     std::string("cuStreamSynchronize (after ") + what +
+                         "; the error may be an earlier kernel's)",
+                     result);
 }
 
 /// Driver messages (a JIT log) on one line.
@@ -587,6 +604,13 @@ normjit_status_t loadDriver(Driver &d, std::vector<DeviceState> &devices) {
   int count = 0;
   if ((result = d.cuDeviceGetCount(&count)) != CUDA_SUCCESS)
     return driverError(d, "cuDeviceGetCount", result);
+  // (A driver that reports more devices than any machine holds is not
+  // believed: its count would size the table below.)
+  if (count > kMaxDevices)
+    return setError(NORMJIT_DEVICE_ERROR,
+                    "CUDA driver: cuDeviceGetCount reports " +
+                        std::to_string(count) + " devices, more than " +
+                        std::to_string(kMaxDevices) + " any machine holds");
   devices.assign(static_cast<size_t>(std::max(count, 0)), DeviceState{});
   for (int i = 0; i < count; ++i)
     if ((result = d.cuDeviceGet(&devices[i].device, i)) != CUDA_SUCCESS)
@@ -748,9 +772,13 @@ normjit_status_t pointerContext(const Driver &d, const void *pointer,
   CUcontext owner = nullptr;
   CUresult result = d.cuPointerGetAttribute(
       &owner, CU_POINTER_ATTRIBUTE_CONTEXT, devicePtr(pointer));
-  if (result != CUDA_SUCCESS)
+  // A pointer the driver does not know is the caller's; any other failure
+  // (a context an earlier kernel broke) is the driver's to report.
+  if (result == CUDA_ERROR_INVALID_VALUE)
     return invalid(std::string(what) + " (" + hexPointer(pointer) +
                    ") is not CUDA device memory");
+  if (result != CUDA_SUCCESS)
+    return driverError(d, "cuPointerGetAttribute", result);
   if (owner) {
     *context = owner;
     return NORMJIT_OK;
@@ -932,8 +960,11 @@ normjit_cuda_device_fingerprint(int ordinal, char *buf, size_t size) {
   NORMJIT_RETURN_IF_ERROR(normjit_cuda_device_info(ordinal, &info));
   // Tenths of a GiB in integers: "%.1f" would follow the host's LC_NUMERIC
   // and turn the key into "79,1 GiB" under some locales.
+  // (Whole GiB and the rest apart: total_memory * 10 wraps past 1.6 EiB.)
+  uint64_t gib = info.total_memory >> 30;
+  uint64_t rest = info.total_memory & ((uint64_t(1) << 30) - 1);
   unsigned long long tenths =
-      (info.total_memory * 10 + (uint64_t(1) << 29)) >> 30;
+      gib * 10 + ((rest * 10 + (uint64_t(1) << 29)) >> 30);
   char text[NORMJIT_CUDA_FINGERPRINT_SIZE];
   int length =
       std::snprintf(text, sizeof text,
@@ -1364,7 +1395,10 @@ normjit_status_t checkDeviceAccessible(const Driver &d, const char *name,
   void *data[] = {&type, &mapped, &owner, &managed, &ownerContext};
   CUresult result =
       d.cuPointerGetAttributes(5, attributes, data, devicePtr(pointer));
-  if (result != CUDA_SUCCESS || type == 0)
+  // (It fails for no pointer it does not know: a failure is the driver's.)
+  if (result != CUDA_SUCCESS)
+    return driverError(d, "cuPointerGetAttributes", result);
+  if (type == 0)
     return invalid(std::string(name) + " (" + hexPointer(pointer) +
                    ") is not CUDA device memory the kernel's device can "
                    "access");
@@ -1604,22 +1638,20 @@ normjit_status_t copy(CopyKind kind, void *dst, const void *src, size_t bytes) {
     // From pageable memory the copy returns once the data is staged; wait
     // for it, so kernels on non-blocking streams see it.
     result = d->cuMemcpyHtoD(devicePtr(dst), src, bytes);
-    if (result == CUDA_SUCCESS)
-      result = d->cuStreamSynchronize(nullptr);
-    return result == CUDA_SUCCESS ? NORMJIT_OK
-                                  : driverError(*d, "cuMemcpyHtoD", result);
+    if (result != CUDA_SUCCESS)
+      return driverError(*d, "cuMemcpyHtoD", result);
+    return synchronizeAfter(*d, "cuMemcpyHtoD");
   case CopyKind::DeviceToHost:
     result = d->cuMemcpyDtoH(dst, devicePtr(src), bytes);
     return result == CUDA_SUCCESS ? NORMJIT_OK
                                   : driverError(*d, "cuMemcpyDtoH", result);
   case CopyKind::DeviceToDevice:
     result = d->cuMemcpyDtoD(devicePtr(dst), devicePtr(src), bytes);
-    if (result == CUDA_SUCCESS)
-      // Device-to-device copies are asynchronous: wait for this one (on the
-      // legacy default stream), not for the whole context.
-      result = d->cuStreamSynchronize(nullptr);
-    return result == CUDA_SUCCESS ? NORMJIT_OK
-                                  : driverError(*d, "cuMemcpyDtoD", result);
+    if (result != CUDA_SUCCESS)
+      return driverError(*d, "cuMemcpyDtoD", result);
+    // Device-to-device copies are asynchronous: wait for this one (on the
+    // legacy default stream), not for the whole context.
+    return synchronizeAfter(*d, "cuMemcpyDtoD");
   }
   return NORMJIT_OK;
 }
@@ -1655,11 +1687,9 @@ extern "C" normjit_status_t normjit_cuda_memset(void *ptr, int value,
   NORMJIT_RETURN_IF_ERROR(scope.enter(context));
   CUresult result =
       d->cuMemsetD8(devicePtr(ptr), static_cast<unsigned char>(value), bytes);
-  if (result == CUDA_SUCCESS)
-    result = d->cuStreamSynchronize(nullptr);
   if (result != CUDA_SUCCESS)
     return driverError(*d, "cuMemsetD8", result);
-  return NORMJIT_OK;
+  return synchronizeAfter(*d, "cuMemsetD8");
 }
 
 namespace {

@@ -206,6 +206,10 @@ llvm::Expected<Timing> measure(Fn &&fn, int64_t warmup, int64_t reps,
 /// no 17 significant digits.
 void writeMeasurement(llvm::json::OStream &json, llvm::StringRef key,
                       double value) {
+  if (!std::isfinite(value)) { // JSON has no NaN or infinity
+    json.attribute(key, nullptr);
+    return;
+  }
   json.attributeBegin(key);
   json.rawValue(
       [&](llvm::raw_ostream &os) { os << llvm::format("%.3f", value); });
@@ -329,6 +333,10 @@ llvm::Error benchGpu(const normjit_kernel_spec_t &spec, int64_t rows,
       return seconds.takeError();
     samples.push_back(*seconds / batch);
     total += *seconds;
+    // Events that measure no time would never add up to --min-time.
+    if (static_cast<int64_t>(samples.size()) >= std::max<int64_t>(reps, 1) &&
+        !(total > 0))
+      return makeToolError("CUDA events measured no time for the kernel");
   }
   std::sort(samples.begin(), samples.end());
   size_t middle = samples.size() / 2;

@@ -362,6 +362,11 @@ llvm::Expected<double> GpuWorkload::timeEvents(Submit submit) {
   float ms = 0;
   if (normjit_status_t status = normjit_cuda_event_elapsed_ms(start, end, &ms))
     return statusToError(status);
+  // A driver that gives a negative or non-finite time is not measuring.
+  if (!(ms >= 0) || !std::isfinite(ms))
+    return makeError(NORMJIT_DEVICE_ERROR,
+                     "CUDA events gave " + std::to_string(ms) +
+                         " ms between two records; no time to trust");
   return static_cast<double>(ms) / 1e3;
 }
 

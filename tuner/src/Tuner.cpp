@@ -160,7 +160,8 @@ public:
     if (found.ranking.empty())
       return makeError(
           NORMJIT_INTERNAL,
-          "no candidate compiled and passed the reference check (" +
+          "no candidate compiled, passed the reference check and was "
+          "timed (" +
               std::to_string(result.failures.size()) + " failures; first: " +
               (result.failures.empty() ? std::string("none")
                                        : result.failures.front()) +

@@ -72,7 +72,7 @@
 // tune: every candidate is rejected (the fake computes nothing), saying so;
 // nothing is stored.
 // RUN: %{fake} not normjit tune --op rms_norm --rows 64 --cols 256 --device cuda:0 --candidates 2 --cache %t/tuning.toml 2>&1 | FileCheck %s --check-prefix=TUNE
-// TUNE: normjit: error: no candidate compiled and passed the reference check (2 failures; first: #norm.config<gpu, {{.*}}: wrong result: {{[0-9]+}} mismatches against the fp64 reference
+// TUNE: normjit: error: no candidate compiled, passed the reference check and was timed (2 failures; first: #norm.config<gpu, {{.*}}: wrong result: {{[0-9]+}} mismatches against the fp64 reference
 // RUN: test ! -e %t/tuning.toml
 
 // run: inputs uploaded, outputs downloaded and written (their values are

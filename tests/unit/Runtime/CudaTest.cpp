@@ -145,6 +145,24 @@ TEST_F(CudaDriverTest, NoDriverAtTheGivenPath) {
   EXPECT_TRUE(contains(normjit_last_error(), "NORMJIT_CUDA_DRIVER"));
 }
 
+TEST_F(CudaDriverTest, ImplausibleDeviceCountIsADeviceError) {
+  // A driver's count sizes a table: 2^31 - 1 devices aborted the process
+  // (std::bad_alloc) where it should be a device error.
+  useDriver(NORMJIT_FAKE_CUDA_DRIVER);
+  setenv("FAKE_CUDA_DEVICE_COUNT", "2147483647", 1);
+  int count = -1;
+  normjit_status_t status = normjit_cuda_device_count(&count);
+  std::string message = normjit_last_error();
+  unsetenv("FAKE_CUDA_DEVICE_COUNT");
+  EXPECT_EQ(status, NORMJIT_DEVICE_ERROR);
+  EXPECT_TRUE(contains(message.c_str(), "reports 2147483647 devices"))
+      << message;
+  useDriver(NORMJIT_FAKE_CUDA_DRIVER); // loaded again, believed
+  EXPECT_EQ(normjit_cuda_device_count(&count), NORMJIT_OK)
+      << normjit_last_error();
+  EXPECT_GT(count, 0);
+}
+
 TEST_F(CudaDriverTest, NoDriverByDefault) {
   if (void *real = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
     dlclose(real);

@@ -191,6 +191,10 @@ CUresult fakeDriverGetVersion(int *version) {
 
 CUresult fakeDeviceGetCount(int *count) {
   *count = kFakeDeviceCount;
+  // FAKE_CUDA_DEVICE_COUNT: the count reported (no more devices exist).
+  if (const char *forced = std::getenv("FAKE_CUDA_DEVICE_COUNT");
+      forced && *forced)
+    *count = std::atoi(forced);
   return kSuccess;
 }
 
@@ -713,6 +717,9 @@ CUresult fakeEventElapsedTime(float *ms, void *start, void *end) {
   if (a < 0 || b < 0)
     return kInvalidHandle;
   *ms = 0.25f * static_cast<float>(b - a);
+  // FAKE_CUDA_EVENT_MS: every elapsed time is that (a driver not measuring).
+  if (const char *forced = std::getenv("FAKE_CUDA_EVENT_MS"); forced && *forced)
+    *ms = std::strtof(forced, nullptr);
   return kSuccess;
 }
 

@@ -65,6 +65,10 @@ constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 constexpr CUresult CUDA_ERROR_INVALID_PTX = 218;
 constexpr CUresult CUDA_ERROR_JIT_COMPILER_NOT_FOUND = 221;
 constexpr CUresult CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222;
+constexpr CUresult CUDA_ERROR_JIT_COMPILATION_DISABLED = 223;
+constexpr CUresult CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND = 302;
+constexpr CUresult CUDA_ERROR_SHARED_OBJECT_INIT_FAILED = 303;
+constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 constexpr CUresult CUDA_ERROR_INVALID_SOURCE = 300;
 constexpr CUresult CUDA_ERROR_NOT_FOUND = 500;
 
@@ -944,6 +948,16 @@ normjit_cuda_device_info(int ordinal, normjit_cuda_device_info_t *info) {
       return driverError(
           *d, std::string("cuDeviceGetAttribute(") + entry.name + ")", result);
   }
+  // sm_XY names major X and minor Y below 10: other numbers name no chip
+  // (9.10 and 91.0 would both be sm_910, and match each other's images).
+  if (out.cc_minor < 0 || out.cc_minor > 9 || out.cc_major < 0 ||
+      out.cc_major > 99)
+    return setError(NORMJIT_DEVICE_ERROR,
+                    "CUDA device " + std::to_string(ordinal) + " (" +
+                        std::string(out.name) +
+                        ") reports compute capability " +
+                        std::to_string(out.cc_major) + "." +
+                        std::to_string(out.cc_minor) + ", which names no chip");
   if (out.max_shared_memory_per_block_optin == 0)
     out.max_shared_memory_per_block_optin = out.max_shared_memory_per_block;
   out.dram_bandwidth_gbps = 2.0 * out.memory_clock_khz * 1e3 *
@@ -1038,12 +1052,18 @@ normjit_status_t loadImage(const Driver &d, const void *image, size_t size,
       "CUDA driver: cuModuleLoadDataEx failed: " + resultText(d, result);
   if (!log.empty())
     message += "; JIT log: " + log;
-  bool rejected = result == CUDA_ERROR_INVALID_PTX ||
-                  result == CUDA_ERROR_INVALID_IMAGE ||
-                  result == CUDA_ERROR_NO_BINARY_FOR_GPU ||
-                  result == CUDA_ERROR_UNSUPPORTED_PTX_VERSION ||
-                  result == CUDA_ERROR_JIT_COMPILER_NOT_FOUND ||
-                  result == CUDA_ERROR_INVALID_SOURCE;
+  // The driver's refusals of this image (another image may load; a load
+  // of this one again would fail the same way).
+  bool rejected =
+      result == CUDA_ERROR_INVALID_PTX || result == CUDA_ERROR_INVALID_IMAGE ||
+      result == CUDA_ERROR_NO_BINARY_FOR_GPU ||
+      result == CUDA_ERROR_UNSUPPORTED_PTX_VERSION ||
+      result == CUDA_ERROR_JIT_COMPILER_NOT_FOUND ||
+      result == CUDA_ERROR_JIT_COMPILATION_DISABLED ||
+      result == CUDA_ERROR_INVALID_SOURCE ||
+      result == CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND ||
+      result == CUDA_ERROR_SHARED_OBJECT_INIT_FAILED ||
+      result == CUDA_ERROR_NOT_SUPPORTED || result == CUDA_ERROR_INVALID_VALUE;
   return setError(rejected ? NORMJIT_COMPILE_ERROR : statusFor(result),
                   message);
 }

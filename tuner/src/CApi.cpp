@@ -76,8 +76,6 @@ extern "C" normjit_status_t normjit_kernel_get_tuned(
   if (rows < 0)
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "rows must not be negative, got " + std::to_string(rows));
-  if (llvm::Error error = checkThreadMayCompile()) // (before the cache file)
-    return errorToStatus(std::move(error));
   normjit_tuning_options_t chosen =
       options ? *options : normjit_tuning_options_default();
   TuningPolicy policy;
@@ -108,6 +106,8 @@ extern "C" normjit_status_t normjit_kernel_get_tuned(
   auto ordinal = parseDeviceName(device ? device : "cpu");
   if (!ordinal)
     return errorToStatus(ordinal.takeError());
+  if (llvm::Error error = checkThreadMayCompile()) // (before the cache file)
+    return errorToStatus(std::move(error));
   if (chosen.threads < 0 || chosen.threads > 1024)
     return setError(NORMJIT_INVALID_ARGUMENT,
                     "threads must be in [0, 1024], got " +

@@ -73,11 +73,11 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
       config->threads = options.threads;
     return context.getKernel(spec, config);
   };
-  if (llvm::Error error = checkThreadMayCompile())
-    return std::move(error);
   if (policy == TuningPolicy::Heuristic)
     return finish(ConfigSource::Default, std::nullopt);
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  if (llvm::Error error = checkThreadMayCompile()) // (before any tuning)
     return std::move(error);
   CacheKey key = makeCacheKey(spec, rows, options.threads);
   key.coldCache = options.coldCache; // what the tuning below would store
@@ -123,11 +123,11 @@ TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
       *source = from;
     return context.getGpuKernel(spec, device, config);
   };
-  if (llvm::Error error = checkThreadMayCompile())
-    return std::move(error);
   if (policy == TuningPolicy::Heuristic)
     return finish(ConfigSource::Default, std::nullopt);
   if (llvm::Error error = statusToError(normjit_kernel_spec_validate(&spec)))
+    return std::move(error);
+  if (llvm::Error error = checkThreadMayCompile()) // (before any tuning)
     return std::move(error);
   auto key = makeGpuCacheKey(spec, rows, device);
   if (!key)

@@ -150,12 +150,12 @@ extern "C" normjit_status_t normjit_kernel_get_for_device(
   // A bad spec is the caller's error on every device, whether or not the
   // device is there.
   NORMJIT_RETURN_IF_ERROR(normjit_kernel_spec_validate(spec));
-  if (config) // (parsed by MLIR, whose objects may be gone: see there)
-    if (llvm::Error error = checkThreadMayCompile())
-      return errorToStatus(std::move(error));
   auto ordinal = parseDeviceName(device);
   if (!ordinal)
     return errorToStatus(ordinal.takeError());
+  if (config) // (parsed by MLIR, whose objects may be gone: see there)
+    if (llvm::Error error = checkThreadMayCompile())
+      return errorToStatus(std::move(error));
   if (*ordinal >= 0)
     return getGpuKernel(context, spec, *ordinal, config, out);
   std::optional<CpuConfig> cpuConfig;

@@ -8,17 +8,34 @@
 
 #include "llvm/Support/raw_ostream.h"
 
+#include <atomic>
+#include <cstdlib>
+#include <optional>
+#include <pthread.h>
+
 using namespace normjit;
 
 namespace {
+/// Set at process exit by the exit handlers registered when normjit loads
+/// and after each compile. LLVM makes static objects as it first uses its
+/// parts (a first compile, a first GPU compile), and exit() destroys each
+/// before it runs the handlers (and static destructors) registered ahead
+/// of it. Those run after a marker: they get no compile, and the kernels
+/// they release leave their JIT to the process's end. Handlers registered
+/// after the last compile run before every marker, with LLVM whole. Set
+/// process-wide: an exit handler's work handed to another thread is
+/// refused too.
+std::atomic<bool> processExiting{false};
+void markProcessExiting() { processExiting = true; }
+void registerExitMarker() { std::atexit(markProcessExiting); }
+[[maybe_unused]] const bool markedAtLoad = (registerExitMarker(), true);
+
 /// Set when this thread's thread-local objects are destroyed: at the end of
 /// a thread, and for the thread that calls exit(), before exit() runs the
-/// atexit handlers and the destructors of static objects (glibc). From
-/// then on the compiler's objects may be gone (LLVM's and MLIR's made on
-/// first use, normjit's own, each destroyed before the handlers registered
-/// ahead of it), so no kernel is compiled on this thread; kernels compiled
-/// before still run. The watch is armed on the thread that loads normjit
-/// and on each thread that makes a context or asks for a kernel.
+/// handlers (glibc). MLIR's and LLVM's objects of this thread are gone
+/// then: a compile, or the destruction of a JIT, runs on a thread of its
+/// own. The watch is armed on the thread that loads normjit and on each
+/// thread that makes a context or asks for a kernel.
 thread_local bool threadEnding = false;
 struct ThreadEndWatch {
   bool armed = false;
@@ -36,19 +53,34 @@ void armThreadEndWatch() {
 [[maybe_unused]] const bool armedAtLoad = (armThreadEndWatch(), true);
 } // namespace
 
+bool normjit::isProcessExiting() { return processExiting; }
+
 bool normjit::isThreadEnding() {
   armThreadEndWatch();
   return threadEnding;
 }
 
+bool normjit::runOnFreshThread(llvm::function_ref<void()> body) {
+  pthread_t thread;
+  auto run = [](void *arg) -> void * {
+    (*static_cast<llvm::function_ref<void()> *>(arg))();
+    return nullptr;
+  };
+  if (pthread_create(&thread, nullptr, run, &body) != 0)
+    return false;
+  pthread_join(thread, nullptr);
+  return true;
+}
+
 llvm::Error normjit::checkThreadMayCompile() {
-  if (!isThreadEnding())
+  armThreadEndWatch();
+  if (!processExiting)
     return llvm::Error::success();
   return makeError(NORMJIT_UNSUPPORTED,
-                   "cannot compile a kernel on a thread that is ending, or "
-                   "from an exit handler or a static object's destructor: "
-                   "the compiler's objects are being destroyed; get the "
-                   "kernel before (a kernel got before runs)");
+                   "cannot compile a kernel while the process exits, from "
+                   "an exit handler or a static object's destructor that "
+                   "runs after the compiler's objects are destroyed; get "
+                   "the kernel before (a kernel got before runs)");
 }
 
 Kernel::Kernel(const normjit_kernel_spec_t &spec,
@@ -159,7 +191,15 @@ llvm::Expected<std::shared_ptr<const void>> Context::getOrCompile(
     // (A kernel compiled before is handed out on any thread.)
     if (llvm::Error error = checkThreadMayCompile())
       return std::move(error);
-    auto compiled = compile();
+    std::optional<llvm::Expected<std::shared_ptr<const void>>> result;
+    if (!isThreadEnding())
+      result.emplace(compile());
+    else if (!runOnFreshThread([&] { result.emplace(compile()); }))
+      return makeError(NORMJIT_INTERNAL,
+                       "cannot start a thread to compile on (this thread's "
+                       "own objects are being destroyed)");
+    registerExitMarker(); // after the objects this compile made
+    auto compiled = std::move(*result);
     if (compiled) {
       slot->kernel = std::move(*compiled);
     } else {

@@ -38,16 +38,6 @@ llvm::Expected<GpuTarget> normjit::getGpuTarget(int ordinal) {
   target.ccMajor = info.cc_major;
   target.ccMinor = info.cc_minor;
   target.smCount = info.sm_count;
-  // sm_XY names major X and minor Y < 10: other numbers name no chip (and
-  // 9.10 and 91.0 would both print sm_910).
-  if (target.ccMinor < 0 || target.ccMinor > 9 || target.ccMajor < 0 ||
-      target.ccMajor > 99)
-    return makeError(NORMJIT_DEVICE_ERROR,
-                     std::string("CUDA device ") + std::to_string(ordinal) +
-                         " (" + info.name + ") reports compute capability " +
-                         std::to_string(target.ccMajor) + "." +
-                         std::to_string(target.ccMinor) +
-                         ", which names no chip");
   if (target.ccMajor < 8)
     return makeError(NORMJIT_UNSUPPORTED,
                      std::string("CUDA device ") + std::to_string(ordinal) +

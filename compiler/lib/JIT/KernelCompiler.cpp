@@ -966,11 +966,19 @@ normjit::buildKernelIR(const normjit_kernel_spec_t &spec,
 
 normjit::CompiledCpuKernel::~CompiledCpuKernel() {
   // Released by an exit handler or a static destructor (a host's clean-up
-  // at exit): LLVM's objects the JIT's destruction uses may be gone
-  // already (it crashed or printed LLVM errors there). The process is
-  // ending; its memory goes with it.
-  if (isThreadEnding())
+  // at exit) after LLVM's objects the JIT's destruction uses were
+  // destroyed (it crashed or printed LLVM errors there): the process is
+  // ending, its memory goes with it. Released where this thread's own
+  // objects are gone: destroyed on a thread of its own.
+  if (isProcessExiting()) {
     (void)engine.release();
+    return;
+  }
+  if (engine && isThreadEnding()) {
+    mlir::ExecutionEngine *released = engine.release();
+    if (!runOnFreshThread([&] { delete released; }))
+      return; // (no thread: left to the process's end)
+  }
 }
 
 llvm::Expected<std::unique_ptr<normjit::CompiledCpuKernel>>

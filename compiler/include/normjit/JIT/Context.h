@@ -40,12 +40,13 @@ private:
   std::unique_ptr<CompiledCpuKernel> compiled;
 };
 
-/// Success, or NORMJIT_UNSUPPORTED where this thread may not compile: its
-/// thread-local objects are destroyed (the thread is ending, or it called
-/// exit() and runs the exit handlers and static destructors, after which
-/// the compiler's objects may be gone). Kernels got before still run, and
-/// a context still hands out the kernels it has. Checked by every request
-/// that compiles, parses a config or tunes.
+/// Success, or NORMJIT_UNSUPPORTED while the process exits past the point
+/// where the compiler's static objects are destroyed (an exit handler or
+/// static destructor registered before normjit's last compile). Kernels got
+/// before still run, and a context still hands out the kernels it has.
+/// Checked by every request that compiles, parses a config or tunes. (On a
+/// thread whose own thread-local objects are destroyed, compiles run on a
+/// thread of their own.)
 llvm::Error checkThreadMayCompile();
 
 /// Hands out kernels. Thread-safe.

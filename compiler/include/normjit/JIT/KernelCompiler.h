@@ -11,6 +11,7 @@
 
 #include "normjit/runtime/kernel.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/Support/Error.h"
 
@@ -207,8 +208,17 @@ llvm::Expected<std::unique_ptr<CompiledCpuKernel>>
 compileCpuKernel(const normjit_kernel_spec_t &spec, const CpuConfig &config);
 
 /// Whether this thread's thread-local objects are destroyed: it is ending,
-/// or it called exit() (see checkThreadMayCompile in Context.h).
+/// or it called exit() and runs the exit handlers.
 bool isThreadEnding();
+
+/// Whether exit() has destroyed (some of) the compiler's static objects:
+/// set by exit handlers registered when normjit loads and after each
+/// compile (see Context.cpp).
+bool isProcessExiting();
+
+/// Runs `body` on a new thread and waits for it; false if no thread could
+/// be started (then `body` did not run).
+bool runOnFreshThread(llvm::function_ref<void()> body);
 
 /// An error with the C ABI status it maps to, so that the C API returns
 /// the right code for each failure.

@@ -64,8 +64,10 @@ typedef struct normjit_aot_cuda_kernel_t {
 /** The order in which a device of compute capability cc_major.cc_minor tries
  * `images`: a cubin for exactly its compute capability first, then the PTX
  * images of compute capability at most its own, highest first (a later one
- * is tried when loading an earlier one fails, e.g. a driver too old for a
- * PTX ISA version). Writes up to `count` indices into `order` and returns
+ * is tried when the driver rejects an earlier one, e.g. a driver too old
+ * for a PTX ISA version, or when it lacks the kernel's entries; out of
+ * memory or a device error ends the search, and the next load tries the
+ * first again). Writes up to `count` indices into `order` and returns
  * how many there are (0: no image can run on that device). */
 int64_t normjit_aot_cuda_candidates(const normjit_aot_cuda_image_t *images,
                                     int64_t count, int cc_major, int cc_minor,
@@ -74,9 +76,11 @@ int64_t normjit_aot_cuda_candidates(const normjit_aot_cuda_image_t *images,
 /** Loads the image `kernel` runs on device `device` (the first candidate
  * that loads and has both entries) in the context a default-stream launch
  * from this thread uses (normjit_cuda_stream_context), once per context:
- * later calls and other threads reuse it. NORMJIT_UNSUPPORTED, naming the device's chip and the
- * library's images, when no image suits the device; NORMJIT_DEVICE_ERROR
- * without a driver; the load error when no candidate loads. */
+ * later calls and other threads reuse it. NORMJIT_UNSUPPORTED, naming the
+ * device's chip and the library's images, when no image suits the device;
+ * NORMJIT_DEVICE_ERROR without a driver; the first candidate's error when the
+ * driver rejects every candidate; out of memory or a device error as it comes
+ * (not remembered: the next call tries again). */
 normjit_status_t normjit_aot_cuda_load(normjit_aot_cuda_kernel_t *kernel,
                                        int device);
 

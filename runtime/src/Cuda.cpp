@@ -61,6 +61,7 @@ constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_INVALID_VALUE = 1;
 constexpr CUresult CUDA_ERROR_OUT_OF_MEMORY = 2;
 constexpr CUresult CUDA_ERROR_INVALID_IMAGE = 200;
+constexpr CUresult CUDA_ERROR_INVALID_CONTEXT = 201;
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 constexpr CUresult CUDA_ERROR_INVALID_PTX = 218;
 constexpr CUresult CUDA_ERROR_JIT_COMPILER_NOT_FOUND = 221;
@@ -71,6 +72,7 @@ constexpr CUresult CUDA_ERROR_SHARED_OBJECT_INIT_FAILED = 303;
 constexpr CUresult CUDA_ERROR_NOT_SUPPORTED = 801;
 constexpr CUresult CUDA_ERROR_INVALID_SOURCE = 300;
 constexpr CUresult CUDA_ERROR_NOT_FOUND = 500;
+constexpr CUresult CUDA_ERROR_CONTEXT_IS_DESTROYED = 709;
 
 /// The most devices a driver's count is believed for.
 constexpr int kMaxDevices = 4096;
@@ -352,7 +354,7 @@ struct FunctionEntry {
 struct normjit_cuda_module_t {
   CUmodule module = nullptr;
   CUcontext context = nullptr;
-  uint64_t contextId = 0; ///< see contextId()
+  uint64_t contextId = 0; ///< see getContextId()
   CUdevice device = 0;
   int ordinal = 0;
   uint64_t hash = 0;
@@ -800,12 +802,26 @@ normjit_status_t pointerContext(const Driver &d, const void *pointer,
 /// What identifies `context` for the life of the process: its id
 /// (cuCtxGetId, CUDA 12.0), which a context created later never shares
 /// even when the driver reuses a destroyed context's handle; the handle
-/// itself with an older driver.
-uint64_t contextId(const Driver &d, CUcontext context) {
-  unsigned long long id = 0;
-  if (d.cuCtxGetId && d.cuCtxGetId(context, &id) == CUDA_SUCCESS)
-    return id;
-  return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(context));
+/// itself with an older driver. The driver's result (CUDA_SUCCESS with the
+/// handle for an older driver).
+CUresult queryContextId(const Driver &d, CUcontext context, uint64_t *id) {
+  if (!d.cuCtxGetId) {
+    *id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(context));
+    return CUDA_SUCCESS;
+  }
+  unsigned long long value = 0;
+  CUresult result = d.cuCtxGetId(context, &value);
+  *id = value;
+  return result;
+}
+
+/// The id, or the driver's error: a failed query must not key a live
+/// context by its handle (its modules were loaded again under that key).
+normjit_status_t getContextId(const Driver &d, CUcontext context,
+                              uint64_t *id) {
+  CUresult result = queryContextId(d, context, id);
+  return result == CUDA_SUCCESS ? NORMJIT_OK
+                                : driverError(d, "cuCtxGetId", result);
 }
 
 /// The device of `context`, and its ordinal among the driver's devices.
@@ -1077,7 +1093,8 @@ normjit_status_t loadModule(const Driver &d, CUcontext context,
                             size_t size, normjit_cuda_module_t **out) {
   State &s = state();
   uint64_t hash = fnv1a(image, size);
-  uint64_t id = contextId(d, context);
+  uint64_t id = 0;
+  NORMJIT_RETURN_IF_ERROR(getContextId(d, context, &id));
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     if (normjit_cuda_module_t *module = findModule(id, hash, image, size)) {
@@ -1188,7 +1205,7 @@ extern "C" normjit_status_t normjit_cuda_stream_context(int ordinal,
   }
   *context = found;
   if (id)
-    *id = contextId(*d, found);
+    NORMJIT_RETURN_IF_ERROR(getContextId(*d, found, id));
   return NORMJIT_OK;
 }
 
@@ -1219,9 +1236,13 @@ normjit_cuda_module_release(normjit_cuda_module_t *module) {
   // A module whose context was destroyed went with it; its context's
   // handle may even belong to a new context by now, where unloading the
   // stale module would be undefined.
-  unsigned long long id = 0;
-  if (d->cuCtxGetId && (d->cuCtxGetId(module->context, &id) != CUDA_SUCCESS ||
-                        id != module->contextId)) {
+  // (Destroyed: the driver says so, or the handle has another id now. A
+  // query that fails otherwise leaves the unload to try.)
+  uint64_t id = 0;
+  CUresult idResult = queryContextId(*d, module->context, &id);
+  if (idResult == CUDA_ERROR_CONTEXT_IS_DESTROYED ||
+      idResult == CUDA_ERROR_INVALID_CONTEXT ||
+      (idResult == CUDA_SUCCESS && id != module->contextId)) {
     delete module;
     return NORMJIT_OK;
   }
@@ -2052,8 +2073,10 @@ normjit_status_t ContextLaunches::get(int ordinal, void *stream,
       candidate = static_cast<CUcontext>(seen->context);
     }
     // The id tells a context from a later one with its handle.
+    uint64_t candidateId = 0;
     if (candidate && candidate == seen->context &&
-        contextId(*d, candidate) == seen->contextId) {
+        queryContextId(*d, candidate, &candidateId) == CUDA_SUCCESS &&
+        candidateId == seen->contextId) {
       *out = seen;
       return NORMJIT_OK;
     }

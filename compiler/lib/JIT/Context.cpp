@@ -17,25 +17,37 @@ using namespace normjit;
 
 namespace {
 /// Set at process exit by the exit handlers registered when normjit loads
-/// and after each compile. LLVM makes static objects as it first uses its
-/// parts (a first compile, a first GPU compile), and exit() destroys each
-/// before it runs the handlers (and static destructors) registered ahead
-/// of it. Those run after a marker: they get no compile, and the kernels
-/// they release leave their JIT to the process's end. Handlers registered
-/// after the last compile run before every marker, with LLVM whole. Set
-/// process-wide: an exit handler's work handed to another thread is
-/// refused too.
+/// and after compiler work (noteCompilerUse). LLVM makes static objects as
+/// it first uses its parts (a first compile, a first GPU compile), and
+/// exit() destroys each before it runs the handlers (and static
+/// destructors) registered ahead of it. Those run after a marker: they get
+/// no compile, and the kernels they release leave their JIT to the
+/// process's end. Handlers registered after the last marker run before
+/// every marker, with LLVM whole. Set process-wide: an exit handler's work
+/// handed to another thread is refused too.
 std::atomic<bool> processExiting{false};
 void markProcessExiting() { processExiting = true; }
 void registerExitMarker() { std::atexit(markProcessExiting); }
 [[maybe_unused]] const bool markedAtLoad = (registerExitMarker(), true);
 
+/// Registers a marker after a piece of compiler work: after each of the
+/// first kEveryMarkedUses, then after the 2^k-th (LLVM makes its static
+/// objects on the first uses of its parts; a marker a compile would grow
+/// the exit list by 32 bytes a compile for the process's life).
+constexpr uint64_t kEveryMarkedUses = 256;
+std::atomic<uint64_t> compilerUses{0};
+void noteCompilerUse() {
+  uint64_t uses = ++compilerUses;
+  if (uses <= kEveryMarkedUses || (uses & (uses - 1)) == 0)
+    registerExitMarker();
+}
+
 /// Set when this thread's thread-local objects are destroyed: at the end of
 /// a thread, and for the thread that calls exit(), before exit() runs the
-/// handlers (glibc). MLIR's and LLVM's objects of this thread are gone
-/// then: a compile, or the destruction of a JIT, runs on a thread of its
-/// own. The watch is armed on the thread that loads normjit and on each
-/// thread that makes a context or asks for a kernel.
+/// handlers (glibc). Compiles and parses never run on a caller's thread
+/// (runCompilerWork); a JIT destroyed here is destroyed on a thread of its
+/// own too. The watch is armed on the thread that loads normjit and on
+/// each thread that makes a context or asks for a kernel.
 thread_local bool threadEnding = false;
 struct ThreadEndWatch {
   bool armed = false;
@@ -58,6 +70,16 @@ bool normjit::isProcessExiting() { return processExiting; }
 bool normjit::isThreadEnding() {
   armThreadEndWatch();
   return threadEnding;
+}
+
+bool normjit::runCompilerWork(llvm::function_ref<void()> body) {
+  if (!runOnFreshThread(body)) {
+    if (isThreadEnding())
+      return false;
+    body();
+  }
+  noteCompilerUse(); // after the objects this work made
+  return true;
 }
 
 bool normjit::runOnFreshThread(llvm::function_ref<void()> body) {
@@ -192,13 +214,10 @@ llvm::Expected<std::shared_ptr<const void>> Context::getOrCompile(
     if (llvm::Error error = checkThreadMayCompile())
       return std::move(error);
     std::optional<llvm::Expected<std::shared_ptr<const void>>> result;
-    if (!isThreadEnding())
-      result.emplace(compile());
-    else if (!runOnFreshThread([&] { result.emplace(compile()); }))
+    if (!runCompilerWork([&] { result.emplace(compile()); }))
       return makeError(NORMJIT_INTERNAL,
                        "cannot start a thread to compile on (this thread's "
                        "own objects are being destroyed)");
-    registerExitMarker(); // after the objects this compile made
     auto compiled = std::move(*result);
     if (compiled) {
       slot->kernel = std::move(*compiled);

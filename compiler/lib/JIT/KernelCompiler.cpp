@@ -501,8 +501,27 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   return config;
 }
 
+namespace normjit::detail {
+namespace {
+llvm::Expected<normjit::norm::ConfigKnobs>
+parseConfigKnobsHere(llvm::StringRef text);
+} // namespace
+} // namespace normjit::detail
+
 llvm::Expected<normjit::norm::ConfigKnobs>
 normjit::detail::parseConfigKnobs(llvm::StringRef text) {
+  // MLIR's work, off the caller's thread (see runCompilerWork).
+  std::optional<llvm::Expected<normjit::norm::ConfigKnobs>> knobs;
+  if (!runCompilerWork([&] { knobs.emplace(parseConfigKnobsHere(text)); }))
+    return makeError(NORMJIT_INTERNAL,
+                     "cannot start a thread to parse a config on");
+  return std::move(*knobs);
+}
+
+namespace normjit::detail {
+namespace {
+llvm::Expected<normjit::norm::ConfigKnobs>
+parseConfigKnobsHere(llvm::StringRef text) {
   // Text from a user or a file is checked before MLIR's parser sees it: the
   // parser recurses per nested bracket (about 1 KiB of stack a level), so
   // "[[[[..." thousands deep would overflow the stack, and hundreds deep a
@@ -577,6 +596,8 @@ normjit::detail::parseConfigKnobs(llvm::StringRef text) {
   knobs.minBlocksPerSm = config.getMinBlocksPerSm();
   return knobs;
 }
+} // namespace
+} // namespace normjit::detail
 
 llvm::Expected<normjit::CpuConfig>
 normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {

@@ -1311,19 +1311,26 @@ TEST(ApiDeathTest, KernelsAskedForAtExit) {
 }
 
 namespace {
-/// A thread-local object made before its thread's first normjit call, so
-/// destroyed after normjit's own objects of the thread: its destructor
-/// asks for a new kernel and runs it.
+/// A thread-local object whose destructor asks for a new kernel, with a
+/// config text, and runs it. With `early`, its constructor makes a context
+/// (normjit's thread-local objects come before it, MLIR's after: a host's
+/// per-thread holder); else it is made before the thread's first normjit
+/// call (normjit's and MLIR's objects after it).
 struct AtThreadEnd {
   std::atomic<int> *outcome = nullptr;
+  normjit_context_t *held = nullptr;
+  void holdEarly() { normjit_context_create(&held); }
   ~AtThreadEnd() {
     if (!outcome)
       return;
-    normjit_context_t *context = nullptr;
+    normjit_context_t *context = held;
     normjit_kernel_t *kernel = nullptr;
     normjit_kernel_spec_t spec = exitSpec(40);
-    bool ok = normjit_context_create(&context) == NORMJIT_OK &&
-              normjit_kernel_get(context, &spec, &kernel) == NORMJIT_OK;
+    bool ok = (context || normjit_context_create(&context) == NORMJIT_OK) &&
+              normjit_kernel_get_for_device(
+                  context, &spec, "cpu",
+                  "#norm.config<cpu, vector_width = 8, accumulators = 2>",
+                  &kernel) == NORMJIT_OK;
     if (ok) {
       std::vector<float> x(40, 1.0f), y(40, 0.0f);
       normjit_run_args_t args{};
@@ -1343,20 +1350,29 @@ thread_local AtThreadEnd atThreadEnd;
 
 TEST(ApiThreadEndTest, KernelsAskedForAsAThreadEnds) {
   // A thread's thread-local objects are destroyed at its end, the most
-  // recent first: here normjit's (and MLIR's) before the host's object
-  // above. Its request compiles on a thread of its own and the kernels it
-  // releases are destroyed there: an ordinary thread end, no refusal.
-  std::atomic<int> outcome{0};
-  std::thread([&] {
-    atThreadEnd.outcome = &outcome;
-    normjit_context_t *context = nullptr;
-    normjit_kernel_t *kernel = nullptr;
-    normjit_kernel_spec_t spec = exitSpec(8);
-    ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
-    ASSERT_EQ(normjit_kernel_get(context, &spec, &kernel), NORMJIT_OK);
-    EXPECT_TRUE(runsCorrectly(kernel));
-    normjit_kernel_release(kernel);
-    normjit_context_destroy(context);
-  }).join();
-  EXPECT_EQ(outcome.load(), 1) << normjit_last_error();
+  // recent first. MLIR's work (the config's parse, the compile) runs on a
+  // thread of its own, so a request from a host's thread-local destructor
+  // finds it whole in either order: an ordinary thread end, no refusal.
+  // (Parsed on the ending thread, the config crashed in MLIR's dialect
+  // loading; compiled there, the kernel crashed in MLIRContext.)
+  for (bool early : {false, true}) {
+    std::atomic<int> outcome{0};
+    std::thread([&] {
+      atThreadEnd.outcome = &outcome;
+      if (early)
+        atThreadEnd.holdEarly();
+      normjit_context_t *context = nullptr;
+      normjit_kernel_t *kernel = nullptr;
+      normjit_kernel_spec_t spec = exitSpec(8);
+      ASSERT_EQ(normjit_context_create(&context), NORMJIT_OK);
+      ASSERT_EQ(normjit_kernel_get_for_device(
+                    context, &spec, "cpu",
+                    "#norm.config<cpu, vector_width = 16>", &kernel),
+                NORMJIT_OK);
+      EXPECT_TRUE(runsCorrectly(kernel));
+      normjit_kernel_release(kernel);
+      normjit_context_destroy(context);
+    }).join();
+    EXPECT_EQ(outcome.load(), 1) << (early ? "early holder" : "late holder");
+  }
 }

@@ -44,9 +44,9 @@ private:
 /// where the compiler's static objects are destroyed (an exit handler or
 /// static destructor registered before normjit's last compile). Kernels got
 /// before still run, and a context still hands out the kernels it has.
-/// Checked by every request that compiles, parses a config or tunes. (On a
-/// thread whose own thread-local objects are destroyed, compiles run on a
-/// thread of their own.)
+/// Checked by every request that compiles, parses a config or tunes.
+/// (Compiles and config parses run on a thread of their own: see
+/// runCompilerWork.)
 llvm::Error checkThreadMayCompile();
 
 /// Hands out kernels. Thread-safe.

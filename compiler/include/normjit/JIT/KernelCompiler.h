@@ -220,6 +220,14 @@ bool isProcessExiting();
 /// be started (then `body` did not run).
 bool runOnFreshThread(llvm::function_ref<void()> body);
 
+/// Runs `body`, work of MLIR or LLVM (a compile, a config parse), on a
+/// thread of its own, where MLIR's thread-local objects are made and
+/// destroyed with that thread, never on a caller's thread that may be
+/// ending; then registers an exit marker (see Context.cpp). Where no
+/// thread can be started, runs it here unless this thread is ending
+/// (false: it did not run).
+bool runCompilerWork(llvm::function_ref<void()> body);
+
 /// An error with the C ABI status it maps to, so that the C API returns
 /// the right code for each failure.
 class StatusError : public llvm::ErrorInfo<StatusError> {

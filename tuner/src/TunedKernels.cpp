@@ -38,6 +38,11 @@ const char *normjit::tuner::getConfigSourceName(ConfigSource source) {
   return "unknown";
 }
 
+ConfigSource TunedKernels::sourceOf(const CacheEntry &found) const {
+  return cache.isUnsaved(found.key) ? ConfigSource::TunedEarlierNotSaved
+                                    : ConfigSource::Cache;
+}
+
 ConfigSource TunedKernels::storeOrRemember(const CacheEntry &entry) {
   // A tuned config that cannot be saved (a read-only cache, a full disk)
   // is still the best one found: the caller gets it, this object's cache
@@ -86,9 +91,7 @@ TunedKernels::getKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   // than tune the same spec again).
   std::unique_lock<std::mutex> lock(mutex);
   if (std::optional<CacheEntry> entry = cache.lookup(key)) {
-    ConfigSource from = cache.isUnsaved(entry->key)
-                            ? ConfigSource::TunedEarlierNotSaved
-                            : ConfigSource::Cache;
+    ConfigSource from = sourceOf(*entry);
     lock.unlock();
     return finish(from, entry->config);
   }
@@ -135,9 +138,7 @@ TunedKernels::getGpuKernel(const normjit_kernel_spec_t &spec, int64_t rows,
   key->coldCache = options.coldCache;
   std::unique_lock<std::mutex> lock(mutex);
   if (std::optional<CacheEntry> entry = cache.lookup(*key)) {
-    ConfigSource from = cache.isUnsaved(entry->key)
-                            ? ConfigSource::TunedEarlierNotSaved
-                            : ConfigSource::Cache;
+    ConfigSource from = sourceOf(*entry);
     lock.unlock();
     // The key's device is this GPU's fingerprint, so the entry holds a GPU
     // config (the cache reads nothing else under a CUDA device).

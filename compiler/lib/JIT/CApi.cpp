@@ -153,9 +153,6 @@ extern "C" normjit_status_t normjit_kernel_get_for_device(
   auto ordinal = parseDeviceName(device);
   if (!ordinal)
     return errorToStatus(ordinal.takeError());
-  if (config) // (parsed by MLIR, whose objects may be gone: see there)
-    if (llvm::Error error = checkThreadMayCompile())
-      return errorToStatus(std::move(error));
   if (*ordinal >= 0)
     return getGpuKernel(context, spec, *ordinal, config, out);
   std::optional<CpuConfig> cpuConfig;

@@ -72,14 +72,18 @@ bool normjit::isThreadEnding() {
   return threadEnding;
 }
 
-bool normjit::runCompilerWork(llvm::function_ref<void()> body) {
+llvm::Error normjit::runCompilerWork(llvm::function_ref<void()> body) {
+  if (llvm::Error error = checkThreadMayCompile())
+    return error;
   if (!runOnFreshThread(body)) {
     if (isThreadEnding())
-      return false;
+      return makeError(NORMJIT_INTERNAL,
+                       "cannot start a thread for the compiler's work (this "
+                       "thread's own objects are being destroyed)");
     body();
   }
   noteCompilerUse(); // after the objects this work made
-  return true;
+  return llvm::Error::success();
 }
 
 bool normjit::runOnFreshThread(llvm::function_ref<void()> body) {
@@ -211,14 +215,7 @@ llvm::Expected<std::shared_ptr<const void>> Context::getOrCompile(
   std::lock_guard<std::mutex> lock(slot->mutex);
   if (!slot->done) {
     // (A kernel compiled before is handed out on any thread.)
-    if (llvm::Error error = checkThreadMayCompile())
-      return std::move(error);
-    std::optional<llvm::Expected<std::shared_ptr<const void>>> result;
-    if (!runCompilerWork([&] { result.emplace(compile()); }))
-      return makeError(NORMJIT_INTERNAL,
-                       "cannot start a thread to compile on (this thread's "
-                       "own objects are being destroyed)");
-    auto compiled = std::move(*result);
+    auto compiled = runCompilerWork<std::shared_ptr<const void>>(compile);
     if (compiled) {
       slot->kernel = std::move(*compiled);
     } else {

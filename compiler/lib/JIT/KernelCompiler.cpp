@@ -504,23 +504,6 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
 namespace normjit::detail {
 namespace {
 llvm::Expected<normjit::norm::ConfigKnobs>
-parseConfigKnobsHere(llvm::StringRef text);
-} // namespace
-} // namespace normjit::detail
-
-llvm::Expected<normjit::norm::ConfigKnobs>
-normjit::detail::parseConfigKnobs(llvm::StringRef text) {
-  // MLIR's work, off the caller's thread (see runCompilerWork).
-  std::optional<llvm::Expected<normjit::norm::ConfigKnobs>> knobs;
-  if (!runCompilerWork([&] { knobs.emplace(parseConfigKnobsHere(text)); }))
-    return makeError(NORMJIT_INTERNAL,
-                     "cannot start a thread to parse a config on");
-  return std::move(*knobs);
-}
-
-namespace normjit::detail {
-namespace {
-llvm::Expected<normjit::norm::ConfigKnobs>
 parseConfigKnobsHere(llvm::StringRef text) {
   // Text from a user or a file is checked before MLIR's parser sees it: the
   // parser recurses per nested bracket (about 1 KiB of stack a level), so
@@ -598,6 +581,13 @@ parseConfigKnobsHere(llvm::StringRef text) {
 }
 } // namespace
 } // namespace normjit::detail
+
+llvm::Expected<normjit::norm::ConfigKnobs>
+normjit::detail::parseConfigKnobs(llvm::StringRef text) {
+  // MLIR's work, off the caller's thread.
+  return runCompilerWork<normjit::norm::ConfigKnobs>(
+      [&] { return parseConfigKnobsHere(text); });
+}
 
 llvm::Expected<normjit::CpuConfig>
 normjit::parseCpuConfig(llvm::StringRef text, const CpuConfig &base) {

@@ -36,6 +36,16 @@ normjit_kernel_spec_t layerNorm(int64_t cols) {
   return spec;
 }
 
+/// A LayerNorm with every buffer: residual, sum, gamma, beta, mean, rstd.
+normjit_kernel_spec_t everyBufferLayerNorm(int64_t cols) {
+  normjit_kernel_spec_t spec =
+      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
+  spec.has_residual = spec.store_sum = 1;
+  spec.has_gamma = spec.has_beta = 1;
+  spec.store_mean = spec.store_rstd = 1;
+  return spec;
+}
+
 std::string messageOf(llvm::Error error) {
   return llvm::toString(std::move(error));
 }
@@ -365,11 +375,7 @@ TEST(KernelRunTest, OutputsOverParametersOrStatisticsOverRowsAreRefused) {
 TEST(KernelRunTest, PartialOverlapsAreRefusedInterleavedRowsRun) {
   Context context;
   const int64_t cols = 16, rows = 4;
-  normjit_kernel_spec_t spec =
-      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
-  spec.has_residual = spec.store_sum = 1;
-  spec.has_gamma = spec.has_beta = 1;
-  spec.store_mean = spec.store_rstd = 1;
+  normjit_kernel_spec_t spec = everyBufferLayerNorm(cols);
   auto kernel = context.getKernel(spec);
   ASSERT_TRUE(!!kernel) << messageOf(kernel.takeError());
   // One allocation for everything, rows three times cols apart.
@@ -608,11 +614,7 @@ TEST(KernelRunTest, InPlaceResidualStreamInRowPairs) {
   using tuner::Buffer;
   Context context;
   const int64_t cols = 4099, rows = 5;
-  normjit_kernel_spec_t spec =
-      normjit_kernel_spec_default(NORMJIT_LAYER_NORM, cols);
-  spec.has_residual = spec.store_sum = 1;
-  spec.has_gamma = spec.has_beta = 1;
-  spec.store_mean = spec.store_rstd = 1;
+  normjit_kernel_spec_t spec = everyBufferLayerNorm(cols);
   auto kernel = context.getKernel(spec);
   ASSERT_TRUE(!!kernel);
   Buffer x(NORMJIT_F32, rows, cols, cols), h(NORMJIT_F32, rows, cols, cols);

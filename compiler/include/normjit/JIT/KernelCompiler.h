@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -224,9 +225,21 @@ bool runOnFreshThread(llvm::function_ref<void()> body);
 /// thread of its own, where MLIR's thread-local objects are made and
 /// destroyed with that thread, never on a caller's thread that may be
 /// ending; then registers an exit marker (see Context.cpp). Where no
-/// thread can be started, runs it here unless this thread is ending
-/// (false: it did not run).
-bool runCompilerWork(llvm::function_ref<void()> body);
+/// thread can be started, runs it here unless this thread is ending.
+/// Errors (then `body` did not run): NORMJIT_UNSUPPORTED once the process
+/// exits past the compiler's objects (checkThreadMayCompile in Context.h),
+/// NORMJIT_INTERNAL where no thread could be started.
+llvm::Error runCompilerWork(llvm::function_ref<void()> body);
+
+/// runCompilerWork for work with a result.
+template <typename T>
+llvm::Expected<T>
+runCompilerWork(llvm::function_ref<llvm::Expected<T>()> work) {
+  std::optional<llvm::Expected<T>> result;
+  if (llvm::Error error = runCompilerWork([&] { result.emplace(work()); }))
+    return std::move(error);
+  return std::move(*result);
+}
 
 /// An error with the C ABI status it maps to, so that the C API returns
 /// the right code for each failure.

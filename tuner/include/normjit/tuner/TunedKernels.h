@@ -69,6 +69,9 @@ private:
   /// Stores `entry`; when the file cannot be written, keeps it in memory
   /// and warns on stderr.
   ConfigSource storeOrRemember(const CacheEntry &entry);
+  /// Where an entry `cache` found came from: the file, or a tuning here
+  /// the file did not take.
+  ConfigSource sourceOf(const CacheEntry &found) const;
 
   Context &context;
   TuningCache &cache;

@@ -854,12 +854,21 @@ llvm::Type *bf16AsI16(llvm::Type *type) {
 }
 
 /// `value` as `words` (its i16 type): the value a bitcast made from such
-/// words, or a new bitcast.
+/// words, a shuffle of the words of a shuffle's operands (a piece of a
+/// wider vector, stored under a mask that lets the backend store lane by
+/// lane: a shuffled bf16 lane would be rounded through __truncsfbf2 there,
+/// x86-64-v3 with a mask known only at run time), or a new bitcast.
 llvm::Value *asWords(llvm::IRBuilder<> &b, llvm::Value *value,
                      llvm::Type *words) {
   if (auto *cast = llvm::dyn_cast<llvm::BitCastInst>(value))
     if (cast->getSrcTy() == words)
       return cast->getOperand(0);
+  if (auto *shuffle = llvm::dyn_cast<llvm::ShuffleVectorInst>(value))
+    if (llvm::Type *operandWords = bf16AsI16(shuffle->getOperand(0)->getType()))
+      return b.CreateShuffleVector(
+          asWords(b, shuffle->getOperand(0), operandWords),
+          asWords(b, shuffle->getOperand(1), operandWords),
+          shuffle->getShuffleMask());
   return b.CreateBitCast(value, words);
 }
 

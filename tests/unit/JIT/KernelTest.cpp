@@ -306,6 +306,75 @@ runOneRow(const Kernel &kernel, const normjit_kernel_spec_t &spec,
   return {rstd, tuner::reference(spec, 1, x, nullptr, nullptr, nullptr)};
 }
 
+TEST(KernelStreamingTest, AnyStartOfYStreamsCorrectly) {
+  // Streaming stores sweep each row (or pair) of y from its first column
+  // aligned for them, with masked ordinary stores before and after: y at
+  // every element offset from a 64-byte boundary, contiguous rows (one
+  // head for all) and strided ones (a head per row; a pair whose rows
+  // differ takes ordinary stores), rows one at a time, in pairs and in a
+  // group of four; nothing written outside the rows.
+  Context &context = sharedContext();
+  struct Shape {
+    normjit_op_t op;
+    int64_t cols;
+    normjit_dtype_t x, y;
+  };
+  const Shape shapes[] = {
+      {NORMJIT_RMS_NORM, 5, NORMJIT_F32, NORMJIT_F32},
+      {NORMJIT_LAYER_NORM, 100, NORMJIT_F32, NORMJIT_F32},
+      {NORMJIT_LAYER_NORM, 1000, NORMJIT_BF16, NORMJIT_BF16},
+      {NORMJIT_RMS_NORM, 1024, NORMJIT_F32, NORMJIT_F16},
+      {NORMJIT_LAYER_NORM, 4097, NORMJIT_F32, NORMJIT_F32}};
+  constexpr unsigned char kGuard = 0xAB;
+  for (const Shape &shape : shapes)
+    for (int64_t width : {8, 16, 32})
+      for (int64_t group : {1, 2, 4})
+        for (int64_t padding : {0, 3}) {
+          normjit_kernel_spec_t spec =
+              makeSpec(shape.op, shape.cols, shape.x, shape.y, false, false,
+                       true, shape.op == NORMJIT_LAYER_NORM, true);
+          CpuConfig config;
+          config.vectorWidth = width;
+          config.accumulators = 2;
+          config.streamingStores = true;
+          config.rowGroup = group;
+          config.rowsPerTask = 3;
+          config.threads = 2;
+          auto kernel = context.getKernel(spec, config);
+          ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+          int64_t rows = 7, stride = shape.cols + padding;
+          int64_t elementBytes = normjit_dtype_size(shape.y);
+          size_t bytes = static_cast<size_t>(rows * stride * elementBytes);
+          for (int64_t offset = 0; offset < 64 / elementBytes; ++offset) {
+            std::string name = describeCase(spec, rows, padding, Data::Normal) +
+                               "_v" + std::to_string(width) + "g" +
+                               std::to_string(group) + "_y+" +
+                               std::to_string(offset);
+            HostCall call(spec, rows, stride, Data::Normal, name);
+            // y `offset` elements past a 64-byte boundary, 64 guard bytes
+            // on either side.
+            std::vector<unsigned char> storage(bytes + 256, kGuard);
+            auto start = reinterpret_cast<uintptr_t>(storage.data()) + 64;
+            start = (start + 63) & ~uintptr_t(63);
+            auto *y = reinterpret_cast<unsigned char *>(start) +
+                      offset * elementBytes;
+            normjit_run_args_t args = call.args();
+            args.y = y;
+            llvm::Error error = (*kernel)->run(args);
+            ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+            for (auto *at = storage.data(); at < y; ++at)
+              ASSERT_EQ(*at, kGuard) << "written before y in " << name;
+            for (auto *at = y + bytes; at < storage.data() + storage.size();
+                 ++at)
+              ASSERT_EQ(*at, kGuard) << "written after y in " << name;
+            std::memcpy(call.y.data(), y, bytes);
+            checkOutputs(call, name);
+            if (::testing::Test::HasFailure())
+              return;
+          }
+        }
+}
+
 TEST(KernelDotTest, TinyRowsAreNotFlushed) {
   // bf16 rows are summed with vdpbf16ps where the host has AVX512-BF16,
   // which flushes denormal products: rows of 1e-20 have squares of 1e-40.
@@ -341,6 +410,37 @@ TEST(KernelDotTest, TinyRowsAreNotFlushed) {
             << " col " << c;
       }
   }
+}
+
+TEST(KernelDotTest, RowsOfMeanManyDeviationsFromZero) {
+  // bf16 rows summed unshifted (vdpbf16ps) take the one-sweep M2 with a
+  // mean up to 16 standard deviations from 0 when the outputs are 16-bit
+  // and no statistics are stored (2 otherwise): rows from 0 to 300
+  // deviations, either side of both bounds, with and without stored
+  // statistics, bf16 and f16 outputs and an f32 one, are within the
+  // contract's tolerances (one ulp of the rounded reference; f32 1e-5).
+  const double deviations[] = {0, 1.5, 2.5, 8, 15.5, 16.5, 40, 300};
+  constexpr int64_t rows = std::size(deviations);
+  for (normjit_dtype_t out : {NORMJIT_BF16, NORMJIT_F16, NORMJIT_F32})
+    for (int64_t cols : {768, 1024, 4097})
+      for (bool stats : {false, true}) {
+        normjit_kernel_spec_t spec =
+            makeSpec(NORMJIT_LAYER_NORM, cols, NORMJIT_BF16, out, false, false,
+                     true, true, stats);
+        std::string name = describeCase(spec, rows, 0, Data::Normal);
+        auto kernel = sharedContext().getKernel(spec);
+        ASSERT_TRUE(!!kernel) << llvm::toString(kernel.takeError());
+        HostCall call(spec, rows, cols, Data::Normal, name);
+        std::mt19937 rng(static_cast<unsigned>(cols));
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c)
+            call.x.set(r, c, static_cast<float>(deviations[r]) + normal(rng));
+        normjit_run_args_t args = call.args();
+        llvm::Error error = (*kernel)->run(args);
+        ASSERT_FALSE(!!error) << llvm::toString(std::move(error));
+        checkOutputs(call, name);
+      }
 }
 
 TEST(KernelDotTest, ConstantRowsOfLargeValuesHaveZeroVariance) {

@@ -56,6 +56,16 @@ constexpr int64_t kGroupTileColumns = 1024;
 /// centred sweep sums (d - mean)^2.
 constexpr float kFarShift = 4.0f;
 
+/// Rows summed unshifted (vdpbf16ps: the shift is 0) whose outputs are
+/// 16-bit and whose statistics are not stored take the one-sweep M2 while
+/// n mean^2 <= kFarShiftNarrowOutputs * M2, the mean within 16 standard
+/// deviations of 0: the cancellation then costs at most 257 times the
+/// sums' rounding error, about 1e-4 of M2 and 5e-5 of y, a tenth of half
+/// an ulp of f16 (4.9e-4) and less of bf16 (3.9e-3). With kFarShift
+/// every row of mean beyond two standard deviations took the centred
+/// sweep: bf16 LayerNorm of 1024 columns, 1.6x the time.
+constexpr float kFarShiftNarrowOutputs = 256.0f;
+
 /// vdpbf16ps flushes denormal products and partial sums to zero: each
 /// flush loses less than 2^-126, so a sum of squares of n values of at
 /// least n * kDotTrustedSquares (2^-102) has lost less than 2^-24 of
@@ -587,6 +597,50 @@ public:
     return current;
   }
 
+  /// Sweeps the row, without state, from column `head` (dynamic, at most
+  /// the width and the row's columns): a masked step over the columns
+  /// before it, the full vectors from it on (groups of `slots` in an
+  /// scf.for, then single ones in another), and a masked step over what
+  /// they leave. The steps' columns are dynamic (getStepPosition says so).
+  void sweepFrom(Value head, StepFn step) {
+    auto maskType = VectorType::get({width}, b.getI1Type());
+    auto maskOf = [&](Value count) -> Value {
+      return vector::CreateMaskOp::create(b, maskType, ValueRange{count});
+    };
+    step_ = {/*inGroupLoop=*/false, /*column=*/0, /*dynamic=*/true};
+    step(index(0), maskOf(head), {});
+    // `count` iterations of `vectors` full vectors from column `start`;
+    // returns the column after them.
+    auto loopOver = [&](Value start, Value count, int64_t vectors) -> Value {
+      auto loop = scf::ForOp::create(b, index(0), count, index(1));
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(loop.getBody());
+        Value base = arith::AddIOp::create(
+            b, start,
+            arith::MulIOp::create(b, loop.getInductionVar(),
+                                  index(vectors * width)));
+        for (int64_t v = 0; v < vectors; ++v) {
+          step_ = {/*inGroupLoop=*/false, v * width, /*dynamic=*/true};
+          step(arith::AddIOp::create(b, base, index(v * width)), Value(), {});
+        }
+      }
+      return arith::AddIOp::create(
+          b, start, arith::MulIOp::create(b, count, index(vectors * width)));
+    };
+    auto countOf = [&](Value start, int64_t vectors) -> Value {
+      return arith::DivUIOp::create(
+          b, arith::SubIOp::create(b, index(cols), start),
+          index(vectors * width));
+    };
+    Value next = head;
+    if (slots > 1)
+      next = loopOver(next, countOf(next, slots), slots);
+    next = loopOver(next, countOf(next, 1), 1);
+    step_ = {/*inGroupLoop=*/false, /*column=*/0, /*dynamic=*/true};
+    step(next, maskOf(arith::SubIOp::create(b, index(cols), next)), {});
+  }
+
   /// Sweeps the whole row; `state` holds sums (additive) unless empty.
   SmallVector<Value> sweep(ValueRange state, int64_t stateSize, StepFn step) {
     SmallVector<Value> afterMain =
@@ -618,6 +672,9 @@ public:
   struct StepPosition {
     bool inGroupLoop = false;
     int64_t column = 0;
+    /// A sweepFrom step: its column is not known here (`column` is its
+    /// offset in its group of vectors).
+    bool dynamic = false;
   };
   StepPosition getStepPosition() const { return step_; }
   int64_t getGroupElements() const { return width * slots; }
@@ -1096,8 +1153,14 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value nMeanSq =
         e.mul(e.mul(mean, mean), e.f32Const(static_cast<double>(cols)));
     // Not n mean^2 <= kFarShift * M2: greater, or unordered (M2 NaN).
-    Value notNear = arith::CmpFOp::create(b, arith::CmpFPredicate::UGT, nMeanSq,
-                                          e.mul(m2, e.f32Const(kFarShift)));
+    bool narrowOutputs = dotRows && !meanOut && !rstdOut &&
+                         cast<MemRefType>(y.getType())
+                                 .getElementType()
+                                 .getIntOrFloatBitWidth() == 16;
+    Value notNear = arith::CmpFOp::create(
+        b, arith::CmpFPredicate::UGT, nMeanSq,
+        e.mul(m2,
+              e.f32Const(narrowOutputs ? kFarShiftNarrowOutputs : kFarShift)));
     Value inf = e.f32Const(std::numeric_limits<float>::infinity());
     Value finite = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
                                          math::AbsFOp::create(b, mean), inf);
@@ -1129,24 +1192,36 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     {
       OpBuilder::InsertionGuard ifGuard(b);
       b.setInsertionPointToStart(recentred.thenBlock());
+      // Rows summed unshifted (vdpbf16ps) take this sweep whenever their
+      // mean lies beyond two standard deviations, not only for an outlier
+      // among their first three values: it keeps the main sweep's
+      // accumulators there (bf16 LayerNorm of 1024 columns with one, 1.6x
+      // the time of a near row, a latency-bound chain), one elsewhere.
+      LoweringKnobs centredKnobs = rareKnobs;
+      if (dotRows)
+        centredKnobs.accumulators = knobs.accumulators;
+      RowEmitter centred(b, cols, centredKnobs);
+      centred.usePairedBf16(statsPaired);
       Value newShift = arith::AddFOp::create(b, s0, mean);
-      Value newShiftVec = rare.splat(newShift);
-      SmallVector<Value> sums = rare.sweep(
-          {rare.zeroVector(), rare.zeroVector()}, 2,
+      Value newShiftVec = centred.splat(newShift);
+      SmallVector<Value> sums = centred.sweep(
+          SmallVector<Value>(2 * centred.getSlots(), centred.zeroVector()), 2,
           [&](Value col, Value mask, ValueRange acc) {
-            Value d = rare.maskOff(
-                rare.sub(laterS(rare, col, mask), newShiftVec), mask);
-            return SmallVector<Value>{rare.add(acc[0], d),
-                                      rare.add(acc[1], rare.mul(d, d))};
+            Value d = centred.maskOff(
+                centred.sub(laterS(centred, col, mask), newShiftVec), mask);
+            return SmallVector<Value>{centred.add(acc[0], d),
+                                      centred.add(acc[1], centred.mul(d, d))};
           });
-      Value sumD = rare.reduce(sums[0]);
+      Value sumD =
+          centred.reduceSlots(RowEmitter::slotField(sums, 2, /*field=*/0));
       // A division: n equal deviations d (a row of one value, its first
       // mean total * (1/n) an ulp off) give exactly d, and M2 exactly 0,
       // where sumD * (1/n) left a positive variance and an offset of y
       // behind. (This sweep is the rare path; the common one keeps 1/n.)
       Value correction = arith::DivFOp::create(
           b, sumD, e.f32Const(static_cast<double>(cols)));
-      Value squares = rare.reduce(sums[1]);
+      Value squares =
+          centred.reduceSlots(RowEmitter::slotField(sums, 2, /*field=*/1));
       Value centredM2 = e.sub(squares, e.mul(sumD, correction));
       // sumD * correction <= squares (Cauchy-Schwarz): where the squares
       // overflowed, that product may too, and inf - inf is NaN unless the
@@ -1216,6 +1291,17 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     int64_t lineColumns = std::max<int64_t>(1, kLineBytes / bytes);
     RowEmitter::StepPosition at = e.getStepPosition();
     SmallVector<int64_t> offsets;
+    // A sweepFrom step: its full vectors prefetch every line they cover, at
+    // every step where they are narrower than a line (the steps start
+    // anywhere in a line); its masked steps (a head and a tail, a few
+    // columns) none.
+    if (at.dynamic) {
+      if (mask)
+        return offsets;
+      for (int64_t offset = 0; offset < e.getWidth(); offset += lineColumns)
+        offsets.push_back(offset);
+      return offsets;
+    }
     if (e.getWidth() >= lineColumns) {
       for (int64_t offset = 0; offset < e.getWidth(); offset += lineColumns)
         if (!mask || at.inGroupLoop || at.column + offset < e.getColumns())
@@ -1279,21 +1365,26 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     return {gamma ? e.load(gamma, {col}, mask) : Value(),
             beta ? e.load(beta, {col}, mask) : Value()};
   };
-  // One row or a pair: each step covers every row, sharing gamma and beta.
-  auto outputSweep = [&](ArrayRef<RowStats> rowStats, bool stream) {
+  // One row or a pair: each step covers every row, sharing gamma and beta;
+  // from column `head` on where one is given (sweepFrom), else from 0.
+  auto outputSweep = [&](ArrayRef<RowStats> rowStats, Value head, bool stream) {
     e.usePairedBf16(outputPaired);
     SmallVector<Value> ahead;
     if (!inputs.empty())
       for (const RowStats &stats : rowStats)
         ahead.push_back(prefetchRowOf(stats.row));
-    e.sweep({}, 0, [&](Value col, Value mask, ValueRange) {
+    auto step = [&](Value col, Value mask, ValueRange) {
       auto [g, bt] = loadParams(col, mask);
       for (const RowStats &stats : rowStats)
         outputRow(stats, g, bt, col, mask, stream);
       for (Value aheadRow : ahead)
         prefetchAhead(aheadRow, col, mask);
       return SmallVector<Value>{};
-    });
+    };
+    if (head)
+      e.sweepFrom(head, step);
+    else
+      e.sweep({}, 0, step);
   };
   // A group of three rows or more: tiles of kGroupTileColumns columns (of
   // the main part, whole groups of vectors), each swept by every row of
@@ -1387,45 +1478,74 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
                  [&](RowEmitter::StepFn step) { e.sweepRest({}, 0, step); });
       });
   };
-  // With streaming stores, rows of y whose start is aligned for them are
-  // swept with non-temporal stores, the others (a misaligned buffer or row
-  // stride) with ordinary ones: `sweep` is emitted under a branch on
-  // whether every row of `alignRows` is aligned.
-  auto emitOutput = [&](ArrayRef<Value> alignRows,
-                        function_ref<void(bool stream)> sweep) {
+  // With streaming stores, y's full vectors are stored non-temporally where
+  // they are aligned for it (x86 has no unaligned non-temporal vector
+  // store). A single row or a pair (`fromHead`) is swept from the first
+  // column where its row of y is so aligned (sweepFrom: the columns before
+  // that one and after the last full vector take ordinary masked stores),
+  // when its rows start at a multiple of the element size, all as far
+  // from an aligned address: a host's heap buffer, 16 bytes into a page,
+  // streams as an aligned one does. A larger group (its column tiles start
+  // at column 0) streams when every row is aligned. Any other rows take
+  // ordinary stores: `sweep` is emitted under a branch, given the head
+  // (null: column 0) and whether to stream.
+  // (Widened or permuted copies of gamma and beta in the paired bf16 order
+  // hold that order within vectors starting at multiples of the width:
+  // such rows stream only when aligned.)
+  bool headsMove = !(outputPaired && !widenings.empty());
+  auto emitOutput = [&](ArrayRef<Value> alignRows, bool fromHead,
+                        function_ref<void(Value head, bool stream)> sweep) {
     if (!knobs.streaming)
-      return sweep(false);
+      return sweep(Value(), false);
+    fromHead = fromHead && headsMove;
     Type yElement = cast<MemRefType>(y.getType()).getElementType();
     int64_t alignment = e.streamAlignment(yElement);
+    int64_t elementSize = yElement.getIntOrFloatBitWidth() / 8;
     auto metadata = memref::ExtractStridedMetadataOp::create(b, y);
     Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, y);
-    Value aligned;
+    SmallVector<Value> misalignments;
     for (Value alignRow : alignRows) {
       Value element = arith::AddIOp::create(
           b, metadata.getOffset(),
           arith::MulIOp::create(b, alignRow, metadata.getStrides()[0]));
       Value address = arith::AddIOp::create(
-          b, base,
-          arith::MulIOp::create(
-              b, element, e.index(yElement.getIntOrFloatBitWidth() / 8)));
-      Value misalignment =
-          arith::AndIOp::create(b, address, e.index(alignment - 1));
-      Value rowAligned = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                                               misalignment, e.index(0));
-      aligned =
-          aligned ? arith::AndIOp::create(b, aligned, rowAligned) : rowAligned;
+          b, base, arith::MulIOp::create(b, element, e.index(elementSize)));
+      misalignments.push_back(
+          arith::AndIOp::create(b, address, e.index(alignment - 1)));
     }
-    auto branch = scf::IfOp::create(b, aligned, /*withElseRegion=*/true);
+    auto equal = [&](Value l, Value r) -> Value {
+      return arith::CmpIOp::create(b, arith::CmpIPredicate::eq, l, r);
+    };
+    Value first = misalignments.front();
+    Value streams = equal(
+        fromHead ? arith::AndIOp::create(b, first, e.index(elementSize - 1))
+                 : first,
+        e.index(0));
+    for (Value misalignment : ArrayRef<Value>(misalignments).drop_front())
+      streams = arith::AndIOp::create(b, streams, equal(misalignment, first));
+    auto branch = scf::IfOp::create(b, streams, /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(branch.thenBlock());
-    sweep(true);
+    Value head;
+    if (fromHead) {
+      // Elements up to the next aligned address, at most the row's.
+      Value bytes = arith::AndIOp::create(
+          b, arith::SubIOp::create(b, e.index(alignment), first),
+          e.index(alignment - 1));
+      head = arith::MinUIOp::create(
+          b, arith::DivUIOp::create(b, bytes, e.index(elementSize)),
+          e.index(cols));
+    }
+    sweep(head, true);
     b.setInsertionPointToStart(branch.elseBlock());
-    sweep(false);
+    sweep(Value(), false);
   };
   if (!grouped) {
     RowStats stats{row, centre ? e.splat(centre) : Value(),
                    offset ? e.splat(offset) : Value(), e.splat(rstd)};
-    emitOutput({row}, [&](bool stream) { outputSweep(stats, stream); });
+    emitOutput({row}, /*fromHead=*/true, [&](Value head, bool stream) {
+      outputSweep(stats, head, stream);
+    });
   } else {
     // Keep this row's statistics, then sweep the group (or the last rows).
     Value slot = arith::SubIOp::create(b, row, groupStart);
@@ -1462,12 +1582,15 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       // values).
       RowStats first = statsOf(e.index(0)), next = statsOf(second);
       next.present = full;
-      emitOutput({first.row, secondRow},
-                 [&](bool stream) { outputSweep({first, next}, stream); });
+      emitOutput({first.row, secondRow}, /*fromHead=*/true,
+                 [&](Value head, bool stream) {
+                   outputSweep({first, next}, head, stream);
+                 });
     } else {
-      emitOutput({groupStart, secondRow}, [&](bool stream) {
-        tiledSweep(groupStart, statsOf, groupCount, stream);
-      });
+      emitOutput({groupStart, secondRow}, /*fromHead=*/false,
+                 [&](Value, bool stream) {
+                   tiledSweep(groupStart, statsOf, groupCount, stream);
+                 });
     }
   }
 

@@ -179,8 +179,10 @@ func.func @welford(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
 
 // -----
 
-// Streaming stores: a row of y whose start is aligned to the vector (64
-// bytes) gets non-temporal, aligned full-vector stores; any other row an
+// Streaming stores: a row of y is swept from its first column aligned to
+// the vector (64 bytes), `head`: a masked ordinary store before it, the
+// full vectors from it non-temporal and aligned, then a masked ordinary
+// store after them. A row whose start is not a multiple of 4 bytes gets an
 // output sweep with ordinary stores.
 // CHECK-LABEL: func.func @streaming
 //       CHECK:   %[[BASE:.+]], %[[OFFSET:.+]], %{{.+}}:2, %[[STRIDES:.+]]:2 = memref.extract_strided_metadata %[[Y:.+]] :
@@ -190,9 +192,20 @@ func.func @welford(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
 //       CHECK:   %[[BYTES:.+]] = arith.muli %[[ELEMENT]], %c4
 //       CHECK:   %[[ADDRESS:.+]] = arith.addi %[[PTR]], %[[BYTES]]
 //       CHECK:   %[[MIS:.+]] = arith.andi %[[ADDRESS]], %c63
-//       CHECK:   %[[ALIGNED:.+]] = arith.cmpi eq, %[[MIS]], %c0
-//       CHECK:   scf.if %[[ALIGNED]] {
-//       CHECK:     vector.store %{{.*}} {alignment = 64 : i64, nontemporal = true} : memref<?x256xf32>, vector<16xf32>
+//       CHECK:   %[[PART:.+]] = arith.andi %[[MIS]], %c3
+//       CHECK:   %[[WHOLE:.+]] = arith.cmpi eq, %[[PART]], %c0
+//       CHECK:   scf.if %[[WHOLE]] {
+//       CHECK:     %[[TOLINE:.+]] = arith.subi %c64, %[[MIS]]
+//       CHECK:     %[[HEADBYTES:.+]] = arith.andi %[[TOLINE]], %c63
+//       CHECK:     %[[HEADELEMENTS:.+]] = arith.divui %[[HEADBYTES]], %c4
+//       CHECK:     %[[HEAD:.+]] = arith.minui %[[HEADELEMENTS]], %c256
+//       CHECK:     %[[HEADMASK:.+]] = vector.create_mask %[[HEAD]] : vector<16xi1>
+//       CHECK:     vector.maskedstore %[[Y]][%[[ROW]], %c0{{.*}}], %[[HEADMASK]]
+//       CHECK:     scf.for
+//       CHECK:       vector.store %{{.*}} {alignment = 64 : i64, nontemporal = true} : memref<?x256xf32>, vector<16xf32>
+//       CHECK:     }
+//       CHECK:     %[[TAILMASK:.+]] = vector.create_mask %{{.+}} : vector<16xi1>
+//       CHECK:     vector.maskedstore %[[Y]][%[[ROW]], %{{.+}}], %[[TAILMASK]]
 //       CHECK:   } else {
 //   CHECK-NOT:     nontemporal
 //       CHECK:     vector.store %{{.*}} : memref<?x256xf32>, vector<16xf32>
@@ -213,6 +226,57 @@ func.func @streaming(%x: memref<?x256xf32>, %y: memref<?x256xf32>) {
 func.func @streaming_bf16(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
   norm.rms_norm x(%x : memref<?x100xbf16>) -> y(%y : memref<?x100xbf16>) eps = 1.0e-05
       config = #norm.config<cpu, vector_width = 8, streaming_stores = true>
+  return
+}
+
+// -----
+
+// A pair of rows streams from one head when both rows of y are as far from
+// an aligned address (and that a multiple of 4 bytes); a group of three
+// rows or more streams only when its rows are aligned.
+// CHECK-LABEL: func.func @streaming_pair
+//       CHECK:   %[[MIS0:.+]] = arith.andi %{{.+}}, %c63
+//       CHECK:   %[[MIS1:.+]] = arith.andi %{{.+}}, %c63
+//       CHECK:   %[[PART:.+]] = arith.andi %[[MIS0]], %c3
+//       CHECK:   %[[WHOLE:.+]] = arith.cmpi eq, %[[PART]], %c0
+//       CHECK:   %[[SAME:.+]] = arith.cmpi eq, %[[MIS1]], %[[MIS0]]
+//       CHECK:   %[[BOTH:.+]] = arith.andi %[[WHOLE]], %[[SAME]]
+//       CHECK:   scf.if %[[BOTH]] {
+//       CHECK:     vector.create_mask
+//       CHECK:     nontemporal = true
+//       CHECK:   } else {
+// CHECK-LABEL: func.func @streaming_group
+//       CHECK:   %[[MIS0:.+]] = arith.andi %{{.+}}, %c63
+//       CHECK:   %[[MIS1:.+]] = arith.andi %{{.+}}, %c63
+//       CHECK:   %[[ALIGNED:.+]] = arith.cmpi eq, %[[MIS0]], %c0
+//       CHECK:   %[[SAME:.+]] = arith.cmpi eq, %[[MIS1]], %[[MIS0]]
+//       CHECK:   %[[BOTH:.+]] = arith.andi %[[ALIGNED]], %[[SAME]]
+//       CHECK:   scf.if %[[BOTH]] {
+//   CHECK-NOT:     vector.create_mask
+//       CHECK:     nontemporal = true
+//       CHECK:   } else {
+// bf16 rows with bf16 gamma: its f32 copy is written in the paired order,
+// vector by vector from column 0, so rows stream only when aligned.
+// CHECK-LABEL: func.func @streaming_paired_copy
+//       CHECK:   %[[MIS:.+]] = arith.andi %{{.+}}, %c63
+//       CHECK:   %[[ALIGNED:.+]] = arith.cmpi eq, %[[MIS]], %c0
+//       CHECK:   scf.if %[[ALIGNED]] {
+//   CHECK-NOT:     vector.create_mask
+//       CHECK:     nontemporal = true
+//       CHECK:   } else {
+func.func @streaming_pair(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.rms_norm x(%x : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, streaming_stores = true, row_group = 2>
+  return
+}
+func.func @streaming_group(%x: memref<?x4096xf32>, %g: memref<4096xf32>, %y: memref<?x4096xf32>) {
+  norm.rms_norm x(%x : memref<?x4096xf32>) gamma(%g : memref<4096xf32>) -> y(%y : memref<?x4096xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16, streaming_stores = true, row_group = 4>
+  return
+}
+func.func @streaming_paired_copy(%x: memref<?x256xbf16>, %g: memref<256xbf16>, %y: memref<?x256xbf16>) {
+  norm.rms_norm x(%x : memref<?x256xbf16>) gamma(%g : memref<256xbf16>) -> y(%y : memref<?x256xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 32, streaming_stores = true>
   return
 }
 

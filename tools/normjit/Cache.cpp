@@ -109,6 +109,26 @@ llvm::Error normjit::tool::cacheCommand(llvm::ArrayRef<std::string> args,
   printCacheWarnings(cache);
 
   if (action == "merge") {
+    // A file named twice, or the cache merged into itself, adds nothing:
+    // each is said once, not once an entry.
+    std::vector<std::string> distinct;
+    for (const std::string &file : files) {
+      auto same = [&](const std::string &other) {
+        return llvm::sys::fs::equivalent(file, other);
+      };
+      if (same(cache.getPath())) {
+        llvm::WithColor::note(llvm::errs(), "normjit")
+            << "'" << file << "' is the cache merged into; skipped\n";
+      } else if (auto earlier = llvm::find_if(distinct, same);
+                 earlier != distinct.end()) {
+        llvm::WithColor::note(llvm::errs(), "normjit")
+            << "'" << file << "' is the same file as '" << *earlier
+            << "'; merged once\n";
+      } else {
+        distinct.push_back(file);
+      }
+    }
+    files = std::move(distinct);
     std::vector<std::string> messages;
     llvm::Error merged = cache.merge(files, messages);
     printCacheWarnings(cache);

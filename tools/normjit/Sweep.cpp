@@ -41,6 +41,9 @@ using namespace normjit;
 using namespace normjit::tool;
 
 namespace {
+/// The most specs a sweep file may name (its tables together): a million
+/// shapes take days to tune even spread over a cluster's shards.
+constexpr uint64_t kMaxSweepSpecs = 1000000;
 
 /// `value` as printf's %g writes it (1e-50, 0.001).
 std::string formatNumber(double value) {
@@ -48,16 +51,22 @@ std::string formatNumber(double value) {
   std::snprintf(text, sizeof text, "%g", value);
   return text;
 }
+
 class SweepParser {
 public:
   explicit SweepParser(std::string path) : path(std::move(path)) {}
 
-  llvm::Error error(const toml::node *node, const llvm::Twine &message) {
-    std::string where = path;
+  /// "FILE:LINE" of `node` (the file alone without one).
+  std::string where(const toml::node *node) const {
+    std::string text = path;
     if (node && node->source().begin.line)
-      where += ":" + std::to_string(node->source().begin.line);
+      text += ":" + std::to_string(node->source().begin.line);
+    return text;
+  }
+
+  llvm::Error error(const toml::node *node, const llvm::Twine &message) {
     return makeError(NORMJIT_INVALID_ARGUMENT,
-                     "malformed sweep file " + where + ": " + message);
+                     "malformed sweep file " + where(node) + ": " + message);
   }
 
   /// An array of `T` under `key`, or the default when absent.
@@ -187,6 +196,21 @@ public:
         return error(element("rows", i),
                      "'rows' must be in [1, 2^40], got " + llvm::Twine(r));
 
+    // The group's specs, counted before they are made: a short file of
+    // long lists can name more shapes than memory holds.
+    uint64_t count = 1;
+    for (size_t length : {ops->size(), dtypes->size(), residuals->size(),
+                          cols->size(), rows->size()})
+      count = std::min<uint64_t>(count * length, kMaxSweepSpecs + 1);
+    if (items.size() + count > kMaxSweepSpecs)
+      return error(&group,
+                   "the sweep names more than " +
+                       std::to_string(kMaxSweepSpecs) + " specs (" +
+                       (count > kMaxSweepSpecs
+                            ? std::string("this table alone")
+                            : "this table brings it to " +
+                                  std::to_string(items.size() + count)) +
+                       "); split it into several sweep files");
     for (size_t o = 0; o < ops->size(); ++o) {
       const std::string &opName = (*ops)[o];
       normjit_op_t op;
@@ -205,8 +229,9 @@ public:
                        "unknown dtype '" + llvm::Twine(dtypeName) +
                            "'; expected f32, f16 or bf16");
         for (bool residual : *residuals)
-          for (int64_t c : *cols)
+          for (size_t ci = 0; ci < cols->size(); ++ci)
             for (int64_t r : *rows) {
+              int64_t c = (*cols)[ci];
               SweepItem item;
               item.spec = normjit_kernel_spec_default(op, c);
               item.spec.x_dtype = item.spec.y_dtype = item.spec.residual_dtype =
@@ -226,6 +251,7 @@ public:
                   *eps > 0 ? *eps : (op == NORMJIT_LAYER_NORM ? 1e-5 : 1e-6));
               item.rows = r;
               item.budgetSeconds = *budget;
+              item.origin = where(element("cols", ci));
               if (normjit_kernel_spec_validate(&item.spec) != NORMJIT_OK)
                 return error(&group, normjit_last_error());
               items.push_back(item);

@@ -24,6 +24,8 @@ struct SweepItem {
   normjit_kernel_spec_t spec;
   int64_t rows = 0;
   double budgetSeconds = 0; ///< 0: the command line's budget
+  /// Where the file names its columns ("FILE:LINE"); empty for one spec.
+  std::string origin;
 };
 
 /// Reads a sweep file. Malformed files (not TOML, unknown keys, wrong

@@ -16,27 +16,35 @@
 #include "Options.h"
 #include "Sweep.h"
 
+#include "normjit/runtime/Error.h"
 #include "normjit/runtime/ThreadPool.h"
 #include "normjit/tuner/Measure.h"
 #include "normjit/tuner/Tuner.h"
 #include "normjit/tuner/TuningCache.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/WithColor.h"
 
 #include <algorithm>
-#include <functional>
-#include <map>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
+#include <functional>
+#include <map>
 #include <memory>
+#include <random>
+#include <unistd.h>
 
 using namespace normjit;
 using namespace normjit::tool;
@@ -106,6 +114,17 @@ constexpr const char *kTuneDescription =
     "may take longer than the budget); a spec whose one row takes more than\n"
     "512 MiB is refused.";
 
+/// A sweep stopped by Ctrl-C (or SIGTERM, as LLVM's handlers take it)
+/// says what is kept, then ends as the signal ends a process.
+void onSweepInterrupt() {
+  static const char message[] =
+      "\nnormjit: interrupted: the specs tuned so far are in the tuning "
+      "cache; the same command resumes the sweep\n";
+  (void)!::write(STDERR_FILENO, message, sizeof message - 1);
+  std::signal(SIGINT, SIG_DFL);
+  std::raise(SIGINT);
+}
+
 /// What the report compares the tuned GB/s with.
 struct Ceiling {
   const char *title;  ///< in the Markdown table and the plot
@@ -118,7 +137,10 @@ constexpr size_t kDuplicatesShown = 5;
 constexpr Ceiling kCpuCeiling = {
     "memcpy", "memcpy_gbps",
     "the memcpy ceiling moves the same bytes, the faster of all cores and "
-    "one."};
+    "one, measured in this run. It is a ceiling for kernels with ordinary "
+    "stores: memcpy reads the lines it writes (below glibc's non-temporal "
+    "threshold, about the last-level cache), while a kernel with streaming "
+    "stores does not, and can pass it (above 100%)."};
 constexpr Ceiling kGpuCeiling = {
     "DRAM peak", "dram_peak_gbps",
     "the ceiling is the device's theoretical DRAM bandwidth (memory clock "
@@ -249,11 +271,20 @@ std::string csvEscape(const std::string &text) {
   return escaped + "\"";
 }
 
+/// `value` as printf's %g writes it (1e-05).
+std::string formatG(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
+std::string describeDtypes(const normjit_kernel_spec_t &spec);
+
+/// A shape's label in the plot: what the report's table says of it.
 std::string shapeLabel(const ReportRow &row) {
   return std::string(getOpName(row.spec.op)) + " " + std::to_string(row.rows) +
-         "x" + std::to_string(row.spec.cols) + " " +
-         normjit_dtype_name(row.spec.x_dtype) +
-         (row.spec.has_residual ? " +res" : "");
+         "x" + std::to_string(row.spec.cols) +
+         (row.spec.has_residual ? " +res " : " ") + describeDtypes(row.spec);
 }
 
 /// Writes `text` to `path` atomically (temporary file + rename).
@@ -261,12 +292,22 @@ llvm::Error writeFileAtomically(const std::string &path,
                                 const std::string &text) {
   // A temporary of its own (two runs may write reports into one
   // directory at once), beside the file so that the rename is atomic.
+  // (Named here: LLVM's createUniqueFile replaced every '%' of the path,
+  // a directory's too, and mkstemp's files are 0600 where a report is as
+  // readable as the user's umask makes any file.)
+  std::string temporary;
   int fd = -1;
-  llvm::SmallString<256> temporary;
-  if (std::error_code code = llvm::sys::fs::createUniqueFile(
-          path + ".tmp-%%%%%%%%", fd, temporary))
-    return makeError(NORMJIT_IO_ERROR,
-                     "cannot write '" + path + "': " + code.message());
+  std::random_device random;
+  for (int attempt = 0; fd < 0 && attempt < 64; ++attempt) {
+    temporary = path + ".tmp-" + llvm::utohexstr(random(), /*LowerCase=*/true);
+    fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                0666);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (fd < 0)
+    return makeError(NORMJIT_IO_ERROR, "cannot write '" + path +
+                                           "': " + runtime::errorText(errno));
   {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
     os << text;
@@ -287,13 +328,29 @@ llvm::Error writeFileAtomically(const std::string &path,
 
 std::string svgPlot(const std::vector<ReportRow> &rows,
                     const Ceiling &ceiling) {
-  const double width = std::max<double>(640, 90.0 + 28.0 * rows.size());
-  const double height = 420, left = 60, right = 20, top = 40, bottom = 150;
-  double maxGbps = 1;
+  // Labels run down at 60 degrees from below their bars: the space below
+  // the plot and right of it is made for the longest (11px sans-serif,
+  // about 6.5px a character), the legend below them.
+  constexpr double kCharWidth = 6.5, kSin60 = 0.866, kCos60 = 0.5;
+  size_t longest = 0;
+  for (const ReportRow &row : rows)
+    longest = std::max(longest, shapeLabel(row).size());
+  const double left = 60, top = 40, plotH = 230, slotW = 28;
+  const double labels = 8 + kCharWidth * longest * kSin60 + 12;
+  const double bottom = labels + 30;
+  const double right =
+      std::max(20.0, kCharWidth * longest * kCos60 - slotW / 2 + 10);
+  const double width =
+      std::max<double>(640, left + right + slotW * rows.size());
+  const double height = top + plotH + bottom;
+  double maxGbps = 0;
   for (const ReportRow &row : rows)
     maxGbps = std::max({maxGbps, row.tunedGbps, row.defaultGbps, row.copyGbps});
-  maxGbps *= 1.1;
-  double plotW = width - left - right, plotH = height - top - bottom;
+  maxGbps = maxGbps > 0 ? maxGbps * 1.1 : 1;
+  // Tick labels with the digits their step needs (0.25, 2.5, 25).
+  double step = maxGbps / 4;
+  int digits = step >= 10 ? 0 : step >= 1 ? 1 : step >= 0.1 ? 2 : 4;
+  double plotW = width - left - right;
   double slot = plotW / std::max<size_t>(rows.size(), 1);
   auto y = [&](double gbps) { return top + plotH * (1 - gbps / maxGbps); };
   std::string svg;
@@ -312,13 +369,17 @@ std::string svgPlot(const std::vector<ReportRow> &rows,
     os << llvm::format("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
                        "stroke=\"#ddd\"/>\n",
                        left, width - right, y(value), y(value));
-    os << llvm::format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.0f"
+    os << llvm::format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f"
                        "</text>\n",
-                       left - 4, y(value) + 4, value);
+                       left - 4, y(value) + 4, digits, value);
   }
   os << llvm::format("<text x=\"14\" y=\"%.1f\" transform=\"rotate(-90 14 "
                      "%.1f)\">GB/s</text>\n",
                      top + plotH / 2, top + plotH / 2);
+  if (rows.empty())
+    os << llvm::format("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                       "fill=\"#888\">no shapes</text>\n",
+                       left + plotW / 2, top + plotH / 2);
   for (size_t i = 0; i < rows.size(); ++i) {
     const ReportRow &row = rows[i];
     double x0 = left + slot * i + slot * 0.15, barW = slot * 0.35;
@@ -368,8 +429,11 @@ const char *paramDtypeName(const normjit_kernel_spec_t &spec) {
   return spec.has_beta ? normjit_dtype_name(spec.beta_dtype) : "-";
 }
 
-/// The report's dtype cell: x's, with gamma's and beta's when another, and
-/// "+ stats" when the row statistics are stored.
+/// The report's dtype cell: x's, with gamma's and beta's when another,
+/// "+ stats" when the row statistics are stored, and what else differs
+/// from a sweep's spec of that op and dtype (y's or the residual's dtype,
+/// gamma or beta left out or added, the sum not stored, epsilon), so that
+/// no two specs of one shape read alike.
 std::string describeDtypes(const normjit_kernel_spec_t &spec) {
   std::string text = normjit_dtype_name(spec.x_dtype);
   llvm::StringRef params = paramDtypeName(spec);
@@ -377,13 +441,45 @@ std::string describeDtypes(const normjit_kernel_spec_t &spec) {
     text += " (" + params.str() + " gamma/beta)";
   if (spec.store_mean || spec.store_rstd)
     text += " + stats";
+  auto differs = [&](normjit_dtype_t dtype) { return dtype != spec.x_dtype; };
+  if (differs(spec.y_dtype))
+    text += std::string(" -> ") + normjit_dtype_name(spec.y_dtype);
+  if (spec.has_residual && differs(spec.residual_dtype))
+    text += std::string(", ") + normjit_dtype_name(spec.residual_dtype) +
+            " residual";
+  if (spec.has_residual && !spec.store_sum)
+    text += ", sum not stored";
+  else if (spec.store_sum && differs(spec.sum_dtype))
+    text += std::string(", ") + normjit_dtype_name(spec.sum_dtype) + " sum";
+  if (!spec.has_gamma)
+    text += ", no gamma";
+  bool layerNorm = spec.op == NORMJIT_LAYER_NORM;
+  if (layerNorm && !spec.has_beta)
+    text += ", no beta";
+  else if (!layerNorm && spec.has_beta)
+    text += ", beta";
+  if (spec.epsilon != (layerNorm ? 1e-5f : 1e-6f))
+    text += ", eps " + formatG(spec.epsilon);
   return text;
 }
 
-/// Creates the report directory and checks it is writable: before tuning,
-/// so that a sweep does not fail at its end.
+/// The report's files in `dir`.
+const char *const kReportFiles[] = {"report.md", "report.csv", "report.svg"};
+
+/// `dir` joined with `file`, with one separator however `dir` ends.
+std::string reportPath(const std::string &dir, const char *file) {
+  llvm::SmallString<256> path(dir);
+  llvm::sys::path::append(path, file);
+  return std::string(path);
+}
+
+/// Creates the report directory (as mkdir -p does: for anyone to read, as
+/// the umask allows) and checks it is writable and that no report file
+/// is a directory: before tuning, so that a sweep does not fail at its
+/// end.
 llvm::Error checkReportDirectory(const std::string &dir) {
-  if (std::error_code code = llvm::sys::fs::create_directories(dir))
+  if (std::error_code code = llvm::sys::fs::create_directories(
+          dir, /*IgnoreExisting=*/true, llvm::sys::fs::all_all))
     return makeError(NORMJIT_IO_ERROR, "cannot create report directory '" +
                                            dir + "': " + code.message());
   // create_directories succeeds on a path that exists, whatever it is.
@@ -395,6 +491,11 @@ llvm::Error checkReportDirectory(const std::string &dir) {
           llvm::sys::fs::access(dir, llvm::sys::fs::AccessMode::Write))
     return makeError(NORMJIT_IO_ERROR, "cannot write report directory '" +
                                            dir + "': " + code.message());
+  for (const char *file : kReportFiles)
+    if (std::string path = reportPath(dir, file);
+        llvm::sys::fs::is_directory(path))
+      return makeError(NORMJIT_IO_ERROR,
+                       "cannot write '" + path + "': it is a directory");
   return llvm::Error::success();
 }
 
@@ -415,7 +516,7 @@ llvm::Error writeReport(const std::string &dir,
            "speedup,"
         << ceiling.column
         << ",fusion,fusion_margin,from_cache,config,param_dtype,stats,"
-           "rows_default_gbps\n";
+           "rows_default_gbps,y_dtype,residual_dtype,gamma,beta,eps\n";
   double logSum = 0;
   int counted = 0;
   // Against the default for the row count, where it differs: the tuned
@@ -445,25 +546,36 @@ llvm::Error writeReport(const std::string &dir,
          << (row.spec.has_residual ? "yes" : "no") << " | "
          << llvm::format("%.1f", row.tunedGbps) << " | "
          << llvm::format("%.1f", row.defaultGbps) << " | "
-         << llvm::format("%.2fx", speedup) << " | "
-         << llvm::format("%.1f", row.copyGbps) << " | "
+         << (speedup > 0 ? llvm::formatv("{0:F2}x", speedup).str() : "-")
+         << " | " << llvm::format("%.1f", row.copyGbps) << " | "
          << llvm::format("%.0f%%", row.copyGbps > 0
                                        ? 100 * row.tunedGbps / row.copyGbps
                                        : 0.0)
          << " | " << fusion << " | `" << row.config << "` |\n";
-    csvOs << getOpName(row.spec.op) << "," << row.rows << ","
-          << row.measuredRows << "," << row.spec.cols << ","
-          << normjit_dtype_name(row.spec.x_dtype) << ","
-          << (row.spec.has_residual ? 1 : 0) << ","
-          << llvm::format("%.3f", row.tunedGbps) << ","
-          << llvm::format("%.3f", row.defaultGbps) << ","
-          << llvm::format("%.4f", speedup) << ","
-          << llvm::format("%.3f", row.copyGbps) << "," << row.fusion << ","
-          << llvm::format("%.4f", row.fusionMargin) << ","
+    // (A cell with nothing known is empty: the rows measured and the
+    // default for the row count are not kept in the cache.)
+    auto number = [](const char *format, double value, bool known) {
+      return known ? llvm::formatv(format, value).str() : std::string();
+    };
+    const normjit_kernel_spec_t &spec = row.spec;
+    csvOs << getOpName(spec.op) << "," << row.rows << ","
+          << (row.fromCache ? std::string() : std::to_string(row.measuredRows))
+          << "," << spec.cols << "," << normjit_dtype_name(spec.x_dtype) << ","
+          << (spec.has_residual ? 1 : 0) << ","
+          << number("{0:F3}", row.tunedGbps, true) << ","
+          << number("{0:F3}", row.defaultGbps, row.defaultGbps > 0) << ","
+          << number("{0:F4}", speedup, speedup > 0) << ","
+          << number("{0:F3}", row.copyGbps, row.copyGbps > 0) << ","
+          << row.fusion << ","
+          << number("{0:F4}", row.fusionMargin, row.fusionMargin > 0) << ","
           << (row.fromCache ? 1 : 0) << "," << csvEscape(row.config) << ","
-          << paramDtypeName(row.spec) << ","
-          << (row.spec.store_rstd || row.spec.store_mean ? 1 : 0) << ","
-          << llvm::format("%.3f", row.rowsDefaultGbps) << "\n";
+          << paramDtypeName(spec) << ","
+          << (spec.store_rstd || spec.store_mean ? 1 : 0) << ","
+          << number("{0:F3}", row.rowsDefaultGbps, row.rowsDefaultGbps > 0)
+          << "," << normjit_dtype_name(spec.y_dtype) << ","
+          << (spec.has_residual ? normjit_dtype_name(spec.residual_dtype) : "")
+          << "," << (spec.has_gamma ? 1 : 0) << "," << (spec.has_beta ? 1 : 0)
+          << "," << formatG(spec.epsilon) << "\n";
   }
   if (counted)
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "
@@ -475,6 +587,7 @@ llvm::Error writeReport(const std::string &dir,
             "streaming stores and prefetches far beyond them) "
             "is another config, "
          << rowsCounted << (rowsCounted == 1 ? " shape" : " shapes")
+         << " tuned in this run (the cache keeps no figure for it)"
          << ": the tuned config "
          << llvm::format("%.3fx", std::exp(rowsLogSum / rowsCounted))
          << " over it, it "
@@ -487,11 +600,13 @@ llvm::Error writeReport(const std::string &dir,
   if (coldCache)
     mdOs << "\nTuned with --cold-cache: the caches were flushed before every "
             "sample, so the tuned and default GB/s are cold ones.\n";
-  if (llvm::Error error = writeFileAtomically(dir + "/report.md", md))
+  if (llvm::Error error = writeFileAtomically(reportPath(dir, "report.md"), md))
     return error;
-  if (llvm::Error error = writeFileAtomically(dir + "/report.csv", csv))
+  if (llvm::Error error =
+          writeFileAtomically(reportPath(dir, "report.csv"), csv))
     return error;
-  return writeFileAtomically(dir + "/report.svg", svgPlot(rows, ceiling));
+  return writeFileAtomically(reportPath(dir, "report.svg"),
+                             svgPlot(rows, ceiling));
 }
 
 /// Progress on stderr: a bar with the time left on a terminal, one plain
@@ -707,9 +822,15 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   // A spec that cannot be tuned stops the sweep before any tuning.
   for (size_t i : mine)
     if (llvm::Error error = tuner::checkTunable(items[i].spec))
-      return makeToolError(describeSpec(items[i].spec, items[i].rows) +
-                           ": cannot be tuned: " +
-                           llvm::toString(std::move(error)));
+      return makeToolError(
+          (items[i].origin.empty() ? "" : items[i].origin + ": ") +
+          describeSpec(items[i].spec, items[i].rows) +
+          ": cannot be tuned: " + llvm::toString(std::move(error)));
+  if (sweep && mine.empty())
+    llvm::WithColor::warning(llvm::errs(), "normjit")
+        << "shard " << shard.first << "/" << shard.second
+        << " has no specs: the sweep has " << items.size()
+        << (items.size() == 1 ? " spec" : " specs") << "\n";
   // Where the results go must be writable before any tuning starts; a
   // cache that holds every entry already (a shared, read-only one) need
   // not be.
@@ -726,6 +847,8 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
   bool bar = options.getFlag(
       "progress", llvm::sys::Process::StandardErrIsDisplayed());
   Progress progress(mine.size(), bar && sweep);
+  if (sweep)
+    llvm::sys::SetInterruptFunction(onSweepInterrupt);
   Context context;
   std::vector<ReportRow> report;
   size_t tuned = 0, skipped = 0, finished = 0;
@@ -918,7 +1041,7 @@ llvm::Error normjit::tool::tuneCommand(llvm::ArrayRef<std::string> args,
                         tuneOptions.coldCache))
       return error;
     if (!asJson)
-      out << "report    " << *dir << "/report.{md,csv,svg}\n";
+      out << "report    " << reportPath(*dir, "report") << ".{md,csv,svg}\n";
   }
   return llvm::Error::success();
 }

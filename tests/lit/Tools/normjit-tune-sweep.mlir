@@ -31,7 +31,7 @@
 // MIXED-REPORT: | rms_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
 // Both take tiles of 8 rows by the default for their row count, timed in
 // the final beside the spec's default.
-// MIXED-REPORT: Where the default for the row count {{.*}} is another config, 2 shapes: the tuned config {{[0-9.]+}}x over it, it {{[0-9.]+}}x over the spec's default
+// MIXED-REPORT: Where the default for the row count {{.*}} is another config, 2 shapes tuned in this run {{.*}}: the tuned config {{[0-9.]+}}x over it, it {{[0-9.]+}}x over the spec's default
 // MIXED-CSV: layer_norm,8,8,64,bf16,0,{{.*}},f32,1
 // MIXED-CSV: rms_norm,8,8,64,bf16,0,{{.*}},f32,1
 // RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\nparam_dtype = "f64"\n' > %t/bad-param.toml
@@ -56,8 +56,34 @@
 // REPORT: | op | rows | cols | dtype | residual | tuned GB/s | default GB/s | speedup | memcpy GB/s
 // REPORT-COUNT-4: | rms_norm | 8 |
 // REPORT: Geometric-mean speedup of the tuned over the default config: {{[0-9.]+}}x over 4 shapes.
-// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config,param_dtype,stats,rows_default_gbps
-// CSV-COUNT-4: rms_norm,8,8,
+// The rows measured are not kept in the cache: empty for cached entries.
+// CSV: op,rows,measured_rows,cols,dtype,residual,tuned_gbps,default_gbps,speedup,memcpy_gbps,fusion,fusion_margin,from_cache,config,param_dtype,stats,rows_default_gbps,y_dtype,residual_dtype,gamma,beta,eps
+// CSV-COUNT-4: rms_norm,8,,
 // SVG: <svg xmlns="http://www.w3.org/2000/svg"
 // SVG: memcpy ceiling
 // SVG: </svg>
+
+// A short file of long lists is refused before its specs are made (3000
+// columns by 3000 row counts by 12 would be 108 million).
+// RUN: python3 -c "c=list(range(1,3001)); open('%t/huge.toml','w').write('[sweep]\nops=[\"layer_norm\",\"rms_norm\"]\ndtypes=[\"f32\",\"f16\",\"bf16\"]\nresidual=[false,true]\ncols=%%s\nrows=%%s\n' %% (c, c))"
+// RUN: not normjit tune --sweep %t/huge.toml --cache %t/huge-cache.toml 2>&1 | FileCheck %s --check-prefix=HUGE
+// HUGE: normjit: error: malformed sweep file {{.*}}huge.toml:1: the sweep names more than 1000000 specs (this table alone); split it into several sweep files
+// A report directory with '%' in its name (and a trailing '/'); specs that
+// differ only in gamma and epsilon read apart in the report.
+// RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\n[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\ngamma = false\neps = 1e-3\n' > %t/apart.toml
+// RUN: normjit tune --sweep %t/apart.toml --cache %t/apart-cache.toml --budget 0.2 --candidates 2 --no-progress --report '%t/100%%/' 2>/dev/null | FileCheck %s --check-prefix=PERCENT
+// RUN: FileCheck %s --check-prefix=APART < '%t/100%%/report.md'
+// RUN: FileCheck %s --check-prefix=APART-CSV < '%t/100%%/report.csv'
+// PERCENT: report    {{.*}}/100%/report.{md,csv,svg}
+// APART: | rms_norm | 8 | 64 | f32 | no |
+// APART: | rms_norm | 8 | 64 | f32, no gamma, eps 0.001 | no |
+// APART-CSV: rms_norm,8,8,64,f32,0,{{.*}},f32,,1,0,1e-06
+// APART-CSV: rms_norm,8,8,64,f32,0,{{.*}},f32,,0,0,0.001
+// A shard that gets no spec says so; a cache merged with itself, or a file
+// named twice, is said once.
+// RUN: normjit tune --sweep %t/apart.toml --shard 2/3 --cache %t/apart-cache.toml --no-progress 2>&1 | FileCheck %s --check-prefix=EMPTY-SHARD
+// EMPTY-SHARD: normjit: warning: shard 2/3 has no specs: the sweep has 2 specs
+// RUN: normjit cache merge --cache %t/apart-cache.toml %t/apart-cache.toml %t/shard-0.toml %t/shard-0.toml 2>&1 | FileCheck %s --check-prefix=SELF-MERGE
+// SELF-MERGE: note: '{{.*}}apart-cache.toml' is the cache merged into; skipped
+// SELF-MERGE: note: '{{.*}}shard-0.toml' is the same file as '{{.*}}shard-0.toml'; merged once
+// SELF-MERGE: merged 1 file(s) into

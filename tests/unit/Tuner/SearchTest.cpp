@@ -581,17 +581,28 @@ TEST(SearchSpaceTest, RowsAwareDefaultStreamsFarBeyondTheCache) {
   bare.has_gamma = bare.has_beta = 0;
   EXPECT_TRUE(streams(bare, 8192, host));
   // Rows of y that are not whole streaming vectors (64 bytes here; 32
-  // with AVX2): the spec's default.
+  // with AVX2) stream from their first aligned column...
   normjit_kernel_spec_t odd = normSpec(NORMJIT_LAYER_NORM, 1000, NORMJIT_F32,
                                        NORMJIT_F32, false, false);
-  EXPECT_EQ(getDefaultCpuConfigForRows(odd, 65536, host),
-            getDefaultCpuConfig(odd, host));
   HostCpu avx2 = host;
   avx2.avx512f = false;
-  EXPECT_TRUE(streams(odd, 65536, avx2)); // 4000 bytes: 125 of 32
+  EXPECT_TRUE(streams(odd, 65536, host));
+  EXPECT_TRUE(streams(odd, 65536, avx2));
   odd.cols = 777;
-  EXPECT_FALSE(streams(odd, 65536, avx2));
-  EXPECT_FALSE(streams(odd, 65536, host));
+  EXPECT_TRUE(streams(odd, 65536, avx2));
+  EXPECT_TRUE(streams(odd, 65536, host));
+  // ... except bf16 rows whose output sweep reads gamma and beta from
+  // copies in the paired order (at most 8 KiB of f32 copies): there only
+  // aligned rows stream, so only whole vectors do by default.
+  normjit_kernel_spec_t paired = normSpec(
+      NORMJIT_LAYER_NORM, 1000, NORMJIT_BF16, NORMJIT_BF16, false, false);
+  paired.gamma_dtype = paired.beta_dtype = NORMJIT_BF16;
+  EXPECT_EQ(getDefaultCpuConfigForRows(paired, 65536, host),
+            getDefaultCpuConfig(paired, host));
+  paired.cols = 1024;
+  EXPECT_TRUE(streams(paired, 65536, host));
+  paired.cols = 2000; // 16 KiB of copies: none, any row streams
+  EXPECT_TRUE(streams(paired, 65536, host));
   // Rows the default pairs (gamma, beta and a row of 4096 f32 columns
   // overflow 32 KiB) are normalized one by one.
   normjit_kernel_spec_t wide = normSpec(NORMJIT_LAYER_NORM, 4096, NORMJIT_F32,

@@ -46,8 +46,14 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       the mean, or from one-pass Welford updates (with the same
       correction).
     - `streaming_stores` (`true`/`false`): non-temporal stores of `y`, for
-      outputs larger than the cache: rows of `y` aligned to the vector
-      (64 bytes at most) take them, other rows ordinary stores.
+      outputs larger than the cache. Single rows and pairs (`row_group`
+      1 or 2) take them from their first column aligned to the vector (64
+      bytes at most), with ordinary masked stores before it and after the
+      last full vector, wherever `y` starts (a multiple of its element
+      size; a pair's rows as far from alignment); larger groups, and bf16
+      rows whose output reads f32 copies of `gamma` and `beta` in the
+      paired order, only where their rows start aligned. Other rows take
+      ordinary stores.
     - `prefetch_rows` (0 to 16): software prefetches, while a row's output
       is written, of `x` (and the residual) of the row this many rows
       ahead (with rows in pairs, pairs ahead), within the task's rows; 0

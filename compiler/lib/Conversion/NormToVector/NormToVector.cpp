@@ -1192,36 +1192,24 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     {
       OpBuilder::InsertionGuard ifGuard(b);
       b.setInsertionPointToStart(recentred.thenBlock());
-      // Rows summed unshifted (vdpbf16ps) take this sweep whenever their
-      // mean lies beyond two standard deviations, not only for an outlier
-      // among their first three values: it keeps the main sweep's
-      // accumulators there (bf16 LayerNorm of 1024 columns with one, 1.6x
-      // the time of a near row, a latency-bound chain), one elsewhere.
-      LoweringKnobs centredKnobs = rareKnobs;
-      if (dotRows)
-        centredKnobs.accumulators = knobs.accumulators;
-      RowEmitter centred(b, cols, centredKnobs);
-      centred.usePairedBf16(statsPaired);
       Value newShift = arith::AddFOp::create(b, s0, mean);
-      Value newShiftVec = centred.splat(newShift);
-      SmallVector<Value> sums = centred.sweep(
-          SmallVector<Value>(2 * centred.getSlots(), centred.zeroVector()), 2,
+      Value newShiftVec = rare.splat(newShift);
+      SmallVector<Value> sums = rare.sweep(
+          {rare.zeroVector(), rare.zeroVector()}, 2,
           [&](Value col, Value mask, ValueRange acc) {
-            Value d = centred.maskOff(
-                centred.sub(laterS(centred, col, mask), newShiftVec), mask);
-            return SmallVector<Value>{centred.add(acc[0], d),
-                                      centred.add(acc[1], centred.mul(d, d))};
+            Value d = rare.maskOff(
+                rare.sub(laterS(rare, col, mask), newShiftVec), mask);
+            return SmallVector<Value>{rare.add(acc[0], d),
+                                      rare.add(acc[1], rare.mul(d, d))};
           });
-      Value sumD =
-          centred.reduceSlots(RowEmitter::slotField(sums, 2, /*field=*/0));
+      Value sumD = rare.reduce(sums[0]);
       // A division: n equal deviations d (a row of one value, its first
       // mean total * (1/n) an ulp off) give exactly d, and M2 exactly 0,
       // where sumD * (1/n) left a positive variance and an offset of y
       // behind. (This sweep is the rare path; the common one keeps 1/n.)
       Value correction = arith::DivFOp::create(
           b, sumD, e.f32Const(static_cast<double>(cols)));
-      Value squares =
-          centred.reduceSlots(RowEmitter::slotField(sums, 2, /*field=*/1));
+      Value squares = rare.reduce(sums[1]);
       Value centredM2 = e.sub(squares, e.mul(sumD, correction));
       // sumD * correction <= squares (Cauchy-Schwarz): where the squares
       // overflowed, that product may too, and inf - inf is NaN unless the

@@ -179,11 +179,11 @@ func.func @welford(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
 
 // -----
 
-// Streaming stores: a row of y is swept from its first column aligned to
-// the vector (64 bytes), `head`: a masked ordinary store before it, the
-// full vectors from it non-temporal and aligned, then a masked ordinary
-// store after them. A row whose start is not a multiple of 4 bytes gets an
-// output sweep with ordinary stores.
+// Streaming stores: a row of y is swept from its first column on a cache
+// line (64 bytes), `head`: ordinary stores before it (full vectors, then
+// a masked one), non-temporal aligned stores of the vectors of its whole
+// lines from it, then ordinary stores after them. A row whose start is
+// not a multiple of 4 bytes gets an output sweep with ordinary stores.
 // CHECK-LABEL: func.func @streaming
 //       CHECK:   %[[BASE:.+]], %[[OFFSET:.+]], %{{.+}}:2, %[[STRIDES:.+]]:2 = memref.extract_strided_metadata %[[Y:.+]] :
 //       CHECK:   %[[PTR:.+]] = memref.extract_aligned_pointer_as_index %[[Y]]
@@ -199,8 +199,12 @@ func.func @welford(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
 //       CHECK:     %[[HEADBYTES:.+]] = arith.andi %[[TOLINE]], %c63
 //       CHECK:     %[[HEADELEMENTS:.+]] = arith.divui %[[HEADBYTES]], %c4
 //       CHECK:     %[[HEAD:.+]] = arith.minui %[[HEADELEMENTS]], %c256
-//       CHECK:     %[[HEADMASK:.+]] = vector.create_mask %[[HEAD]] : vector<16xi1>
-//       CHECK:     vector.maskedstore %[[Y]][%[[ROW]], %c0{{.*}}], %[[HEADMASK]]
+//       CHECK:     scf.for
+//   CHECK-NOT:       nontemporal
+//       CHECK:       vector.store %{{.*}} : memref<?x256xf32>, vector<16xf32>
+//       CHECK:     }
+//       CHECK:     %[[HEADMASK:.+]] = vector.create_mask %{{.+}} : vector<16xi1>
+//       CHECK:     vector.maskedstore %[[Y]][%[[ROW]], %{{.+}}], %[[HEADMASK]]
 //       CHECK:     scf.for
 //       CHECK:       vector.store %{{.*}} {alignment = 64 : i64, nontemporal = true} : memref<?x256xf32>, vector<16xf32>
 //       CHECK:     }
@@ -219,9 +223,11 @@ func.func @streaming(%x: memref<?x256xf32>, %y: memref<?x256xf32>) {
 
 // -----
 
-// bf16 rows of 8 lanes: the alignment is the vector's 16 bytes.
+// bf16 rows of 8 lanes: the head is found on a cache line (64 bytes, 32
+// columns); each non-temporal store claims the vector's 16 bytes.
 // CHECK-LABEL: func.func @streaming_bf16
-//       CHECK:   arith.andi %{{.*}}, %c15
+//       CHECK:   arith.andi %{{.*}}, %c63
+//       CHECK:   arith.andi %{{.*}}, %c1
 //       CHECK:   vector.store %{{.*}} {alignment = 16 : i64, nontemporal = true} : memref<?x100xbf16>, vector<8xbf16>
 func.func @streaming_bf16(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
   norm.rms_norm x(%x : memref<?x100xbf16>) -> y(%y : memref<?x100xbf16>) eps = 1.0e-05

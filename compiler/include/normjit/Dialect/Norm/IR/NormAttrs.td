@@ -47,10 +47,10 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       correction).
     - `streaming_stores` (`true`/`false`): non-temporal stores of `y`, for
       outputs larger than the cache. Single rows and pairs (`row_group`
-      1 or 2) take them from their first column aligned to the vector (64
-      bytes at most), with ordinary masked stores before it and after the
-      last full vector, wherever `y` starts (a multiple of its element
-      size; a pair's rows as far from alignment); larger groups, and bf16
+      1 or 2) take them for the whole cache lines (64 bytes) of a row,
+      with ordinary stores before its first line and after its last,
+      wherever `y` starts (a multiple of its element size; a pair's rows
+      as far from a line); larger groups, and bf16
       rows whose output reads f32 copies of `gamma` and `beta` in the
       paired order, only where their rows start aligned. Other rows take
       ordinary stores.

@@ -125,6 +125,9 @@ llvm::Error checkGpuDevice(int device);
 /// The op's name as on the command line.
 llvm::StringRef getOpName(normjit_op_t op);
 
+/// `value` as printf's %g writes it (1e-05, 0.001).
+std::string formatNumber(double value);
+
 /// A one-line, human-readable description of a spec for `rows` rows.
 std::string describeSpec(const normjit_kernel_spec_t &spec, int64_t rows);
 

@@ -169,6 +169,12 @@ llvm::StringRef normjit::tool::getOpName(normjit_op_t op) {
   return op == NORMJIT_LAYER_NORM ? "layer_norm" : "rms_norm";
 }
 
+std::string normjit::tool::formatNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
 std::string normjit::tool::describeSpec(const normjit_kernel_spec_t &spec,
                                         int64_t rows) {
   std::string text;

@@ -21,6 +21,8 @@
 
 #include "Sweep.h"
 
+#include "Commands.h"
+
 #include "normjit/JIT/KernelCompiler.h"
 #include "normjit/runtime/Error.h"
 
@@ -44,13 +46,6 @@ namespace {
 /// The most specs a sweep file may name (its tables together): a million
 /// shapes take days to tune even spread over a cluster's shards.
 constexpr uint64_t kMaxSweepSpecs = 1000000;
-
-/// `value` as printf's %g writes it (1e-50, 0.001).
-std::string formatNumber(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
 
 class SweepParser {
 public:

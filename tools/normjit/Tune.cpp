@@ -271,13 +271,6 @@ std::string csvEscape(const std::string &text) {
   return escaped + "\"";
 }
 
-/// `value` as printf's %g writes it (1e-05).
-std::string formatG(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
-
 std::string describeDtypes(const normjit_kernel_spec_t &spec);
 
 /// A shape's label in the plot: what the report's table says of it.
@@ -459,7 +452,7 @@ std::string describeDtypes(const normjit_kernel_spec_t &spec) {
   else if (!layerNorm && spec.has_beta)
     text += ", beta";
   if (spec.epsilon != (layerNorm ? 1e-5f : 1e-6f))
-    text += ", eps " + formatG(spec.epsilon);
+    text += ", eps " + formatNumber(spec.epsilon);
   return text;
 }
 
@@ -575,7 +568,7 @@ llvm::Error writeReport(const std::string &dir,
           << "," << normjit_dtype_name(spec.y_dtype) << ","
           << (spec.has_residual ? normjit_dtype_name(spec.residual_dtype) : "")
           << "," << (spec.has_gamma ? 1 : 0) << "," << (spec.has_beta ? 1 : 0)
-          << "," << formatG(spec.epsilon) << "\n";
+          << "," << formatNumber(spec.epsilon) << "\n";
   }
   if (counted)
     mdOs << "\nGeometric-mean speedup of the tuned over the default config: "

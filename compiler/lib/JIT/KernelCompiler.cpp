@@ -381,10 +381,6 @@ bool normjit::rowTilesFitL1(const normjit_kernel_spec_t &spec) {
 }
 
 namespace {
-/// The lowering's limit on f32 copies of gamma and beta (all of them) on
-/// the stack: kMaxWidenedColumnBytes of NormToVector.cpp.
-constexpr int64_t kPairedCopyColumnBytes = 8 * 1024;
-
 /// For getDefaultCpuConfigForRows: the config of a call (`rows` rows, in
 /// the row bucket `bucket`) that moves too many bytes for the rest of its
 /// rules: `config` with streaming stores where the call is far beyond the
@@ -440,10 +436,11 @@ getFarBeyondCacheConfig(const normjit_kernel_spec_t &spec, int64_t rows,
   // others alternate with ordinary ones (0.85-0.96x).
   auto isBf16 = [](normjit_dtype_t dtype) { return dtype == NORMJIT_BF16; };
   int64_t params = (spec.has_gamma ? 1 : 0) + (spec.has_beta ? 1 : 0);
-  bool pairedCopies = isBf16(spec.x_dtype) && isBf16(spec.y_dtype) &&
-                      (!spec.has_residual || isBf16(spec.residual_dtype)) &&
-                      (!storesSum || isBf16(spec.sum_dtype)) && params > 0 &&
-                      spec.cols <= kPairedCopyColumnBytes / (4 * params);
+  bool pairedCopies =
+      isBf16(spec.x_dtype) && isBf16(spec.y_dtype) &&
+      (!spec.has_residual || isBf16(spec.residual_dtype)) &&
+      (!storesSum || isBf16(spec.sum_dtype)) && params > 0 &&
+      spec.cols <= normjit::kMaxWidenedColumnBytes / (4 * params);
   int64_t yBytes = normjit_dtype_size(spec.y_dtype);
   int64_t alignment = std::min<int64_t>(config.vectorWidth * yBytes, 64);
   if (pairedCopies && spec.cols % std::max<int64_t>(1, alignment / yBytes) != 0)

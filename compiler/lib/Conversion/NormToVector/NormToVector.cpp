@@ -37,13 +37,6 @@ using namespace normjit::norm;
 
 namespace {
 
-/// The most bytes of f32 gamma and beta copies a kernel keeps on its stack:
-/// they must share the L1 cache with the row (measured on Zen 4, 32 KiB
-/// L1d: 8 KiB of copies made bf16 LayerNorm rows of 1024 columns 1.2x
-/// faster; 16 KiB made RMSNorm rows of 4096 columns 1.25x slower, 32 KiB
-/// LayerNorm ones 1.4x slower).
-constexpr int64_t kMaxWidenedColumnBytes = 8 * 1024;
-
 /// Columns of one tile of a row group's output sweep (row_group >= 3):
 /// every row of the group sweeps a tile before the next tile, so the
 /// tile's gamma and beta (4 KiB each in f32) stay in L1 for all of them.
@@ -1176,10 +1169,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Value nMeanSq =
         e.mul(e.mul(mean, mean), e.f32Const(static_cast<double>(cols)));
     // Not n mean^2 <= kFarShift * M2: greater, or unordered (M2 NaN).
-    bool narrowOutputs = dotRows && !meanOut && !rstdOut &&
-                         cast<MemRefType>(y.getType())
-                                 .getElementType()
-                                 .getIntOrFloatBitWidth() == 16;
+    bool narrowOutputs =
+        dotRows && !meanOut && !rstdOut && elementBytes(y) == 2;
     Value notNear = arith::CmpFOp::create(
         b, arith::CmpFPredicate::UGT, nMeanSq,
         e.mul(m2,
@@ -1397,11 +1388,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     if (head) {
       auto plain = stepOf(false);
       // Columns of y a line holds, at least a vector's.
-      int64_t yBytes = cast<MemRefType>(y.getType())
-                           .getElementType()
-                           .getIntOrFloatBitWidth() /
-                       8;
-      e.sweepFrom(head, std::max<int64_t>(e.getWidth(), kLineBytes / yBytes),
+      e.sweepFrom(head,
+                  std::max<int64_t>(e.getWidth(), kLineBytes / elementBytes(y)),
                   step, plain);
     } else {
       e.sweep({}, 0, step);
@@ -1501,13 +1489,13 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   };
   // With streaming stores, y's full vectors are stored non-temporally where
   // they are aligned for it (x86 has no unaligned non-temporal vector
-  // store). A single row or a pair (`fromHead`) is swept from the first
-  // column where its row of y is so aligned (sweepFrom: the columns before
-  // that one and after the last full vector take ordinary masked stores),
-  // when its rows start at a multiple of the element size, all as far
-  // from an aligned address: a host's heap buffer, 16 bytes into a page,
-  // streams as an aligned one does. A larger group (its column tiles start
-  // at column 0) streams when every row is aligned. Any other rows take
+  // store). A single row or a pair (`fromHead`) is swept from its first
+  // column on a cache line (sweepFrom: the vectors of whole lines stream,
+  // the columns before and after take ordinary stores), when its rows
+  // start at a multiple of the element size, all as far from a line: a
+  // host's heap buffer, 16 bytes into a page, streams as an aligned one
+  // does. A larger group (its column tiles start at column 0) streams when
+  // every row is vector-aligned. Any other rows take
   // ordinary stores: `sweep` is emitted under a branch, given the head
   // (null: column 0) and whether to stream.
   // (Widened or permuted copies of gamma and beta in the paired bf16 order
@@ -1522,7 +1510,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     Type yElement = cast<MemRefType>(y.getType()).getElementType();
     // From a head: whole cache lines (see sweepFrom); else the vector.
     int64_t alignment = fromHead ? kLineBytes : e.streamAlignment(yElement);
-    int64_t elementSize = yElement.getIntOrFloatBitWidth() / 8;
+    int64_t elementSize = elementBytes(y);
     auto metadata = memref::ExtractStridedMetadataOp::create(b, y);
     Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, y);
     SmallVector<Value> misalignments;

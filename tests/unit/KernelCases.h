@@ -32,19 +32,22 @@ using tuner::Buffer;
 
 /// The kinds of input rows.
 enum class Data {
-  Normal,   ///< normal(0.5, 1) (residual: normal(0, 1))
-  FarMean,  ///< 1e4 + uniform(-1, 1): the mean dwarfs the spread
-  Constant, ///< every element of row r is 0.1 * (r + 1): zero variance
-  Special,  ///< normal, with NaN and +-Inf in rows 1-4
-  Spike,    ///< normal, but the first column 1e3 (an outlier channel):
-            ///< statistics shifted by the first element must not cancel
-  Outliers, ///< normal, but the first three columns 1e3: LayerNorm's
-            ///< shift (their median) is itself far from the mean, so the
-            ///< CPU's one-sweep statistics take their centred second sweep
-  Offset    ///< 1e3 + normal(0, 1), as the dtype rounds it: a bf16 row far
-            ///< from zero (its spread a few ulps), judged against the fp64
-            ///< reference like normal rows (the bf16 dot path's unshifted
-            ///< sums once lost the mean's low bits: 3e-5 off)
+  Normal,     ///< normal(0.5, 1) (residual: normal(0, 1))
+  FarMean,    ///< 1e4 + uniform(-1, 1): the mean dwarfs the spread
+  Constant,   ///< every element of row r is 0.1 * (r + 1): zero variance
+  Special,    ///< normal, with NaN and +-Inf in rows 1-4
+  Spike,      ///< normal, but the first column 1e3 (an outlier channel):
+              ///< statistics shifted by the first element must not cancel
+  Outliers,   ///< normal, but the first three columns 1e3: LayerNorm's
+              ///< shift (their median) is itself far from the mean, so the
+              ///< CPU's one-sweep statistics take their centred second sweep
+  Offset,     ///< 1e3 + normal(0, 1), as the dtype rounds it: a bf16 row far
+              ///< from zero (its spread a few ulps), judged against the fp64
+              ///< reference like normal rows (the bf16 dot path's unshifted
+              ///< sums once lost the mean's low bits: 3e-5 off)
+  OutlierRows ///< normal, but every third row (rows 1, 4, 7, ...) as
+              ///< Outliers: a group of rows mixes rows that take the
+              ///< centred second sweep with rows that do not
 };
 
 /// A spec with the optional parts chosen by flags: `other` is the dtype of
@@ -93,9 +96,9 @@ inline std::string describeCase(const normjit_kernel_spec_t &s, int64_t rows,
     os << "_rstd";
   if (padding)
     os << "_pad" << padding;
-  static const char *dataNames[] = {"",         "_farmean", "_const",
-                                    "_special", "_spike",   "_outliers",
-                                    "_offset"};
+  static const char *dataNames[] = {"",         "_farmean",    "_const",
+                                    "_special", "_spike",      "_outliers",
+                                    "_offset",  "_outlierrows"};
   os << dataNames[static_cast<int>(data)];
   return os.str();
 }
@@ -348,8 +351,10 @@ inline void fill(Buffer &buffer, int64_t rows, int64_t cols, Data data,
         value = 0.1f * static_cast<float>(r + 1);
       buffer.set(r, c, value);
     }
-  if (data == Data::Spike || data == Data::Outliers)
-    for (int64_t r = 0; r < rows; ++r)
+  if (data == Data::Spike || data == Data::Outliers ||
+      data == Data::OutlierRows)
+    for (int64_t r = data == Data::OutlierRows ? 1 : 0; r < rows;
+         r += data == Data::OutlierRows ? 3 : 1)
       for (int64_t c = 0; c < (data == Data::Spike ? 1 : 3) && c < cols; ++c)
         buffer.set(r, c, 1000.0f);
   if (data == Data::Special && rows >= 6 && cols >= 3) {

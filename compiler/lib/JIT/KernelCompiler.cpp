@@ -371,7 +371,8 @@ int64_t normjit::getDefaultRowGroup(const normjit_kernel_spec_t &spec) {
   };
   return getDefaultRowGroup(spec.cols, bytes(true, spec.x_dtype),
                             bytes(spec.has_gamma, spec.gamma_dtype),
-                            bytes(spec.has_beta, spec.beta_dtype));
+                            bytes(spec.has_beta, spec.beta_dtype),
+                            spec.op == NORMJIT_LAYER_NORM);
 }
 
 bool normjit::rowTilesFitL1(const normjit_kernel_spec_t &spec) {
@@ -447,7 +448,7 @@ getFarBeyondCacheConfig(const normjit_kernel_spec_t &spec, int64_t rows,
     return config;
   config.streamingStores = true;
   config.prefetchRows = 1;
-  if (normjit::getDefaultRowGroup(spec) != 1)
+  if (normjit::getDefaultRowGroup(spec) == 2)
     config.rowGroup = 1;
   return config;
 }
@@ -865,7 +866,9 @@ llvm::Type *bf16AsI16(llvm::Type *type) {
 }
 
 /// `value` as `words` (its i16 type): the value a bitcast made from such
-/// words, a shuffle of the words of a shuffle's operands (a piece of a
+/// words, a lane of the words of a vector a lane was extracted from (the
+/// GPU emulator's stores of single lanes), a shuffle of the words of a
+/// shuffle's operands (a piece of a
 /// wider vector, stored under a mask that lets the backend store lane by
 /// lane: a shuffled bf16 lane would be rounded through __truncsfbf2 there,
 /// x86-64-v3 with a mask known only at run time), or a new bitcast.
@@ -880,16 +883,23 @@ llvm::Value *asWords(llvm::IRBuilder<> &b, llvm::Value *value,
           asWords(b, shuffle->getOperand(0), operandWords),
           asWords(b, shuffle->getOperand(1), operandWords),
           shuffle->getShuffleMask());
+  if (auto *extract = llvm::dyn_cast<llvm::ExtractElementInst>(value))
+    if (llvm::Type *vectorWords =
+            bf16AsI16(extract->getVectorOperand()->getType()))
+      return b.CreateExtractElement(
+          asWords(b, extract->getVectorOperand(), vectorWords),
+          extract->getIndexOperand());
   return b.CreateBitCast(value, words);
 }
 
 /// Loads and stores of bf16 values (plain and masked) become loads and
-/// stores of i16 ones, the same bytes: the kernels only move bf16 bits in
-/// and out of memory (conversions are integer code or native
-/// instructions). On a target without bf16 arithmetic (x86-64-v3) the
-/// backend would otherwise legalize a stored bf16 vector as floats and
-/// round each lane back through a libcall (__truncsfbf2) that neither the
-/// JIT's process nor an AOT host can count on (libgcc has it from GCC 13).
+/// stores of i16 ones, the same bytes (phis and selects of them too): the
+/// kernels only move bf16 bits in and out of memory (conversions are integer
+/// code or native instructions). On a target without bf16 arithmetic
+/// (x86-64-v3) the backend would otherwise legalize a stored bf16 vector as
+/// floats and round each lane back through a libcall (__truncsfbf2) that
+/// neither the JIT's process nor an AOT host can count on (libgcc has it from
+/// GCC 13).
 void bf16MemoryAsI16(llvm::Module &module) {
   llvm::SmallVector<llvm::Instruction *> accesses;
   for (llvm::Function &function : module)
@@ -941,6 +951,43 @@ void bf16MemoryAsI16(llvm::Module &module) {
       }
     }
     access->eraseFromParent();
+  }
+  // Phis and selects of bf16 values carry the same bits as i16 ones: the
+  // backend would otherwise widen them to floats and round them back
+  // through that libcall (the GPU emulator's masked load, a branch to
+  // the load and one to its pass-through NaN, joined by a phi).
+  llvm::SmallVector<llvm::Instruction *> joins;
+  for (llvm::Function &function : module)
+    for (llvm::Instruction &instruction : llvm::instructions(function))
+      if (llvm::isa<llvm::PHINode, llvm::SelectInst>(instruction) &&
+          bf16AsI16(instruction.getType()))
+        joins.push_back(&instruction);
+  for (llvm::Instruction *join : joins) {
+    llvm::Type *words = bf16AsI16(join->getType());
+    llvm::Value *narrow;
+    if (auto *phi = llvm::dyn_cast<llvm::PHINode>(join)) {
+      llvm::IRBuilder<> b(phi);
+      llvm::PHINode *wordsPhi = b.CreatePHI(words, phi->getNumIncomingValues());
+      for (unsigned i = 0; i < phi->getNumIncomingValues(); ++i) {
+        llvm::BasicBlock *from = phi->getIncomingBlock(i);
+        llvm::IRBuilder<> atEnd(from->getTerminator());
+        wordsPhi->addIncoming(asWords(atEnd, phi->getIncomingValue(i), words),
+                              from);
+      }
+      llvm::IRBuilder<> after(phi->getParent(),
+                              phi->getParent()->getFirstInsertionPt());
+      narrow = after.CreateBitCast(wordsPhi, phi->getType());
+    } else {
+      auto *select = llvm::cast<llvm::SelectInst>(join);
+      llvm::IRBuilder<> b(select);
+      narrow = b.CreateBitCast(
+          b.CreateSelect(select->getCondition(),
+                         asWords(b, select->getTrueValue(), words),
+                         asWords(b, select->getFalseValue(), words)),
+          select->getType());
+    }
+    join->replaceAllUsesWith(narrow);
+    join->eraseFromParent();
   }
 }
 } // namespace

@@ -9,16 +9,16 @@
 // JSON-SAME: "reps":{{[0-9]+}}
 
 // The fused pre-norm block in bf16, as a table.
-// RUN: normjit bench --op layer_norm --rows 33 --cols 100 --dtype bf16 --residual --threads 1 --reps 2 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=TABLE
-// TABLE:      spec        layer_norm rows=33 cols=100 x=bf16 y=bf16 residual=bf16 sum=bf16 gamma=bf16 beta=bf16 eps=1e-05
+// RUN: normjit bench --op layer_norm --rows 33 --cols 300 --dtype bf16 --residual --threads 1 --reps 2 --warmup 0 --min-time 0 | FileCheck %s --check-prefix=TABLE
+// TABLE:      spec        layer_norm rows=33 cols=300 x=bf16 y=bf16 residual=bf16 sum=bf16 gamma=bf16 beta=bf16 eps=1e-05
 // TABLE-NEXT: residual    fused pre-norm block: y = norm(x + residual), the sum stored too
 // TABLE-NEXT: config      #norm.config<cpu,
 // TABLE-NEXT: threads     1
 // TABLE-NEXT: compile     {{[0-9.]+}} ms
 // TABLE-NEXT: time        {{[0-9.]+}} us median, {{[0-9.]+}} us min, 2 reps
-// TABLE-NEXT: bytes       26800 read + written per call
+// TABLE-NEXT: bytes       80400 read + written per call
 // TABLE-NEXT: bandwidth   {{[0-9.]+}} GB/s
-// TABLE-NEXT: memcpy      {{[0-9.]+}} GB/s (13400 bytes copied per call on 1 thread)
+// TABLE-NEXT: memcpy      {{[0-9.]+}} GB/s (40200 bytes copied per call on 1 thread)
 // TABLE-NEXT: of memcpy   {{[0-9.]+}} %
 // The spec's default is timed; where the row count is known, 33 such rows
 // (16-bit, the sum stored) are normalized in pairs.

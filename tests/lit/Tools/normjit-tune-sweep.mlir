@@ -19,21 +19,21 @@
 // DUP-NOTES: note: rms_norm rows=8 cols=64 {{.*}} is in the sweep more than once: tuned once
 // Mixed precision and stored statistics: bf16 rows with f32 gamma and
 // beta, LayerNorm storing mean and rstd, RMSNorm rstd; the report says so.
-// RUN: printf '[[sweep]]\nops = ["layer_norm", "rms_norm"]\ncols = [64]\nrows = [8]\ndtypes = ["bf16"]\nparam_dtype = "f32"\nstore_stats = true\nbudget = 0.2\n' > %t/mixed.toml
+// RUN: printf '[[sweep]]\nops = ["layer_norm", "rms_norm"]\ncols = [384]\nrows = [8]\ndtypes = ["bf16"]\nparam_dtype = "f32"\nstore_stats = true\nbudget = 0.2\n' > %t/mixed.toml
 // RUN: normjit tune --sweep %t/mixed.toml --cache %t/mixed-cache.toml --candidates 2 --no-progress --report %t/mixed-report 2>%t/mixed-lines | FileCheck %s --check-prefix=MIXED
 // RUN: FileCheck %s --check-prefix=MIXED-LINES < %t/mixed-lines
 // RUN: FileCheck %s --check-prefix=MIXED-REPORT < %t/mixed-report/report.md
 // RUN: FileCheck %s --check-prefix=MIXED-CSV < %t/mixed-report/report.csv
 // MIXED: tuned 2, already in the cache 0
-// MIXED-LINES: layer_norm rows=8 cols=64 x=bf16 y=bf16 gamma=f32 beta=f32 mean=f32 rstd=f32
-// MIXED-LINES: rms_norm rows=8 cols=64 x=bf16 y=bf16 gamma=f32 rstd=f32
-// MIXED-REPORT: | layer_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
-// MIXED-REPORT: | rms_norm | 8 | 64 | bf16 (f32 gamma/beta) + stats | no |
+// MIXED-LINES: layer_norm rows=8 cols=384 x=bf16 y=bf16 gamma=f32 beta=f32 mean=f32 rstd=f32
+// MIXED-LINES: rms_norm rows=8 cols=384 x=bf16 y=bf16 gamma=f32 rstd=f32
+// MIXED-REPORT: | layer_norm | 8 | 384 | bf16 (f32 gamma/beta) + stats | no |
+// MIXED-REPORT: | rms_norm | 8 | 384 | bf16 (f32 gamma/beta) + stats | no |
 // Both take tiles of 8 rows by the default for their row count, timed in
 // the final beside the spec's default.
 // MIXED-REPORT: Where the default for the row count {{.*}} is another config, 2 shapes tuned in this run {{.*}}: the tuned config {{[0-9.]+}}x over it, it {{[0-9.]+}}x over the spec's default
-// MIXED-CSV: layer_norm,8,8,64,bf16,0,{{.*}},f32,1
-// MIXED-CSV: rms_norm,8,8,64,bf16,0,{{.*}},f32,1
+// MIXED-CSV: layer_norm,8,8,384,bf16,0,{{.*}},f32,1
+// MIXED-CSV: rms_norm,8,8,384,bf16,0,{{.*}},f32,1
 // RUN: printf '[[sweep]]\nops = ["rms_norm"]\ncols = [64]\nrows = [8]\nparam_dtype = "f64"\n' > %t/bad-param.toml
 // RUN: not normjit tune --sweep %t/bad-param.toml --cache %t/bad.toml 2>&1 | FileCheck %s --check-prefix=BAD-PARAM
 // BAD-PARAM: normjit: error: {{.*}}bad-param.toml:5{{.*}}'param_dtype' must be "f32", "f16" or "bf16"

@@ -263,6 +263,36 @@ std::vector<Case> allCases() {
                          true, op == NORMJIT_LAYER_NORM, true, NORMJIT_F32),
                 11, 16, Data::Special, config);
         }
+  // Groups of short rows whose statistics are finished in lanes (one row
+  // a lane): groups of 3, 8 and 16 rows, the last one short, in tasks
+  // longer and shorter than a group; columns from 1 to the lanes' limit
+  // (512); f32, bf16 with a residual and its sum, f16 y; strided rows; and
+  // groups mixing rows that take the centred sweep (outliers among the
+  // first three values) with rows that do not, NaN and Inf, constant rows
+  // and rows far from zero. The mean and rstd are stored.
+  int64_t laneCase = 0;
+  for (normjit_op_t op : ops)
+    for (int64_t cols : {1, 3, 7, 16, 31, 64, 100, 257, 512})
+      for (int64_t group : {3, 8, 16}) {
+        ++laneCase;
+        CpuConfig config;
+        config.vectorWidth = laneCase % 3 == 0 ? 16 : laneCase % 3 == 1 ? 8 : 4;
+        config.accumulators = 1 + laneCase % 3;
+        config.rowGroup = group;
+        config.rowsPerTask = laneCase % 2 ? 5 : 2 * group;
+        config.threads = 2;
+        normjit_dtype_t x = laneCase % 4 == 1 ? NORMJIT_BF16 : NORMJIT_F32;
+        normjit_dtype_t y = laneCase % 4 == 2 ? NORMJIT_F16 : x;
+        bool residual = laneCase % 4 == 1;
+        int64_t rows = 2 * group + 5, padding = cols % 2 ? 3 : 0;
+        normjit_kernel_spec_t spec =
+            makeSpec(op, cols, x, y, residual, residual, true,
+                     op == NORMJIT_LAYER_NORM, true, x);
+        add(spec, rows, padding, Data::OutlierRows, config);
+        const Data more[] = {Data::Normal, Data::FarMean, Data::Special,
+                             Data::Constant, Data::Spike};
+        add(spec, rows, padding, more[laneCase % 5], config);
+      }
   return cases;
 }
 

@@ -97,8 +97,11 @@ CpuConfig getDefaultCpuConfig(const normjit_kernel_spec_t &spec,
                               const HostCpu &host = getHostCpu());
 
 /// The lowering's default `row_group` for `spec` (getDefaultRowGroup of
-/// RowGroup.h on its x, gamma and beta element sizes): 2 where gamma, beta
-/// and a row overflow 32 KiB, else 1.
+/// RowGroup.h on its op, columns and x, gamma and beta element sizes):
+/// groups of 8 or 16 short rows finished in lanes (kLaneRowGroup; the
+/// lowering takes single rows where it cannot: Welford's LayerNorm, bf16
+/// rows summed by vdpbf16ps), 2 where gamma, beta and a row overflow 32
+/// KiB, else 1.
 int64_t getDefaultRowGroup(const normjit_kernel_spec_t &spec);
 
 /// The spec's per-buffer dtype fields by buffer name: what the CLI's

@@ -42,6 +42,15 @@ namespace {
 /// tile's gamma and beta (4 KiB each in f32) stay in L1 for all of them.
 constexpr int64_t kGroupTileColumns = 1024;
 
+/// A group loop of at most this many iterations (groups of `accumulators`
+/// vectors) with constant bounds is emitted unrolled: short rows then run
+/// without loop control between their few vectors.
+constexpr int64_t kUnrolledGroups = 4;
+
+/// The most rows of a group whose statistics are finished in lanes (see
+/// laneStats in lowerNormOp; the most columns: kMaxLaneStatsColumns).
+constexpr int64_t kMaxLaneStatsRows = 16;
+
 /// Bytes of a cache line (x86).
 constexpr int64_t kLineBytes = 64;
 
@@ -548,6 +557,20 @@ public:
   /// An scf.for over groups [first, last) of `slots` vectors.
   SmallVector<Value> emitGroupLoop(Value first, Value last, ValueRange init,
                                    int64_t stateSize, StepFn step) {
+    std::optional<int64_t> firstIter = getConstantIntValue(first),
+                           lastIter = getConstantIntValue(last);
+    if (firstIter && lastIter && *lastIter - *firstIter <= kUnrolledGroups) {
+      SmallVector<Value> next(init.begin(), init.end());
+      for (int64_t iter = *firstIter; iter < *lastIter; ++iter)
+        for (int64_t slot = 0; slot < slots; ++slot) {
+          step_ = {/*inGroupLoop=*/true, slot * width};
+          SmallVector<Value> updated =
+              step(index((iter * slots + slot) * width), Value(),
+                   ValueRange(next).slice(slot * stateSize, stateSize));
+          llvm::copy(updated, next.begin() + slot * stateSize);
+        }
+      return next;
+    }
     auto loop = scf::ForOp::create(
         b, first, last, index(1), init,
         [&](OpBuilder &nested, Location, Value iv, ValueRange iterState) {
@@ -862,11 +885,39 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // (gamma and beta as the sweeps read them: widened copies are f32. Only
   // rows of 2048 columns or fewer are widened, which never pair, so the
   // spec's own dtypes give the same default: see getDefaultRowGroup.)
+  // Rows of bf16 values alone (s = x) are summed with vdpbf16ps when the
+  // target has it: the sums of squares, and LayerNorm's sums of the values
+  // unshifted (the far-shift test below corrects a mean far from 0).
+  // With a residual, s = x + r is a bf16 row when it is stored in bf16
+  // (the sum is rounded to its type): summed from the rounded vector, the
+  // one stored.
+  bool dotRows =
+      knobs.dotBf16 && e.canDot() && !(isLayerNorm && knobs.welford) &&
+      (residual ? sum && sumElement.isBF16()
+                : cast<MemRefType>(x.getType()).getElementType().isBF16());
+  // A group of short rows finishes its statistics in lanes, one row per
+  // lane: every row's sweeps first (their sums reduced to a scalar each),
+  // then one vector computation of the group's means, variances and
+  // reciprocal square roots. Row by row, each short row waited on its own
+  // chain of reductions, checks, a square root and a division before its
+  // output (about 70 cycles for 64 f32 columns), and the next row's
+  // sweeps could not start while that chain filled the scheduler. Not for
+  // Welford's LayerNorm nor the vdpbf16ps sums (their own checks), nor
+  // for long rows, whose sweeps hide the chain (and would be emitted once
+  // per row of the group).
+  bool lanesPossible = cols <= kMaxLaneStatsColumns && !dotRows &&
+                       !(isLayerNorm && knobs.welford);
   int64_t groupRows = knobs.rowGroup;
-  if (groupRows == 0)
+  if (groupRows == 0) {
     groupRows = getDefaultRowGroup(cols, elementBytes(x), elementBytes(gamma),
-                                   elementBytes(beta));
+                                   elementBytes(beta), isLayerNorm);
+    // The default's groups of short rows are for lanes; without them,
+    // single rows.
+    if (groupRows > 2 && !lanesPossible)
+      groupRows = 1;
+  }
   bool grouped = groupRows > 1;
+  bool laneStats = grouped && groupRows <= kMaxLaneStatsRows && lanesPossible;
 
   e.usePairedBf16(statsPaired);
   auto rowLoop =
@@ -886,6 +937,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
     groupOffset = createAlloca(statsType);
     groupCount = arith::MinSIOp::create(
         b, e.index(groupRows), arith::SubIOp::create(b, rows, groupStart));
+  }
+  if (grouped && !laneStats) {
     auto statsLoop = scf::ForOp::create(b, e.index(0), groupCount, e.index(1));
     statsBlock = statsLoop.getBody();
     b.setInsertionPointToStart(statsBlock);
@@ -964,16 +1017,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   rare.usePairedBf16(statsPaired);
 
   SmallVector<Value> zeros(e.getSlots(), e.zeroVector());
-  // Rows of bf16 values alone (s = x) are summed with vdpbf16ps when the
-  // target has it: the sums of squares, and LayerNorm's sums of the values
-  // unshifted (the far-shift test below corrects a mean far from 0).
-  // With a residual, s = x + r is a bf16 row when it is stored in bf16
-  // (the sum is rounded to its type): summed from the rounded vector, the
-  // one stored.
-  bool dotRows =
-      knobs.dotBf16 && e.canDot() && !(isLayerNorm && knobs.welford) &&
-      (residual ? sum && sumElement.isBF16()
-                : cast<MemRefType>(x.getType()).getElementType().isBF16());
   auto dotRowVector = [&](Value col, Value mask) -> Value {
     widenStep(col, mask);
     return residual ? storedSum(col, mask) : e.loadRaw(x, {row, col}, mask);
@@ -985,11 +1028,279 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         b, arith::CmpFPredicate::OLT, squares,
         e.f32Const(static_cast<double>(cols) * kDotTrustedSquares));
   };
-  // LayerNorm: the row's mean as an f32 centre plus the rounding error of
+  // A value of `like`'s shape from the scalar `scalar` (or `value`): f32
+  // for one row's statistics, a vector of them for a group finished in
+  // lanes (laneStats).
+  auto splatLike = [&](Value like, Value scalar) -> Value {
+    if (auto lanes = dyn_cast<VectorType>(like.getType()))
+      return vector::BroadcastOp::create(b, lanes, scalar);
+    return scalar;
+  };
+  auto constLike = [&](Value like, double value) {
+    return splatLike(like, e.f32Const(value));
+  };
+  // RMSNorm: 1 / sqrt(mean(s^2) + eps).
+  auto rmsRstd = [&](Value sumSquares) -> Value {
+    Value meanSquare = e.mul(sumSquares, splatLike(sumSquares, invCols));
+    return arith::DivFOp::create(
+        b, constLike(sumSquares, 1.0),
+        math::SqrtOp::create(
+            b,
+            arith::AddFOp::create(b, meanSquare, splatLike(meanSquare, eps))));
+  };
+  // RMSNorm: the row's sum of squares in plain f32.
+  auto plainSquares = [&]() -> Value {
+    SmallVector<Value> squares =
+        e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
+          Value s = firstS(col, mask);
+          return SmallVector<Value>{e.add(acc[0], e.mul(s, s))};
+        });
+    return e.reduceSlots(squares);
+  };
+  // LayerNorm: the row's statistics are those of d = s - s0, the shift
+  // s0 splatted (buildLayerNormShift): when the mean dwarfs the spread, d
+  // is exact and small, so its sum (and the mean, kept as s0 + mean(d))
+  // does not lose the spread to rounding.
+  // (Summed with vdpbf16ps, d = s: the shift is 0.)
+  Value shift;
+  auto firstD = [&](Value col, Value mask) {
+    return e.maskOff(e.sub(firstS(col, mask), shift), mask);
+  };
+  auto laterD = [&](RowEmitter &r, Value col, Value mask) {
+    return r.sub(laterS(r, col, mask), shift);
+  };
+  // One sweep of the sums of d and d^2: mean(d) and M2 = sum(d^2) - n
+  // mean(d)^2, which cancels only when the shift is far from the mean
+  // (then the centred sweep below recomputes it).
+  auto shiftedSums = [&]() -> std::pair<Value, Value> {
+    SmallVector<Value> sumState(2 * e.getSlots(), e.zeroVector());
+    SmallVector<Value> sums =
+        e.sweep(sumState, 2, [&](Value col, Value mask, ValueRange acc) {
+          Value d = firstD(col, mask);
+          return SmallVector<Value>{e.add(acc[0], d),
+                                    e.add(acc[1], e.mul(d, d))};
+        });
+    Value sumD = e.reduceSlots(RowEmitter::slotField(sums, 2, 0));
+    Value mean = e.mul(sumD, invCols);
+    return {mean, e.sub(e.reduceSlots(RowEmitter::slotField(sums, 2, 1)),
+                        e.mul(sumD, mean))};
+  };
+  // Both algorithms lose precision when the shift is far from the mean
+  // (an outlier among the first three values): the sums by cancelling in
+  // sum(d^2) - n mean^2, Welford's running means by rounding at the
+  // magnitude of the shift. When n mean^2 > farShift * M2 (or M2 is NaN)
+  // and the mean is finite, one more sweep sums d - mean and its square,
+  // and corrects both (the corrected two-pass algorithm): whether it must.
+  auto farFromMean = [&](Value mean, Value m2, Value dotTiny,
+                         double farShift) -> Value {
+    Value nMeanSq =
+        e.mul(e.mul(mean, mean), constLike(mean, static_cast<double>(cols)));
+    // Not n mean^2 <= farShift * M2: greater, or unordered (M2 NaN).
+    Value notNear = arith::CmpFOp::create(b, arith::CmpFPredicate::UGT, nMeanSq,
+                                          e.mul(m2, constLike(m2, farShift)));
+    Value inf = constLike(mean, std::numeric_limits<float>::infinity());
+    Value finite = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
+                                         math::AbsFOp::create(b, mean), inf);
+    if (dotTiny)
+      notNear = arith::OrIOp::create(b, notNear, dotTiny);
+    // Sums of squares that overflowed (M2 = +inf: the subtraction fused
+    // with the product, so inf - n mean^2 stays inf and does not compare
+    // as far) while the row's own spread may fit: the centred sweep
+    // decides. Unshifted bf16 sums (vdpbf16ps) overflowed at |x| of
+    // sqrt(FLT_MAX / n), 2.9e17 for 4096 columns, giving rstd = 0 where
+    // the variance was 9e30.
+    notNear = arith::OrIOp::create(
+        b, notNear,
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m2, inf));
+    return arith::AndIOp::create(b, finite, notNear);
+  };
+  // The centred sweep of the row (see farFromMean): the mean relative to
+  // the new shift, M2, and that shift, the first estimate of the mean, s0
+  // + mean rounded to f32. Far means the shift was far from the mean (an
+  // outlier among the first three values; unshifted vdpbf16ps sums), so
+  // the first mean (of d) is about as large as s0 - mean: adding the
+  // correction to it would round both at that magnitude, not the mean's
+  // (bf16 rows of mean 1000 and spread 1 came out 3e-5 off; f32 rows of
+  // mean 0.42 whose first three values were 1e4, 6e-4). The correction is
+  // instead the mean of s minus the new shift, which the TwoSum of centre
+  // below keeps whole.
+  auto centredSweep = [&](Value s0, Value mean) -> std::array<Value, 3> {
+    Value inf = e.f32Const(std::numeric_limits<float>::infinity());
+    Value newShift = arith::AddFOp::create(b, s0, mean);
+    Value newShiftVec = rare.splat(newShift);
+    SmallVector<Value> sums =
+        rare.sweep({rare.zeroVector(), rare.zeroVector()}, 2,
+                   [&](Value col, Value mask, ValueRange acc) {
+                     Value d = rare.maskOff(
+                         rare.sub(laterS(rare, col, mask), newShiftVec), mask);
+                     return SmallVector<Value>{
+                         rare.add(acc[0], d), rare.add(acc[1], rare.mul(d, d))};
+                   });
+    Value sumD = rare.reduce(sums[0]);
+    // A division: n equal deviations d (a row of one value, its first
+    // mean total * (1/n) an ulp off) give exactly d, and M2 exactly 0,
+    // where sumD * (1/n) left a positive variance and an offset of y
+    // behind. (This sweep is the rare path; the common one keeps 1/n.)
+    Value correction =
+        arith::DivFOp::create(b, sumD, e.f32Const(static_cast<double>(cols)));
+    Value squares = rare.reduce(sums[1]);
+    Value centredM2 = e.sub(squares, e.mul(sumD, correction));
+    // sumD * correction <= squares (Cauchy-Schwarz): where the squares
+    // overflowed, that product may too, and inf - inf is NaN unless the
+    // subtraction fuses with the product (no FMA: SSE and AVX1 targets
+    // gave rstd = NaN for rows of +-1e30). The squares' +inf stands.
+    centredM2 = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, squares, inf),
+        inf, centredM2);
+    return {correction, centredM2, newShift};
+  };
+  // LayerNorm's rstd, centre and offset from the final mean (of d), M2
+  // and shift: the row's mean as an f32 centre plus the rounding error of
   // that centre, scaled by rstd (the output is (s - centre) * rstd -
   // offset, one rounding of s - centre, then an FMA).
-  Value mean, rstd, shift, centre, offset;
-  if (!isLayerNorm) {
+  auto finishLayerNorm = [&](Value mean, Value m2,
+                             Value s0) -> std::array<Value, 3> {
+    // Rounding can leave M2 a little below 0 where the row is constant.
+    m2 = arith::MaximumFOp::create(b, m2, constLike(m2, 0.0));
+    Value var = e.mul(m2, splatLike(m2, invCols));
+    Value rstd = arith::DivFOp::create(
+        b, constLike(var, 1.0),
+        math::SqrtOp::create(
+            b, arith::AddFOp::create(b, var, splatLike(var, eps))));
+    // centre = s0 + mean rounded; lo its rounding error (TwoSum, exact).
+    Value centre = arith::AddFOp::create(b, s0, mean);
+    Value back = arith::SubFOp::create(b, centre, s0);
+    Value lo = arith::AddFOp::create(
+        b, arith::SubFOp::create(b, s0, arith::SubFOp::create(b, centre, back)),
+        arith::SubFOp::create(b, mean, back));
+    return {rstd, centre, arith::MulFOp::create(b, lo, rstd)};
+  };
+
+  Value rstd, centre, offset;
+  if (laneStats) {
+    // The group's rows in lanes: each present row's sweeps and sums (a
+    // row past the call's last yields zeros, which no output reads), then
+    // the statistics of all of them at once, kept for the output sweeps.
+    auto laneType = VectorType::get({groupRows}, b.getF32Type());
+    int64_t perRow = isLayerNorm ? 3 : 1;
+    SmallVector<SmallVector<Value>> lanes(perRow);
+    for (int64_t i = 0; i < groupRows; ++i) {
+      auto emitRow = [&]() -> SmallVector<Value> {
+        row = arith::AddIOp::create(b, groupStart, e.index(i));
+        if (!isLayerNorm)
+          return {plainSquares()};
+        Value s0 = buildLayerNormShift(b, x, residual, sumElement, row, cols);
+        shift = e.splat(s0);
+        auto [mean, m2] = shiftedSums();
+        return {mean, m2, s0};
+      };
+      SmallVector<Value> values;
+      if (i == 0) {
+        values = emitRow();
+      } else {
+        auto present = scf::IfOp::create(
+            b, SmallVector<Type>(perRow, b.getF32Type()),
+            arith::CmpIOp::create(b, arith::CmpIPredicate::slt, e.index(i),
+                                  groupCount),
+            /*addThenBlock=*/true, /*addElseBlock=*/true);
+        OpBuilder::InsertionGuard ifGuard(b);
+        b.setInsertionPointToStart(present.thenBlock());
+        scf::YieldOp::create(b, emitRow());
+        b.setInsertionPointToStart(present.elseBlock());
+        scf::YieldOp::create(b, SmallVector<Value>(perRow, e.f32Const(0.0)));
+        values = SmallVector<Value>(present.getResults());
+      }
+      for (int64_t k = 0; k < perRow; ++k)
+        lanes[k].push_back(values[k]);
+    }
+    row = groupStart;
+    SmallVector<Value> stats;
+    for (ArrayRef<Value> values : lanes)
+      stats.push_back(vector::FromElementsOp::create(b, laneType, values));
+    auto keep = [&](Value vector, Value buffer) {
+      vector::StoreOp::create(b, vector, buffer, ValueRange{e.index(0)});
+    };
+    if (!isLayerNorm) {
+      rstd = rmsRstd(stats[0]);
+    } else {
+      // Rows whose shift lay far from the mean take the centred sweep one
+      // by one, their lanes corrected through the stack.
+      Value far = farFromMean(stats[0], stats[1], Value(), kFarShift);
+      Value anyFar =
+          vector::ReductionOp::create(b, vector::CombiningKind::OR, far);
+      auto corrected =
+          scf::IfOp::create(b, TypeRange{laneType, laneType, laneType}, anyFar,
+                            /*addThenBlock=*/true, /*addElseBlock=*/true);
+      {
+        OpBuilder::InsertionGuard ifGuard(b);
+        b.setInsertionPointToStart(corrected.thenBlock());
+        auto statsType = MemRefType::get({groupRows}, b.getF32Type());
+        SmallVector<Value> slots;
+        for (Value value : stats) {
+          slots.push_back(createAlloca(statsType));
+          keep(value, slots.back());
+        }
+        Value farSlots = createAlloca(statsType);
+        keep(arith::SelectOp::create(b, far, constLike(stats[0], 1.0),
+                                     constLike(stats[0], 0.0)),
+             farSlots);
+        auto rowLoop =
+            scf::ForOp::create(b, e.index(0), groupCount, e.index(1));
+        {
+          OpBuilder::InsertionGuard loopGuard(b);
+          b.setInsertionPointToStart(rowLoop.getBody());
+          Value slot = rowLoop.getInductionVar();
+          row = arith::AddIOp::create(b, groupStart, slot);
+          auto ifFar = scf::IfOp::create(
+              b,
+              arith::CmpFOp::create(
+                  b, arith::CmpFPredicate::ONE,
+                  memref::LoadOp::create(b, farSlots, ValueRange{slot}),
+                  e.f32Const(0.0)),
+              /*withElseRegion=*/false);
+          b.setInsertionPointToStart(ifFar.thenBlock());
+          auto load = [&](Value buffer) {
+            return memref::LoadOp::create(b, buffer, ValueRange{slot});
+          };
+          std::array<Value, 3> again =
+              centredSweep(load(slots[2]), load(slots[0]));
+          // The mean, M2 and shift: the slots' order.
+          for (int64_t k = 0; k < 3; ++k)
+            memref::StoreOp::create(b, again[k], slots[k], ValueRange{slot});
+          row = groupStart;
+        }
+        SmallVector<Value> reloaded;
+        for (Value slot : slots)
+          reloaded.push_back(vector::LoadOp::create(b, laneType, slot,
+                                                    ValueRange{e.index(0)}));
+        scf::YieldOp::create(b, reloaded);
+        b.setInsertionPointToStart(corrected.elseBlock());
+        scf::YieldOp::create(b, stats);
+      }
+      std::tie(rstd, centre, offset) = std::tuple_cat(
+          finishLayerNorm(corrected.getResult(0), corrected.getResult(1),
+                          corrected.getResult(2)));
+      keep(centre, groupCentre);
+      keep(offset, groupOffset);
+    }
+    keep(rstd, groupRstd);
+    // The mean and rstd outputs, row by row from the slots.
+    if (meanOut || rstdOut) {
+      auto rowLoop = scf::ForOp::create(b, e.index(0), groupCount, e.index(1));
+      OpBuilder::InsertionGuard loopGuard(b);
+      b.setInsertionPointToStart(rowLoop.getBody());
+      Value slot = rowLoop.getInductionVar();
+      Value at = arith::AddIOp::create(b, groupStart, slot);
+      if (meanOut && isLayerNorm)
+        memref::StoreOp::create(
+            b, memref::LoadOp::create(b, groupCentre, ValueRange{slot}),
+            meanOut, ValueRange{at});
+      if (rstdOut)
+        memref::StoreOp::create(
+            b, memref::LoadOp::create(b, groupRstd, ValueRange{slot}), rstdOut,
+            ValueRange{at});
+    }
+  } else if (!isLayerNorm) {
     Value sumSquares;
     if (dotRows) {
       Value squares = e.dotSums(dotRowVector, /*withSum=*/false).first;
@@ -1009,33 +1320,15 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       scf::YieldOp::create(b, squares);
       sumSquares = redo.getResult(0);
     } else {
-      SmallVector<Value> squares =
-          e.sweep(zeros, 1, [&](Value col, Value mask, ValueRange acc) {
-            Value s = firstS(col, mask);
-            return SmallVector<Value>{e.add(acc[0], e.mul(s, s))};
-          });
-      sumSquares = e.reduceSlots(squares);
+      sumSquares = plainSquares();
     }
-    Value meanSquare = e.mul(sumSquares, invCols);
-    rstd = arith::DivFOp::create(
-        b, e.f32Const(1.0),
-        math::SqrtOp::create(b, arith::AddFOp::create(b, meanSquare, eps)));
+    rstd = rmsRstd(sumSquares);
   } else {
-    // Statistics of d = s - s0 (buildLayerNormShift): when the mean dwarfs
-    // the spread, d is exact and small, so its sum (and the mean, kept as
-    // s0 + mean(d)) does not lose the spread to rounding.
-    // (Summed with vdpbf16ps, d = s: the shift is 0.)
     Value s0 = dotRows
                    ? e.f32Const(0.0)
                    : buildLayerNormShift(b, x, residual, sumElement, row, cols);
     shift = e.splat(s0);
-    auto firstD = [&](Value col, Value mask) {
-      return e.maskOff(e.sub(firstS(col, mask), shift), mask);
-    };
-    auto laterD = [&](RowEmitter &r, Value col, Value mask) {
-      return r.sub(laterS(r, col, mask), shift);
-    };
-    Value m2;
+    Value mean, m2;
     // With vdpbf16ps, a sum of squares too small to trust takes the
     // centred sweep below (plain f32), like a far shift.
     Value dotTiny;
@@ -1045,20 +1338,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       mean = e.mul(total, invCols);
       m2 = e.sub(squares, e.mul(total, mean));
     } else if (!knobs.welford) {
-      // One sweep of the sums of d and d^2: M2 = sum(d^2) - n mean^2,
-      // which cancels only when the shift is far from the mean (then the
-      // centred sweep below recomputes it).
-      SmallVector<Value> sumState(2 * e.getSlots(), e.zeroVector());
-      SmallVector<Value> sums =
-          e.sweep(sumState, 2, [&](Value col, Value mask, ValueRange acc) {
-            Value d = firstD(col, mask);
-            return SmallVector<Value>{e.add(acc[0], d),
-                                      e.add(acc[1], e.mul(d, d))};
-          });
-      Value sumD = e.reduceSlots(RowEmitter::slotField(sums, 2, 0));
-      mean = e.mul(sumD, invCols);
-      m2 = e.sub(e.reduceSlots(RowEmitter::slotField(sums, 2, 1)),
-                 e.mul(sumD, mean));
+      std::tie(mean, m2) = shiftedSums();
     } else {
       // Per-lane Welford over the main part: every lane has seen the same
       // count after each iteration, so 1/n is one scalar division.
@@ -1160,102 +1440,27 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       }
       mean = fallback.getResult(0);
     }
-    // Both algorithms lose precision when the shift is far from the mean
-    // (an outlier among the first three values): the sums by cancelling in
-    // sum(d^2) - n mean^2, Welford's running means by rounding at the
-    // magnitude of the shift. When n mean^2 > kFarShift * M2 (or M2 is
-    // NaN) and the mean is finite, one more sweep sums d - mean and its
-    // square, and corrects both (the corrected two-pass algorithm).
-    Value nMeanSq =
-        e.mul(e.mul(mean, mean), e.f32Const(static_cast<double>(cols)));
-    // Not n mean^2 <= kFarShift * M2: greater, or unordered (M2 NaN).
     bool narrowOutputs =
         dotRows && !meanOut && !rstdOut && elementBytes(y) == 2;
-    Value notNear = arith::CmpFOp::create(
-        b, arith::CmpFPredicate::UGT, nMeanSq,
-        e.mul(m2,
-              e.f32Const(narrowOutputs ? kFarShiftNarrowOutputs : kFarShift)));
-    Value inf = e.f32Const(std::numeric_limits<float>::infinity());
-    Value finite = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT,
-                                         math::AbsFOp::create(b, mean), inf);
-    if (dotTiny)
-      notNear = arith::OrIOp::create(b, notNear, dotTiny);
-    // Sums of squares that overflowed (M2 = +inf: the subtraction fused
-    // with the product, so inf - n mean^2 stays inf and does not compare
-    // as far) while the row's own spread may fit: the centred sweep
-    // decides. Unshifted bf16 sums (vdpbf16ps) overflowed at |x| of
-    // sqrt(FLT_MAX / n), 2.9e17 for 4096 columns, giving rstd = 0 where
-    // the variance was 9e30.
-    notNear = arith::OrIOp::create(
-        b, notNear,
-        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m2, inf));
-    Value far = arith::AndIOp::create(b, finite, notNear);
-    // The centred sweep's results: the mean (relative to the new shift),
-    // M2, and that shift: the first estimate of the mean, s0 + mean
-    // rounded to f32. Far means the shift was far from the mean (an
-    // outlier among the first three values; unshifted vdpbf16ps sums), so
-    // the first mean (of d) is about as large as s0 - mean: adding the
-    // correction to it would round both at that magnitude, not the
-    // mean's (bf16 rows of mean 1000 and spread 1 came out 3e-5 off; f32
-    // rows of mean 0.42 whose first three values were 1e4, 6e-4). The
-    // correction is instead the mean of s minus the new shift, which the
-    // TwoSum of centre below keeps whole.
+    Value far = farFromMean(mean, m2, dotTiny,
+                            narrowOutputs ? kFarShiftNarrowOutputs : kFarShift);
     auto recentred = scf::IfOp::create(
         b, TypeRange{b.getF32Type(), b.getF32Type(), b.getF32Type()}, far,
         /*addThenBlock=*/true, /*addElseBlock=*/true);
     {
       OpBuilder::InsertionGuard ifGuard(b);
       b.setInsertionPointToStart(recentred.thenBlock());
-      Value newShift = arith::AddFOp::create(b, s0, mean);
-      Value newShiftVec = rare.splat(newShift);
-      SmallVector<Value> sums = rare.sweep(
-          {rare.zeroVector(), rare.zeroVector()}, 2,
-          [&](Value col, Value mask, ValueRange acc) {
-            Value d = rare.maskOff(
-                rare.sub(laterS(rare, col, mask), newShiftVec), mask);
-            return SmallVector<Value>{rare.add(acc[0], d),
-                                      rare.add(acc[1], rare.mul(d, d))};
-          });
-      Value sumD = rare.reduce(sums[0]);
-      // A division: n equal deviations d (a row of one value, its first
-      // mean total * (1/n) an ulp off) give exactly d, and M2 exactly 0,
-      // where sumD * (1/n) left a positive variance and an offset of y
-      // behind. (This sweep is the rare path; the common one keeps 1/n.)
-      Value correction = arith::DivFOp::create(
-          b, sumD, e.f32Const(static_cast<double>(cols)));
-      Value squares = rare.reduce(sums[1]);
-      Value centredM2 = e.sub(squares, e.mul(sumD, correction));
-      // sumD * correction <= squares (Cauchy-Schwarz): where the squares
-      // overflowed, that product may too, and inf - inf is NaN unless the
-      // subtraction fuses with the product (no FMA: SSE and AVX1 targets
-      // gave rstd = NaN for rows of +-1e30). The squares' +inf stands.
-      centredM2 = arith::SelectOp::create(
-          b,
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, squares, inf),
-          inf, centredM2);
-      scf::YieldOp::create(b, ValueRange{correction, centredM2, newShift});
+      scf::YieldOp::create(b, ArrayRef<Value>(centredSweep(s0, mean)));
       b.setInsertionPointToStart(recentred.elseBlock());
       scf::YieldOp::create(b, ValueRange{mean, m2, s0});
     }
-    mean = recentred.getResult(0);
-    s0 = recentred.getResult(2);
-    // Rounding can leave M2 a little below 0 where the row is constant.
-    m2 = arith::MaximumFOp::create(b, recentred.getResult(1), e.f32Const(0.0));
-    Value var = e.mul(m2, invCols);
-    rstd = arith::DivFOp::create(
-        b, e.f32Const(1.0),
-        math::SqrtOp::create(b, arith::AddFOp::create(b, var, eps)));
-    // centre = s0 + mean rounded; lo its rounding error (TwoSum, exact).
-    centre = arith::AddFOp::create(b, s0, mean);
-    Value back = arith::SubFOp::create(b, centre, s0);
-    Value lo = arith::AddFOp::create(
-        b, arith::SubFOp::create(b, s0, arith::SubFOp::create(b, centre, back)),
-        arith::SubFOp::create(b, mean, back));
-    offset = arith::MulFOp::create(b, lo, rstd);
+    std::tie(rstd, centre, offset) = std::tuple_cat(
+        finishLayerNorm(recentred.getResult(0), recentred.getResult(1),
+                        recentred.getResult(2)));
     if (meanOut)
       memref::StoreOp::create(b, centre, meanOut, ValueRange{row});
   }
-  if (rstdOut)
+  if (rstdOut && !laneStats)
     memref::StoreOp::create(b, rstd, rstdOut, ValueRange{row});
 
   // Output pass: y = (s - mean) * rstd * gamma + beta, over one row or a
@@ -1454,15 +1659,19 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       int64_t tileGroups =
           std::max<int64_t>(1, kGroupTileColumns / stepColumns);
       int64_t tiles = llvm::divideCeil(mainIters, tileGroups);
-      auto tileLoop =
-          scf::ForOp::create(b, e.index(0), e.index(tiles), e.index(1));
       OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(tileLoop.getBody());
-      Value first = arith::MulIOp::create(b, tileLoop.getInductionVar(),
-                                          e.index(tileGroups));
-      Value last = arith::MinSIOp::create(
-          b, arith::AddIOp::create(b, first, e.index(tileGroups)),
-          e.index(mainIters));
+      // One tile: constant bounds (a short row's group loop unrolls).
+      Value first = e.index(0), last = e.index(mainIters);
+      if (tiles > 1) {
+        auto tileLoop =
+            scf::ForOp::create(b, e.index(0), e.index(tiles), e.index(1));
+        b.setInsertionPointToStart(tileLoop.getBody());
+        first = arith::MulIOp::create(b, tileLoop.getInductionVar(),
+                                      e.index(tileGroups));
+        last = arith::MinSIOp::create(
+            b, arith::AddIOp::create(b, first, e.index(tileGroups)),
+            e.index(mainIters));
+      }
       // The tile's first column, and its columns.
       Value tileStart = arith::MulIOp::create(b, first, e.index(stepColumns));
       Value tileColumns = arith::MulIOp::create(
@@ -1557,14 +1766,17 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       outputSweep(stats, head, stream);
     });
   } else {
-    // Keep this row's statistics, then sweep the group (or the last rows).
-    Value slot = arith::SubIOp::create(b, row, groupStart);
-    memref::StoreOp::create(b, rstd, groupRstd, ValueRange{slot});
-    if (centre) {
-      memref::StoreOp::create(b, centre, groupCentre, ValueRange{slot});
-      memref::StoreOp::create(b, offset, groupOffset, ValueRange{slot});
+    // Keep this row's statistics (finished in lanes: kept already), then
+    // sweep the group (or the last rows).
+    if (!laneStats) {
+      Value slot = arith::SubIOp::create(b, row, groupStart);
+      memref::StoreOp::create(b, rstd, groupRstd, ValueRange{slot});
+      if (centre) {
+        memref::StoreOp::create(b, centre, groupCentre, ValueRange{slot});
+        memref::StoreOp::create(b, offset, groupOffset, ValueRange{slot});
+      }
+      b.setInsertionPointAfter(statsBlock->getParentOp());
     }
-    b.setInsertionPointAfter(statsBlock->getParentOp());
     auto statsOf = [&](Value slotIndex) {
       RowStats stats;
       stats.row = arith::AddIOp::create(b, groupStart, slotIndex);

@@ -32,10 +32,11 @@ func.func @rms(%x: memref<?x100xbf16>, %y: memref<?x100xbf16>) {
 // LayerNorm (two_pass): the squares and the values in one sweep, unshifted
 // (no median of the first values is read); a sum of squares too small to
 // trust takes the centred sweep, as a far shift does.
+// (Four groups of two vectors: the sweep is unrolled.)
 // CHECK-LABEL: func.func @layer
 //   CHECK-NOT:   memref.load
-//       CHECK:   %[[ONES:.+]] = arith.constant dense<1.000000e+00> : vector<32xbf16>
 //       CHECK:   scf.for
+//       CHECK:     %[[ONES:.+]] = arith.constant dense<1.000000e+00> : vector<32xbf16>
 //       CHECK:     %[[RAW:.+]] = vector.load %{{.*}} : memref<?x256xbf16>, vector<32xbf16>
 //       CHECK:     x86vector.avx512.dot %{{.*}}, %[[RAW]], %[[RAW]]
 //       CHECK:     x86vector.avx512.dot %{{.*}}, %[[RAW]], %[[ONES]]

@@ -378,6 +378,16 @@ public:
       if (name != "default" && name != "cache" && name != "explicit")
         return error(*source, prefix + "unknown config_source '" + name +
                                   "'; expected default, cache or explicit");
+      // A manifest's tuned config (written whole): the config itself
+      // again, not knobs over the default for the row hint, whose row
+      // group (or prefetches) it would take where the tuned config left
+      // them to the lowering.
+      if (name == "cache" && device != AotDevice::CUDA &&
+          !kernel.knobs.empty()) {
+        kernel.tunedConfig =
+            kernel.knobs.applyTo(getDefaultCpuConfig(kernel.spec));
+        kernel.knobs = {};
+      }
     }
     file.kernels.push_back(std::move(kernel));
     return llvm::Error::success();

@@ -489,6 +489,26 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   if (std::optional<CpuConfig> far =
           getFarBeyondCacheConfig(spec, rows, bucket, config, host))
     return *far;
+  // Short f32 rows within the caches, without a residual: groups whose
+  // statistics are finished in lanes (the spec's default keeps them for
+  // rows of up to 32 columns: beyond the L3 longer ones lost, 0.5-1.0x).
+  // On the Zen 4 at the AVX2 level, 1M elements (`normjit bench --config
+  // '#norm.config<cpu, row_group = 16>' --versus '#norm.config<cpu>'`, 1
+  // and 2 threads): LayerNorm 1.15-1.52x at 64-256 columns, 0.92x at 512;
+  // RMSNorm 1.26-1.42x at 64-96 columns, 0.96x at 128.
+  // (At most 2^40 rows of 513 capped columns of 8 bytes: no overflow.)
+  int64_t inputBytes = bucket *
+                       std::min<int64_t>(spec.cols, kMaxLaneStatsColumns + 1) *
+                       rowInputBytes(spec);
+  if (spec.x_dtype == NORMJIT_F32 && !spec.has_residual &&
+      getDefaultRowGroup(spec) == 1 && inputBytes <= kCacheResidentInputBytes &&
+      spec.cols <= (spec.op == NORMJIT_LAYER_NORM ? 256 : 96)) {
+    config.rowGroup = kLaneRowGroup;
+    config.rowsPerTask =
+        std::min<int64_t>(llvm::alignTo(config.rowsPerTask, kLaneRowGroup),
+                          kMaxRowsPerTask / kLaneRowGroup * kLaneRowGroup);
+    return config;
+  }
   if (!(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;
   if (getDefaultRowGroup(spec) != 1)

@@ -111,7 +111,9 @@
 // RUN: FileCheck %s --input-file %t/ln/ln.manifest.toml --check-prefix=KNOBS-MANIFEST
 // KNOBS-MANIFEST: config = "#norm.config<cpu, vector_width = 4, algorithm = two_pass>"
 // KNOBS-MANIFEST-NEXT: config_source = "explicit"
-// KNOBS-MANIFEST: config = "#norm.config<cpu, vector_width = 4, fuse_residual = true, accumulators = {{[0-9]+}}, rows_per_task = {{[0-9]+}}, algorithm = two_pass, streaming_stores = false>"
+// (4096 rows of 64 f32 columns, the default row hint, stay in the caches:
+// the default for the row count takes groups of 16 rows in lanes.)
+// KNOBS-MANIFEST: config = "#norm.config<cpu, vector_width = 4, fuse_residual = true, accumulators = {{[0-9]+}}, rows_per_task = {{[0-9]+}}, algorithm = two_pass, streaming_stores = false, row_group = 16>"
 
 // --prefetch-rows: in the manifest's knobs and config; out of range, an
 // error before anything is written.
@@ -119,7 +121,7 @@
 // PREFETCH: pf: rms_norm cols=64, config from the given knobs
 // RUN: FileCheck %s --input-file %t/pf/pf.manifest.toml --check-prefix=PREFETCH-MANIFEST
 // PREFETCH-MANIFEST: config = "#norm.config<cpu, prefetch_rows = 2>"
-// PREFETCH-MANIFEST: config = "#norm.config<cpu, {{.*}}streaming_stores = false, prefetch_rows = 2>"
+// PREFETCH-MANIFEST: config = "#norm.config<cpu, {{.*}}streaming_stores = false, prefetch_rows = 2{{(, row_group = 16)?}}>"
 // RUN: not normjit aot --name pf2 --op rms_norm --cols 64 --prefetch-rows 17 --out %t/pf2 2>&1 | FileCheck %s --check-prefix=PREFETCH-RANGE
 // PREFETCH-RANGE: normjit: error: {{.*}}prefetch_rows must be in [0, 16], got 17
 // RUN: not ls %t/pf2
@@ -130,7 +132,7 @@
 // RUN: FileCheck %s --input-file %t/rg/rg.manifest.toml --check-prefix=GROUP-MANIFEST
 // GROUP-MANIFEST: config = "#norm.config<cpu, prefetch_rows = 1, row_group = 1>"
 // GROUP-MANIFEST: config = "#norm.config<cpu, {{.*}}streaming_stores = false, prefetch_rows = 1, row_group = 1>"
-// RUN: normjit aot --name rg0 --op layer_norm --cols 64 --row-group 0 --out %t/rg0
+// RUN: normjit aot --name rg0 --op layer_norm --cols 1024 --row-group 0 --out %t/rg0
 // RUN: FileCheck %s --input-file %t/rg0/rg0.manifest.toml --check-prefix=GROUP-DEFAULT
 // GROUP-DEFAULT-NOT: row_group = {{[1-9]}}
 // RUN: not normjit aot --name rg2 --op rms_norm --cols 64 --row-group 65 --out %t/rg2 2>&1 | FileCheck %s --check-prefix=GROUP-RANGE

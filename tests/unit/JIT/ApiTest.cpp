@@ -983,7 +983,7 @@ TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
   std::string dir = makeCacheDir("capi-tuned");
   std::string cacheFile = dir + "/tuning.toml";
   normjit_kernel_spec_t spec =
-      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 96);
+      normjit_kernel_spec_default(NORMJIT_RMS_NORM, 384);
   spec.has_gamma = 1;
   normjit_tuning_options_t options = normjit_tuning_options_default();
   EXPECT_EQ(options.policy, NORMJIT_TUNING_CACHE_ONLY);
@@ -1022,7 +1022,7 @@ TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
   EXPECT_STREQ(normjit_kernel_device(kernel), "cpu");
   std::string tunedConfig = normjit_kernel_config(kernel);
   EXPECT_TRUE(fileExists(cacheFile));
-  std::vector<float> x(2 * 96), y(2 * 96), gamma(96, 2.0f);
+  std::vector<float> x(2 * 384), y(2 * 384), gamma(384, 2.0f);
   for (size_t i = 0; i < x.size(); ++i)
     x[i] = static_cast<float>(i % 7) - 3.0f;
   normjit_run_args_t args{};
@@ -1032,9 +1032,9 @@ TEST(CApiTest, TunedKernelsFollowThePolicyAndTheCache) {
   args.gamma = gamma.data();
   ASSERT_EQ(normjit_kernel_run(kernel, &args), NORMJIT_OK);
   double squares = 0;
-  for (int c = 0; c < 96; ++c)
+  for (int c = 0; c < 384; ++c)
     squares += x[c] * x[c];
-  EXPECT_NEAR(y[5], 2.0 * x[5] / std::sqrt(squares / 96 + 1e-6), 1e-5);
+  EXPECT_NEAR(y[5], 2.0 * x[5] / std::sqrt(squares / 384 + 1e-6), 1e-5);
   normjit_kernel_release(kernel);
   // The same request again: now from the cache.
   ASSERT_EQ(

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "normjit/Conversion/NormToVector/RowGroup.h"
 #include "normjit/tuner/Measure.h"
 #include "normjit/tuner/SearchSpace.h"
 #include "normjit/tuner/Strategy.h"
@@ -617,6 +618,69 @@ TEST(SearchSpaceTest, RowsAwareDefaultStreamsFarBeyondTheCache) {
   EXPECT_TRUE(streams(ln, INT64_MAX / 8192, host));
   // The host's own cache, as detected (0 where sysfs says nothing).
   EXPECT_GE(getHostCpu().lastLevelCacheBytes, 0);
+}
+
+TEST(SearchSpaceTest, ShortRowsGoInLanes) {
+  HostCpu host = avx512Host();
+  auto spec = [](normjit_op_t op, int64_t cols, normjit_dtype_t dtype) {
+    return normSpec(op, cols, dtype, dtype, false, false);
+  };
+  // The spec's default: 16-bit rows of up to 128 columns in groups of 16,
+  // up to 256 in groups of 8; f32 LayerNorm rows of up to 32 columns and
+  // RMSNorm ones of up to 16 in groups of 16; others as before.
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_RMS_NORM, 1, NORMJIT_BF16)),
+            kLaneRowGroup);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_RMS_NORM, 128, NORMJIT_F16)),
+            kLaneRowGroup);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_LAYER_NORM, 256, NORMJIT_BF16)), 8);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_LAYER_NORM, 257, NORMJIT_BF16)), 1);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_LAYER_NORM, 32, NORMJIT_F32)),
+            kLaneRowGroup);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_LAYER_NORM, 33, NORMJIT_F32)), 1);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_RMS_NORM, 16, NORMJIT_F32)),
+            kLaneRowGroup);
+  EXPECT_EQ(getDefaultRowGroup(spec(NORMJIT_RMS_NORM, 17, NORMJIT_F32)), 1);
+  // The default for the row count: f32 rows without a residual within the
+  // caches (4 MiB of x) in groups of 16, LayerNorm up to 256 columns,
+  // RMSNorm up to 96; beyond, the spec's default.
+  auto forRows = [&](const normjit_kernel_spec_t &s, int64_t rows) {
+    return getDefaultCpuConfigForRows(s, rows, host).rowGroup;
+  };
+  EXPECT_EQ(forRows(spec(NORMJIT_LAYER_NORM, 256, NORMJIT_F32), 4096),
+            kLaneRowGroup);
+  EXPECT_EQ(forRows(spec(NORMJIT_LAYER_NORM, 256, NORMJIT_F32), 8192), 0);
+  EXPECT_EQ(forRows(spec(NORMJIT_LAYER_NORM, 257, NORMJIT_F32), 64), 0);
+  EXPECT_EQ(forRows(spec(NORMJIT_RMS_NORM, 96, NORMJIT_F32), 64),
+            kLaneRowGroup);
+  EXPECT_EQ(forRows(spec(NORMJIT_RMS_NORM, 97, NORMJIT_F32), 64), 0);
+  EXPECT_EQ(forRows(normSpec(NORMJIT_RMS_NORM, 64, NORMJIT_F32, NORMJIT_F32,
+                             true, true),
+                    64),
+            0);
+  EXPECT_EQ(forRows(spec(NORMJIT_RMS_NORM, 64, NORMJIT_F32), 1), 0);
+  CpuConfig lanes = getDefaultCpuConfigForRows(
+      spec(NORMJIT_LAYER_NORM, 100, NORMJIT_F32), 1000, host);
+  EXPECT_EQ(lanes.rowsPerTask % kLaneRowGroup, 0) << lanes.str();
+  // The tuner's space: groups of 16 for rows of up to 512 columns (not
+  // with Welford's algorithm), single rows where the default takes lanes;
+  // every config valid.
+  for (int64_t cols : {16, 100, 512, 513})
+    for (normjit_dtype_t dtype : {NORMJIT_F32, NORMJIT_BF16}) {
+      normjit_kernel_spec_t s = spec(NORMJIT_LAYER_NORM, cols, dtype);
+      std::vector<CpuConfig> space = buildCpuSearchSpace(s, 4096, host);
+      bool sixteen = false, single = false;
+      for (const CpuConfig &config : space) {
+        EXPECT_FALSE(!!validateCpuConfig(config)) << config.str();
+        sixteen |= config.rowGroup == kLaneRowGroup;
+        single |= config.rowGroup == 1;
+        if (config.rowGroup == kLaneRowGroup) {
+          EXPECT_FALSE(config.welford) << config.str();
+          EXPECT_EQ(config.rowsPerTask % kLaneRowGroup, 0) << config.str();
+        }
+      }
+      EXPECT_EQ(sixteen, cols <= kMaxLaneStatsColumns) << cols;
+      EXPECT_EQ(single, getDefaultRowGroup(s) > 2) << cols;
+    }
 }
 
 TEST(SearchSpaceTest, RowsAwareDefaultKernelsMatchTheReference) {

@@ -1178,45 +1178,54 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
 
   Value rstd, centre, offset;
   if (laneStats) {
-    // The group's rows in lanes: each present row's sweeps and sums (a
-    // row past the call's last yields zeros, which no output reads), then
-    // the statistics of all of them at once, kept for the output sweeps.
+    // The group's rows in lanes: each row's sweeps and sums, row after row
+    // in a loop (one copy of the sweeps: unrolled per row, a group of 16
+    // took 3-8x as long to compile), kept on the stack, one lane a row;
+    // then the statistics of all of them at once, kept for the output
+    // sweeps. The lanes start as zeros (lanes past a short last group
+    // keep an earlier group's finite values), so that no lane is ever
+    // undefined.
     auto laneType = VectorType::get({groupRows}, b.getF32Type());
+    auto statsType = MemRefType::get({groupRows}, b.getF32Type());
     int64_t perRow = isLayerNorm ? 3 : 1;
-    SmallVector<SmallVector<Value>> lanes(perRow);
-    for (int64_t i = 0; i < groupRows; ++i) {
-      auto emitRow = [&]() -> SmallVector<Value> {
-        row = arith::AddIOp::create(b, groupStart, e.index(i));
-        if (!isLayerNorm)
-          return {plainSquares()};
+    SmallVector<Value> slots; // LayerNorm: the mean (of d), M2, the shift
+    for (int64_t k = 0; k < perRow; ++k) {
+      slots.push_back(createAlloca(statsType));
+      OpBuilder::InsertionGuard entryGuard(b);
+      b.setInsertionPointAfter(slots.back().getDefiningOp());
+      Value zeros = arith::ConstantOp::create(
+          b, cast<TypedAttr>(b.getZeroAttr(laneType)));
+      vector::StoreOp::create(b, zeros, slots.back(), ValueRange{e.index(0)});
+    }
+    auto loadLane = [&](Value buffer, Value slot) -> Value {
+      return memref::LoadOp::create(b, buffer, ValueRange{slot});
+    };
+    {
+      auto rowLoop = scf::ForOp::create(b, e.index(0), groupCount, e.index(1));
+      OpBuilder::InsertionGuard loopGuard(b);
+      b.setInsertionPointToStart(rowLoop.getBody());
+      Value slot = rowLoop.getInductionVar();
+      row = arith::AddIOp::create(b, groupStart, slot);
+      SmallVector<Value> values;
+      if (!isLayerNorm) {
+        values = {plainSquares()};
+      } else {
         Value s0 = buildLayerNormShift(b, x, residual, sumElement, row, cols);
         shift = e.splat(s0);
         auto [mean, m2] = shiftedSums();
-        return {mean, m2, s0};
-      };
-      SmallVector<Value> values;
-      if (i == 0) {
-        values = emitRow();
-      } else {
-        auto present = scf::IfOp::create(
-            b, SmallVector<Type>(perRow, b.getF32Type()),
-            arith::CmpIOp::create(b, arith::CmpIPredicate::slt, e.index(i),
-                                  groupCount),
-            /*addThenBlock=*/true, /*addElseBlock=*/true);
-        OpBuilder::InsertionGuard ifGuard(b);
-        b.setInsertionPointToStart(present.thenBlock());
-        scf::YieldOp::create(b, emitRow());
-        b.setInsertionPointToStart(present.elseBlock());
-        scf::YieldOp::create(b, SmallVector<Value>(perRow, e.f32Const(0.0)));
-        values = SmallVector<Value>(present.getResults());
+        values = {mean, m2, s0};
       }
       for (int64_t k = 0; k < perRow; ++k)
-        lanes[k].push_back(values[k]);
+        memref::StoreOp::create(b, values[k], slots[k], ValueRange{slot});
     }
     row = groupStart;
+    auto loadLanes = [&](Value buffer) -> Value {
+      return vector::LoadOp::create(b, laneType, buffer,
+                                    ValueRange{e.index(0)});
+    };
     SmallVector<Value> stats;
-    for (ArrayRef<Value> values : lanes)
-      stats.push_back(vector::FromElementsOp::create(b, laneType, values));
+    for (Value slot : slots)
+      stats.push_back(loadLanes(slot));
     auto keep = [&](Value vector, Value buffer) {
       vector::StoreOp::create(b, vector, buffer, ValueRange{e.index(0)});
     };
@@ -1224,7 +1233,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       rstd = rmsRstd(stats[0]);
     } else {
       // Rows whose shift lay far from the mean take the centred sweep one
-      // by one, their lanes corrected through the stack.
+      // by one, their lanes corrected on the stack.
       Value far = farFromMean(stats[0], stats[1], Value(), kFarShift);
       Value anyFar =
           vector::ReductionOp::create(b, vector::CombiningKind::OR, far);
@@ -1234,12 +1243,6 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       {
         OpBuilder::InsertionGuard ifGuard(b);
         b.setInsertionPointToStart(corrected.thenBlock());
-        auto statsType = MemRefType::get({groupRows}, b.getF32Type());
-        SmallVector<Value> slots;
-        for (Value value : stats) {
-          slots.push_back(createAlloca(statsType));
-          keep(value, slots.back());
-        }
         Value farSlots = createAlloca(statsType);
         keep(arith::SelectOp::create(b, far, constLike(stats[0], 1.0),
                                      constLike(stats[0], 0.0)),
@@ -1253,17 +1256,12 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
           row = arith::AddIOp::create(b, groupStart, slot);
           auto ifFar = scf::IfOp::create(
               b,
-              arith::CmpFOp::create(
-                  b, arith::CmpFPredicate::ONE,
-                  memref::LoadOp::create(b, farSlots, ValueRange{slot}),
-                  e.f32Const(0.0)),
+              arith::CmpFOp::create(b, arith::CmpFPredicate::ONE,
+                                    loadLane(farSlots, slot), e.f32Const(0.0)),
               /*withElseRegion=*/false);
           b.setInsertionPointToStart(ifFar.thenBlock());
-          auto load = [&](Value buffer) {
-            return memref::LoadOp::create(b, buffer, ValueRange{slot});
-          };
           std::array<Value, 3> again =
-              centredSweep(load(slots[2]), load(slots[0]));
+              centredSweep(loadLane(slots[2], slot), loadLane(slots[0], slot));
           // The mean, M2 and shift: the slots' order.
           for (int64_t k = 0; k < 3; ++k)
             memref::StoreOp::create(b, again[k], slots[k], ValueRange{slot});
@@ -1271,8 +1269,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         }
         SmallVector<Value> reloaded;
         for (Value slot : slots)
-          reloaded.push_back(vector::LoadOp::create(b, laneType, slot,
-                                                    ValueRange{e.index(0)}));
+          reloaded.push_back(loadLanes(slot));
         scf::YieldOp::create(b, reloaded);
         b.setInsertionPointToStart(corrected.elseBlock());
         scf::YieldOp::create(b, stats);

@@ -593,3 +593,55 @@ func.func @post_norm_streaming(%x: memref<?x4096xf32>, %r: memref<?x4096xf32>, %
       config = #norm.config<cpu, vector_width = 16, accumulators = 1, streaming_stores = true>
   return
 }
+
+// -----
+
+// A group of short rows finishes its statistics in lanes: each row's
+// sweep in a loop over the group's rows, its sums stored as lanes on the
+// stack (zeroed once, at the function's entry), then loaded as vectors of
+// the group; one vector computation of the far-shift test and, only when
+// a lane is far, the centred sweep row by row through the stack; then
+// rstd, the centre and its offset for the whole group at once, kept on the
+// stack for the output sweeps.
+// CHECK-LABEL: func.func @lane_stats
+//       CHECK:   memref.alloca() : memref<4xf32>
+//       CHECK:   %[[SHIFTS:.+]] = memref.alloca() : memref<4xf32>
+//       CHECK:   vector.store %{{.+}}, %[[SHIFTS]][%{{.+}}] : memref<4xf32>, vector<4xf32>
+//       CHECK:   %[[M2S:.+]] = memref.alloca() : memref<4xf32>
+//       CHECK:   vector.store %{{.+}}, %[[M2S]][%{{.+}}] : memref<4xf32>, vector<4xf32>
+//       CHECK:   %[[MEANS:.+]] = memref.alloca() : memref<4xf32>
+//       CHECK:   vector.store %{{.+}}, %[[MEANS]][%{{.+}}] : memref<4xf32>, vector<4xf32>
+//       CHECK:   scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c4
+//       CHECK:     scf.for %[[ROW:.+]] = %{{.+}} to %{{.+}} step %c1
+//       CHECK:       memref.store %{{.+}}, %[[MEANS]][%[[ROW]]] : memref<4xf32>
+//       CHECK:       memref.store %{{.+}}, %[[M2S]][%[[ROW]]] : memref<4xf32>
+//       CHECK:       memref.store %{{.+}}, %[[SHIFTS]][%[[ROW]]] : memref<4xf32>
+//       CHECK:     }
+//       CHECK:     %{{.+}} = vector.load %[[MEANS]][%{{.+}}] : memref<4xf32>, vector<4xf32>
+//       CHECK:     %[[FAR:.+]] = arith.andi %{{.+}}, %{{.+}} : vector<4xi1>
+//       CHECK:     %[[ANY:.+]] = vector.reduction <or>, %[[FAR]] : vector<4xi1> into i1
+//       CHECK:     %{{.+}}:3 = scf.if %[[ANY]] -> (vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+//       CHECK:       scf.for
+//       CHECK:         scf.if
+//       CHECK:     } else {
+//       CHECK:     math.sqrt %{{.+}} : vector<4xf32>
+//       CHECK:     vector.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<4xf32>, vector<4xf32>
+func.func @lane_stats(%x: memref<?x64xf32>, %y: memref<?x64xf32>) {
+  norm.layer_norm x(%x : memref<?x64xf32>) -> y(%y : memref<?x64xf32>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 8, accumulators = 2, row_group = 4>
+  return
+}
+
+// -----
+
+// By default 16-bit rows of up to 128 columns go 16 at a time in lanes
+// (RMSNorm: one sum of squares a lane).
+// CHECK-LABEL: func.func @lane_default
+//       CHECK:   scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c16
+//       CHECK:     vector.load %{{.+}} : memref<16xf32>, vector<16xf32>
+//       CHECK:     math.sqrt %{{.+}} : vector<16xf32>
+func.func @lane_default(%x: memref<?x64xbf16>, %y: memref<?x64xbf16>) {
+  norm.rms_norm x(%x : memref<?x64xbf16>) -> y(%y : memref<?x64xbf16>) eps = 1.0e-05
+      config = #norm.config<cpu, vector_width = 16>
+  return
+}

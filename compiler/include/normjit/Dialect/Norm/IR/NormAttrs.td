@@ -66,9 +66,16 @@ def Norm_ConfigAttr : Norm_Attr<"Config", "config"> {
       columns, every row of the group in turn, so that only a tile of
       `gamma` and `beta` stays in L1 while the rows stream through it
       (with `prefetch_rows`, the rows of the groups ahead are prefetched
-      in their memory order, a line per line written).
-      Absent (or 0, which parses as absent): pairs when `gamma`, `beta`
-      and a row together exceed 32 KiB, single rows otherwise.
+      in their memory order, a line per line written). Groups of up to 16
+      rows of up to 512 columns finish their statistics in lanes, one row
+      a lane: each row's sums, then the means, variances and reciprocal
+      square roots of the whole group in one vector computation (not with
+      `algorithm = welford`, nor for bf16 rows summed with AVX512-BF16).
+      Absent (or 0, which parses as absent): groups of 16 in lanes for
+      16-bit rows of up to 128 columns, of 8 up to 256, of 16 for f32
+      LayerNorm rows of up to 32 columns and RMSNorm ones of up to 16
+      (single rows where lanes do not apply); pairs when `gamma`, `beta`
+      and a row together exceed 32 KiB; single rows otherwise.
 
     GPU knobs:
     - `threads_per_row` (power of two, 1 to 1024): a sub-warp, a warp,

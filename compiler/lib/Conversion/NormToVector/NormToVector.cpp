@@ -903,8 +903,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // output (about 70 cycles for 64 f32 columns), and the next row's
   // sweeps could not start while that chain filled the scheduler. Not for
   // Welford's LayerNorm nor the vdpbf16ps sums (their own checks), nor
-  // for long rows, whose sweeps hide the chain (and would be emitted once
-  // per row of the group).
+  // for long rows, whose sweeps hide the chain.
   bool lanesPossible = cols <= kMaxLaneStatsColumns && !dotRows &&
                        !(isLayerNorm && knobs.welford);
   int64_t groupRows = knobs.rowGroup;

@@ -9,7 +9,6 @@
 #include "normjit/Conversion/NormToVector/RowGroup.h"
 
 #include "llvm/ADT/ArrayRef.h"
-#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <utility>
@@ -29,19 +28,6 @@ namespace {
 /// Whether the default normalizes the rows of `spec` in pairs.
 bool defaultPairsRows(const normjit_kernel_spec_t &spec) {
   return getDefaultRowGroup(spec) == 2;
-}
-
-/// `config` with rows normalized `group` at a time; the rows of a task
-/// rounded up to a whole number of groups (a group cannot outgrow its
-/// task, nor prefetch past it: on two threads, tiles of 8 rows in tasks
-/// of 1 row are single rows; in tasks of 64, 512x12288 f32 LayerNorm ran
-/// 1.25x single rows in tasks of 4).
-CpuConfig withRowGroup(CpuConfig config, int64_t group) {
-  config.rowGroup = group;
-  config.rowsPerTask = std::min<int64_t>(
-      llvm::alignTo(config.rowsPerTask, group),
-      kMaxRowsPerTask / group * group);
-  return config;
 }
 } // namespace
 

@@ -375,6 +375,14 @@ int64_t normjit::getDefaultRowGroup(const normjit_kernel_spec_t &spec) {
                             spec.op == NORMJIT_LAYER_NORM);
 }
 
+normjit::CpuConfig normjit::withRowGroup(CpuConfig config, int64_t group) {
+  config.rowGroup = group;
+  config.rowsPerTask =
+      std::min<int64_t>(llvm::alignTo(config.rowsPerTask, group),
+                        kMaxRowsPerTask / group * group);
+  return config;
+}
+
 bool normjit::rowTilesFitL1(const normjit_kernel_spec_t &spec) {
   // (Columns capped: only the comparison with 32 KiB matters.)
   int64_t cols = std::min<int64_t>(spec.cols, int64_t(1) << 20);
@@ -496,19 +504,11 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
   // '#norm.config<cpu, row_group = 16>' --versus '#norm.config<cpu>'`, 1
   // and 2 threads): LayerNorm 1.15-1.52x at 64-256 columns, 0.92x at 512;
   // RMSNorm 1.26-1.42x at 64-96 columns, 0.96x at 128.
-  // (At most 2^40 rows of 513 capped columns of 8 bytes: no overflow.)
-  int64_t inputBytes = bucket *
-                       std::min<int64_t>(spec.cols, kMaxLaneStatsColumns + 1) *
-                       rowInputBytes(spec);
   if (spec.x_dtype == NORMJIT_F32 && !spec.has_residual &&
-      getDefaultRowGroup(spec) == 1 && inputBytes <= kCacheResidentInputBytes &&
-      spec.cols <= (spec.op == NORMJIT_LAYER_NORM ? 256 : 96)) {
-    config.rowGroup = kLaneRowGroup;
-    config.rowsPerTask =
-        std::min<int64_t>(llvm::alignTo(config.rowsPerTask, kLaneRowGroup),
-                          kMaxRowsPerTask / kLaneRowGroup * kLaneRowGroup);
-    return config;
-  }
+      spec.cols <= (spec.op == NORMJIT_LAYER_NORM ? 256 : 96) &&
+      getDefaultRowGroup(spec) == 1 &&
+      bucket <= kCacheResidentInputBytes / (spec.cols * rowInputBytes(spec)))
+    return withRowGroup(config, kLaneRowGroup);
   if (!(spec.has_gamma || spec.has_beta) || !host.avx2)
     return config;
   if (getDefaultRowGroup(spec) != 1)
@@ -527,10 +527,7 @@ normjit::getDefaultCpuConfigForRows(const normjit_kernel_spec_t &spec,
       bucket > kCacheResidentInputBytes / (spec.cols * rowInputBytes(spec)) ||
       (!sixteenBit && (spec.has_residual || bucket > 16 || !host.avx512f)))
     return config;
-  config.rowGroup = group;
-  config.rowsPerTask = std::min<int64_t>(
-      llvm::alignTo(config.rowsPerTask, group), kMaxRowsPerTask / group * group);
-  return config;
+  return withRowGroup(config, group);
 }
 
 namespace normjit::detail {

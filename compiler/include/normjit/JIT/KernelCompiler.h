@@ -128,6 +128,13 @@ inline constexpr SpecBufferDtype kSpecBufferDtypes[] = {
 /// heuristics choose (the rows-aware default below, the tuner's space).
 constexpr int64_t kTiledRowGroup = 8;
 
+/// `config` with rows normalized `group` at a time; the rows of a task
+/// rounded up to a whole number of groups (a group cannot outgrow its
+/// task, nor prefetch past it: on two threads, tiles of 8 rows in tasks
+/// of 1 row are single rows; in tasks of 64, 512x12288 f32 LayerNorm ran
+/// 1.25x single rows in tasks of 4).
+CpuConfig withRowGroup(CpuConfig config, int64_t group);
+
 /// Inputs (x and the residual) of up to this many bytes per call are taken
 /// to stay in the caches: the rows-aware default and the tuner's space
 /// (its streaming threshold) plan for them so.

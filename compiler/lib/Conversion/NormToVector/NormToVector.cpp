@@ -1158,7 +1158,7 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
   // that centre, scaled by rstd (the output is (s - centre) * rstd -
   // offset, one rounding of s - centre, then an FMA).
   auto finishLayerNorm = [&](Value mean, Value m2,
-                             Value s0) -> std::array<Value, 3> {
+                             Value s0) -> std::tuple<Value, Value, Value> {
     // Rounding can leave M2 a little below 0 where the row is constant.
     m2 = arith::MaximumFOp::create(b, m2, constLike(m2, 0.0));
     Value var = e.mul(m2, splatLike(m2, invCols));
@@ -1273,9 +1273,9 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
         b.setInsertionPointToStart(corrected.elseBlock());
         scf::YieldOp::create(b, stats);
       }
-      std::tie(rstd, centre, offset) = std::tuple_cat(
+      std::tie(rstd, centre, offset) =
           finishLayerNorm(corrected.getResult(0), corrected.getResult(1),
-                          corrected.getResult(2)));
+                          corrected.getResult(2));
       keep(centre, groupCentre);
       keep(offset, groupOffset);
     }
@@ -1450,9 +1450,8 @@ LogicalResult lowerNormOp(NormOpT op, PatternRewriter &rewriter,
       b.setInsertionPointToStart(recentred.elseBlock());
       scf::YieldOp::create(b, ValueRange{mean, m2, s0});
     }
-    std::tie(rstd, centre, offset) = std::tuple_cat(
-        finishLayerNorm(recentred.getResult(0), recentred.getResult(1),
-                        recentred.getResult(2)));
+    std::tie(rstd, centre, offset) = finishLayerNorm(
+        recentred.getResult(0), recentred.getResult(1), recentred.getResult(2));
     if (meanOut)
       memref::StoreOp::create(b, centre, meanOut, ValueRange{row});
   }
